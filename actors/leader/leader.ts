@@ -1,0 +1,303 @@
+// Leader: the one actor that changes cluster state. It exists only while this
+// master leads. It loads workers, resources and assignments at one etcd
+// revision, repairs and places what needs it, and then serves client commands
+// from its mailbox, a batch at a time: plan every command in memory, commit
+// the resulting operations in as few fenced transactions as etcd allows, and
+// answer each request only after its commit (group commit).
+
+import type { NatsConnection, Subscription } from 'nats';
+import { Actor } from '../../src/actor.js';
+import { keys, parseKey } from '../../src/keys.js';
+import { packed } from '../../src/codec.js';
+import { NotFoundError, NotLeaderError, UnavailableError } from '../../src/errors.js';
+import { decodeStored, decodeWorkerInfo, type AssignEvent, type Resource } from '../../src/protocol.js';
+import { MAX_TXN_OPS, type Guard, type Store, type WatchEvent } from '../../src/store.js';
+import { subjects } from '../../src/subjects.js';
+import { respond, respondError } from '../../src/bus.js';
+import { publishEvent } from '../../src/events.js';
+import type { ClientRequest } from '../../src/request.js';
+import type { Logger } from '../../src/log.js';
+import { chunk, ClusterState, type Move, type StoredAssignment } from './state.js';
+
+type Message =
+  | { kind: 'client'; req: ClientRequest }
+  | { kind: 'workers'; events: WatchEvent[] }
+  | { kind: 'reconcile' };
+
+export interface LeaderDeps {
+  nc: NatsConnection;
+  store: Store;
+  id: string;
+  guard: Guard;
+  /** Every master in the election, leader first. */
+  members: () => string[];
+  /** Our fence failed: step down. Unanswered requests go back to be forwarded. */
+  onFenceLost: (unanswered: ClientRequest[]) => void;
+  log: Logger;
+}
+
+/** Largest batch taken from the mailbox at once; bounds reply latency under load. */
+const MAX_BATCH = 1024;
+
+interface Answer {
+  req: ClientRequest;
+  /** Names whose committed revision must be stamped into the answer. */
+  build: (revisionOf: (name: string) => number | undefined) => unknown;
+}
+
+export class Leader {
+  private state = new ClusterState();
+  private readonly actor: Actor<Message>;
+  private watches: Array<{ close(): Promise<void> }> = [];
+  private sub: Subscription | undefined;
+  private loadRevision = 0;
+  private degraded = false;
+  private readonly log: Logger;
+
+  constructor(private readonly d: LeaderDeps) {
+    this.log = d.log.child({ component: 'leader' });
+    this.actor = new Actor<Message>((batch) => this.receive(batch), {
+      maxBatch: MAX_BATCH,
+      onError: (err) => this.log.error({ err }, 'leader batch failed'),
+    });
+  }
+
+  /** start loads the cluster at one revision and then serves; client requests sent meanwhile wait in the mailbox. */
+  async start(): Promise<void> {
+    await this.load();
+    this.actor.start();
+  }
+
+  /** submit queues a client request; false once this leader has stopped. */
+  submit(req: ClientRequest): boolean {
+    return this.actor.send({ kind: 'client', req });
+  }
+
+  /** stop ends this term. The request in hand finishes; queued ones are returned to be forwarded. */
+  async stop(): Promise<ClientRequest[]> {
+    this.sub?.unsubscribe();
+    const rest = await this.actor.stop();
+    await this.closeWatches();
+    return rest.flatMap((m) => (m.kind === 'client' ? [m.req] : []));
+  }
+
+  /** listen makes this leader reachable for forwarded requests. */
+  listen(onMessage: Parameters<NatsConnection['subscribe']>[1]): void {
+    this.sub = this.d.nc.subscribe(subjects.leader(this.d.id), onMessage);
+  }
+
+  private async closeWatches(): Promise<void> {
+    await Promise.all(this.watches.splice(0).map((w) => w.close()));
+  }
+
+  private async load(): Promise<void> {
+    await this.closeWatches();
+    const { store } = this.d;
+    const workers = await store.range(keys.workersPrefix);
+    const rev = workers.revision;
+    const [resources, assigns] = await Promise.all([
+      store.range(keys.resourcesPrefix, rev),
+      store.range(keys.assignmentsPrefix, rev),
+    ]);
+    const state = new ClusterState();
+    for (const kv of workers.kvs) {
+      const id = parseKey.worker(kv.key);
+      if (!id) continue;
+      try {
+        const info = decodeWorkerInfo(kv.value);
+        state.loadWorker(id, info.capacity, kv.lease);
+      } catch (err) {
+        this.log.warn({ key: kv.key, err: (err as Error).message }, 'skipping malformed worker');
+      }
+    }
+    const assigned = new Map<string, { worker: string; epoch: string }>();
+    const orphans: Array<{ worker: string; name: string }> = [];
+    const byName = new Map<string, { worker: string; epoch: string }[]>();
+    for (const kv of assigns.kvs) {
+      const k = parseKey.assignment(kv.key);
+      if (!k) continue;
+      const epoch = (packed.decode(kv.value) as Partial<StoredAssignment>)?.epoch ?? '';
+      const list = byName.get(k.name) ?? [];
+      list.push({ worker: k.workerId, epoch: String(epoch) });
+      byName.set(k.name, list);
+    }
+    for (const kv of resources.kvs) {
+      const name = parseKey.resource(kv.key);
+      if (!name) continue;
+      let rec;
+      try {
+        rec = decodeStored(kv.value);
+      } catch (err) {
+        this.log.error({ key: kv.key, err: (err as Error).message }, 'skipping malformed resource');
+        continue;
+      }
+      const list = byName.get(name) ?? [];
+      const mine = list.find((a) => a.worker === rec.worker);
+      if (mine) assigned.set(name, mine);
+      for (const a of list) if (a !== mine) orphans.push({ worker: a.worker, name });
+      byName.delete(name);
+      state.loadResource(rec, kv.modRevision, mine);
+    }
+    for (const [name, list] of byName) for (const a of list) orphans.push({ worker: a.worker, name });
+    state.repair(orphans);
+    this.state = state;
+    this.loadRevision = rev;
+    this.degraded = false;
+    this.log.info(
+      { revision: rev, workers: state.workers.size, resources: state.resources.size, pending: state.pending.size },
+      'leader loaded state',
+    );
+    this.watches.push(
+      store.watch(keys.workersPrefix, rev + 1, (events) => this.actor.send({ kind: 'workers', events }), () => this.reset()),
+      store.watch(keys.assignmentsPrefix, rev + 1, (events) => this.mirror(events), () => this.reset()),
+    );
+    // Repair and placement go through the mailbox first, ahead of any client request.
+    this.actor.send({ kind: 'reconcile' });
+  }
+
+  private reset(): void {
+    // A watch was canceled (compaction) or could not start: re-read everything before the next batch.
+    this.degraded = true;
+    this.actor.send({ kind: 'reconcile' });
+  }
+
+  /** mirror publishes each assignment change to the worker it concerns, as etcd reported it. */
+  private mirror(events: WatchEvent[]): void {
+    for (const ev of events) {
+      const k = parseKey.assignment(ev.kv.key);
+      const raw = ev.type === 'put' ? ev.kv.value : ev.prev?.value;
+      if (!k || !raw) continue;
+      const { epoch, ...rec } = packed.decode(raw) as StoredAssignment;
+      const resource: Resource = { ...rec, revision: ev.kv.modRevision };
+      const msg: AssignEvent & { epoch: string } = { type: ev.type, resource, revision: ev.kv.modRevision, epoch };
+      this.d.nc.publish(subjects.workerAssign(k.workerId), JSON.stringify(msg));
+    }
+  }
+
+  private async receive(batch: Message[]): Promise<void> {
+    if (this.degraded) {
+      try {
+        await this.load();
+      } catch (err) {
+        for (const m of batch) if (m.kind === 'client') respondError(this.d.nc, m.req.reply, m.req.type, err);
+        return;
+      }
+    }
+    const answers: Answer[] = [];
+    for (const m of batch) {
+      if (m.kind === 'client') answers.push(this.plan(m.req));
+      else if (m.kind === 'workers') this.applyWorkers(m.events);
+      // 'reconcile' only needs the flush below (repairs and pending placements).
+    }
+    this.state.placePending();
+    await this.commit(answers);
+  }
+
+  private applyWorkers(events: WatchEvent[]): void {
+    for (const ev of events) {
+      if (ev.kv.modRevision <= this.loadRevision) continue;
+      const id = parseKey.worker(ev.kv.key);
+      if (!id) continue;
+      if (ev.type === 'delete') {
+        this.log.info({ worker: id }, 'worker lost');
+        publishEvent(this.d.nc, this.d.id, 'worker.lost', { worker: id });
+        this.state.workerDown(id);
+        continue;
+      }
+      try {
+        const info = decodeWorkerInfo(ev.kv.value);
+        const isNew = !this.state.workers.has(id);
+        this.state.workerUp(id, info.capacity, ev.kv.lease);
+        if (isNew) {
+          this.log.info({ worker: id, capacity: info.capacity }, 'worker joined');
+          publishEvent(this.d.nc, this.d.id, 'worker.joined', { worker: id, capacity: info.capacity });
+        }
+      } catch (err) {
+        this.log.warn({ key: ev.kv.key, err: (err as Error).message }, 'ignoring malformed worker');
+      }
+    }
+  }
+
+  /** plan applies one client command to the model and says how to answer it once committed. */
+  private plan(req: ClientRequest): Answer {
+    const c = req.command;
+    const s = this.state;
+    const stamp = (r: Resource, rev: (n: string) => number | undefined): Resource => ({ ...r, revision: rev(r.name) ?? r.revision });
+    switch (c.op) {
+      case 'add': {
+        const created = s.add(c.name, c.spec);
+        const r = s.view(c.name)!;
+        return { req, build: (rev) => ({ ok: true, created, resource: stamp(r, rev) }) };
+      }
+      case 'delete': {
+        const r = s.remove(c.name);
+        if (!r) return { req, build: () => ({ ok: false, error: new NotFoundError(`no resource named ${c.name}`).toWire() }) };
+        return { req, build: (rev) => ({ ok: true, resource: stamp(r, rev) }) };
+      }
+      case 'get': {
+        const r = s.view(c.name);
+        if (!r) return { req, build: () => ({ ok: false, error: new NotFoundError(`no resource named ${c.name}`).toWire() }) };
+        return { req, build: (rev) => ({ ok: true, resource: stamp(r, rev) }) };
+      }
+      case 'list': {
+        const all = s.list();
+        return { req, build: (rev) => ({ ok: true, resources: all.map((r) => stamp(r, rev)) }) };
+      }
+      case 'status': {
+        const workers = s.loads();
+        return {
+          req,
+          build: () => ({ ok: true, leader: this.d.id, masters: this.d.members(), workers }),
+        };
+      }
+    }
+  }
+
+  /**
+   * commit writes every change of the batch, then answers. Reads are answered
+   * only after a fenced transaction proves we still lead, so a deposed leader
+   * never serves stale state.
+   */
+  private async commit(answers: Answer[]): Promise<void> {
+    const units = this.state.flush();
+    const moves = this.state.takeMoves();
+    const revisions = new Map<string, number>();
+    const txns = chunk(units, MAX_TXN_OPS);
+    if (txns.length === 0 && answers.length > 0) txns.push([]);
+    try {
+      for (const t of txns) {
+        const rev = await this.d.store.txn(
+          this.d.guard,
+          t.flatMap((u) => u.ops),
+        );
+        for (const u of t) revisions.set(u.name, rev);
+        this.state.committed(t.map((u) => u.name), rev);
+      }
+    } catch (err) {
+      const unanswered = answers.map((a) => a.req);
+      if (err instanceof NotLeaderError) {
+        this.log.warn({ err: err.message }, 'fence failed; stepping down');
+        this.d.onFenceLost(unanswered);
+        return;
+      }
+      // The outcome of the failed transaction is unknown: forget the model and reload before the next batch.
+      this.degraded = true;
+      const e = err instanceof UnavailableError ? err : new UnavailableError((err as Error).message, { cause: err });
+      for (const req of unanswered) respondError(this.d.nc, req.reply, req.type, e);
+      return;
+    }
+    for (const a of answers) respond(this.d.nc, a.req.reply, a.req.type, a.build((n) => revisions.get(n)));
+    this.announce(moves);
+  }
+
+  private announce(moves: Move[]): void {
+    const by = this.d.id;
+    for (const m of moves) {
+      const { name, id } = m;
+      if (m.deleted) publishEvent(this.d.nc, by, 'resource.deleted', { name, id, worker: m.from });
+      else if (m.from && m.from !== m.to) publishEvent(this.d.nc, by, 'resource.moved', { name, id, from: m.from, to: m.to });
+      else if (m.to) publishEvent(this.d.nc, by, 'resource.placed', { name, id, worker: m.to });
+      else publishEvent(this.d.nc, by, 'resource.pending', { name, id });
+    }
+  }
+}

@@ -1,0 +1,232 @@
+// Master: serves the client subjects in the `masters` queue group. Every
+// request is validated here, then goes to the leader: straight into our own
+// Leader actor when we lead, re-published to master.leader.<id> (keeping the
+// client's reply subject, so the leader answers the client directly) when
+// another master leads, or held until a leader is known, up to a hold timeout.
+
+import type { Msg, NatsConnection, Service } from 'nats';
+import { connectBus, requestType, respondError } from '../src/bus.js';
+import { DEFAULTS, type ProcessConfig } from '../src/config.js';
+import { Election } from '../src/election.js';
+import { NoLeaderError } from '../src/errors.js';
+import { leaseTiming } from '../src/lease.js';
+import { logger, type Logger } from '../src/log.js';
+import { Store } from '../src/store.js';
+import { ClientSubject, MASTERS_QUEUE, subjects } from '../src/subjects.js';
+import { publishEvent } from '../src/events.js';
+import { forwardedSubject, forwardHeaders, parseRequest, type ClientRequest } from '../src/request.js';
+import type { Guard } from '../src/store.js';
+import { Leader } from './leader/leader.js';
+
+export interface MasterConfig extends ProcessConfig {
+  holdMs?: number;
+}
+
+export const SERVICE_NAME = 'gaffer';
+export const SERVICE_VERSION = '0.1.0';
+
+/** Endpoint names may not contain dots; the subject keeps them. */
+const ENDPOINTS: Array<{ name: string; subject: ClientSubject }> = Object.values(ClientSubject).map((subject) => ({
+  name: subject.replace('.', '-'),
+  subject,
+}));
+
+interface Held {
+  req: ClientRequest;
+  timer: NodeJS.Timeout;
+}
+
+export class Master {
+  private leader: Leader | undefined;
+  private held: Held[] = [];
+  private service: Service | undefined;
+  private stopping = false;
+  private readonly election: Election;
+  private readonly log: Logger;
+
+  private constructor(
+    private readonly cfg: MasterConfig,
+    private readonly nc: NatsConnection,
+    private readonly store: Store,
+  ) {
+    this.log = logger().child({ component: 'master' });
+    this.election = new Election(store, cfg.id, leaseTiming(cfg.ttlSeconds), {
+      onLeaderChange: (l) => {
+        this.log.info({ leader: l?.id }, 'leader is now');
+        this.flushHeld();
+      },
+      onStartedLeading: (guard) => void this.lead(guard),
+      onStoppedLeading: (reason) => void this.unlead(reason),
+    });
+  }
+
+  static async start(cfg: MasterConfig): Promise<Master> {
+    const nc = await connectBus({ url: cfg.natsUrl, name: `gaffer-master-${cfg.id}`, user: cfg.natsUser, pass: cfg.natsPass });
+    let store: Store;
+    try {
+      store = await Store.connect(cfg.etcd, { timeoutMs: DEFAULTS.etcdTimeoutMs });
+    } catch (err) {
+      await nc.close();
+      throw err;
+    }
+    const m = new Master(cfg, nc, store);
+    await m.run();
+    return m;
+  }
+
+  get id(): string {
+    return this.cfg.id;
+  }
+
+  get isLeader(): boolean {
+    return this.leader !== undefined;
+  }
+
+  private async run(): Promise<void> {
+    this.service = await this.nc.services.add({
+      name: SERVICE_NAME,
+      version: SERVICE_VERSION,
+      description: 'gaffer control plane masters',
+      queue: MASTERS_QUEUE,
+      metadata: { role: 'master', id: this.cfg.id },
+    });
+    for (const e of ENDPOINTS) {
+      this.service.addEndpoint(e.name, {
+        subject: e.subject,
+        handler: (err, msg) => {
+          if (!err) this.onClientMessage(e.subject, msg);
+        },
+      });
+    }
+    await this.election.start();
+  }
+
+  /** onClientMessage never throws: the services API would turn a throw into a bare error reply. */
+  private onClientMessage(subject: string, msg: Msg): void {
+    let req: ClientRequest;
+    try {
+      req = parseRequest(subject, msg.data, msg.headers, msg.reply);
+    } catch (err) {
+      return respondError(this.nc, msg.reply, requestType(msg.headers), err);
+    }
+    this.route(req);
+  }
+
+  private onForwarded(msg: Msg): void {
+    try {
+      this.route(parseRequest(forwardedSubject(msg.headers), msg.data, msg.headers, msg.reply));
+    } catch (err) {
+      respondError(this.nc, msg.reply, requestType(msg.headers), err);
+    }
+  }
+
+  /** route sends a request toward the leader: ours, another master's, or the hold queue. */
+  private route(req: ClientRequest): void {
+    if (this.leader?.submit(req)) return;
+    const l = this.election.currentLeader;
+    if (l && l.id !== this.cfg.id && !this.stopping) {
+      this.nc.publish(subjects.leader(l.id), req.data, { reply: req.reply, headers: forwardHeaders(req, this.cfg.id) });
+      return;
+    }
+    this.hold(req);
+  }
+
+  private hold(req: ClientRequest): void {
+    const h: Held = {
+      req,
+      timer: setTimeout(() => {
+        this.held = this.held.filter((x) => x !== h);
+        respondError(this.nc, req.reply, req.type, new NoLeaderError(`no leader elected within ${this.holdMs} ms`));
+      }, this.holdMs),
+    };
+    this.held.push(h);
+  }
+
+  private get holdMs(): number {
+    return this.cfg.holdMs ?? DEFAULTS.holdMs;
+  }
+
+  private flushHeld(): void {
+    const held = this.held;
+    this.held = [];
+    for (const h of held) {
+      clearTimeout(h.timer);
+      this.route(h.req);
+    }
+  }
+
+  private async lead(guard: Guard): Promise<void> {
+    const leader = new Leader({
+      nc: this.nc,
+      store: this.store,
+      id: this.cfg.id,
+      guard,
+      members: () => this.election.members,
+      onFenceLost: (unanswered) => {
+        this.election.stepDown('fence failed');
+        for (const r of unanswered) this.route(r);
+      },
+      log: this.log,
+    });
+    this.leader = leader;
+    leader.listen({ callback: (_err, msg) => this.onForwarded(msg) });
+    this.flushHeld();
+    for (let delay = 100; this.leader === leader; delay = Math.min(2000, delay * 2)) {
+      try {
+        await leader.start();
+        break;
+      } catch (err) {
+        this.log.warn({ err: (err as Error).message }, 'leader could not load state; retrying');
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
+    if (this.leader !== leader) return;
+    this.log.info({ term: guard.createRevision }, 'leading');
+    publishEvent(this.nc, this.cfg.id, 'leader.elected', { leader: this.cfg.id, term: guard.createRevision });
+  }
+
+  private async unlead(reason: string): Promise<void> {
+    const leader = this.leader;
+    if (!leader) return;
+    this.leader = undefined;
+    this.log.warn({ reason }, 'no longer leading');
+    publishEvent(this.nc, this.cfg.id, 'leader.resigned', { leader: this.cfg.id, reason });
+    const rest = await leader.stop();
+    for (const r of rest) this.route(r);
+  }
+
+  /** stop resigns at once (another master leads immediately) and hands queued requests to the next leader. */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    await this.service?.stop().catch(() => undefined);
+    const leader = this.leader;
+    this.leader = undefined;
+    const rest = (await leader?.stop()) ?? [];
+    await this.election.resign();
+    for (const r of rest) this.hold(r);
+    await this.handOff();
+    for (const h of this.held.splice(0)) clearTimeout(h.timer);
+    await this.election.close();
+    await this.nc.drain().catch(() => undefined);
+    this.store.close();
+  }
+
+  /** handOff forwards held requests once another master leads, waiting at most the hold timeout. */
+  private async handOff(): Promise<void> {
+    const deadline = Date.now() + this.holdMs;
+    while (this.held.length > 0 && Date.now() < deadline) {
+      const l = this.election.currentLeader;
+      if (l && l.id !== this.cfg.id) {
+        for (const h of this.held.splice(0)) {
+          clearTimeout(h.timer);
+          this.nc.publish(subjects.leader(l.id), h.req.data, { reply: h.req.reply, headers: forwardHeaders(h.req, this.cfg.id) });
+        }
+        await this.nc.flush();
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+}
+

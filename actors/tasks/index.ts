@@ -1,0 +1,16 @@
+// The registry of task kinds; spec.kind picks one (TaskKind in protocol.ts lists them).
+
+import { TaskKind, taskKindOf, type Resource } from '../../src/protocol.js';
+import type { Logger } from '../../src/log.js';
+import { noop } from './noop.js';
+import { TaskActor, type TaskLogic } from './task.js';
+
+const KINDS: Record<TaskKind, TaskLogic> = {
+  [TaskKind.noop]: noop,
+};
+
+export function startTask(resource: Resource, log: Logger): TaskActor {
+  return new TaskActor(resource, KINDS[taskKindOf(resource.spec)], log);
+}
+
+export { TaskActor };

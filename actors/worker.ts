@@ -1,0 +1,217 @@
+// Worker: registers under its own lease, learns its assignments on
+// worker.<id>.assign, and runs one task actor per assigned resource.
+//
+// Consistency: the assign subscription is made before every snapshot read, and
+// both go through one mailbox, so an event is applied only if it is newer than
+// the snapshot (no gap, no duplicate). Core NATS loses what is published while
+// we are away, so we re-read after every reconnect and every leader change.
+//
+// Safety: an assignment is valid only for the worker incarnation (lease) it was
+// written for. When keepalives stop succeeding we stop every task before the
+// server can expire the lease, so by the time the leader moves our resources,
+// they no longer run here.
+
+import type { NatsConnection, Subscription } from 'nats';
+import { Actor } from '../src/actor.js';
+import { connectBus, onReconnect, respond, respondError } from '../src/bus.js';
+import { ContentType, json, packed } from '../src/codec.js';
+import { keys, parseKey } from '../src/keys.js';
+import { KeptLease, leaseTiming } from '../src/lease.js';
+import { DEFAULTS, type ProcessConfig } from '../src/config.js';
+import { Store } from '../src/store.js';
+import { subjects } from '../src/subjects.js';
+import { publishEvent } from '../src/events.js';
+import { taskKindOf, type AssignEvent, type Resource, type WorkerInfo } from '../src/protocol.js';
+import { logger, type Logger } from '../src/log.js';
+import { startTask, type TaskActor } from './tasks/index.js';
+import type { StoredAssignment } from './leader/state.js';
+
+export interface WorkerConfig extends ProcessConfig {
+  capacity: number;
+}
+
+type Message =
+  | { kind: 'assign'; ev: AssignEvent & { epoch?: string } }
+  | { kind: 'resync'; why: string }
+  | { kind: 'register' };
+
+export class Worker {
+  private readonly tasks = new Map<string, TaskActor>();
+  /** Per-name revision of the last change applied; anything not newer is old news. */
+  private readonly seen = new Map<string, number>();
+  private floor = 0;
+  private lease: KeptLease | undefined;
+  private fenced = true;
+  private stopping = false;
+  private readonly actor: Actor<Message>;
+  private subs: Subscription[] = [];
+  private readonly log: Logger;
+
+  private constructor(
+    private readonly cfg: WorkerConfig,
+    private readonly nc: NatsConnection,
+    private readonly store: Store,
+  ) {
+    this.log = logger().child({ component: 'worker' });
+    this.actor = new Actor<Message>(([m]) => this.receive(m!), {
+      onError: (err) => {
+        this.log.warn({ err: (err as Error).message }, 'worker step failed; retrying with a resync');
+        setTimeout(() => this.actor.send({ kind: this.lease ? 'resync' : 'register', why: 'retry' } as Message), 500).unref();
+      },
+    });
+  }
+
+  static async start(cfg: WorkerConfig): Promise<Worker> {
+    const nc = await connectBus({ url: cfg.natsUrl, name: `gaffer-worker-${cfg.id}`, user: cfg.natsUser, pass: cfg.natsPass });
+    let store: Store;
+    try {
+      store = await Store.connect(cfg.etcd, { timeoutMs: DEFAULTS.etcdTimeoutMs });
+    } catch (err) {
+      await nc.close();
+      throw err;
+    }
+    const w = new Worker(cfg, nc, store);
+    await w.run();
+    return w;
+  }
+
+  get id(): string {
+    return this.cfg.id;
+  }
+
+  running(): string[] {
+    return [...this.tasks.keys()].sort();
+  }
+
+  private async run(): Promise<void> {
+    const { nc, cfg } = this;
+    this.subs.push(
+      nc.subscribe(subjects.workerAssign(cfg.id), {
+        callback: (_err, msg) => {
+          try {
+            this.actor.send({ kind: 'assign', ev: json.decode(msg.data) as AssignEvent & { epoch?: string } });
+          } catch (err) {
+            this.log.warn({ err: (err as Error).message }, 'ignoring malformed assign event');
+          }
+        },
+      }),
+      nc.subscribe(subjects.workerStatus(cfg.id), {
+        callback: (_err, msg) => respond(nc, msg.reply, ContentType.json, { ok: true, id: cfg.id, running: this.running() }),
+      }),
+      nc.subscribe(subjects.event('leader.elected'), {
+        callback: () => this.actor.send({ kind: 'resync', why: 'leader changed' }),
+      }),
+    );
+    onReconnect(nc, () => this.actor.send({ kind: 'resync', why: 'nats reconnected' }));
+    this.actor.start();
+    // Register and take the first snapshot before start() resolves, so a caller
+    // knows the worker is live; failures here are start failures.
+    await this.register();
+    await this.resync('start');
+  }
+
+  private async receive(m: Message): Promise<void> {
+    if (this.stopping) return;
+    if (m.kind === 'register') return this.register().then(() => this.resync('re-registered'));
+    if (m.kind === 'resync') return this.resync(m.why);
+    this.apply(m.ev);
+  }
+
+  private async register(): Promise<void> {
+    const timing = leaseTiming(this.cfg.ttlSeconds);
+    const lease = await KeptLease.grant(this.store, timing, {
+      onFenced: () => this.fence('keepalive overdue'),
+      onRestored: () => this.actor.send({ kind: 'resync', why: 'lease restored' }),
+      onExpired: () => {
+        this.fence('lease expired');
+        this.actor.send({ kind: 'register' });
+      },
+    });
+    const info: WorkerInfo = { id: this.cfg.id, capacity: this.cfg.capacity };
+    await this.store.txn(undefined, [{ put: keys.worker(this.cfg.id), value: packed.encode(info), lease: lease.id }]);
+    this.lease = lease;
+    this.log.info({ lease: lease.id, capacity: this.cfg.capacity }, 'worker registered');
+  }
+
+  /** fence stops every task now, outside the mailbox: it must not wait behind a slow etcd read. */
+  private fence(why: string): void {
+    this.fenced = true;
+    this.log.warn({ why, tasks: this.tasks.size }, 'fencing: stopping every task');
+    for (const name of [...this.tasks.keys()]) this.stopTask(name, why);
+  }
+
+  /** resync makes the running tasks match our assignments in etcd, as of one revision. */
+  private async resync(why: string): Promise<void> {
+    const lease = this.lease;
+    if (!lease) return;
+    const snap = await this.store.range(keys.assignments(this.cfg.id));
+    if (!lease.alive) return; // a fence fired meanwhile; the next register/restore resyncs
+    this.fenced = false;
+    const want = new Map<string, Resource>();
+    this.seen.clear();
+    for (const kv of snap.kvs) {
+      const k = parseKey.assignment(kv.key);
+      if (!k) continue;
+      const { epoch, ...rec } = packed.decode(kv.value) as StoredAssignment;
+      this.seen.set(k.name, kv.modRevision);
+      if (epoch === lease.id) want.set(k.name, { ...rec, revision: kv.modRevision });
+    }
+    this.floor = snap.revision;
+    for (const name of [...this.tasks.keys()]) {
+      if (want.get(name)?.id !== this.tasks.get(name)!.resource.id) this.stopTask(name, `resync (${why})`);
+    }
+    for (const r of want.values()) if (!this.tasks.has(r.name)) this.startTask(r);
+    this.log.debug({ why, revision: snap.revision, running: this.tasks.size }, 'resynced');
+  }
+
+  private apply(ev: AssignEvent & { epoch?: string }): void {
+    const r = ev?.resource;
+    if (!r || typeof r.name !== 'string' || typeof ev.revision !== 'number') return;
+    if (ev.revision <= Math.max(this.floor, this.seen.get(r.name) ?? 0)) return;
+    this.seen.set(r.name, ev.revision);
+    if (ev.type === 'delete') return this.stopTask(r.name, 'unassigned');
+    const mine = this.lease && ev.epoch === this.lease.id && !this.fenced;
+    const cur = this.tasks.get(r.name);
+    if (cur && (!mine || cur.resource.id !== r.id)) this.stopTask(r.name, mine ? 'replaced' : 'not ours');
+    if (mine && !this.tasks.has(r.name)) this.startTask(r);
+  }
+
+  private startTask(r: Resource): void {
+    if (this.fenced || this.stopping) return;
+    this.tasks.set(r.name, startTask(r, this.log));
+    this.log.info({ name: r.name, id: r.id, at: Date.now() }, 'task started');
+    publishEvent(this.nc, this.cfg.id, 'task.started', { name: r.name, id: r.id, worker: this.cfg.id, kind: taskKindOf(r.spec) });
+  }
+
+  private stopTask(name: string, reason: string): void {
+    const t = this.tasks.get(name);
+    if (!t) return;
+    this.tasks.delete(name);
+    void t.stop();
+    this.log.info({ name, id: t.resource.id, reason, at: Date.now() }, 'task stopped');
+    publishEvent(this.nc, this.cfg.id, 'task.stopped', { name, id: t.resource.id, worker: this.cfg.id, reason });
+  }
+
+  /** stop: stop every task, then deregister so the leader moves our resources at once. */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    for (const s of this.subs) s.unsubscribe();
+    await this.actor.stop();
+    const stops = [...this.tasks.values()].map((t) => t.stop());
+    for (const name of [...this.tasks.keys()]) this.stopTask(name, 'worker stopping');
+    await Promise.all(stops);
+    await this.lease?.revoke();
+    await this.nc.drain().catch(() => undefined);
+    this.store.close();
+  }
+
+  /** crash drops everything without deregistering; for tests of the lease path only. */
+  async kill(): Promise<void> {
+    this.stopping = true;
+    this.lease?.release();
+    await this.actor.stop();
+    await this.nc.close();
+    this.store.close();
+  }
+}

@@ -1,0 +1,79 @@
+// Actor: a mailbox plus an explicit status. Messages are handled strictly one
+// at a time (or one batch at a time: a batch is everything that waited while
+// the previous batch ran, up to maxBatch). Stopping is itself a message: it
+// runs after whatever is being handled now, and what is still queued is handed
+// back to the caller so that nothing is silently dropped.
+
+export const ActorStatus = { NotStarted: 'NotStarted', Running: 'Running', Stopped: 'Stopped' } as const;
+export type ActorStatus = (typeof ActorStatus)[keyof typeof ActorStatus];
+
+export interface ActorOptions {
+  /** Most messages handed to one receive call. 1 means one message at a time. */
+  maxBatch?: number;
+  /** Called with any error receive throws; the actor keeps running. */
+  onError?: (err: unknown) => void;
+}
+
+export class Actor<M> {
+  private queue: M[] = [];
+  private running = false;
+  private _status: ActorStatus = ActorStatus.NotStarted;
+  private idle: Array<() => void> = [];
+
+  constructor(
+    private readonly receive: (batch: M[]) => Promise<void> | void,
+    private readonly opts: ActorOptions = {},
+  ) {}
+
+  get status(): ActorStatus {
+    return this._status;
+  }
+
+  get pending(): number {
+    return this.queue.length;
+  }
+
+  start(): this {
+    if (this._status === ActorStatus.NotStarted) this._status = ActorStatus.Running;
+    this.kick();
+    return this;
+  }
+
+  /** send enqueues a message; false if the actor has stopped (the caller must answer it). */
+  send(msg: M): boolean {
+    if (this._status === ActorStatus.Stopped) return false;
+    this.queue.push(msg);
+    this.kick();
+    return true;
+  }
+
+  /** stop waits for the message in hand, then returns what was still queued. */
+  async stop(): Promise<M[]> {
+    if (this._status === ActorStatus.Stopped) return [];
+    this._status = ActorStatus.Stopped;
+    if (this.running) await new Promise<void>((r) => this.idle.push(r));
+    const rest = this.queue;
+    this.queue = [];
+    return rest;
+  }
+
+  private kick(): void {
+    if (this.running || this._status !== ActorStatus.Running || this.queue.length === 0) return;
+    this.running = true;
+    queueMicrotask(() => void this.loop());
+  }
+
+  private async loop(): Promise<void> {
+    const max = this.opts.maxBatch ?? 1;
+    while (this._status === ActorStatus.Running && this.queue.length > 0) {
+      const batch = this.queue.length <= max ? this.queue.splice(0) : this.queue.splice(0, max);
+      try {
+        await this.receive(batch);
+      } catch (err) {
+        this.opts.onError?.(err);
+      }
+    }
+    this.running = false;
+    for (const r of this.idle.splice(0)) r();
+  }
+}

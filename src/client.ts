@@ -1,0 +1,95 @@
+// GafferClient is the typed client for the client-facing subjects. It retries,
+// within its deadline, only what certainly did not run: "no responders" (no
+// master got the request) and NO_LEADER (the master held it and never passed
+// it on). Everything else surfaces as a typed GafferError.
+
+import { ErrorCode as NatsErrorCode, headers as natsHeaders, type NatsConnection } from 'nats';
+import { connectBus } from './bus.js';
+import { ContentType, decodeReply, encode } from './codec.js';
+import { ErrorCode, fromWire, GafferError, InternalError, NoRespondersError, TimeoutError, UnavailableError } from './errors.js';
+import { ClientSubject, Header, subjects } from './subjects.js';
+import type { AddResult, ListResult, Resource, Spec, StatusResult, WorkerStatusResult } from './protocol.js';
+
+export interface ClientOptions {
+  /** Total time one call may take, retries included. */
+  timeoutMs?: number;
+  encoding?: ContentType;
+}
+
+const RETRYABLE = new Set<string>([ErrorCode.NO_LEADER]);
+
+export class GafferClient {
+  private readonly timeoutMs: number;
+  private readonly encoding: ContentType;
+
+  constructor(readonly nc: NatsConnection, opts: ClientOptions = {}) {
+    this.timeoutMs = opts.timeoutMs ?? 5000;
+    this.encoding = opts.encoding ?? ContentType.json;
+  }
+
+  static async connect(url: string, opts: ClientOptions & { user?: string; pass?: string } = {}): Promise<GafferClient> {
+    const nc = await connectBus({ url, name: 'gaffer-client', user: opts.user, pass: opts.pass, connectTimeoutMs: 2000 });
+    return new GafferClient(nc, opts);
+  }
+
+  async add(name: string, spec?: Spec): Promise<AddResult> {
+    return this.call<AddResult>(ClientSubject.add, spec === undefined ? { name } : { name, spec });
+  }
+  async delete(name: string): Promise<Resource> {
+    return (await this.call<{ resource: Resource }>(ClientSubject.delete, { name })).resource;
+  }
+  async get(name: string): Promise<Resource> {
+    return (await this.call<{ resource: Resource }>(ClientSubject.get, { name })).resource;
+  }
+  async list(): Promise<Resource[]> {
+    return (await this.call<ListResult>(ClientSubject.list, {})).resources;
+  }
+  async status(): Promise<StatusResult> {
+    return this.call<StatusResult>(ClientSubject.status, {});
+  }
+  async workerStatus(workerId: string): Promise<WorkerStatusResult> {
+    return this.call<WorkerStatusResult>(subjects.workerStatus(workerId), {});
+  }
+
+  /** call sends one request and unwraps `{ok:true,...}`, retrying only what is safe to retry. */
+  async call<T>(subject: string, body: unknown, timeoutMs = this.timeoutMs): Promise<T> {
+    const deadline = Date.now() + timeoutMs;
+    for (let attempt = 0, delay = 50; ; attempt++, delay = Math.min(delay * 2, 500)) {
+      const left = deadline - Date.now();
+      try {
+        return await this.once<T>(subject, body, Math.max(1, left));
+      } catch (err) {
+        const retry = err instanceof NoRespondersError || (err instanceof GafferError && RETRYABLE.has(err.code));
+        if (!retry || Date.now() + delay >= deadline) throw err;
+        await new Promise((r) => setTimeout(r, delay * (0.5 + Math.random())));
+      }
+    }
+  }
+
+  private async once<T>(subject: string, body: unknown, timeout: number): Promise<T> {
+    const h = natsHeaders();
+    h.set(Header.contentType, this.encoding);
+    let msg;
+    try {
+      msg = await this.nc.request(subject, encode(body, this.encoding), { timeout, headers: h });
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (code === NatsErrorCode.NoResponders) throw new NoRespondersError(`nobody serves ${subject}`, { cause: err });
+      if (code === NatsErrorCode.Timeout) throw new TimeoutError(`${subject} got no reply within ${timeout} ms`, { cause: err });
+      throw new UnavailableError(`${subject}: ${(err as Error).message}`, { cause: err });
+    }
+    const type = msg.headers?.get(Header.contentType)?.includes('msgpack') ? ContentType.msgpack : ContentType.json;
+    let reply: { ok?: unknown; error?: unknown };
+    try {
+      reply = decodeReply(msg.data, type) as typeof reply;
+    } catch (err) {
+      throw new InternalError(`malformed reply on ${subject}`, { cause: err });
+    }
+    if (reply?.ok === true) return reply as T;
+    throw fromWire(reply?.error);
+  }
+
+  async close(): Promise<void> {
+    await this.nc.close();
+  }
+}

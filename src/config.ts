@@ -1,0 +1,95 @@
+// Process configuration: flags override environment, environment overrides defaults.
+
+import { v4 as uuidv4 } from 'uuid';
+import { ID_RE } from './protocol.js';
+
+export const DEFAULTS = {
+  natsUrl: 'nats://127.0.0.1:4222',
+  etcd: ['http://127.0.0.1:2379'],
+  ttlSeconds: 3,
+  capacity: 1000,
+  /** How long a master holds a request while no leader is known. */
+  holdMs: 3000,
+  /** Deadline for one etcd call; past it the caller sees UNAVAILABLE. */
+  etcdTimeoutMs: 2000,
+  requestTimeoutMs: 5000,
+} as const;
+
+/** The etcd server refuses TTLs below its minimum (2 s by default). */
+export const MIN_TTL_SECONDS = 2;
+export const MAX_TTL_SECONDS = 60;
+
+/** UsageError is bad configuration: the CLI prints it and exits 2. */
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+export interface CommonOptions {
+  id?: string;
+  nats?: string;
+  etcd?: string;
+  ttl?: string;
+  metricsPort?: string;
+}
+
+export interface ProcessConfig {
+  id: string;
+  natsUrl: string;
+  natsUser?: string;
+  natsPass?: string;
+  etcd: string[];
+  ttlSeconds: number;
+  metricsPort?: number;
+}
+
+export function parseId(raw: string | undefined, role: string): string {
+  const id = raw ?? `${role}-${uuidv4().slice(0, 8)}`;
+  if (!ID_RE.test(id)) throw new UsageError(`invalid --id ${JSON.stringify(id)}: must match ${ID_RE.source}`);
+  return id;
+}
+
+export function parseTtl(raw: string | undefined): number {
+  if (raw === undefined || raw === '') return DEFAULTS.ttlSeconds;
+  const ttl = Number(raw);
+  if (!Number.isInteger(ttl) || ttl < MIN_TTL_SECONDS || ttl > MAX_TTL_SECONDS) {
+    throw new UsageError(`invalid --ttl ${JSON.stringify(raw)}: a whole number of seconds from ${MIN_TTL_SECONDS} to ${MAX_TTL_SECONDS}`);
+  }
+  return ttl;
+}
+
+export function parsePositiveInt(raw: string | undefined, flag: string, fallback: number): number {
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1 || n > 1_000_000) {
+    throw new UsageError(`invalid ${flag} ${JSON.stringify(raw)}: a whole number from 1 to 1000000`);
+  }
+  return n;
+}
+
+export function parseEndpoints(raw: string | undefined): string[] {
+  if (raw === undefined || raw === '') return [...DEFAULTS.etcd];
+  const list = raw.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const e of list) {
+    try {
+      new URL(e.includes('://') ? e : `http://${e}`);
+    } catch {
+      throw new UsageError(`invalid etcd endpoint ${JSON.stringify(e)}`);
+    }
+  }
+  if (list.length === 0) throw new UsageError('--etcd needs at least one endpoint');
+  return list;
+}
+
+export function resolveProcess(role: string, opts: CommonOptions, env: NodeJS.ProcessEnv = process.env): ProcessConfig {
+  const cfg: ProcessConfig = {
+    id: parseId(opts.id ?? env.GAFFER_ID, role),
+    natsUrl: opts.nats ?? env.NATS_URL ?? DEFAULTS.natsUrl,
+    etcd: parseEndpoints(opts.etcd ?? env.ETCD_ENDPOINTS),
+    ttlSeconds: parseTtl(opts.ttl ?? env.GAFFER_TTL),
+  };
+  if (env.NATS_USER) cfg.natsUser = env.NATS_USER;
+  if (env.NATS_PASSWORD) cfg.natsPass = env.NATS_PASSWORD;
+  const metrics = opts.metricsPort ?? env.GAFFER_METRICS_PORT;
+  if (metrics !== undefined && metrics !== '') cfg.metricsPort = parsePositiveInt(metrics, '--metrics-port', 0);
+  return cfg;
+}

@@ -1,0 +1,171 @@
+// Election: every master is a candidate with one key under keys.electionPrefix,
+// bound to its own lease. The candidate whose key has the lowest create
+// revision leads. That revision is the leader's fencing token: every leader
+// write is guarded by `CreateRevision(key) == revision`, so a leader whose key
+// has gone (lease expired, revoked, resigned) can no longer write anything.
+//
+// Guarantees: at most one candidate believes itself leader *per fencing token*;
+// two may briefly both believe it (a paused old leader), but only the one whose
+// key still exists can commit. Non-guarantee: the belief itself is not
+// exclusive; code must never act outside etcd on leadership alone.
+
+import { keys } from './keys.js';
+import type { Guard, KV, Store } from './store.js';
+import { KeptLease, type LeaseTiming } from './lease.js';
+import { logger } from './log.js';
+
+export interface Candidate {
+  id: string;
+  key: string;
+  createRevision: number;
+  lease: string;
+}
+
+export interface ElectionCallbacks {
+  /** Fires whenever the known leader changes (undefined while none is known). */
+  onLeaderChange(leader: Candidate | undefined): void;
+  /** Fires when this candidate becomes leader; the guard fences its writes. */
+  onStartedLeading(guard: Guard): void;
+  /** Always fires after onStartedLeading once leadership is over, for any reason. */
+  onStoppedLeading(reason: string): void;
+}
+
+function decodeCandidate(kv: KV): Candidate {
+  return { id: Buffer.from(kv.value).toString(), key: kv.key, createRevision: kv.createRevision, lease: kv.lease };
+}
+
+export class Election {
+  private readonly candidates = new Map<string, Candidate>();
+  private lease: KeptLease | undefined;
+  private myKey: string | undefined;
+  private watch: { close(): Promise<void> } | undefined;
+  private leading: Guard | undefined;
+  private leader: Candidate | undefined;
+  private stopped = false;
+  private readonly log;
+
+  constructor(
+    private readonly store: Store,
+    private readonly id: string,
+    private readonly timing: LeaseTiming,
+    private readonly cb: ElectionCallbacks,
+  ) {
+    this.log = logger().child({ component: 'election' });
+  }
+
+  get currentLeader(): Candidate | undefined {
+    return this.leader;
+  }
+
+  get isLeading(): boolean {
+    return this.leading !== undefined;
+  }
+
+  /** members lists every candidate's id, leader first. */
+  get members(): string[] {
+    return [...this.candidates.values()].sort((a, b) => a.createRevision - b.createRevision).map((c) => c.id);
+  }
+
+  /** start joins the election. It resolves once the candidacy is in etcd and observed. */
+  async start(): Promise<void> {
+    await this.campaign();
+  }
+
+  private async campaign(): Promise<void> {
+    const lease: KeptLease = await KeptLease.grant(this.store, this.timing, {
+      onFenced: () => lease === this.lease && this.stopLeading('lease keepalive overdue'),
+      onRestored: () => lease === this.lease && this.recompute(),
+      onExpired: () => this.onLeaseExpired(lease),
+    });
+    this.lease = lease;
+    const key = keys.candidate(lease.id);
+    this.myKey = key;
+    await this.store.txn(undefined, [{ put: key, value: Buffer.from(this.id), lease: lease.id }]);
+    await this.observe();
+  }
+
+  private async observe(): Promise<void> {
+    await this.watch?.close();
+    const snap = await this.store.range(keys.electionPrefix);
+    this.candidates.clear();
+    for (const kv of snap.kvs) this.candidates.set(kv.key, decodeCandidate(kv));
+    this.recompute();
+    this.watch = this.store.watch(
+      keys.electionPrefix,
+      snap.revision + 1,
+      (events) => {
+        for (const ev of events) {
+          if (ev.type === 'put') this.candidates.set(ev.kv.key, decodeCandidate(ev.kv));
+          else this.candidates.delete(ev.kv.key);
+        }
+        this.recompute();
+      },
+      () => void this.retry(() => this.observe(), 'observe'),
+    );
+  }
+
+  private recompute(): void {
+    let lowest: Candidate | undefined;
+    for (const c of this.candidates.values()) if (!lowest || c.createRevision < lowest.createRevision) lowest = c;
+    if (lowest?.key !== this.leader?.key) {
+      this.leader = lowest;
+      this.log.info({ leader: lowest?.id }, 'leader changed');
+      this.cb.onLeaderChange(lowest);
+    }
+    const mine = this.myKey !== undefined && lowest?.key === this.myKey;
+    if (mine && !this.leading && this.lease?.alive) {
+      this.leading = { key: lowest!.key, createRevision: lowest!.createRevision };
+      this.cb.onStartedLeading(this.leading);
+    } else if (!mine && this.leading) {
+      this.stopLeading('another candidate leads');
+    }
+  }
+
+  /** stepDown is called when a fenced write failed: our key is gone or replaced. */
+  stepDown(reason: string): void {
+    if (!this.leading) return;
+    this.stopLeading(reason);
+    // Our key is gone from etcd (or about to be); stand again with a fresh lease.
+    this.lease?.release();
+    void this.retry(() => this.campaign(), 'campaign');
+  }
+
+  private stopLeading(reason: string): void {
+    if (!this.leading) return;
+    this.leading = undefined;
+    this.cb.onStoppedLeading(reason);
+  }
+
+  private onLeaseExpired(lease: KeptLease): void {
+    if (lease !== this.lease || this.stopped) return;
+    this.stopLeading('lease expired');
+    void this.retry(() => this.campaign(), 'campaign');
+  }
+
+  private async retry(fn: () => Promise<void>, what: string): Promise<void> {
+    for (let delay = 100; !this.stopped; delay = Math.min(delay * 2, 2000)) {
+      try {
+        return await fn();
+      } catch (err) {
+        this.log.warn({ err: (err as Error).message }, `${what} failed; retrying`);
+        await new Promise((r) => setTimeout(r, delay * (0.5 + Math.random())));
+      }
+    }
+  }
+
+  /**
+   * resign leaves the election at once: our key is deleted, and the next
+   * candidate leads immediately. We keep observing who leads until close.
+   */
+  async resign(): Promise<void> {
+    this.stopped = true;
+    this.stopLeading('resigned');
+    await this.lease?.revoke();
+  }
+
+  async close(): Promise<void> {
+    this.stopped = true;
+    this.lease?.release();
+    await this.watch?.close();
+  }
+}

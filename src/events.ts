@@ -1,0 +1,32 @@
+// Observable events: JSON on events.<kind>, so `nats sub 'events.>'` shows what
+// the cluster does. Every payload carries `at` (ISO time) and who said it.
+
+import type { NatsConnection } from 'nats';
+import { json } from './codec.js';
+import { subjects } from './subjects.js';
+
+export interface EventPayloads {
+  'leader.elected': { leader: string; term: number };
+  'leader.resigned': { leader: string; reason: string };
+  'worker.joined': { worker: string; capacity: number };
+  'worker.lost': { worker: string };
+  'resource.placed': { name: string; id: string; worker: string };
+  'resource.moved': { name: string; id: string; from: string; to: string | null };
+  'resource.pending': { name: string; id: string };
+  'resource.deleted': { name: string; id: string; worker: string | null };
+  'task.started': { name: string; id: string; worker: string; kind: string };
+  'task.stopped': { name: string; id: string; worker: string; reason: string };
+}
+export type EventKind = keyof EventPayloads;
+export const EVENT_KINDS: readonly EventKind[] = [
+  'leader.elected', 'leader.resigned', 'worker.joined', 'worker.lost', 'resource.placed',
+  'resource.moved', 'resource.pending', 'resource.deleted', 'task.started', 'task.stopped',
+];
+
+export type GafferEvent<K extends EventKind = EventKind> = EventPayloads[K] & { kind: K; at: string; by: string };
+
+export function publishEvent<K extends EventKind>(nc: NatsConnection, by: string, kind: K, payload: EventPayloads[K]): void {
+  if (nc.isClosed()) return;
+  const ev = { kind, at: new Date().toISOString(), by, ...payload };
+  nc.publish(subjects.event(kind), json.encode(ev));
+}

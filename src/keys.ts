@@ -1,0 +1,37 @@
+// Every etcd key gaffer uses is built (and parsed) here and nowhere else.
+
+const ROOT = 'gaffer/';
+
+export const keys = {
+  /** Election candidates: one key per master, bound to its lease. Lowest create revision leads. */
+  electionPrefix: `${ROOT}election/`,
+  candidate: (leaseId: string): string => `${ROOT}election/${leaseId}`,
+
+  /** Live workers, bound to each worker's lease. */
+  workersPrefix: `${ROOT}workers/`,
+  worker: (workerId: string): string => `${ROOT}workers/${workerId}`,
+
+  /** The source of truth for each resource, placed or pending. */
+  resourcesPrefix: `${ROOT}resources/`,
+  resource: (name: string): string => `${ROOT}resources/${name}`,
+
+  /** One key per placed resource under its worker, so a worker reads only its own. */
+  assignmentsPrefix: `${ROOT}assign/`,
+  assignments: (workerId: string): string => `${ROOT}assign/${workerId}/`,
+  assignment: (workerId: string, name: string): string => `${ROOT}assign/${workerId}/${name}`,
+} as const;
+
+function tail(key: string, prefix: string): string | undefined {
+  return key.startsWith(prefix) ? key.slice(prefix.length) : undefined;
+}
+
+export const parseKey = {
+  worker: (key: string): string | undefined => tail(key, keys.workersPrefix),
+  resource: (key: string): string | undefined => tail(key, keys.resourcesPrefix),
+  assignment(key: string): { workerId: string; name: string } | undefined {
+    const rest = tail(key, keys.assignmentsPrefix);
+    const slash = rest?.indexOf('/') ?? -1;
+    if (rest === undefined || slash <= 0) return undefined;
+    return { workerId: rest.slice(0, slash), name: rest.slice(slash + 1) };
+  },
+};

@@ -1,0 +1,155 @@
+// KeptLease is an etcd lease that we keep alive ourselves, so that we know,
+// on a monotonic clock, how long the server is certain to keep it. The etcd3
+// library's `lost` event can come up to 2×TTL late; this one fires *before*
+// the server can expire the lease, which is what self-fencing needs.
+
+import { performance } from 'node:perf_hooks';
+import type { Store } from './store.js';
+import { unavailable } from './store.js';
+import { logger } from './log.js';
+
+export interface LeaseTiming {
+  ttlSeconds: number;
+  /** How long before the earliest possible server-side expiry we consider the lease gone. */
+  marginMs: number;
+  /** Time between keepalives. */
+  intervalMs: number;
+}
+
+export function leaseTiming(ttlSeconds: number): LeaseTiming {
+  const ttlMs = ttlSeconds * 1000;
+  return { ttlSeconds, marginMs: Math.max(400, ttlMs / 4), intervalMs: Math.max(200, Math.floor(ttlMs / 5)) };
+}
+
+export interface LeaseCallbacks {
+  /** Keepalives are overdue: the server may expire the lease soon. Stop acting on it now. */
+  onFenced(): void;
+  /** A keepalive succeeded again after onFenced; the server never expired the lease. */
+  onRestored(): void;
+  /** The server says the lease is gone. Fires once; the lease is dead for good. */
+  onExpired(): void;
+}
+
+export class KeptLease {
+  /** Monotonic ms until which the lease is certainly alive on the server (minus the margin). */
+  private validUntil: number;
+  private timer: NodeJS.Timeout | undefined;
+  private fence: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private inflight = false;
+  private overdue = false;
+  private readonly log = logger().child({ component: 'lease' });
+
+  private constructor(
+    private readonly store: Store,
+    readonly id: string,
+    private readonly timing: LeaseTiming,
+    grantedAt: number,
+    private readonly cb: LeaseCallbacks,
+  ) {
+    this.validUntil = grantedAt + timing.ttlSeconds * 1000 - timing.marginMs;
+    this.armFence();
+    this.timer = setInterval(() => void this.beat(), timing.intervalMs);
+    this.timer.unref();
+  }
+
+  /** grant creates a lease and starts keeping it alive. */
+  static async grant(store: Store, timing: LeaseTiming, cb: LeaseCallbacks): Promise<KeptLease> {
+    const sentAt = performance.now();
+    try {
+      const res = await store.client.leaseClient.leaseGrant({ TTL: timing.ttlSeconds, ID: 0 });
+      return new KeptLease(store, String(res.ID), timing, sentAt, cb);
+    } catch (err) {
+      throw unavailable(err, 'lease grant');
+    }
+  }
+
+  /** alive says whether the server is certain to still hold this lease. */
+  get alive(): boolean {
+    return !this.stopped && performance.now() < this.validUntil;
+  }
+
+  /** remainingMs is how long the lease is certainly alive, by our clock. */
+  get remainingMs(): number {
+    return this.stopped ? 0 : Math.max(0, this.validUntil - performance.now());
+  }
+
+  private async beat(): Promise<void> {
+    if (this.stopped || this.inflight) return;
+    this.inflight = true;
+    const sentAt = performance.now();
+    try {
+      const res = await this.keepaliveOnce();
+      if (this.stopped) return;
+      const ttl = Number(res.TTL);
+      if (!(ttl > 0)) return this.expire();
+      // The server restarted its countdown no earlier than we sent the request.
+      this.validUntil = Math.max(this.validUntil, sentAt + ttl * 1000 - this.timing.marginMs);
+      this.armFence();
+      if (this.overdue && this.alive) {
+        this.overdue = false;
+        this.log.info({ lease: this.id }, 'lease keepalive restored');
+        this.cb.onRestored();
+      }
+    } catch (err) {
+      this.log.debug({ err: (err as Error).message }, 'keepalive failed');
+    } finally {
+      this.inflight = false;
+    }
+  }
+
+  private async keepaliveOnce(): Promise<{ TTL: string }> {
+    const deadline = Date.now() + Math.max(200, this.timing.intervalMs * 2);
+    const stream = await this.store.client.leaseClient.leaseKeepAlive({ deadline });
+    try {
+      return await new Promise((resolve, reject) => {
+        stream.on('data', resolve);
+        stream.on('error', reject);
+        stream.write({ ID: this.id });
+      });
+    } finally {
+      stream.end();
+    }
+  }
+
+  private armFence(): void {
+    clearTimeout(this.fence);
+    this.fence = setTimeout(() => {
+      if (this.stopped) return;
+      if (performance.now() < this.validUntil) return this.armFence();
+      if (this.overdue) return;
+      this.overdue = true;
+      this.log.warn({ lease: this.id }, 'lease keepalive overdue; fencing');
+      this.cb.onFenced();
+    }, Math.max(0, this.validUntil - performance.now()) + 1);
+    this.fence.unref();
+  }
+
+  private expire(): void {
+    if (this.stopped) return;
+    this.log.warn({ lease: this.id }, 'lease expired on the server');
+    this.halt();
+    this.cb.onExpired();
+  }
+
+  private halt(): void {
+    this.stopped = true;
+    clearInterval(this.timer);
+    clearTimeout(this.fence);
+  }
+
+  /** revoke stops keeping the lease and deletes it (and every key bound to it) now. */
+  async revoke(): Promise<void> {
+    this.halt();
+    try {
+      await this.store.client.leaseClient.leaseRevoke({ ID: this.id });
+    } catch (err) {
+      this.log.debug({ err: (err as Error).message }, 'revoke failed; the lease will expire');
+    }
+  }
+
+  /** release stops keeping the lease without revoking it; it expires after the TTL. */
+  release(): void {
+    this.halt();
+  }
+}

@@ -1,0 +1,31 @@
+// One root pino logger per process; components take children. Pretty output only
+// under `gaffer dev` (GAFFER_LOG_PRETTY=1), JSON lines otherwise.
+
+import { pino, type Logger } from 'pino';
+
+export type { Logger };
+
+const REDACT = [
+  'password', 'pass', 'token', 'creds', 'credentials', 'authorization',
+  '*.password', '*.pass', '*.token', '*.creds', '*.credentials', '*.authorization',
+];
+
+let root: Logger | undefined;
+
+export function rootLogger(base: { role: string; id: string }): Logger {
+  const pretty = process.env.GAFFER_LOG_PRETTY === '1';
+  root = pino({
+    level: process.env.GAFFER_LOG_LEVEL ?? 'info',
+    base,
+    redact: { paths: REDACT, censor: '[redacted]' },
+    ...(pretty
+      ? { transport: { target: 'pino-pretty', options: { translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' } } }
+      : {}),
+  });
+  return root;
+}
+
+/** logger returns the process root (or a silent one in libraries and tests that made none). */
+export function logger(): Logger {
+  return root ?? (root = pino({ level: process.env.GAFFER_LOG_LEVEL ?? 'silent' }));
+}

@@ -1,0 +1,185 @@
+// Real nats-server and etcd processes on loopback, with their own ports and
+// data directories: what `gaffer dev`, the tests, the benchmark and the chaos
+// run stand on.
+
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { createServer, connect as tcpConnect } from 'node:net';
+import { join } from 'node:path';
+import { Child } from './child.js';
+
+export class MissingBinaryError extends Error {
+  override name = 'MissingBinaryError';
+}
+
+/** which finds a binary on PATH (or in sbin, where Debian puts nats-server). */
+export function which(bin: string): string {
+  for (const dir of [...(process.env.PATH ?? '').split(':'), '/usr/sbin', '/usr/local/sbin', '/sbin']) {
+    if (!dir) continue;
+    try {
+      execFileSync('test', ['-x', join(dir, bin)]);
+      return join(dir, bin);
+    } catch {
+      /* not here */
+    }
+  }
+  throw new MissingBinaryError(`${bin} is not installed; on Debian: apt-get install -y nats-server etcd-server`);
+}
+
+/** freePort asks the kernel for a free loopback port. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.unref();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 15000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await fn();
+      if (v !== undefined && v !== false) return v;
+    } catch (err) {
+      last = err;
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+}
+
+function tcpOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = tcpConnect({ port, host: '127.0.0.1' }, () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.on('error', () => resolve(false));
+  });
+}
+
+export interface NatsServer {
+  url: string;
+  port: number;
+  child: Child;
+  /** Stops and starts it again on the same port. */
+  restart(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface NatsOptions {
+  dir: string;
+  port?: number;
+  /** Extra config text (accounts, authorization). */
+  extraConfig?: string;
+  inherit?: boolean;
+}
+
+export async function startNats(opts: NatsOptions): Promise<NatsServer> {
+  const bin = which('nats-server');
+  mkdirSync(opts.dir, { recursive: true });
+  const port = opts.port ?? (await freePort());
+  const conf = join(opts.dir, 'nats.conf');
+  writeFileSync(conf, `listen: 127.0.0.1:${port}\nmax_payload: 1MB\n${opts.extraConfig ?? ''}\n`);
+  const child = new Child({
+    name: 'nats-server',
+    cmd: bin,
+    args: ['-c', conf],
+    logFile: join(opts.dir, 'nats.log'),
+    inherit: opts.inherit ?? false,
+  }).start();
+  const ready = () => waitFor(`nats-server on ${port}`, async () => (await tcpOpen(port)) || (!child.running && Promise.reject(new Error('nats-server exited'))));
+  await ready();
+  return {
+    url: `nats://127.0.0.1:${port}`,
+    port,
+    child,
+    restart: async () => {
+      await child.stop();
+      child.start();
+      await ready();
+    },
+    stop: () => child.stop(),
+  };
+}
+
+export interface EtcdMember {
+  name: string;
+  clientUrl: string;
+  child: Child;
+  restart(): Promise<void>;
+}
+
+export interface EtcdCluster {
+  endpoints: string[];
+  members: EtcdMember[];
+  stop(): Promise<void>;
+}
+
+async function healthy(clientUrl: string): Promise<boolean> {
+  const res = await fetch(`${clientUrl}/health`, { signal: AbortSignal.timeout(1000) });
+  const body = (await res.json()) as { health?: string };
+  return body.health === 'true';
+}
+
+/** startEtcd starts a cluster of `size` members on loopback and waits until it is healthy. */
+export async function startEtcd(opts: { dir: string; size?: number; inherit?: boolean }): Promise<EtcdCluster> {
+  const bin = which('etcd');
+  const size = opts.size ?? 1;
+  const ports = await Promise.all(Array.from({ length: size * 2 }, () => freePort()));
+  const names = Array.from({ length: size }, (_, i) => `etcd${i + 1}`);
+  const peer = (i: number) => `http://127.0.0.1:${ports[size + i]}`;
+  const client = (i: number) => `http://127.0.0.1:${ports[i]}`;
+  const initial = names.map((n, i) => `${n}=${peer(i)}`).join(',');
+  const members = names.map((name, i): EtcdMember => {
+    const dataDir = join(opts.dir, name);
+    mkdirSync(dataDir, { recursive: true });
+    const child = new Child({
+      name,
+      cmd: bin,
+      args: [
+        '--name', name,
+        '--data-dir', dataDir,
+        '--listen-client-urls', client(i),
+        '--advertise-client-urls', client(i),
+        '--listen-peer-urls', peer(i),
+        '--initial-advertise-peer-urls', peer(i),
+        '--initial-cluster', initial,
+        '--initial-cluster-state', 'new',
+        '--initial-cluster-token', `gaffer-${process.pid}-${ports[0]}`,
+        '--logger', 'zap',
+        '--log-level', 'error',
+        // Small loopback clusters: elect fast so member restarts are cheap.
+        '--heartbeat-interval', '50',
+        '--election-timeout', '500',
+      ],
+      logFile: join(opts.dir, `${name}.log`),
+      inherit: opts.inherit ?? false,
+    });
+    return {
+      name,
+      clientUrl: client(i),
+      child,
+      restart: async () => {
+        await child.stop();
+        child.start();
+        await waitFor(`${name} healthy`, () => healthy(client(i)));
+      },
+    };
+  });
+  for (const m of members) m.child.start();
+  await Promise.all(members.map((m) => waitFor(`${m.name} healthy`, () => healthy(m.clientUrl), 30000)));
+  return {
+    endpoints: members.map((m) => m.clientUrl),
+    members,
+    stop: async () => {
+      await Promise.all(members.map((m) => m.child.stop()));
+    },
+  };
+}

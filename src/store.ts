@@ -1,0 +1,232 @@
+// Store wraps etcd3 for gaffer: bounded call deadlines, no circuit breaker,
+// consistent paginated snapshots, fenced transactions, and watches that tell
+// their owner to re-read when etcd has compacted their revision away.
+
+import { Etcd3, type IKeyValue, type IRequestOp, type IWatchResponse, type Watcher } from 'etcd3';
+import { ExponentialBackoff, handleWhen, noop, retry } from 'cockatiel';
+import { NotLeaderError, UnavailableError } from './errors.js';
+import { logger } from './log.js';
+
+export interface KV {
+  key: string;
+  value: Uint8Array;
+  createRevision: number;
+  modRevision: number;
+  lease: string;
+}
+
+export type Op = { put: string; value: Uint8Array; lease?: string } | { del: string };
+
+/** Guard fences a transaction on one key's create revision (the election key of the leader). */
+export interface Guard {
+  key: string;
+  createRevision: number;
+}
+
+export interface Snapshot {
+  kvs: KV[];
+  revision: number;
+}
+
+export interface WatchEvent {
+  type: 'put' | 'delete';
+  kv: KV;
+  prev?: KV;
+}
+
+export interface StoreOptions {
+  timeoutMs: number;
+}
+
+/** The etcd server rejects transactions with more operations than this (--max-txn-ops). */
+export const MAX_TXN_OPS = 128;
+const PAGE = 5000;
+
+function toKV(kv: IKeyValue): KV {
+  return {
+    key: kv.key.toString(),
+    value: kv.value,
+    createRevision: Number(kv.create_revision),
+    modRevision: Number(kv.mod_revision),
+    lease: String(kv.lease ?? '0'),
+  };
+}
+
+function prefixEnd(prefix: string): Buffer {
+  const end = Buffer.from(prefix);
+  for (let i = end.length - 1; i >= 0; i--) {
+    if (end[i]! < 0xff) {
+      end[i]! += 1;
+      return end.subarray(0, i + 1);
+    }
+  }
+  return Buffer.from([0]);
+}
+
+function recoverable(err: unknown): boolean {
+  const msg = err instanceof Error ? err.message : '';
+  // grpc UNAVAILABLE / connection resets: worth one more host before giving up.
+  return /UNAVAILABLE|ECONNREFUSED|ECONNRESET|No connection established|GOAWAY/i.test(msg);
+}
+
+export function unavailable(err: unknown, what: string): UnavailableError {
+  const msg = err instanceof Error ? err.message : String(err);
+  return new UnavailableError(`etcd ${what} failed: ${msg}`, { cause: err });
+}
+
+export class Store {
+  readonly client: Etcd3;
+
+  private constructor(readonly endpoints: string[], private readonly opts: StoreOptions) {
+    this.client = new Etcd3({
+      hosts: endpoints,
+      // Unary calls get a deadline so a lost quorum fails fast; streams (watch,
+      // keepalive) live as long as they are needed.
+      defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + opts.timeoutMs }),
+      faultHandling: {
+        // The default per-host circuit breaker keeps failing calls for ~5 s after
+        // etcd is back; we prefer to try again at once.
+        host: () => noop,
+        global: retry(handleWhen(recoverable), { maxAttempts: Math.max(1, endpoints.length - 1) }),
+        // The manager calls next() on this before its first use, as on the default.
+        watchBackoff: new ExponentialBackoff({ initialDelay: 100, maxDelay: 2000 }) as never,
+      },
+      grpcOptions: {
+        'grpc.max_receive_message_length': 64 * 1024 * 1024,
+        'grpc.keepalive_time_ms': 6000,
+        'grpc.keepalive_timeout_ms': 2000,
+        'grpc.keepalive_permit_without_calls': 1,
+      },
+    });
+  }
+
+  /** connect opens a client and proves etcd answers within the call deadline. */
+  static async connect(endpoints: string[], opts: StoreOptions): Promise<Store> {
+    const store = new Store(endpoints, opts);
+    try {
+      await store.client.kv.range({ key: Buffer.from('gaffer/'), limit: 1 });
+    } catch (err) {
+      store.close();
+      throw unavailable(err, `connect to ${endpoints.join(',')}`);
+    }
+    return store;
+  }
+
+  get timeoutMs(): number {
+    return this.opts.timeoutMs;
+  }
+
+  /** range reads every key under prefix at one revision, page by page, so large sets stay consistent. */
+  async range(prefix: string, revision?: number): Promise<Snapshot> {
+    const end = prefixEnd(prefix);
+    const kvs: KV[] = [];
+    let key = Buffer.from(prefix);
+    let rev = revision ?? 0;
+    try {
+      for (;;) {
+        const res = await this.client.kv.range({ key, range_end: end, limit: PAGE, revision: rev });
+        if (rev === 0) rev = Number(res.header.revision);
+        for (const kv of res.kvs) kvs.push(toKV(kv));
+        if (!res.more || res.kvs.length === 0) break;
+        key = Buffer.concat([res.kvs[res.kvs.length - 1]!.key, Buffer.from([0])]);
+      }
+    } catch (err) {
+      throw unavailable(err, `range ${prefix}`);
+    }
+    return { kvs, revision: rev };
+  }
+
+  async get(key: string): Promise<KV | undefined> {
+    try {
+      const res = await this.client.kv.range({ key: Buffer.from(key) });
+      return res.kvs[0] ? toKV(res.kvs[0]) : undefined;
+    } catch (err) {
+      throw unavailable(err, `get ${key}`);
+    }
+  }
+
+  /**
+   * txn commits ops atomically. With a guard it commits only while the guard
+   * key still has the given create revision, and throws NotLeaderError
+   * otherwise. Returns the revision the transaction committed at.
+   */
+  async txn(guard: Guard | undefined, ops: Op[]): Promise<number> {
+    if (ops.length > MAX_TXN_OPS) throw new Error(`txn has ${ops.length} ops; etcd allows ${MAX_TXN_OPS}`);
+    const success: IRequestOp[] = ops.map((op) =>
+      'put' in op
+        ? { request_put: { key: Buffer.from(op.put), value: Buffer.from(op.value), lease: op.lease ?? '0' } }
+        : { request_delete_range: { key: Buffer.from(op.del) } },
+    );
+    const compare = guard
+      ? [{ key: Buffer.from(guard.key), target: 'Create' as const, result: 'Equal' as const, create_revision: guard.createRevision }]
+      : [];
+    let res;
+    try {
+      res = await this.client.kv.txn({ compare, success, failure: [] });
+    } catch (err) {
+      throw unavailable(err, 'txn');
+    }
+    if (!res.succeeded) throw new NotLeaderError(`fence failed: ${guard?.key} is no longer at create revision ${guard?.createRevision}`);
+    return Number(res.header.revision);
+  }
+
+  /**
+   * watch delivers every change under prefix from `fromRevision` on, in
+   * order, one response at a time. The library resumes after a disconnect by
+   * itself; when etcd cancels the watch (its revision was compacted) onReset
+   * fires once and the owner must re-read and watch again.
+   */
+  watch(
+    prefix: string,
+    fromRevision: number,
+    onEvents: (events: WatchEvent[], revision: number) => void,
+    onReset: (err: Error) => void,
+  ): { close(): Promise<void> } {
+    let watcher: Watcher | undefined;
+    let closed = false;
+    const log = logger().child({ component: 'watch', prefix });
+    this.client
+      .watch()
+      .prefix(prefix)
+      .startRevision(String(fromRevision))
+      .withPreviousKV()
+      .create()
+      .then((w) => {
+        watcher = w;
+        if (closed) return void w.cancel().catch(() => undefined);
+        w.on('data', (res: IWatchResponse) => {
+          if (closed || res.events.length === 0) return;
+          const events = res.events.map((e) => {
+            const ev: WatchEvent = { type: e.type === 'Put' ? 'put' : 'delete', kv: toKV(e.kv) };
+            if (e.prev_kv) ev.prev = toKV(e.prev_kv);
+            return ev;
+          });
+          onEvents(events, Number(res.header.revision));
+        });
+        w.on('error', (err: Error) => {
+          if (closed) return;
+          closed = true;
+          log.warn({ err: err.message }, 'watch canceled by etcd; owner re-reads');
+          w.cancel().catch(() => undefined);
+          onReset(err);
+        });
+        w.on('disconnected', (err: Error) => log.debug({ err: err?.message }, 'watch disconnected; resuming'));
+      })
+      .catch((err: Error) => {
+        if (!closed) {
+          closed = true;
+          onReset(err);
+        }
+      });
+    return {
+      close: async () => {
+        closed = true;
+        await watcher?.cancel().catch(() => undefined);
+      },
+    };
+  }
+
+  close(): void {
+    this.client.close();
+  }
+}

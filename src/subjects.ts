@@ -1,0 +1,37 @@
+// Every NATS subject and header name gaffer uses is built here and nowhere else.
+
+/** Queue group shared by every master for client-facing subjects. */
+export const MASTERS_QUEUE = 'masters';
+
+/** Client-facing subjects, served by any master. */
+export const ClientSubject = {
+  add: 'resource.add',
+  delete: 'resource.delete',
+  get: 'resource.get',
+  list: 'resource.list',
+  status: 'cluster.status',
+} as const;
+export type ClientSubject = (typeof ClientSubject)[keyof typeof ClientSubject];
+
+const CLIENT_SUBJECTS = new Set<string>(Object.values(ClientSubject));
+export function isClientSubject(s: unknown): s is ClientSubject {
+  return typeof s === 'string' && CLIENT_SUBJECTS.has(s);
+}
+
+/** Headers that carry a forwarded request's origin across the hop to the leader. */
+export const Header = {
+  contentType: 'Content-Type',
+  subject: 'Gaffer-Subject',
+  origin: 'Gaffer-Origin',
+} as const;
+
+export const subjects = {
+  /** Only the current leader subscribes here; followers re-publish client requests to it. */
+  leader: (masterId: string): string => `master.leader.${masterId}`,
+  workerAssign: (workerId: string): string => `worker.${workerId}.assign`,
+  workerStatus: (workerId: string): string => `worker.${workerId}.status`,
+  allWorkerAssign: 'worker.*.assign',
+  /** Observable events, `events.<kind...>`, e.g. events.leader.elected. */
+  event: (kind: string): string => `events.${kind}`,
+  allEvents: 'events.>',
+} as const;
