@@ -1,0 +1,123 @@
+// LocalCluster: real nats-server and etcd plus gaffer master and worker
+// processes on this machine. `gaffer dev`, the integration tests, the
+// benchmark and the chaos run all stand on it.
+
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Child } from './child.js';
+import { GafferClient } from './client.js';
+import { startEtcd, startNats, waitFor, type EtcdCluster, type NatsServer } from './servers.js';
+import type { StatusResult } from './protocol.js';
+
+export const CLI_PATH = fileURLToPath(new URL('./cli.js', import.meta.url));
+
+export interface ClusterOptions {
+  masters?: number;
+  workers?: number;
+  ttlSeconds?: number;
+  etcdMembers?: number;
+  /** Use these servers instead of starting our own. */
+  natsUrl?: string;
+  etcdEndpoints?: string;
+  /** Preferred NATS port (falls back to a free one when taken). */
+  natsPort?: number;
+  /** Print the children's output here instead of into log files. */
+  inherit?: boolean;
+  env?: NodeJS.ProcessEnv;
+  /** Worker capacity. */
+  capacity?: number;
+}
+
+export class LocalCluster {
+  readonly masters = new Map<string, Child>();
+  readonly workers = new Map<string, Child>();
+  private clientP: Promise<GafferClient> | undefined;
+
+  private constructor(
+    readonly dir: string,
+    readonly opts: ClusterOptions,
+    readonly natsUrl: string,
+    readonly etcdEndpoints: string,
+    readonly nats: NatsServer | undefined,
+    readonly etcd: EtcdCluster | undefined,
+  ) {}
+
+  /** start brings up servers (unless given) and the requested masters and workers, without waiting for them. */
+  static async start(opts: ClusterOptions = {}): Promise<LocalCluster> {
+    const dir = mkdtempSync(join(tmpdir(), 'gaffer-'));
+    const nats = opts.natsUrl
+      ? undefined
+      : await startNats({ dir: join(dir, 'nats'), ...(opts.natsPort ? { port: opts.natsPort } : {}) });
+    const etcd = opts.etcdEndpoints ? undefined : await startEtcd({ dir: join(dir, 'etcd'), size: opts.etcdMembers ?? 1 });
+    const c = new LocalCluster(
+      dir,
+      opts,
+      opts.natsUrl ?? nats!.url,
+      opts.etcdEndpoints ?? etcd!.endpoints.join(','),
+      nats,
+      etcd,
+    );
+    for (let i = 1; i <= (opts.masters ?? 0); i++) c.startMaster(`m${i}`);
+    for (let i = 1; i <= (opts.workers ?? 0); i++) c.startWorker(`w${i}`);
+    return c;
+  }
+
+  private spawn(role: 'master' | 'worker', id: string, extra: string[]): Child {
+    const args = [
+      CLI_PATH, role, '--id', id,
+      '--nats', this.natsUrl, '--etcd', this.etcdEndpoints,
+      '--ttl', String(this.opts.ttlSeconds ?? 2),
+      ...extra,
+    ];
+    return new Child({
+      name: id,
+      cmd: process.execPath,
+      args,
+      env: { ...process.env, GAFFER_LOG_LEVEL: process.env.GAFFER_LOG_LEVEL ?? 'info', ...this.opts.env },
+      logFile: join(this.dir, `${id}.log`),
+      inherit: this.opts.inherit ?? false,
+    }).start();
+  }
+
+  startMaster(id: string, extra: string[] = []): Child {
+    const c = this.spawn('master', id, extra);
+    this.masters.set(id, c);
+    return c;
+  }
+
+  startWorker(id: string, extra: string[] = []): Child {
+    const cap = this.opts.capacity ? ['--capacity', String(this.opts.capacity)] : [];
+    const c = this.spawn('worker', id, [...cap, ...extra]);
+    this.workers.set(id, c);
+    return c;
+  }
+
+  /** client is one shared typed client for this cluster. */
+  client(): Promise<GafferClient> {
+    return (this.clientP ??= GafferClient.connect(this.natsUrl, { timeoutMs: 5000 }));
+  }
+
+  /** ready waits until a leader answers and sees `workers` live workers. */
+  async ready(workers = this.workers.size, timeoutMs = 30000): Promise<StatusResult> {
+    const c = await this.client();
+    return waitFor(
+      `a leader that sees ${workers} workers`,
+      async () => {
+        const s = await c.call<StatusResult>('cluster.status', {}, 1000);
+        return s.workers.length === workers ? s : undefined;
+      },
+      timeoutMs,
+    );
+  }
+
+  /** stop takes everything down; keepDir leaves the logs for a failed test to show. */
+  async stop(keepDir = false): Promise<void> {
+    if (this.clientP) await (await this.clientP.catch(() => undefined))?.close().catch(() => undefined);
+    await Promise.all([...this.masters.values(), ...this.workers.values()].map((c) => c.stop()));
+    await this.nats?.stop();
+    await this.etcd?.stop();
+    if (!keepDir) rmSync(this.dir, { recursive: true, force: true });
+  }
+}
