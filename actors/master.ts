@@ -20,6 +20,8 @@ import { Leader } from './leader/leader.js';
 
 export interface MasterConfig extends ProcessConfig {
   holdMs?: number;
+  /** false: do not join the `masters` queue group (a master that only leads; benchmarks use it). */
+  serveClients?: boolean;
 }
 
 export const SERVICE_NAME = 'gaffer';
@@ -83,6 +85,11 @@ export class Master {
   }
 
   private async run(): Promise<void> {
+    if (this.cfg.serveClients !== false) await this.serve();
+    await this.election.start();
+  }
+
+  private async serve(): Promise<void> {
     this.service = await this.nc.services.add({
       name: SERVICE_NAME,
       version: SERVICE_VERSION,
@@ -98,7 +105,6 @@ export class Master {
         },
       });
     }
-    await this.election.start();
   }
 
   /** onClientMessage never throws: the services API would turn a throw into a bare error reply. */

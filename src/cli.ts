@@ -109,8 +109,9 @@ export function buildProgram(): Command {
 
   common(program.command('master').description('run a master (candidate leader)'))
     .option('--metrics-port <port>', 'serve Prometheus metrics on this port')
-    .action(async (o: CommonOptions) => {
-      const cfg = resolveProcess('master', o);
+    .option('--no-serve-clients', 'do not serve client subjects (lead only; for benchmarks)')
+    .action(async (o: CommonOptions & { serveClients: boolean }) => {
+      const cfg = { ...resolveProcess('master', o), serveClients: o.serveClients };
       rootLogger({ role: 'master', id: cfg.id });
       const { Master } = await import('../actors/master.js');
       await serve('master', () => Master.start(cfg));
