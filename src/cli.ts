@@ -104,6 +104,8 @@ export function buildProgram(): Command {
     .description('A control plane for long-running work over NATS and etcd')
     .option('--nats <url>', 'NATS server URL for client commands (env NATS_URL)')
     .option('--timeout <ms>', 'request deadline for client commands', String(DEFAULTS.requestTimeoutMs))
+    // Program options only before the subcommand, so `master --nats` reaches the master.
+    .enablePositionalOptions()
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
 
