@@ -1,0 +1,116 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { compareLoad, pick, placeMany, type Slot } from '../../src/placement.js';
+
+const slot = (id: string, assigned: number, capacity: number): Slot => ({ id, assigned, capacity });
+
+describe('compareLoad', () => {
+  test('orders by assigned/capacity, not by raw assigned count', () => {
+    // 3/10 is less loaded than 1/2 even though it holds more resources.
+    assert.ok(compareLoad(slot('a', 3, 10), slot('b', 1, 2)) < 0);
+    assert.ok(compareLoad(slot('b', 1, 2), slot('a', 3, 10)) > 0);
+  });
+
+  test('equal ratios tie-break on fewer assigned, then on the smaller id', () => {
+    // 1/3 and 2/6 are the same load; the emptier worker wins.
+    assert.ok(compareLoad(slot('z', 1, 3), slot('a', 2, 6)) < 0);
+    assert.ok(compareLoad(slot('a', 2, 6), slot('z', 1, 3)) > 0);
+    assert.ok(compareLoad(slot('a', 1, 3), slot('b', 1, 3)) < 0);
+    assert.ok(compareLoad(slot('b', 1, 3), slot('a', 1, 3)) > 0);
+    assert.equal(compareLoad(slot('a', 1, 3), slot('a', 1, 3)), 0);
+  });
+
+  test('separates loads that differ by less than one part in a trillion', () => {
+    // 1000001/1000002 > 1000000/1000001 by about 1e-12: near the largest capacities we accept.
+    const big = slot('a', 1_000_001, 1_000_002);
+    const small = slot('b', 1_000_000, 1_000_001);
+    assert.ok(compareLoad(big, small) > 0);
+    assert.ok(compareLoad(small, big) < 0);
+  });
+});
+
+describe('pick', () => {
+  test('returns the least-loaded slot', () => {
+    const got = pick([slot('a', 5, 10), slot('b', 2, 10), slot('c', 4, 10)]);
+    assert.equal(got?.id, 'b');
+  });
+
+  test('skips full and over-full workers even when they would sort first', () => {
+    // A capacity-0 worker has "load" 0 by cross-multiplication; it must still be skipped.
+    const got = pick([slot('a', 0, 0), slot('b', 3, 3), slot('c', 5, 4), slot('d', 9, 10)]);
+    assert.equal(got?.id, 'd');
+  });
+
+  test('returns undefined when every worker is full or none is live', () => {
+    assert.equal(pick([]), undefined);
+    assert.equal(pick([slot('a', 2, 2), slot('b', 1, 1)]), undefined);
+  });
+
+  test('is deterministic regardless of input order', () => {
+    const slots = [slot('m', 1, 4), slot('c', 1, 4), slot('x', 1, 4), slot('c2', 2, 8)];
+    const orders = [slots, [...slots].reverse(), [slots[2]!, slots[0]!, slots[3]!, slots[1]!]];
+    for (const o of orders) assert.equal(pick(o)?.id, 'c');
+  });
+
+  test('accepts any iterable and returns the same object, not a copy', () => {
+    const b = slot('b', 0, 1);
+    const m = new Map([
+      ['a', slot('a', 1, 1)],
+      ['b', b],
+    ]);
+    assert.equal(pick(m.values()), b);
+  });
+});
+
+describe('placeMany', () => {
+  test('spreads evenly across equal workers in a fixed round-robin order', () => {
+    const slots = [slot('c', 0, 10), slot('a', 0, 10), slot('b', 0, 10)];
+    const got = placeMany(slots, 7);
+    assert.deepEqual(got, ['a', 'b', 'c', 'a', 'b', 'c', 'a']);
+    assert.deepEqual(
+      slots.map((s) => [s.id, s.assigned]),
+      [
+        ['c', 2],
+        ['a', 3],
+        ['b', 2],
+      ],
+    );
+  });
+
+  test('fills in proportion to capacity', () => {
+    const slots = [slot('a', 0, 2), slot('b', 0, 4)];
+    assert.deepEqual(placeMany(slots, 6), ['a', 'b', 'b', 'a', 'b', 'b']);
+    assert.equal(slots[0]!.assigned, 2);
+    assert.equal(slots[1]!.assigned, 4);
+  });
+
+  test('levels existing load before spreading', () => {
+    const slots = [slot('a', 4, 10), slot('b', 0, 10)];
+    assert.deepEqual(placeMany(slots, 5), ['b', 'b', 'b', 'b', 'a']);
+  });
+
+  test('leaves the overflow pending as undefined once everyone is full', () => {
+    const slots = [slot('a', 0, 1), slot('b', 1, 2)];
+    assert.deepEqual(placeMany(slots, 4), ['a', 'b', undefined, undefined]);
+    assert.equal(slots[0]!.assigned, 1);
+    assert.equal(slots[1]!.assigned, 2);
+  });
+
+  test('with no workers everything stays pending, and count 0 places nothing', () => {
+    assert.deepEqual(placeMany([], 3), [undefined, undefined, undefined]);
+    const slots = [slot('a', 0, 5)];
+    assert.deepEqual(placeMany(slots, 0), []);
+    assert.equal(slots[0]!.assigned, 0);
+  });
+
+  test('never leaves two workers more than one apart when capacities are equal', () => {
+    const slots = Array.from({ length: 7 }, (_, i) => slot(`w${i}`, 0, 1000));
+    placeMany(slots, 1000);
+    const counts = slots.map((s) => s.assigned);
+    assert.equal(
+      counts.reduce((a, b) => a + b, 0),
+      1000,
+    );
+    assert.ok(Math.max(...counts) - Math.min(...counts) <= 1, `uneven: ${counts.join(',')}`);
+  });
+});

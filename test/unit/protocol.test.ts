@@ -1,0 +1,223 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  decodeStored,
+  decodeWorkerInfo,
+  taskKindOf,
+  TaskKind,
+  validateAdd,
+  validateEmpty,
+  validateId,
+  validateName,
+  validateNameRequest,
+  validateSpec,
+} from '../../src/protocol.js';
+import { BadRequestError, ErrorCode } from '../../src/errors.js';
+import { packed } from '../../src/codec.js';
+
+function rejects(fn: () => unknown, mentions: RegExp): void {
+  assert.throws(fn, (err: unknown) => {
+    assert.ok(err instanceof BadRequestError, `expected BadRequestError, got ${String(err)}`);
+    assert.equal(err.code, ErrorCode.BAD_REQUEST);
+    assert.match(err.message, mentions);
+    return true;
+  });
+}
+
+/** nest wraps a leaf in `levels` objects: nest(1, x) is {a: x}. */
+function nest(levels: number, leaf: unknown): Record<string, unknown> {
+  let v: unknown = leaf;
+  for (let i = 0; i < levels; i++) v = { a: v };
+  return v as Record<string, unknown>;
+}
+
+describe('validateName', () => {
+  const valid = ['a', 'A', '0', 'svc', 'svc-1', 'svc_1', 'svc.alpha', 'a.b.c', 'a..b', 'x.', 'a'.repeat(128)];
+  for (const name of valid) {
+    test(`accepts ${JSON.stringify(name.length > 20 ? `${name.slice(0, 8)}…(${name.length})` : name)}`, () => {
+      assert.equal(validateName(name), name);
+    });
+  }
+
+  test('missing is its own error', () => rejects(() => validateName(undefined), /"name" is required/));
+
+  for (const v of [null, 42, true, ['a'], { a: 1 }]) {
+    test(`non-string ${JSON.stringify(v)} is rejected`, () => rejects(() => validateName(v), /must be a string/));
+  }
+
+  const invalid: Array<[string, string]> = [
+    ['empty', ''],
+    ['path traversal', '../x'],
+    ['slash', 'a/b'],
+    ['space', 'a b'],
+    ['NATS wildcard *', '*'],
+    ['NATS wildcard >', '>'],
+    ['wildcard inside', 'a.*'],
+    ['leading dot', '.a'],
+    ['leading dash', '-a'],
+    ['leading underscore', '_a'],
+    ['129 characters', 'a'.repeat(129)],
+    ['trailing newline', 'abc\n'],
+    ['tab', 'a\tb'],
+    ['non-ASCII', 'café'],
+    ['NUL', 'a\u0000b'],
+  ];
+  for (const [what, name] of invalid) {
+    test(`rejects ${what}`, () => rejects(() => validateName(name), /invalid name/));
+  }
+
+  test('the error quotes at most 140 characters of a huge name', () => {
+    try {
+      validateName('/'.repeat(10_000));
+      assert.fail('expected a throw');
+    } catch (err) {
+      assert.ok(err instanceof BadRequestError);
+      assert.ok(err.message.length < 400, `message is ${err.message.length} chars`);
+    }
+  });
+});
+
+describe('validateSpec', () => {
+  test('absent spec becomes {}', () => assert.deepEqual(validateSpec(undefined), {}));
+
+  test('returns a valid spec unchanged', () => {
+    const spec = { kind: 'noop', n: 1, list: [1, 'a', null, false, { b: [] }] };
+    assert.equal(validateSpec(spec), spec);
+  });
+
+  for (const v of [null, 'x', 3, true, [], [{ a: 1 }]]) {
+    test(`non-object ${JSON.stringify(v)} is rejected`, () => rejects(() => validateSpec(v), /"spec" must be an object/));
+  }
+
+  test('16 levels deep is allowed, 17 is not', () => {
+    // The spec object itself is level 0, so a leaf inside 16 nested objects sits at level 16.
+    assert.ok(validateSpec(nest(16, 1)));
+    rejects(() => validateSpec(nest(17, 1)), /deeper than 16/);
+  });
+
+  test('depth counts arrays as levels too', () => {
+    let v: unknown = 1;
+    for (let i = 0; i < 17; i++) v = [v];
+    rejects(() => validateSpec({ a: v }), /deeper than 16/);
+  });
+
+  test('a very deep spec fails fast instead of overflowing the stack', () => {
+    rejects(() => validateSpec(nest(100_000, 1)), /deeper than 16/);
+  });
+
+  test('over 64 KiB (msgpack-encoded) is rejected; just under is fine', () => {
+    assert.ok(validateSpec({ s: 'x'.repeat(64 * 1024 - 16) }));
+    rejects(() => validateSpec({ s: 'x'.repeat(64 * 1024) }), /larger than 65536 bytes/);
+  });
+
+  test('known kind passes; no kind passes', () => {
+    assert.deepEqual(validateSpec({ kind: 'noop' }), { kind: 'noop' });
+    assert.deepEqual(validateSpec({ other: 1 }), { other: 1 });
+  });
+
+  for (const kind of ['bogus', 'NOOP', '', 1, null, ['noop'], { noop: true }]) {
+    test(`unknown kind ${JSON.stringify(kind)} is rejected`, () => rejects(() => validateSpec({ kind }), /unknown spec\.kind/));
+  }
+
+  for (const n of [NaN, Infinity, -Infinity]) {
+    test(`non-finite ${n} is rejected, even nested`, () => {
+      rejects(() => validateSpec({ n }), /must be finite/);
+      rejects(() => validateSpec({ a: [1, { b: n }] }), /must be finite/);
+    });
+  }
+
+  // msgpack can carry values JSON cannot; none of them belong in a spec.
+  const notJson: Array<[string, unknown]> = [
+    ['Date', new Date(0)],
+    ['binary', new Uint8Array([1])],
+    ['undefined', undefined],
+    ['bigint', 1n],
+    ['Map', new Map()],
+    ['function', () => 1],
+  ];
+  for (const [what, v] of notJson) {
+    test(`${what} inside a spec is rejected`, () => rejects(() => validateSpec({ v }), /only JSON values/));
+  }
+});
+
+describe('request validation', () => {
+  test('validateAdd returns exactly name and spec', () => {
+    assert.deepEqual(validateAdd({ name: 'a', spec: { kind: 'noop' } }), { name: 'a', spec: { kind: 'noop' } });
+    assert.deepEqual(validateAdd({ name: 'a' }), { name: 'a', spec: {} });
+  });
+
+  test('validateAdd rejects unknown fields, naming the field', () => {
+    rejects(() => validateAdd({ name: 'a', spec: {}, worker: 'w1' }), /unknown field "worker"; expected name, spec/);
+  });
+
+  test('validateAdd checks the name and the spec', () => {
+    rejects(() => validateAdd({ spec: {} }), /"name" is required/);
+    rejects(() => validateAdd({ name: 'a b' }), /invalid name/);
+    rejects(() => validateAdd({ name: 'a', spec: [] }), /"spec" must be an object/);
+  });
+
+  for (const body of [null, undefined, 'a', 1, ['a']]) {
+    test(`body ${JSON.stringify(body)} is not an object`, () => {
+      rejects(() => validateAdd(body), /must be a JSON object/);
+      rejects(() => validateNameRequest(body), /must be a JSON object/);
+      rejects(() => validateEmpty(body), /must be a JSON object/);
+    });
+  }
+
+  test('validateNameRequest takes only name', () => {
+    assert.deepEqual(validateNameRequest({ name: 'a.b' }), { name: 'a.b' });
+    rejects(() => validateNameRequest({ name: 'a', spec: {} }), /unknown field "spec"; expected name$/);
+    rejects(() => validateNameRequest({}), /"name" is required/);
+  });
+
+  test('validateEmpty takes nothing', () => {
+    assert.deepEqual(validateEmpty({}), {});
+    rejects(() => validateEmpty({ verbose: true }), /unknown field "verbose"; expected none/);
+  });
+
+  test('a JSON "__proto__" key is an unknown field, not a prototype', () => {
+    rejects(() => validateNameRequest(JSON.parse('{"name":"a","__proto__":{"x":1}}')), /unknown field "__proto__"/);
+  });
+});
+
+describe('validateId', () => {
+  for (const id of ['m1', 'worker-ab12cd34', 'W_9', 'x'.repeat(64)]) {
+    test(`accepts ${id.slice(0, 20)}`, () => assert.equal(validateId(id, 'worker'), id));
+  }
+  for (const id of ['', 'a.b', 'a b', '*', '>', 'a/b', 'x'.repeat(65), 7, undefined]) {
+    test(`rejects ${JSON.stringify(id)}`, () => rejects(() => validateId(id, 'worker'), /invalid worker id/));
+  }
+});
+
+describe('taskKindOf', () => {
+  test('defaults to noop', () => {
+    assert.equal(taskKindOf({}), TaskKind.noop);
+    assert.equal(taskKindOf({ kind: 'nope' }), TaskKind.noop);
+    assert.equal(taskKindOf({ kind: 3 }), TaskKind.noop);
+    assert.equal(taskKindOf({ kind: 'noop' }), TaskKind.noop);
+  });
+});
+
+describe('stored records', () => {
+  test('decodeStored fills defaults for worker and spec', () => {
+    const got = decodeStored(packed.encode({ name: 'a', id: 'u1', createdAt: 't' }));
+    assert.deepEqual(got, { name: 'a', id: 'u1', worker: null, spec: {}, createdAt: 't' });
+  });
+
+  test('decodeStored keeps only the stored fields', () => {
+    const got = decodeStored(packed.encode({ name: 'a', id: 'u1', worker: 'w1', spec: { k: 1 }, createdAt: 't', epoch: 'L1' }));
+    assert.deepEqual(got, { name: 'a', id: 'u1', worker: 'w1', spec: { k: 1 }, createdAt: 't' });
+  });
+
+  for (const v of [null, 1, 'x', { name: 'a', id: 'u1' }, { name: 1, id: 'u1', createdAt: 't' }]) {
+    test(`decodeStored refuses ${JSON.stringify(v)}`, () => {
+      assert.throws(() => decodeStored(packed.encode(v)), /stored resource is malformed/);
+    });
+  }
+
+  test('decodeWorkerInfo reads id and capacity and refuses anything else', () => {
+    assert.deepEqual(decodeWorkerInfo(packed.encode({ id: 'w1', capacity: 5, extra: 1 })), { id: 'w1', capacity: 5 });
+    assert.throws(() => decodeWorkerInfo(packed.encode({ id: 'w1', capacity: '5' })), /stored worker is malformed/);
+    assert.throws(() => decodeWorkerInfo(packed.encode(null)), /stored worker is malformed/);
+  });
+});

@@ -1,0 +1,556 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { chunk, ClusterState, type StoredAssignment, type Unit } from '../../actors/leader/state.js';
+import { keys, parseKey } from '../../src/keys.js';
+import { packed } from '../../src/codec.js';
+import type { Op } from '../../src/store.js';
+import type { StoredResource } from '../../src/protocol.js';
+
+// --- helpers ---------------------------------------------------------------
+
+// The default constructor only: its optional parameters are still changing.
+const fresh = (): ClusterState => new ClusterState();
+const EPOCH0 = new Date(0);
+
+const rec = (name: string, worker: string | null): StoredResource => ({
+  name,
+  id: `id-${name}`,
+  worker,
+  spec: {},
+  createdAt: EPOCH0.toISOString(),
+});
+
+/** loaded builds a state as the leader's load() would: workers first, then resources with their assignment keys. */
+function loaded(
+  workers: Array<[id: string, capacity: number, epoch: string]>,
+  resources: Array<[name: string, worker: string | null]>,
+): ClusterState {
+  const s = fresh();
+  for (const [id, cap, epoch] of workers) s.loadWorker(id, cap, epoch);
+  for (const [name, worker] of resources) {
+    const w = workers.find(([id]) => id === worker);
+    s.loadResource(rec(name, worker), 10, w && { worker: w[0], epoch: w[2] });
+  }
+  return s;
+}
+
+const keyOf = (op: Op): string => ('put' in op ? op.put : op.del);
+const show = (op: Op): string => `${'put' in op ? 'put' : 'del'} ${keyOf(op)}`;
+/** opsByName renders a flush as name -> ["put <key>", "del <key>", ...], in emitted order. */
+const opsByName = (units: Unit[]): Record<string, string[]> =>
+  Object.fromEntries(units.map((u) => [u.name, u.ops.map(show)]));
+const valueOf = (units: Unit[], key: string): unknown => {
+  for (const u of units) for (const op of u.ops) if ('put' in op && op.put === key) return packed.decode(op.value);
+  return undefined;
+};
+const workerOf = (s: ClusterState, name: string): string | null | undefined => s.view(name)?.worker;
+
+// --- add / remove ------------------------------------------------------------
+
+describe('add', () => {
+  test('creates once; a second add of the same name is a no-op that reports created=false', () => {
+    const s = loaded([['w1', 10, 'L1']], []);
+    assert.equal(s.add('a', { kind: 'noop' }), true);
+    const first = s.view('a');
+    assert.equal(s.add('a', { other: 1 }), false);
+    // The second add must not replace the record (new id, new spec) within the same batch...
+    assert.deepEqual(s.view('a'), first);
+    const units = s.flush();
+    assert.deepEqual(opsByName(units), { a: ['put gaffer/resources/a', 'put gaffer/assign/w1/a'] });
+    // ...nor in a later one.
+    assert.equal(s.add('a', { other: 2 }), false);
+    assert.equal(s.hasChanges, false);
+    assert.deepEqual(s.flush(), []);
+  });
+
+  test('the stored record and the assignment carry the same resource plus the epoch', () => {
+    const s = loaded([['w1', 10, 'L1']], []);
+    s.add('a.b', { kind: 'noop' });
+    const units = s.flush();
+    const stored = valueOf(units, keys.resource('a.b')) as StoredResource;
+    assert.equal(stored.name, 'a.b');
+    assert.equal(stored.worker, 'w1');
+    assert.deepEqual(stored.spec, { kind: 'noop' });
+    assert.equal(new Date(stored.createdAt).toISOString(), stored.createdAt);
+    assert.match(stored.id, /^[0-9a-f-]{36}$/);
+    assert.deepEqual(valueOf(units, keys.assignment('w1', 'a.b')), { ...stored, epoch: 'L1' });
+    // A new resource has no revision until committed.
+    assert.equal(s.view('a.b')?.revision, 0);
+    s.committed(['a.b'], 42);
+    assert.equal(s.view('a.b')?.revision, 42);
+  });
+
+  test('with no workers the resource stays pending, and workerUp places it', () => {
+    const s = fresh();
+    s.add('a', {});
+    assert.equal(workerOf(s, 'a'), null);
+    assert.deepEqual([...s.pending], ['a']);
+    const u1 = s.flush();
+    assert.deepEqual(opsByName(u1), { a: ['put gaffer/resources/a'] });
+    assert.equal((valueOf(u1, keys.resource('a')) as StoredResource).worker, null);
+
+    s.workerUp('w1', 5, 'L1');
+    assert.equal(workerOf(s, 'a'), 'w1');
+    assert.equal(s.pending.size, 0);
+    const u2 = s.flush();
+    assert.deepEqual(opsByName(u2), { a: ['put gaffer/resources/a', 'put gaffer/assign/w1/a'] });
+    assert.equal((valueOf(u2, keys.assignment('w1', 'a')) as StoredAssignment).epoch, 'L1');
+  });
+
+  test('places on the least-loaded worker and leaves the rest pending when all are full', () => {
+    const s = loaded(
+      [
+        ['w1', 2, 'L1'],
+        ['w2', 1, 'L2'],
+      ],
+      [['x', 'w1']],
+    );
+    s.add('a', {}); // w1 1/2 vs w2 0/1 -> w2
+    s.add('b', {}); // w2 full -> w1
+    s.add('c', {}); // everyone full
+    assert.deepEqual([workerOf(s, 'a'), workerOf(s, 'b'), workerOf(s, 'c')], ['w2', 'w1', null]);
+    assert.deepEqual([...s.pending], ['c']);
+    assert.deepEqual(s.loads(), [
+      { id: 'w1', capacity: 2, resources: 2 },
+      { id: 'w2', capacity: 1, resources: 1 },
+    ]);
+  });
+});
+
+describe('remove', () => {
+  test('a placed resource: deletes its resource key and its assignment key', () => {
+    const s = loaded([['w1', 10, 'L1']], [['a', 'w1']]);
+    const gone = s.remove('a');
+    assert.deepEqual(gone, { ...rec('a', 'w1'), revision: 10 });
+    assert.equal(s.view('a'), undefined);
+    assert.deepEqual(s.loads(), [{ id: 'w1', capacity: 10, resources: 0 }]);
+    assert.deepEqual(opsByName(s.flush()), { a: ['del gaffer/resources/a', 'del gaffer/assign/w1/a'] });
+  });
+
+  test('a pending resource: deletes only its resource key', () => {
+    const s = loaded([], [['a', null]]);
+    s.remove('a');
+    assert.equal(s.pending.size, 0);
+    assert.deepEqual(opsByName(s.flush()), { a: ['del gaffer/resources/a'] });
+  });
+
+  test('an unknown name returns undefined and changes nothing', () => {
+    const s = loaded([['w1', 10, 'L1']], [['a', 'w1']]);
+    assert.equal(s.remove('nope'), undefined);
+    assert.equal(s.hasChanges, false);
+    assert.deepEqual(s.flush(), []);
+  });
+
+  test('add then remove of a new name in one batch emits no operations at all', () => {
+    const s = loaded([['w1', 10, 'L1']], []);
+    s.add('a', {});
+    s.remove('a');
+    assert.deepEqual(s.flush(), []);
+    assert.deepEqual(s.loads(), [{ id: 'w1', capacity: 10, resources: 0 }]);
+  });
+
+  test('remove then add of an existing name in one batch rewrites it, with a new id', () => {
+    const s = loaded(
+      [
+        ['w1', 10, 'L1'],
+        ['w2', 10, 'L2'],
+      ],
+      [
+        ['a', 'w1'],
+        ['b', 'w1'],
+      ],
+    );
+    s.remove('a');
+    s.add('a', { v: 2 }); // w1 holds b, so a goes to w2
+    const units = s.flush();
+    assert.deepEqual(opsByName(units), {
+      a: ['put gaffer/resources/a', 'del gaffer/assign/w1/a', 'put gaffer/assign/w2/a'],
+    });
+    const stored = valueOf(units, keys.resource('a')) as StoredResource;
+    assert.notEqual(stored.id, 'id-a');
+    assert.deepEqual(stored.spec, { v: 2 });
+  });
+});
+
+// --- workers -----------------------------------------------------------------
+
+describe('workerDown', () => {
+  test("moves each of the worker's resources to the least-loaded live worker", () => {
+    const s = loaded(
+      [
+        ['w1', 10, 'L1'],
+        ['w2', 10, 'L2'],
+        ['w3', 10, 'L3'],
+      ],
+      [
+        ['a', 'w1'],
+        ['b', 'w1'],
+        ['c', 'w1'],
+        ['d', 'w2'],
+      ],
+    );
+    s.workerDown('w1');
+    // a -> w3 (0 vs 1); b -> w2 (1 vs 1, smaller id); c -> w3 (2 vs 1).
+    assert.deepEqual(['a', 'b', 'c', 'd'].map((n) => workerOf(s, n)), ['w3', 'w2', 'w3', 'w2']);
+    assert.deepEqual(s.loads(), [
+      { id: 'w2', capacity: 10, resources: 2 },
+      { id: 'w3', capacity: 10, resources: 2 },
+    ]);
+    const units = s.flush();
+    assert.deepEqual(opsByName(units), {
+      a: ['put gaffer/resources/a', 'del gaffer/assign/w1/a', 'put gaffer/assign/w3/a'],
+      b: ['put gaffer/resources/b', 'del gaffer/assign/w1/b', 'put gaffer/assign/w2/b'],
+      c: ['put gaffer/resources/c', 'del gaffer/assign/w1/c', 'put gaffer/assign/w3/c'],
+    });
+    // The new assignment is stamped with the new worker's epoch.
+    assert.equal((valueOf(units, keys.assignment('w3', 'a')) as StoredAssignment).epoch, 'L3');
+    assert.equal((valueOf(units, keys.assignment('w2', 'b')) as StoredAssignment).epoch, 'L2');
+  });
+
+  test('skips full workers, and what does not fit goes pending', () => {
+    const s = loaded(
+      [
+        ['w1', 10, 'L1'],
+        ['w2', 1, 'L2'],
+        ['w3', 2, 'L3'],
+      ],
+      [
+        ['a', 'w1'],
+        ['b', 'w1'],
+        ['c', 'w1'],
+        ['d', 'w2'],
+      ],
+    );
+    s.workerDown('w1');
+    assert.deepEqual(['a', 'b', 'c'].map((n) => workerOf(s, n)), ['w3', 'w3', null]);
+    assert.deepEqual([...s.pending], ['c']);
+    assert.deepEqual(opsByName(s.flush()).c, ['put gaffer/resources/c', 'del gaffer/assign/w1/c']);
+  });
+
+  test('with no live worker left, everything goes pending and loses its assignment key', () => {
+    const s = loaded([['w1', 10, 'L1']], [['a', 'w1'], ['b', 'w1']]);
+    s.workerDown('w1');
+    assert.deepEqual(s.loads(), []);
+    assert.deepEqual([...s.pending].sort(), ['a', 'b']);
+    assert.equal(workerOf(s, 'a'), null);
+    const units = s.flush();
+    assert.deepEqual(opsByName(units), {
+      a: ['put gaffer/resources/a', 'del gaffer/assign/w1/a'],
+      b: ['put gaffer/resources/b', 'del gaffer/assign/w1/b'],
+    });
+    assert.equal((valueOf(units, keys.resource('a')) as StoredResource).worker, null);
+  });
+
+  test('an unknown worker is ignored', () => {
+    const s = loaded([['w1', 10, 'L1']], [['a', 'w1']]);
+    s.workerDown('w9');
+    assert.equal(s.hasChanges, false);
+  });
+
+  test('down then up again in one batch: the resource ends where it started, written once', () => {
+    const s = loaded([['w1', 10, 'L1']], [['a', 'w1']]);
+    s.workerDown('w1');
+    s.workerUp('w1', 10, 'L1b');
+    assert.equal(workerOf(s, 'a'), 'w1');
+    // Same worker before and after, so no delete; the put carries the new lease.
+    const units = s.flush();
+    assert.deepEqual(opsByName(units), { a: ['put gaffer/resources/a', 'put gaffer/assign/w1/a'] });
+    assert.equal((valueOf(units, keys.assignment('w1', 'a')) as StoredAssignment).epoch, 'L1b');
+  });
+});
+
+describe('workerUp', () => {
+  test('a new epoch (lease) re-stamps every assignment key of that worker, in place', () => {
+    const s = loaded(
+      [
+        ['w1', 10, 'L1'],
+        ['w2', 10, 'L2'],
+      ],
+      [
+        ['a', 'w1'],
+        ['b', 'w1'],
+        ['c', 'w2'],
+      ],
+    );
+    s.workerUp('w1', 10, 'L1-new');
+    const units = s.flush();
+    assert.deepEqual(opsByName(units), {
+      a: ['put gaffer/resources/a', 'put gaffer/assign/w1/a'],
+      b: ['put gaffer/resources/b', 'put gaffer/assign/w1/b'],
+    });
+    for (const n of ['a', 'b']) {
+      assert.equal((valueOf(units, keys.assignment('w1', n)) as StoredAssignment).epoch, 'L1-new');
+    }
+    // Nothing moved.
+    assert.deepEqual(['a', 'b', 'c'].map((n) => workerOf(s, n)), ['w1', 'w1', 'w2']);
+  });
+
+  test('the same epoch again is a no-op', () => {
+    const s = loaded([['w1', 10, 'L1']], [['a', 'w1']]);
+    s.workerUp('w1', 10, 'L1');
+    assert.equal(s.hasChanges, false);
+    assert.deepEqual(s.flush(), []);
+  });
+
+  test('more capacity on a known worker places pending work', () => {
+    const s = loaded([['w1', 1, 'L1']], [['a', 'w1'], ['b', null]]);
+    assert.deepEqual([...s.pending], ['b']);
+    s.workerUp('w1', 2, 'L1');
+    assert.equal(workerOf(s, 'b'), 'w1');
+    assert.deepEqual(opsByName(s.flush()), { b: ['put gaffer/resources/b', 'put gaffer/assign/w1/b'] });
+  });
+
+  test('a new worker takes pending work up to its capacity', () => {
+    const s = loaded([], [['a', null], ['b', null], ['c', null]]);
+    s.workerUp('w1', 2, 'L1');
+    assert.equal(s.pending.size, 1);
+    assert.deepEqual(s.loads(), [{ id: 'w1', capacity: 2, resources: 2 }]);
+  });
+});
+
+// --- repair ------------------------------------------------------------------
+
+describe('repair', () => {
+  test('rewrites stale and missing assignment keys and deletes orphans; leaves good ones alone', () => {
+    const s = fresh();
+    s.loadWorker('w1', 10, 'L1-new');
+    s.loadResource(rec('stale', 'w1'), 5, { worker: 'w1', epoch: 'L1-old' });
+    s.loadResource(rec('missing', 'w1'), 6, undefined);
+    s.loadResource(rec('good', 'w1'), 7, { worker: 'w1', epoch: 'L1-new' });
+    s.repair([
+      { worker: 'w9', name: 'zombie' },
+      { worker: 'w2', name: 'good' },
+    ]);
+    assert.equal(s.hasChanges, true);
+    const units = s.flush();
+    assert.deepEqual(
+      units.map((u) => [u.name, u.ops.map(show)]),
+      [
+        ['stale', ['put gaffer/resources/stale', 'put gaffer/assign/w1/stale']],
+        ['missing', ['put gaffer/resources/missing', 'put gaffer/assign/w1/missing']],
+        ['zombie', ['del gaffer/assign/w9/zombie']],
+        ['good', ['del gaffer/assign/w2/good']],
+      ],
+    );
+    assert.equal((valueOf(units, keys.assignment('w1', 'stale')) as StoredAssignment).epoch, 'L1-new');
+    // Orphans are deleted once, not on every flush.
+    assert.equal(s.hasChanges, false);
+    assert.deepEqual(s.flush(), []);
+  });
+
+  test("deletes the assignment key of a resource whose worker is gone", () => {
+    const s = fresh();
+    s.loadWorker('w2', 10, 'L2');
+    s.loadResource(rec('a', 'dead'), 5, { worker: 'dead', epoch: 'Ld' });
+    s.repair([]);
+    assert.deepEqual([...s.pending], ['a']);
+    const ops = opsByName(s.flush()).a;
+    assert.ok(ops?.includes('del gaffer/assign/dead/a'), String(ops));
+  });
+
+  test(
+    "a loaded resource whose worker is gone reads as pending (worker null) until it is placed",
+    {
+      todo:
+        'bug: actors/leader/state.ts loadResource() puts the name in `pending` but keeps rec.worker = "dead", ' +
+        'and repair() only clears the assignment; with no live worker, view() and the record flush() writes ' +
+        'still name the dead worker',
+    },
+    () => {
+      const s = fresh();
+      s.loadResource(rec('a', 'dead'), 5, { worker: 'dead', epoch: 'Ld' });
+      s.repair([]);
+      s.placePending(); // no live worker: stays pending
+      assert.deepEqual([...s.pending], ['a']);
+      assert.equal(s.view('a')?.worker, null);
+      const stored = valueOf(s.flush(), keys.resource('a')) as StoredResource;
+      assert.equal(stored.worker, null);
+    },
+  );
+
+  test(
+    'an orphan delete never targets a key the same flush puts',
+    {
+      todo:
+        'bug: actors/leader/state.ts flush() emits orphan deletes after the dirty units without checking ' +
+        'them against the puts; if the orphan (w1, a) is for a pending resource that placePending then puts on w1, ' +
+        'the flush holds "put gaffer/assign/w1/a" and "del gaffer/assign/w1/a", chunk() packs both in one txn, ' +
+        'and etcd rejects it ("duplicate key given in txn request") on every reload, so the leader can never commit',
+    },
+    () => {
+      const s = fresh();
+      s.loadWorker('w1', 10, 'L1');
+      s.loadResource(rec('a', null), 5, undefined);
+      s.repair([{ worker: 'w1', name: 'a' }]);
+      s.placePending(); // the leader's receive() does this in the same batch
+      assert.equal(workerOf(s, 'a'), 'w1');
+      const units = s.flush();
+      const puts = new Set(units.flatMap((u) => u.ops.filter((o) => 'put' in o).map(keyOf)));
+      const dels = units.flatMap((u) => u.ops.filter((o) => 'del' in o).map(keyOf));
+      assert.deepEqual(dels.filter((k) => puts.has(k)), []);
+      assert.ok(puts.has(keys.assignment('w1', 'a')));
+    },
+  );
+});
+
+// --- flush invariants under a long random run -----------------------------------
+
+/** mulberry32: a tiny seeded PRNG so a failure reproduces exactly. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** model strips what a record carries for audit only (the writer's term), leaving what the planner decides. */
+function model(v: unknown): unknown {
+  const { term: _, ...rest } = v as Record<string, unknown>;
+  return rest;
+}
+
+/** expected is what etcd should hold for this model: every resource key, and one assignment key per placed resource. */
+function expected(s: ClusterState): Map<string, unknown> {
+  const out = new Map<string, unknown>();
+  for (const r of s.list()) {
+    const { revision: _, ...stored } = r;
+    out.set(keys.resource(r.name), stored);
+    if (r.worker) out.set(keys.assignment(r.worker, r.name), { ...stored, epoch: s.workers.get(r.worker)!.epoch });
+  }
+  return out;
+}
+
+describe('flush under random batches', () => {
+  for (const seed of [1, 2, 3, 42, 1337]) {
+    test(`seed ${seed}: no key twice in a unit, and applying every flush keeps etcd equal to the model`, () => {
+      const rand = rng(seed);
+      const pickOf = <T>(xs: T[]): T => xs[Math.floor(rand() * xs.length)]!;
+      const names = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'x.y', 'x.y.z'];
+      const workerIds = ['w1', 'w2', 'w3', 'w4'];
+      const s = fresh();
+      const etcd = new Map<string, unknown>();
+      let lease = 0;
+      for (let batch = 0; batch < 300; batch++) {
+        const steps = 1 + Math.floor(rand() * 6);
+        for (let i = 0; i < steps; i++) {
+          const r = rand();
+          if (r < 0.35) s.add(pickOf(names), { n: i });
+          else if (r < 0.6) s.remove(pickOf(names));
+          else if (r < 0.8) {
+            const id = pickOf(workerIds);
+            const known = s.workers.get(id);
+            // Usually a new incarnation, sometimes a capacity change on the same lease.
+            const epoch = known && rand() < 0.5 ? known.epoch : `L${++lease}`;
+            s.workerUp(id, 1 + Math.floor(rand() * 4), epoch);
+          } else s.workerDown(pickOf(workerIds));
+        }
+        s.placePending();
+        const units = s.flush();
+        for (const txn of chunk(units, 7)) {
+          const seen = new Set<string>();
+          for (const u of txn) {
+            const unitKeys = u.ops.map(keyOf);
+            assert.equal(new Set(unitKeys).size, unitKeys.length, `batch ${batch}: ${u.name} repeats a key: ${unitKeys}`);
+            // etcd refuses a txn that touches a key twice, so this must hold per transaction too.
+            for (const k of unitKeys) {
+              assert.ok(!seen.has(k), `batch ${batch}: ${k} twice in one txn`);
+              seen.add(k);
+            }
+            for (const op of u.ops) {
+              if ('put' in op) etcd.set(op.put, model(packed.decode(op.value)));
+              else {
+                assert.ok(etcd.has(op.del), `batch ${batch}: deletes ${op.del}, which is not there`);
+                etcd.delete(op.del);
+              }
+            }
+          }
+        }
+        assert.deepEqual(etcd, expected(s), `batch ${batch}`);
+        // The planner's own bookkeeping agrees with the records.
+        for (const r of s.list()) {
+          assert.equal(s.pending.has(r.name), r.worker === null, `batch ${batch}: ${r.name} pending flag`);
+          if (r.worker) assert.ok(s.workers.get(r.worker)!.names.has(r.name));
+        }
+        for (const w of s.workers.values()) for (const n of w.names) assert.equal(workerOf(s, n), w.id);
+        // Pending work is left only when every live worker is full.
+        if (s.pending.size > 0) for (const w of s.workers.values()) assert.ok(w.assigned >= w.capacity, `batch ${batch}`);
+      }
+      assert.ok(lease > 10, 'the run exercised re-registration');
+    });
+  }
+
+  test('every assignment key the planner writes parses back to its worker and name', () => {
+    const s = loaded([['w1', 10, 'L1']], []);
+    s.add('svc.alpha.v2', {});
+    const [unit] = s.flush();
+    const put = unit!.ops.find((o) => 'put' in o && o.put.startsWith(keys.assignmentsPrefix))!;
+    assert.deepEqual(parseKey.assignment(keyOf(put)), { workerId: 'w1', name: 'svc.alpha.v2' });
+  });
+});
+
+// --- chunk -------------------------------------------------------------------
+
+const unit = (name: string, n: number): Unit => ({
+  name,
+  ops: Array.from({ length: n }, (_, i) => ({ del: `${name}/${i}` })),
+});
+
+describe('chunk', () => {
+  test('packs greedily, in order, without splitting a unit', () => {
+    const units = [unit('a', 2), unit('b', 3), unit('c', 1), unit('d', 3), unit('e', 1)];
+    const txns = chunk(units, 5);
+    assert.deepEqual(
+      txns.map((t) => t.map((u) => u.name)),
+      [['a', 'b'], ['c', 'd', 'e']],
+    );
+    // Units are passed through whole and unchanged.
+    assert.deepEqual(txns.flat(), units);
+  });
+
+  test('never exceeds maxOps when every unit fits', () => {
+    const rand = rng(7);
+    for (let round = 0; round < 200; round++) {
+      const maxOps = 3 + Math.floor(rand() * 10);
+      const units = Array.from({ length: Math.floor(rand() * 40) }, (_, i) => unit(`u${i}`, 1 + Math.floor(rand() * 3)));
+      const txns = chunk(units, maxOps);
+      assert.deepEqual(txns.flat(), units, 'order and content are preserved');
+      for (const t of txns) {
+        assert.ok(t.length > 0, 'no empty transactions');
+        const n = t.reduce((sum, u) => sum + u.ops.length, 0);
+        assert.ok(n <= maxOps, `${n} ops > ${maxOps}`);
+      }
+      // Greedy: the next unit would not have fit in the previous transaction.
+      for (let i = 1; i < txns.length; i++) {
+        const prev = txns[i - 1]!.reduce((sum, u) => sum + u.ops.length, 0);
+        assert.ok(prev + txns[i]![0]!.ops.length > maxOps);
+      }
+    }
+  });
+
+  test('exactly maxOps fits in one transaction', () => {
+    assert.equal(chunk([unit('a', 2), unit('b', 2)], 4).length, 1);
+    assert.equal(chunk([unit('a', 2), unit('b', 3)], 4).length, 2);
+  });
+
+  test('a unit larger than maxOps is kept whole, alone in its transaction', () => {
+    const txns = chunk([unit('a', 1), unit('big', 5), unit('c', 1)], 3);
+    assert.deepEqual(
+      txns.map((t) => t.map((u) => u.name)),
+      [['a'], ['big'], ['c']],
+    );
+    assert.equal(txns[1]![0]!.ops.length, 5);
+    // Leading with the oversized unit must not emit an empty transaction before it.
+    assert.deepEqual(
+      chunk([unit('big', 5), unit('c', 1)], 3).map((t) => t.map((u) => u.name)),
+      [['big'], ['c']],
+    );
+  });
+
+  test('no units, no transactions', () => {
+    assert.deepEqual(chunk([], 128), []);
+  });
+});
