@@ -1,0 +1,232 @@
+// The built `gaffer` CLI against a real cluster (nats-server, etcd, 2 masters,
+// 2 workers): tables and --json for add/ls/get/status/rm, add --wait, exit
+// codes for request errors, bad usage and an unreachable cluster, and watch.
+
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { cluster, waitFor } from '../harness.js';
+import { CLI_PATH } from '../../src/cluster.js';
+import { freePort, startNats } from '../../src/servers.js';
+import type { AddResult, Resource, StatusResult } from '../../src/protocol.js';
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** A clean environment: nothing from the caller's shell may point the CLI elsewhere. */
+function cliEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  for (const k of ['NATS_URL', 'NATS_USER', 'NATS_PASSWORD', 'GAFFER_LOG_LEVEL']) delete env[k];
+  return env;
+}
+
+/** gaffer runs the built CLI to completion; a hung CLI is killed after a generous bound and fails the test. */
+function gaffer(args: string[]): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI_PATH, ...args], { env: cliEnv(), timeout: 60000 }, (err, stdout, stderr) => {
+      const code = err ? (typeof err.code === 'number' ? err.code : null) : 0;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+function lines(s: string): string[] {
+  return s.split('\n').filter((l) => l.length > 0);
+}
+
+test('gaffer CLI', async (t) => {
+  const c = await cluster({ masters: 2, workers: 2 });
+  await c.ready(2);
+  const client = await c.client();
+  const at = ['--nats', c.natsUrl];
+  const ok = (r: Run) => assert.equal(r.code, 0, `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+
+  await t.test('add prints a table row, and --json exactly the reply data', async () => {
+    const r = await gaffer([...at, 'add', 'books']);
+    ok(r);
+    const [header, row, ...rest] = lines(r.stdout);
+    assert.match(header!, /^NAME\s+WORKER\s+KIND\s+ID\s+AGE\s+REV\s+RESULT$/);
+    assert.equal(rest.length, 0);
+    const stored = await client.get('books');
+    assert.match(row!, new RegExp(`^books\\s+${stored.worker}\\s+noop\\s+${stored.id.slice(0, 8)}\\s.*\\screated$`));
+
+    // Options after the command work too, and win.
+    const j = await gaffer(['--nats', 'nats://127.0.0.1:1', 'add', 'books', '--json', ...at]);
+    ok(j);
+    const data = JSON.parse(j.stdout) as AddResult;
+    assert.deepEqual(data, { created: false, resource: stored });
+  });
+
+  await t.test('add --wait returns once the task runs on its worker', async () => {
+    const r = await gaffer([...at, 'add', 'waited', '--wait', '--json', '--timeout', '30000']);
+    ok(r);
+    const data = JSON.parse(r.stdout) as AddResult & { runningOn: string };
+    assert.equal(data.created, true);
+    assert.equal(data.resource.name, 'waited');
+    assert.ok(c.workers.has(data.runningOn), `runningOn ${data.runningOn}`);
+    // Not waited for: the CLI has already seen it running.
+    const st = await client.workerStatus(data.runningOn);
+    assert.ok(st.running.includes('waited'), `${data.runningOn} runs ${JSON.stringify(st.running)}`);
+
+    // An existing, running resource: --wait finds it by polling the worker's status.
+    const again = await gaffer([...at, 'add', 'waited', '--wait', '--timeout', '30000']);
+    ok(again);
+    assert.match(lines(again.stdout)[1]!, new RegExp(`^waited\\s+${data.runningOn}\\s.*exists, running$`));
+  });
+
+  await t.test('ls lists every resource as a row; --json is the list; --worker filters', async () => {
+    await gaffer([...at, 'add', 'films']);
+    const list = await client.list();
+    const r = await gaffer([...at, 'ls']);
+    ok(r);
+    const out = lines(r.stdout);
+    assert.match(out[0]!, /^NAME\s+WORKER\s+KIND\s+ID\s+AGE\s+REV$/);
+    for (const res of list) {
+      assert.ok(
+        out.some((l) => new RegExp(`^${res.name}\\s+${res.worker ?? '\\(pending\\)'}\\s+noop\\s+${res.id.slice(0, 8)}\\s`).test(l)),
+        `a row for ${res.name} in\n${r.stdout}`,
+      );
+    }
+    assert.equal(out.at(-1), `${list.length} resources`);
+
+    const j = await gaffer([...at, 'ls', '--json']);
+    ok(j);
+    assert.deepEqual(JSON.parse(j.stdout) as Resource[], list);
+
+    for (const w of ['w1', 'w2']) {
+      const f = await gaffer([...at, 'ls', '--worker', w, '--json']);
+      ok(f);
+      assert.deepEqual(JSON.parse(f.stdout), list.filter((x) => x.worker === w));
+    }
+  });
+
+  await t.test('get shows one resource', async () => {
+    const r = await gaffer([...at, 'get', 'films', '--json']);
+    ok(r);
+    assert.deepEqual(JSON.parse(r.stdout), await client.get('films'));
+    const h = await gaffer([...at, 'get', 'films']);
+    ok(h);
+    assert.match(lines(h.stdout)[1]!, /^films\s/);
+  });
+
+  await t.test('status shows the leader, the masters and each worker with load/capacity', async () => {
+    const j = await gaffer([...at, 'status', '--json']);
+    ok(j);
+    const s = JSON.parse(j.stdout) as StatusResult;
+    const direct = await client.status();
+    assert.equal(s.leader, direct.leader);
+    assert.deepEqual([...s.masters].sort(), ['m1', 'm2']);
+    assert.deepEqual(s.workers, direct.workers);
+    assert.equal(Object.hasOwn(s, 'ok'), false, 'only the data');
+
+    const r = await gaffer([...at, 'status']);
+    ok(r);
+    const out = lines(r.stdout);
+    assert.match(out[0]!, new RegExp(`^LEADER\\s+${s.leader}$`));
+    assert.match(out[1]!, new RegExp(`^MASTERS\\s+.*${s.leader} \\(leader\\)`));
+    assert.match(out[2]!, /^WORKER\s+LOAD\s+USED$/);
+    for (const w of s.workers) {
+      const pct = ((w.resources / w.capacity) * 100).toFixed(1).replace('.', '\\.');
+      assert.ok(
+        out.some((l) => new RegExp(`^${w.id}\\s+${w.resources}/${w.capacity}\\s+${pct}%$`).test(l)),
+        `a row for ${w.id} in\n${r.stdout}`,
+      );
+    }
+  });
+
+  await t.test('rm deletes; an unknown name exits 1 with NOT_FOUND', async () => {
+    const r = await gaffer([...at, 'rm', 'films']);
+    ok(r);
+    assert.match(lines(r.stdout)[1]!, /^films\s.*deleted$/);
+
+    const missing = await gaffer([...at, 'rm', 'no-such-thing']);
+    assert.equal(missing.code, 1);
+    assert.equal(missing.stdout, '');
+    assert.match(missing.stderr, /NOT_FOUND: /);
+  });
+
+  await t.test('bad usage exits 2 before anything is sent', async () => {
+    for (const args of [
+      ['add', 'bad name'],
+      ['add', '.hidden'],
+      ['add', 'x', '--spec', 'not json'],
+      ['add', 'x', '--spec', '{"kind":"unknown"}'],
+      ['ls', '--worker', 'a.b'],
+      ['ls', '--bogus'],
+      ['watch', 'nonsense'],
+      ['status', '--timeout', '-1'],
+    ]) {
+      const r = await gaffer([...at, ...args]);
+      assert.equal(r.code, 2, `${args.join(' ')}: exit ${r.code}, ${r.stderr}`);
+      assert.equal(r.stdout, '');
+    }
+    await assert.rejects(client.get('bad name'));
+  });
+
+  await t.test('--help works for every command and shows examples', async () => {
+    for (const cmd of ['add', 'rm', 'get', 'ls', 'status', 'watch', 'master', 'worker', 'dev']) {
+      const r = await gaffer([cmd, '--help']);
+      ok(r);
+      assert.match(r.stdout, /Examples:/, cmd);
+    }
+  });
+
+  await t.test('an unreachable cluster exits 3', async () => {
+    const port = await freePort(); // nothing listens there
+    const r = await gaffer(['--nats', `nats://127.0.0.1:${port}`, 'status']);
+    assert.equal(r.code, 3, r.stderr);
+    assert.equal(r.stdout, '');
+
+    // NATS is up but no master serves the subject.
+    const dir = mkdtempSync(join(tmpdir(), 'gaffer-cli-'));
+    const bare = await startNats({ dir });
+    after(async () => {
+      await bare.stop();
+      rmSync(dir, { recursive: true, force: true });
+    });
+    const nobody = await gaffer(['--nats', bare.url, '--timeout', '1000', 'ls']);
+    assert.equal(nobody.code, 3, nobody.stderr);
+    assert.match(nobody.stderr, /UNAVAILABLE/);
+  });
+
+  await t.test('watch --json prints the events of an add, one JSON document per line; SIGINT exits 0', async () => {
+    const child = spawn(process.execPath, [CLI_PATH, ...at, 'watch', '--json'], { env: cliEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    after(() => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
+    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+    await waitFor('watch to subscribe', async () => stderr.includes('watching events.>'), 20000);
+
+    const added = await client.add('watched');
+    const events = await waitFor(
+      'resource.placed and task.started for watched',
+      async () => {
+        const evs = lines(stdout).map((l) => JSON.parse(l) as Record<string, unknown>);
+        const mine = evs.filter((e) => e.name === 'watched');
+        return mine.some((e) => e.kind === 'resource.placed') && mine.some((e) => e.kind === 'task.started') ? mine : undefined;
+      },
+      20000,
+    );
+    const placed = events.find((e) => e.kind === 'resource.placed')!;
+    assert.equal(placed.id, added.resource.id);
+    assert.equal(placed.worker, added.resource.worker);
+    assert.equal(typeof placed.at, 'string');
+    assert.equal(typeof placed.by, 'string');
+    const started = events.find((e) => e.kind === 'task.started')!;
+    assert.equal(started.worker, added.resource.worker);
+    assert.equal(started.taskKind, 'noop');
+
+    child.kill('SIGINT');
+    assert.equal(await exited, 0);
+  });
+});
