@@ -1,0 +1,67 @@
+// BenchConfig: what to run and how long, from the environment.
+//   BENCH_QUICK=1                  a smoke run: tiny counts, short cells, one repetition
+//   BENCH_ONLY=floors,add,...      run only these parts (floors, add, failover, scale, profile)
+//   BENCH_OUT=path                 where results.json goes (default bench/results.json)
+//   BENCH_SCALE=n                  resources for the scale step (default 100000; quick 1000)
+//   BENCH_KEEP_LOGS=1              keep every cluster's directory (logs) for a post-mortem
+
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const SECTIONS = ['floors', 'add', 'failover', 'scale', 'profile'] as const;
+export type Section = (typeof SECTIONS)[number];
+
+export interface BenchConfig {
+  quick: boolean;
+  only: Set<Section>;
+  out: string;
+  keepLogs: boolean;
+  /** Lease TTL for every cluster (s). */
+  ttlSeconds: number;
+  /** Each load cell: warmup, then measure this long. */
+  warmupMs: number;
+  cellMs: number;
+  /** In-flight levels of every cell. */
+  levels: [number, number];
+  /** Repetitions of each failover scenario; the median is reported. */
+  reps: number;
+  /** Resources on the worker that is killed. */
+  workerKillResources: number;
+  scale: { resources: number; workers: number; pools: number; inflight: number; limitMs: number; checkpoints: number[] };
+}
+
+// dist/bench/config.js -> <repo>/bench/results.json
+const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+export function benchConfig(env: NodeJS.ProcessEnv = process.env): BenchConfig {
+  const quick = env.BENCH_QUICK === '1';
+  const only = new Set<Section>();
+  for (const s of (env.BENCH_ONLY ?? '').split(',').map((x) => x.trim()).filter(Boolean)) {
+    if (!(SECTIONS as readonly string[]).includes(s)) throw new Error(`BENCH_ONLY: unknown part "${s}"; known: ${SECTIONS.join(', ')}`);
+    only.add(s as Section);
+  }
+  if (only.size === 0) for (const s of SECTIONS) only.add(s);
+  const resources = Number(env.BENCH_SCALE ?? (quick ? 1000 : 100_000));
+  if (!Number.isInteger(resources) || resources < 10) throw new Error('BENCH_SCALE must be a whole number ≥ 10');
+  const workers = quick ? 10 : 100;
+  return {
+    quick,
+    only,
+    out: env.BENCH_OUT ?? join(repoRoot, 'bench', 'results.json'),
+    keepLogs: env.BENCH_KEEP_LOGS === '1',
+    ttlSeconds: 2,
+    warmupMs: quick ? 200 : 500,
+    cellMs: quick ? 400 : 4000,
+    levels: [1, 64],
+    reps: quick ? 1 : 3,
+    workerKillResources: quick ? 200 : 1000,
+    scale: {
+      resources,
+      workers,
+      pools: quick ? 2 : 4,
+      inflight: 128,
+      limitMs: quick ? 30_000 : 180_000,
+      checkpoints: [...new Set([100, 1000, 10_000, resources].filter((n) => n <= resources))].sort((a, b) => a - b),
+    },
+  };
+}

@@ -1,0 +1,76 @@
+// Procs: the child processes the benchmark starts besides LocalCluster's own
+// (floor responders, worker pools, a master with extra node flags), and what
+// we read about them from /proc. Every one is a Child: signalled by its own
+// PID only, and SIGKILLed if this process exits first.
+
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Child } from '../src/child.js';
+import { CLI_PATH, type LocalCluster } from '../src/cluster.js';
+
+const here = (f: string): string => fileURLToPath(new URL(f, import.meta.url));
+
+export const RESPONDER_PATH = here('./responder.js');
+export const POOL_PATH = here('./worker-pool.js');
+
+function logEnv(): NodeJS.ProcessEnv {
+  return { ...process.env, GAFFER_LOG_LEVEL: process.env.GAFFER_LOG_LEVEL ?? 'info' };
+}
+
+export function startResponder(dir: string, name: string, args: string[]): Child {
+  return new Child({ name, cmd: process.execPath, args: [RESPONDER_PATH, ...args], env: logEnv(), logFile: join(dir, `${name}.log`) }).start();
+}
+
+/**
+ * startMaster starts a gaffer master like LocalCluster.startMaster does, but
+ * with extra node flags (e.g. --cpu-prof), and registers it with the cluster
+ * so cluster.stop() takes it down too.
+ */
+export function startMaster(c: LocalCluster, id: string, o: { nodeArgs?: string[]; extra?: string[] } = {}): Child {
+  const child = new Child({
+    name: id,
+    cmd: process.execPath,
+    args: [
+      ...(o.nodeArgs ?? []),
+      CLI_PATH, 'master', '--id', id,
+      '--nats', c.natsUrl, '--etcd', c.etcdEndpoints,
+      '--ttl', String(c.opts.ttlSeconds ?? 2),
+      ...(o.extra ?? []),
+    ],
+    env: { ...logEnv(), ...c.opts.env },
+    logFile: join(c.dir, `${id}.log`),
+  }).start();
+  c.masters.set(id, child);
+  return child;
+}
+
+/** startPool starts one process running `count` Worker actors named `<prefix>-w<i>`. */
+export function startPool(c: LocalCluster, prefix: string, count: number, capacity: number): Child {
+  return new Child({
+    name: prefix,
+    cmd: process.execPath,
+    args: [
+      POOL_PATH, '--prefix', prefix, '--count', String(count), '--capacity', String(capacity),
+      '--nats', c.natsUrl, '--etcd', c.etcdEndpoints, '--ttl', String(c.opts.ttlSeconds ?? 2),
+    ],
+    env: { ...logEnv(), ...c.opts.env },
+    logFile: join(c.dir, `${prefix}.log`),
+  }).start();
+}
+
+/** rssBytes reads VmRSS of one process from /proc/<pid>/status (resident set, not V8 heap). */
+export function rssBytes(pid: number | undefined): number {
+  if (!pid) return NaN;
+  try {
+    const m = /VmRSS:\s+(\d+)\s+kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) * 1024 : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+/** stopAll stops children in parallel and never throws. */
+export async function stopAll(children: Array<Child | undefined>): Promise<void> {
+  await Promise.all(children.map((c) => c?.stop().catch(() => undefined)));
+}

@@ -1,0 +1,112 @@
+// Ratios: every gaffer number against the floors of the same run, and every
+// target marked MET or MISSED with by how much. A target whose inputs were
+// not measured (a part skipped or failed) is "n/a".
+
+import type { AddResult } from './add.js';
+import type { FailoverResult } from './failover.js';
+import type { FloorsResult } from './floors.js';
+import type { Cell } from './load.js';
+import type { ScaleResult } from './scale.js';
+
+export interface Parts {
+  floors?: FloorsResult;
+  add?: AddResult;
+  failover?: FailoverResult;
+  scale?: ScaleResult;
+}
+
+export interface Verdict {
+  id: string;
+  what: string;
+  value: number | null;
+  unit: string;
+  target: string;
+  status: 'MET' | 'MISSED' | 'n/a';
+  by: string;
+}
+
+/** VsFloors puts one cell next to the floors at the same in-flight level. */
+export interface VsFloors {
+  cell: string;
+  throughputVsEcho: number | null;
+  throughputVsHop: number | null;
+  throughputVsSerialized: number | null;
+  p50VsEcho: number | null;
+  p99MinusEchoMs: number | null;
+}
+
+const fin = (x: number | undefined): x is number => typeof x === 'number' && Number.isFinite(x);
+const r2 = (x: number): number => Math.round(x * 100) / 100;
+const ratio = (a: number | undefined, b: number | undefined): number | null => (fin(a) && fin(b) && b !== 0 ? r2(a / b) : null);
+
+export function vsFloors(p: Parts): VsFloors[] {
+  const out: VsFloors[] = [];
+  const f = p.floors;
+  const one = (name: string, c: Cell | undefined, level: string) => {
+    if (!c) return;
+    out.push({
+      cell: name,
+      throughputVsEcho: ratio(c.throughput, f?.echo[level]?.throughput),
+      throughputVsHop: ratio(c.throughput, f?.hop[level]?.throughput),
+      throughputVsSerialized: ratio(c.throughput, f?.serialized[level]?.throughput),
+      p50VsEcho: ratio(c.p50, f?.echo[level]?.p50),
+      p99MinusEchoMs: fin(c.p99) && fin(f?.echo[level]?.p99) ? r2(c.p99 - f!.echo[level]!.p99) : null,
+    });
+  };
+  for (const level of Object.keys(f?.hop ?? {})) one(`floor hop@${level}`, f?.hop[level], level);
+  for (const level of Object.keys(f?.serialized ?? {})) one(`floor serialized@${level}`, f?.serialized[level], level);
+  for (const via of ['follower', 'leader'] as const) {
+    for (const level of Object.keys(p.add?.[via] ?? {})) one(`add via ${via}@${level}`, p.add?.[via][level], level);
+  }
+  return out;
+}
+
+function atLeast(id: string, what: string, value: number | null | undefined, min: number, unit: string): Verdict {
+  if (!fin(value ?? undefined)) return { id, what, value: null, unit, target: `≥ ${min}${unit}`, status: 'n/a', by: 'not measured' };
+  const v = value as number;
+  const ok = v >= min;
+  return {
+    id, what, value: r2(v), unit, target: `≥ ${min}${unit}`,
+    status: ok ? 'MET' : 'MISSED',
+    by: ok ? `${r2(v / min)}× the target` : `short by ${r2(min - v)}${unit} (needs ${r2(min / v)}× more)`,
+  };
+}
+
+function atMost(id: string, what: string, value: number | null | undefined, max: number | null, unit: string, targetText?: string): Verdict {
+  const target = targetText ?? `≤ ${max === null ? '?' : r2(max)} ${unit}`;
+  if (!fin(value ?? undefined) || max === null || !fin(max)) return { id, what, value: fin(value ?? undefined) ? r2(value as number) : null, unit, target, status: 'n/a', by: 'not measured' };
+  const v = value as number;
+  const ok = v <= max;
+  return {
+    id, what, value: r2(v), unit, target,
+    status: ok ? 'MET' : 'MISSED',
+    by: ok ? `under by ${r2(max - v)} ${unit}` : `over by ${r2(v - max)} ${unit} (${r2(v / max)}× the limit)`,
+  };
+}
+
+export function verdicts(p: Parts): Verdict[] {
+  const f = p.floors;
+  const a = p.add;
+  const echo64 = f?.echo['64']?.throughput;
+  const fol64 = a?.follower['64']?.throughput;
+  const out: Verdict[] = [
+    atLeast('add64-vs-echo64', 'add via follower @64 throughput ÷ echo @64 throughput', ratio(fol64, echo64), 0.5, '×'),
+    atLeast('add64-vs-serialized64', 'add via follower @64 throughput ÷ serialized @64 throughput', ratio(fol64, f?.serialized['64']?.throughput), 10, '×'),
+  ];
+  const e99 = f?.echo['1']?.p99;
+  const commit = f?.serialized['1']?.p50;
+  const limit = fin(e99) && fin(commit) ? e99 + commit + 2 : null;
+  const limitText = limit === null ? '≤ echo@1 p99 + serialized@1 p50 + 2 ms' : `≤ ${r2(limit)} ms (echo@1 p99 ${e99} + one commit ${commit} + 2)`;
+  out.push(atMost('add1-p99', 'add via follower @1 p99', a?.follower['1']?.p99, limit, 'ms', limitText));
+  out.push(atMost('leader-sigkill', 'leader SIGKILL -> first successful add (median)', p.failover?.leaderSigkill.medianMs, 1000, 'ms'));
+  out.push(atMost('leader-sigterm', 'leader SIGTERM -> first successful add (median)', p.failover?.leaderSigterm.medianMs, 200, 'ms'));
+  const wk = p.failover?.workerSigkill;
+  out.push(atMost('worker-sigkill', `worker SIGKILL with ${wk?.runs[0]?.resources ?? 1000} -> all running elsewhere (median)`, wk?.medianMs, 1500, 'ms'));
+  const s = p.scale;
+  const at = s ? (s.reachedTarget ? `${s.added}` : `${s.added} of ${s.target}`) : '100000';
+  for (const t of s?.takeover ?? [{ signal: 'SIGTERM' }, { signal: 'SIGKILL' }] as Array<{ signal: string; servedMs?: number }>) {
+    out.push(atMost(`takeover-${t.signal.toLowerCase()}`, `takeover at ${at} resources after leader ${t.signal} -> first successful add`, t.servedMs, 2000, 'ms'));
+  }
+  out.push(atMost('leader-memory', `leader memory per resource (VmRSS delta at ${at})`, s?.memory.bytesPerResource, 1024, 'B'));
+  return out;
+}

@@ -1,0 +1,73 @@
+// Report: the results as plain-text tables.
+
+import type { Cell } from './load.js';
+import { ok, type Results } from './results.js';
+import { formatSummary } from './profile-summary.js';
+
+function table(head: string[], rows: Array<Array<string | number | null | undefined>>): string {
+  const cells = [head, ...rows.map((r) => r.map((x) => (x === null || x === undefined || (typeof x === 'number' && !Number.isFinite(x)) ? '-' : String(x))))];
+  const w = head.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
+  const fmt = (r: string[]) => r.map((x, i) => (i === 0 ? x.padEnd(w[i]!) : x.padStart(w[i]!))).join('  ');
+  return [fmt(cells[0]!), w.map((n) => '-'.repeat(n)).join('  '), ...cells.slice(1).map(fmt)].join('\n');
+}
+
+const cellRow = (name: string, c: Cell | undefined) =>
+  c ? [name, c.throughput, c.p50, c.p99, c.p999, c.ok, c.errors] : [name, null, null, null, null, null, null];
+
+export function report(r: Results): string {
+  const out: string[] = [];
+  const m = r.meta;
+  out.push(`gaffer bench ${m.startedAt}  ${m.quick ? 'QUICK ' : ''}commit ${m.commit}  node ${m.node}  ${m.cpus} cpus  load avg at start ${m.loadavg.join(' ')}`);
+  out.push('Noisy machine: other work ran alongside; compare ratios within this run, not absolute numbers across runs.\n');
+
+  const rows: Array<Array<string | number | null>> = [];
+  const f = ok(r.floors);
+  if (f) {
+    for (const k of ['echo', 'hop', 'serialized'] as const) for (const l of Object.keys(f[k])) rows.push(cellRow(`floor ${k}@${l}`, f[k][l]));
+  }
+  const a = ok(r.add);
+  if (a) {
+    for (const v of ['follower', 'leader'] as const) for (const l of Object.keys(a[v])) rows.push(cellRow(`add via ${v}@${l}`, a[v][l]));
+  }
+  if (rows.length) out.push(table(['cell', 'req/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'samples', 'errors'], rows), '');
+
+  if (r.vsFloors.length) {
+    out.push(table(
+      ['vs floors (same in-flight)', 'tput/echo', 'tput/hop', 'tput/serial', 'p50/echo', 'p99-echo ms'],
+      r.vsFloors.map((v) => [v.cell, v.throughputVsEcho, v.throughputVsHop, v.throughputVsSerialized, v.p50VsEcho, v.p99MinusEchoMs]),
+    ), '');
+  }
+
+  const fo = ok(r.failover);
+  if (fo) {
+    const runs = (xs: Array<{ servedMs?: number; allRunningMs?: number }>) => xs.map((x) => x.servedMs ?? x.allRunningMs).join(' / ');
+    out.push(table(['failover (TTL ' + fo.ttlSeconds + ' s)', 'median ms', 'runs ms', 'detail (medians are of the first column)'], [
+      ['leader SIGKILL -> served', fo.leaderSigkill.medianMs, runs(fo.leaderSigkill.runs), `elected event ${fo.leaderSigkill.runs.map((x) => x.electedMs).join(' / ')}; single client ${fo.leaderSigkill.runs.map((x) => x.singleMs).join(' / ')}`],
+      ['leader SIGTERM -> served', fo.leaderSigterm.medianMs, runs(fo.leaderSigterm.runs), `elected event ${fo.leaderSigterm.runs.map((x) => x.electedMs).join(' / ')}; single client ${fo.leaderSigterm.runs.map((x) => x.singleMs).join(' / ')}`],
+      [`worker SIGKILL (${fo.workerSigkill.runs[0]?.resources ?? '?'}) -> all running`, fo.workerSigkill.medianMs, runs(fo.workerSigkill.runs), `worker.lost ${fo.workerSigkill.runs.map((x) => x.lostMs).join(' / ')}; polled ${fo.workerSigkill.runs.map((x) => x.verifiedMs).join(' / ')}`],
+    ]), '');
+  }
+
+  const s = ok(r.scale);
+  if (s) {
+    out.push(`scale: ${s.added} of ${s.target} resources${s.reachedTarget ? '' : ' (NOT reached within the time bound)'} over ${s.workers} workers in ${s.pools} processes; workers up in ${s.workersUpMs} ms; fill ${s.fillMs} ms = ${s.addRate} adds/s at 128 in flight (${s.fillErrors} errors${s.fillFirstError ? `: ${s.fillFirstError}` : ''}); all running ${s.convergedMs} ms after the fill`);
+    out.push(table(['checkpoint', 'fill ms', 'list ms', 'list bytes', 'leader RSS MiB', 'list error'], s.checkpoints.map((c) => [
+      `${c.resources} resources`, c.atMs, c.list.ok ? c.list.ms : `FAIL ${c.list.ms}`, c.list.bytes, Math.round(c.leaderRssBytes / 1048576), c.list.error ?? '',
+    ])));
+    out.push(`leader ${s.memory.leader} VmRSS ${Math.round(s.memory.rss0 / 1048576)} MiB at 0 -> ${Math.round(s.memory.rssN / 1048576)} MiB at ${s.added}: ${s.memory.bytesPerResource} B/resource`);
+    out.push(table(['takeover', 'served ms', 'single client ms', 'new leader', 'first error'], s.takeover.map((t) => [
+      `leader ${t.signal} at ${t.resources}`, t.servedMs, t.singleMs, `${t.killed} -> ${t.newLeader}`, t.firstError ?? '',
+    ])), '');
+  }
+
+  out.push(table(['target', 'value', 'target', 'status', 'by how much'], r.verdicts.map((v) => [v.what, v.value === null ? null : `${v.value} ${v.unit}`, v.target, v.status, v.by])), '');
+
+  const p = ok(r.profile);
+  if (p) out.push(`leader profile during add via follower@${p.cell.inflight} (${p.cell.throughput}/s under the profiler), ${p.file}:`, formatSummary(p.summary), '');
+
+  for (const [k, v] of Object.entries(r)) {
+    if (v && typeof v === 'object' && 'error' in v) out.push(`${k}: FAILED: ${(v as { error: string }).error}`);
+    if (v && typeof v === 'object' && 'skipped' in v) out.push(`${k}: skipped`);
+  }
+  return out.join('\n');
+}

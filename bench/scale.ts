@@ -1,0 +1,214 @@
+// Scale: many resources over many workers. Workers run as Worker actors in a
+// few worker-pool processes. We fill in stages (128 adds in flight), and at
+// each checkpoint time resource.list and sample the leader's resident memory;
+// then we take the leader away (SIGTERM, then SIGKILL) and time the first
+// successful add. Bounded by time: a fill that runs out of time reports how
+// far it got.
+
+import { performance } from 'node:perf_hooks';
+import type { NatsConnection } from 'nats';
+import { LocalCluster } from '../src/cluster.js';
+import { waitFor } from '../src/servers.js';
+import { ClientSubject, subjects } from '../src/subjects.js';
+import { json } from '../src/codec.js';
+import type { StatusResult, WorkerStatusResult } from '../src/protocol.js';
+import type { Child } from '../src/child.js';
+import type { BenchConfig } from './config.js';
+import { median, runLoad, sleep } from './load.js';
+import { served, type Served } from './probe.js';
+import { rssBytes, startPool, stopAll } from './procs.js';
+import { benchConnect, request, runId } from './wire.js';
+
+export interface ListSample {
+  resources: number;
+  ok: boolean;
+  ms: number;
+  bytes?: number;
+  error?: string;
+}
+export interface Checkpoint {
+  resources: number;
+  /** Adding time so far (list and memory samples excluded). */
+  atMs: number;
+  leaderRssBytes: number;
+  list: ListSample;
+}
+export interface Takeover extends Served {
+  signal: string;
+  killed: string;
+  newLeader: string;
+  resources: number;
+}
+export interface ScaleResult {
+  target: number;
+  workers: number;
+  pools: number;
+  capacityPerWorker: number;
+  workersUpMs: number;
+  added: number;
+  reachedTarget: boolean;
+  fillMs: number;
+  addRate: number;
+  fillErrors: number;
+  fillFirstError?: string;
+  /** ms after the fill until every resource ran on a worker (polled), NaN if not within the bound. */
+  convergedMs: number;
+  checkpoints: Checkpoint[];
+  memory: { measure: string; leader: string; rss0: number; rssN: number; bytesPerResource: number };
+  takeover: Takeover[];
+}
+
+async function status(nc: NatsConnection, timeoutMs = 2000): Promise<StatusResult> {
+  return (await request(nc, ClientSubject.status, {}, { timeoutMs, gaffer: true })) as unknown as StatusResult;
+}
+
+/** rss takes the median of a few samples of a process's VmRSS. */
+async function rss(pid: number | undefined): Promise<number> {
+  const xs: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    xs.push(rssBytes(pid));
+    await sleep(200);
+  }
+  return median(xs);
+}
+
+async function listOnce(nc: NatsConnection, resources: number): Promise<ListSample> {
+  const t = performance.now();
+  try {
+    const m = await nc.request(ClientSubject.list, json.encode({}), { timeout: 15000 });
+    const ms = Math.round((performance.now() - t) * 10) / 10;
+    const r = json.decode(m.data) as { ok?: boolean; error?: { code: string; message: string } };
+    if (r.ok !== true) return { resources, ok: false, ms, bytes: m.data.byteLength, error: `${r.error?.code}: ${r.error?.message}` };
+    return { resources, ok: true, ms, bytes: m.data.byteLength };
+  } catch (err) {
+    return { resources, ok: false, ms: Math.round(performance.now() - t), error: `${(err as Error).name}: ${(err as Error).message}` };
+  }
+}
+
+/** listLatency: the median of 3 lists, or the first failure (a failed list can take its whole deadline). */
+async function listLatency(nc: NatsConnection, resources: number): Promise<ListSample> {
+  const xs: ListSample[] = [];
+  for (let i = 0; i < 3; i++) {
+    const s = await listOnce(nc, resources);
+    if (!s.ok) return s;
+    xs.push(s);
+  }
+  return { ...xs[0]!, ms: median(xs.map((x) => x.ms)) };
+}
+
+async function allRunning(nc: NatsConnection, workerIds: string[], want: number): Promise<boolean> {
+  const counts = await Promise.all(
+    workerIds.map((w) =>
+      nc
+        .request(subjects.workerStatus(w), json.encode({}), { timeout: 3000 })
+        .then((m) => (json.decode(m.data) as WorkerStatusResult).running.length)
+        .catch(() => 0),
+    ),
+  );
+  return counts.reduce((a, b) => a + b, 0) >= want;
+}
+
+export async function scale(cfg: BenchConfig, log: (s: string) => void): Promise<ScaleResult> {
+  const { resources: target, workers, pools, inflight, limitMs, checkpoints } = cfg.scale;
+  const capacity = Math.ceil((target / workers) * 1.5);
+  const cluster = await LocalCluster.start({ masters: 0, workers: 0, ttlSeconds: cfg.ttlSeconds });
+  const poolChildren: Child[] = [];
+  const nc = await benchConnect(cluster.natsUrl, 'bench-scale');
+  try {
+    cluster.startMaster('m1');
+    await waitFor('m1 to lead', async () => (await status(nc, 1000)).leader === 'm1', 30000);
+    cluster.startMaster('m2');
+    await waitFor('m2 to join', async () => (await status(nc, 1000)).masters.length === 2, 30000);
+    const t0 = performance.now();
+    const per = Math.ceil(workers / pools);
+    for (let p = 1; p <= pools; p++) poolChildren.push(startPool(cluster, `p${p}`, Math.min(per, workers - per * (p - 1)), capacity));
+    const st = await waitFor(`${workers} workers`, async () => {
+      const s = await status(nc, 2000);
+      return s.workers.length === workers ? s : undefined;
+    }, 180000);
+    const workersUpMs = Math.round(performance.now() - t0);
+    const workerIds = st.workers.map((w) => w.id);
+    log(`scale: ${workers} workers in ${pools} pools up after ${workersUpMs} ms`);
+    const leader = cluster.masters.get(st.leader)!;
+    await sleep(1000);
+    const rss0 = await rss(leader.pid);
+
+    const checks: Checkpoint[] = [];
+    let added = 0;
+    let errors = 0;
+    let firstError: string | undefined;
+    /** Time spent adding, without the list and memory samples in between. */
+    let fillMs = 0;
+    for (const cp of checkpoints) {
+      const left = limitMs - fillMs;
+      if (left <= 0 || added >= cp) break;
+      const base = added;
+      const cell = await runLoad({ inflight, count: cp - added, limitMs: left }, (i) =>
+        request(nc, ClientSubject.add, { name: `s-${runId}-${base + i}` }, { gaffer: true, timeoutMs: 10000 }).then(() => undefined),
+      );
+      added += cell.totalOk;
+      fillMs += cell.windowMs;
+      errors += cell.errors;
+      firstError ??= cell.firstError;
+      const atMs = Math.round(fillMs);
+      const list = await listLatency(nc, added);
+      const c: Checkpoint = { resources: added, atMs, leaderRssBytes: rssBytes(leader.pid), list };
+      checks.push(c);
+      log(`scale: ${added} resources after ${atMs} ms; list ${list.ok ? `${list.ms} ms, ${list.bytes} bytes` : `FAILED after ${list.ms} ms (${list.error})`}; leader RSS ${Math.round(c.leaderRssBytes / 1048576)} MiB`);
+      if (cell.timedOut) break;
+    }
+    const conv0 = performance.now();
+    const converged = await waitFor('every resource running', () => allRunning(nc, workerIds, added), cfg.quick ? 30000 : 120000)
+      .then(() => Math.round(performance.now() - conv0))
+      .catch(() => NaN);
+    await sleep(2000);
+    const rssN = await rss(leader.pid);
+    log(`scale: all ${added} running ${converged} ms after the fill; leader RSS ${Math.round(rss0 / 1048576)} -> ${Math.round(rssN / 1048576)} MiB`);
+
+    const takeover: Takeover[] = [];
+    for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
+      const s0 = await waitFor('both masters', async () => {
+        const s = await status(nc, 5000);
+        return s.masters.length === 2 ? s : undefined;
+      }, 60000);
+      await sleep(500);
+      const child = cluster.masters.get(s0.leader)!;
+      const t = performance.now();
+      child.signal(signal);
+      const s = await served(nc, t, { prefix: `st-${runId}-${signal}`, perCallMs: 10000, limitMs: 60000 });
+      await Promise.race([child.exited(), sleep(15000)]);
+      await child.kill();
+      const after = await status(nc, 10000).catch(() => undefined);
+      takeover.push({ signal, killed: s0.leader, newLeader: after?.leader ?? '?', resources: added, ...s });
+      log(`scale: leader ${signal} at ${added} resources -> served after ${s.servedMs} ms (single client ${s.singleMs} ms)`);
+      cluster.startMaster(s0.leader);
+    }
+    return {
+      target,
+      workers,
+      pools,
+      capacityPerWorker: capacity,
+      workersUpMs,
+      added,
+      reachedTarget: added >= target,
+      fillMs: Math.round(fillMs),
+      addRate: fillMs > 0 ? Math.round((added / fillMs) * 1000) : 0,
+      fillErrors: errors,
+      ...(firstError !== undefined ? { fillFirstError: firstError } : {}),
+      convergedMs: converged,
+      checkpoints: checks,
+      memory: {
+        measure: 'VmRSS from /proc/<pid>/status of the leader process (median of 5 samples), after the fill vs. with 0 resources',
+        leader: st.leader,
+        rss0,
+        rssN,
+        bytesPerResource: added > 0 ? Math.round((rssN - rss0) / added) : NaN,
+      },
+      takeover,
+    };
+  } finally {
+    await nc.close().catch(() => undefined);
+    await stopAll(poolChildren);
+    await cluster.stop(cfg.keepLogs);
+  }
+}
