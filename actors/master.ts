@@ -8,13 +8,14 @@ import type { Msg, NatsConnection, Service } from 'nats';
 import { connectBus, requestType, respondError } from '../src/bus.js';
 import { DEFAULTS, type ProcessConfig } from '../src/config.js';
 import { Election } from '../src/election.js';
-import { NoLeaderError } from '../src/errors.js';
+import { NoLeaderError, UnavailableError } from '../src/errors.js';
+import { packed } from '../src/codec.js';
 import { leaseTiming } from '../src/lease.js';
 import { logger, type Logger } from '../src/log.js';
 import { Store } from '../src/store.js';
 import { ClientSubject, MASTERS_QUEUE, subjects } from '../src/subjects.js';
 import { publishEvent } from '../src/events.js';
-import { forwardedSubject, forwardHeaders, parseRequest, type ClientRequest } from '../src/request.js';
+import { forwardedSubject, forwardHeaders, newRequestId, parseRequest, type ClientRequest } from '../src/request.js';
 import type { Guard } from '../src/store.js';
 import { Leader } from './leader/leader.js';
 
@@ -38,9 +39,23 @@ interface Held {
   timer: NodeJS.Timeout;
 }
 
+interface InFlight {
+  req: ClientRequest;
+  leader: string;
+  at: number;
+}
+
+/** A forwarded request with no ack after this long is sent again (dedupe makes that safe). */
+const RESEND_AFTER_MS = 5000;
+/** Past this nobody waits for the answer any more. */
+const FORGET_AFTER_MS = 30000;
+
 export class Master {
   private leader: Leader | undefined;
   private held: Held[] = [];
+  /** Requests we forwarded and the leader has not acknowledged yet, by request id. */
+  private readonly inflight = new Map<string, InFlight>();
+  private sweeper: NodeJS.Timeout | undefined;
   private service: Service | undefined;
   private stopping = false;
   private readonly election: Election;
@@ -56,6 +71,7 @@ export class Master {
       onLeaderChange: (l) => {
         this.log.info({ leader: l?.id }, 'leader is now');
         this.flushHeld();
+        this.resend((f) => f.leader !== l?.id);
       },
       onStartedLeading: (guard) => void this.lead(guard),
       onStoppedLeading: (reason) => void this.unlead(reason),
@@ -85,6 +101,17 @@ export class Master {
   }
 
   private async run(): Promise<void> {
+    this.nc.subscribe(subjects.masterAck(this.cfg.id), {
+      callback: (_err, msg) => {
+        try {
+          for (const id of packed.decode(msg.data) as string[]) this.inflight.delete(id);
+        } catch (err) {
+          this.log.warn({ err: (err as Error).message }, 'ignoring malformed ack');
+        }
+      },
+    });
+    this.sweeper = setInterval(() => this.sweep(), 1000);
+    this.sweeper.unref();
     if (this.cfg.serveClients !== false) await this.serve();
     await this.election.start();
   }
@@ -115,6 +142,7 @@ export class Master {
     } catch (err) {
       return respondError(this.nc, msg.reply, requestType(msg.headers), err);
     }
+    if (!req.id) req.id = newRequestId(this.cfg.id);
     this.route(req);
   }
 
@@ -130,11 +158,34 @@ export class Master {
   private route(req: ClientRequest): void {
     if (this.leader?.submit(req)) return;
     const l = this.election.currentLeader;
-    if (l && l.id !== this.cfg.id && !this.stopping) {
-      this.nc.publish(subjects.leader(l.id), req.data, { reply: req.reply, headers: forwardHeaders(req, this.cfg.id) });
-      return;
-    }
+    if (l && l.id !== this.cfg.id) return this.forward(req, l.id);
     this.hold(req);
+  }
+
+  /**
+   * forward re-publishes the request to the leader, keeping the client's reply
+   * subject, so the leader answers the client directly. Requests that came to
+   * us from a client stay tracked until the leader acknowledges them.
+   */
+  private forward(req: ClientRequest, leader: string): void {
+    const origin = req.origin ?? this.cfg.id;
+    this.nc.publish(subjects.leader(leader), req.data, { reply: req.reply, headers: forwardHeaders(req, origin) });
+    if (origin === this.cfg.id) this.inflight.set(req.id, { req, leader, at: Date.now() });
+  }
+
+  /** resend routes again every unacknowledged request that matches (to the new leader, ours, or the hold queue). */
+  private resend(match: (f: InFlight) => boolean): void {
+    for (const [id, f] of this.inflight) {
+      if (!match(f)) continue;
+      this.inflight.delete(id);
+      this.route(f.req);
+    }
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    for (const [id, f] of this.inflight) if (now - f.at > FORGET_AFTER_MS) this.inflight.delete(id);
+    this.resend((f) => now - f.at > RESEND_AFTER_MS);
   }
 
   private hold(req: ClientRequest): void {
@@ -142,7 +193,11 @@ export class Master {
       req,
       timer: setTimeout(() => {
         this.held = this.held.filter((x) => x !== h);
-        respondError(this.nc, req.reply, req.type, new NoLeaderError(`no leader elected within ${this.holdMs} ms`));
+        // If we cannot reach etcd ourselves, say so: that is what the operator must fix.
+        const err = this.election.storeReachable
+          ? new NoLeaderError(`no leader elected within ${this.holdMs} ms`)
+          : new UnavailableError(`etcd is unreachable from master ${this.cfg.id}; no leader can be confirmed`);
+        respondError(this.nc, req.reply, req.type, err);
       }, this.holdMs),
     };
     this.held.push(h);
@@ -170,6 +225,7 @@ export class Master {
       members: () => this.election.members,
       onFenceLost: (unanswered) => {
         this.election.stepDown('fence failed');
+        // Our own requests go back in flight; the next leader gets them once it is known.
         for (const r of unanswered) this.route(r);
       },
       log: this.log,
@@ -201,7 +257,11 @@ export class Master {
     for (const r of rest) this.route(r);
   }
 
-  /** stop resigns at once (another master leads immediately) and hands queued requests to the next leader. */
+  /**
+   * stop resigns at once (another master leads immediately), and hands every
+   * request it still holds, queued or unacknowledged, to the next leader,
+   * waiting at most the hold timeout for the acknowledgements.
+   */
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
@@ -210,29 +270,15 @@ export class Master {
     this.leader = undefined;
     const rest = (await leader?.stop()) ?? [];
     await this.election.resign();
-    for (const r of rest) this.hold(r);
-    await this.handOff();
+    for (const r of rest) this.route(r);
+    const deadline = Date.now() + this.holdMs;
+    while ((this.held.length > 0 || this.inflight.size > 0) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    clearInterval(this.sweeper);
     for (const h of this.held.splice(0)) clearTimeout(h.timer);
     await this.election.close();
     await this.nc.drain().catch(() => undefined);
     this.store.close();
   }
-
-  /** handOff forwards held requests once another master leads, waiting at most the hold timeout. */
-  private async handOff(): Promise<void> {
-    const deadline = Date.now() + this.holdMs;
-    while (this.held.length > 0 && Date.now() < deadline) {
-      const l = this.election.currentLeader;
-      if (l && l.id !== this.cfg.id) {
-        for (const h of this.held.splice(0)) {
-          clearTimeout(h.timer);
-          this.nc.publish(subjects.leader(l.id), h.req.data, { reply: h.req.reply, headers: forwardHeaders(h.req, this.cfg.id) });
-        }
-        await this.nc.flush();
-        return;
-      }
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  }
 }
-

@@ -152,7 +152,7 @@ export class Worker {
     for (const kv of snap.kvs) {
       const k = parseKey.assignment(kv.key);
       if (!k) continue;
-      const { epoch, ...rec } = packed.decode(kv.value) as StoredAssignment;
+      const { epoch, term: _term, ...rec } = packed.decode(kv.value) as StoredAssignment;
       this.seen.set(k.name, kv.modRevision);
       if (epoch === lease.id) want.set(k.name, { ...rec, revision: kv.modRevision });
     }

@@ -23,7 +23,11 @@ export class Actor<M> {
   constructor(
     private readonly receive: (batch: M[]) => Promise<void> | void,
     private readonly opts: ActorOptions = {},
-  ) {}
+  ) {
+    if (opts.maxBatch !== undefined && !(Number.isInteger(opts.maxBatch) && opts.maxBatch >= 1)) {
+      throw new RangeError(`maxBatch must be a whole number ≥ 1, got ${opts.maxBatch}`);
+    }
+  }
 
   get status(): ActorStatus {
     return this._status;
@@ -70,7 +74,11 @@ export class Actor<M> {
       try {
         await this.receive(batch);
       } catch (err) {
-        this.opts.onError?.(err);
+        try {
+          this.opts.onError?.(err);
+        } catch {
+          // An error handler that throws must not wedge the mailbox.
+        }
       }
     }
     this.running = false;

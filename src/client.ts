@@ -1,8 +1,11 @@
-// GafferClient is the typed client for the client-facing subjects. It retries,
-// within its deadline, only what certainly did not run: "no responders" (no
-// master got the request) and NO_LEADER (the master held it and never passed
-// it on). Everything else surfaces as a typed GafferError.
+// GafferClient is the typed client for the client-facing subjects. Every call
+// carries one request id (Gaffer-Request-Id) across its attempts, so the
+// leader answers a repeated write with its first outcome. That makes it safe
+// to retry, within the call's deadline, on "no responders", NO_LEADER and
+// timeouts (a leader failover in progress). Everything else surfaces as a
+// typed GafferError at once.
 
+import { randomUUID } from 'node:crypto';
 import { ErrorCode as NatsErrorCode, headers as natsHeaders, type NatsConnection } from 'nats';
 import { connectBus } from './bus.js';
 import { ContentType, decodeReply, encode } from './codec.js';
@@ -16,7 +19,7 @@ export interface ClientOptions {
   encoding?: ContentType;
 }
 
-const RETRYABLE = new Set<string>([ErrorCode.NO_LEADER]);
+const RETRYABLE = new Set<string>([ErrorCode.NO_LEADER, ErrorCode.TIMEOUT]);
 
 export class GafferClient {
   private readonly timeoutMs: number;
@@ -54,10 +57,13 @@ export class GafferClient {
   /** call sends one request and unwraps `{ok:true,...}`, retrying only what is safe to retry. */
   async call<T>(subject: string, body: unknown, timeoutMs = this.timeoutMs): Promise<T> {
     const deadline = Date.now() + timeoutMs;
-    for (let attempt = 0, delay = 50; ; attempt++, delay = Math.min(delay * 2, 500)) {
+    const id = randomUUID();
+    // Leave room for a second attempt: a failover takes about one lease TTL.
+    const perAttempt = Math.max(1500, Math.floor(timeoutMs / 2));
+    for (let delay = 50; ; delay = Math.min(delay * 2, 500)) {
       const left = deadline - Date.now();
       try {
-        return await this.once<T>(subject, body, Math.max(1, left));
+        return await this.once<T>(subject, body, Math.max(1, Math.min(left, perAttempt)), id);
       } catch (err) {
         const retry = err instanceof NoRespondersError || (err instanceof GafferError && RETRYABLE.has(err.code));
         if (!retry || Date.now() + delay >= deadline) throw err;
@@ -66,9 +72,10 @@ export class GafferClient {
     }
   }
 
-  private async once<T>(subject: string, body: unknown, timeout: number): Promise<T> {
+  private async once<T>(subject: string, body: unknown, timeout: number, id: string): Promise<T> {
     const h = natsHeaders();
     h.set(Header.contentType, this.encoding);
+    h.set(Header.requestId, id);
     let msg;
     try {
       msg = await this.nc.request(subject, encode(body, this.encoding), { timeout, headers: h });

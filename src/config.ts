@@ -66,6 +66,12 @@ export function parsePositiveInt(raw: string | undefined, flag: string, fallback
   return n;
 }
 
+export function parsePort(raw: string, flag: string): number {
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1 || n > 65535) throw new UsageError(`invalid ${flag} ${JSON.stringify(raw)}: a port from 1 to 65535`);
+  return n;
+}
+
 export function parseEndpoints(raw: string | undefined): string[] {
   if (raw === undefined || raw === '') return [...DEFAULTS.etcd];
   const list = raw.split(',').map((s) => s.trim()).filter(Boolean);
@@ -90,6 +96,6 @@ export function resolveProcess(role: string, opts: CommonOptions, env: NodeJS.Pr
   if (env.NATS_USER) cfg.natsUser = env.NATS_USER;
   if (env.NATS_PASSWORD) cfg.natsPass = env.NATS_PASSWORD;
   const metrics = opts.metricsPort ?? env.GAFFER_METRICS_PORT;
-  if (metrics !== undefined && metrics !== '') cfg.metricsPort = parsePositiveInt(metrics, '--metrics-port', 0);
+  if (metrics !== undefined && metrics !== '') cfg.metricsPort = parsePort(metrics, '--metrics-port');
   return cfg;
 }

@@ -57,6 +57,11 @@ export class Election {
     return this.leader;
   }
 
+  /** storeReachable: our own lease is certainly alive, so etcd answered us recently. */
+  get storeReachable(): boolean {
+    return this.lease?.alive ?? false;
+  }
+
   get isLeading(): boolean {
     return this.leading !== undefined;
   }

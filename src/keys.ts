@@ -19,6 +19,14 @@ export const keys = {
   assignmentsPrefix: `${ROOT}assign/`,
   assignments: (workerId: string): string => `${ROOT}assign/${workerId}/`,
   assignment: (workerId: string, name: string): string => `${ROOT}assign/${workerId}/${name}`,
+
+  /**
+   * Outcomes of recent writes by request id, one key per committed
+   * transaction, on short-lived leases: a request re-sent after a leader
+   * change is answered with its first outcome instead of running again.
+   */
+  dedupePrefix: `${ROOT}dedupe/`,
+  dedupe: (term: number, seq: number): string => `${ROOT}dedupe/${term}/${seq}`,
 } as const;
 
 function tail(key: string, prefix: string): string | undefined {

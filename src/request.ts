@@ -2,6 +2,7 @@
 // to answer it from anywhere (its reply subject and encoding) or to forward
 // it unchanged (its raw bytes).
 
+import { randomBytes } from 'node:crypto';
 import { headers as natsHeaders, type MsgHdrs } from 'nats';
 import { decodeRequest, type ContentType } from './codec.js';
 import { BadRequestError } from './errors.js';
@@ -22,6 +23,19 @@ export interface ClientRequest {
   type: ContentType;
   data: Uint8Array;
   reply: string | undefined;
+  /** Idempotency key: the client's, or one the receiving master made up. */
+  id: string;
+  /** The master that received it from the client and awaits the leader's ack; absent when the leader received it. */
+  origin?: string;
+}
+
+const REQUEST_ID_RE = /^[A-Za-z0-9_.:-]{1,128}$/;
+const boot = randomBytes(4).toString('hex');
+let seq = 0;
+
+/** newRequestId is unique across masters and their restarts. */
+export function newRequestId(masterId: string): string {
+  return `${masterId}.${boot}.${(++seq).toString(36)}`;
 }
 
 export function parseCommand(subject: ClientSubject, body: unknown): Command {
@@ -50,7 +64,13 @@ export function parseRequest(
 ): ClientRequest {
   const type = requestType(headers);
   if (!isClientSubject(subject)) throw new BadRequestError(`unknown subject ${JSON.stringify(subject)}`);
-  return { subject, command: parseCommand(subject, decodeRequest(data, type)), type, data, reply };
+  const command = parseCommand(subject, decodeRequest(data, type));
+  const id = headers?.get(Header.requestId) || undefined;
+  if (id !== undefined && !REQUEST_ID_RE.test(id)) {
+    throw new BadRequestError(`invalid ${Header.requestId} header: must match ${REQUEST_ID_RE.source}`);
+  }
+  const origin = headers?.get(Header.origin) || undefined;
+  return { subject, command, type, data, reply, id: id ?? '', ...(origin ? { origin } : {}) };
 }
 
 /** forwardHeaders carries the original subject and encoding across the hop to the leader. */
@@ -59,6 +79,7 @@ export function forwardHeaders(req: ClientRequest, origin: string): MsgHdrs {
   h.set(Header.subject, req.subject);
   h.set(Header.contentType, req.type);
   h.set(Header.origin, origin);
+  h.set(Header.requestId, req.id);
   return h;
 }
 

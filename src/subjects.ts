@@ -23,11 +23,15 @@ export const Header = {
   contentType: 'Content-Type',
   subject: 'Gaffer-Subject',
   origin: 'Gaffer-Origin',
+  /** Idempotency key: a request re-sent with the same id is answered with the first outcome. */
+  requestId: 'Gaffer-Request-Id',
 } as const;
 
 export const subjects = {
   /** Only the current leader subscribes here; followers re-publish client requests to it. */
   leader: (masterId: string): string => `master.leader.${masterId}`,
+  /** The leader acknowledges forwarded requests to their forwarding master here, one message per batch. */
+  masterAck: (masterId: string): string => `master.ack.${masterId}`,
   workerAssign: (workerId: string): string => `worker.${workerId}.assign`,
   workerStatus: (workerId: string): string => `worker.${workerId}.status`,
   allWorkerAssign: 'worker.*.assign',

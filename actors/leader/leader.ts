@@ -18,6 +18,7 @@ import { publishEvent } from '../../src/events.js';
 import type { ClientRequest } from '../../src/request.js';
 import type { Logger } from '../../src/log.js';
 import { chunk, ClusterState, type Move, type StoredAssignment } from './state.js';
+import { answerOf, Dedupe, type Outcome } from './dedupe.js';
 
 type Message =
   | { kind: 'client'; req: ClientRequest }
@@ -41,12 +42,15 @@ const MAX_BATCH = 1024;
 
 interface Answer {
   req: ClientRequest;
-  /** Names whose committed revision must be stamped into the answer. */
+  /** Builds the reply once the batch is committed; revisionOf gives each touched name's commit revision. */
   build: (revisionOf: (name: string) => number | undefined) => unknown;
+  /** A write's outcome, remembered under the request id (for re-sent requests). */
+  outcome?: { name: string; outcome: Outcome };
 }
 
 export class Leader {
   private state = new ClusterState();
+  private dedupe: Dedupe;
   private readonly actor: Actor<Message>;
   private watches: Array<{ close(): Promise<void> }> = [];
   private sub: Subscription | undefined;
@@ -55,7 +59,8 @@ export class Leader {
   private readonly log: Logger;
 
   constructor(private readonly d: LeaderDeps) {
-    this.log = d.log.child({ component: 'leader' });
+    this.log = d.log.child({ role: 'leader' });
+    this.dedupe = new Dedupe(d.store, d.guard.createRevision);
     this.actor = new Actor<Message>((batch) => this.receive(batch), {
       maxBatch: MAX_BATCH,
       onError: (err) => this.log.error({ err }, 'leader batch failed'),
@@ -95,11 +100,13 @@ export class Leader {
     const { store } = this.d;
     const workers = await store.range(keys.workersPrefix);
     const rev = workers.revision;
+    const dedupe = new Dedupe(store, this.d.guard.createRevision);
     const [resources, assigns] = await Promise.all([
       store.range(keys.resourcesPrefix, rev),
       store.range(keys.assignmentsPrefix, rev),
+      dedupe.load(rev),
     ]);
-    const state = new ClusterState();
+    const state = new ClusterState(this.d.guard.createRevision);
     for (const kv of workers.kvs) {
       const id = parseKey.worker(kv.key);
       if (!id) continue;
@@ -141,6 +148,7 @@ export class Leader {
     for (const [name, list] of byName) for (const a of list) orphans.push({ worker: a.worker, name });
     state.repair(orphans);
     this.state = state;
+    this.dedupe = dedupe;
     this.loadRevision = rev;
     this.degraded = false;
     this.log.info(
@@ -167,7 +175,7 @@ export class Leader {
       const k = parseKey.assignment(ev.kv.key);
       const raw = ev.type === 'put' ? ev.kv.value : ev.prev?.value;
       if (!k || !raw) continue;
-      const { epoch, ...rec } = packed.decode(raw) as StoredAssignment;
+      const { epoch, term: _term, ...rec } = packed.decode(raw) as StoredAssignment;
       const resource: Resource = { ...rec, revision: ev.kv.modRevision };
       const msg: AssignEvent & { epoch: string } = { type: ev.type, resource, revision: ev.kv.modRevision, epoch };
       this.d.nc.publish(subjects.workerAssign(k.workerId), JSON.stringify(msg));
@@ -184,8 +192,9 @@ export class Leader {
       }
     }
     const answers: Answer[] = [];
+    const batchSeen = new Map<string, Answer>();
     for (const m of batch) {
-      if (m.kind === 'client') answers.push(this.plan(m.req));
+      if (m.kind === 'client') answers.push(this.plan(m.req, batchSeen));
       else if (m.kind === 'workers') this.applyWorkers(m.events);
       // 'reconcile' only needs the flush below (repairs and pending placements).
     }
@@ -219,21 +228,46 @@ export class Leader {
   }
 
   /** plan applies one client command to the model and says how to answer it once committed. */
-  private plan(req: ClientRequest): Answer {
+  private plan(req: ClientRequest, batchSeen: Map<string, Answer>): Answer {
+    const c = req.command;
+    const s = this.state;
+    if (c.op === 'add' || c.op === 'delete') {
+      // A re-sent request gets its first outcome, whether from this batch or an earlier one.
+      const again = batchSeen.get(req.id);
+      if (again) return { req, build: again.build };
+      const known = this.dedupe.lookup(req.id);
+      if (known) return { req, build: () => answerOf(known.outcome, known.revision) };
+      const a = this.planWrite(req, c);
+      if (req.id) batchSeen.set(req.id, a);
+      return a;
+    }
+    return this.planRead(req);
+  }
+
+  private planWrite(req: ClientRequest, c: Extract<ClientRequest['command'], { op: 'add' | 'delete' }>): Answer {
+    const s = this.state;
+    const stamp = (r: Resource, rev: (n: string) => number | undefined): Resource => ({ ...r, revision: rev(r.name) ?? r.revision });
+    if (c.op === 'add') {
+      const created = s.add(c.name, c.spec);
+      const r = s.view(c.name)!;
+      const { revision: _r, ...rec } = r;
+      return {
+        req,
+        build: (rev) => ({ ok: true, created, resource: stamp(r, rev) }),
+        ...(created ? { outcome: { name: c.name, outcome: { op: 'add', created, rec } } } : {}),
+      };
+    }
+    const r = s.remove(c.name);
+    if (!r) return { req, build: () => ({ ok: false, error: new NotFoundError(`no resource named ${c.name}`).toWire() }) };
+    const { revision: _r, ...rec } = r;
+    return { req, build: (rev) => ({ ok: true, resource: stamp(r, rev) }), outcome: { name: c.name, outcome: { op: 'delete', rec } } };
+  }
+
+  private planRead(req: ClientRequest): Answer {
     const c = req.command;
     const s = this.state;
     const stamp = (r: Resource, rev: (n: string) => number | undefined): Resource => ({ ...r, revision: rev(r.name) ?? r.revision });
     switch (c.op) {
-      case 'add': {
-        const created = s.add(c.name, c.spec);
-        const r = s.view(c.name)!;
-        return { req, build: (rev) => ({ ok: true, created, resource: stamp(r, rev) }) };
-      }
-      case 'delete': {
-        const r = s.remove(c.name);
-        if (!r) return { req, build: () => ({ ok: false, error: new NotFoundError(`no resource named ${c.name}`).toWire() }) };
-        return { req, build: (rev) => ({ ok: true, resource: stamp(r, rev) }) };
-      }
       case 'get': {
         const r = s.view(c.name);
         if (!r) return { req, build: () => ({ ok: false, error: new NotFoundError(`no resource named ${c.name}`).toWire() }) };
@@ -250,6 +284,8 @@ export class Leader {
           build: () => ({ ok: true, leader: this.d.id, masters: this.d.members(), workers }),
         };
       }
+      default:
+        throw new Error(`unplanned command ${c.op}`);
     }
   }
 
@@ -262,16 +298,25 @@ export class Leader {
     const units = this.state.flush();
     const moves = this.state.takeMoves();
     const revisions = new Map<string, number>();
-    const txns = chunk(units, MAX_TXN_OPS);
+    // One op per transaction is kept for the dedupe record of its writes.
+    const txns = chunk(units, MAX_TXN_OPS - 1);
     if (txns.length === 0 && answers.length > 0) txns.push([]);
+    const outcomes = new Map<string, Array<[string, Outcome]>>();
+    for (const a of answers) {
+      if (!a.outcome || !a.req.id) continue;
+      const list = outcomes.get(a.outcome.name) ?? [];
+      list.push([a.req.id, a.outcome.outcome]);
+      outcomes.set(a.outcome.name, list);
+    }
     try {
       for (const t of txns) {
-        const rev = await this.d.store.txn(
-          this.d.guard,
-          t.flatMap((u) => u.ops),
-        );
+        const ops = t.flatMap((u) => u.ops);
+        const entries = t.flatMap((u) => outcomes.get(u.name) ?? []);
+        if (entries.length > 0) ops.push(await this.dedupe.op(entries));
+        const rev = await this.d.store.txn(this.d.guard, ops);
         for (const u of t) revisions.set(u.name, rev);
         this.state.committed(t.map((u) => u.name), rev);
+        this.dedupe.remember(entries, rev);
       }
     } catch (err) {
       const unanswered = answers.map((a) => a.req);
@@ -284,10 +329,24 @@ export class Leader {
       this.degraded = true;
       const e = err instanceof UnavailableError ? err : new UnavailableError((err as Error).message, { cause: err });
       for (const req of unanswered) respondError(this.d.nc, req.reply, req.type, e);
+      this.ack(unanswered);
       return;
     }
     for (const a of answers) respond(this.d.nc, a.req.reply, a.req.type, a.build((n) => revisions.get(n)));
+    this.ack(answers.map((a) => a.req));
     this.announce(moves);
+  }
+
+  /** ack tells each forwarding master, in one message per batch, which of its requests were answered. */
+  private ack(reqs: ClientRequest[]): void {
+    const byOrigin = new Map<string, string[]>();
+    for (const r of reqs) {
+      if (!r.origin || r.origin === this.d.id || !r.id) continue;
+      const ids = byOrigin.get(r.origin) ?? [];
+      ids.push(r.id);
+      byOrigin.set(r.origin, ids);
+    }
+    for (const [origin, ids] of byOrigin) this.d.nc.publish(subjects.masterAck(origin), packed.encode(ids));
   }
 
   private announce(moves: Move[]): void {

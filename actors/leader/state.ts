@@ -20,7 +20,7 @@ export interface Assignment {
 }
 
 /** StoredAssignment is the msgpack value under keys.assignment. */
-export type StoredAssignment = StoredResource & { epoch: string };
+export type StoredAssignment = StoredResource & { epoch: string; term?: number };
 
 interface Entry {
   rec: StoredResource;
@@ -59,7 +59,11 @@ export class ClusterState {
   /** Moves made by this batch, for events. */
   moves: Move[] = [];
 
-  constructor(private readonly now: () => Date = () => new Date()) {}
+  /**
+   * @param term the fencing token of the leader that owns this model; every
+   * record it writes carries it, so an audit can tell who wrote what.
+   */
+  constructor(private readonly term = 0, private readonly now: () => Date = () => new Date()) {}
 
   // --- loading -----------------------------------------------------------
 
@@ -191,6 +195,12 @@ export class ClusterState {
   repair(orphanAssignments: Array<{ worker: string; name: string }>): void {
     for (const e of this.resources.values()) {
       const w = e.rec.worker ? this.workers.get(e.rec.worker) : undefined;
+      if (e.rec.worker && !w) {
+        // Its worker died while no leader watched: it is pending until placed.
+        this.touch(e.rec.name);
+        this.moves.push({ name: e.rec.name, id: e.rec.id, from: e.rec.worker, to: null, deleted: false });
+        e.rec = { ...e.rec, worker: null };
+      }
       const want = w && { worker: w.id, epoch: w.epoch };
       if (want?.worker !== e.assign?.worker || want?.epoch !== e.assign?.epoch) {
         this.touch(e.rec.name);
@@ -211,19 +221,23 @@ export class ClusterState {
     for (const [name, before] of this.dirty) {
       const e = this.resources.get(name);
       const ops: Op[] = [];
-      if (e) ops.push({ put: keys.resource(name), value: packed.encode(e.rec) });
+      if (e) ops.push({ put: keys.resource(name), value: packed.encode({ ...e.rec, term: this.term }) });
       else if (before.existed) ops.push({ del: keys.resource(name) });
       const was = before.assign;
       const now = e?.assign;
       if (was && was.worker !== now?.worker) ops.push({ del: keys.assignment(was.worker, name) });
       if (now) {
-        const value: StoredAssignment = { ...e!.rec, epoch: now.epoch };
+        const value: StoredAssignment = { ...e!.rec, epoch: now.epoch, term: this.term };
         ops.push({ put: keys.assignment(now.worker, name), value: packed.encode(value) });
       }
       if (ops.length > 0) units.push({ name, ops });
     }
+    // An orphan key that this flush writes anyway needs no delete (and etcd
+    // rejects a transaction that names one key twice).
+    const written = new Set(units.flatMap((u) => u.ops.map((op) => ('put' in op ? op.put : op.del))));
     for (const o of this.orphans.splice(0)) {
-      units.push({ name: o.name, ops: [{ del: keys.assignment(o.worker, o.name) }] });
+      const key = keys.assignment(o.worker, o.name);
+      if (!written.has(key)) units.push({ name: o.name, ops: [{ del: key }] });
     }
     this.dirty.clear();
     return units;

@@ -174,7 +174,6 @@ describe('resolveProcess', () => {
 
   test(
     'a metrics port above 65535 is a usage error',
-    { todo: 'bug: src/config.ts:93 validates --metrics-port with parsePositiveInt (1..1000000), so 70000 is accepted' },
     () => {
       usage(() => resolveProcess('worker', { metricsPort: '70000' }, {}), /--metrics-port/);
     },

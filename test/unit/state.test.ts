@@ -350,12 +350,6 @@ describe('repair', () => {
 
   test(
     "a loaded resource whose worker is gone reads as pending (worker null) until it is placed",
-    {
-      todo:
-        'bug: actors/leader/state.ts loadResource() puts the name in `pending` but keeps rec.worker = "dead", ' +
-        'and repair() only clears the assignment; with no live worker, view() and the record flush() writes ' +
-        'still name the dead worker',
-    },
     () => {
       const s = fresh();
       s.loadResource(rec('a', 'dead'), 5, { worker: 'dead', epoch: 'Ld' });
@@ -370,13 +364,6 @@ describe('repair', () => {
 
   test(
     'an orphan delete never targets a key the same flush puts',
-    {
-      todo:
-        'bug: actors/leader/state.ts flush() emits orphan deletes after the dirty units without checking ' +
-        'them against the puts; if the orphan (w1, a) is for a pending resource that placePending then puts on w1, ' +
-        'the flush holds "put gaffer/assign/w1/a" and "del gaffer/assign/w1/a", chunk() packs both in one txn, ' +
-        'and etcd rejects it ("duplicate key given in txn request") on every reload, so the leader can never commit',
-    },
     () => {
       const s = fresh();
       s.loadWorker('w1', 10, 'L1');

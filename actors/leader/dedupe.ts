@@ -1,0 +1,77 @@
+// Dedupe remembers, for a while, the outcome of every write request by its
+// request id, in memory and in etcd (one key per committed transaction, on a
+// lease that expires on its own). A forwarding master re-sends what a dead
+// leader never acknowledged, and clients retry with the same id; both then
+// get the first outcome instead of a second execution ("created": false, or
+// NOT_FOUND for a delete that did happen).
+
+import { performance } from 'node:perf_hooks';
+import { keys } from '../../src/keys.js';
+import { packed } from '../../src/codec.js';
+import type { Op, Store } from '../../src/store.js';
+import type { Resource, StoredResource } from '../../src/protocol.js';
+
+/** How long an outcome is remembered; longer than any client deadline plus a failover. */
+export const DEDUPE_WINDOW_MS = 60_000;
+/** A new etcd lease every this often; keys on it live DEDUPE_WINDOW_MS to DEDUPE_WINDOW_MS + this. */
+const BUCKET_MS = 10_000;
+
+/** Outcome is a write's answer without its revision, which the transaction's own revision supplies. */
+export type Outcome = { op: 'add'; created: boolean; rec: StoredResource } | { op: 'delete'; rec: StoredResource };
+
+interface Remembered {
+  outcome: Outcome;
+  revision: number;
+  at: number;
+}
+
+export function answerOf(o: Outcome, revision: number): Record<string, unknown> {
+  const resource: Resource = { ...o.rec, revision };
+  return o.op === 'add' ? { ok: true, created: o.created, resource } : { ok: true, resource };
+}
+
+export class Dedupe {
+  private readonly seen = new Map<string, Remembered>();
+  private lease: { id: string; until: number } | undefined;
+  private seq = 0;
+
+  constructor(private readonly store: Store, private readonly term: number) {}
+
+  /** load reads the outcomes earlier leaders recorded, as of the leader's load revision. */
+  async load(revision: number): Promise<void> {
+    const snap = await this.store.range(keys.dedupePrefix, revision);
+    const now = performance.now();
+    for (const kv of snap.kvs) {
+      const entries = packed.decode(kv.value) as Array<[string, Outcome]>;
+      for (const [id, outcome] of entries) this.seen.set(id, { outcome, revision: kv.modRevision, at: now });
+    }
+  }
+
+  lookup(id: string): Remembered | undefined {
+    return id ? this.seen.get(id) : undefined;
+  }
+
+  /** op returns the etcd put recording these outcomes, on a lease that expires by itself. */
+  async op(entries: Array<[string, Outcome]>): Promise<Op> {
+    const now = performance.now();
+    if (!this.lease || now > this.lease.until) {
+      const res = await this.store.client.leaseClient.leaseGrant({ TTL: Math.ceil(DEDUPE_WINDOW_MS / 1000), ID: 0 });
+      this.lease = { id: String(res.ID), until: now + BUCKET_MS };
+    }
+    return { put: keys.dedupe(this.term, ++this.seq), value: packed.encode(entries), lease: this.lease.id };
+  }
+
+  remember(entries: Array<[string, Outcome]>, revision: number): void {
+    const at = performance.now();
+    for (const [id, outcome] of entries) this.seen.set(id, { outcome, revision, at });
+    this.expire(at);
+  }
+
+  private expire(now: number): void {
+    // Map iteration is insertion order, so the oldest come first.
+    for (const [id, r] of this.seen) {
+      if (now - r.at < DEDUPE_WINDOW_MS) break;
+      this.seen.delete(id);
+    }
+  }
+}
