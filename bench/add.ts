@@ -6,6 +6,7 @@
 // client -> m2 (validate, re-publish) -> m1 (group commit) -> client. The
 // "leader" cells send to master.leader.m1 with the headers m2 would add.
 
+import { performance } from 'node:perf_hooks';
 import type { NatsConnection } from 'nats';
 import { LocalCluster } from '../src/cluster.js';
 import { waitFor } from '../src/servers.js';
@@ -30,6 +31,8 @@ export interface FollowerCluster {
   cluster: LocalCluster;
   nc: NatsConnection;
   leader: Child;
+  /** performance.now() when the leader process was spawned. */
+  leaderSpawnedAt: number;
   stop(): Promise<void>;
 }
 
@@ -38,6 +41,7 @@ export async function followerCluster(cfg: BenchConfig, o: { nodeArgs?: string[]
   const cluster = await LocalCluster.start({ masters: 0, workers: 0, ttlSeconds: cfg.ttlSeconds, capacity: 1_000_000 });
   let nc: NatsConnection | undefined;
   try {
+    const leaderSpawnedAt = performance.now();
     const leader = startMaster(cluster, LEADER, { nodeArgs: o.nodeArgs ?? [], extra: ['--no-serve-clients'] });
     const conn = await benchConnect(cluster.natsUrl, 'bench-add');
     nc = conn;
@@ -55,6 +59,7 @@ export async function followerCluster(cfg: BenchConfig, o: { nodeArgs?: string[]
       cluster,
       nc: conn,
       leader,
+      leaderSpawnedAt,
       stop: async () => {
         await conn.close().catch(() => undefined);
         await cluster.stop(cfg.keepLogs);

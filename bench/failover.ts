@@ -16,6 +16,7 @@ import type { StatusResult, WorkerStatusResult } from '../src/protocol.js';
 import type { BenchConfig } from './config.js';
 import { median, runLoad, sleep } from './load.js';
 import { served, type Served } from './probe.js';
+import { watchTermEnd } from './terms.js';
 import { benchConnect, request, runId } from './wire.js';
 
 export interface LeaderRun extends Served {
@@ -81,17 +82,18 @@ async function leaderScenarios(cfg: BenchConfig, log: (s: string) => void): Prom
         const old = (await steady(nc, 3)).leader;
         const child = cluster.masters.get(old)!;
         const elected = timeOf(nc, subjects.event('leader.elected'), (ev) => ev.leader !== old);
+        const term = await watchTermEnd(cluster.etcdEndpoints, old);
         await nc.flush();
         const t0 = performance.now();
         child.signal(signal);
-        const s = await served(nc, t0, { prefix: `lf-${runId}-${signal}-${rep}` });
+        const s = await served(nc, t0, term, { prefix: `lf-${runId}-${signal}-${rep}` }).finally(() => term.close());
         await Promise.race([child.exited(), sleep(10000)]);
         await child.kill();
         elected.sub.unsubscribe();
         const st = (await request(nc, ClientSubject.status, {}, { timeoutMs: 5000, gaffer: true })) as unknown as StatusResult;
         const run: LeaderRun = { signal, killed: old, newLeader: st.leader, electedMs: Math.round((elected.at() - t0) * 10) / 10, ...s };
         out[signal]!.push(run);
-        log(`failover leader ${signal} #${rep + 1}: ${old} -> ${st.leader}, served after ${s.servedMs} ms (elected event ${run.electedMs} ms, single client ${s.singleMs} ms)`);
+        log(`failover leader ${signal} #${rep + 1}: ${old} -> ${st.leader}, new leader served after ${s.servedMs} ms (term end ${s.termEndMs} ms, elected event ${run.electedMs} ms, any success ${s.anyMs} ms, single client ${s.singleMs} ms, worst wait ${s.worstMs} ms, ${s.drained} drained by the old leader)`);
         cluster.startMaster(old);
       }
     }

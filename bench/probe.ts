@@ -1,24 +1,34 @@
-// Probe: how long until the cluster serves again after we broke something.
+// Probe: how long until a new leader serves after we took the old one away.
 // From the moment of the break, a new client add starts every `intervalMs`,
 // each a GafferClient call that retries what is safe to retry within its own
-// deadline. "served" is the earliest moment any of them got a success;
-// "single" is how long the one probe sent at the break itself took, which is
-// what one patient client would have seen.
+// deadline. An add counts as served by the new leader when etcd committed it
+// after the old leader's term ended (see terms.ts); adds the old leader still
+// answered while draining are counted apart.
+//   servedMs  earliest success committed by a later leader
+//   anyMs     earliest success of any kind (the old leader may still answer during a graceful stop)
+//   singleMs  how long the probe sent at the break took: what one patient client saw
+//   worstMs   the longest any successful probe waited (the stall a client could see)
 
 import { performance } from 'node:perf_hooks';
 import type { NatsConnection } from 'nats';
 import { GafferClient } from '../src/client.js';
 import { ClientSubject } from '../src/subjects.js';
+import type { AddResult } from '../src/protocol.js';
 import { sleep } from './load.js';
+import type { TermEnd } from './terms.js';
 
 export interface Served {
-  /** ms from the break to the first successful add (NaN if none within the limit). */
   servedMs: number;
-  /** ms the probe sent at the break took to succeed (NaN if it failed). */
+  anyMs: number;
   singleMs: number;
-  singleError?: string;
+  worstMs: number;
+  /** ms from the break until the old leader's election key was deleted. */
+  termEndMs: number;
   probes: number;
+  /** Successes committed by the old leader after the break. */
+  drained: number;
   failedProbes: number;
+  singleError?: string;
   firstError?: string;
 }
 
@@ -31,24 +41,31 @@ export interface ProbeOptions {
   limitMs?: number;
 }
 
+const round = (x: number): number => (Number.isFinite(x) ? Math.round(x * 10) / 10 : NaN);
+
 /** served starts probing at once; call it right after sending the signal, with t0 taken just before. */
-export async function served(nc: NatsConnection, t0: number, o: ProbeOptions): Promise<Served> {
+export async function served(nc: NatsConnection, t0: number, term: TermEnd, o: ProbeOptions): Promise<Served> {
   const client = new GafferClient(nc, { timeoutMs: o.perCallMs ?? 5000 });
   const interval = o.intervalMs ?? 50;
   const limit = o.limitMs ?? 20000;
-  let first = NaN;
+  const wins: Array<{ at: number; revision: number; waited: number }> = [];
   let single = NaN;
   let singleError: string | undefined;
   let failed = 0;
   let firstError: string | undefined;
+  const byNewLeader = () => {
+    const end = term.revision();
+    return end !== undefined && wins.some((w) => w.revision > end);
+  };
   const inflight: Promise<void>[] = [];
-  for (let k = 0; Number.isNaN(first) && performance.now() - t0 < limit; k++) {
+  for (let k = 0; !byNewLeader() && performance.now() - t0 < limit; k++) {
+    const sent = performance.now();
     const p = client
-      .call(ClientSubject.add, { name: `${o.prefix}-${k}` })
-      .then(() => {
-        const at = performance.now() - t0;
-        if (Number.isNaN(first) || at < first) first = at;
-        if (k === 0) single = at;
+      .call<AddResult>(ClientSubject.add, { name: `${o.prefix}-${k}` })
+      .then((r) => {
+        const now = performance.now();
+        wins.push({ at: now - t0, revision: r.resource.revision, waited: now - sent });
+        if (k === 0) single = now - t0;
       })
       .catch((err: Error) => {
         failed++;
@@ -57,14 +74,22 @@ export async function served(nc: NatsConnection, t0: number, o: ProbeOptions): P
       });
     inflight.push(p);
     const nextAt = t0 + (k + 1) * interval;
-    // Wake at the next probe time, or as soon as some probe succeeds.
-    while (Number.isNaN(first) && performance.now() < nextAt) await sleep(Math.min(5, Math.max(0, nextAt - performance.now())));
+    while (!byNewLeader() && performance.now() < nextAt) await sleep(Math.min(5, Math.max(0, nextAt - performance.now())));
   }
   await Promise.all(inflight);
-  const out: Served = { servedMs: round(first), singleMs: round(single), probes: inflight.length, failedProbes: failed };
+  const end = term.revision() ?? Infinity;
+  const fresh = wins.filter((w) => w.revision > end);
+  const out: Served = {
+    servedMs: round(Math.min(...fresh.map((w) => w.at))),
+    anyMs: round(Math.min(...wins.map((w) => w.at))),
+    singleMs: round(single),
+    worstMs: round(Math.max(...wins.map((w) => w.waited))),
+    termEndMs: round(term.at() - t0),
+    probes: inflight.length,
+    drained: wins.length - fresh.length,
+    failedProbes: failed,
+  };
   if (singleError) out.singleError = singleError;
   if (firstError) out.firstError = firstError;
   return out;
 }
-
-const round = (x: number): number => (Number.isFinite(x) ? Math.round(x * 10) / 10 : NaN);

@@ -2,7 +2,7 @@
 // function and by where the code lives (gaffer file, npm package, node core,
 // GC, idle).
 //
-//   node dist/bench/profile-summary.js some.cpuprofile [top]
+//   node dist/bench/profile-summary.js some.cpuprofile [top] [fromMs toMs]
 
 import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
@@ -33,6 +33,8 @@ export interface Row {
   busyPct: number;
 }
 export interface ProfileSummary {
+  /** The part of the profile summarised, in ms from its start (all of it when absent). */
+  window?: { fromMs: number; toMs: number };
   wallMs: number;
   busyMs: number;
   idleMs: number;
@@ -64,17 +66,20 @@ function label(cf: CallFrame): string {
   return `${cf.functionName || '(anonymous)'} ${file}:${cf.lineNumber + 1}`;
 }
 
-export function summarize(p: CpuProfile, top = 20): ProfileSummary {
+/** summarize aggregates self time; with a window, only samples taken that many ms after the profile started. */
+export function summarize(p: CpuProfile, top = 20, window?: { fromMs: number; toMs: number }): ProfileSummary {
   const byId = new Map<number, ProfileNode>();
   for (const n of p.nodes) byId.set(n.id, n);
   const self = new Map<string, number>();
   const place = new Map<string, number>();
   let idle = 0;
   let total = 0;
+  let t = 0;
   for (let i = 0; i < p.samples.length; i++) {
     const n = byId.get(p.samples[i]!);
     const dt = (p.timeDeltas[i] ?? 0) / 1000;
-    if (!n) continue;
+    t += dt;
+    if (!n || (window && (t < window.fromMs || t > window.toMs))) continue;
     total += dt;
     if (n.callFrame.functionName === '(idle)') idle += dt;
     const l = label(n.callFrame);
@@ -94,7 +99,8 @@ export function summarize(p: CpuProfile, top = 20): ProfileSummary {
         busyPct: busy > 0 && name !== '(idle)' ? Math.round((ms / busy) * 1000) / 10 : 0,
       }));
   return {
-    wallMs: Math.round((p.endTime - p.startTime) / 1000),
+    ...(window ? { window } : {}),
+    wallMs: window ? Math.round(window.toMs - window.fromMs) : Math.round((p.endTime - p.startTime) / 1000),
     busyMs: Math.round(busy),
     idleMs: Math.round(idle),
     topFunctions: rows(self, top),
@@ -102,14 +108,14 @@ export function summarize(p: CpuProfile, top = 20): ProfileSummary {
   };
 }
 
-export function summarizeFile(path: string, top = 20): ProfileSummary {
-  return summarize(JSON.parse(readFileSync(path, 'utf8')) as CpuProfile, top);
+export function summarizeFile(path: string, top = 20, window?: { fromMs: number; toMs: number }): ProfileSummary {
+  return summarize(JSON.parse(readFileSync(path, 'utf8')) as CpuProfile, top, window);
 }
 
 export function formatSummary(s: ProfileSummary): string {
   const line = (r: Row) => `  ${r.selfMs.toFixed(1).padStart(9)} ms ${r.pct.toFixed(1).padStart(5)}% ${r.busyPct.toFixed(1).padStart(5)}%busy  ${r.name}`;
   return [
-    `profile: ${s.wallMs} ms wall, ${s.busyMs} ms busy, ${s.idleMs} ms idle`,
+    `profile${s.window ? ` from ${s.window.fromMs} to ${s.window.toMs} ms after start` : ''}: ${s.wallMs} ms wall, ${s.busyMs} ms busy, ${s.idleMs} ms idle`,
     'self time by place:',
     ...s.byWhere.map(line),
     'top functions by self time:',
@@ -123,5 +129,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
     process.stderr.write('usage: node dist/bench/profile-summary.js <file.cpuprofile> [top]\n');
     process.exit(2);
   }
-  process.stdout.write(`${formatSummary(summarizeFile(file, Number(process.argv[3] ?? 25)))}\n`);
+  const [from, to] = [process.argv[4], process.argv[5]];
+  const window = from !== undefined && to !== undefined ? { fromMs: Number(from), toMs: Number(to) } : undefined;
+  process.stdout.write(`${formatSummary(summarizeFile(file, Number(process.argv[3] ?? 25), window))}\n`);
 }

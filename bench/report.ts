@@ -40,12 +40,20 @@ export function report(r: Results): string {
 
   const fo = ok(r.failover);
   if (fo) {
-    const runs = (xs: Array<{ servedMs?: number; allRunningMs?: number }>) => xs.map((x) => x.servedMs ?? x.allRunningMs).join(' / ');
-    out.push(table(['failover (TTL ' + fo.ttlSeconds + ' s)', 'median ms', 'runs ms', 'detail (medians are of the first column)'], [
-      ['leader SIGKILL -> served', fo.leaderSigkill.medianMs, runs(fo.leaderSigkill.runs), `elected event ${fo.leaderSigkill.runs.map((x) => x.electedMs).join(' / ')}; single client ${fo.leaderSigkill.runs.map((x) => x.singleMs).join(' / ')}`],
-      ['leader SIGTERM -> served', fo.leaderSigterm.medianMs, runs(fo.leaderSigterm.runs), `elected event ${fo.leaderSigterm.runs.map((x) => x.electedMs).join(' / ')}; single client ${fo.leaderSigterm.runs.map((x) => x.singleMs).join(' / ')}`],
-      [`worker SIGKILL (${fo.workerSigkill.runs[0]?.resources ?? '?'}) -> all running`, fo.workerSigkill.medianMs, runs(fo.workerSigkill.runs), `worker.lost ${fo.workerSigkill.runs.map((x) => x.lostMs).join(' / ')}; polled ${fo.workerSigkill.runs.map((x) => x.verifiedMs).join(' / ')}`],
-    ]), '');
+    const j = (xs: Array<number | undefined>) => xs.map((x) => (typeof x === 'number' && Number.isFinite(x) ? x : '-')).join(' / ');
+    const leaderRow = (name: string, sc: typeof fo.leaderSigkill) => [
+      name, sc.medianMs, j(sc.runs.map((x) => x.servedMs)), j(sc.runs.map((x) => x.termEndMs)), j(sc.runs.map((x) => x.electedMs)),
+      j(sc.runs.map((x) => x.anyMs)), j(sc.runs.map((x) => x.singleMs)), j(sc.runs.map((x) => x.worstMs)),
+    ];
+    out.push(table(
+      [`failover, TTL ${fo.ttlSeconds} s (ms)`, 'median', 'runs', 'term end', 'elected evt', 'any success', 'single client', 'worst wait'],
+      [leaderRow('leader SIGKILL -> new leader served', fo.leaderSigkill), leaderRow('leader SIGTERM -> new leader served', fo.leaderSigterm)],
+    ));
+    const w = fo.workerSigkill;
+    out.push(table(
+      ['(ms)', 'median', 'runs', 'worker.lost evt', 'polled'],
+      [[`worker SIGKILL (${w.runs[0]?.resources ?? '?'} resources) -> all running elsewhere`, w.medianMs, j(w.runs.map((x) => x.allRunningMs)), j(w.runs.map((x) => x.lostMs)), j(w.runs.map((x) => x.verifiedMs))]],
+    ), '');
   }
 
   const s = ok(r.scale);
@@ -55,8 +63,8 @@ export function report(r: Results): string {
       `${c.resources} resources`, c.atMs, c.list.ok ? c.list.ms : `FAIL ${c.list.ms}`, c.list.bytes, Math.round(c.leaderRssBytes / 1048576), c.list.error ?? '',
     ])));
     out.push(`leader ${s.memory.leader} VmRSS ${Math.round(s.memory.rss0 / 1048576)} MiB at 0 -> ${Math.round(s.memory.rssN / 1048576)} MiB at ${s.added}: ${s.memory.bytesPerResource} B/resource`);
-    out.push(table(['takeover', 'served ms', 'single client ms', 'new leader', 'first error'], s.takeover.map((t) => [
-      `leader ${t.signal} at ${t.resources}`, t.servedMs, t.singleMs, `${t.killed} -> ${t.newLeader}`, t.firstError ?? '',
+    out.push(table(['takeover (ms)', 'new leader served', 'term end', 'any success', 'single client', 'worst wait', 'leader', 'first probe error'], s.takeover.map((t) => [
+      `leader ${t.signal} at ${t.resources}`, t.servedMs, t.termEndMs, t.anyMs, t.singleMs, t.worstMs, `${t.killed} -> ${t.newLeader}`, t.firstError ?? '',
     ])), '');
   }
 

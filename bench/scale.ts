@@ -16,6 +16,7 @@ import type { Child } from '../src/child.js';
 import type { BenchConfig } from './config.js';
 import { median, runLoad, sleep } from './load.js';
 import { served, type Served } from './probe.js';
+import { watchTermEnd } from './terms.js';
 import { rssBytes, startPool, stopAll } from './procs.js';
 import { benchConnect, request, runId } from './wire.js';
 
@@ -173,14 +174,15 @@ export async function scale(cfg: BenchConfig, log: (s: string) => void): Promise
       }, 60000);
       await sleep(500);
       const child = cluster.masters.get(s0.leader)!;
+      const term = await watchTermEnd(cluster.etcdEndpoints, s0.leader);
       const t = performance.now();
       child.signal(signal);
-      const s = await served(nc, t, { prefix: `st-${runId}-${signal}`, perCallMs: 10000, limitMs: 60000 });
+      const s = await served(nc, t, term, { prefix: `st-${runId}-${signal}`, perCallMs: 10000, limitMs: 60000 }).finally(() => term.close());
       await Promise.race([child.exited(), sleep(15000)]);
       await child.kill();
       const after = await status(nc, 10000).catch(() => undefined);
       takeover.push({ signal, killed: s0.leader, newLeader: after?.leader ?? '?', resources: added, ...s });
-      log(`scale: leader ${signal} at ${added} resources -> served after ${s.servedMs} ms (single client ${s.singleMs} ms)`);
+      log(`scale: leader ${signal} at ${added} resources -> new leader served after ${s.servedMs} ms (term end ${s.termEndMs} ms, single client ${s.singleMs} ms, worst wait ${s.worstMs} ms)`);
       cluster.startMaster(s0.leader);
     }
     return {

@@ -1,0 +1,77 @@
+// The benchmark in quick mode, end to end: it must finish, exit 0 and write a
+// well-formed results.json with every part present. No timing is asserted:
+// the numbers depend on the machine; only the harness is under test here.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const RUN = fileURLToPath(new URL('../../bench/run.js', import.meta.url));
+const DEADLINE_MS = 200_000;
+
+function runBench(out: string): Promise<{ code: number | null; signal: string | null; output: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [RUN], {
+      env: { ...process.env, BENCH_QUICK: '1', BENCH_OUT: out },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+    // The bench kills its own children when it exits on SIGTERM; SIGKILL only if it does not.
+    const term = setTimeout(() => child.kill('SIGTERM'), DEADLINE_MS);
+    const kill = setTimeout(() => child.kill('SIGKILL'), DEADLINE_MS + 10_000);
+    child.on('error', reject);
+    child.on('exit', (code, signal) => {
+      clearTimeout(term);
+      clearTimeout(kill);
+      resolve({ code, signal, output });
+    });
+  });
+}
+
+const isNum = (x: unknown): boolean => typeof x === 'number' || x === null; // NaN is written as null
+
+function assertCell(c: unknown, where: string): void {
+  assert.ok(c && typeof c === 'object', `${where} is a cell`);
+  for (const k of ['inflight', 'windowMs', 'ok', 'errors', 'throughput', 'p50', 'p99', 'p999']) {
+    assert.ok(isNum((c as Record<string, unknown>)[k]), `${where}.${k} is a number`);
+  }
+}
+
+test('npm run bench in quick mode completes and writes every part', { timeout: DEADLINE_MS + 30_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'gaffer-bench-test-'));
+  try {
+    const out = join(dir, 'results.json');
+    const { code, signal, output } = await runBench(out);
+    assert.equal(signal, null, `bench was killed by ${signal}:\n${output.slice(-4000)}`);
+    assert.equal(code, 0, `bench exited ${code}:\n${output.slice(-4000)}`);
+    const r = JSON.parse(readFileSync(out, 'utf8')) as Record<string, any>;
+
+    assert.equal(r.meta.quick, true);
+    for (const part of ['floors', 'add', 'failover', 'scale', 'profile']) {
+      assert.ok(r[part] && typeof r[part] === 'object', `${part} present`);
+      assert.ok(!('error' in r[part]) && !('skipped' in r[part]), `${part} ran: ${JSON.stringify(r[part]).slice(0, 300)}`);
+    }
+    for (const kind of ['echo', 'hop', 'serialized']) for (const l of ['1', '64']) assertCell(r.floors[kind][l], `floors.${kind}@${l}`);
+    for (const via of ['follower', 'leader']) for (const l of ['1', '64']) assertCell(r.add[via][l], `add.${via}@${l}`);
+    for (const s of ['leaderSigkill', 'leaderSigterm', 'workerSigkill']) {
+      assert.ok(Array.isArray(r.failover[s].runs) && r.failover[s].runs.length >= 1, `failover.${s} has runs`);
+      assert.ok(isNum(r.failover[s].medianMs), `failover.${s}.medianMs`);
+    }
+    assert.ok(Number.isInteger(r.scale.added));
+    assert.ok(Array.isArray(r.scale.checkpoints) && r.scale.checkpoints.length >= 1);
+    assert.equal(r.scale.takeover.length, 2);
+    assert.ok(isNum(r.scale.memory.bytesPerResource));
+    assert.ok(Array.isArray(r.profile.summary.topFunctions) && r.profile.summary.topFunctions.length > 0);
+    assert.ok(Array.isArray(r.vsFloors) && r.vsFloors.length > 0);
+    assert.ok(Array.isArray(r.verdicts) && r.verdicts.length >= 9);
+    for (const v of r.verdicts) assert.ok(['MET', 'MISSED', 'n/a'].includes(v.status), `verdict ${v.id} has a status`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
