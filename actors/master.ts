@@ -4,16 +4,20 @@
 // client's reply subject, so the leader answers the client directly) when
 // another master leads, or held until a leader is known, up to a hold timeout.
 
-import type { Msg, NatsConnection, Service } from 'nats';
+import { performance } from 'node:perf_hooks';
+import type { Msg, NatsConnection } from 'nats';
 import { connectBus, requestType, respondError } from '../src/bus.js';
 import { DEFAULTS, type ProcessConfig } from '../src/config.js';
 import { Election } from '../src/election.js';
-import { NoLeaderError, UnavailableError } from '../src/errors.js';
+import { NoLeaderError, toWire, UnavailableError } from '../src/errors.js';
+import { ClientService } from '../src/service.js';
+import { createMetrics, metricsHost, startMetricsServer, type GafferMetrics, type MetricsServer } from '../src/metrics.js';
+import type { AckMessage } from '../src/protocol.js';
 import { packed } from '../src/codec.js';
 import { leaseTiming } from '../src/lease.js';
 import { logger, type Logger } from '../src/log.js';
 import { Store } from '../src/store.js';
-import { ClientSubject, MASTERS_QUEUE, subjects } from '../src/subjects.js';
+import { subjects } from '../src/subjects.js';
 import { publishEvent } from '../src/events.js';
 import { forwardedSubject, forwardHeaders, newRequestId, parseRequest, type ClientRequest } from '../src/request.js';
 import type { Guard } from '../src/store.js';
@@ -25,14 +29,6 @@ export interface MasterConfig extends ProcessConfig {
   serveClients?: boolean;
 }
 
-export const SERVICE_NAME = 'gaffer';
-export const SERVICE_VERSION = '0.1.0';
-
-/** Endpoint names may not contain dots; the subject keeps them. */
-const ENDPOINTS: Array<{ name: string; subject: ClientSubject }> = Object.values(ClientSubject).map((subject) => ({
-  name: subject.replace('.', '-'),
-  subject,
-}));
 
 interface Held {
   req: ClientRequest;
@@ -56,7 +52,9 @@ export class Master {
   /** Requests we forwarded and the leader has not acknowledged yet, by request id. */
   private readonly inflight = new Map<string, InFlight>();
   private sweeper: NodeJS.Timeout | undefined;
-  private service: Service | undefined;
+  private service: ClientService | undefined;
+  private readonly metrics: GafferMetrics;
+  private metricsServer: MetricsServer | undefined;
   private stopping = false;
   private readonly election: Election;
   private readonly log: Logger;
@@ -67,6 +65,7 @@ export class Master {
     private readonly store: Store,
   ) {
     this.log = logger().child({ component: 'master' });
+    this.metrics = createMetrics({ labels: { role: 'master', id: cfg.id } });
     this.election = new Election(store, cfg.id, leaseTiming(cfg.ttlSeconds), {
       onLeaderChange: (l) => {
         this.log.info({ leader: l?.id }, 'leader is now');
@@ -88,7 +87,15 @@ export class Master {
       throw err;
     }
     const m = new Master(cfg, nc, store);
-    await m.run();
+    try {
+      if (cfg.metricsPort) m.metricsServer = await startMetricsServer(cfg.metricsPort, m.metrics.registry, metricsHost());
+      await m.run();
+    } catch (err) {
+      await m.metricsServer?.close();
+      await nc.close();
+      store.close();
+      throw err;
+    }
     return m;
   }
 
@@ -101,15 +108,7 @@ export class Master {
   }
 
   private async run(): Promise<void> {
-    this.nc.subscribe(subjects.masterAck(this.cfg.id), {
-      callback: (_err, msg) => {
-        try {
-          for (const id of packed.decode(msg.data) as string[]) this.inflight.delete(id);
-        } catch (err) {
-          this.log.warn({ err: (err as Error).message }, 'ignoring malformed ack');
-        }
-      },
-    });
+    this.nc.subscribe(subjects.masterAck(this.cfg.id), { callback: (_err, msg) => this.onAck(msg) });
     this.sweeper = setInterval(() => this.sweep(), 1000);
     this.sweeper.unref();
     if (this.cfg.serveClients !== false) await this.serve();
@@ -117,20 +116,27 @@ export class Master {
   }
 
   private async serve(): Promise<void> {
-    this.service = await this.nc.services.add({
-      name: SERVICE_NAME,
-      version: SERVICE_VERSION,
-      description: 'gaffer control plane masters',
-      queue: MASTERS_QUEUE,
-      metadata: { role: 'master', id: this.cfg.id },
-    });
-    for (const e of ENDPOINTS) {
-      this.service.addEndpoint(e.name, {
-        subject: e.subject,
-        handler: (err, msg) => {
-          if (!err) this.onClientMessage(e.subject, msg);
-        },
-      });
+    this.service = await ClientService.start(this.nc, this.cfg.id, (subject, msg) => this.onClientMessage(subject, msg));
+  }
+
+  /** onAck retires acknowledged requests: the hop is timed, and errors the leader answered are counted here. */
+  private onAck(msg: Msg): void {
+    let ack: AckMessage;
+    try {
+      ack = packed.decode(msg.data) as AckMessage;
+      if (!Array.isArray(ack?.ids)) throw new Error('ack without ids');
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'ignoring malformed ack');
+      return;
+    }
+    const now = performance.now();
+    const failed = new Set(ack.errors ?? []);
+    for (const id of ack.ids) {
+      const f = this.inflight.get(id);
+      if (!f) continue;
+      this.inflight.delete(id);
+      this.metrics.observeForward((now - f.req.receivedAt) / 1000);
+      if (failed.has(id)) this.service?.countError(f.req.subject, new Error('answered with an error by the leader'));
     }
   }
 
@@ -140,6 +146,8 @@ export class Master {
     try {
       req = parseRequest(subject, msg.data, msg.headers, msg.reply);
     } catch (err) {
+      this.service?.countError(subject, err as Error);
+      this.metrics.observeRequest(subject, toWire(err).code, 0);
       return respondError(this.nc, msg.reply, requestType(msg.headers), err);
     }
     if (!req.id) req.id = newRequestId(this.cfg.id);
@@ -198,6 +206,8 @@ export class Master {
           ? new NoLeaderError(`no leader elected within ${this.holdMs} ms`)
           : new UnavailableError(`etcd is unreachable from master ${this.cfg.id}; no leader can be confirmed`);
         respondError(this.nc, req.reply, req.type, err);
+        this.service?.countError(req.subject, err);
+        this.metrics.observeRequest(req.subject, err.code, (performance.now() - req.receivedAt) / 1000);
       }, this.holdMs),
     };
     this.held.push(h);
@@ -229,8 +239,10 @@ export class Master {
         for (const r of unanswered) this.route(r);
       },
       log: this.log,
+      metrics: this.metrics,
     });
     this.leader = leader;
+    this.metrics.setLeader(true);
     leader.listen({ callback: (_err, msg) => this.onForwarded(msg) });
     this.flushHeld();
     for (let delay = 100; this.leader === leader; delay = Math.min(2000, delay * 2)) {
@@ -251,6 +263,7 @@ export class Master {
     const leader = this.leader;
     if (!leader) return;
     this.leader = undefined;
+    this.metrics.setLeader(false);
     this.log.warn({ reason }, 'no longer leading');
     publishEvent(this.nc, this.cfg.id, 'leader.resigned', { leader: this.cfg.id, reason });
     const rest = await leader.stop();
@@ -265,9 +278,13 @@ export class Master {
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
-    await this.service?.stop().catch(() => undefined);
+    await this.service?.stop();
     const leader = this.leader;
     this.leader = undefined;
+    if (leader) {
+      this.metrics.setLeader(false);
+      publishEvent(this.nc, this.cfg.id, 'leader.resigned', { leader: this.cfg.id, reason: 'stopping' });
+    }
     const rest = (await leader?.stop()) ?? [];
     await this.election.resign();
     for (const r of rest) this.route(r);
@@ -278,6 +295,7 @@ export class Master {
     clearInterval(this.sweeper);
     for (const h of this.held.splice(0)) clearTimeout(h.timer);
     await this.election.close();
+    await this.metricsServer?.close();
     await this.nc.drain().catch(() => undefined);
     this.store.close();
   }

@@ -21,7 +21,8 @@ import { DEFAULTS, type ProcessConfig } from '../src/config.js';
 import { Store } from '../src/store.js';
 import { subjects } from '../src/subjects.js';
 import { publishEvent } from '../src/events.js';
-import { taskKindOf, type AssignEvent, type Resource, type WorkerInfo } from '../src/protocol.js';
+import { taskKindOf, type AssignEvent, type Resource, type WorkerInfo, type WorkerStatusResult } from '../src/protocol.js';
+import { createMetrics, metricsHost, startMetricsServer, type GafferMetrics, type MetricsServer } from '../src/metrics.js';
 import { logger, type Logger } from '../src/log.js';
 import { startTask, type TaskActor } from './tasks/index.js';
 import type { StoredAssignment } from './leader/state.js';
@@ -46,6 +47,8 @@ export class Worker {
   private readonly actor: Actor<Message>;
   private subs: Subscription[] = [];
   private readonly log: Logger;
+  private readonly metrics: GafferMetrics;
+  private metricsServer: MetricsServer | undefined;
 
   private constructor(
     private readonly cfg: WorkerConfig,
@@ -53,6 +56,7 @@ export class Worker {
     private readonly store: Store,
   ) {
     this.log = logger().child({ component: 'worker' });
+    this.metrics = createMetrics({ labels: { role: 'worker', id: cfg.id } });
     this.actor = new Actor<Message>(([m]) => this.receive(m!), {
       onError: (err) => {
         this.log.warn({ err: (err as Error).message }, 'worker step failed; retrying with a resync');
@@ -71,7 +75,13 @@ export class Worker {
       throw err;
     }
     const w = new Worker(cfg, nc, store);
-    await w.run();
+    try {
+      if (cfg.metricsPort) w.metricsServer = await startMetricsServer(cfg.metricsPort, w.metrics.registry, metricsHost());
+      await w.run();
+    } catch (err) {
+      await w.kill();
+      throw err;
+    }
     return w;
   }
 
@@ -81,6 +91,13 @@ export class Worker {
 
   running(): string[] {
     return [...this.tasks.keys()].sort();
+  }
+
+  status(): WorkerStatusResult {
+    const tasks = [...this.tasks.values()]
+      .map((t) => ({ name: t.resource.name, id: t.resource.id, since: new Date(t.startedAt).toISOString() }))
+      .sort((a, b) => (a.name < b.name ? -1 : 1));
+    return { id: this.cfg.id, running: tasks.map((t) => t.name), tasks };
   }
 
   private async run(): Promise<void> {
@@ -96,7 +113,7 @@ export class Worker {
         },
       }),
       nc.subscribe(subjects.workerStatus(cfg.id), {
-        callback: (_err, msg) => respond(nc, msg.reply, ContentType.json, { ok: true, id: cfg.id, running: this.running() }),
+        callback: (_err, msg) => respond(nc, msg.reply, ContentType.json, { ok: true, ...this.status() }),
       }),
       nc.subscribe(subjects.event('leader.elected'), {
         callback: () => this.actor.send({ kind: 'resync', why: 'leader changed' }),
@@ -179,14 +196,16 @@ export class Worker {
   private startTask(r: Resource): void {
     if (this.fenced || this.stopping) return;
     this.tasks.set(r.name, startTask(r, this.log));
+    this.metrics.setRunningTasks(this.tasks.size);
     this.log.info({ name: r.name, id: r.id, at: Date.now() }, 'task started');
-    publishEvent(this.nc, this.cfg.id, 'task.started', { name: r.name, id: r.id, worker: this.cfg.id, kind: taskKindOf(r.spec) });
+    publishEvent(this.nc, this.cfg.id, 'task.started', { name: r.name, id: r.id, worker: this.cfg.id, taskKind: taskKindOf(r.spec) });
   }
 
   private stopTask(name: string, reason: string): void {
     const t = this.tasks.get(name);
     if (!t) return;
     this.tasks.delete(name);
+    this.metrics.setRunningTasks(this.tasks.size);
     void t.stop();
     this.log.info({ name, id: t.resource.id, reason, at: Date.now() }, 'task stopped');
     publishEvent(this.nc, this.cfg.id, 'task.stopped', { name, id: t.resource.id, worker: this.cfg.id, reason });
@@ -202,6 +221,7 @@ export class Worker {
     for (const name of [...this.tasks.keys()]) this.stopTask(name, 'worker stopping');
     await Promise.all(stops);
     await this.lease?.revoke();
+    await this.metricsServer?.close();
     await this.nc.drain().catch(() => undefined);
     this.store.close();
   }
@@ -211,6 +231,7 @@ export class Worker {
     this.stopping = true;
     this.lease?.release();
     await this.actor.stop();
+    await this.metricsServer?.close();
     await this.nc.close();
     this.store.close();
   }

@@ -14,7 +14,7 @@ export interface EventPayloads {
   'resource.moved': { name: string; id: string; from: string; to: string | null };
   'resource.pending': { name: string; id: string };
   'resource.deleted': { name: string; id: string; worker: string | null };
-  'task.started': { name: string; id: string; worker: string; kind: string };
+  'task.started': { name: string; id: string; worker: string; taskKind: string };
   'task.stopped': { name: string; id: string; worker: string; reason: string };
 }
 export type EventKind = keyof EventPayloads;

@@ -105,7 +105,11 @@ export function resourceSummary(list: readonly Resource[]): string {
 /** status is the `status` view: the leader, every master, and each worker's load against its capacity. */
 export function status(s: StatusResult): string {
   const masters = s.masters.map((m) => (m === s.leader ? `${m} (leader)` : m));
-  const head = pairs([['LEADER', s.leader || '(none)'], ['MASTERS', masters.join(', ') || '(none)']]);
+  const head = pairs([
+    ['LEADER', s.leader || '(none)'],
+    ['MASTERS', masters.join(', ') || '(none)'],
+    ...(s.pending ? ([['PENDING', String(s.pending)]] as Array<[string, string]>) : []),
+  ]);
   if (s.workers.length === 0) return [...head, '', 'No workers.'].join('\n');
   const total: WorkerLoad = {
     id: 'total',

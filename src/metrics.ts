@@ -183,6 +183,12 @@ export function createMetrics(opts: MetricsOptions = {}): GafferMetrics {
   return new GafferMetrics(opts);
 }
 
+/** metricsHost: where --metrics-port listens; GAFFER_METRICS_HOST=0.0.0.0 exposes it (in containers). */
+export function metricsHost(): { host?: string } {
+  const host = process.env.GAFFER_METRICS_HOST;
+  return host ? { host } : {};
+}
+
 export interface MetricsServer {
   /** The port it listens on (useful with port 0). */
   readonly port: number;

@@ -65,6 +65,8 @@ export interface StatusResult {
   leader: string;
   masters: string[];
   workers: WorkerLoad[];
+  /** Resources waiting for a worker with room. */
+  pending: number;
 }
 
 /** AssignEvent is published on worker.<id>.assign, mirroring the etcd watch of that worker's assignments. */
@@ -76,6 +78,15 @@ export interface AssignEvent {
 export interface WorkerStatusResult {
   id: string;
   running: string[];
+  /** The same tasks with the resource id each runs, so a caller can tell a re-created resource apart. */
+  tasks: Array<{ name: string; id: string; since: string }>;
+}
+
+/** AckMessage goes from the leader to a forwarding master once per batch: these requests were answered. */
+export interface AckMessage {
+  ids: string[];
+  /** The subset answered with an error, for the forwarding master's endpoint stats. */
+  errors: string[];
 }
 
 /** WorkerInfo is the msgpack value under keys.worker, bound to the worker's lease. */

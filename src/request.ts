@@ -3,6 +3,7 @@
 // it unchanged (its raw bytes).
 
 import { randomBytes } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import { headers as natsHeaders, type MsgHdrs } from 'nats';
 import { decodeRequest, type ContentType } from './codec.js';
 import { BadRequestError } from './errors.js';
@@ -27,6 +28,8 @@ export interface ClientRequest {
   id: string;
   /** The master that received it from the client and awaits the leader's ack; absent when the leader received it. */
   origin?: string;
+  /** performance.now() when this process received it. */
+  receivedAt: number;
 }
 
 const REQUEST_ID_RE = /^[A-Za-z0-9_.:-]{1,128}$/;
@@ -70,7 +73,7 @@ export function parseRequest(
     throw new BadRequestError(`invalid ${Header.requestId} header: must match ${REQUEST_ID_RE.source}`);
   }
   const origin = headers?.get(Header.origin) || undefined;
-  return { subject, command, type, data, reply, id: id ?? '', ...(origin ? { origin } : {}) };
+  return { subject, command, type, data, reply, id: id ?? '', ...(origin ? { origin } : {}), receivedAt: performance.now() };
 }
 
 /** forwardHeaders carries the original subject and encoding across the hop to the leader. */

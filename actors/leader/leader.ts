@@ -10,13 +10,17 @@ import { Actor } from '../../src/actor.js';
 import { keys, parseKey } from '../../src/keys.js';
 import { packed } from '../../src/codec.js';
 import { NotFoundError, NotLeaderError, UnavailableError } from '../../src/errors.js';
-import { decodeStored, decodeWorkerInfo, type AssignEvent, type Resource } from '../../src/protocol.js';
+import { decodeStored, decodeWorkerInfo, type AckMessage, type AssignEvent, type Resource } from '../../src/protocol.js';
+import { toWire } from '../../src/errors.js';
 import { MAX_TXN_OPS, type Guard, type Store, type WatchEvent } from '../../src/store.js';
 import { subjects } from '../../src/subjects.js';
 import { respond, respondError } from '../../src/bus.js';
 import { publishEvent } from '../../src/events.js';
 import type { ClientRequest } from '../../src/request.js';
 import type { Logger } from '../../src/log.js';
+import type { GafferMetrics } from '../../src/metrics.js';
+import { OK_CODE } from '../../src/metrics.js';
+import { performance } from 'node:perf_hooks';
 import { chunk, ClusterState, type Move, type StoredAssignment } from './state.js';
 import { answerOf, Dedupe, type Outcome } from './dedupe.js';
 
@@ -35,6 +39,7 @@ export interface LeaderDeps {
   /** Our fence failed: step down. Unanswered requests go back to be forwarded. */
   onFenceLost: (unanswered: ClientRequest[]) => void;
   log: Logger;
+  metrics: GafferMetrics;
 }
 
 /** Largest batch taken from the mailbox at once; bounds reply latency under load. */
@@ -187,7 +192,8 @@ export class Leader {
       try {
         await this.load();
       } catch (err) {
-        for (const m of batch) if (m.kind === 'client') respondError(this.d.nc, m.req.reply, m.req.type, err);
+        const error = toWire(err);
+        this.answer(batch.flatMap((m) => (m.kind === 'client' ? [{ req: m.req, reply: { ok: false, error } }] : [])));
         return;
       }
     }
@@ -281,7 +287,7 @@ export class Leader {
         const workers = s.loads();
         return {
           req,
-          build: () => ({ ok: true, leader: this.d.id, masters: this.d.members(), workers }),
+          build: () => ({ ok: true, leader: this.d.id, masters: this.d.members(), workers, pending: s.pending.size }),
         };
       }
       default:
@@ -313,7 +319,9 @@ export class Leader {
         const ops = t.flatMap((u) => u.ops);
         const entries = t.flatMap((u) => outcomes.get(u.name) ?? []);
         if (entries.length > 0) ops.push(await this.dedupe.op(entries));
+        const t0 = performance.now();
         const rev = await this.d.store.txn(this.d.guard, ops);
+        this.d.metrics.observeCommit((performance.now() - t0) / 1000, ops.length);
         for (const u of t) revisions.set(u.name, rev);
         this.state.committed(t.map((u) => u.name), rev);
         this.dedupe.remember(entries, rev);
@@ -328,25 +336,35 @@ export class Leader {
       // The outcome of the failed transaction is unknown: forget the model and reload before the next batch.
       this.degraded = true;
       const e = err instanceof UnavailableError ? err : new UnavailableError((err as Error).message, { cause: err });
-      for (const req of unanswered) respondError(this.d.nc, req.reply, req.type, e);
-      this.ack(unanswered);
+      this.answer(answers.map((a) => ({ req: a.req, reply: { ok: false, error: e.toWire() } })));
       return;
     }
-    for (const a of answers) respond(this.d.nc, a.req.reply, a.req.type, a.build((n) => revisions.get(n)));
-    this.ack(answers.map((a) => a.req));
+    this.answer(answers.map((a) => ({ req: a.req, reply: a.build((n) => revisions.get(n)) as { ok: boolean } })));
+    this.d.metrics.setWorkerLoads(this.state.loads());
     this.announce(moves);
   }
 
-  /** ack tells each forwarding master, in one message per batch, which of its requests were answered. */
-  private ack(reqs: ClientRequest[]): void {
-    const byOrigin = new Map<string, string[]>();
-    for (const r of reqs) {
-      if (!r.origin || r.origin === this.d.id || !r.id) continue;
-      const ids = byOrigin.get(r.origin) ?? [];
-      ids.push(r.id);
-      byOrigin.set(r.origin, ids);
+  /** answer replies to each client directly, records it, and acks forwarded requests to their masters. */
+  private answer(done: Array<{ req: ClientRequest; reply: { ok: boolean; error?: { code: string } } }>): void {
+    const now = performance.now();
+    for (const { req, reply } of done) {
+      respond(this.d.nc, req.reply, req.type, reply);
+      this.d.metrics.observeRequest(req.subject, reply.ok ? OK_CODE : (reply.error?.code ?? 'INTERNAL'), (now - req.receivedAt) / 1000);
     }
-    for (const [origin, ids] of byOrigin) this.d.nc.publish(subjects.masterAck(origin), packed.encode(ids));
+    this.ack(done);
+  }
+
+  /** ack tells each forwarding master, in one message per batch, which of its requests were answered. */
+  private ack(done: Array<{ req: ClientRequest; reply: { ok: boolean } }>): void {
+    const byOrigin = new Map<string, AckMessage>();
+    for (const { req, reply } of done) {
+      if (!req.origin || req.origin === this.d.id || !req.id) continue;
+      const ack = byOrigin.get(req.origin) ?? { ids: [], errors: [] };
+      ack.ids.push(req.id);
+      if (!reply.ok) ack.errors.push(req.id);
+      byOrigin.set(req.origin, ack);
+    }
+    for (const [origin, ack] of byOrigin) this.d.nc.publish(subjects.masterAck(origin), packed.encode(ack));
   }
 
   private announce(moves: Move[]): void {

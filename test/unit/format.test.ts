@@ -123,6 +123,7 @@ describe('status', () => {
   test('shows the leader, the masters and each worker with load, capacity and use', () => {
     const out = status({
       leader: 'm2',
+      pending: 0,
       masters: ['m2', 'm1'],
       workers: [
         { id: 'w1', capacity: 1000, resources: 3 },
@@ -142,7 +143,7 @@ describe('status', () => {
   });
 
   test('no workers, no leader', () => {
-    const out = status({ leader: '', masters: [], workers: [] });
+    const out = status({ leader: '', masters: [], workers: [], pending: 0 });
     assert.match(out, /LEADER\s+\(none\)/);
     assert.match(out, /No workers\./);
   });
