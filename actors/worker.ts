@@ -153,8 +153,12 @@ export class Worker {
   /** fence stops every task now, outside the mailbox: it must not wait behind a slow etcd read. */
   private fence(why: string): void {
     this.fenced = true;
+    // If the fence fires late, this process did not run between the lease's
+    // deadline and now (paused or blocked), so neither did its tasks: they
+    // ended at the deadline. The log says both.
+    const endedAt = Math.min(Date.now(), this.lease?.deadlineWallClock ?? Date.now());
     this.log.warn({ why, tasks: this.tasks.size }, 'fencing: stopping every task');
-    for (const name of [...this.tasks.keys()]) this.stopTask(name, why);
+    for (const name of [...this.tasks.keys()]) this.stopTask(name, `fenced: ${why}`, endedAt);
   }
 
   /** resync makes the running tasks match our assignments in etcd, as of one revision. */
@@ -201,14 +205,15 @@ export class Worker {
     publishEvent(this.nc, this.cfg.id, 'task.started', { name: r.name, id: r.id, worker: this.cfg.id, taskKind: taskKindOf(r.spec) });
   }
 
-  private stopTask(name: string, reason: string): void {
+  private stopTask(name: string, reason: string, endedAt = Date.now()): void {
     const t = this.tasks.get(name);
     if (!t) return;
     this.tasks.delete(name);
     this.metrics.setRunningTasks(this.tasks.size);
     void t.stop();
-    this.log.info({ name, id: t.resource.id, reason, at: Date.now() }, 'task stopped');
-    publishEvent(this.nc, this.cfg.id, 'task.stopped', { name, id: t.resource.id, worker: this.cfg.id, reason });
+    const id = t.resource.id;
+    this.log.info({ name, id, reason, at: endedAt, loggedAt: Date.now() }, 'task stopped');
+    publishEvent(this.nc, this.cfg.id, 'task.stopped', { name, id, worker: this.cfg.id, reason, endedAt: new Date(endedAt).toISOString() });
   }
 
   /** stop: stop every task, then deregister so the leader moves our resources at once. */

@@ -15,7 +15,8 @@ export interface EventPayloads {
   'resource.pending': { name: string; id: string };
   'resource.deleted': { name: string; id: string; worker: string | null };
   'task.started': { name: string; id: string; worker: string; taskKind: string };
-  'task.stopped': { name: string; id: string; worker: string; reason: string };
+  /** endedAt is when the task certainly stopped running: earlier than `at` when a paused worker fenced late. */
+  'task.stopped': { name: string; id: string; worker: string; reason: string; endedAt: string };
 }
 export type EventKind = keyof EventPayloads;
 export const EVENT_KINDS: readonly EventKind[] = [

@@ -69,6 +69,11 @@ export class KeptLease {
     return !this.stopped && performance.now() < this.validUntil;
   }
 
+  /** deadlineWallClock is the validity deadline as a Date.now() time, for logs. */
+  get deadlineWallClock(): number {
+    return Date.now() - (performance.now() - this.validUntil);
+  }
+
   /** remainingMs is how long the lease is certainly alive, by our clock. */
   get remainingMs(): number {
     return this.stopped ? 0 : Math.max(0, this.validUntil - performance.now());
