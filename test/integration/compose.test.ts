@@ -1,0 +1,375 @@
+// docker-compose.yml, checked without a Docker engine: Debian's docker-compose
+// validates and normalizes it (`config` works offline), and the normalized
+// services are checked against the gaffer CLI (`--help` of the built CLI) and
+// against nats.conf. Then the three NATS nodes are run for real, as compose
+// would run them (same mounts, command and environment; loopback ports), and
+// a client request crosses the routes to a master.
+// Skipped, with the reason, when docker-compose is not installed.
+
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { connect, ErrorCode as NatsErrorCode, type NatsConnection } from 'nats';
+import { Child } from '../../src/child.js';
+import { CLI_PATH } from '../../src/cluster.js';
+import { json } from '../../src/codec.js';
+import { parsePositiveInt, parseTtl } from '../../src/config.js';
+import { ID_RE } from '../../src/protocol.js';
+import { freePort, waitFor, which } from '../../src/servers.js';
+
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const COMPOSE_FILE = join(ROOT, 'docker-compose.yml');
+const NATS_CONF = readFileSync(join(ROOT, 'nats.conf'), 'utf8');
+
+function findBinary(bin: string): string | undefined {
+  try {
+    return which(bin);
+  } catch {
+    return undefined;
+  }
+}
+const COMPOSE = findBinary('docker-compose');
+const SKIP = COMPOSE ? false : 'docker-compose is not installed (Debian: apt-get install -y docker-compose); nothing to validate the file with';
+
+interface Service {
+  image?: string;
+  build?: { context: string };
+  entrypoint?: string[];
+  command?: string[];
+  environment?: Record<string, string>;
+  depends_on?: Record<string, { condition: string }>;
+  healthcheck?: { test: string[] };
+  ports?: string[];
+  volumes?: string[];
+  container_name?: string;
+  profiles?: string[];
+}
+interface Config {
+  services: Record<string, Service>;
+  volumes?: Record<string, unknown>;
+}
+
+/** compose runs docker-compose on our file with only the given GAFFER_* variables set. */
+function compose(args: string[], vars: Record<string, string> = {}): string {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('GAFFER_') && !k.startsWith('COMPOSE_')) env[k] = v;
+  const r = spawnSync(COMPOSE!, ['--project-directory', ROOT, '-f', COMPOSE_FILE, ...args], {
+    cwd: ROOT,
+    env: { ...env, ...vars },
+    encoding: 'utf8',
+  });
+  assert.equal(r.status, 0, `docker-compose ${args.join(' ')} failed:\n${r.stderr}`);
+  return r.stdout;
+}
+
+/** composePython is the interpreter docker-compose runs on (its #! line), which has PyYAML: compose needs it. */
+function composePython(): string {
+  const shebang = /^#!\s*(\S+)/.exec(readFileSync(COMPOSE!, 'utf8').split('\n', 1)[0]!);
+  return shebang?.[1] ?? 'python3';
+}
+
+/** normalized is `docker-compose config` as an object, converted by the YAML library compose itself uses. */
+function normalized(vars: Record<string, string> = {}): Config {
+  const yaml = compose(['--profile', 'cli', 'config'], vars);
+  const r = spawnSync(composePython(), ['-c', 'import json, sys, yaml; json.dump(yaml.safe_load(sys.stdin), sys.stdout)'], {
+    input: yaml,
+    encoding: 'utf8',
+  });
+  assert.equal(r.status, 0, `converting docker-compose config to JSON failed:\n${r.stderr}`);
+  return JSON.parse(r.stdout) as Config;
+}
+
+/** natsUsers maps each nats.conf user to the variable holding its password and that variable's dev default. */
+function natsUsers(): Map<string, { variable: string; password: string }> {
+  const defaults = new Map<string, string>();
+  for (const m of NATS_CONF.matchAll(/^(GAFFER_NATS_\w+_PASSWORD):\s*"([^"]*)"\s*$/gm)) defaults.set(m[1]!, m[2]!);
+  const users = new Map<string, { variable: string; password: string }>();
+  for (const m of NATS_CONF.matchAll(/user:\s*"([^"]+)"\s*\n\s*password:\s*\$(\w+)/g)) {
+    users.set(m[1]!, { variable: m[2]!, password: defaults.get(m[2]!) ?? '' });
+  }
+  return users;
+}
+
+/** cliOptions lists the --flags and subcommands the built CLI documents for `args --help`. */
+function cliHelp(args: string[]): { options: Set<string>; commands: Set<string> } {
+  const r = spawnSync(process.execPath, [CLI_PATH, ...args, '--help'], { encoding: 'utf8' });
+  assert.equal(r.status, 0, `gaffer ${args.join(' ')} --help failed:\n${r.stderr}`);
+  const options = new Set<string>();
+  const commands = new Set<string>();
+  let section = '';
+  for (const line of r.stdout.split('\n')) {
+    if (/^\S.*:$/.test(line)) section = line;
+    if (section === 'Options:') for (const m of line.matchAll(/^\s+(?:-\w, )?(--[a-z][a-z-]*)/g)) options.add(m[1]!);
+    if (section === 'Commands:') {
+      const m = /^\s+([a-z][a-z-]*)/.exec(line);
+      if (m) commands.add(m[1]!);
+    }
+  }
+  return { options, commands };
+}
+
+/** flag reads `--name value` or `--name=value` from a command. */
+function flag(command: string[], name: string): string | undefined {
+  for (let i = 0; i < command.length; i++) {
+    if (command[i] === name) return command[i + 1];
+    if (command[i]!.startsWith(`${name}=`)) return command[i]!.slice(name.length + 1);
+  }
+  return undefined;
+}
+
+const NATS_NODES = ['nats-1', 'nats-2', 'nats-3'];
+const ETCD_MEMBERS = ['etcd-1', 'etcd-2', 'etcd-3'];
+const MASTERS = ['master-1', 'master-2', 'master-3'];
+const GAFFER = [...MASTERS, 'worker', 'cli'];
+
+describe('docker-compose.yml', { skip: SKIP }, () => {
+  let cfg: Config;
+  before(() => {
+    cfg = normalized();
+  });
+
+  it('is valid for docker-compose', () => {
+    compose(['config', '-q']);
+  });
+
+  it('has 3 nats nodes, 3 etcd members, 3 masters, a worker service and an on-demand cli', () => {
+    const services = compose(['--profile', 'cli', 'config', '--services']).trim().split('\n').sort();
+    assert.deepEqual(services, [...NATS_NODES, ...ETCD_MEMBERS, ...MASTERS, 'worker', 'cli'].sort());
+    assert.deepEqual(cfg.services.cli!.profiles, ['cli'], 'cli runs only on demand');
+  });
+
+  it('clusters the nats nodes through routes, each on the shared accounts file', () => {
+    const names = new Set<string>();
+    for (const name of NATS_NODES) {
+      const s = cfg.services[name]!;
+      assert.deepEqual(s.entrypoint, ['nats-server']);
+      assert.equal(flag(s.command!, '-c'), '/etc/nats/nats-cluster.conf');
+      names.add(flag(s.command!, '--server_name') ?? '');
+      assert.equal(flag(s.command!, '--cluster'), undefined, '--cluster would drop the route authorization');
+      const mounts = new Map(s.volumes!.map((v) => [v.split(':')[1]!, v.split(':')[0]!]));
+      assert.equal(mounts.get('/etc/nats/nats-cluster.conf'), join(ROOT, 'deploy', 'nats-cluster.conf'));
+      assert.equal(mounts.get('/etc/nats/gaffer.conf'), join(ROOT, 'nats.conf'));
+      assert.equal(mounts.get('/etc/nats/deploy/nats-passwords.conf'), join(ROOT, 'deploy', 'nats-passwords.env.conf'));
+      const routes = NATS_NODES.map((_, i) => new URL(s.environment![`GAFFER_NATS_ROUTE_${i + 1}`]!));
+      assert.deepEqual(routes.map((u) => `${u.protocol}//${u.hostname}:${u.port}`), NATS_NODES.map((n) => `nats-route://${n}:6222`));
+      for (const u of routes) assert.equal(decodeURIComponent(u.password), s.environment!.GAFFER_NATS_ROUTE_PASSWORD);
+      assert.ok(s.healthcheck?.test.join(' ').includes('8222/healthz'), `${name} has a healthcheck on /healthz`);
+    }
+    assert.deepEqual([...names].sort(), NATS_NODES, 'each node has its own server name');
+  });
+
+  it('forms one etcd cluster from three members with matching peer URLs', () => {
+    const initial = new Set<string>();
+    const tokens = new Set<string>();
+    for (const name of ETCD_MEMBERS) {
+      const c = cfg.services[name]!.command!;
+      assert.equal(flag(c, '--name'), name);
+      assert.equal(flag(c, '--initial-advertise-peer-urls'), `http://${name}:2380`);
+      assert.equal(flag(c, '--advertise-client-urls'), `http://${name}:2379`);
+      assert.equal(flag(c, '--initial-cluster-state'), 'new');
+      initial.add(flag(c, '--initial-cluster') ?? '');
+      tokens.add(flag(c, '--initial-cluster-token') ?? '');
+      assert.ok(cfg.services[name]!.healthcheck?.test.includes('endpoint'), `${name} has a health check`);
+      assert.ok(cfg.services[name]!.volumes?.some((v) => v.startsWith(`${name}:`)), `${name} keeps its data in a volume`);
+    }
+    assert.deepEqual([...initial], [ETCD_MEMBERS.map((n) => `${n}=http://${n}:2380`).join(',')]);
+    assert.equal(tokens.size, 1);
+  });
+
+  it('runs masters and workers with commands the CLI accepts', () => {
+    const top = cliHelp([]);
+    const ids = new Set<string>();
+    for (const name of [...MASTERS, 'worker']) {
+      const s = cfg.services[name]!;
+      const [role, ...rest] = s.command!;
+      assert.ok(role === 'master' || role === 'worker', `${name} runs a role`);
+      assert.ok(top.commands.has(role), `gaffer has a ${role} command`);
+      const { options } = cliHelp([role]);
+      for (const arg of rest) if (arg.startsWith('--')) assert.ok(options.has(arg.split('=')[0]!), `gaffer ${role} accepts ${arg}`);
+      assert.equal(flag(s.command!, '--nats-pass'), undefined, `${name} keeps its password out of the command line`);
+      if (role === 'master') {
+        const id = flag(s.command!, '--id')!;
+        assert.match(id, ID_RE);
+        ids.add(id);
+      }
+    }
+    assert.equal(ids.size, MASTERS.length, 'master ids are unique');
+    assert.equal(parsePositiveInt(flag(cfg.services.worker!.command!, '--capacity'), '--capacity', 0) > 0, true);
+    const cli = cfg.services.cli!.command!;
+    assert.ok(top.commands.has(cli[0]!), `gaffer has a ${cli[0]} command`);
+  });
+
+  it('lets the worker service scale: generated ids, no fixed name or host port', () => {
+    const w = cfg.services.worker!;
+    assert.equal(flag(w.command!, '--id'), undefined);
+    assert.equal(w.environment?.GAFFER_ID, undefined);
+    assert.equal(w.container_name, undefined);
+    assert.equal(w.ports, undefined);
+    assert.equal(w.environment?.NATS_USER, 'worker', 'generated ids need the shared worker user');
+  });
+
+  it('starts masters and workers after every nats node and etcd member is healthy, with the cluster in their environment', () => {
+    for (const name of [...MASTERS, 'worker']) {
+      const s = cfg.services[name]!;
+      assert.ok(s.build, `${name} is built from the Dockerfile`);
+      for (const dep of [...NATS_NODES, ...ETCD_MEMBERS]) assert.equal(s.depends_on?.[dep]?.condition, 'service_healthy', `${name} waits for ${dep}`);
+      const env = s.environment!;
+      assert.deepEqual(env.NATS_URL!.split(','), NATS_NODES.map((n) => `nats://${n}:4222`));
+      assert.deepEqual(env.ETCD_ENDPOINTS!.split(','), ETCD_MEMBERS.map((n) => `http://${n}:2379`));
+      assert.equal(parseTtl(env.GAFFER_TTL), 3);
+    }
+    assert.equal(cfg.services.cli!.environment!.NATS_URL, cfg.services['master-1']!.environment!.NATS_URL);
+  });
+
+  it('gives each process the nats.conf user for its role, with the password the servers expect', () => {
+    const users = natsUsers();
+    const expected: Record<string, string> = { 'master-1': 'master', 'master-2': 'master', 'master-3': 'master', worker: 'worker', cli: 'client' };
+    const check = (c: Config, password: (user: string) => string) => {
+      for (const [name, user] of Object.entries(expected)) {
+        const env = c.services[name]!.environment!;
+        assert.equal(env.NATS_USER, user);
+        assert.equal(env.NATS_PASSWORD, password(user), `${name}'s password`);
+      }
+      for (const node of NATS_NODES) {
+        for (const [user, u] of users) assert.equal(c.services[node]!.environment![u.variable], password(user), `${node} has ${u.variable}`);
+      }
+    };
+    // Defaults: the dev defaults written in nats.conf.
+    check(cfg, (user) => users.get(user)!.password);
+    // Overrides: one variable per user changes the server side and the process side together.
+    const vars = Object.fromEntries([...users.values()].map((u) => [u.variable, `override-${u.variable.toLowerCase()}`]));
+    check(normalized(vars), (user) => `override-${users.get(user)!.variable.toLowerCase()}`);
+  });
+
+  it('builds one image whose entrypoint is the CLI', () => {
+    const dockerfile = readFileSync(join(ROOT, 'Dockerfile'), 'utf8');
+    assert.match(dockerfile, /^FROM node:20-slim/m);
+    assert.match(dockerfile, /^RUN npm ci\b/m);
+    assert.match(dockerfile, /^ENTRYPOINT \["node", "dist\/src\/cli\.js"\]$/m);
+    const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { bin: Record<string, string> };
+    assert.equal(pkg.bin.gaffer, 'dist/src/cli.js', 'the entrypoint is the package binary');
+    for (const name of GAFFER) assert.equal(cfg.services[name]!.image, 'gaffer:latest');
+    const ignored = readFileSync(join(ROOT, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim());
+    for (const needed of ['src', 'actors', 'package.json', 'package-lock.json', 'tsconfig.json']) {
+      assert.ok(!ignored.includes(needed), `${needed} is in the build context`);
+      assert.match(dockerfile, new RegExp(`^COPY .*\\b${needed.replace('.', '\\.')}\\b`, 'm'), `the Dockerfile copies ${needed}`);
+    }
+  });
+});
+
+describe('the compose nats cluster, run for real', { skip: SKIP || (findBinary('nats-server') ? false : 'nats-server is not installed') }, () => {
+  let dir: string;
+  const nodes: Array<{ name: string; child: Child; client: number; cluster: number; monitor: number }> = [];
+  const conns: NatsConnection[] = [];
+
+  after(async () => {
+    await Promise.all(conns.map((nc) => nc.close().catch(() => undefined)));
+    await Promise.all(nodes.map((n) => n.child.stop()));
+    if (dir && process.env.GAFFER_KEEP_LOGS !== '1') rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('routes a client request from one node to a master on another, with the compose credentials', async () => {
+    const cfg = normalized();
+    dir = mkdtempSync(join(tmpdir(), 'gaffer-compose-nats-'));
+    const ports = await Promise.all(NATS_NODES.flatMap(() => [freePort(), freePort(), freePort()]));
+    for (const [i, name] of NATS_NODES.entries()) {
+      nodes.push({ name, child: undefined as unknown as Child, client: ports[3 * i]!, cluster: ports[3 * i + 1]!, monitor: ports[3 * i + 2]! });
+    }
+    // The files exactly as compose mounts them, under <dir>/<node>/<container path>.
+    for (const node of nodes) {
+      const s = cfg.services[node.name]!;
+      for (const v of s.volumes!) {
+        const [src, target] = v.split(':') as [string, string];
+        assert.ok(existsSync(src), `${src} exists`);
+        mkdirSync(dirname(join(dir, node.name, target)), { recursive: true });
+        copyFileSync(src, join(dir, node.name, target));
+      }
+      // The cluster port moves to loopback in the file itself: the --cluster flag would also
+      // replace the file's route authorization (with none), and that must stay under test.
+      const clusterConf = join(dir, node.name, '/etc/nats/nats-cluster.conf');
+      const text = readFileSync(clusterConf, 'utf8');
+      const moved = text.replace(/^(\s*)listen: 0\.0\.0\.0:6222$/m, `$1listen: 127.0.0.1:${node.cluster}`);
+      assert.notEqual(moved, text, 'nats-cluster.conf listens for routes on 0.0.0.0:6222');
+      writeFileSync(clusterConf, moved);
+      // Compose's command and environment; only addresses change: loopback ports instead of hostnames.
+      const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, ...s.environment };
+      for (const [j, other] of nodes.entries()) {
+        const u = new URL(env[`GAFFER_NATS_ROUTE_${j + 1}`]!);
+        assert.equal(u.hostname, other.name);
+        u.hostname = '127.0.0.1';
+        u.port = String(other.cluster);
+        env[`GAFFER_NATS_ROUTE_${j + 1}`] = u.toString();
+      }
+      const command = s.command!.map((a, k, all) => (all[k - 1] === '-c' ? join(dir, node.name, a) : a));
+      node.child = new Child({
+        name: node.name,
+        cmd: which(s.entrypoint![0]!),
+        args: [...command, '-a', '127.0.0.1', '-p', String(node.client), '-m', String(node.monitor)],
+        env,
+        logFile: join(dir, `${node.name}.log`),
+      }).start();
+    }
+    for (const node of nodes) {
+      await waitFor(
+        `${node.name} to route to both others`,
+        async () => {
+          if (!node.child.running) throw new Error(`${node.name} exited: ${readFileSync(join(dir, `${node.name}.log`), 'utf8')}`);
+          const r = (await (await fetch(`http://127.0.0.1:${node.monitor}/routez`, { signal: AbortSignal.timeout(1000) })).json()) as { num_routes: number };
+          return r.num_routes === 2;
+        },
+        20000,
+      );
+    }
+
+    const login = async (service: string, node: number): Promise<NatsConnection> => {
+      const env = cfg.services[service]!.environment!;
+      const nc = await connect({ servers: `127.0.0.1:${nodes[node]!.client}`, user: env.NATS_USER!, pass: env.NATS_PASSWORD!, reconnect: false });
+      conns.push(nc);
+      return nc;
+    };
+    const master = await login('master-1', 0);
+    await login('worker', 1);
+    const client = await login('cli', 2);
+    master.subscribe('cluster.status', { queue: 'masters', callback: (_e, m) => void m.respond(json.encode({ ok: true, via: 'nats-1' })) });
+    await master.flush();
+    const reply = await waitFor(
+      'the master on nats-1 to answer a client on nats-3',
+      async () => {
+        try {
+          return await client.request('cluster.status', json.encode({}), { timeout: 1000 });
+        } catch (err) {
+          // Interest crosses the routes shortly after the subscription: until then, no responders.
+          if ((err as { code?: string }).code === NatsErrorCode.NoResponders) return undefined;
+          throw err;
+        }
+      },
+      10000,
+    );
+    assert.deepEqual(json.decode(reply.data), { ok: true, via: 'nats-1' });
+    const violations = nodes.flatMap((n) => readFileSync(join(dir, `${n.name}.log`), 'utf8').split('\n')).filter((l) => /violation|authori[sz]ation|authentication/i.test(l));
+    assert.deepEqual(violations, [], 'no refused logins or permissions (routes included)');
+  });
+
+  it('refuses a route that does not log in', async () => {
+    const target = nodes[0]!;
+    const [client, cluster] = await Promise.all([freePort(), freePort()]);
+    const intruder = new Child({
+      name: 'intruder',
+      cmd: which('nats-server'),
+      args: ['-a', '127.0.0.1', '-p', String(client), '--cluster_name', 'gaffer', '--cluster', `nats://127.0.0.1:${cluster}`, '--routes', `nats-route://127.0.0.1:${target.cluster}`],
+      logFile: join(dir, 'intruder.log'),
+    });
+    nodes.push({ name: 'intruder', child: intruder.start(), client, cluster, monitor: 0 });
+    await waitFor(
+      'the intruder route to be refused',
+      async () => existsSync(join(dir, 'intruder.log')) && /Route Error 'Authorization Violation'/.test(readFileSync(join(dir, 'intruder.log'), 'utf8')),
+      10000,
+    );
+    const r = (await (await fetch(`http://127.0.0.1:${target.monitor}/routez`)).json()) as { num_routes: number };
+    assert.equal(r.num_routes, 2, 'nats-1 still routes to its two peers only');
+  });
+});

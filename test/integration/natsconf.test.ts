@@ -1,0 +1,450 @@
+// nats.conf against a real nats-server: every user can do what its role needs
+// and is refused what it must not do. Refusals are asserted on what nats.js
+// reports for a `-ERR 'Permissions Violation ...'` from the server: an `error`
+// status whose permissionContext names the operation and subject, and, for a
+// subscription, the subscription ending with PERMISSIONS_VIOLATION.
+// The last test runs real masters and workers with these credentials and
+// checks the server logged no violation at all.
+
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  connect,
+  ErrorCode as NatsErrorCode,
+  Events,
+  type Msg,
+  type NatsConnection,
+  type NatsError,
+  RequestStrategy,
+  type Status,
+  type Subscription,
+} from 'nats';
+import { Child } from '../../src/child.js';
+import { CLI_PATH } from '../../src/cluster.js';
+import { GafferClient } from '../../src/client.js';
+import { json } from '../../src/codec.js';
+import { startEtcd, startNats, waitFor, which, type EtcdCluster, type NatsServer } from '../../src/servers.js';
+
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const CONF = readFileSync(join(ROOT, 'nats.conf'), 'utf8');
+const DEADLINE_MS = 5000;
+
+/** passwords maps each user in nats.conf to its dev default password, read from the file itself. */
+function passwords(conf: string): Map<string, string> {
+  const vars = new Map<string, string>();
+  for (const m of conf.matchAll(/^(GAFFER_NATS_\w+_PASSWORD):\s*"([^"]*)"\s*$/gm)) vars.set(m[1]!, m[2]!);
+  const out = new Map<string, string>();
+  for (const m of conf.matchAll(/user:\s*"([^"]+)"\s*\n\s*password:\s*\$(\w+)/g)) {
+    const pw = vars.get(m[2]!);
+    assert.ok(pw, `nats.conf defines a dev default for ${m[2]}`);
+    out.set(m[1]!, pw);
+  }
+  return out;
+}
+const PASSWORDS = passwords(CONF);
+
+/** serverConfig is nats.conf minus its `port:` line; startNats supplies a free loopback port instead. */
+function serverConfig(): string {
+  const lines = CONF.split('\n');
+  const rest = lines.filter((l) => !/^port:\s*\d+\s*$/.test(l));
+  assert.equal(lines.length - rest.length, 1, 'nats.conf has exactly one top-level `port:` line');
+  return rest.join('\n');
+}
+
+/** startConfigured runs a real nats-server on nats.conf (with its include) in a fresh directory. */
+async function startConfigured(name: string): Promise<{ server: NatsServer; dir: string; log: () => string }> {
+  const dir = mkdtempSync(join(tmpdir(), `gaffer-${name}-`));
+  mkdirSync(join(dir, 'deploy'));
+  copyFileSync(join(ROOT, 'deploy', 'nats-passwords.conf'), join(dir, 'deploy', 'nats-passwords.conf'));
+  const server = await startNats({ dir, extraConfig: serverConfig() });
+  return { server, dir, log: () => readFileSync(join(dir, 'nats.log'), 'utf8') };
+}
+
+function deadline<T>(p: Promise<T>, what: string, ms = DEADLINE_MS): Promise<T> {
+  let timer: NodeJS.Timeout;
+  const t = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+  });
+  return Promise.race([p, t]).finally(() => clearTimeout(timer));
+}
+
+type Operation = 'publish' | 'subscription';
+
+/** Conn is one user's connection that records every error status the server causes. */
+class Conn {
+  private readonly errors: Status[] = [];
+  private readonly waiters = new Set<() => void>();
+
+  private constructor(readonly user: string, readonly nc: NatsConnection) {
+    void (async () => {
+      for await (const s of nc.status()) {
+        if (s.type !== Events.Error) continue;
+        this.errors.push(s);
+        for (const w of this.waiters) w();
+      }
+    })().catch(() => undefined);
+  }
+
+  static async open(url: string, user: string): Promise<Conn> {
+    const pass = PASSWORDS.get(user);
+    assert.ok(pass, `nats.conf has a user ${user}`);
+    const nc = await connect({ servers: url, user, pass, name: `natsconf-${user}`, reconnect: false });
+    return new Conn(user, nc);
+  }
+
+  /** violation waits for the server to refuse `operation` on `subject` to this user. */
+  violation(operation: Operation, subject: string): Promise<Status> {
+    const find = () =>
+      this.errors.find(
+        (s) =>
+          s.data === NatsErrorCode.PermissionsViolation &&
+          s.permissionContext?.operation === operation &&
+          s.permissionContext.subject === subject,
+      );
+    return deadline(
+      new Promise<Status>((resolve) => {
+        const check = () => {
+          const s = find();
+          if (!s) return;
+          this.waiters.delete(check);
+          resolve(s);
+        };
+        this.waiters.add(check);
+        check();
+      }),
+      `a permissions violation for ${this.user}: ${operation} to ${subject}`,
+    );
+  }
+
+  /** refusedSubscription subscribes and expects the server to refuse it, as status and as the subscription's end. */
+  async refusedSubscription(subject: string, queue?: string): Promise<void> {
+    const sub = this.nc.subscribe(subject, queue ? { queue } : {});
+    const ended = (async () => {
+      for await (const _ of sub) {
+        /* nothing may arrive */
+      }
+    })();
+    await this.violation('subscription', subject);
+    await assert.rejects(deadline(ended, `the refused subscription to ${subject} to end`), (err: NatsError) => {
+      assert.equal(err.code, NatsErrorCode.PermissionsViolation);
+      assert.match(err.message, new RegExp(`Subscription to "${subject.replace(/[.*$>]/g, '\\$&')}"`));
+      return true;
+    });
+    assert.equal(sub.isClosed(), true);
+  }
+
+  /** refusedPublish publishes and expects the server to refuse it. */
+  async refusedPublish(subject: string, reply?: string): Promise<void> {
+    this.nc.publish(subject, json.encode({ from: this.user }), reply ? { reply } : undefined);
+    await this.violation('publish', subject);
+  }
+
+  /** noViolations asserts the server refused nothing to this user so far (after a round trip). */
+  async noViolations(): Promise<void> {
+    await this.nc.flush();
+    assert.deepEqual(this.errors, [], `${this.user} had no refusals`);
+  }
+
+  async close(): Promise<void> {
+    if (!this.nc.isClosed()) await this.nc.close();
+  }
+}
+
+/** Inbox reads one subscription message by message, each within the deadline. */
+class Inbox {
+  private readonly it: AsyncIterator<Msg>;
+  constructor(readonly sub: Subscription) {
+    this.it = sub[Symbol.asyncIterator]();
+  }
+  async next(what: string): Promise<Msg> {
+    const r = await deadline(this.it.next(), what);
+    assert.equal(r.done, false, `${what}: the subscription ended`);
+    return r.value as Msg;
+  }
+}
+
+describe('nats.conf', () => {
+  let server: NatsServer;
+  let dir: string;
+  const conns: Conn[] = [];
+  const as = async (user: string): Promise<Conn> => {
+    const c = await Conn.open(server.url, user);
+    conns.push(c);
+    return c;
+  };
+
+  before(async () => {
+    ({ server, dir } = await startConfigured('natsconf'));
+  });
+  after(async () => {
+    await Promise.all(conns.map((c) => c.close().catch(() => undefined)));
+    await server?.stop();
+    if (dir && process.env.GAFFER_KEEP_LOGS !== '1') rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('is accepted by nats-server -t as it is in the repository', () => {
+    const r = spawnSync(which('nats-server'), ['-t', '-c', join(ROOT, 'nats.conf')], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout + r.stderr, /configuration file .*nats\.conf is valid/);
+  });
+
+  it('refuses connections without credentials or with a wrong password', async () => {
+    await assert.rejects(connect({ servers: server.url, reconnect: false }), (e: NatsError) => e.code === NatsErrorCode.AuthorizationViolation);
+    await assert.rejects(
+      connect({ servers: server.url, user: 'client', pass: 'not-the-password', reconnect: false }),
+      (e: NatsError) => e.code === NatsErrorCode.AuthorizationViolation,
+    );
+  });
+
+  it('lets a client request cluster.status and resource.* from masters in the services API, queue "masters"', async () => {
+    const master = await as('master');
+    const client = await as('client');
+    const svc = await master.nc.services.add({ name: 'gaffer', version: '0.1.0', queue: 'masters' });
+    for (const subject of ['cluster.status', 'resource.add']) {
+      svc.addEndpoint(subject.replace('.', '-'), {
+        subject,
+        handler: (_err, m) => void m.respond(json.encode({ ok: true, subject: m.subject })),
+      });
+    }
+    await master.nc.flush();
+    for (const subject of ['cluster.status', 'resource.add']) {
+      const reply = await client.nc.request(subject, json.encode({}), { timeout: DEADLINE_MS });
+      assert.deepEqual(json.decode(reply.data), { ok: true, subject });
+    }
+    // Discovery: the client may ping the service ($SRV.>) and the master answers.
+    const pongs = [];
+    const discovery = client.nc.services.client({ strategy: RequestStrategy.Count, maxMessages: 1, maxWait: DEADLINE_MS });
+    for await (const p of await discovery.ping('gaffer')) pongs.push(p);
+    assert.equal(pongs.length, 1);
+    assert.equal(pongs[0]!.name, 'gaffer');
+    await svc.stop();
+    await master.noViolations();
+    await client.noViolations();
+  });
+
+  it('carries a request from a follower master to the leader, who replies to the client inbox', async () => {
+    const follower = await as('master');
+    const leader = await as('master');
+    const client = await as('client');
+    follower.nc.subscribe('resource.get', {
+      queue: 'masters',
+      callback: (_e, m) => follower.nc.publish('master.leader.m2', m.data, { reply: m.reply! }),
+    });
+    leader.nc.subscribe('master.leader.m2', { callback: (_e, m) => void m.respond(json.encode({ ok: true, by: 'm2' })) });
+    await follower.nc.flush();
+    await leader.nc.flush();
+    const reply = await client.nc.request('resource.get', json.encode({ name: 'x' }), { timeout: DEADLINE_MS });
+    assert.deepEqual(json.decode(reply.data), { ok: true, by: 'm2' });
+    await follower.noViolations();
+    await leader.noViolations();
+    await client.noViolations();
+  });
+
+  it('lets a master subscribe to client subjects only as a member of the masters queue', async () => {
+    const master = await as('master');
+    await master.refusedSubscription('resource.add');
+    await master.refusedSubscription('resource.list', 'eavesdroppers');
+  });
+
+  it('refuses a client master.leader.*, worker.*.assign and events, and drops what it sent', async () => {
+    const client = await as('client');
+    const master = await as('master');
+    const worker = await as('worker-w1');
+    const assigns = new Inbox(worker.nc.subscribe('worker.w1.assign'));
+    await worker.nc.flush();
+
+    await client.refusedPublish('master.leader.m1');
+    await client.refusedPublish('worker.w1.assign');
+    await client.refusedPublish('events.leader.elected');
+    await client.refusedSubscription('resource.add');
+    await client.refusedSubscription('worker.w1.status');
+    await client.refusedSubscription('master.leader.*');
+
+    // Had the server delivered the client's assign, the worker would see it before this one.
+    master.nc.publish('worker.w1.assign', json.encode({ from: 'master' }));
+    const first = await assigns.next('the master assign on worker.w1.assign');
+    assert.deepEqual(json.decode(first.data), { from: 'master' });
+  });
+
+  it('refuses a worker resource.add, other workers\' subjects and assignments', async () => {
+    const worker = await as('worker-w1');
+    const master = await as('master');
+    const client = await as('client');
+    const adds = new Inbox(master.nc.subscribe('resource.add', { queue: 'masters' }));
+    await master.nc.flush();
+
+    await worker.refusedPublish('resource.add');
+    await worker.refusedPublish('worker.w2.assign');
+    await worker.refusedPublish('master.leader.m1');
+    await worker.refusedPublish('events.leader.elected');
+    await worker.refusedSubscription('worker.w2.assign');
+    await worker.refusedSubscription('worker.w2.>');
+    await worker.refusedSubscription('worker.*.assign');
+    await worker.refusedSubscription('events.>');
+
+    // Had the server delivered the worker's resource.add, the master would see it first.
+    client.nc.publish('resource.add', json.encode({ from: 'client' }));
+    const first = await adds.next('the client resource.add at the master');
+    assert.deepEqual(json.decode(first.data), { from: 'client' });
+  });
+
+  it('lets a worker take its own assignments, answer its own status, publish task events and follow elections', async () => {
+    const worker = await as('worker-w1');
+    const master = await as('master');
+    const client = await as('client');
+    const assigns = new Inbox(worker.nc.subscribe('worker.w1.assign'));
+    const elected = new Inbox(worker.nc.subscribe('events.leader.elected'));
+    worker.nc.subscribe('worker.w1.status', { callback: (_e, m) => void m.respond(json.encode({ ok: true, id: 'w1', running: [] })) });
+    const watchEvents = new Inbox(client.nc.subscribe('events.>'));
+    const watchAssigns = new Inbox(client.nc.subscribe('worker.*.assign'));
+    await worker.nc.flush();
+    await client.nc.flush();
+
+    master.nc.publish('worker.w1.assign', json.encode({ type: 'put' }));
+    assert.deepEqual(json.decode((await assigns.next('worker.w1.assign at the worker')).data), { type: 'put' });
+    assert.equal((await watchAssigns.next('worker.w1.assign at the watching client')).subject, 'worker.w1.assign');
+
+    master.nc.publish('events.leader.elected', json.encode({ leader: 'm1' }));
+    assert.deepEqual(json.decode((await elected.next('events.leader.elected at the worker')).data), { leader: 'm1' });
+    assert.equal((await watchEvents.next('events.leader.elected at the client')).subject, 'events.leader.elected');
+
+    worker.nc.publish('events.task.started', json.encode({ worker: 'w1' }));
+    assert.equal((await watchEvents.next('events.task.started at the client')).subject, 'events.task.started');
+
+    const st = await client.nc.request('worker.w1.status', json.encode({}), { timeout: DEADLINE_MS });
+    assert.deepEqual(json.decode(st.data), { ok: true, id: 'w1', running: [] });
+    await worker.noViolations();
+    await master.noViolations();
+    await client.noViolations();
+  });
+
+  it('lets a worker reply only to an inbox, not to a reply subject a requester made up', async () => {
+    const worker = await as('worker-w2');
+    const client = await as('client');
+    worker.nc.subscribe('worker.w2.status', { callback: (_e, m) => void m.respond(json.encode({ ok: true })) });
+    await worker.nc.flush();
+    client.nc.publish('worker.w2.status', json.encode({}), { reply: 'events.leader.elected' });
+    await worker.violation('publish', 'events.leader.elected');
+  });
+
+  it('lets the shared worker user serve any worker id, and nothing a master does', async () => {
+    const worker = await as('worker');
+    const master = await as('master');
+    const id = 'worker-1a2b3c4d';
+    const assigns = new Inbox(worker.nc.subscribe(`worker.${id}.assign`));
+    await worker.nc.flush();
+    master.nc.publish(`worker.${id}.assign`, json.encode({ type: 'put' }));
+    assert.equal((await assigns.next(`worker.${id}.assign at the shared worker`)).subject, `worker.${id}.assign`);
+    await worker.noViolations();
+    await worker.refusedPublish(`worker.${id}.assign`);
+    await worker.refusedPublish('resource.add');
+    await worker.refusedSubscription('resource.add');
+    await worker.refusedSubscription('master.leader.m1');
+  });
+
+  it('makes SYS the system account: sys sees a GAFFER user disconnect', async () => {
+    const sys = await as('sys');
+    const advisories = new Inbox(sys.nc.subscribe('$SYS.ACCOUNT.GAFFER.DISCONNECT'));
+    await sys.nc.flush();
+    const client = await Conn.open(server.url, 'client');
+    await client.close();
+    const m = await advisories.next('a disconnect advisory');
+    const adv = json.decode(m.data) as { client?: { acc?: string; user?: string } };
+    assert.equal(adv.client?.acc, 'GAFFER');
+    assert.equal(adv.client?.user, 'client');
+    await sys.noViolations();
+  });
+});
+
+describe('nats.conf with real gaffer processes', () => {
+  let nats: { server: NatsServer; dir: string; log: () => string } | undefined;
+  let etcd: EtcdCluster | undefined;
+  const children: Child[] = [];
+  let client: GafferClient | undefined;
+
+  after(async () => {
+    await client?.close().catch(() => undefined);
+    await Promise.all(children.map((c) => c.stop()));
+    await etcd?.stop();
+    await nats?.server.stop();
+    if (nats && process.env.GAFFER_KEEP_LOGS !== '1') rmSync(nats.dir, { recursive: true, force: true });
+  });
+
+  /** spawn runs `gaffer <role> ...` logged in as `user`, the way docker-compose.yml runs it. */
+  function spawn(name: string, user: string, args: string[]): void {
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      NATS_URL: nats!.server.url,
+      ETCD_ENDPOINTS: etcd!.endpoints.join(','),
+      GAFFER_TTL: '2',
+      NATS_USER: user,
+      NATS_PASSWORD: PASSWORDS.get(user)!,
+    };
+    delete env.GAFFER_ID;
+    const c = new Child({ name, cmd: process.execPath, args: [CLI_PATH, ...args], env, logFile: join(nats!.dir, `${name}.log`) });
+    children.push(c.start());
+  }
+
+  it('serve clients end to end, and the server refuses them nothing', async () => {
+    nats = await startConfigured('natsconf-e2e');
+    etcd = await startEtcd({ dir: join(nats.dir, 'etcd') });
+    spawn('m1', 'master', ['master', '--id', 'm1']);
+    spawn('m2', 'master', ['master', '--id', 'm2']);
+    spawn('w1', 'worker-w1', ['worker', '--id', 'w1', '--capacity', '10']);
+    spawn('wx', 'worker', ['worker', '--capacity', '10']); // generated id, shared worker user
+
+    client = await GafferClient.connect(nats.server.url, { user: 'client', pass: PASSWORDS.get('client')!, timeoutMs: 5000 });
+    const c = client;
+    const status = await waitFor(
+      'both masters and both workers in cluster.status',
+      async () => {
+        const s = await c.status();
+        return s.masters.length === 2 && s.workers.length === 2 ? s : undefined;
+      },
+      30000,
+    );
+    const generated = status.workers.map((w) => w.id).find((id) => id !== 'w1');
+    assert.match(generated ?? '', /^worker-/);
+
+    for (let i = 0; i < 12; i++) {
+      const r = await c.add(`perm-${i}`);
+      assert.ok(r.resource.worker, `perm-${i} is placed`);
+    }
+    // Each worker runs what it was assigned: assignments reached both kinds of worker user.
+    await waitFor(
+      'every resource to run on its worker',
+      async () => {
+        const list = await c.list();
+        const running = new Map<string, string[]>();
+        for (const w of ['w1', generated!]) running.set(w, (await c.workerStatus(w)).running);
+        return list.every((r) => r.worker !== null && running.get(r.worker)?.includes(r.name));
+      },
+      20000,
+    );
+    // Followers took some of the requests (queue group), so forwarding to the leader ran too.
+    const served = new Map<string, number>();
+    for await (const s of await c.nc.services.client().stats('gaffer')) {
+      const id = (s.metadata as Record<string, string> | undefined)?.id ?? s.id;
+      served.set(id, s.endpoints?.reduce((n, e) => n + e.num_requests, 0) ?? 0);
+    }
+    const leader = (await c.status()).leader;
+    const viaFollower = [...served].filter(([id]) => id !== leader).reduce((n, [, v]) => n + v, 0);
+    assert.ok(viaFollower > 0, `the follower served ${viaFollower} requests (${JSON.stringify([...served])})`);
+
+    // The CLI as an operator runs it, credentials from the environment: add --wait follows
+    // events and asks the worker's status; watch would subscribe to events.> the same way.
+    const cliEnv = { ...process.env, NATS_URL: nats.server.url, NATS_USER: 'client', NATS_PASSWORD: PASSWORDS.get('client')! };
+    for (const args of [['add', 'perm-cli', '--wait', '--json'], ['status', '--json']]) {
+      const r = spawnSync(process.execPath, [CLI_PATH, ...args], { env: cliEnv, encoding: 'utf8', timeout: 30000 });
+      assert.equal(r.status, 0, `gaffer ${args.join(' ')}: ${r.stderr}`);
+    }
+
+    const violations = nats.log().split('\n').filter((l) => /Violation/.test(l));
+    assert.deepEqual(violations, [], 'nats-server refused gaffer nothing');
+  });
+});
