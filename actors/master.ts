@@ -19,7 +19,7 @@ import { logger, type Logger } from '../src/log.js';
 import { Store } from '../src/store.js';
 import { subjects } from '../src/subjects.js';
 import { publishEvent } from '../src/events.js';
-import { forwardedSubject, forwardHeaders, newRequestId, parseRequest, type ClientRequest } from '../src/request.js';
+import { ForeignReplyError, forwardedSubject, forwardHeaders, newRequestId, parseRequest, type ClientRequest } from '../src/request.js';
 import type { Guard } from '../src/store.js';
 import { Leader } from './leader/leader.js';
 
@@ -148,6 +148,7 @@ export class Master {
     } catch (err) {
       this.service?.countError(subject, err as Error);
       this.metrics.observeRequest(subject, toWire(err).code, 0);
+      if (err instanceof ForeignReplyError) return this.log.warn({ subject, err: err.message }, 'request dropped');
       return respondError(this.nc, msg.reply, requestType(msg.headers), err);
     }
     if (!req.id) req.id = newRequestId(this.cfg.id);
@@ -158,6 +159,7 @@ export class Master {
     try {
       this.route(parseRequest(forwardedSubject(msg.headers), msg.data, msg.headers, msg.reply));
     } catch (err) {
+      if (err instanceof ForeignReplyError) return this.log.warn({ err: err.message }, 'forwarded request dropped');
       respondError(this.nc, msg.reply, requestType(msg.headers), err);
     }
   }

@@ -533,6 +533,10 @@ ${examples([
 }
 
 async function main(): Promise<void> {
+  // A reader that goes away (`gaffer ls | head`) is not an error of ours.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(Exit.ok);
+  });
   const program = buildProgram();
   try {
     await program.parseAsync(process.argv);

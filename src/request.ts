@@ -58,6 +58,24 @@ export function parseCommand(subject: ClientSubject, body: unknown): Command {
   }
 }
 
+/**
+ * A client picks its own reply subject and the server does not check it.
+ * Masters may publish on worker.*.assign and events.>, so a request whose
+ * reply subject is anything but an inbox could steer our answer onto them:
+ * such a request gets no answer at all.
+ */
+export function isReplySubject(reply: string): boolean {
+  return reply.startsWith(INBOX_PREFIX);
+}
+const INBOX_PREFIX = '_INBOX.';
+
+export class ForeignReplyError extends BadRequestError {
+  override name = 'ForeignReplyError';
+  constructor(reply: string) {
+    super(`reply subject ${JSON.stringify(reply.slice(0, 64))} is not an inbox (${INBOX_PREFIX}…); not answered`);
+  }
+}
+
 /** parseRequest validates a message; throws BadRequestError (answerable in `type`) when it is not a valid request. */
 export function parseRequest(
   subject: string,
@@ -66,6 +84,7 @@ export function parseRequest(
   reply: string | undefined,
 ): ClientRequest {
   const type = requestType(headers);
+  if (reply !== undefined && !isReplySubject(reply)) throw new ForeignReplyError(reply);
   if (!isClientSubject(subject)) throw new BadRequestError(`unknown subject ${JSON.stringify(subject)}`);
   const command = parseCommand(subject, decodeRequest(data, type));
   const id = headers?.get(Header.requestId) || undefined;

@@ -56,9 +56,8 @@ export function eventSubjects(filters: readonly string[]): string[] {
 
 /**
  * decodeEvent reads one event message, undefined when malformed. The subject
- * is authoritative for the event's kind: a task.started payload carries the
- * task's kind in its own `kind` field, which overwrites the envelope's when
- * published, so that value is moved to `taskKind` and `kind` is restored.
+ * is authoritative for the event's kind. Publishers before 0.1.0 put the
+ * task kind of task.started in `kind`; such a value is moved to `taskKind`.
  */
 export function decodeEvent(subject: string, data: Uint8Array): EventLike | undefined {
   let v: unknown;
