@@ -15,7 +15,7 @@ import type { StatusResult } from '../src/protocol.js';
 import type { Child } from '../src/child.js';
 import type { BenchConfig } from './config.js';
 import { runLoad, type Cell } from './load.js';
-import { startMaster } from './procs.js';
+import { clusterPids, cpuShare, startMaster } from './procs.js';
 import { benchConnect, request, runId, toLeader } from './wire.js';
 
 export const LEADER = 'm1';
@@ -91,7 +91,8 @@ export async function add(cfg: BenchConfig, log: (s: string) => void): Promise<A
     };
     for (const via of ['follower', 'leader'] as const) {
       for (const inflight of cfg.levels) {
-        const cell = await addCell(fc.nc, cfg, via, inflight);
+        const { value: cell, cpu } = await cpuShare(clusterPids(fc.cluster), () => addCell(fc.nc, cfg, via, inflight));
+        cell.cpu = cpu;
         out[via][String(inflight)] = cell;
         log(`add via ${via}@${inflight}: ${cell.throughput}/s p50 ${cell.p50} ms p99 ${cell.p99} ms p99.9 ${cell.p999} ms${cell.errors ? ` (${cell.errors} errors: ${cell.firstError})` : ''}`);
       }

@@ -14,7 +14,7 @@ import { startEtcd, startNats, waitFor, type EtcdCluster, type NatsServer } from
 import type { Child } from '../src/child.js';
 import type { BenchConfig } from './config.js';
 import { runLoad, type Cell } from './load.js';
-import { startResponder, stopAll } from './procs.js';
+import { cpuShare, startResponder, stopAll } from './procs.js';
 import { benchConnect, request, runId } from './wire.js';
 
 export type Levels = Record<string, Cell>;
@@ -47,11 +47,22 @@ export async function floors(cfg: BenchConfig, log: (s: string) => void): Promis
       await waitFor(`a responder on ${s}`, () => request(conn, s, { name: 'ready' }, { timeoutMs: 1000 }).then(() => true), 20000);
     }
     const out: FloorsResult = { echo: {}, hop: {}, serialized: {} };
+    const pids = {
+      bench: process.pid,
+      'nats-server': nats.child.pid,
+      etcd1: etcd.members[0]?.child.pid,
+      echo: children[0]!.pid,
+      forwarder: children[1]!.pid,
+      serial: children[2]!.pid,
+    };
     for (const kind of ['echo', 'hop', 'serialized'] as const) {
       for (const inflight of cfg.levels) {
-        const cell = await runLoad({ inflight, warmupMs: cfg.warmupMs, durationMs: cfg.cellMs }, async (i) => {
-          await request(conn, SUBJECT[kind], { name: `f-${runId}-${kind}-${inflight}-${i}` }, { gaffer: kind === 'serialized' });
-        });
+        const { value: cell, cpu } = await cpuShare(pids, () =>
+          runLoad({ inflight, warmupMs: cfg.warmupMs, durationMs: cfg.cellMs }, async (i) => {
+            await request(conn, SUBJECT[kind], { name: `f-${runId}-${kind}-${inflight}-${i}` }, { gaffer: kind === 'serialized' });
+          }),
+        );
+        cell.cpu = cpu;
         out[kind][String(inflight)] = cell;
         log(`floors ${kind}@${inflight}: ${cell.throughput}/s p50 ${cell.p50} ms p99 ${cell.p99} ms${cell.errors ? ` (${cell.errors} errors)` : ''}`);
       }

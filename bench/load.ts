@@ -36,6 +36,8 @@ export interface Cell {
   totalOk: number;
   /** Whether the run hit limitMs before reaching count. */
   timedOut: boolean;
+  /** CPU used by each process during the cell (warmup included), in % of one core. */
+  cpu?: Record<string, number>;
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

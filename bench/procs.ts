@@ -5,6 +5,7 @@
 
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { Child } from '../src/child.js';
 import { CLI_PATH, type LocalCluster } from '../src/cluster.js';
@@ -73,4 +74,43 @@ export function rssBytes(pid: number | undefined): number {
 /** stopAll stops children in parallel and never throws. */
 export async function stopAll(children: Array<Child | undefined>): Promise<void> {
   await Promise.all(children.map((c) => c?.stop().catch(() => undefined)));
+}
+
+const TICK_MS = 10; // USER_HZ is 100 on Linux
+
+/** cpuMs reads user+system CPU time of one process from /proc/<pid>/stat. */
+export function cpuMs(pid: number | undefined): number {
+  if (!pid) return NaN;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) * TICK_MS;
+  } catch {
+    return NaN;
+  }
+}
+
+/**
+ * cpuShare runs fn and reports, per named process, the CPU it used meanwhile
+ * as a percentage of one core (so 200 is both cores of this machine).
+ */
+export async function cpuShare<T>(pids: Record<string, number | undefined>, fn: () => Promise<T>): Promise<{ value: T; cpu: Record<string, number> }> {
+  const before = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuMs(pid)]));
+  const t0 = performance.now();
+  const value = await fn();
+  const wall = performance.now() - t0;
+  const cpu: Record<string, number> = {};
+  for (const [k, pid] of Object.entries(pids)) cpu[k] = Math.round(((cpuMs(pid) - before[k]!) / wall) * 100);
+  return { value, cpu };
+}
+
+/** clusterPids names every process of a cluster, plus this one, for cpuShare. */
+export function clusterPids(c: LocalCluster): Record<string, number | undefined> {
+  const out: Record<string, number | undefined> = { bench: process.pid };
+  if (c.nats) out['nats-server'] = c.nats.child.pid;
+  for (const m of c.etcd?.members ?? []) out[m.name] = m.child.pid;
+  for (const [id, ch] of c.masters) out[id] = ch.pid;
+  for (const [id, ch] of c.workers) out[id] = ch.pid;
+  return out;
 }

@@ -17,7 +17,7 @@ const cellRow = (name: string, c: Cell | undefined) =>
 export function report(r: Results): string {
   const out: string[] = [];
   const m = r.meta;
-  out.push(`gaffer bench ${m.startedAt}  ${m.quick ? 'QUICK ' : ''}commit ${m.commit}  node ${m.node}  ${m.cpus} cpus  load avg at start ${m.loadavg.join(' ')}`);
+  out.push(`gaffer bench ${m.startedAt}  ${m.quick ? 'QUICK ' : ''}commit ${m.commit}${m.dirty ? ' + uncommitted changes in src/ actors/' : ''}  node ${m.node}  ${m.cpus} cpus  load avg at start ${m.loadavg.join(' ')}`);
   out.push('Noisy machine: other work ran alongside; compare ratios within this run, not absolute numbers across runs.\n');
 
   const rows: Array<Array<string | number | null>> = [];
@@ -30,6 +30,14 @@ export function report(r: Results): string {
     for (const v of ['follower', 'leader'] as const) for (const l of Object.keys(a[v])) rows.push(cellRow(`add via ${v}@${l}`, a[v][l]));
   }
   if (rows.length) out.push(table(['cell', 'req/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'samples', 'errors'], rows), '');
+
+  const cpuCells: Array<[string, Cell | undefined]> = [];
+  if (f) for (const k of ['echo', 'hop', 'serialized'] as const) for (const l of Object.keys(f[k])) cpuCells.push([`floor ${k}@${l}`, f[k][l]]);
+  if (a) for (const v of ['follower', 'leader'] as const) for (const l of Object.keys(a[v])) cpuCells.push([`add via ${v}@${l}`, a[v][l]]);
+  const procs = [...new Set(cpuCells.flatMap(([, c]) => Object.keys(c?.cpu ?? {})))];
+  if (procs.length) {
+    out.push(table([`CPU % of one core (${m.cpus * 100} = all)`, ...procs], cpuCells.map(([n, c]) => [n, ...procs.map((p) => c?.cpu?.[p])])), '');
+  }
 
   if (r.vsFloors.length) {
     out.push(table(

@@ -18,6 +18,8 @@ export interface Results {
     quick: boolean;
     only: Section[];
     commit: string;
+    /** src/ or actors/ had uncommitted changes when the run started (others edit the tree while we measure). */
+    dirty: boolean;
     node: string;
     cpus: number;
     loadavg: number[];

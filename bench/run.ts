@@ -18,6 +18,14 @@ import { verdicts, vsFloors } from './ratios.js';
 import { ok, type Results } from './results.js';
 import { report } from './report.js';
 
+function dirty(): boolean {
+  try {
+    return execFileSync('git', ['status', '--porcelain', '--', 'src', 'actors'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() !== '';
+  } catch {
+    return false;
+  }
+}
+
 function commit(): string {
   try {
     return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
@@ -37,6 +45,7 @@ async function main(): Promise<number> {
       quick: cfg.quick,
       only: [...only],
       commit: commit(),
+      dirty: dirty(),
       node: process.version,
       cpus: cpus().length,
       loadavg: loadavg().map((x) => Math.round(x * 100) / 100),
