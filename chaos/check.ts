@@ -1,0 +1,482 @@
+// The chaos checker: pure functions from what the processes reported (the
+// client's record of its requests, the workers' task logs, the injector's
+// record of kills and pauses, and a final snapshot) to violations of the
+// promise:
+//
+//   lost         an acknowledged add whose resource is gone (or was replaced by another id)
+//   resurrected  an acknowledged delete whose name came back without an add
+//   orphaned     after convergence, a task running that is not listed (or not on its
+//                assigned worker, or with an old id), or a listed resource running nowhere
+//   overlap      one resource (name and id) running on two workers at the same time
+//
+// Ordering. The workload keeps at most one request per name in flight, so the
+// acknowledged requests on one name are totally ordered by the client's own
+// clock. A request that failed with an ambiguous error (TIMEOUT, UNAVAILABLE,
+// NO_LEADER, ...) may or may not have been applied: after it the name's state
+// is unknown until the next acknowledged request, and a name whose last
+// request was ambiguous is reported as "either way", never as a violation.
+//
+// Run intervals. A worker's task runs from the `at` of its "task started" line
+// to the `at` of its "task stopped" line. When a paused worker fences late,
+// `at` is its lease deadline (the product's claim of when its tasks certainly
+// ended); we take that claim, and separately note any late stop that no
+// injected pause explains. A SIGKILLed worker's open tasks end when the
+// injector saw the process exit. Tasks still open at the end of the run end
+// then.
+//
+// Slack: none. All processes share one machine's wall clock (Date.now()), so
+// timestamps are comparable; an overlap is any interval intersection of at
+// least 1 ms (`to` of one run strictly after `from` of the other). The only
+// imprecision left is the clock's 1 ms resolution, which can hide an overlap
+// shorter than 1 ms but cannot invent one.
+
+export type OpKind = 'add' | 'delete';
+/** How a request ended, as far as the client can know. */
+export type OpResult = 'ok' | 'not_found' | 'ambiguous' | 'rejected';
+
+export interface OpRecord {
+  seq: number;
+  name: string;
+  op: OpKind;
+  /** Date.now() when the call was made and when it returned. */
+  start: number;
+  end: number;
+  result: OpResult;
+  /** add: whether it created the resource. */
+  created?: boolean;
+  /** The resource id in the reply (add and delete). */
+  id?: string;
+  /** The error code of a failed request. */
+  code?: string;
+  message?: string;
+}
+
+/** classify maps a failed request's error code to what it tells us. */
+export function classify(op: OpKind, code: string | undefined): OpResult {
+  // A delete answered NOT_FOUND is definite: the name was absent when the leader ordered it.
+  if (op === 'delete' && code === 'NOT_FOUND') return 'not_found';
+  // BAD_REQUEST is refused by a master before anything is forwarded.
+  if (code === 'BAD_REQUEST') return 'rejected';
+  // Anything else may have been committed by an attempt we stopped waiting for.
+  return 'ambiguous';
+}
+
+// --- worker logs ------------------------------------------------------------
+
+export interface TaskLine {
+  worker: string;
+  event: 'started' | 'stopped';
+  name: string;
+  id: string;
+  /** started: when it started; stopped: when it certainly ended. */
+  at: number;
+  /** When the line was written (pino's `time`). */
+  loggedAt: number;
+  reason?: string;
+  lineNo: number;
+  raw: string;
+}
+
+/**
+ * parseWorkerLog reads one worker's log file (pino JSON lines, appended across
+ * restarts). Lines carry the process id and the task's resource id under the
+ * same key `id`; JSON.parse keeps the last, which pino writes last: the task's.
+ */
+export function parseWorkerLog(worker: string, text: string): { lines: TaskLine[]; malformed: string[] } {
+  const lines: TaskLine[] = [];
+  const malformed: string[] = [];
+  text.split('\n').forEach((raw, i) => {
+    if (!raw.includes('"task st')) return;
+    let o: Record<string, unknown>;
+    try {
+      o = JSON.parse(raw) as Record<string, unknown>;
+    } catch {
+      malformed.push(raw);
+      return;
+    }
+    if (o.msg !== 'task started' && o.msg !== 'task stopped') return;
+    const event = o.msg === 'task started' ? 'started' : 'stopped';
+    const { name, id, at } = o;
+    const loggedAt = typeof o.loggedAt === 'number' ? o.loggedAt : typeof o.time === 'number' ? o.time : at;
+    if (typeof name !== 'string' || typeof id !== 'string' || typeof at !== 'number' || typeof loggedAt !== 'number' || id === worker) {
+      malformed.push(raw);
+      return;
+    }
+    lines.push({
+      worker, event, name, id, at, loggedAt, lineNo: i + 1, raw,
+      ...(typeof o.reason === 'string' ? { reason: o.reason } : {}),
+    });
+  });
+  return { lines, malformed };
+}
+
+// --- run intervals and overlaps --------------------------------------------
+
+/** Death: the injector SIGKILLed this worker; the exit was seen at `at`. */
+export interface Death {
+  worker: string;
+  at: number;
+}
+
+/** Pause: the injector held this process in SIGSTOP from `from` to `to`. */
+export interface Pause {
+  target: string;
+  from: number;
+  to: number;
+}
+
+export interface Run {
+  worker: string;
+  name: string;
+  id: string;
+  from: number;
+  to: number;
+  end: 'stopped' | 'killed' | 'end-of-run' | 'restarted';
+  startLine: string;
+  stopLine?: string;
+}
+
+/**
+ * buildRuns turns each worker's task lines, in the order they were written,
+ * and its deaths into run intervals. A death closes every run open at that
+ * moment; the end of the run closes what is left.
+ */
+export function buildRuns(lines: TaskLine[], deaths: Death[], endOfRun: number): { runs: Run[]; anomalies: string[] } {
+  const runs: Run[] = [];
+  const anomalies: string[] = [];
+  const workers = new Set([...lines.map((l) => l.worker), ...deaths.map((d) => d.worker)]);
+  for (const w of [...workers].sort()) {
+    type Ev = { key: number; order: number; line?: TaskLine; death?: Death };
+    const evs: Ev[] = [
+      ...lines.filter((l) => l.worker === w).map((line, i): Ev => ({ key: line.loggedAt, order: i, line })),
+      // A line logged in the same ms as a death was written before it.
+      ...deaths.filter((d) => d.worker === w).map((death): Ev => ({ key: death.at, order: Number.MAX_SAFE_INTEGER, death })),
+    ];
+    evs.sort((a, b) => a.key - b.key || a.order - b.order);
+    const open = new Map<string, { id: string; from: number; line: TaskLine }>();
+    const close = (name: string, to: number, end: Run['end'], stop?: TaskLine): void => {
+      const o = open.get(name)!;
+      open.delete(name);
+      if (to < o.from) {
+        anomalies.push(`${w}: ${name} (${o.id}) ends at ${to}, before it started at ${o.from}; counted as zero-length`);
+        to = o.from;
+      }
+      runs.push({ worker: w, name, id: o.id, from: o.from, to, end, startLine: o.line.raw, ...(stop ? { stopLine: stop.raw } : {}) });
+    };
+    for (const ev of evs) {
+      if (ev.death) {
+        for (const name of [...open.keys()]) close(name, ev.death.at, 'killed');
+        continue;
+      }
+      const l = ev.line!;
+      if (l.event === 'started') {
+        if (open.has(l.name)) {
+          anomalies.push(`${w}: ${l.name} started again (line ${l.lineNo}) with no stop since line ${open.get(l.name)!.line.lineNo}`);
+          close(l.name, l.at, 'restarted');
+        }
+        open.set(l.name, { id: l.id, from: l.at, line: l });
+      } else {
+        const o = open.get(l.name);
+        if (!o || o.id !== l.id) {
+          anomalies.push(`${w}: ${l.name} (${l.id}) stopped (line ${l.lineNo}) but was not running there`);
+          continue;
+        }
+        close(l.name, l.at, 'stopped', l);
+      }
+    }
+    for (const name of [...open.keys()]) close(name, endOfRun, 'end-of-run');
+  }
+  return { runs, anomalies };
+}
+
+export interface Overlap {
+  name: string;
+  id: string;
+  workers: [string, string];
+  from: number;
+  to: number;
+  ms: number;
+  runs: [Run, Run];
+}
+
+function overlapsOf(runs: Run[], key: (r: Run) => string): Overlap[] {
+  const groups = new Map<string, Run[]>();
+  for (const r of runs) groups.set(key(r), [...(groups.get(key(r)) ?? []), r]);
+  const out: Overlap[] = [];
+  for (const group of groups.values()) {
+    for (let i = 0; i < group.length; i++) {
+      for (let j = i + 1; j < group.length; j++) {
+        const a = group[i]!;
+        const b = group[j]!;
+        if (a.worker === b.worker) continue;
+        const from = Math.max(a.from, b.from);
+        const to = Math.min(a.to, b.to);
+        if (to > from) {
+          const [x, y] = a.from <= b.from ? [a, b] : [b, a];
+          out.push({ name: a.name, id: a.id === b.id ? a.id : `${x.id}|${y.id}`, workers: [x.worker, y.worker], from, to, ms: to - from, runs: [x, y] });
+        }
+      }
+    }
+  }
+  return out.sort((p, q) => q.ms - p.ms);
+}
+
+/** findOverlaps: the same resource (name and id) running on two workers at once. */
+export function findOverlaps(runs: Run[]): Overlap[] {
+  return overlapsOf(runs, (r) => `${r.name}\u0000${r.id}`);
+}
+
+/**
+ * findNameOverlaps: the same name with different ids on two workers at once
+ * (a deleted resource still stopping while its re-created successor starts).
+ * Not a violation: a re-created resource is a different resource.
+ */
+export function findNameOverlaps(runs: Run[]): Overlap[] {
+  return overlapsOf(runs, (r) => r.name).filter((o) => o.runs[0].id !== o.runs[1].id);
+}
+
+/**
+ * unexplainedLateStops: stop lines written well after the end they claim,
+ * where no injected pause of that worker covers the claimed end. Notes, not
+ * violations: an event loop blocked by load also delays the fence.
+ */
+export function unexplainedLateStops(lines: TaskLine[], pauses: Pause[], thresholdMs: number): TaskLine[] {
+  return lines.filter(
+    (l) =>
+      l.event === 'stopped' &&
+      l.loggedAt - l.at > thresholdMs &&
+      !pauses.some((p) => p.target === l.worker && p.from <= l.at && l.at <= p.to),
+  );
+}
+
+// --- acknowledged adds and deletes -----------------------------------------
+
+export interface Listed {
+  name: string;
+  id: string;
+  worker: string | null;
+}
+
+export interface Finding {
+  kind: 'lost' | 'resurrected' | 'orphaned';
+  name: string;
+  detail: string;
+  /** Requests and log lines that show it. */
+  evidence: string[];
+}
+
+export interface EitherWay {
+  name: string;
+  last: OpRecord;
+  /** Whether the final list has it. */
+  present: boolean;
+}
+
+type Known = { k: 'unknown' } | { k: 'absent'; by: OpRecord } | { k: 'present'; id: string; by: OpRecord };
+
+export function describeOp(o: OpRecord): string {
+  const out =
+    o.result === 'ok'
+      ? o.op === 'add' ? `ok created=${o.created} id=${o.id}` : `ok id=${o.id}`
+      : `${o.result}${o.code ? ` ${o.code}` : ''}`;
+  return `#${o.seq} ${o.op}(${o.name}) ${new Date(o.start).toISOString()}..${new Date(o.end).toISOString()} -> ${out}`;
+}
+
+/** lateSuspects: earlier ambiguous requests on the name that, applied late, would explain the finding. */
+function lateSuspects(history: OpRecord[], op: OpKind): string[] {
+  return history
+    .filter((o) => o.result === 'ambiguous' && o.op === op)
+    .map((o) => `note: ${describeOp(o)} ended ambiguously and may have been applied late`);
+}
+
+/**
+ * checkOps replays each name's requests in order and compares every
+ * acknowledged reply, and then the final list, with what the acknowledged
+ * requests before it imply.
+ */
+export function checkOps(
+  ops: OpRecord[],
+  finalList: Listed[],
+): { lost: Finding[]; resurrected: Finding[]; eitherWay: EitherWay[]; anomalies: string[] } {
+  const lost: Finding[] = [];
+  const resurrected: Finding[] = [];
+  const eitherWay: EitherWay[] = [];
+  const anomalies: string[] = [];
+  const byName = new Map<string, OpRecord[]>();
+  for (const o of ops) byName.set(o.name, [...(byName.get(o.name) ?? []), o]);
+  const final = new Map(finalList.map((r) => [r.name, r]));
+
+  for (const name of [...new Set([...byName.keys(), ...final.keys()])].sort()) {
+    const history = [...(byName.get(name) ?? [])].sort((a, b) => a.start - b.start || a.seq - b.seq);
+    let state: Known = { k: 'absent', by: { seq: 0, name, op: 'delete', start: 0, end: 0, result: 'ok' } };
+    let prevEnd = -Infinity;
+    const done: OpRecord[] = [];
+    const flag = (kind: 'lost' | 'resurrected', detail: string, evidence: string[]): void => {
+      const f: Finding = { kind, name, detail, evidence: [...evidence, ...lateSuspects(done, kind === 'lost' ? 'delete' : 'add')] };
+      (kind === 'lost' ? lost : resurrected).push(f);
+    };
+    for (const o of history) {
+      if (o.start < prevEnd) {
+        // Two requests on one name at once: their order is unknown, so is the state.
+        anomalies.push(`${name}: ${describeOp(o)} overlaps the request before it`);
+        state = { k: 'unknown' };
+        prevEnd = Math.max(prevEnd, o.end);
+        done.push(o);
+        continue;
+      }
+      prevEnd = Math.max(prevEnd, o.end);
+      const basis = state.k === 'unknown' ? [] : state.by.seq === 0 ? ['(never added before)'] : [describeOp(state.by)];
+      if (o.result === 'ambiguous') state = { k: 'unknown' };
+      else if (o.result === 'rejected') {
+        /* no effect */
+      } else if (o.op === 'add') {
+        if (o.result !== 'ok' || !o.id) {
+          anomalies.push(`${name}: ${describeOp(o)} is an add without an id`);
+          state = { k: 'unknown' };
+        } else {
+          if (state.k === 'absent' && o.created === false) flag('resurrected', `add found it present (id ${o.id}) after it was deleted`, [...basis, describeOp(o)]);
+          if (state.k === 'present' && o.created === true) flag('lost', `add re-created it (id ${o.id}): acknowledged id ${state.id} was gone`, [...basis, describeOp(o)]);
+          if (state.k === 'present' && o.created === false && o.id !== state.id) flag('lost', `acknowledged id ${state.id} was replaced by ${o.id}`, [...basis, describeOp(o)]);
+          state = { k: 'present', id: o.id, by: o };
+        }
+      } else if (o.result === 'not_found') {
+        if (state.k === 'present') flag('lost', `delete found no resource: acknowledged id ${state.id} was gone`, [...basis, describeOp(o)]);
+        state = { k: 'absent', by: o };
+      } else {
+        if (state.k === 'absent') flag('resurrected', `delete found it present (id ${o.id}) after it was deleted`, [...basis, describeOp(o)]);
+        if (state.k === 'present' && o.id !== state.id) flag('lost', `delete removed id ${o.id}: acknowledged id ${state.id} had been replaced`, [...basis, describeOp(o)]);
+        state = { k: 'absent', by: o };
+      }
+      done.push(o);
+    }
+    const f = final.get(name);
+    const seen = f ? `final list: ${name} id=${f.id} on ${f.worker ?? 'no worker'}` : `final list: no ${name}`;
+    if (state.k === 'unknown') {
+      const last = history[history.length - 1];
+      if (last) eitherWay.push({ name, last, present: f !== undefined });
+      else anomalies.push(`${name}: state unknown without any request`);
+    } else if (state.k === 'present') {
+      if (!f) flag('lost', `acknowledged id ${state.id} is missing from the final list`, [describeOp(state.by), seen]);
+      else if (f.id !== state.id) flag('lost', `acknowledged id ${state.id} was replaced by ${f.id}`, [describeOp(state.by), seen]);
+    } else if (f) {
+      flag('resurrected', state.by.seq === 0 ? 'listed but never added' : 'listed after its acknowledged delete', [
+        ...(state.by.seq === 0 ? [] : [describeOp(state.by)]),
+        seen,
+      ]);
+    }
+  }
+  return { lost, resurrected, eitherWay, anomalies };
+}
+
+// --- convergence and orphans -----------------------------------------------
+
+export interface RunningTask {
+  name: string;
+  id: string;
+}
+
+/** Snapshot: the list and what every worker says it runs (null: the worker did not answer). */
+export interface Snapshot {
+  at: number;
+  list: Listed[];
+  running: Record<string, RunningTask[] | null>;
+}
+
+/**
+ * mismatches lists every way the snapshot differs from "each listed resource
+ * runs on exactly its assigned worker, with its id, and nothing else runs",
+ * ignoring the names in `skip` (requests on them are in flight or just ended).
+ */
+export function mismatches(s: Snapshot, skip: ReadonlySet<string> = new Set()): Finding[] {
+  const out: Finding[] = [];
+  const listed = new Map(s.list.map((r) => [r.name, r]));
+  const where = new Map<string, Array<{ worker: string; id: string }>>();
+  for (const [worker, tasks] of Object.entries(s.running)) {
+    for (const t of tasks ?? []) where.set(t.name, [...(where.get(t.name) ?? []), { worker, id: t.id }]);
+  }
+  const orphan = (name: string, detail: string): void => void out.push({ kind: 'orphaned', name, detail, evidence: [] });
+  for (const [name, at] of [...where].sort()) {
+    if (skip.has(name)) continue;
+    const r = listed.get(name);
+    for (const t of at) {
+      if (!r) orphan(name, `runs on ${t.worker} (id ${t.id}) but is not listed`);
+      else if (r.id !== t.id) orphan(name, `runs on ${t.worker} with id ${t.id}, but the listed id is ${r.id}`);
+      else if (r.worker !== t.worker) orphan(name, `runs on ${t.worker} but is assigned to ${r.worker ?? 'no worker'}`);
+    }
+  }
+  for (const r of [...s.list].sort((a, b) => (a.name < b.name ? -1 : 1))) {
+    if (skip.has(r.name)) continue;
+    if (r.worker === null) {
+      orphan(r.name, `listed (id ${r.id}) but pending: assigned to no worker`);
+      continue;
+    }
+    const tasks = s.running[r.worker];
+    if (tasks === null) orphan(r.name, `listed on ${r.worker}, which did not answer`);
+    else if (!(tasks ?? []).some((t) => t.name === r.name && t.id === r.id)) orphan(r.name, `listed (id ${r.id}) on ${r.worker} but does not run there`);
+  }
+  return out;
+}
+
+// --- the whole check ---------------------------------------------------------
+
+export interface CheckInput {
+  ops: OpRecord[];
+  /** Worker id -> the text of its log file. */
+  logs: Record<string, string>;
+  deaths: Death[];
+  pauses: Pause[];
+  /** The snapshot taken after the workload stopped and the cluster converged (or gave up converging). */
+  final: Snapshot;
+  endOfRun: number;
+}
+
+export interface CheckResult {
+  lost: Finding[];
+  resurrected: Finding[];
+  orphaned: Finding[];
+  overlaps: Overlap[];
+  longestOverlapMs: number;
+  eitherWay: EitherWay[];
+  /** Same name, different ids, on two workers at once: reported, not counted. */
+  nameOverlaps: Overlap[];
+  runs: number;
+  taskLines: number;
+  notes: string[];
+}
+
+/** A stop written this long after the end it claims must be explained by a pause (else it is noted). */
+export const LATE_STOP_NOTE_MS = 250;
+
+export function check(input: CheckInput): CheckResult {
+  const lines: TaskLine[] = [];
+  const notes: string[] = [];
+  for (const [worker, text] of Object.entries(input.logs).sort()) {
+    const p = parseWorkerLog(worker, text);
+    lines.push(...p.lines);
+    for (const m of p.malformed) notes.push(`${worker}: malformed task line: ${m.slice(0, 300)}`);
+  }
+  const { runs, anomalies } = buildRuns(lines, input.deaths, input.endOfRun);
+  notes.push(...anomalies);
+  for (const l of unexplainedLateStops(lines, input.pauses, LATE_STOP_NOTE_MS)) {
+    notes.push(`${l.worker}: a stop written ${l.loggedAt - l.at} ms after the end it claims, with no pause to explain it: ${l.raw}`);
+  }
+  const overlaps = findOverlaps(runs);
+  const ops = checkOps(input.ops, input.final.list);
+  notes.push(...ops.anomalies);
+  return {
+    lost: ops.lost,
+    resurrected: ops.resurrected,
+    orphaned: mismatches(input.final),
+    overlaps,
+    longestOverlapMs: overlaps.reduce((m, o) => Math.max(m, o.ms), 0),
+    eitherWay: ops.eitherWay,
+    nameOverlaps: findNameOverlaps(runs),
+    runs: runs.length,
+    taskLines: lines.length,
+    notes,
+  };
+}
+
+export function violationCount(r: Pick<CheckResult, 'lost' | 'resurrected' | 'orphaned' | 'overlaps'>): number {
+  return r.lost.length + r.resurrected.length + r.orphaned.length + r.overlaps.length;
+}

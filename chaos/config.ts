@@ -1,0 +1,88 @@
+// ChaosConfig: how many faults, which seed, and every timing, from the
+// environment. Defaults are the full run (`npm run chaos`); CHAOS_QUICK=1
+// shortens the gaps and deadlines for the run inside `npm test`.
+//
+//   CHAOS_FAULTS=30          faults to inject (at least 1)
+//   CHAOS_SEED=n             seed for the fault sequence and the workload (default: random, printed)
+//   CHAOS_QUICK=1            shorter gaps, recovery and run deadlines
+//   CHAOS_OUT=path           where results.json goes (default chaos/results.json)
+//   CHAOS_NAMES=40           size of the workload's name pool
+//   CHAOS_INFLIGHT=3         client requests in flight at once
+//   CHAOS_CLIENT_TIMEOUT_MS  one client call's deadline, retries included (default 15000)
+//   CHAOS_RECOVER_MS         deadline for recovery after each fault (default 60000; quick 40000)
+//   CHAOS_DEADLINE_MS        deadline for the whole fault phase (default 540000; quick 150000)
+//   CHAOS_KEEP_LOGS=1        keep the cluster's log directory even when the run is clean
+
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { randomSeed } from './rng.js';
+
+export interface ChaosConfig {
+  faults: number;
+  seed: number;
+  quick: boolean;
+  out: string;
+  keepLogs: boolean;
+  cluster: { masters: number; workers: number; etcdMembers: number; ttlSeconds: number };
+  workload: {
+    names: number;
+    inflight: number;
+    clientTimeoutMs: number;
+    /** Pause between one loop's requests: [min, max] ms. */
+    thinkMs: [number, number];
+    /** A name whose request ended ambiguously is left alone this long, and until a recovery after it. */
+    quarantineMs: number;
+  };
+  /** Workload time between a recovery and the next fault: [min, max] ms. */
+  gapMs: [number, number];
+  /** SIGKILLed processes are restarted after [min, max] ms. */
+  killDownMs: [number, number];
+  /** SIGSTOPped processes are resumed after [min, max] ms (the TTL is 2 s, so sometimes past it). */
+  pauseMs: [number, number];
+  natsDownMs: [number, number];
+  etcdDownMs: [number, number];
+  recoverMs: number;
+  /** A name whose last request ended less than this before a convergence snapshot is not judged by it. */
+  settleMs: number;
+  deadlineMs: number;
+  warmupMs: number;
+}
+
+// dist/chaos/config.js -> <repo>/chaos/results.json
+const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+function int(env: NodeJS.ProcessEnv, key: string, fallback: number, min: number): number {
+  const raw = env[key];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min) throw new Error(`${key} must be a whole number ≥ ${min}, not ${JSON.stringify(raw)}`);
+  return n;
+}
+
+export function chaosConfig(env: NodeJS.ProcessEnv = process.env): ChaosConfig {
+  const quick = env.CHAOS_QUICK === '1';
+  return {
+    faults: int(env, 'CHAOS_FAULTS', 30, 1),
+    seed: int(env, 'CHAOS_SEED', randomSeed(), 0),
+    quick,
+    out: env.CHAOS_OUT || join(repoRoot, 'chaos', 'results.json'),
+    keepLogs: env.CHAOS_KEEP_LOGS === '1',
+    cluster: { masters: 3, workers: 4, etcdMembers: 3, ttlSeconds: 2 },
+    workload: {
+      names: int(env, 'CHAOS_NAMES', 40, 1),
+      inflight: int(env, 'CHAOS_INFLIGHT', 3, 1),
+      clientTimeoutMs: int(env, 'CHAOS_CLIENT_TIMEOUT_MS', 15000, 1000),
+      thinkMs: [20, 200],
+      quarantineMs: quick ? 12000 : 20000,
+    },
+    gapMs: quick ? [500, 1500] : [1000, 3000],
+    killDownMs: quick ? [200, 1500] : [200, 3000],
+    pauseMs: quick ? [500, 3500] : [500, 4000],
+    natsDownMs: quick ? [0, 1000] : [0, 2000],
+    etcdDownMs: quick ? [500, 1500] : [500, 3000],
+    recoverMs: int(env, 'CHAOS_RECOVER_MS', quick ? 40000 : 60000, 1000),
+    settleMs: 1500,
+    deadlineMs: int(env, 'CHAOS_DEADLINE_MS', quick ? 150000 : 540000, 1000),
+    warmupMs: quick ? 1500 : 3000,
+  };
+}

@@ -1,0 +1,187 @@
+// Injector: one fault at a time, against processes this run started, each
+// signalled by its own PID. It keeps what the checker needs to know about the
+// workers (when a SIGKILLed one was seen dead, when one was paused) and a
+// record of every fault. Every fault heals itself before inject() returns:
+// a killed process is started again with the same id, a paused one resumed,
+// a stopped server started again; only one etcd member is ever down.
+
+import type { LocalCluster } from '../src/cluster.js';
+import type { GafferClient } from '../src/client.js';
+import { waitFor } from '../src/servers.js';
+import type { StatusResult } from '../src/protocol.js';
+import type { ChaosConfig } from './config.js';
+import type { Death, Pause } from './check.js';
+import { keys } from '../src/keys.js';
+import type { Store } from '../src/store.js';
+import { etcdHealthy, tcpOpen, type Incarnations } from './observe.js';
+import type { Rng } from './rng.js';
+
+export const FAULT_KINDS = [
+  'kill-leader', 'kill-follower', 'kill-worker',
+  'pause-leader', 'pause-follower', 'pause-worker',
+  'restart-nats', 'restart-etcd',
+] as const;
+export type FaultKind = (typeof FAULT_KINDS)[number];
+
+export interface FaultRecord {
+  n: number;
+  kind: FaultKind;
+  target: string;
+  /** Date.now() when the fault began (signal sent), when it was healed, when the cluster was seen recovered. */
+  startedAt: number;
+  healedAt: number;
+  recoveredAt: number | null;
+  /** How long the target was down or paused. */
+  downMs: number;
+  /** From the fault's start to recovery, and from its healing to recovery. */
+  recoverMs: number | null;
+  afterHealMs: number | null;
+  /** From recovery until the client had as many fresh requests answered as it keeps in flight (it may be waiting out attempts sent during the fault). */
+  flowingMs?: number | null;
+  /** Why recovery was not reached by the deadline. */
+  unrecovered?: string;
+  error?: string;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** schedule deals the kinds in shuffled rounds, so every kind comes up about equally often. */
+export function schedule(rng: Rng, n: number): FaultKind[] {
+  const out: FaultKind[] = [];
+  while (out.length < n) out.push(...rng.shuffle(FAULT_KINDS));
+  return out.slice(0, n);
+}
+
+async function etcdRaftLeader(clientUrl: string): Promise<boolean> {
+  try {
+    const res = await fetch(`${clientUrl}/v3/maintenance/status`, { method: 'POST', body: '{}', signal: AbortSignal.timeout(1000) });
+    const s = (await res.json()) as { header?: { member_id?: string }; leader?: string };
+    return s.leader !== undefined && s.leader === s.header?.member_id;
+  } catch {
+    return false;
+  }
+}
+
+export class Injector {
+  readonly deaths: Death[] = [];
+  readonly pauses: Pause[] = [];
+  readonly faults: FaultRecord[] = [];
+
+  constructor(
+    private readonly c: LocalCluster,
+    private readonly client: GafferClient,
+    private readonly rng: Rng,
+    private readonly cfg: ChaosConfig,
+    private readonly store: Store,
+    /** Updated at every restart, for the recovery check. */
+    readonly since: Incarnations,
+  ) {}
+
+  private async leader(): Promise<string> {
+    const st = await waitFor('a leader to pick', () => this.client.call<StatusResult>('cluster.status', {}, 2000), 15000);
+    return st.leader;
+  }
+
+  private range([lo, hi]: [number, number]): number {
+    return this.rng.between(lo, hi);
+  }
+
+  /** inject runs one fault to its end (healed) and records it; recovery is the caller's to wait for. */
+  async inject(n: number, kind: FaultKind): Promise<FaultRecord> {
+    const rec: FaultRecord = {
+      n, kind, target: '?', startedAt: Date.now(), healedAt: 0, recoveredAt: null, downMs: 0, recoverMs: null, afterHealMs: null,
+    };
+    this.faults.push(rec);
+    try {
+      switch (kind) {
+        case 'kill-leader':
+        case 'kill-follower':
+        case 'pause-leader':
+        case 'pause-follower': {
+          const leader = await this.leader();
+          const id = kind.endsWith('leader') ? leader : this.rng.pick([...this.c.masters.keys()].filter((m) => m !== leader).sort());
+          rec.target = id;
+          if (kind.startsWith('kill')) await this.kill('master', id, rec);
+          else await this.pause(this.c.masters.get(id)!, id, rec);
+          break;
+        }
+        case 'kill-worker':
+        case 'pause-worker': {
+          const id = this.rng.pick([...this.c.workers.keys()].sort());
+          rec.target = id;
+          if (kind === 'kill-worker') await this.kill('worker', id, rec);
+          else await this.pause(this.c.workers.get(id)!, id, rec);
+          break;
+        }
+        case 'restart-nats':
+          rec.target = 'nats-server';
+          await this.restartNats(rec);
+          break;
+        case 'restart-etcd':
+          await this.restartEtcd(rec);
+          break;
+      }
+    } catch (err) {
+      rec.error = (err as Error).message ?? String(err);
+    }
+    if (!rec.healedAt) rec.healedAt = Date.now();
+    return rec;
+  }
+
+  private async kill(role: 'master' | 'worker', id: string, rec: FaultRecord): Promise<void> {
+    const child = (role === 'master' ? this.c.masters : this.c.workers).get(id)!;
+    rec.startedAt = Date.now();
+    await child.kill();
+    const dead = Date.now();
+    if (role === 'worker') this.deaths.push({ worker: id, at: dead });
+    await sleep(this.range(this.cfg.killDownMs));
+    // Anything the new incarnation writes to etcd is newer than this.
+    this.since.set(id, (await waitFor('the etcd revision', () => this.store.range(keys.workersPrefix), 15000)).revision);
+    if (role === 'master') this.c.startMaster(id);
+    else this.c.startWorker(id);
+    rec.healedAt = Date.now();
+    rec.downMs = rec.healedAt - rec.startedAt;
+  }
+
+  private async pause(child: { pause(): void; resume(): void }, id: string, rec: FaultRecord): Promise<void> {
+    const ms = this.range(this.cfg.pauseMs);
+    rec.startedAt = Date.now();
+    child.pause();
+    const from = Date.now();
+    try {
+      await sleep(ms);
+    } finally {
+      const to = Date.now();
+      child.resume();
+      this.pauses.push({ target: id, from, to });
+      rec.healedAt = Date.now();
+      rec.downMs = to - from;
+    }
+  }
+
+  private async restartNats(rec: FaultRecord): Promise<void> {
+    const nats = this.c.nats!;
+    rec.startedAt = Date.now();
+    await nats.child.stop();
+    await sleep(this.range(this.cfg.natsDownMs));
+    nats.child.start();
+    await waitFor('nats-server to listen again', async () => (await tcpOpen(nats.port)) || undefined, 15000);
+    rec.healedAt = Date.now();
+    rec.downMs = rec.healedAt - rec.startedAt;
+  }
+
+  private async restartEtcd(rec: FaultRecord): Promise<void> {
+    const members = this.c.etcd!.members;
+    // Quorum holds only if every other member is up; recovery checked that, check again.
+    for (const m of members) if (!(await etcdHealthy(m.clientUrl))) throw new Error(`${m.name} is not healthy; not taking another member down`);
+    const m = this.rng.pick(members);
+    rec.target = (await etcdRaftLeader(m.clientUrl)) ? `${m.name} (raft leader)` : m.name;
+    rec.startedAt = Date.now();
+    await m.child.kill();
+    await sleep(this.range(this.cfg.etcdDownMs));
+    m.child.start();
+    await waitFor(`${m.name} healthy again`, async () => (await etcdHealthy(m.clientUrl)) || undefined, 30000);
+    rec.healedAt = Date.now();
+    rec.downMs = rec.healedAt - rec.startedAt;
+  }
+}

@@ -1,0 +1,155 @@
+// Observe: what the cluster says about itself, and waiting for recovery.
+// Recovered means: every process we started is up, every etcd member is
+// healthy, the cluster answers cluster.status with all masters in the
+// election and all workers live, and the state has converged: every listed
+// resource runs on exactly its assigned worker with its id, and nothing else
+// runs (names with client requests in flight or just ended are not judged).
+
+import { createConnection } from 'node:net';
+import type { LocalCluster } from '../src/cluster.js';
+import type { GafferClient } from '../src/client.js';
+import type { ListResult, StatusResult, WorkerStatusResult } from '../src/protocol.js';
+import { keys, parseKey } from '../src/keys.js';
+import type { Store } from '../src/store.js';
+import { mismatches, type Finding, type Snapshot } from './check.js';
+
+/**
+ * Incarnations: for each master or worker id, the etcd revision just before
+ * its latest restart. Its new incarnation's keys are newer than that; a key
+ * of the dead one (alive until its lease runs out) is not.
+ */
+export type Incarnations = Map<string, number>;
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export async function etcdHealthy(clientUrl: string): Promise<boolean> {
+  try {
+    const res = await fetch(`${clientUrl}/health`, { signal: AbortSignal.timeout(1000) });
+    return ((await res.json()) as { health?: string }).health === 'true';
+  } catch {
+    return false;
+  }
+}
+
+export function tcpOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createConnection({ port, host: '127.0.0.1' }, () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.on('error', () => resolve(false));
+  });
+}
+
+/** snapshot reads the list, then asks every worker what it runs (null when it does not answer). */
+export async function snapshot(c: LocalCluster, client: GafferClient, timeoutMs = 3000): Promise<Snapshot> {
+  const at = Date.now();
+  const list = (await client.call<ListResult>('resource.list', {}, timeoutMs)).resources;
+  const running: Snapshot['running'] = {};
+  await Promise.all(
+    [...c.workers.keys()].map(async (id) => {
+      try {
+        const st = await client.call<WorkerStatusResult>(`worker.${id}.status`, {}, 1500);
+        running[id] = st.tasks.map((t) => ({ name: t.name, id: t.id }));
+      } catch {
+        running[id] = null;
+      }
+    }),
+  );
+  return { at, list: list.map((r) => ({ name: r.name, id: r.id, worker: r.worker })), running };
+}
+
+/** registered says why etcd does not yet hold exactly one live key per master and worker incarnation. */
+async function registered(c: LocalCluster, store: Store, since: Incarnations): Promise<string | undefined> {
+  const election = await store.range(keys.electionPrefix);
+  for (const id of c.masters.keys()) {
+    const mine = election.kvs.filter((kv) => Buffer.from(kv.value).toString() === id);
+    if (mine.length !== 1) return `${id} holds ${mine.length} election keys`;
+    if (mine[0]!.createRevision <= (since.get(id) ?? 0)) return `${id}'s election key is its previous incarnation's`;
+  }
+  const workers = await store.range(keys.workersPrefix);
+  for (const id of c.workers.keys()) {
+    const kv = workers.kvs.find((k) => parseKey.worker(k.key) === id);
+    if (!kv) return `${id} is not registered`;
+    if (kv.modRevision <= (since.get(id) ?? 0)) return `${id}'s registration is its previous incarnation's`;
+  }
+  return undefined;
+}
+
+/** unhealthy says why the cluster is not whole yet, or undefined when it is. */
+export async function unhealthy(c: LocalCluster, client: GafferClient, store: Store, since: Incarnations): Promise<string | undefined> {
+  for (const [id, ch] of [...c.masters, ...c.workers]) if (!ch.running) return `${id} is not running`;
+  if (c.nats && !c.nats.child.running) return 'nats-server is not running';
+  for (const m of c.etcd?.members ?? []) {
+    if (!m.child.running) return `${m.name} is not running`;
+    if (!(await etcdHealthy(m.clientUrl))) return `${m.name} is not healthy`;
+  }
+  try {
+    const why = await registered(c, store, since);
+    if (why) return why;
+  } catch (err) {
+    return `etcd: ${(err as Error).message}`;
+  }
+  let st: StatusResult;
+  try {
+    st = await client.call<StatusResult>('cluster.status', {}, 2000);
+  } catch (err) {
+    return `cluster.status: ${(err as Error).message}`;
+  }
+  const masters = [...c.masters.keys()].sort().join(',');
+  if ([...st.masters].sort().join(',') !== masters) return `election holds [${st.masters.join(',')}], want [${masters}]`;
+  const workers = [...c.workers.keys()].sort().join(',');
+  const live = st.workers.map((w) => w.id).sort().join(',');
+  if (live !== workers) return `leader ${st.leader} sees workers [${live}], want [${workers}]`;
+  if (st.pending > 0) return `${st.pending} resources pending`;
+  return undefined;
+}
+
+export interface Recovery {
+  ok: boolean;
+  /** When it was first seen whole and converged (Date.now()). */
+  at: number;
+  /** Why not, at the deadline. */
+  why?: string;
+  mismatches?: Finding[];
+}
+
+/**
+ * waitRecovered polls until the cluster is whole and converged, or the
+ * deadline passes. `dirty(since)` names what not to judge (see Workload.dirty);
+ * pass () => new Set() to judge everything.
+ */
+export async function waitRecovered(
+  o: { c: LocalCluster; client: GafferClient; store: Store; since: Incarnations },
+  dirty: (since: number) => Set<string>,
+  settleMs: number,
+  timeoutMs: number,
+): Promise<Recovery> {
+  const { c, client, store, since } = o;
+  const deadline = Date.now() + timeoutMs;
+  let why = 'not checked';
+  let last: Finding[] | undefined;
+  while (Date.now() < deadline) {
+    const bad = await unhealthy(c, client, store, since);
+    if (bad) why = bad;
+    else {
+      try {
+        const s = await snapshot(c, client);
+        const silent = Object.entries(s.running).filter(([, t]) => t === null).map(([w]) => w);
+        if (silent.length > 0) {
+          why = `${silent.join(', ')} did not answer worker status`;
+          await sleep(200);
+          continue;
+        }
+        const mm = mismatches(s, dirty(s.at - settleMs));
+        if (mm.length === 0) return { ok: true, at: Date.now() };
+        last = mm;
+        why = `not converged: ${mm.slice(0, 3).map((m) => `${m.name} ${m.detail}`).join('; ')}${mm.length > 3 ? ` (+${mm.length - 3} more)` : ''}`;
+      } catch (err) {
+        why = `snapshot: ${(err as Error).message}`;
+      }
+    }
+    await sleep(200);
+  }
+  return { ok: false, at: Date.now(), why, ...(last ? { mismatches: last } : {}) };
+}

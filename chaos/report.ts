@@ -1,0 +1,204 @@
+// Results of a chaos run (what results.json holds) and the table printed at its end.
+
+import type { CheckResult, EitherWay, Finding, OpRecord, Overlap } from './check.js';
+import { describeOp } from './check.js';
+import { FAULT_KINDS, type FaultKind, type FaultRecord } from './faults.js';
+
+export interface KindStats {
+  count: number;
+  unrecovered: number;
+  /** From the fault's start to recovery (ms). */
+  recoverMedianMs: number | null;
+  recoverMaxMs: number | null;
+  /** From the fault's healing (restart, resume) to recovery (ms). */
+  afterHealMedianMs: number | null;
+  afterHealMaxMs: number | null;
+}
+
+export interface OverlapOut extends Omit<Overlap, 'runs'> {
+  runs: Overlap['runs'];
+  /** Faults whose window (start to recovery) comes within 10 s before the overlap. */
+  faults: string[];
+}
+
+export interface Results {
+  meta: {
+    startedAt: string;
+    finishedAt: string;
+    durationMs: number;
+    seed: number;
+    faultsRequested: number;
+    quick: boolean;
+    commit: string;
+    node: string;
+    cpus: number;
+    config: unknown;
+    /** The cluster's log directory, when kept. */
+    logsDir: string | null;
+    /** Why the fault phase ended early, if it did. */
+    stoppedEarly: string | null;
+  };
+  faults: FaultRecord[];
+  byKind: Record<FaultKind, KindStats>;
+  requests: {
+    total: number;
+    acknowledged: number;
+    acknowledgedByOp: { add: number; delete: number };
+    /** Deletes answered NOT_FOUND: a definite outcome (absent), not an acknowledgement of a delete. */
+    notFound: number;
+    /** Every failure by code, NOT_FOUND included. */
+    failedByCode: Record<string, number>;
+    /** Failures whose outcome is unknown (everything but NOT_FOUND and BAD_REQUEST). */
+    ambiguous: number;
+  };
+  eitherWay: Array<{ name: string; last: string; present: boolean }>;
+  final: { converged: boolean; why: string | null; resources: number };
+  checked: { taskLines: number; runs: number };
+  violations: {
+    lost: Finding[];
+    resurrected: Finding[];
+    orphaned: Finding[];
+    overlaps: OverlapOut[];
+    unrecovered: Array<{ n: number; kind: FaultKind; target: string; why: string }>;
+  };
+  summary: {
+    lost: number;
+    resurrected: number;
+    orphaned: number;
+    overlaps: number;
+    longestOverlapMs: number;
+    unrecovered: number;
+    total: number;
+  };
+  nameOverlaps: Array<{ name: string; workers: [string, string]; ms: number; ids: string }>;
+  notes: string[];
+  /** Every client request, in the order they ended. */
+  ops: OpRecord[];
+}
+
+export function median(xs: number[]): number | null {
+  if (xs.length === 0) return null;
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : Math.round((s[m - 1]! + s[m]!) / 2);
+}
+
+const max = (xs: number[]): number | null => (xs.length ? Math.max(...xs) : null);
+
+export function byKind(faults: FaultRecord[]): Record<FaultKind, KindStats> {
+  const out = {} as Record<FaultKind, KindStats>;
+  for (const k of FAULT_KINDS) {
+    const fs = faults.filter((f) => f.kind === k);
+    const rec = fs.flatMap((f) => (f.recoverMs === null ? [] : [f.recoverMs]));
+    const heal = fs.flatMap((f) => (f.afterHealMs === null ? [] : [f.afterHealMs]));
+    out[k] = {
+      count: fs.length,
+      unrecovered: fs.filter((f) => f.recoveredAt === null).length,
+      recoverMedianMs: median(rec),
+      recoverMaxMs: max(rec),
+      afterHealMedianMs: median(heal),
+      afterHealMaxMs: max(heal),
+    };
+  }
+  return out;
+}
+
+export function requestStats(ops: OpRecord[]): Results['requests'] {
+  const failedByCode: Record<string, number> = {};
+  for (const o of ops) if (o.result !== 'ok') failedByCode[o.code ?? 'UNKNOWN'] = (failedByCode[o.code ?? 'UNKNOWN'] ?? 0) + 1;
+  const ok = ops.filter((o) => o.result === 'ok');
+  return {
+    total: ops.length,
+    acknowledged: ok.length,
+    acknowledgedByOp: { add: ok.filter((o) => o.op === 'add').length, delete: ok.filter((o) => o.op === 'delete').length },
+    notFound: ops.filter((o) => o.result === 'not_found').length,
+    failedByCode,
+    ambiguous: ops.filter((o) => o.result === 'ambiguous').length,
+  };
+}
+
+export function overlapsOut(r: CheckResult, faults: FaultRecord[]): OverlapOut[] {
+  return r.overlaps.map((o) => ({
+    ...o,
+    faults: faults
+      .filter((f) => f.startedAt <= o.to && (f.recoveredAt ?? Infinity) >= o.from - 10_000)
+      .map((f) => `#${f.n} ${f.kind} ${f.target} at ${new Date(f.startedAt).toISOString()}`),
+  }));
+}
+
+export function eitherWayOut(e: EitherWay[]): Results['eitherWay'] {
+  return e.map((x) => ({ name: x.name, last: describeOp(x.last), present: x.present }));
+}
+
+const ms = (x: number | null): string => (x === null ? '-' : String(x));
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ')).join('\n');
+}
+
+/** report is the human summary of a run. */
+export function report(r: Results): string {
+  const out: string[] = [];
+  const s = r.summary;
+  out.push(
+    `chaos: seed ${r.meta.seed}, ${r.faults.length}/${r.meta.faultsRequested} faults, ${(r.meta.durationMs / 1000).toFixed(0)} s` +
+      (r.meta.stoppedEarly ? ` (stopped early: ${r.meta.stoppedEarly})` : ''),
+  );
+  out.push('');
+  const rows: string[][] = [['fault', 'injected', 'unrecovered', 'recover median ms', 'max ms', 'after heal median ms', 'max ms']];
+  for (const k of FAULT_KINDS) {
+    const b = r.byKind[k];
+    rows.push([k, String(b.count), String(b.unrecovered), ms(b.recoverMedianMs), ms(b.recoverMaxMs), ms(b.afterHealMedianMs), ms(b.afterHealMaxMs)]);
+  }
+  rows.push(['total', String(r.faults.length), String(s.unrecovered), '', '', '', '']);
+  out.push(table(rows));
+  out.push('(recover: from the fault\'s start until the cluster was whole and converged; after heal: from the restart or resume)');
+  out.push('');
+  const q = r.requests;
+  out.push(`requests: ${q.total} sent, ${q.acknowledged} acknowledged (add ${q.acknowledgedByOp.add}, delete ${q.acknowledgedByOp.delete}), ${q.ambiguous} ambiguous`);
+  const codes = Object.entries(q.failedByCode).sort((a, b) => b[1] - a[1]);
+  out.push(
+    `failed by code: ${codes.length ? codes.map(([c, n]) => `${c} ${n}${c === 'NOT_FOUND' ? ' (definite: absent)' : ''}`).join(', ') : 'none'}`,
+  );
+  out.push(
+    `names either way (last request ambiguous): ${r.eitherWay.length}${r.eitherWay.length ? ` (${r.eitherWay.map((e) => `${e.name}:${e.present ? 'present' : 'absent'}`).join(', ')})` : ''}`,
+  );
+  out.push(`final state: ${r.final.resources} resources, ${r.final.converged ? 'converged' : `NOT converged: ${r.final.why}`}; ${r.checked.taskLines} task log lines, ${r.checked.runs} runs`);
+  out.push('');
+  out.push(
+    table([
+      ['violations', 'count'],
+      ['lost (acked add missing)', String(s.lost)],
+      ['resurrected (acked delete present)', String(s.resurrected)],
+      ['orphaned', String(s.orphaned)],
+      ['overlapping runs', String(s.overlaps)],
+      ['longest overlap ms', String(s.longestOverlapMs)],
+      ['unrecovered faults', String(s.unrecovered)],
+      ['total', String(s.total)],
+    ]),
+  );
+  const show = (title: string, fs: Finding[]): void => {
+    for (const f of fs.slice(0, 10)) {
+      out.push(`${title} ${f.name}: ${f.detail}`);
+      for (const e of f.evidence) out.push(`    ${e}`);
+    }
+    if (fs.length > 10) out.push(`${title}: ${fs.length - 10} more in results.json`);
+  };
+  show('LOST', r.violations.lost);
+  show('RESURRECTED', r.violations.resurrected);
+  show('ORPHANED', r.violations.orphaned);
+  for (const o of r.violations.overlaps.slice(0, 10)) {
+    out.push(`OVERLAP ${o.name} (${o.id}) on ${o.workers.join(' and ')} for ${o.ms} ms, ${new Date(o.from).toISOString()}..${new Date(o.to).toISOString()}`);
+    for (const run of o.runs) {
+      out.push(`    ${run.worker} ${new Date(run.from).toISOString()}..${new Date(run.to).toISOString()} (${run.end})`);
+      out.push(`      ${run.startLine}`);
+      if (run.stopLine) out.push(`      ${run.stopLine}`);
+    }
+    for (const f of o.faults) out.push(`    near fault ${f}`);
+  }
+  for (const u of r.violations.unrecovered) out.push(`UNRECOVERED after #${u.n} ${u.kind} ${u.target}: ${u.why}`);
+  if (r.nameOverlaps.length) out.push(`(info) same name, different ids, on two workers at once: ${r.nameOverlaps.length}, longest ${Math.max(...r.nameOverlaps.map((o) => o.ms))} ms`);
+  if (r.notes.length) out.push(`notes: ${r.notes.length} (see results.json)`);
+  return out.join('\n');
+}

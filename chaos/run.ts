@@ -1,0 +1,196 @@
+// `npm run chaos`: start a 3-master, 4-worker cluster on a 3-member etcd and
+// a nats-server (all on loopback, all ours), keep a client adding and
+// deleting, inject CHAOS_FAULTS random faults one at a time (waiting for
+// recovery after each), then stop the client, wait for the state to converge
+// and check the promise from what the processes reported. Prints a table,
+// writes results.json, exits 1 on any violation (2 if the run itself failed).
+// See chaos/config.ts for the knobs.
+
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { dirname, join } from 'node:path';
+import { LocalCluster } from '../src/cluster.js';
+import { GafferClient } from '../src/client.js';
+import { Store } from '../src/store.js';
+import { chaosConfig } from './config.js';
+import { check, violationCount, type Snapshot } from './check.js';
+import { Injector, schedule } from './faults.js';
+import { snapshot, waitRecovered, type Recovery } from './observe.js';
+import { byKind, eitherWayOut, overlapsOut, report, requestStats, type Results } from './report.js';
+import { Rng } from './rng.js';
+import { Workload } from './workload.js';
+
+const t0 = Date.now();
+const log = (s: string): void => void process.stderr.write(`[chaos +${((Date.now() - t0) / 1000).toFixed(1)}s] ${s}\n`);
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function waitUntil(cond: () => boolean, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) return false;
+    await sleep(50);
+  }
+  return true;
+}
+
+function commit(): string {
+  try {
+    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return 'unknown';
+  }
+}
+
+async function main(): Promise<number> {
+  const cfg = chaosConfig();
+  log(`seed ${cfg.seed}, ${cfg.faults} faults${cfg.quick ? ' (quick)' : ''}; replay with CHAOS_SEED=${cfg.seed}`);
+  const faultRng = new Rng(cfg.seed);
+  const workRng = new Rng(cfg.seed ^ 0x5eed);
+  const c = await LocalCluster.start({ ...cfg.cluster });
+  log(`cluster in ${c.dir}`);
+  let wl: Workload | undefined;
+  let inj: Injector | undefined;
+  let final: Snapshot = { at: Date.now(), list: [], running: {} };
+  let finalRecovery: Recovery = { ok: false, at: Date.now(), why: 'not reached' };
+  let stoppedEarly: string | null = null;
+  let workClient: GafferClient | undefined;
+  let checkClient: GafferClient | undefined;
+  let store: Store | undefined;
+  let endOfRun: number;
+  try {
+    await c.ready(cfg.cluster.workers, 60000);
+    checkClient = await GafferClient.connect(c.natsUrl, { timeoutMs: 3000 });
+    workClient = await GafferClient.connect(c.natsUrl, { timeoutMs: cfg.workload.clientTimeoutMs });
+    store = await Store.connect(c.etcdEndpoints.split(','), { timeoutMs: 2000 });
+    const observed = { c, client: checkClient, store, since: new Map<string, number>() };
+    const base = await waitRecovered(observed, () => new Set(), cfg.settleMs, 60000);
+    if (!base.ok) throw new Error(`the cluster never came up whole: ${base.why}`);
+    wl = new Workload(workClient, cfg.workload, workRng);
+    inj = new Injector(c, checkClient, faultRng, cfg, store, observed.since);
+    wl.start();
+    await sleep(cfg.warmupMs);
+    const deadline = Date.now() + cfg.deadlineMs;
+    const kinds = schedule(faultRng, cfg.faults);
+    for (let i = 0; i < kinds.length; i++) {
+      if (Date.now() > deadline) {
+        stoppedEarly = `the ${cfg.deadlineMs} ms deadline passed after ${i} faults`;
+        log(stoppedEarly);
+        break;
+      }
+      await sleep(faultRng.between(cfg.gapMs[0], cfg.gapMs[1]));
+      const rec = await inj.inject(i + 1, kinds[i]!);
+      const rcv = await waitRecovered(observed, (since) => wl!.dirty(since), cfg.settleMs, cfg.recoverMs);
+      if (rcv.ok) {
+        rec.recoveredAt = rcv.at;
+        rec.recoverMs = rcv.at - rec.startedAt;
+        rec.afterHealMs = rcv.at - rec.healedAt;
+        wl.markRecovered(rcv.at);
+      } else {
+        rec.unrecovered = rcv.why ?? 'unknown';
+      }
+      log(
+        `#${rec.n} ${rec.kind} ${rec.target}: down ${rec.downMs} ms, ` +
+          (rcv.ok ? `recovered in ${rec.recoverMs} ms (${rec.afterHealMs} after heal)` : `NOT recovered: ${rec.unrecovered}`) +
+          (rec.error ? ` [injector error: ${rec.error}]` : '') +
+          `; ${wl.ops.length} requests so far`,
+      );
+      if (!rcv.ok) {
+        // Another fault on a cluster that is not whole could take etcd below quorum: stop here.
+        stoppedEarly = `no recovery after fault #${rec.n}`;
+        break;
+      }
+      // The next fault should meet a client that is sending again, not one waiting out attempts lost in this one.
+      const flowing = await waitUntil(() => wl!.completedAfter(rcv.at) >= cfg.workload.inflight, cfg.recoverMs);
+      rec.flowingMs = flowing ? Date.now() - rcv.at : null;
+      if (!flowing) log(`#${rec.n}: the client did not get ${cfg.workload.inflight} answers within ${cfg.recoverMs} ms of recovery`);
+    }
+    log('stopping the workload');
+    await wl.stop();
+    finalRecovery = await waitRecovered(observed, () => new Set(), 0, cfg.recoverMs);
+    log(finalRecovery.ok ? 'final state converged' : `final state did not converge: ${finalRecovery.why}`);
+    final = await snapshot(c, checkClient, 5000).catch((err) => {
+      log(`final snapshot failed: ${(err as Error).message}`);
+      return final;
+    });
+  } finally {
+    await workClient?.close().catch(() => undefined);
+    await checkClient?.close().catch(() => undefined);
+    store?.close();
+    await c.stop(true);
+    endOfRun = Date.now();
+  }
+
+  const logs: Record<string, string> = {};
+  for (const id of c.workers.keys()) {
+    const f = join(c.dir, `${id}.log`);
+    logs[id] = existsSync(f) ? readFileSync(f, 'utf8') : '';
+  }
+  const ops = wl?.ops ?? [];
+  const faults = inj?.faults ?? [];
+  const r = check({ ops, logs, deaths: inj?.deaths ?? [], pauses: inj?.pauses ?? [], final, endOfRun });
+  const unrecovered = faults
+    .filter((f) => f.recoveredAt === null)
+    .map((f) => ({ n: f.n, kind: f.kind, target: f.target, why: f.unrecovered ?? 'unknown' }));
+  const notes = [
+    ...faults.filter((f) => f.error).map((f) => `fault #${f.n} ${f.kind}: injector error: ${f.error}`),
+    ...r.notes,
+  ];
+  // A final state that never converged shows up as orphans; say why too.
+  if (!finalRecovery.ok) notes.unshift(`final convergence not reached: ${finalRecovery.why}`);
+  const total = violationCount(r) + unrecovered.length;
+  const keep = cfg.keepLogs || total > 0;
+  const results: Results = {
+    meta: {
+      startedAt: new Date(t0).toISOString(),
+      finishedAt: new Date().toISOString(),
+      durationMs: Date.now() - t0,
+      seed: cfg.seed,
+      faultsRequested: cfg.faults,
+      quick: cfg.quick,
+      commit: commit(),
+      node: process.version,
+      cpus: cpus().length,
+      config: cfg,
+      logsDir: keep ? c.dir : null,
+      stoppedEarly,
+    },
+    faults,
+    byKind: byKind(faults),
+    requests: requestStats(ops),
+    eitherWay: eitherWayOut(r.eitherWay),
+    final: { converged: finalRecovery.ok, why: finalRecovery.ok ? null : (finalRecovery.why ?? null), resources: final.list.length },
+    checked: { taskLines: r.taskLines, runs: r.runs },
+    violations: { lost: r.lost, resurrected: r.resurrected, orphaned: r.orphaned, overlaps: overlapsOut(r, faults), unrecovered },
+    summary: {
+      lost: r.lost.length,
+      resurrected: r.resurrected.length,
+      orphaned: r.orphaned.length,
+      overlaps: r.overlaps.length,
+      longestOverlapMs: r.longestOverlapMs,
+      unrecovered: unrecovered.length,
+      total,
+    },
+    nameOverlaps: r.nameOverlaps.map((o) => ({ name: o.name, workers: o.workers, ms: o.ms, ids: o.id })),
+    notes,
+    ops,
+  };
+  mkdirSync(dirname(cfg.out), { recursive: true });
+  writeFileSync(cfg.out, `${JSON.stringify(results, null, 2)}\n`);
+  if (keep) log(`logs kept in ${c.dir}`);
+  else rmSync(c.dir, { recursive: true, force: true });
+  process.stdout.write(`${report(results)}\nresults: ${cfg.out}\n`);
+  return total > 0 ? 1 : 0;
+}
+
+// Signals end the run through process.exit, so every Child we started is SIGKILLed on the way out.
+process.on('SIGINT', () => process.exit(130));
+process.on('SIGTERM', () => process.exit(143));
+
+main().then(
+  (code) => process.exit(code),
+  (err) => {
+    process.stderr.write(`chaos: ${(err as Error).stack ?? err}\n`);
+    process.exit(2);
+  },
+);
