@@ -8,7 +8,8 @@ import { performance } from 'node:perf_hooks';
 import type { Msg, NatsConnection } from 'nats';
 import { connectBus, requestType, respondError } from '../src/bus.js';
 import { DEFAULTS, type ProcessConfig } from '../src/config.js';
-import { Election } from '../src/election.js';
+import { Election, type Candidate } from '../src/election.js';
+import { isPing, Prober } from '../src/prober.js';
 import { NoLeaderError, toWire, UnavailableError } from '../src/errors.js';
 import { ClientService } from '../src/service.js';
 import { createMetrics, metricsHost, startMetricsServer, type GafferMetrics, type MetricsServer } from '../src/metrics.js';
@@ -41,6 +42,8 @@ interface InFlight {
   at: number;
 }
 
+/** How long after a leader change we start probing the new leader. */
+const LEADER_PROBE_GRACE_MS = 1000;
 /** A forwarded request with no ack after this long is sent again (dedupe makes that safe). */
 const RESEND_AFTER_MS = 5000;
 /** Past this nobody waits for the answer any more. */
@@ -52,6 +55,8 @@ export class Master {
   /** Requests we forwarded and the leader has not acknowledged yet, by request id. */
   private readonly inflight = new Map<string, InFlight>();
   private sweeper: NodeJS.Timeout | undefined;
+  private readonly prober: Prober;
+  private probeStart: NodeJS.Timeout | undefined;
   private service: ClientService | undefined;
   private readonly metrics: GafferMetrics;
   private metricsServer: MetricsServer | undefined;
@@ -66,11 +71,13 @@ export class Master {
   ) {
     this.log = logger().child({ component: 'master' });
     this.metrics = createMetrics({ labels: { role: 'master', id: cfg.id } });
+    this.prober = new Prober(nc);
     this.election = new Election(store, cfg.id, leaseTiming(cfg.ttlSeconds), {
       onLeaderChange: (l) => {
         this.log.info({ leader: l?.id }, 'leader is now');
         this.flushHeld();
         this.resend((f) => f.leader !== l?.id);
+        this.probeLeader(l);
       },
       onStartedLeading: (guard) => void this.lead(guard),
       onStoppedLeading: (reason) => void this.unlead(reason),
@@ -155,7 +162,36 @@ export class Master {
     this.route(req);
   }
 
+  /**
+   * probeLeader watches another master's leader subject. When NATS says nobody
+   * subscribes there any more, that leader is dead (or cut off from NATS), and
+   * we revoke its lease so the election moves on now instead of after its TTL.
+   * A wrongly revoked leader is harmless: its next fenced write fails.
+   */
+  private probeLeader(l: Candidate | undefined): void {
+    this.prober.unwatch('leader');
+    clearTimeout(this.probeStart);
+    if (!l || l.id === this.cfg.id || this.stopping) return;
+    // A new leader subscribes as it learns it leads; give it a moment first.
+    this.probeStart = setTimeout(() => {
+      if (this.election.currentLeader?.key !== l.key) return;
+      this.prober.watch('leader', subjects.leader(l.id), () => void this.revokeLeader(l));
+    }, LEADER_PROBE_GRACE_MS);
+    this.probeStart.unref();
+  }
+
+  private async revokeLeader(l: Candidate): Promise<void> {
+    if (this.election.currentLeader?.key !== l.key) return;
+    this.log.warn({ leader: l.id, lease: l.lease }, 'leader is gone from NATS; revoking its lease');
+    try {
+      await this.store.client.leaseClient.leaseRevoke({ ID: l.lease });
+    } catch (err) {
+      this.log.info({ err: (err as Error).message }, 'leader lease revoke failed (already gone?)');
+    }
+  }
+
   private onForwarded(msg: Msg): void {
+    if (isPing(msg.headers)) return void msg.respond();
     try {
       this.route(parseRequest(forwardedSubject(msg.headers), msg.data, msg.headers, msg.reply));
     } catch (err) {
@@ -242,6 +278,7 @@ export class Master {
       },
       log: this.log,
       metrics: this.metrics,
+      prober: this.prober,
     });
     this.leader = leader;
     this.metrics.setLeader(true);
@@ -295,6 +332,8 @@ export class Master {
       await new Promise((r) => setTimeout(r, 10));
     }
     clearInterval(this.sweeper);
+    clearTimeout(this.probeStart);
+    this.prober.close();
     for (const h of this.held.splice(0)) clearTimeout(h.timer);
     await this.election.close();
     await this.metricsServer?.close();

@@ -16,7 +16,8 @@ import { Actor } from '../src/actor.js';
 import { connectBus, onReconnect, respond, respondError } from '../src/bus.js';
 import { ContentType, json, packed } from '../src/codec.js';
 import { keys, parseKey } from '../src/keys.js';
-import { KeptLease, leaseTiming } from '../src/lease.js';
+import { fencingTiming, KeptLease } from '../src/lease.js';
+import { isPing } from '../src/prober.js';
 import { DEFAULTS, type ProcessConfig } from '../src/config.js';
 import { Store } from '../src/store.js';
 import { subjects } from '../src/subjects.js';
@@ -113,7 +114,8 @@ export class Worker {
         },
       }),
       nc.subscribe(subjects.workerStatus(cfg.id), {
-        callback: (_err, msg) => respond(nc, msg.reply, ContentType.json, { ok: true, ...this.status() }),
+        callback: (_err, msg) =>
+          isPing(msg.headers) ? msg.respond() : respond(nc, msg.reply, ContentType.json, { ok: true, ...this.status() }),
       }),
       nc.subscribe(subjects.event('leader.elected'), {
         callback: () => this.actor.send({ kind: 'resync', why: 'leader changed' }),
@@ -135,7 +137,7 @@ export class Worker {
   }
 
   private async register(): Promise<void> {
-    const timing = leaseTiming(this.cfg.ttlSeconds);
+    const timing = fencingTiming(this.cfg.ttlSeconds);
     const lease = await KeptLease.grant(this.store, timing, {
       onFenced: () => this.fence('keepalive overdue'),
       onRestored: () => this.actor.send({ kind: 'resync', why: 'lease restored' }),
@@ -144,7 +146,7 @@ export class Worker {
         this.actor.send({ kind: 'register' });
       },
     });
-    const info: WorkerInfo = { id: this.cfg.id, capacity: this.cfg.capacity };
+    const info: WorkerInfo = { id: this.cfg.id, capacity: this.cfg.capacity, fenceMs: timing.validityMs };
     await this.store.txn(undefined, [{ put: keys.worker(this.cfg.id), value: packed.encode(info), lease: lease.id }]);
     this.lease = lease;
     this.log.info({ lease: lease.id, capacity: this.cfg.capacity }, 'worker registered');

@@ -10,15 +10,31 @@ import { logger } from './log.js';
 
 export interface LeaseTiming {
   ttlSeconds: number;
-  /** How long before the earliest possible server-side expiry we consider the lease gone. */
-  marginMs: number;
+  /**
+   * How long after a keepalive was sent we still trust the lease. At most the
+   * TTL minus a safety margin; shorter for workers, so that a leader that
+   * revokes a silent worker's lease knows when that worker has fenced itself.
+   */
+  validityMs: number;
   /** Time between keepalives. */
   intervalMs: number;
 }
 
+/** leaseTiming: trust the lease until TTL minus a margin after each keepalive (masters). */
 export function leaseTiming(ttlSeconds: number): LeaseTiming {
   const ttlMs = ttlSeconds * 1000;
-  return { ttlSeconds, marginMs: Math.max(400, ttlMs / 4), intervalMs: Math.max(200, Math.floor(ttlMs / 5)) };
+  return { ttlSeconds, validityMs: ttlMs - Math.max(400, ttlMs / 4), intervalMs: Math.max(200, Math.floor(ttlMs / 5)) };
+}
+
+/**
+ * fencingTiming: workers trust their lease for 40% of the TTL after each
+ * keepalive and beat four times in that window. A worker whose keepalives
+ * stop therefore stops its tasks within validityMs, which is what lets the
+ * leader move work from a worker it revoked after only that long.
+ */
+export function fencingTiming(ttlSeconds: number): LeaseTiming {
+  const validityMs = Math.max(600, ttlSeconds * 400);
+  return { ttlSeconds, validityMs, intervalMs: Math.floor(validityMs / 4) };
 }
 
 export interface LeaseCallbacks {
@@ -47,7 +63,7 @@ export class KeptLease {
     grantedAt: number,
     private readonly cb: LeaseCallbacks,
   ) {
-    this.validUntil = grantedAt + timing.ttlSeconds * 1000 - timing.marginMs;
+    this.validUntil = grantedAt + timing.validityMs;
     this.armFence();
     this.timer = setInterval(() => void this.beat(), timing.intervalMs);
     this.timer.unref();
@@ -89,7 +105,7 @@ export class KeptLease {
       const ttl = Number(res.TTL);
       if (!(ttl > 0)) return this.expire();
       // The server restarted its countdown no earlier than we sent the request.
-      this.validUntil = Math.max(this.validUntil, sentAt + ttl * 1000 - this.timing.marginMs);
+      this.validUntil = Math.max(this.validUntil, sentAt + Math.min(ttl * 1000, this.timing.validityMs));
       this.armFence();
       if (this.overdue && this.alive) {
         this.overdue = false;

@@ -93,6 +93,8 @@ export interface AckMessage {
 export interface WorkerInfo {
   id: string;
   capacity: number;
+  /** The worker stops its tasks at most this long after its last successful keepalive was sent. */
+  fenceMs?: number;
 }
 
 function record(body: unknown): Record<string, unknown> {
@@ -188,5 +190,5 @@ export function decodeStored(value: Uint8Array): StoredResource {
 export function decodeWorkerInfo(value: Uint8Array): WorkerInfo {
   const v = packed.decode(value) as Partial<WorkerInfo> | null;
   if (!v || typeof v.id !== 'string' || typeof v.capacity !== 'number') throw new Error('stored worker is malformed');
-  return { id: v.id, capacity: v.capacity };
+  return { id: v.id, capacity: v.capacity, ...(typeof v.fenceMs === 'number' ? { fenceMs: v.fenceMs } : {}) };
 }

@@ -25,6 +25,8 @@ export const Header = {
   origin: 'Gaffer-Origin',
   /** Idempotency key: a request re-sent with the same id is answered with the first outcome. */
   requestId: 'Gaffer-Request-Id',
+  /** A liveness probe: answered at once, with an empty body, by whoever subscribes. */
+  ping: 'Gaffer-Ping',
 } as const;
 
 export const subjects = {

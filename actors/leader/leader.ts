@@ -17,17 +17,22 @@ import { subjects } from '../../src/subjects.js';
 import { respond, respondError } from '../../src/bus.js';
 import { publishEvent } from '../../src/events.js';
 import type { ClientRequest } from '../../src/request.js';
-import type { Logger } from '../../src/log.js';
+import { logger, type Logger } from '../../src/log.js';
 import type { GafferMetrics } from '../../src/metrics.js';
 import { OK_CODE } from '../../src/metrics.js';
 import { performance } from 'node:perf_hooks';
 import { chunk, ClusterState, type Move, type StoredAssignment } from './state.js';
 import { answerOf, Dedupe, type Outcome } from './dedupe.js';
+import type { Prober } from '../../src/prober.js';
+
+const probeKey = (workerId: string): string => `worker:${workerId}`;
 
 type Message =
   | { kind: 'client'; req: ClientRequest }
   | { kind: 'workers'; events: WatchEvent[] }
-  | { kind: 'reconcile' };
+  | { kind: 'reconcile' }
+  /** A worker we revoked has certainly fenced itself by now: move its work. */
+  | { kind: 'fenced'; id: string; epoch: string };
 
 export interface LeaderDeps {
   nc: NatsConnection;
@@ -40,7 +45,14 @@ export interface LeaderDeps {
   onFenceLost: (unanswered: ClientRequest[]) => void;
   log: Logger;
   metrics: GafferMetrics;
+  /** Probes workers for liveness (shared with the master). */
+  prober: Prober;
 }
+
+/** Slack on top of a worker's fence window before moving work off a worker we revoked. */
+const FENCE_SLACK_MS = 100;
+/** Total worker probes per second the leader allows itself. */
+const PROBES_PER_SECOND = 500;
 
 /** Largest batch taken from the mailbox at once; bounds reply latency under load. */
 const MAX_BATCH = 1024;
@@ -60,11 +72,16 @@ export class Leader {
   private watches: Array<{ close(): Promise<void> }> = [];
   private sub: Subscription | undefined;
   private loadRevision = 0;
+  /** Workers whose lease we revoked after a probe found them gone: when (monotonic ms), and which incarnation. */
+  private readonly revoked = new Map<string, { epoch: string; at?: number; deleted: boolean }>();
+  /** Each worker's declared fence window (ms). */
+  private readonly fenceMs = new Map<string, number>();
+  private stopped = false;
   private degraded = false;
   private readonly log: Logger;
 
   constructor(private readonly d: LeaderDeps) {
-    this.log = d.log.child({ role: 'leader' });
+    this.log = logger().child({ component: 'leader' });
     this.dedupe = new Dedupe(d.store, d.guard.createRevision);
     this.actor = new Actor<Message>((batch) => this.receive(batch), {
       maxBatch: MAX_BATCH,
@@ -85,7 +102,9 @@ export class Leader {
 
   /** stop ends this term. The request in hand finishes; queued ones are returned to be forwarded. */
   async stop(): Promise<ClientRequest[]> {
+    this.stopped = true;
     this.sub?.unsubscribe();
+    for (const id of this.fenceMs.keys()) this.d.prober.unwatch(probeKey(id));
     const rest = await this.actor.stop();
     await this.closeWatches();
     return rest.flatMap((m) => (m.kind === 'client' ? [m.req] : []));
@@ -118,6 +137,7 @@ export class Leader {
       try {
         const info = decodeWorkerInfo(kv.value);
         state.loadWorker(id, info.capacity, kv.lease);
+        this.trackWorker(id, info.fenceMs);
       } catch (err) {
         this.log.warn({ key: kv.key, err: (err as Error).message }, 'skipping malformed worker');
       }
@@ -202,6 +222,7 @@ export class Leader {
     for (const m of batch) {
       if (m.kind === 'client') answers.push(this.plan(m.req, batchSeen));
       else if (m.kind === 'workers') this.applyWorkers(m.events);
+      else if (m.kind === 'fenced' && this.state.workers.get(m.id)?.epoch === m.epoch) this.lose(m.id);
       // 'reconcile' only needs the flush below (repairs and pending placements).
     }
     this.state.placePending();
@@ -214,15 +235,25 @@ export class Leader {
       const id = parseKey.worker(ev.kv.key);
       if (!id) continue;
       if (ev.type === 'delete') {
-        this.log.info({ worker: id }, 'worker lost');
-        publishEvent(this.d.nc, this.d.id, 'worker.lost', { worker: id });
-        this.state.workerDown(id);
+        this.d.prober.unwatch(probeKey(id));
+        const r = this.revoked.get(id);
+        const w = this.state.workers.get(id);
+        if (r && w?.epoch === r.epoch) {
+          // We revoked it; it may still run its tasks for up to its fence window. Place nothing there meanwhile.
+          w.capacity = 0;
+          r.deleted = true;
+          this.afterFence(id);
+          continue;
+        }
+        this.lose(id);
         continue;
       }
       try {
         const info = decodeWorkerInfo(ev.kv.value);
         const isNew = !this.state.workers.has(id);
         this.state.workerUp(id, info.capacity, ev.kv.lease);
+        this.revoked.delete(id);
+        this.trackWorker(id, info.fenceMs);
         if (isNew) {
           this.log.info({ worker: id, capacity: info.capacity }, 'worker joined');
           publishEvent(this.d.nc, this.d.id, 'worker.joined', { worker: id, capacity: info.capacity });
@@ -231,6 +262,53 @@ export class Leader {
         this.log.warn({ key: ev.kv.key, err: (err as Error).message }, 'ignoring malformed worker');
       }
     }
+  }
+
+  private lose(id: string): void {
+    this.log.info({ worker: id }, 'worker lost');
+    publishEvent(this.d.nc, this.d.id, 'worker.lost', { worker: id });
+    this.revoked.delete(id);
+    this.fenceMs.delete(id);
+    this.state.workerDown(id);
+  }
+
+  /**
+   * trackWorker probes a worker's status subject. When NATS says nobody is
+   * there, we revoke the worker's lease at once instead of waiting for its
+   * TTL, and move its work once its fence window has passed (see applyWorkers).
+   * Only workers that declare a fence window are probed.
+   */
+  private trackWorker(id: string, fenceMs: number | undefined): void {
+    if (fenceMs === undefined || this.stopped) return;
+    this.fenceMs.set(id, fenceMs);
+    const interval = Math.max(200, Math.ceil((this.fenceMs.size / PROBES_PER_SECOND) * 1000));
+    this.d.prober.watch(probeKey(id), subjects.workerStatus(id), () => void this.revokeWorker(id), interval);
+  }
+
+  private async revokeWorker(id: string): Promise<void> {
+    const w = this.state.workers.get(id);
+    if (!w || this.stopped) return;
+    this.log.warn({ worker: id, lease: w.epoch }, 'worker is gone from NATS; revoking its lease');
+    // Marked before the call: the watch may report the deletion before the call returns.
+    const r: { epoch: string; at?: number; deleted: boolean } = { epoch: w.epoch, deleted: false };
+    this.revoked.set(id, r);
+    try {
+      await this.d.store.client.leaseClient.leaseRevoke({ ID: w.epoch });
+    } catch (err) {
+      this.log.info({ worker: id, err: (err as Error).message }, 'worker lease revoke failed (already gone?)');
+    }
+    // Any keepalive the worker had answered was sent before this moment, so
+    // its fence window, counted from now, bounds when its tasks stop.
+    r.at = performance.now();
+    this.afterFence(id);
+  }
+
+  /** afterFence moves a revoked worker's work once its deletion is seen and its fence window has passed. */
+  private afterFence(id: string): void {
+    const r = this.revoked.get(id);
+    if (!r || !r.deleted || r.at === undefined) return;
+    const wait = Math.max(0, r.at + (this.fenceMs.get(id) ?? 0) + FENCE_SLACK_MS - performance.now());
+    setTimeout(() => this.actor.send({ kind: 'fenced', id, epoch: r.epoch }), wait).unref();
   }
 
   /** plan applies one client command to the model and says how to answer it once committed. */
