@@ -13,7 +13,7 @@
 
 import type { NatsConnection, Subscription } from 'nats';
 import { Actor } from '../src/actor.js';
-import { connectBus, onReconnect, respond, respondError } from '../src/bus.js';
+import { connectBus, respond, respondError } from '../src/bus.js';
 import { ContentType, json, packed } from '../src/codec.js';
 import { keys, parseKey } from '../src/keys.js';
 import { fencingTiming, KeptLease } from '../src/lease.js';
@@ -44,6 +44,7 @@ export class Worker {
   private floor = 0;
   private lease: KeptLease | undefined;
   private fenced = true;
+  private natsUp = true;
   private stopping = false;
   private readonly actor: Actor<Message>;
   private subs: Subscription[] = [];
@@ -121,7 +122,15 @@ export class Worker {
         callback: () => this.actor.send({ kind: 'resync', why: 'leader changed' }),
       }),
     );
-    onReconnect(nc, () => this.actor.send({ kind: 'resync', why: 'nats reconnected' }));
+    void (async () => {
+      for await (const st of nc.status()) {
+        if (st.type === 'disconnect') this.natsUp = false;
+        if (st.type === 'reconnect') {
+          this.natsUp = true;
+          this.actor.send({ kind: this.lease?.alive ? 'resync' : 'register', why: 'nats reconnected' } as Message);
+        }
+      }
+    })().catch(() => undefined);
     this.actor.start();
     // Register and take the first snapshot before start() resolves, so a caller
     // knows the worker is live; failures here are start failures.
@@ -137,6 +146,9 @@ export class Worker {
   }
 
   private async register(): Promise<void> {
+    // Cut off from NATS we would neither hear our assignments nor answer the
+    // leader's probes: registering would only make us hold work we cannot do.
+    if (!this.natsUp) throw new Error('not registering while NATS is unreachable');
     const timing = fencingTiming(this.cfg.ttlSeconds);
     const lease = await KeptLease.grant(this.store, timing, {
       onFenced: () => this.fence('keepalive overdue'),

@@ -6,6 +6,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { cluster, converged, Recorder, runningEverywhere, waitFor } from '../harness.js';
 import { Proxy } from '../proxy.js';
 import { ErrorCode, GafferError } from '../../src/errors.js';
@@ -140,6 +142,42 @@ test('self-fencing: a worker cut off from etcd stops its tasks before they start
   await waitFor('cut to rejoin', async () => (await client.status()).workers.some((w) => w.id === 'cut'), 20000);
   await converged(c);
   assertNoOverlap(started.items.map((i) => i.data), stopped.items.map((i) => i.data), names);
+});
+
+test('a worker cut off from NATS only is revoked fast, yet stops its tasks before they start elsewhere', async () => {
+  const c = await cluster({ masters: 1, workers: 0, ttlSeconds: 2 });
+  const proxy = await Proxy.start(c.natsUrl.replace('nats://', 'http://'));
+  c.startWorker('islanded', ['--nats', proxy.url.replace('http://', 'nats://')]);
+  await c.ready(1);
+  const client = await c.client();
+  const names = Array.from({ length: 6 }, (_, i) => `island-${i}`);
+  for (const n of names) await client.add(n);
+  await converged(c);
+  c.startWorker('mainland');
+  await c.ready(2);
+  const started = await Recorder.start<TaskEvent & { endedAt?: string }>(c.natsUrl, 'events.task.started');
+  const lost = await Recorder.start<{ worker: string }>(c.natsUrl, 'events.worker.lost');
+  await proxy.cut();
+  await waitFor('the leader to declare it lost', async () => lost.items.find((e) => e.data.worker === 'islanded'), 20000);
+  await waitFor('all to run on mainland', async () =>
+    names.every((n) => started.items.some((e) => e.data.name === n && e.data.worker === 'mainland')),
+  );
+  // Its events cannot reach us while it is cut off (core NATS keeps nothing): read its own log.
+  const stops = await waitFor('its task stops in its log', async () => {
+    const lines = readFileSync(join(c.dir, 'islanded.log'), 'utf8').split('\n').filter((l) => l.includes('"task stopped"'));
+    const byName = new Map(lines.map((l) => JSON.parse(l) as { name: string; at: number }).map((e) => [e.name, e.at]));
+    return names.every((n) => byName.has(n)) ? byName : undefined;
+  });
+  for (const n of names) {
+    const start = started.items.find((e) => e.data.name === n && e.data.worker === 'mainland')!;
+    assert.ok(
+      stops.get(n)! <= Date.parse(start.data.at),
+      `${n} ended on the cut-off worker (${new Date(stops.get(n)!).toISOString()}) before it started on mainland (${start.data.at})`,
+    );
+  }
+  await proxy.restore();
+  await waitFor('islanded to rejoin', async () => (await client.status()).workers.some((w) => w.id === 'islanded'), 20000);
+  await converged(c);
 });
 
 test('a worker paused past its TTL runs nothing it lost when it resumes', async () => {
