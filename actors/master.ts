@@ -6,7 +6,7 @@
 
 import { performance } from 'node:perf_hooks';
 import type { Msg, NatsConnection } from 'nats';
-import { connectBus, requestType, respondError } from '../src/bus.js';
+import { requestType, respondError } from '../src/bus.js';
 import { DEFAULTS, type ProcessConfig } from '../src/config.js';
 import { Election, type Candidate } from '../src/election.js';
 import { isPing, Prober } from '../src/prober.js';
@@ -17,7 +17,8 @@ import type { AckMessage } from '../src/protocol.js';
 import { packed } from '../src/codec.js';
 import { leaseTiming } from '../src/lease.js';
 import { logger, type Logger } from '../src/log.js';
-import { Store } from '../src/store.js';
+import type { Store } from '../src/store.js';
+import { connectProcess } from '../src/connect.js';
 import { subjects } from '../src/subjects.js';
 import { publishEvent } from '../src/events.js';
 import { ForeignReplyError, forwardedSubject, forwardHeaders, newRequestId, parseRequest, type ClientRequest } from '../src/request.js';
@@ -85,14 +86,7 @@ export class Master {
   }
 
   static async start(cfg: MasterConfig): Promise<Master> {
-    const nc = await connectBus({ url: cfg.natsUrl, name: `gaffer-master-${cfg.id}`, user: cfg.natsUser, pass: cfg.natsPass });
-    let store: Store;
-    try {
-      store = await Store.connect(cfg.etcd, { timeoutMs: DEFAULTS.etcdTimeoutMs });
-    } catch (err) {
-      await nc.close();
-      throw err;
-    }
+    const { nc, store } = await connectProcess('master', cfg);
     const m = new Master(cfg, nc, store);
     try {
       if (cfg.metricsPort) m.metricsServer = await startMetricsServer(cfg.metricsPort, m.metrics.registry, metricsHost());

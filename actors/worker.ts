@@ -13,13 +13,14 @@
 
 import type { NatsConnection, Subscription } from 'nats';
 import { Actor } from '../src/actor.js';
-import { connectBus, respond, respondError } from '../src/bus.js';
+import { respond } from '../src/bus.js';
 import { ContentType, json, packed } from '../src/codec.js';
 import { keys, parseKey } from '../src/keys.js';
 import { fencingTiming, KeptLease } from '../src/lease.js';
 import { isPing } from '../src/prober.js';
-import { DEFAULTS, type ProcessConfig } from '../src/config.js';
-import { Store } from '../src/store.js';
+import type { ProcessConfig } from '../src/config.js';
+import type { Store } from '../src/store.js';
+import { connectProcess } from '../src/connect.js';
 import { subjects } from '../src/subjects.js';
 import { publishEvent } from '../src/events.js';
 import { taskKindOf, type AssignEvent, type Resource, type WorkerInfo, type WorkerStatusResult } from '../src/protocol.js';
@@ -68,14 +69,7 @@ export class Worker {
   }
 
   static async start(cfg: WorkerConfig): Promise<Worker> {
-    const nc = await connectBus({ url: cfg.natsUrl, name: `gaffer-worker-${cfg.id}`, user: cfg.natsUser, pass: cfg.natsPass });
-    let store: Store;
-    try {
-      store = await Store.connect(cfg.etcd, { timeoutMs: DEFAULTS.etcdTimeoutMs });
-    } catch (err) {
-      await nc.close();
-      throw err;
-    }
+    const { nc, store } = await connectProcess('worker', cfg);
     const w = new Worker(cfg, nc, store);
     try {
       if (cfg.metricsPort) w.metricsServer = await startMetricsServer(cfg.metricsPort, w.metrics.registry, metricsHost());

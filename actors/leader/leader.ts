@@ -14,7 +14,7 @@ import { decodeStored, decodeWorkerInfo, type AckMessage, type AssignEvent, type
 import { toWire } from '../../src/errors.js';
 import { MAX_TXN_OPS, type Guard, type Store, type WatchEvent } from '../../src/store.js';
 import { subjects } from '../../src/subjects.js';
-import { respond, respondError } from '../../src/bus.js';
+import { respond } from '../../src/bus.js';
 import { publishEvent } from '../../src/events.js';
 import type { ClientRequest } from '../../src/request.js';
 import { logger, type Logger } from '../../src/log.js';
@@ -314,7 +314,6 @@ export class Leader {
   /** plan applies one client command to the model and says how to answer it once committed. */
   private plan(req: ClientRequest, batchSeen: Map<string, Answer>): Answer {
     const c = req.command;
-    const s = this.state;
     if (c.op === 'add' || c.op === 'delete') {
       // A re-sent request gets its first outcome, whether from this batch or an earlier one.
       const again = batchSeen.get(req.id);

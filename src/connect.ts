@@ -1,0 +1,19 @@
+// connectProcess opens what every long-running gaffer process needs: a NATS
+// connection (reconnecting forever once up) and an etcd client. If either
+// cannot be reached at start it fails with one clear error and leaves
+// nothing open.
+
+import type { NatsConnection } from 'nats';
+import { connectBus } from './bus.js';
+import { DEFAULTS, type ProcessConfig } from './config.js';
+import { Store } from './store.js';
+
+export async function connectProcess(role: string, cfg: ProcessConfig): Promise<{ nc: NatsConnection; store: Store }> {
+  const nc = await connectBus({ url: cfg.natsUrl, name: `gaffer-${role}-${cfg.id}`, user: cfg.natsUser, pass: cfg.natsPass });
+  try {
+    return { nc, store: await Store.connect(cfg.etcd, { timeoutMs: DEFAULTS.etcdTimeoutMs }) };
+  } catch (err) {
+    await nc.close();
+    throw err;
+  }
+}
