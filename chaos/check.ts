@@ -25,10 +25,13 @@
 // then.
 //
 // Slack: none. All processes share one machine's wall clock (Date.now()), so
-// timestamps are comparable; an overlap is any interval intersection of at
-// least 1 ms (`to` of one run strictly after `from` of the other). The only
-// imprecision left is the clock's 1 ms resolution, which can hide an overlap
-// shorter than 1 ms but cannot invent one.
+// timestamps are comparable. Every time is floored to whole ms (a late
+// fence's lease deadline comes with a fraction), and an overlap is any
+// intersection of at least 1 ms: `to` of one run strictly after `from` of the
+// other. A start is logged just after the task started and a stop just after
+// it was aborted, so a floored end E > floored start S means the end came at
+// least ~1 ms after the start: the 1 ms resolution can hide an overlap
+// shorter than 1 ms, but cannot invent one.
 
 export type OpKind = 'add' | 'delete';
 /** How a request ended, as far as the client can know. */
@@ -103,7 +106,7 @@ export function parseWorkerLog(worker: string, text: string): { lines: TaskLine[
       return;
     }
     lines.push({
-      worker, event, name, id, at, loggedAt, lineNo: i + 1, raw,
+      worker, event, name, id, at: Math.floor(at), loggedAt: Math.floor(loggedAt), lineNo: i + 1, raw,
       ...(typeof o.reason === 'string' ? { reason: o.reason } : {}),
     });
   });
@@ -441,6 +444,14 @@ export interface CheckResult {
   nameOverlaps: Overlap[];
   runs: number;
   taskLines: number;
+  /** Stop lines written more than LATE_STOP_NOTE_MS after the end they claim (late fences). */
+  lateStops: number;
+  /**
+   * Sensitivity, not a verdict: the overlaps there would be if every stop
+   * counted from when it was logged instead of the end it claims. Non-zero
+   * shows the run exercised a paused worker whose work moved meanwhile.
+   */
+  ifStopsCountedWhenLogged: { overlaps: number; longestMs: number };
   notes: string[];
 }
 
@@ -461,6 +472,9 @@ export function check(input: CheckInput): CheckResult {
     notes.push(`${l.worker}: a stop written ${l.loggedAt - l.at} ms after the end it claims, with no pause to explain it: ${l.raw}`);
   }
   const overlaps = findOverlaps(runs);
+  const asLogged = findOverlaps(
+    buildRuns(lines.map((l) => (l.event === 'stopped' ? { ...l, at: l.loggedAt } : l)), input.deaths, input.endOfRun).runs,
+  );
   const ops = checkOps(input.ops, input.final.list);
   notes.push(...ops.anomalies);
   return {
@@ -473,6 +487,8 @@ export function check(input: CheckInput): CheckResult {
     nameOverlaps: findNameOverlaps(runs),
     runs: runs.length,
     taskLines: lines.length,
+    lateStops: lines.filter((l) => l.event === 'stopped' && l.loggedAt - l.at > LATE_STOP_NOTE_MS).length,
+    ifStopsCountedWhenLogged: { overlaps: asLogged.length, longestMs: Math.round(asLogged[0]?.ms ?? 0) },
     notes,
   };
 }

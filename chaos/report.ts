@@ -1,7 +1,7 @@
 // Results of a chaos run (what results.json holds) and the table printed at its end.
 
 import type { CheckResult, EitherWay, Finding, OpRecord, Overlap } from './check.js';
-import { describeOp } from './check.js';
+import { describeOp, LATE_STOP_NOTE_MS } from './check.js';
 import { FAULT_KINDS, type FaultKind, type FaultRecord } from './faults.js';
 
 export interface KindStats {
@@ -53,7 +53,7 @@ export interface Results {
   };
   eitherWay: Array<{ name: string; last: string; present: boolean }>;
   final: { converged: boolean; why: string | null; resources: number };
-  checked: { taskLines: number; runs: number };
+  checked: { taskLines: number; runs: number; lateStops: number; ifStopsCountedWhenLogged: { overlaps: number; longestMs: number } };
   violations: {
     lost: Finding[];
     resurrected: Finding[];
@@ -165,6 +165,11 @@ export function report(r: Results): string {
     `names either way (last request ambiguous): ${r.eitherWay.length}${r.eitherWay.length ? ` (${r.eitherWay.map((e) => `${e.name}:${e.present ? 'present' : 'absent'}`).join(', ')})` : ''}`,
   );
   out.push(`final state: ${r.final.resources} resources, ${r.final.converged ? 'converged' : `NOT converged: ${r.final.why}`}; ${r.checked.taskLines} task log lines, ${r.checked.runs} runs`);
+  const w = r.checked.ifStopsCountedWhenLogged;
+  out.push(
+    `late fences (stop logged >${LATE_STOP_NOTE_MS} ms after the end it claims): ${r.checked.lateStops}; ` +
+      `counted until logged instead, they would overlap ${w.overlaps} times (longest ${w.longestMs} ms)`,
+  );
   out.push('');
   out.push(
     table([
@@ -198,7 +203,9 @@ export function report(r: Results): string {
     for (const f of o.faults) out.push(`    near fault ${f}`);
   }
   for (const u of r.violations.unrecovered) out.push(`UNRECOVERED after #${u.n} ${u.kind} ${u.target}: ${u.why}`);
-  if (r.nameOverlaps.length) out.push(`(info) same name, different ids, on two workers at once: ${r.nameOverlaps.length}, longest ${Math.max(...r.nameOverlaps.map((o) => o.ms))} ms`);
+  if (r.nameOverlaps.length) {
+    out.push(`(info) same name, different ids, on two workers at once: ${r.nameOverlaps.length}, longest ${Math.round(Math.max(...r.nameOverlaps.map((o) => o.ms)))} ms`);
+  }
   if (r.notes.length) out.push(`notes: ${r.notes.length} (see results.json)`);
   return out.join('\n');
 }

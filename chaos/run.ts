@@ -160,7 +160,7 @@ async function main(): Promise<number> {
     requests: requestStats(ops),
     eitherWay: eitherWayOut(r.eitherWay),
     final: { converged: finalRecovery.ok, why: finalRecovery.ok ? null : (finalRecovery.why ?? null), resources: final.list.length },
-    checked: { taskLines: r.taskLines, runs: r.runs },
+    checked: { taskLines: r.taskLines, runs: r.runs, lateStops: r.lateStops, ifStopsCountedWhenLogged: r.ifStopsCountedWhenLogged },
     violations: { lost: r.lost, resurrected: r.resurrected, orphaned: r.orphaned, overlaps: overlapsOut(r, faults), unrecovered },
     summary: {
       lost: r.lost.length,

@@ -312,6 +312,9 @@ test('check ties it together: a clean run has no violations', () => {
   assert.equal(violationCount(r), 0, JSON.stringify(r, null, 1));
   assert.deepEqual(r.notes, []);
   assert.equal(r.runs, 3);
+  // The late fence mattered: counted until it was logged, w1 would overlap w2 by 1.5 s.
+  assert.equal(r.lateStops, 1);
+  assert.deepEqual(r.ifStopsCountedWhenLogged, { overlaps: 1, longestMs: 1500 });
 });
 
 test('check ties it together: every violation kind is counted', () => {
@@ -351,4 +354,17 @@ test('median', () => {
   assert.equal(median([]), null);
   assert.equal(median([5, 1, 3]), 3);
   assert.equal(median([4, 1, 3, 2]), 3);
+});
+
+test('a fractional lease deadline is floored: it cannot invent a sub-ms overlap', () => {
+  const { runs } = runsOf({
+    w1: [started('w1', 'a', 'A', 1000), stopped('w1', 'a', 'A', 3000.7, 5000, 'fenced: keepalive overdue')],
+    w2: [started('w2', 'a', 'A', 3000)],
+  });
+  assert.deepEqual(findOverlaps(runs), []);
+  const late = runsOf({
+    w1: [started('w1', 'a', 'A', 1000), stopped('w1', 'a', 'A', 3001.2, 5000, 'fenced: keepalive overdue')],
+    w2: [started('w2', 'a', 'A', 3000)],
+  });
+  assert.equal(findOverlaps(late.runs)[0]?.ms, 1);
 });

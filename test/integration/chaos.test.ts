@@ -1,0 +1,79 @@
+// The chaos run, short: 8 faults (one of each kind) against a 3-master,
+// 4-worker cluster on a 3-member etcd while a client adds and deletes. It
+// must stop by itself, exit 0 and write a well-formed results.json with zero
+// violations. Set CHAOS_SEED to replay a failing run (the seed is printed).
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const RUN = fileURLToPath(new URL('../../chaos/run.js', import.meta.url));
+const DEADLINE_MS = 180_000;
+const FAULTS = 8;
+
+function runChaos(out: string): Promise<{ code: number | null; signal: string | null; output: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [RUN], {
+      env: { ...process.env, CHAOS_QUICK: '1', CHAOS_FAULTS: String(FAULTS), CHAOS_OUT: out },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+    // The run kills its own children when it exits on SIGTERM; SIGKILL only if it does not.
+    const term = setTimeout(() => child.kill('SIGTERM'), DEADLINE_MS);
+    const kill = setTimeout(() => child.kill('SIGKILL'), DEADLINE_MS + 10_000);
+    child.on('error', reject);
+    child.on('exit', (code, signal) => {
+      clearTimeout(term);
+      clearTimeout(kill);
+      resolve({ code, signal, output });
+    });
+  });
+}
+
+const KINDS = ['kill-leader', 'kill-follower', 'kill-worker', 'pause-leader', 'pause-follower', 'pause-worker', 'restart-nats', 'restart-etcd'];
+
+test(`chaos: ${FAULTS} faults, every acknowledged write kept, nothing lost, resurrected, orphaned or run twice`, { timeout: DEADLINE_MS + 30_000 }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'gaffer-chaos-test-'));
+  try {
+    const out = join(dir, 'results.json');
+    const { code, signal, output } = await runChaos(out);
+    const tail = output.slice(-6000);
+    assert.equal(signal, null, `chaos was killed by ${signal}:\n${tail}`);
+    assert.equal(code, 0, `chaos exited ${code}:\n${tail}`);
+    const r = JSON.parse(readFileSync(out, 'utf8')) as Record<string, any>;
+
+    assert.equal(r.meta.quick, true);
+    assert.ok(Number.isInteger(r.meta.seed), 'the seed is recorded');
+    assert.equal(r.meta.stoppedEarly, null);
+    assert.equal(r.faults.length, FAULTS, 'every fault injected');
+    assert.deepEqual([...r.faults.map((f: { kind: string }) => f.kind)].sort(), [...KINDS].sort(), 'one fault of each kind');
+    for (const f of r.faults) {
+      assert.ok(!f.error, `fault #${f.n} ${f.kind}: ${f.error}`);
+      assert.ok(typeof f.recoverMs === 'number' && f.recoverMs >= 0, `fault #${f.n} ${f.kind} recovered`);
+    }
+    for (const k of KINDS) {
+      assert.equal(r.byKind[k].count, 1, `${k} counted`);
+      assert.ok(typeof r.byKind[k].recoverMedianMs === 'number', `${k} has a recovery time`);
+    }
+    assert.ok(r.requests.acknowledged > 0, 'the client got answers');
+    assert.equal(r.requests.total, r.ops.length);
+    assert.ok(r.checked.taskLines > 0, 'worker task logs were read');
+    assert.equal(r.final.converged, true, `final state converged: ${r.final.why}`);
+    for (const k of ['lost', 'resurrected', 'orphaned', 'overlaps', 'unrecovered']) {
+      assert.ok(Array.isArray(r.violations[k]), `violations.${k} is a list`);
+      assert.equal(r.summary[k], r.violations[k].length);
+    }
+    assert.equal(r.summary.total, 0, `violations:\n${JSON.stringify(r.violations, null, 1).slice(0, 4000)}`);
+    assert.equal(r.summary.longestOverlapMs, 0);
+    const summary = output.split('\n').find((l) => l.startsWith('chaos: seed'));
+    t.diagnostic(`${summary}; ${r.requests.acknowledged} acknowledged requests, 0 violations`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
