@@ -104,8 +104,10 @@ export function verdicts(p: Parts): Verdict[] {
   out.push(atMost('worker-sigkill', `worker SIGKILL with ${wk?.runs[0]?.resources ?? 1000} -> all running elsewhere (median)`, wk?.medianMs, 1500, 'ms'));
   const s = p.scale;
   const at = s ? (s.reachedTarget ? `${s.added}` : `${s.added} of ${s.target}`) : '100000';
-  for (const t of s?.takeover ?? [{ signal: 'SIGTERM' }, { signal: 'SIGKILL' }] as Array<{ signal: string; servedMs?: number }>) {
-    out.push(atMost(`takeover-${t.signal.toLowerCase()}`, `takeover at ${at} resources after leader ${t.signal} -> first successful add`, t.servedMs, 2000, 'ms'));
+  for (const t of s?.takeover ?? [{ signal: 'SIGTERM' }, { signal: 'SIGKILL' }] as Array<{ signal: string; servedMs?: number; error?: string }>) {
+    const v = atMost(`takeover-${t.signal.toLowerCase()}`, `takeover at ${at} resources after leader ${t.signal} -> first successful add`, t.servedMs, 2000, 'ms');
+    if (t.error) v.by = v.status === 'n/a' ? t.error : `${v.by}; ${t.error}`;
+    out.push(v);
   }
   out.push(atMost('leader-memory', `leader memory per resource (VmRSS delta at ${at})`, s?.memory.bytesPerResource, 1024, 'B'));
   return out;

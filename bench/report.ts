@@ -71,8 +71,10 @@ export function report(r: Results): string {
       `${c.resources} resources`, c.atMs, c.list.ok ? c.list.ms : `FAIL ${c.list.ms}`, c.list.bytes, Math.round(c.leaderRssBytes / 1048576), c.list.error ?? '',
     ])));
     out.push(`leader ${s.memory.leader} VmRSS ${Math.round(s.memory.rss0 / 1048576)} MiB at 0 -> ${Math.round(s.memory.rssN / 1048576)} MiB at ${s.added}: ${s.memory.bytesPerResource} B/resource`);
-    out.push(table(['takeover (ms)', 'new leader served', 'term end', 'any success', 'single client', 'worst wait', 'leader', 'first probe error'], s.takeover.map((t) => [
-      `leader ${t.signal} at ${t.resources}`, t.servedMs, t.termEndMs, t.anyMs, t.singleMs, t.worstMs, `${t.killed} -> ${t.newLeader}`, t.firstError ?? '',
+    out.push(table(['takeover (ms)', 'new leader served', 'term end', 'any success', 'single client', 'worst wait', 'elections', 'leader', 'error'], s.takeover.map((t) => [
+      `leader ${t.signal} at ${t.resources}`, t.servedMs, t.termEndMs, t.anyMs, t.singleMs, t.worstMs,
+      t.elections === undefined ? null : `${t.elections} in ${Math.round(((t.servedMs ?? 0) + (t.observeMs ?? 0)) / 1000)} s`,
+      t.killed ? `${t.killed} -> ${t.newLeader}` : null, t.error ?? t.firstError ?? '',
     ])), '');
   }
 

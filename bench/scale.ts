@@ -34,11 +34,16 @@ export interface Checkpoint {
   leaderRssBytes: number;
   list: ListSample;
 }
-export interface Takeover extends Served {
+export interface Takeover extends Partial<Served> {
   signal: string;
-  killed: string;
-  newLeader: string;
   resources: number;
+  killed?: string;
+  newLeader?: string;
+  /** events.leader.elected seen from the break until observeMs after the first served add (1 = a clean takeover). */
+  elections?: number;
+  observeMs?: number;
+  /** Why there is no (complete) measurement, e.g. the cluster never settled. */
+  error?: string;
 }
 export interface ScaleResult {
   target: number;
@@ -109,6 +114,49 @@ async function allRunning(nc: NatsConnection, workerIds: string[], want: number)
   return counts.reduce((a, b) => a + b, 0) >= want;
 }
 
+/**
+ * takeoverOnce waits for a steady 2-master cluster, takes its leader away with
+ * `signal`, times the first add served by a new leader, then keeps watching
+ * elections for observeMs (a leader that keeps losing its lease shows up
+ * here), and restarts the old master as a follower. Throws if the cluster does
+ * not settle, before or after.
+ */
+async function takeoverOnce(
+  cluster: LocalCluster,
+  nc: NatsConnection,
+  signal: 'SIGTERM' | 'SIGKILL',
+  resources: number,
+  observeMs: number,
+  log: (s: string) => void,
+): Promise<Takeover> {
+  const s0 = await waitFor('a steady leader that sees both masters', async () => {
+    const s = await status(nc, 5000);
+    return s.masters.length === 2 ? s : undefined;
+  }, 60000);
+  await sleep(500);
+  const child = cluster.masters.get(s0.leader)!;
+  let elections = 0;
+  const sub = nc.subscribe(subjects.event('leader.elected'), { callback: () => void elections++ });
+  const term = await watchTermEnd(cluster.etcdEndpoints, s0.leader);
+  await nc.flush();
+  const t = performance.now();
+  child.signal(signal);
+  let s: Served;
+  try {
+    s = await served(nc, t, term, { prefix: `st-${runId}-${signal}`, perCallMs: 10000, limitMs: 60000 });
+    await sleep(Math.max(0, t + (Number.isFinite(s.servedMs) ? s.servedMs : 0) + observeMs - performance.now()));
+  } finally {
+    sub.unsubscribe();
+    await term.close();
+  }
+  await Promise.race([child.exited(), sleep(15000)]);
+  await child.kill();
+  const after = await status(nc, 10000).catch(() => undefined);
+  log(`scale: leader ${signal} at ${resources} resources -> new leader served after ${s.servedMs} ms (term end ${s.termEndMs} ms, single client ${s.singleMs} ms, worst wait ${s.worstMs} ms); ${elections} elections until ${observeMs} ms after that`);
+  cluster.startMaster(s0.leader);
+  return { signal, resources, killed: s0.leader, newLeader: after?.leader ?? '?', elections, observeMs, ...s };
+}
+
 export async function scale(cfg: BenchConfig, log: (s: string) => void): Promise<ScaleResult> {
   const { resources: target, workers, pools, inflight, limitMs, checkpoints } = cfg.scale;
   const capacity = Math.ceil((target / workers) * 1.5);
@@ -167,23 +215,19 @@ export async function scale(cfg: BenchConfig, log: (s: string) => void): Promise
     log(`scale: all ${added} running ${converged} ms after the fill; leader RSS ${Math.round(rss0 / 1048576)} -> ${Math.round(rssN / 1048576)} MiB`);
 
     const takeover: Takeover[] = [];
+    let settled = true;
     for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
-      const s0 = await waitFor('both masters', async () => {
-        const s = await status(nc, 5000);
-        return s.masters.length === 2 ? s : undefined;
-      }, 60000);
-      await sleep(500);
-      const child = cluster.masters.get(s0.leader)!;
-      const term = await watchTermEnd(cluster.etcdEndpoints, s0.leader);
-      const t = performance.now();
-      child.signal(signal);
-      const s = await served(nc, t, term, { prefix: `st-${runId}-${signal}`, perCallMs: 10000, limitMs: 60000 }).finally(() => term.close());
-      await Promise.race([child.exited(), sleep(15000)]);
-      await child.kill();
-      const after = await status(nc, 10000).catch(() => undefined);
-      takeover.push({ signal, killed: s0.leader, newLeader: after?.leader ?? '?', resources: added, ...s });
-      log(`scale: leader ${signal} at ${added} resources -> new leader served after ${s.servedMs} ms (term end ${s.termEndMs} ms, single client ${s.singleMs} ms, worst wait ${s.worstMs} ms)`);
-      cluster.startMaster(s0.leader);
+      if (!settled) {
+        takeover.push({ signal, resources: added, error: 'skipped: the cluster had not settled after the previous takeover' });
+        continue;
+      }
+      try {
+        takeover.push(await takeoverOnce(cluster, nc, signal, added, cfg.quick ? 3000 : 10000, log));
+      } catch (err) {
+        settled = false;
+        takeover.push({ signal, resources: added, error: (err as Error).message });
+        log(`scale: leader ${signal} at ${added} resources: ${(err as Error).message}`);
+      }
     }
     return {
       target,
