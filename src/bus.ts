@@ -4,7 +4,7 @@
 import { connect, headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection } from 'nats';
 import { contentTypeOf, ContentType, encode } from './codec.js';
 import { Header } from './subjects.js';
-import { toWire, UnavailableError } from './errors.js';
+import { InternalError, toWire, UnavailableError } from './errors.js';
 import { logger } from './log.js';
 
 export type { Msg, NatsConnection };
@@ -68,9 +68,15 @@ function replyHeaders(type: ContentType): MsgHdrs | undefined {
  * subject (a plain publish) has nobody to answer; that is not an error.
  */
 export function respond(nc: NatsConnection, reply: string | undefined, type: ContentType, value: unknown): void {
-  if (!reply) return;
+  if (!reply || nc.isClosed()) return;
   const h = replyHeaders(type);
-  nc.publish(reply, encode(value, type), h ? { headers: h } : undefined);
+  try {
+    nc.publish(reply, encode(value, type), h ? { headers: h } : undefined);
+  } catch (err) {
+    // Too large for the server's max_payload, most likely: say so rather than leave the client waiting.
+    const error = new InternalError(`reply could not be sent: ${(err as Error).message}`);
+    nc.publish(reply, encode({ ok: false, error: error.toWire() }, type), h ? { headers: h } : undefined);
+  }
 }
 
 export function respondError(nc: NatsConnection, reply: string | undefined, type: ContentType, err: unknown): void {

@@ -44,8 +44,20 @@ export class GafferClient {
   async get(name: string): Promise<Resource> {
     return (await this.call<{ resource: Resource }>(ClientSubject.get, { name })).resource;
   }
+  /** list returns every resource, following pages. */
   async list(): Promise<Resource[]> {
-    return (await this.call<ListResult>(ClientSubject.list, {})).resources;
+    const all: Resource[] = [];
+    for (let after: string | undefined; ; ) {
+      const page = await this.page(after);
+      all.push(...page.resources);
+      if (!page.next) return all;
+      after = page.next;
+    }
+  }
+
+  /** page returns one page of resources in name order, after `after`. */
+  async page(after?: string, limit?: number): Promise<ListResult> {
+    return this.call<ListResult>(ClientSubject.list, { ...(after ? { after } : {}), ...(limit ? { limit } : {}) });
   }
   async status(): Promise<StatusResult> {
     return this.call<StatusResult>(ClientSubject.status, {});

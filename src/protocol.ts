@@ -55,7 +55,19 @@ export interface ResourceResult {
 }
 export interface ListResult {
   resources: Resource[];
+  /** Present when more remain: pass it as `after` to get the next page. */
+  next?: string;
 }
+export interface ListRequest {
+  /** Names after this one (exclusive), in name order. */
+  after?: string;
+  /** At most this many (default and most: LIST_PAGE_MAX). A page also stops near LIST_PAGE_BYTES. */
+  limit?: number;
+}
+
+export const LIST_PAGE_MAX = 5000;
+/** Replies stay well under NATS's default max_payload (1 MiB). */
+export const LIST_PAGE_BYTES = 512 * 1024;
 export interface WorkerLoad {
   id: string;
   capacity: number;
@@ -161,6 +173,20 @@ export function validateNameRequest(body: unknown): NameRequest {
   return { name: validateName(r.name) };
 }
 
+export function validateList(body: unknown): ListRequest {
+  const r = record(body);
+  onlyFields(r, ['after', 'limit']);
+  const out: ListRequest = {};
+  if (r.after !== undefined) out.after = validateName(r.after);
+  if (r.limit !== undefined) {
+    if (typeof r.limit !== 'number' || !Number.isInteger(r.limit) || r.limit < 1 || r.limit > LIST_PAGE_MAX) {
+      throw new BadRequestError(`"limit" must be a whole number from 1 to ${LIST_PAGE_MAX}`);
+    }
+    out.limit = r.limit;
+  }
+  return out;
+}
+
 export function validateEmpty(body: unknown): Record<string, never> {
   onlyFields(record(body), []);
   return {};
@@ -180,11 +206,21 @@ export function taskKindOf(spec: Spec): TaskKind {
 
 /** decodeStored reads a resource record from etcd, refusing anything not shaped like one. */
 export function decodeStored(value: Uint8Array): StoredResource {
-  const v = packed.decode(value) as Partial<StoredResource> | null;
+  return decodeRecord(value).rec;
+}
+
+/**
+ * decodeRecord also returns the record's bookkeeping: `epoch`, the worker
+ * incarnation its assignment was written for, so a new leader need not read
+ * every assignment value back.
+ */
+export function decodeRecord(value: Uint8Array): { rec: StoredResource; epoch?: string } {
+  const v = packed.decode(value) as (Partial<StoredResource> & { epoch?: unknown }) | null;
   if (!v || typeof v.name !== 'string' || typeof v.id !== 'string' || typeof v.createdAt !== 'string') {
     throw new Error('stored resource is malformed');
   }
-  return { name: v.name, id: v.id, worker: v.worker ?? null, spec: v.spec ?? {}, createdAt: v.createdAt };
+  const rec = { name: v.name, id: v.id, worker: v.worker ?? null, spec: v.spec ?? {}, createdAt: v.createdAt };
+  return typeof v.epoch === 'string' ? { rec, epoch: v.epoch } : { rec };
 }
 
 export function decodeWorkerInfo(value: Uint8Array): WorkerInfo {

@@ -8,14 +8,14 @@ import { headers as natsHeaders, type MsgHdrs } from 'nats';
 import { decodeRequest, type ContentType } from './codec.js';
 import { BadRequestError } from './errors.js';
 import { ClientSubject, Header, isClientSubject } from './subjects.js';
-import { validateAdd, validateEmpty, validateNameRequest, type Spec } from './protocol.js';
+import { validateAdd, validateEmpty, validateList, validateNameRequest, type ListRequest, type Spec } from './protocol.js';
 import { requestType } from './bus.js';
 
 export type Command =
   | { op: 'add'; name: string; spec: Spec }
   | { op: 'delete'; name: string }
   | { op: 'get'; name: string }
-  | { op: 'list' }
+  | ({ op: 'list' } & ListRequest)
   | { op: 'status' };
 
 export interface ClientRequest {
@@ -50,8 +50,7 @@ export function parseCommand(subject: ClientSubject, body: unknown): Command {
     case ClientSubject.get:
       return { op: 'get', ...validateNameRequest(body) };
     case ClientSubject.list:
-      validateEmpty(body);
-      return { op: 'list' };
+      return { op: 'list', ...validateList(body) };
     case ClientSubject.status:
       validateEmpty(body);
       return { op: 'status' };

@@ -45,7 +45,7 @@ const PAGE = 5000;
 function toKV(kv: IKeyValue): KV {
   return {
     key: kv.key.toString(),
-    value: kv.value,
+    value: kv.value ?? Buffer.alloc(0),
     createRevision: Number(kv.create_revision),
     modRevision: Number(kv.mod_revision),
     lease: String(kv.lease ?? '0'),
@@ -117,14 +117,16 @@ export class Store {
   }
 
   /** range reads every key under prefix at one revision, page by page, so large sets stay consistent. */
-  async range(prefix: string, revision?: number): Promise<Snapshot> {
+  async range(prefix: string, revision?: number, opts: { keysOnly?: boolean } = {}): Promise<Snapshot> {
     const end = prefixEnd(prefix);
     const kvs: KV[] = [];
     let key = Buffer.from(prefix);
     let rev = revision ?? 0;
     try {
       for (;;) {
-        const res = await this.client.kv.range({ key, range_end: end, limit: PAGE, revision: rev });
+        const res = await this.client.kv.range({ key, range_end: end, limit: PAGE, revision: rev, keys_only: opts.keysOnly ?? false });
+        // Let timers (lease keepalives above all) run between pages of a large read.
+        await new Promise((r) => setImmediate(r));
         if (rev === 0) rev = Number(res.header.revision);
         for (const kv of res.kvs) kvs.push(toKV(kv));
         if (!res.more || res.kvs.length === 0) break;

@@ -10,7 +10,7 @@ import { Actor } from '../../src/actor.js';
 import { keys, parseKey } from '../../src/keys.js';
 import { packed } from '../../src/codec.js';
 import { NotFoundError, NotLeaderError, UnavailableError } from '../../src/errors.js';
-import { decodeStored, decodeWorkerInfo, type AckMessage, type AssignEvent, type Resource } from '../../src/protocol.js';
+import { decodeRecord, decodeWorkerInfo, LIST_PAGE_BYTES, LIST_PAGE_MAX, type AckMessage, type AssignEvent, type Resource } from '../../src/protocol.js';
 import { toWire } from '../../src/errors.js';
 import { MAX_TXN_OPS, type Guard, type Store, type WatchEvent } from '../../src/store.js';
 import { subjects } from '../../src/subjects.js';
@@ -125,9 +125,10 @@ export class Leader {
     const workers = await store.range(keys.workersPrefix);
     const rev = workers.revision;
     const dedupe = new Dedupe(store, this.d.guard.createRevision);
+    // Assignments are read as keys only: each resource record names its own assignment's epoch.
     const [resources, assigns] = await Promise.all([
       store.range(keys.resourcesPrefix, rev),
-      store.range(keys.assignmentsPrefix, rev),
+      store.range(keys.assignmentsPrefix, rev, { keysOnly: true }),
       dedupe.load(rev),
     ]);
     const state = new ClusterState(this.d.guard.createRevision);
@@ -142,35 +143,30 @@ export class Leader {
         this.log.warn({ key: kv.key, err: (err as Error).message }, 'skipping malformed worker');
       }
     }
-    const assigned = new Map<string, { worker: string; epoch: string }>();
-    const orphans: Array<{ worker: string; name: string }> = [];
-    const byName = new Map<string, { worker: string; epoch: string }[]>();
-    for (const kv of assigns.kvs) {
-      const k = parseKey.assignment(kv.key);
-      if (!k) continue;
-      const epoch = (packed.decode(kv.value) as Partial<StoredAssignment>)?.epoch ?? '';
-      const list = byName.get(k.name) ?? [];
-      list.push({ worker: k.workerId, epoch: String(epoch) });
-      byName.set(k.name, list);
-    }
+    const present = new Set<string>();
+    for (const kv of assigns.kvs) present.add(kv.key);
+    let n = 0;
     for (const kv of resources.kvs) {
+      if (++n % 10000 === 0) await new Promise((r) => setImmediate(r));
       const name = parseKey.resource(kv.key);
       if (!name) continue;
-      let rec;
+      let d;
       try {
-        rec = decodeStored(kv.value);
+        d = decodeRecord(kv.value);
       } catch (err) {
         this.log.error({ key: kv.key, err: (err as Error).message }, 'skipping malformed resource');
         continue;
       }
-      const list = byName.get(name) ?? [];
-      const mine = list.find((a) => a.worker === rec.worker);
-      if (mine) assigned.set(name, mine);
-      for (const a of list) if (a !== mine) orphans.push({ worker: a.worker, name });
-      byName.delete(name);
-      state.loadResource(rec, kv.modRevision, mine);
+      const key = d.rec.worker ? keys.assignment(d.rec.worker, name) : undefined;
+      // An assignment counts only if its key is there; repair rewrites whatever is missing or stale.
+      const mine = key && present.delete(key) && d.epoch !== undefined ? { worker: d.rec.worker!, epoch: d.epoch } : undefined;
+      state.loadResource(d.rec, kv.modRevision, mine);
     }
-    for (const [name, list] of byName) for (const a of list) orphans.push({ worker: a.worker, name });
+    const orphans: Array<{ worker: string; name: string }> = [];
+    for (const key of present) {
+      const k = parseKey.assignment(key);
+      if (k) orphans.push({ worker: k.workerId, name: k.name });
+    }
     state.repair(orphans);
     this.state = state;
     this.dedupe = dedupe;
@@ -357,8 +353,11 @@ export class Leader {
         return { req, build: (rev) => ({ ok: true, resource: stamp(r, rev) }) };
       }
       case 'list': {
-        const all = s.list();
-        return { req, build: (rev) => ({ ok: true, resources: all.map((r) => stamp(r, rev)) }) };
+        const page = s.page(c.after, c.limit ?? LIST_PAGE_MAX, LIST_PAGE_BYTES);
+        return {
+          req,
+          build: (rev) => ({ ok: true, resources: page.resources.map((r) => stamp(r, rev)), ...(page.next ? { next: page.next } : {}) }),
+        };
       }
       case 'status': {
         const workers = s.loads();

@@ -74,6 +74,7 @@ export class ClusterState {
   /** loadResource adds a resource as etcd has it; call after every loadWorker. */
   loadResource(rec: StoredResource, revision: number, assign: Assignment | undefined): void {
     this.resources.set(rec.name, { rec, revision, assign });
+    this.sorted = undefined;
     const w = rec.worker ? this.workers.get(rec.worker) : undefined;
     if (w) w.names.add(rec.name);
     else this.pending.add(rec.name);
@@ -87,10 +88,37 @@ export class ClusterState {
   }
 
   list(): Resource[] {
-    const out: Resource[] = [];
-    for (const e of this.resources.values()) out.push({ ...e.rec, revision: e.revision });
-    return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    return this.page(undefined, Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER).resources;
   }
+
+  /**
+   * page lists resources in name order after `after`, at most `limit` of
+   * them and stopping near `maxBytes` of JSON; `next` is set when more remain.
+   */
+  page(after: string | undefined, limit: number, maxBytes: number): { resources: Resource[]; next?: string } {
+    const names = (this.sorted ??= [...this.resources.keys()].sort(byName));
+    let i = 0;
+    if (after !== undefined) {
+      // First index whose name is greater than `after`.
+      let hi = names.length;
+      while (i < hi) {
+        const mid = (i + hi) >> 1;
+        if (names[mid]! <= after) i = mid + 1;
+        else hi = mid;
+      }
+    }
+    const out: Resource[] = [];
+    let bytes = 0;
+    for (; i < names.length && out.length < limit; i++) {
+      const e = this.resources.get(names[i]!)!;
+      bytes += 200 + e.rec.name.length + JSON.stringify(e.rec.spec).length;
+      if (bytes > maxBytes && out.length > 0) break;
+      out.push({ ...e.rec, revision: e.revision });
+    }
+    return i < names.length ? { resources: out, next: out[out.length - 1]!.name } : { resources: out };
+  }
+  /** Names in order, rebuilt after adds and removes. */
+  private sorted: string[] | undefined;
 
   loads(): WorkerLoad[] {
     return [...this.workers.values()]
@@ -128,6 +156,7 @@ export class ClusterState {
       assign: undefined,
     };
     this.resources.set(name, e);
+    this.sorted = undefined;
     this.setWorker(name, e, pick(this.workers.values()) as WorkerEntry | undefined);
     return true;
   }
@@ -142,6 +171,7 @@ export class ClusterState {
     if (e.rec.worker) this.workers.get(e.rec.worker)?.names.delete(name);
     this.pending.delete(name);
     this.resources.delete(name);
+    this.sorted = undefined;
     return view;
   }
 
@@ -221,7 +251,7 @@ export class ClusterState {
     for (const [name, before] of this.dirty) {
       const e = this.resources.get(name);
       const ops: Op[] = [];
-      if (e) ops.push({ put: keys.resource(name), value: packed.encode({ ...e.rec, term: this.term }) });
+      if (e) ops.push({ put: keys.resource(name), value: packed.encode({ ...e.rec, term: this.term, epoch: e.assign?.epoch }) });
       else if (before.existed) ops.push({ del: keys.resource(name) });
       const was = before.assign;
       const now = e?.assign;
@@ -256,6 +286,10 @@ export class ClusterState {
     this.moves = [];
     return m;
   }
+}
+
+function byName(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 /** chunk packs units into transactions of at most maxOps operations, never splitting a unit. */

@@ -405,8 +405,10 @@ function expected(s: ClusterState): Map<string, unknown> {
   const out = new Map<string, unknown>();
   for (const r of s.list()) {
     const { revision: _, ...stored } = r;
-    out.set(keys.resource(r.name), stored);
-    if (r.worker) out.set(keys.assignment(r.worker, r.name), { ...stored, epoch: s.workers.get(r.worker)!.epoch });
+    // A placed resource's record names the epoch of its assignment, so a new leader can trust it without reading the assignment.
+    const epoch = r.worker ? { epoch: s.workers.get(r.worker)!.epoch } : {};
+    out.set(keys.resource(r.name), { ...stored, ...epoch });
+    if (r.worker) out.set(keys.assignment(r.worker, r.name), { ...stored, ...epoch });
   }
   return out;
 }
@@ -539,5 +541,32 @@ describe('chunk', () => {
 
   test('no units, no transactions', () => {
     assert.deepEqual(chunk([], 128), []);
+  });
+});
+
+describe('page', () => {
+  test('pages cover every name once, in order, honouring limit and the byte budget', () => {
+    const s = fresh();
+    s.loadWorker('w1', 10_000, 'L1');
+    const names = Array.from({ length: 250 }, (_, i) => `n${String(i).padStart(3, '0')}`);
+    for (const n of [...names].reverse()) s.add(n, {});
+    const seen: string[] = [];
+    let after: string | undefined;
+    let pages = 0;
+    for (;;) {
+      const p = s.page(after, 100, Number.MAX_SAFE_INTEGER);
+      pages++;
+      assert.ok(p.resources.length <= 100);
+      seen.push(...p.resources.map((r) => r.name));
+      if (!p.next) break;
+      assert.equal(p.next, p.resources[p.resources.length - 1]!.name);
+      after = p.next;
+    }
+    assert.equal(pages, 3);
+    assert.deepEqual(seen, names);
+    const small = s.page(undefined, 5000, 2000);
+    assert.ok(small.resources.length >= 1 && small.resources.length < 250, `byte budget cut the page at ${small.resources.length}`);
+    assert.equal(s.page('zzz', 10, 1e9).resources.length, 0);
+    assert.equal(s.page('zzz', 10, 1e9).next, undefined);
   });
 });
