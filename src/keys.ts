@@ -26,6 +26,8 @@ export const keys = {
    * change is answered with its first outcome instead of running again.
    */
   dedupePrefix: `${ROOT}dedupe/`,
+  /** The leader's commit chain: each transaction checks and advances it, so pipelined commits apply in order. */
+  commitChain: `${ROOT}leader/chain`,
   dedupe: (term: number, seq: number): string => `${ROOT}dedupe/${term}/${seq}`,
 } as const;
 

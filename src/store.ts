@@ -2,7 +2,7 @@
 // consistent paginated snapshots, fenced transactions, and watches that tell
 // their owner to re-read when etcd has compacted their revision away.
 
-import { Etcd3, type IKeyValue, type IRequestOp, type IWatchResponse, type Watcher } from 'etcd3';
+import { Etcd3, type ICompare, type IKeyValue, type IRequestOp, type IWatchResponse, type Watcher } from 'etcd3';
 import { ExponentialBackoff, handleWhen, noop, retry } from 'cockatiel';
 import { NotLeaderError, UnavailableError } from './errors.js';
 import { logger } from './log.js';
@@ -16,6 +16,20 @@ export interface KV {
 }
 
 export type Op = { put: string; value: Uint8Array; lease?: string } | { del: string };
+
+/** ChainLink orders pipelined transactions: each checks the value the one before it wrote. */
+export interface ChainLink {
+  key: string;
+  /** What the previous link wrote; undefined if the key must not exist yet. */
+  expect: Uint8Array | undefined;
+  /** What this link writes; undefined for a read-only check that leaves the chain as it is. */
+  next?: Uint8Array;
+}
+
+/** ChainBrokenError: the transaction was certainly not applied, because the one before it was not (yet). */
+export class ChainBrokenError extends Error {
+  override name = 'ChainBrokenError';
+}
 
 /** Guard fences a transaction on one key's create revision (the election key of the leader). */
 export interface Guard {
@@ -150,25 +164,46 @@ export class Store {
   /**
    * txn commits ops atomically. With a guard it commits only while the guard
    * key still has the given create revision, and throws NotLeaderError
-   * otherwise. Returns the revision the transaction committed at.
+   * otherwise. With a chain link it also commits only if the link's key
+   * still holds the value the previous transaction of the chain wrote (or is
+   * absent, for the first), and throws ChainBrokenError otherwise: that is
+   * what keeps pipelined transactions in order. Returns the commit revision.
    */
-  async txn(guard: Guard | undefined, ops: Op[]): Promise<number> {
+  async txn(guard: Guard | undefined, ops: Op[], link?: ChainLink): Promise<number> {
     if (ops.length > MAX_TXN_OPS) throw new Error(`txn has ${ops.length} ops; etcd allows ${MAX_TXN_OPS}`);
     const success: IRequestOp[] = ops.map((op) =>
       'put' in op
         ? { request_put: { key: Buffer.from(op.put), value: Buffer.from(op.value), lease: op.lease ?? '0' } }
         : { request_delete_range: { key: Buffer.from(op.del) } },
     );
-    const compare = guard
-      ? [{ key: Buffer.from(guard.key), target: 'Create' as const, result: 'Equal' as const, create_revision: guard.createRevision }]
-      : [];
+    const compare: ICompare[] = [];
+    if (guard) {
+      compare.push({ key: Buffer.from(guard.key), target: 'Create', result: 'Equal', create_revision: guard.createRevision });
+    }
+    if (link) {
+      const key = Buffer.from(link.key);
+      compare.push(
+        link.expect === undefined
+          ? { key, target: 'Version', result: 'Equal', version: 0 }
+          : { key, target: 'Value', result: 'Equal', value: Buffer.from(link.expect) },
+      );
+      if (link.next) success.push({ request_put: { key, value: Buffer.from(link.next) } });
+    }
+    // On failure, read the guard key back to tell a lost fence from a broken chain.
+    const failure: IRequestOp[] = guard ? [{ request_range: { key: Buffer.from(guard.key) } }] : [];
     let res;
     try {
-      res = await this.client.kv.txn({ compare, success, failure: [] });
+      res = await this.client.kv.txn({ compare, success, failure });
     } catch (err) {
       throw unavailable(err, 'txn');
     }
-    if (!res.succeeded) throw new NotLeaderError(`fence failed: ${guard?.key} is no longer at create revision ${guard?.createRevision}`);
+    if (!res.succeeded) {
+      const kv = res.responses[0]?.response_range?.kvs[0];
+      if (guard && Number(kv?.create_revision ?? 0) !== guard.createRevision) {
+        throw new NotLeaderError(`fence failed: ${guard.key} is no longer at create revision ${guard.createRevision}`);
+      }
+      throw new ChainBrokenError(`chain ${link?.key} moved on; an earlier transaction did not apply first`);
+    }
     return Number(res.header.revision);
   }
 

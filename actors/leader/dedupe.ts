@@ -39,7 +39,8 @@ export class Dedupe {
 
   /** load reads the outcomes earlier leaders recorded, as of the leader's load revision. */
   async load(revision: number): Promise<void> {
-    const snap = await this.store.range(keys.dedupePrefix, revision);
+    const [snap] = await Promise.all([this.store.range(keys.dedupePrefix, revision), this.renew()]);
+    if (!this.lease) throw new Error('could not grant a lease for dedupe records');
     const now = performance.now();
     for (const kv of snap.kvs) {
       const entries = packed.decode(kv.value) as Array<[string, Outcome]>;
@@ -51,14 +52,31 @@ export class Dedupe {
     return id ? this.seen.get(id) : undefined;
   }
 
-  /** op returns the etcd put recording these outcomes, on a lease that expires by itself. */
-  async op(entries: Array<[string, Outcome]>): Promise<Op> {
-    const now = performance.now();
-    if (!this.lease || now > this.lease.until) {
+  /**
+   * op returns the etcd put recording these outcomes, on a lease that expires
+   * by itself. It never waits: a fresh lease is fetched in the background
+   * while the current one (which has most of its TTL left) is still used.
+   */
+  op(entries: Array<[string, Outcome]>): Op {
+    const lease = this.lease!;
+    if (performance.now() > lease.until) void this.renew();
+    return { put: keys.dedupe(this.term, ++this.seq), value: packed.encode(entries), lease: lease.id };
+  }
+
+  private renewing = false;
+
+  /** renew grants the lease new records go on; load awaits the first one. */
+  async renew(): Promise<void> {
+    if (this.renewing) return;
+    this.renewing = true;
+    try {
       const res = await this.store.client.leaseClient.leaseGrant({ TTL: Math.ceil(DEDUPE_WINDOW_MS / 1000), ID: 0 });
-      this.lease = { id: String(res.ID), until: now + BUCKET_MS };
+      this.lease = { id: String(res.ID), until: performance.now() + BUCKET_MS };
+    } catch {
+      // Keep the current lease; the next op tries again.
+    } finally {
+      this.renewing = false;
     }
-    return { put: keys.dedupe(this.term, ++this.seq), value: packed.encode(entries), lease: this.lease.id };
   }
 
   remember(entries: Array<[string, Outcome]>, revision: number): void {

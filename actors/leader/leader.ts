@@ -12,7 +12,7 @@ import { packed } from '../../src/codec.js';
 import { NotFoundError, NotLeaderError, UnavailableError } from '../../src/errors.js';
 import { decodeRecord, decodeWorkerInfo, LIST_PAGE_BYTES, LIST_PAGE_MAX, type AckMessage, type AssignEvent, type Resource } from '../../src/protocol.js';
 import { toWire } from '../../src/errors.js';
-import { MAX_TXN_OPS, type Guard, type Store, type WatchEvent } from '../../src/store.js';
+import { ChainBrokenError, MAX_TXN_OPS, type ChainLink, type Guard, type Op, type Store, type WatchEvent } from '../../src/store.js';
 import { subjects } from '../../src/subjects.js';
 import { respond } from '../../src/bus.js';
 import { publishEvent } from '../../src/events.js';
@@ -56,6 +56,12 @@ const PROBES_PER_SECOND = 500;
 
 /** Largest batch taken from the mailbox at once; bounds reply latency under load. */
 const MAX_BATCH = 1024;
+/**
+ * Batches whose commits may be in flight at once. Each transaction is chained
+ * to the one before (keys.commitChain), so they apply in order or not at all;
+ * planning the next batch need not wait for etcd.
+ */
+const PIPELINE_DEPTH = 4;
 
 interface Answer {
   req: ClientRequest;
@@ -77,6 +83,13 @@ export class Leader {
   /** Each worker's declared fence window (ms). */
   private readonly fenceMs = new Map<string, number>();
   private stopped = false;
+  /** Commits in flight, oldest first. */
+  private pipeline: Array<Promise<void>> = [];
+  /** The value the last transaction we sent wrote to keys.commitChain (undefined: the key must not exist). */
+  private chainValue: Uint8Array | undefined;
+  private chainSeq = 0;
+  /** The last transaction sent; the next one waits on it if etcd applied them out of order. */
+  private tail: Promise<unknown> = Promise.resolve();
   private degraded = false;
   private readonly log: Logger;
 
@@ -106,6 +119,7 @@ export class Leader {
     this.sub?.unsubscribe();
     for (const id of this.fenceMs.keys()) this.d.prober.unwatch(probeKey(id));
     const rest = await this.actor.stop();
+    await Promise.allSettled(this.pipeline);
     await this.closeWatches();
     return rest.flatMap((m) => (m.kind === 'client' ? [m.req] : []));
   }
@@ -126,9 +140,10 @@ export class Leader {
     const rev = workers.revision;
     const dedupe = new Dedupe(store, this.d.guard.createRevision);
     // Assignments are read as keys only: each resource record names its own assignment's epoch.
-    const [resources, assigns] = await Promise.all([
+    const [resources, assigns, chain] = await Promise.all([
       store.range(keys.resourcesPrefix, rev),
       store.range(keys.assignmentsPrefix, rev, { keysOnly: true }),
+      store.range(keys.commitChain, rev),
       dedupe.load(rev),
     ]);
     const state = new ClusterState(this.d.guard.createRevision);
@@ -170,6 +185,8 @@ export class Leader {
     state.repair(orphans);
     this.state = state;
     this.dedupe = dedupe;
+    this.chainValue = chain.kvs.find((kv) => kv.key === keys.commitChain)?.value;
+    this.tail = Promise.resolve();
     this.loadRevision = rev;
     this.degraded = false;
     this.log.info(
@@ -205,6 +222,7 @@ export class Leader {
 
   private async receive(batch: Message[]): Promise<void> {
     if (this.degraded) {
+      await Promise.allSettled(this.pipeline);
       try {
         await this.load();
       } catch (err) {
@@ -222,7 +240,10 @@ export class Leader {
       // 'reconcile' only needs the flush below (repairs and pending placements).
     }
     this.state.placePending();
-    await this.commit(answers);
+    const done = this.commit(answers);
+    this.pipeline.push(done);
+    void done.finally(() => this.pipeline.splice(this.pipeline.indexOf(done), 1));
+    if (this.pipeline.length >= PIPELINE_DEPTH) await this.pipeline[0];
   }
 
   private applyWorkers(events: WatchEvent[]): void {
@@ -380,8 +401,8 @@ export class Leader {
     const units = this.state.flush();
     const moves = this.state.takeMoves();
     const revisions = new Map<string, number>();
-    // One op per transaction is kept for the dedupe record of its writes.
-    const txns = chunk(units, MAX_TXN_OPS - 1);
+    // Per transaction, one op is kept for the dedupe record and one for the chain link.
+    const txns = chunk(units, MAX_TXN_OPS - 2);
     if (txns.length === 0 && answers.length > 0) txns.push([]);
     const outcomes = new Map<string, Array<[string, Outcome]>>();
     for (const a of answers) {
@@ -390,14 +411,23 @@ export class Leader {
       list.push([a.req.id, a.outcome.outcome]);
       outcomes.set(a.outcome.name, list);
     }
+    // Everything is sent now, in order; each transaction applies only after the one before it.
+    const sent = txns.map((t) => {
+      const ops = t.flatMap((u) => u.ops);
+      const entries = t.flatMap((u) => outcomes.get(u.name) ?? []);
+      if (entries.length > 0) ops.push(this.dedupe.op(entries));
+      // A batch of reads only checks the chain (a cheap linearizable read in
+      // etcd); a batch with writes advances it.
+      const next = ops.length > 0 ? Buffer.from(`${this.d.guard.createRevision}:${++this.chainSeq}`) : undefined;
+      const link = { key: keys.commitChain, expect: this.chainValue, ...(next ? { next } : {}) };
+      if (next) this.chainValue = next;
+      const rev = this.send(ops, link);
+      rev.catch(() => undefined); // awaited below, in order
+      return { t, entries, rev };
+    });
     try {
-      for (const t of txns) {
-        const ops = t.flatMap((u) => u.ops);
-        const entries = t.flatMap((u) => outcomes.get(u.name) ?? []);
-        if (entries.length > 0) ops.push(await this.dedupe.op(entries));
-        const t0 = performance.now();
-        const rev = await this.d.store.txn(this.d.guard, ops);
-        this.d.metrics.observeCommit((performance.now() - t0) / 1000, ops.length);
+      for (const { t, entries, rev: pending } of sent) {
+        const rev = await pending;
         for (const u of t) revisions.set(u.name, rev);
         this.state.committed(t.map((u) => u.name), rev);
         this.dedupe.remember(entries, rev);
@@ -409,15 +439,43 @@ export class Leader {
         this.d.onFenceLost(unanswered);
         return;
       }
-      // The outcome of the failed transaction is unknown: forget the model and reload before the next batch.
+      // The outcome of the failed transaction is unknown (and later ones in
+      // flight fail their chain link): forget the model and reload first.
       this.degraded = true;
+      this.actor.send({ kind: 'reconcile' });
       const e = err instanceof UnavailableError ? err : new UnavailableError((err as Error).message, { cause: err });
       this.answer(answers.map((a) => ({ req: a.req, reply: { ok: false, error: e.toWire() } })));
       return;
     }
-    this.answer(answers.map((a) => ({ req: a.req, reply: a.build((n) => revisions.get(n)) as { ok: boolean } })));
+    this.answer(answers.map((a) => ({ req: a.req, reply: a.build((n) => revisions.get(n) ?? (this.state.resources.get(n)?.revision || undefined)) as { ok: boolean } })));
     this.d.metrics.setWorkerLoads(this.state.loads());
     this.announce(moves);
+  }
+
+  /**
+   * send issues one chained transaction now. etcd may apply requests that
+   * were in flight together in another order; then the chain check refuses
+   * this one (it certainly did not apply), and once its predecessor has
+   * committed it is sent again. If the predecessor failed, so does this.
+   */
+  private send(ops: Op[], link: ChainLink): Promise<number> {
+    const prev = this.tail;
+    const t0 = performance.now();
+    const attempt = async (): Promise<number> => {
+      for (let tries = 0; ; tries++) {
+        try {
+          const rev = await this.d.store.txn(this.d.guard, ops, link);
+          this.d.metrics.observeCommit((performance.now() - t0) / 1000, ops.length);
+          return rev;
+        } catch (err) {
+          if (!(err instanceof ChainBrokenError) || tries >= 3) throw err;
+          await prev;
+        }
+      }
+    };
+    const rev = attempt();
+    this.tail = rev;
+    return rev;
   }
 
   /** answer replies to each client directly, records it, and acks forwarded requests to their masters. */
