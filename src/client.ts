@@ -70,8 +70,9 @@ export class GafferClient {
   async call<T>(subject: string, body: unknown, timeoutMs = this.timeoutMs): Promise<T> {
     const deadline = Date.now() + timeoutMs;
     const id = randomUUID();
-    // Leave room for a second attempt: a failover takes about one lease TTL.
-    const perAttempt = Math.max(1500, Math.floor(timeoutMs / 2));
+    // A request lost with a crashed leader gets no answer at all: try again
+    // well within the deadline (the same id makes that safe).
+    const perAttempt = Math.max(1000, Math.floor(timeoutMs / 4));
     for (let delay = 50; ; delay = Math.min(delay * 2, 500)) {
       const left = deadline - Date.now();
       try {

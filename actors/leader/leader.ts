@@ -50,7 +50,7 @@ export interface LeaderDeps {
 }
 
 /** Slack on top of a worker's fence window before moving work off a worker we revoked. */
-const FENCE_SLACK_MS = 100;
+const FENCE_SLACK_MS = 50;
 /** Total worker probes per second the leader allows itself. */
 const PROBES_PER_SECOND = 500;
 
@@ -298,7 +298,7 @@ export class Leader {
   private trackWorker(id: string, fenceMs: number | undefined): void {
     if (fenceMs === undefined || this.stopped) return;
     this.fenceMs.set(id, fenceMs);
-    const interval = Math.max(200, Math.ceil((this.fenceMs.size / PROBES_PER_SECOND) * 1000));
+    const interval = Math.max(100, Math.ceil((this.fenceMs.size / PROBES_PER_SECOND) * 1000));
     this.d.prober.watch(probeKey(id), subjects.workerStatus(id), () => void this.revokeWorker(id), interval);
   }
 
