@@ -8,6 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import { ErrorCode as NatsErrorCode, headers as natsHeaders, type NatsConnection } from 'nats';
 import { connectBus } from './bus.js';
+import { DEFAULTS } from './config.js';
 import { ContentType, decodeReply, encode } from './codec.js';
 import { ErrorCode, fromWire, GafferError, InternalError, NoRespondersError, TimeoutError, UnavailableError } from './errors.js';
 import { ClientSubject, Header, subjects } from './subjects.js';
@@ -71,8 +72,9 @@ export class GafferClient {
     const deadline = Date.now() + timeoutMs;
     const id = randomUUID();
     // A request lost with a crashed leader gets no answer at all: try again
-    // well within the deadline (the same id makes that safe).
-    const perAttempt = Math.max(1000, Math.floor(timeoutMs / 4));
+    // within the deadline (the same id makes that safe), but not before a
+    // master holding it for want of a leader could have answered NO_LEADER.
+    const perAttempt = Math.max(DEFAULTS.holdMs + 500, Math.floor(timeoutMs / 2));
     for (let delay = 50; ; delay = Math.min(delay * 2, 500)) {
       const left = deadline - Date.now();
       try {

@@ -99,14 +99,15 @@ export class LocalCluster {
     return (this.clientP ??= GafferClient.connect(this.natsUrl, { timeoutMs: 5000 }));
   }
 
-  /** ready waits until a leader answers and sees `workers` live workers. */
+  /** ready waits until a leader answers and sees `workers` live workers and every running master. */
   async ready(workers = this.workers.size, timeoutMs = 30000): Promise<StatusResult> {
     const c = await this.client();
+    const masters = [...this.masters.values()].filter((m) => m.running).length;
     return waitFor(
-      `a leader that sees ${workers} workers`,
+      `a leader that sees ${workers} workers and ${masters} masters`,
       async () => {
         const s = await c.call<StatusResult>('cluster.status', {}, 1000);
-        return s.workers.length === workers ? s : undefined;
+        return s.workers.length === workers && s.masters.length >= masters ? s : undefined;
       },
       timeoutMs,
     );
