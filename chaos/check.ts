@@ -18,11 +18,16 @@
 //
 // Run intervals. A worker's task runs from the `at` of its "task started" line
 // to the `at` of its "task stopped" line. When a paused worker fences late,
-// `at` is its lease deadline (the product's claim of when its tasks certainly
-// ended); we take that claim, and separately note any late stop that no
-// injected pause explains. A SIGKILLed worker's open tasks end when the
-// injector saw the process exit. Tasks still open at the end of the run end
-// then.
+// `at` is its lease deadline: the product's claim that the process did not
+// run between that deadline and the fence, so neither did its tasks. We take
+// that claim unless the worker's own log refutes it: if it wrote any other
+// line (a task it started, a reconnect) after the claimed end and before the
+// fence, its process ran then with the task still open, so the task counts as
+// running again from that first line until the fence was logged (the span
+// between the claimed end and that line, the pause, still does not count).
+// We also note late stops that no injected pause explains. A SIGKILLed
+// worker's open tasks end when the injector saw the process exit. Tasks still
+// open at the end of the run end then.
 //
 // Slack: none. All processes share one machine's wall clock (Date.now()), so
 // timestamps are comparable. Every time is floored to whole ms (a late
@@ -80,23 +85,42 @@ export interface TaskLine {
   raw: string;
 }
 
+/** Activity: any line a worker wrote, as evidence that its process ran at `time`. */
+export interface Activity {
+  worker: string;
+  time: number;
+  msg: string;
+  lineNo: number;
+  raw: string;
+}
+
+/** What a worker logs while it fences: these lines do not refute a late fence's claimed end. */
+export const FENCE_MSGS: ReadonlySet<string> = new Set([
+  'task stopped',
+  'fencing: stopping every task',
+  'lease keepalive overdue; fencing',
+  'lease expired on the server',
+]);
+
 /**
  * parseWorkerLog reads one worker's log file (pino JSON lines, appended across
  * restarts). Lines carry the process id and the task's resource id under the
  * same key `id`; JSON.parse keeps the last, which pino writes last: the task's.
  */
-export function parseWorkerLog(worker: string, text: string): { lines: TaskLine[]; malformed: string[] } {
+export function parseWorkerLog(worker: string, text: string): { lines: TaskLine[]; activity: Activity[]; malformed: string[] } {
   const lines: TaskLine[] = [];
+  const activity: Activity[] = [];
   const malformed: string[] = [];
   text.split('\n').forEach((raw, i) => {
-    if (!raw.includes('"task st')) return;
+    if (!raw.startsWith('{')) return;
     let o: Record<string, unknown>;
     try {
       o = JSON.parse(raw) as Record<string, unknown>;
     } catch {
-      malformed.push(raw);
+      if (raw.includes('"task st')) malformed.push(raw);
       return;
     }
+    if (typeof o.time === 'number') activity.push({ worker, time: Math.floor(o.time), msg: String(o.msg ?? ''), lineNo: i + 1, raw });
     if (o.msg !== 'task started' && o.msg !== 'task stopped') return;
     const event = o.msg === 'task started' ? 'started' : 'stopped';
     const { name, id, at } = o;
@@ -110,7 +134,7 @@ export function parseWorkerLog(worker: string, text: string): { lines: TaskLine[
       ...(typeof o.reason === 'string' ? { reason: o.reason } : {}),
     });
   });
-  return { lines, malformed };
+  return { lines, activity, malformed };
 }
 
 // --- run intervals and overlaps --------------------------------------------
@@ -134,7 +158,8 @@ export interface Run {
   id: string;
   from: number;
   to: number;
-  end: 'stopped' | 'killed' | 'end-of-run' | 'restarted';
+  /** ran-after-claimed-end: the part of a late-fenced run that the worker's own log shows (see above). */
+  end: 'stopped' | 'killed' | 'end-of-run' | 'restarted' | 'ran-after-claimed-end';
   startLine: string;
   stopLine?: string;
 }
@@ -144,11 +169,27 @@ export interface Run {
  * and its deaths into run intervals. A death closes every run open at that
  * moment; the end of the run closes what is left.
  */
-export function buildRuns(lines: TaskLine[], deaths: Death[], endOfRun: number): { runs: Run[]; anomalies: string[] } {
+export function buildRuns(
+  lines: TaskLine[],
+  deaths: Death[],
+  endOfRun: number,
+  activity: Activity[] = [],
+): { runs: Run[]; anomalies: string[]; refuted: string[] } {
   const runs: Run[] = [];
   const anomalies: string[] = [];
+  const refuted: string[] = [];
   const workers = new Set([...lines.map((l) => l.worker), ...deaths.map((d) => d.worker)]);
   for (const w of [...workers].sort()) {
+    const mine = activity.filter((a) => a.worker === w && !FENCE_MSGS.has(a.msg));
+    /** refutation: the first line (not the fence's own) written after a late stop's claimed end and before the stop. */
+    const refutation = (stop: TaskLine): Activity | undefined => {
+      if (stop.loggedAt <= stop.at) return undefined;
+      let first: Activity | undefined;
+      for (const a of mine) {
+        if (a.lineNo < stop.lineNo && a.time > stop.at && a.time <= stop.loggedAt && (!first || a.time < first.time)) first = a;
+      }
+      return first;
+    };
     type Ev = { key: number; order: number; line?: TaskLine; death?: Death };
     const evs: Ev[] = [
       ...lines.filter((l) => l.worker === w).map((line, i): Ev => ({ key: line.loggedAt, order: i, line })),
@@ -157,14 +198,17 @@ export function buildRuns(lines: TaskLine[], deaths: Death[], endOfRun: number):
     ];
     evs.sort((a, b) => a.key - b.key || a.order - b.order);
     const open = new Map<string, { id: string; from: number; line: TaskLine }>();
-    const close = (name: string, to: number, end: Run['end'], stop?: TaskLine): void => {
+    const push = (name: string, from: number, to: number, end: Run['end'], stop?: TaskLine): void => {
       const o = open.get(name)!;
-      open.delete(name);
-      if (to < o.from) {
-        anomalies.push(`${w}: ${name} (${o.id}) ends at ${to}, before it started at ${o.from}; counted as zero-length`);
-        to = o.from;
+      if (to < from) {
+        anomalies.push(`${w}: ${name} (${o.id}) ends at ${to}, before it started at ${from}; counted as zero-length`);
+        to = from;
       }
-      runs.push({ worker: w, name, id: o.id, from: o.from, to, end, startLine: o.line.raw, ...(stop ? { stopLine: stop.raw } : {}) });
+      runs.push({ worker: w, name, id: o.id, from, to, end, startLine: o.line.raw, ...(stop ? { stopLine: stop.raw } : {}) });
+    };
+    const close = (name: string, to: number, end: Run['end'], stop?: TaskLine): void => {
+      push(name, open.get(name)!.from, to, end, stop);
+      open.delete(name);
     };
     for (const ev of evs) {
       if (ev.death) {
@@ -178,18 +222,30 @@ export function buildRuns(lines: TaskLine[], deaths: Death[], endOfRun: number):
           close(l.name, l.at, 'restarted');
         }
         open.set(l.name, { id: l.id, from: l.at, line: l });
-      } else {
-        const o = open.get(l.name);
-        if (!o || o.id !== l.id) {
-          anomalies.push(`${w}: ${l.name} (${l.id}) stopped (line ${l.lineNo}) but was not running there`);
-          continue;
-        }
-        close(l.name, l.at, 'stopped', l);
+        continue;
       }
+      const o = open.get(l.name);
+      if (!o || o.id !== l.id) {
+        anomalies.push(`${w}: ${l.name} (${l.id}) stopped (line ${l.lineNo}) but was not running there`);
+        continue;
+      }
+      const x = refutation(l);
+      if (!x) {
+        close(l.name, l.at, 'stopped', l);
+        continue;
+      }
+      refuted.push(
+        `${w}: ${l.name} (${l.id}) stop claims it ended at ${l.at}, but line ${x.lineNo} shows the worker ran at ${x.time}: ${x.raw}\n` +
+          `  stop (line ${l.lineNo}): ${l.raw}`,
+      );
+      // The claimed part (if the task started before the claimed end), then what the log shows it ran after it.
+      if (o.from < l.at) push(l.name, o.from, l.at, 'stopped', l);
+      close(l.name, l.loggedAt, 'ran-after-claimed-end', l);
+      runs[runs.length - 1]!.from = Math.max(o.from, x.time);
     }
     for (const name of [...open.keys()]) close(name, endOfRun, 'end-of-run');
   }
-  return { runs, anomalies };
+  return { runs, anomalies, refuted };
 }
 
 export interface Overlap {
@@ -452,6 +508,12 @@ export interface CheckResult {
    * shows the run exercised a paused worker whose work moved meanwhile.
    */
   ifStopsCountedWhenLogged: { overlaps: number; longestMs: number };
+  /**
+   * Late stops whose claimed end the worker's own log refutes (it wrote other
+   * lines after that end, before fencing); their runs were extended. Not a
+   * violation by itself: an overlap it causes is.
+   */
+  refutedStops: string[];
   notes: string[];
 }
 
@@ -460,20 +522,22 @@ export const LATE_STOP_NOTE_MS = 250;
 
 export function check(input: CheckInput): CheckResult {
   const lines: TaskLine[] = [];
+  const activity: Activity[] = [];
   const notes: string[] = [];
   for (const [worker, text] of Object.entries(input.logs).sort()) {
     const p = parseWorkerLog(worker, text);
     lines.push(...p.lines);
+    activity.push(...p.activity);
     for (const m of p.malformed) notes.push(`${worker}: malformed task line: ${m.slice(0, 300)}`);
   }
-  const { runs, anomalies } = buildRuns(lines, input.deaths, input.endOfRun);
+  const { runs, anomalies, refuted } = buildRuns(lines, input.deaths, input.endOfRun, activity);
   notes.push(...anomalies);
   for (const l of unexplainedLateStops(lines, input.pauses, LATE_STOP_NOTE_MS)) {
     notes.push(`${l.worker}: a stop written ${l.loggedAt - l.at} ms after the end it claims, with no pause to explain it: ${l.raw}`);
   }
   const overlaps = findOverlaps(runs);
   const asLogged = findOverlaps(
-    buildRuns(lines.map((l) => (l.event === 'stopped' ? { ...l, at: l.loggedAt } : l)), input.deaths, input.endOfRun).runs,
+    buildRuns(lines.map((l) => (l.event === 'stopped' ? { ...l, at: l.loggedAt } : l)), input.deaths, input.endOfRun, activity).runs,
   );
   const ops = checkOps(input.ops, input.final.list);
   notes.push(...ops.anomalies);
@@ -488,6 +552,7 @@ export function check(input: CheckInput): CheckResult {
     runs: runs.length,
     taskLines: lines.length,
     lateStops: lines.filter((l) => l.event === 'stopped' && l.loggedAt - l.at > LATE_STOP_NOTE_MS).length,
+    refutedStops: refuted,
     ifStopsCountedWhenLogged: { overlaps: asLogged.length, longestMs: Math.round(asLogged[0]?.ms ?? 0) },
     notes,
   };

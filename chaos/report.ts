@@ -53,7 +53,14 @@ export interface Results {
   };
   eitherWay: Array<{ name: string; last: string; present: boolean }>;
   final: { converged: boolean; why: string | null; resources: number };
-  checked: { taskLines: number; runs: number; lateStops: number; ifStopsCountedWhenLogged: { overlaps: number; longestMs: number } };
+  checked: {
+    taskLines: number;
+    runs: number;
+    lateStops: number;
+    ifStopsCountedWhenLogged: { overlaps: number; longestMs: number };
+    /** Late fences whose claimed end the worker's own log refutes (runs extended accordingly). */
+    refutedStops: string[];
+  };
   violations: {
     lost: Finding[];
     resurrected: Finding[];
@@ -170,6 +177,10 @@ export function report(r: Results): string {
     `late fences (stop logged >${LATE_STOP_NOTE_MS} ms after the end it claims): ${r.checked.lateStops}; ` +
       `counted until logged instead, they would overlap ${w.overlaps} times (longest ${w.longestMs} ms)`,
   );
+  if (r.checked.refutedStops.length) {
+    out.push(`late fences refuted by the worker's own log (it ran after the end it claims; runs extended): ${r.checked.refutedStops.length}`);
+    for (const x of r.checked.refutedStops.slice(0, 5)) out.push(`    ${x.replace(/\n/g, '\n    ')}`);
+  }
   out.push('');
   out.push(
     table([

@@ -139,7 +139,8 @@ async function main(): Promise<number> {
   // A final state that never converged shows up as orphans; say why too.
   if (!finalRecovery.ok) notes.unshift(`final convergence not reached: ${finalRecovery.why}`);
   const total = violationCount(r) + unrecovered.length;
-  const keep = cfg.keepLogs || total > 0;
+  // Keep the logs for anything worth a look: violations, anomalies, refuted fences.
+  const keep = cfg.keepLogs || total > 0 || notes.length > 0 || r.refutedStops.length > 0;
   const results: Results = {
     meta: {
       startedAt: new Date(t0).toISOString(),
@@ -160,7 +161,13 @@ async function main(): Promise<number> {
     requests: requestStats(ops),
     eitherWay: eitherWayOut(r.eitherWay),
     final: { converged: finalRecovery.ok, why: finalRecovery.ok ? null : (finalRecovery.why ?? null), resources: final.list.length },
-    checked: { taskLines: r.taskLines, runs: r.runs, lateStops: r.lateStops, ifStopsCountedWhenLogged: r.ifStopsCountedWhenLogged },
+    checked: {
+      taskLines: r.taskLines,
+      runs: r.runs,
+      lateStops: r.lateStops,
+      ifStopsCountedWhenLogged: r.ifStopsCountedWhenLogged,
+      refutedStops: r.refutedStops,
+    },
     violations: { lost: r.lost, resurrected: r.resurrected, orphaned: r.orphaned, overlaps: overlapsOut(r, faults), unrecovered },
     summary: {
       lost: r.lost.length,

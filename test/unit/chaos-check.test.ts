@@ -368,3 +368,67 @@ test('a fractional lease deadline is floored: it cannot invent a sub-ms overlap'
   });
   assert.equal(findOverlaps(late.runs)[0]?.ms, 1);
 });
+
+// --- late fences refuted by the worker's own log ----------------------------------
+
+const line = (w: string, t: number, msg: string, extra = ''): string =>
+  `{"level":30,"time":${t},"role":"worker","id":"${w}","component":"worker"${extra},"msg":"${msg}"}`;
+
+function runsWithActivity(logs: Record<string, string[]>, deaths: Death[] = [], end = 100_000) {
+  const parsed = Object.entries(logs).map(([w, ls]) => parseWorkerLog(w, ls.join('\n')));
+  return buildRuns(parsed.flatMap((p) => p.lines), deaths, end, parsed.flatMap((p) => p.activity));
+}
+
+test('a late fence with only fence lines after its claimed end keeps the claim', () => {
+  const { runs, refuted } = runsWithActivity({
+    w1: [
+      started('w1', 'a', 'A', 1000),
+      line('w1', 4000, 'lease keepalive overdue; fencing'),
+      line('w1', 4000, 'fencing: stopping every task'),
+      stopped('w1', 'a', 'A', 3000, 4001, 'fenced: keepalive overdue'),
+    ],
+    w2: [started('w2', 'a', 'A', 3500)],
+  });
+  assert.deepEqual(refuted, []);
+  assert.deepEqual(findOverlaps(runs), []);
+});
+
+test('VIOLATION: a task started after the lease deadline, before the late fence, runs until the fence', () => {
+  // Resumed from a pause, the worker handles a queued assign before its overdue fence fires.
+  const { runs, refuted, anomalies } = runsWithActivity({
+    w1: [
+      started('w1', 'a', 'A', 1000),
+      started('w1', 'b', 'B', 4000),
+      line('w1', 4005, 'fencing: stopping every task'),
+      stopped('w1', 'a', 'A', 3000, 4005, 'fenced: keepalive overdue'),
+      stopped('w1', 'b', 'B', 3000, 4005, 'fenced: keepalive overdue'),
+    ],
+    w2: [started('w2', 'b', 'B', 3800)],
+  });
+  assert.deepEqual(anomalies, []);
+  assert.equal(refuted.length, 2, 'both claims refuted by the start line of b');
+  const w1 = runs.filter((r) => r.worker === 'w1').map((r) => [r.name, r.from, r.to, r.end]);
+  assert.deepEqual(w1, [
+    ['a', 1000, 3000, 'stopped'],
+    ['a', 4000, 4005, 'ran-after-claimed-end'],
+    ['b', 4000, 4005, 'ran-after-claimed-end'],
+  ]);
+  const o = findOverlaps(runs);
+  assert.equal(o.length, 1);
+  assert.deepEqual([o[0]!.name, o[0]!.from, o[0]!.to, o[0]!.ms], ['b', 4000, 4005, 5]);
+});
+
+test('VIOLATION: any other line after the claimed end (a reconnect) refutes it; the pause itself still does not count', () => {
+  const { runs, refuted } = runsWithActivity({
+    w1: [
+      started('w1', 'a', 'A', 1000),
+      line('w1', 3700, 'nats connection', ',"event":"reconnect"'),
+      stopped('w1', 'a', 'A', 3000, 3710, 'fenced: keepalive overdue'),
+    ],
+    w2: [started('w2', 'a', 'A', 3500)],
+  });
+  assert.equal(refuted.length, 1);
+  assert.deepEqual(runs.filter((r) => r.worker === 'w1').map((r) => [r.from, r.to]), [[1000, 3000], [3700, 3710]]);
+  const o = findOverlaps(runs);
+  assert.deepEqual([o.length, o[0]?.from, o[0]?.ms], [1, 3700, 10]);
+});
