@@ -39,6 +39,8 @@ export function fencingTiming(ttlSeconds: number): LeaseTiming {
   return { ttlSeconds, validityMs, intervalMs: Math.floor(validityMs / 4) };
 }
 
+type KeepaliveStream = Awaited<ReturnType<Store['client']['leaseClient']['leaseKeepAlive']>>;
+
 export interface LeaseCallbacks {
   /** Keepalives are overdue: the server may expire the lease soon. Stop acting on it now. */
   onFenced(): void;
@@ -56,6 +58,8 @@ export class KeptLease {
   private stopped = false;
   private inflight = false;
   private overdue = false;
+  private stream: KeepaliveStream | undefined;
+  private waiter: { resolve(r: { TTL: string }): void; reject(e: Error): void } | undefined;
   private readonly log = logger().child({ component: 'lease' });
 
   private constructor(
@@ -121,17 +125,54 @@ export class KeptLease {
     }
   }
 
+  /**
+   * keepaliveOnce sends one keepalive on a stream kept open across beats
+   * (one gRPC stream per lease, not one per beat: a thousand workers would
+   * otherwise open thousands of streams a second). One beat is in flight at a
+   * time, so the next response is ours; a beat that times out drops the
+   * stream, so no late answer can be taken for a newer one.
+   */
   private async keepaliveOnce(): Promise<{ TTL: string }> {
-    const deadline = Date.now() + Math.max(200, this.timing.intervalMs * 2);
-    const stream = await this.store.client.leaseClient.leaseKeepAlive({ deadline });
+    const stream = this.stream ?? (this.stream = await this.openStream());
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.dropStream();
+        reject(new Error('keepalive got no answer in time'));
+      }, Math.max(200, this.timing.intervalMs * 2));
+      this.waiter = {
+        resolve: (r) => (clearTimeout(timer), resolve(r)),
+        reject: (e) => (clearTimeout(timer), reject(e)),
+      };
+      stream.write({ ID: this.id });
+    });
+  }
+
+  private async openStream(): Promise<KeepaliveStream> {
+    const stream = await this.store.client.leaseClient.leaseKeepAlive();
+    const fail = (err?: Error) => {
+      if (this.stream === stream) this.stream = undefined;
+      const w = this.waiter;
+      this.waiter = undefined;
+      w?.reject(err ?? new Error('keepalive stream ended'));
+    };
+    stream.on('data', (res) => {
+      const w = this.waiter;
+      this.waiter = undefined;
+      w?.resolve(res);
+    });
+    stream.on('error', fail);
+    stream.on('end', () => fail());
+    return stream;
+  }
+
+  private dropStream(): void {
+    const stream = this.stream;
+    this.stream = undefined;
+    this.waiter = undefined;
     try {
-      return await new Promise((resolve, reject) => {
-        stream.on('data', resolve);
-        stream.on('error', reject);
-        stream.write({ ID: this.id });
-      });
-    } finally {
-      stream.end();
+      stream?.cancel();
+    } catch {
+      // already gone
     }
   }
 
@@ -157,6 +198,7 @@ export class KeptLease {
 
   private halt(): void {
     this.stopped = true;
+    this.dropStream();
     clearInterval(this.timer);
     clearTimeout(this.fence);
   }
