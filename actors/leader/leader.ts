@@ -350,7 +350,8 @@ export class Leader {
     if (c.op === 'add') {
       const created = s.add(c.name, c.spec);
       const r = s.view(c.name)!;
-      const { revision: _r, ...rec } = r;
+      // The model's own record (never mutated, only replaced), not a copy: dedupe keeps it for a minute.
+      const rec = s.resources.get(c.name)!.rec;
       return {
         req,
         build: (rev) => ({ ok: true, created, resource: stamp(r, rev) }),
