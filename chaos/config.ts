@@ -12,13 +12,17 @@
 //   CHAOS_RECOVER_MS         deadline for recovery after each fault (default 60000; quick 40000)
 //   CHAOS_DEADLINE_MS        deadline for the whole fault phase (default 540000; quick 150000)
 //   CHAOS_KEEP_LOGS=1        keep the cluster's log directory even when the run is clean
+//   CHAOS_KINDS=a,b          inject only these fault kinds (for reproducing one; default: all)
+//   CHAOS_PAUSE_MS=lo-hi     SIGSTOP durations in ms (default 500-4000; quick 500-3500)
 
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomSeed } from './rng.js';
+import { FAULT_KINDS, type FaultKind } from './faults.js';
 
 export interface ChaosConfig {
   faults: number;
+  kinds: FaultKind[];
   seed: number;
   quick: boolean;
   out: string;
@@ -59,10 +63,29 @@ function int(env: NodeJS.ProcessEnv, key: string, fallback: number, min: number)
   return n;
 }
 
+function kinds(raw: string | undefined): FaultKind[] {
+  if (!raw) return [...FAULT_KINDS];
+  const out = raw.split(',').map((k) => k.trim()).filter(Boolean);
+  for (const k of out) {
+    if (!(FAULT_KINDS as readonly string[]).includes(k)) throw new Error(`CHAOS_KINDS: unknown kind "${k}"; known: ${FAULT_KINDS.join(', ')}`);
+  }
+  if (out.length === 0) throw new Error('CHAOS_KINDS names no kind');
+  return out as FaultKind[];
+}
+
+function range(env: NodeJS.ProcessEnv, key: string, fallback: [number, number]): [number, number] {
+  const raw = env[key];
+  if (!raw) return fallback;
+  const m = /^(\d+)-(\d+)$/.exec(raw);
+  if (!m || Number(m[1]) > Number(m[2])) throw new Error(`${key} must look like 500-4000 (ms), not ${JSON.stringify(raw)}`);
+  return [Number(m[1]), Number(m[2])];
+}
+
 export function chaosConfig(env: NodeJS.ProcessEnv = process.env): ChaosConfig {
   const quick = env.CHAOS_QUICK === '1';
   return {
     faults: int(env, 'CHAOS_FAULTS', 30, 1),
+    kinds: kinds(env.CHAOS_KINDS),
     seed: int(env, 'CHAOS_SEED', randomSeed(), 0),
     quick,
     out: env.CHAOS_OUT || join(repoRoot, 'chaos', 'results.json'),
@@ -77,7 +100,7 @@ export function chaosConfig(env: NodeJS.ProcessEnv = process.env): ChaosConfig {
     },
     gapMs: quick ? [500, 1500] : [1000, 3000],
     killDownMs: quick ? [200, 1500] : [200, 3000],
-    pauseMs: quick ? [500, 3500] : [500, 4000],
+    pauseMs: range(env, 'CHAOS_PAUSE_MS', quick ? [500, 3500] : [500, 4000]),
     natsDownMs: quick ? [0, 1000] : [0, 2000],
     etcdDownMs: quick ? [500, 1500] : [500, 3000],
     recoverMs: int(env, 'CHAOS_RECOVER_MS', quick ? 40000 : 60000, 1000),

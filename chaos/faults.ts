@@ -46,9 +46,9 @@ export interface FaultRecord {
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** schedule deals the kinds in shuffled rounds, so every kind comes up about equally often. */
-export function schedule(rng: Rng, n: number): FaultKind[] {
+export function schedule(rng: Rng, n: number, kinds: readonly FaultKind[] = FAULT_KINDS): FaultKind[] {
   const out: FaultKind[] = [];
-  while (out.length < n) out.push(...rng.shuffle(FAULT_KINDS));
+  while (out.length < n) out.push(...rng.shuffle(kinds));
   return out.slice(0, n);
 }
 

@@ -71,7 +71,7 @@ async function main(): Promise<number> {
     wl.start();
     await sleep(cfg.warmupMs);
     const deadline = Date.now() + cfg.deadlineMs;
-    const kinds = schedule(faultRng, cfg.faults);
+    const kinds = schedule(faultRng, cfg.faults, cfg.kinds);
     for (let i = 0; i < kinds.length; i++) {
       if (Date.now() > deadline) {
         stoppedEarly = `the ${cfg.deadlineMs} ms deadline passed after ${i} faults`;
