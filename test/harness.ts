@@ -3,6 +3,7 @@
 // Set GAFFER_KEEP_LOGS=1 to keep each cluster's logs for a post-mortem.
 
 import { after } from 'node:test';
+import { spawn } from 'node:child_process';
 import { connect, type NatsConnection, type Subscription } from 'nats';
 import { LocalCluster, type ClusterOptions } from '../src/cluster.js';
 import { waitFor } from '../src/servers.js';
@@ -80,4 +81,30 @@ export async function rawConnect(url: string): Promise<NatsConnection> {
   const nc = await connect({ servers: url });
   after(() => nc.close());
   return nc;
+}
+
+/**
+ * runScript runs a built script (the bench, the chaos run) as a child with a
+ * deadline: SIGTERM at the deadline (the scripts stop their own children on
+ * it), SIGKILL ten seconds later if that did not end it.
+ */
+export function runScript(
+  path: string,
+  env: NodeJS.ProcessEnv,
+  deadlineMs: number,
+): Promise<{ code: number | null; signal: string | null; output: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [path], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+    const term = setTimeout(() => child.kill('SIGTERM'), deadlineMs);
+    const kill = setTimeout(() => child.kill('SIGKILL'), deadlineMs + 10_000);
+    child.on('error', reject);
+    child.on('exit', (code, signal) => {
+      clearTimeout(term);
+      clearTimeout(kill);
+      resolve({ code, signal, output });
+    });
+  });
 }

@@ -4,35 +4,15 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { runScript } from '../harness.js';
 
 const RUN = fileURLToPath(new URL('../../bench/run.js', import.meta.url));
 const DEADLINE_MS = 200_000;
 
-function runBench(out: string): Promise<{ code: number | null; signal: string | null; output: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [RUN], {
-      env: { ...process.env, BENCH_QUICK: '1', BENCH_OUT: out },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let output = '';
-    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-    // The bench kills its own children when it exits on SIGTERM; SIGKILL only if it does not.
-    const term = setTimeout(() => child.kill('SIGTERM'), DEADLINE_MS);
-    const kill = setTimeout(() => child.kill('SIGKILL'), DEADLINE_MS + 10_000);
-    child.on('error', reject);
-    child.on('exit', (code, signal) => {
-      clearTimeout(term);
-      clearTimeout(kill);
-      resolve({ code, signal, output });
-    });
-  });
-}
 
 const isNum = (x: unknown): boolean => typeof x === 'number' || x === null; // NaN is written as null
 
@@ -47,7 +27,7 @@ test('npm run bench in quick mode completes and writes every part', { timeout: D
   const dir = mkdtempSync(join(tmpdir(), 'gaffer-bench-test-'));
   try {
     const out = join(dir, 'results.json');
-    const { code, signal, output } = await runBench(out);
+    const { code, signal, output } = await runScript(RUN, { BENCH_QUICK: '1', BENCH_OUT: out }, DEADLINE_MS);
     assert.equal(signal, null, `bench was killed by ${signal}:\n${output.slice(-4000)}`);
     assert.equal(code, 0, `bench exited ${code}:\n${output.slice(-4000)}`);
     const r = JSON.parse(readFileSync(out, 'utf8')) as Record<string, any>;

@@ -5,36 +5,16 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { runScript } from '../harness.js';
 
 const RUN = fileURLToPath(new URL('../../chaos/run.js', import.meta.url));
 const DEADLINE_MS = 180_000;
 const FAULTS = 8;
 
-function runChaos(out: string): Promise<{ code: number | null; signal: string | null; output: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [RUN], {
-      env: { ...process.env, CHAOS_QUICK: '1', CHAOS_FAULTS: String(FAULTS), CHAOS_OUT: out },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let output = '';
-    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-    // The run kills its own children when it exits on SIGTERM; SIGKILL only if it does not.
-    const term = setTimeout(() => child.kill('SIGTERM'), DEADLINE_MS);
-    const kill = setTimeout(() => child.kill('SIGKILL'), DEADLINE_MS + 10_000);
-    child.on('error', reject);
-    child.on('exit', (code, signal) => {
-      clearTimeout(term);
-      clearTimeout(kill);
-      resolve({ code, signal, output });
-    });
-  });
-}
 
 const KINDS = ['kill-leader', 'kill-follower', 'kill-worker', 'pause-leader', 'pause-follower', 'pause-worker', 'restart-nats', 'restart-etcd'];
 
@@ -42,7 +22,7 @@ test(`chaos: ${FAULTS} faults, every acknowledged write kept, nothing lost, resu
   const dir = mkdtempSync(join(tmpdir(), 'gaffer-chaos-test-'));
   try {
     const out = join(dir, 'results.json');
-    const { code, signal, output } = await runChaos(out);
+    const { code, signal, output } = await runScript(RUN, { CHAOS_QUICK: '1', CHAOS_FAULTS: String(FAULTS), CHAOS_OUT: out }, DEADLINE_MS);
     const tail = output.slice(-6000);
     assert.equal(signal, null, `chaos was killed by ${signal}:\n${tail}`);
     assert.equal(code, 0, `chaos exited ${code}:\n${tail}`);
