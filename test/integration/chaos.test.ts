@@ -15,7 +15,6 @@ const RUN = fileURLToPath(new URL('../../chaos/run.js', import.meta.url));
 const DEADLINE_MS = 180_000;
 const FAULTS = 8;
 
-
 const KINDS = ['kill-leader', 'kill-follower', 'kill-worker', 'pause-leader', 'pause-follower', 'pause-worker', 'restart-nats', 'restart-etcd'];
 
 test(`chaos: ${FAULTS} faults, every acknowledged write kept, nothing lost, resurrected, orphaned or run twice`, { timeout: DEADLINE_MS + 30_000 }, async (t) => {
@@ -23,7 +22,11 @@ test(`chaos: ${FAULTS} faults, every acknowledged write kept, nothing lost, resu
   try {
     const out = join(dir, 'results.json');
     const { code, signal, output } = await runScript(RUN, { CHAOS_QUICK: '1', CHAOS_FAULTS: String(FAULTS), CHAOS_OUT: out }, DEADLINE_MS);
-    const tail = output.slice(-6000);
+    // The seed (to replay) and the kept logs' directory come first: the report after them can be long.
+    const lines = output.split('\n');
+    const seed = lines.find((l) => l.includes('replay with CHAOS_SEED')) ?? '(no seed line)';
+    const kept = lines.find((l) => l.includes('logs kept in')) ?? '';
+    const tail = `${seed}\n${kept}\n...\n${output.slice(-6000)}`;
     assert.equal(signal, null, `chaos was killed by ${signal}:\n${tail}`);
     assert.equal(code, 0, `chaos exited ${code}:\n${tail}`);
     const r = JSON.parse(readFileSync(out, 'utf8')) as Record<string, any>;
