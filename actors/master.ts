@@ -58,6 +58,8 @@ export class Master {
   private sweeper: NodeJS.Timeout | undefined;
   private readonly prober: Prober;
   private probeStart: NodeJS.Timeout | undefined;
+  /** Resolves once the last Leader we ran has stopped. */
+  private retiring: Promise<unknown> = Promise.resolve();
   private service: ClientService | undefined;
   private readonly metrics: GafferMetrics;
   private metricsServer: MetricsServer | undefined;
@@ -224,7 +226,9 @@ export class Master {
 
   private sweep(): void {
     const now = Date.now();
-    for (const [id, f] of this.inflight) if (now - f.at > FORGET_AFTER_MS) this.inflight.delete(id);
+    // Forgotten by age since we received it, not since we last sent it, or it would be re-sent forever.
+    const received = performance.now();
+    for (const [id, f] of this.inflight) if (received - f.req.receivedAt > FORGET_AFTER_MS) this.inflight.delete(id);
     this.resend((f) => now - f.at > RESEND_AFTER_MS);
   }
 
@@ -278,6 +282,9 @@ export class Master {
     this.metrics.setLeader(true);
     leader.listen({ callback: (_err, msg) => this.onForwarded(msg) });
     this.flushHeld();
+    // A leader of ours that is still stopping (fenced, then restored) may have
+    // commits in flight; ours would race them on the commit chain.
+    await this.retiring;
     for (let delay = 100; this.leader === leader; delay = Math.min(2000, delay * 2)) {
       try {
         await leader.start();
@@ -299,8 +306,9 @@ export class Master {
     this.metrics.setLeader(false);
     this.log.warn({ reason }, 'no longer leading');
     publishEvent(this.nc, this.cfg.id, 'leader.resigned', { leader: this.cfg.id, reason });
-    const rest = await leader.stop();
-    for (const r of rest) this.route(r);
+    const stopped = leader.stop();
+    this.retiring = stopped.catch(() => undefined);
+    for (const r of await stopped) this.route(r);
   }
 
   /**

@@ -193,7 +193,21 @@ export class Worker {
     this.log.debug({ why, revision: snap.revision, running: this.tasks.size }, 'resynced');
   }
 
+  /**
+   * valid checks the lease on the monotonic clock, now. The fence timer can
+   * fire late: after a pause (SIGSTOP) or a blocked event loop, I/O
+   * callbacks may run before timers, so nothing may start on the strength of
+   * `fenced` alone.
+   */
+  private valid(): boolean {
+    if (this.fenced || this.stopping) return false;
+    if (this.lease?.alive) return true;
+    this.fence('lease deadline passed');
+    return false;
+  }
+
   private apply(ev: AssignEvent & { epoch?: string }): void {
+    if (!this.valid()) return;
     const r = ev?.resource;
     if (!r || typeof r.name !== 'string' || typeof ev.revision !== 'number') return;
     if (ev.revision <= Math.max(this.floor, this.seen.get(r.name) ?? 0)) return;
@@ -206,7 +220,7 @@ export class Worker {
   }
 
   private startTask(r: Resource): void {
-    if (this.fenced || this.stopping) return;
+    if (!this.valid()) return;
     this.tasks.set(r.name, startTask(r, this.log));
     this.metrics.setRunningTasks(this.tasks.size);
     this.log.info({ name: r.name, id: r.id, at: Date.now() }, 'task started');

@@ -78,8 +78,13 @@ export class Election {
 
   private async campaign(): Promise<void> {
     const lease: KeptLease = await KeptLease.grant(this.store, this.timing, {
-      onFenced: () => lease === this.lease && this.stopLeading('lease keepalive overdue'),
-      onRestored: () => lease === this.lease && this.recompute(),
+      // An overdue keepalive alone does not end leadership: every leader
+      // write and every answer goes through a transaction fenced on our key,
+      // so if the key is gone nothing we do lands. Stepping down here instead
+      // made a leader busy loading a large state fence itself, reload, and
+      // fence again. We step down when etcd says the lease is gone.
+      onFenced: () => undefined,
+      onRestored: () => undefined,
       onExpired: () => this.onLeaseExpired(lease),
     });
     this.lease = lease;
@@ -118,7 +123,7 @@ export class Election {
       this.cb.onLeaderChange(lowest);
     }
     const mine = this.myKey !== undefined && lowest?.key === this.myKey;
-    if (mine && !this.leading && this.lease?.alive) {
+    if (mine && !this.leading) {
       this.leading = { key: lowest!.key, createRevision: lowest!.createRevision };
       this.cb.onStartedLeading(this.leading);
     } else if (!mine && this.leading) {

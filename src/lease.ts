@@ -27,15 +27,16 @@ export function leaseTiming(ttlSeconds: number): LeaseTiming {
 }
 
 /**
- * fencingTiming: workers trust their lease for 30% of the TTL after each
+ * fencingTiming: workers trust their lease for 40% of the TTL after each
  * keepalive and beat four times in that window. A worker whose keepalives
  * stop therefore stops its tasks within validityMs, which is what lets the
  * leader move work from a worker it revoked after only that long. The price:
- * an etcd stall longer than that window makes workers stop (and later
- * restart) their tasks, though nothing moves unless their leases expire.
+ * an etcd stall (or a blocked event loop) longer than that window makes
+ * workers stop and later restart their tasks, though nothing moves unless
+ * their leases expire. (30% made fence storms under load on 2 cores.)
  */
 export function fencingTiming(ttlSeconds: number): LeaseTiming {
-  const validityMs = Math.max(500, ttlSeconds * 300);
+  const validityMs = Math.max(600, ttlSeconds * 400);
   return { ttlSeconds, validityMs, intervalMs: Math.floor(validityMs / 4) };
 }
 

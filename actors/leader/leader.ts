@@ -136,6 +136,7 @@ export class Leader {
   private async load(): Promise<void> {
     await this.closeWatches();
     const { store } = this.d;
+    const t0 = performance.now();
     const workers = await store.range(keys.workersPrefix);
     const rev = workers.revision;
     const dedupe = new Dedupe(store, this.d.guard.createRevision);
@@ -146,6 +147,7 @@ export class Leader {
       store.range(keys.commitChain, rev),
       dedupe.load(rev),
     ]);
+    const tRead = performance.now();
     const state = new ClusterState(this.d.guard.createRevision);
     for (const kv of workers.kvs) {
       const id = parseKey.worker(kv.key);
@@ -190,7 +192,14 @@ export class Leader {
     this.loadRevision = rev;
     this.degraded = false;
     this.log.info(
-      { revision: rev, workers: state.workers.size, resources: state.resources.size, pending: state.pending.size },
+      {
+        revision: rev,
+        workers: state.workers.size,
+        resources: state.resources.size,
+        pending: state.pending.size,
+        readMs: Math.round(tRead - t0),
+        buildMs: Math.round(performance.now() - tRead),
+      },
       'leader loaded state',
     );
     this.watches.push(
