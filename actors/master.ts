@@ -17,12 +17,11 @@ import type { AckMessage } from '../src/protocol.js';
 import { packed } from '../src/codec.js';
 import { leaseTiming } from '../src/lease.js';
 import { logger, type Logger } from '../src/log.js';
-import type { Store } from '../src/store.js';
+import type { Guard, Store } from '../src/store.js';
 import { connectProcess } from '../src/connect.js';
 import { subjects } from '../src/subjects.js';
 import { publishEvent } from '../src/events.js';
 import { ForeignReplyError, forwardedSubject, forwardHeaders, newRequestId, parseRequest, type ClientRequest } from '../src/request.js';
-import type { Guard } from '../src/store.js';
 import { Leader } from './leader/leader.js';
 
 export interface MasterConfig extends ProcessConfig {
@@ -30,7 +29,6 @@ export interface MasterConfig extends ProcessConfig {
   /** false: do not join the `masters` queue group (a master that only leads; benchmarks use it). */
   serveClients?: boolean;
 }
-
 
 interface Held {
   req: ClientRequest;
