@@ -223,7 +223,7 @@ export class Worker {
     if (!this.valid()) return;
     this.tasks.set(r.name, startTask(r, this.log));
     this.metrics.setRunningTasks(this.tasks.size);
-    this.log.info({ name: r.name, id: r.id, at: Date.now() }, 'task started');
+    this.log.info({ name: r.name, resourceId: r.id, at: Date.now() }, 'task started');
     publishEvent(this.nc, this.cfg.id, 'task.started', { name: r.name, id: r.id, worker: this.cfg.id, taskKind: taskKindOf(r.spec) });
   }
 
@@ -234,7 +234,7 @@ export class Worker {
     this.metrics.setRunningTasks(this.tasks.size);
     void t.stop();
     const id = t.resource.id;
-    this.log.info({ name, id, reason, at: endedAt, loggedAt: Date.now() }, 'task stopped');
+    this.log.info({ name, resourceId: id, reason, at: endedAt, loggedAt: Date.now() }, 'task stopped');
     publishEvent(this.nc, this.cfg.id, 'task.stopped', { name, id, worker: this.cfg.id, reason, endedAt: new Date(endedAt).toISOString() });
   }
 

@@ -104,8 +104,8 @@ export const FENCE_MSGS: ReadonlySet<string> = new Set([
 
 /**
  * parseWorkerLog reads one worker's log file (pino JSON lines, appended across
- * restarts). Lines carry the process id and the task's resource id under the
- * same key `id`; JSON.parse keeps the last, which pino writes last: the task's.
+ * restarts). The task's resource id is `resourceId` (older logs put it under
+ * `id`, after the process id; JSON.parse keeps the last, the task's).
  */
 export function parseWorkerLog(worker: string, text: string): { lines: TaskLine[]; activity: Activity[]; malformed: string[] } {
   const lines: TaskLine[] = [];
@@ -123,7 +123,8 @@ export function parseWorkerLog(worker: string, text: string): { lines: TaskLine[
     if (typeof o.time === 'number') activity.push({ worker, time: Math.floor(o.time), msg: String(o.msg ?? ''), lineNo: i + 1, raw });
     if (o.msg !== 'task started' && o.msg !== 'task stopped') return;
     const event = o.msg === 'task started' ? 'started' : 'stopped';
-    const { name, id, at } = o;
+    const { name, at } = o;
+    const id = o.resourceId ?? o.id;
     const loggedAt = typeof o.loggedAt === 'number' ? o.loggedAt : typeof o.time === 'number' ? o.time : at;
     if (typeof name !== 'string' || typeof id !== 'string' || typeof at !== 'number' || typeof loggedAt !== 'number' || id === worker) {
       malformed.push(raw);

@@ -54,6 +54,13 @@ test('parseWorkerLog refuses a task line whose id is the worker id (the fields c
   assert.equal(malformed.length, 2);
 });
 
+test('parseWorkerLog reads the resource id from resourceId, as workers now log it', () => {
+  const line = `{"level":30,"time":5,"role":"worker","id":"w1","component":"worker","name":"a","resourceId":"rid-a","at":5,"msg":"task started"}`;
+  const { lines, malformed } = parseWorkerLog('w1', line);
+  assert.deepEqual(malformed, []);
+  assert.equal(lines[0]?.id, 'rid-a');
+});
+
 // --- overlaps ---------------------------------------------------------------
 
 test('a clean hand-over (stop at t, start elsewhere at t) is not an overlap', () => {
