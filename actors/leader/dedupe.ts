@@ -19,15 +19,40 @@ const BUCKET_MS = 10_000;
 /** Outcome is a write's answer without its revision, which the transaction's own revision supplies. */
 export type Outcome = { op: 'add'; created: boolean; rec: StoredResource } | { op: 'delete'; rec: StoredResource };
 
+/**
+ * What etcd keeps: an add only as name and id (the record itself is in
+ * gaffer/resources, so a new leader need not read it twice), a delete with
+ * the record it removed (nothing else has it any more).
+ */
+type Recorded = ['a', string, string] | ['d', StoredResource];
+
+/** A remembered outcome: in full when this leader made it, as a name and id when an earlier leader did. */
+type Known = Outcome | { op: 'added'; name: string; id: string };
+
 interface Remembered {
-  outcome: Outcome;
+  outcome: Known;
   revision: number;
   at: number;
 }
 
-export function answerOf(o: Outcome, revision: number): Record<string, unknown> {
-  const resource: Resource = { ...o.rec, revision };
+/**
+ * answerOf rebuilds the first answer. An add recorded by an earlier leader is
+ * answered with the resource as it is now, if it is still the same one; if it
+ * was deleted since, with what is known of it.
+ */
+export function answerOf(r: Remembered, now: (name: string) => Resource | undefined): Record<string, unknown> {
+  const o = r.outcome;
+  if (o.op === 'added') {
+    const cur = now(o.name);
+    const resource = cur?.id === o.id ? cur : { name: o.name, id: o.id, worker: null, spec: {}, createdAt: '', revision: r.revision };
+    return { ok: true, created: true, resource };
+  }
+  const resource: Resource = { ...o.rec, revision: r.revision };
   return o.op === 'add' ? { ok: true, created: o.created, resource } : { ok: true, resource };
+}
+
+function record(o: Outcome): Recorded {
+  return o.op === 'add' ? ['a', o.rec.name, o.rec.id] : ['d', o.rec];
 }
 
 export class Dedupe {
@@ -43,8 +68,12 @@ export class Dedupe {
     if (!this.lease) throw new Error('could not grant a lease for dedupe records');
     const now = performance.now();
     for (const kv of snap.kvs) {
-      const entries = packed.decode(kv.value) as Array<[string, Outcome]>;
-      for (const [id, outcome] of entries) this.seen.set(id, { outcome, revision: kv.modRevision, at: now });
+      const entries = packed.decode(kv.value) as Array<[string, Recorded]>;
+      for (const [id, rec] of entries) {
+        if (!Array.isArray(rec)) continue; // not a record this version wrote
+        const outcome: Known = rec[0] === 'a' ? { op: 'added', name: rec[1], id: rec[2] } : { op: 'delete', rec: rec[1] };
+        this.seen.set(id, { outcome, revision: kv.modRevision, at: now });
+      }
     }
   }
 
@@ -60,7 +89,8 @@ export class Dedupe {
   op(entries: Array<[string, Outcome]>): Op {
     const lease = this.lease!;
     if (performance.now() > lease.until) void this.renew();
-    return { put: keys.dedupe(this.term, ++this.seq), value: packed.encode(entries), lease: lease.id };
+    const value = packed.encode(entries.map(([id, o]) => [id, record(o)]));
+    return { put: keys.dedupe(this.term, ++this.seq), value, lease: lease.id };
   }
 
   private renewing = false;

@@ -345,7 +345,7 @@ export class Leader {
       const again = batchSeen.get(req.id);
       if (again) return { req, build: again.build };
       const known = this.dedupe.lookup(req.id);
-      if (known) return { req, build: () => answerOf(known.outcome, known.revision) };
+      if (known) return { req, build: () => answerOf(known, (name) => this.state.view(name)) };
       const a = this.planWrite(req, c);
       if (req.id) batchSeen.set(req.id, a);
       return a;

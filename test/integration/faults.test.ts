@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cluster, converged, Recorder, runningEverywhere, waitFor } from '../harness.js';
+import { cluster, converged, rawConnect, Recorder, runningEverywhere, waitFor } from '../harness.js';
+import { headers as natsHeaders } from 'nats';
 import { Proxy } from '../proxy.js';
 import { ErrorCode, GafferError } from '../../src/errors.js';
 import { GafferClient } from '../../src/client.js';
@@ -360,3 +361,32 @@ async function mapLimit<T, R>(items: T[], limit: number, fn: (t: T, i: number) =
   );
   return out;
 }
+
+test('a write re-sent with the same request id after a leader change gets its first outcome', async () => {
+  const c = await cluster({ masters: 2, workers: 1, ttlSeconds: 2 });
+  await c.ready(1);
+  const nc = await rawConnect(c.natsUrl);
+  const send = async (subject: string, body: object, id: string) => {
+    const h = natsHeaders();
+    h.set('Gaffer-Request-Id', id);
+    const m = await nc.request(subject, packed.encode(body), { timeout: 10000, headers: (h.set('Content-Type', 'application/msgpack'), h) });
+    return packed.decode(m.data) as { ok: boolean; created?: boolean; resource?: { id: string }; error?: { code: string } };
+  };
+  const added = await send('resource.add', { name: 'once' }, 'req-add-1');
+  await send('resource.add', { name: 'gone' }, 'req-add-2');
+  const deleted = await send('resource.delete', { name: 'gone' }, 'req-del-1');
+  assert.equal(added.created, true);
+  assert.equal(deleted.ok, true);
+  const client = await c.client();
+  const old = (await client.status()).leader;
+  await c.masters.get(old)!.stop();
+  await waitFor('a new leader', async () => ((await client.status().catch(() => undefined))?.leader ?? old) !== old);
+  // The new leader knows these ids from etcd, not from memory.
+  const againAdd = await send('resource.add', { name: 'once' }, 'req-add-1');
+  assert.equal(againAdd.created, true, 'the repeat reports the first outcome: created');
+  assert.equal(againAdd.resource?.id, added.resource?.id);
+  const againDel = await send('resource.delete', { name: 'gone' }, 'req-del-1');
+  assert.equal(againDel.ok, true, `the repeated delete reports success, not ${againDel.error?.code}`);
+  const fresh = await send('resource.add', { name: 'once' }, 'req-add-3');
+  assert.equal(fresh.created, false, 'a new id sees the resource as it is');
+});
