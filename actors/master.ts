@@ -42,7 +42,7 @@ interface InFlight {
 }
 
 /** How long after a leader change we start probing the new leader. */
-const LEADER_PROBE_GRACE_MS = 1000;
+const LEADER_PROBE_GRACE_MS = 500;
 /** A forwarded request with no ack after this long is sent again (dedupe makes that safe). */
 const RESEND_AFTER_MS = 5000;
 /** Past this nobody waits for the answer any more. */

@@ -17,7 +17,7 @@ export interface ProberOptions {
   stableMs: number;
 }
 
-export const DEFAULT_PROBING: ProberOptions = { intervalMs: 100, misses: 2, stableMs: 2000 };
+export const DEFAULT_PROBING: ProberOptions = { intervalMs: 100, misses: 2, stableMs: 1000 };
 
 interface Target {
   subject: string;
