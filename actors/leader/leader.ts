@@ -10,7 +10,7 @@ import { Actor } from '../../src/actor.js';
 import { keys, parseKey } from '../../src/keys.js';
 import { packed } from '../../src/codec.js';
 import { NotFoundError, NotLeaderError, UnavailableError } from '../../src/errors.js';
-import { decodeRecord, decodeWorkerInfo, LIST_PAGE_BYTES, LIST_PAGE_MAX, type AckMessage, type AssignEvent, type Resource } from '../../src/protocol.js';
+import { decodeWorkerInfo, LIST_PAGE_BYTES, LIST_PAGE_MAX, type AckMessage, type AssignEvent, type Resource } from '../../src/protocol.js';
 import { toWire } from '../../src/errors.js';
 import { ChainBrokenError, MAX_TXN_OPS, type ChainLink, type Guard, type Op, type Store, type WatchEvent } from '../../src/store.js';
 import { subjects } from '../../src/subjects.js';
@@ -23,9 +23,10 @@ import { OK_CODE } from '../../src/metrics.js';
 import { performance } from 'node:perf_hooks';
 import { chunk, ClusterState, type Move, type StoredAssignment } from './state.js';
 import { answerOf, Dedupe, type Outcome } from './dedupe.js';
+import { loadCluster } from './loader.js';
+import { WorkerLiveness } from './liveness.js';
 import type { Prober } from '../../src/prober.js';
 
-const probeKey = (workerId: string): string => `worker:${workerId}`;
 
 type Message =
   | { kind: 'client'; req: ClientRequest }
@@ -49,10 +50,6 @@ export interface LeaderDeps {
   prober: Prober;
 }
 
-/** Slack on top of a worker's fence window before moving work off a worker we revoked. */
-const FENCE_SLACK_MS = 50;
-/** Total worker probes per second the leader allows itself. */
-const PROBES_PER_SECOND = 500;
 
 /** Largest batch taken from the mailbox at once; bounds reply latency under load. */
 const MAX_BATCH = 1024;
@@ -78,11 +75,7 @@ export class Leader {
   private watches: Array<{ close(): Promise<void> }> = [];
   private sub: Subscription | undefined;
   private loadRevision = 0;
-  /** Workers whose lease we revoked after a probe found them gone: when (monotonic ms), and which incarnation. */
-  private readonly revoked = new Map<string, { epoch: string; at?: number; deleted: boolean }>();
-  /** Each worker's declared fence window (ms). */
-  private readonly fenceMs = new Map<string, number>();
-  private stopped = false;
+  private readonly liveness: WorkerLiveness;
   /** Commits in flight, oldest first. */
   private pipeline: Array<Promise<void>> = [];
   /** The value the last transaction we sent wrote to keys.commitChain (undefined: the key must not exist). */
@@ -96,6 +89,13 @@ export class Leader {
   constructor(private readonly d: LeaderDeps) {
     this.log = logger().child({ component: 'leader' });
     this.dedupe = new Dedupe(d.store, d.guard.createRevision);
+    this.liveness = new WorkerLiveness(
+      d.store,
+      d.prober,
+      this.log,
+      (id) => this.state.workers.get(id)?.epoch,
+      (id, epoch) => this.actor.send({ kind: 'fenced', id, epoch }),
+    );
     this.actor = new Actor<Message>((batch) => this.receive(batch), {
       maxBatch: MAX_BATCH,
       onError: (err) => this.log.error({ err }, 'leader batch failed'),
@@ -115,9 +115,8 @@ export class Leader {
 
   /** stop ends this term. The request in hand finishes; queued ones are returned to be forwarded. */
   async stop(): Promise<ClientRequest[]> {
-    this.stopped = true;
     this.sub?.unsubscribe();
-    for (const id of this.fenceMs.keys()) this.d.prober.unwatch(probeKey(id));
+    this.liveness.stop();
     const rest = await this.actor.stop();
     await Promise.allSettled(this.pipeline);
     await this.closeWatches();
@@ -136,72 +135,15 @@ export class Leader {
   private async load(): Promise<void> {
     await this.closeWatches();
     const { store } = this.d;
-    const t0 = performance.now();
-    const workers = await store.range(keys.workersPrefix);
-    const rev = workers.revision;
-    const dedupe = new Dedupe(store, this.d.guard.createRevision);
-    // Assignments are read as keys only: each resource record names its own assignment's epoch.
-    const [resources, assigns, chain] = await Promise.all([
-      store.range(keys.resourcesPrefix, rev),
-      store.range(keys.assignmentsPrefix, rev, { keysOnly: true }),
-      store.range(keys.commitChain, rev),
-      dedupe.load(rev),
-    ]);
-    const tRead = performance.now();
-    const state = new ClusterState(this.d.guard.createRevision);
-    for (const kv of workers.kvs) {
-      const id = parseKey.worker(kv.key);
-      if (!id) continue;
-      try {
-        const info = decodeWorkerInfo(kv.value);
-        state.loadWorker(id, info.capacity, kv.lease);
-        this.trackWorker(id, info.fenceMs);
-      } catch (err) {
-        this.log.warn({ key: kv.key, err: (err as Error).message }, 'skipping malformed worker');
-      }
-    }
-    const present = new Set<string>();
-    for (const kv of assigns.kvs) present.add(kv.key);
-    let n = 0;
-    for (const kv of resources.kvs) {
-      if (++n % 10000 === 0) await new Promise((r) => setImmediate(r));
-      const name = parseKey.resource(kv.key);
-      if (!name) continue;
-      let d;
-      try {
-        d = decodeRecord(kv.value);
-      } catch (err) {
-        this.log.error({ key: kv.key, err: (err as Error).message }, 'skipping malformed resource');
-        continue;
-      }
-      const key = d.rec.worker ? keys.assignment(d.rec.worker, name) : undefined;
-      // An assignment counts only if its key is there; repair rewrites whatever is missing or stale.
-      const mine = key && present.delete(key) && d.epoch !== undefined ? { worker: d.rec.worker!, epoch: d.epoch } : undefined;
-      state.loadResource(d.rec, kv.modRevision, mine);
-    }
-    const orphans: Array<{ worker: string; name: string }> = [];
-    for (const key of present) {
-      const k = parseKey.assignment(key);
-      if (k) orphans.push({ worker: k.workerId, name: k.name });
-    }
-    state.repair(orphans);
-    this.state = state;
-    this.dedupe = dedupe;
-    this.chainValue = chain.kvs.find((kv) => kv.key === keys.commitChain)?.value;
+    const loaded = await loadCluster(store, this.d.guard.createRevision, this.log);
+    const rev = loaded.revision;
+    this.state = loaded.state;
+    this.dedupe = loaded.dedupe;
+    this.chainValue = loaded.chainValue;
     this.tail = Promise.resolve();
     this.loadRevision = rev;
     this.degraded = false;
-    this.log.info(
-      {
-        revision: rev,
-        workers: state.workers.size,
-        resources: state.resources.size,
-        pending: state.pending.size,
-        readMs: Math.round(tRead - t0),
-        buildMs: Math.round(performance.now() - tRead),
-      },
-      'leader loaded state',
-    );
+    for (const [id, fence] of loaded.fenceMs) this.liveness.track(id, fence);
     this.watches.push(
       store.watch(keys.workersPrefix, rev + 1, (events) => this.actor.send({ kind: 'workers', events }), () => this.reset()),
       store.watch(keys.assignmentsPrefix, rev + 1, (events) => this.mirror(events), () => this.reset()),
@@ -261,14 +203,10 @@ export class Leader {
       const id = parseKey.worker(ev.kv.key);
       if (!id) continue;
       if (ev.type === 'delete') {
-        this.d.prober.unwatch(probeKey(id));
-        const r = this.revoked.get(id);
         const w = this.state.workers.get(id);
-        if (r && w?.epoch === r.epoch) {
+        if (w && this.liveness.deleted(id, w.epoch)) {
           // We revoked it; it may still run its tasks for up to its fence window. Place nothing there meanwhile.
           w.capacity = 0;
-          r.deleted = true;
-          this.afterFence(id);
           continue;
         }
         this.lose(id);
@@ -278,8 +216,7 @@ export class Leader {
         const info = decodeWorkerInfo(ev.kv.value);
         const isNew = !this.state.workers.has(id);
         this.state.workerUp(id, info.capacity, ev.kv.lease);
-        this.revoked.delete(id);
-        this.trackWorker(id, info.fenceMs);
+        this.liveness.track(id, info.fenceMs);
         if (isNew) {
           this.log.info({ worker: id, capacity: info.capacity }, 'worker joined');
           publishEvent(this.d.nc, this.d.id, 'worker.joined', { worker: id, capacity: info.capacity });
@@ -293,48 +230,8 @@ export class Leader {
   private lose(id: string): void {
     this.log.info({ worker: id }, 'worker lost');
     publishEvent(this.d.nc, this.d.id, 'worker.lost', { worker: id });
-    this.revoked.delete(id);
-    this.fenceMs.delete(id);
+    this.liveness.forget(id);
     this.state.workerDown(id);
-  }
-
-  /**
-   * trackWorker probes a worker's status subject. When NATS says nobody is
-   * there, we revoke the worker's lease at once instead of waiting for its
-   * TTL, and move its work once its fence window has passed (see applyWorkers).
-   * Only workers that declare a fence window are probed.
-   */
-  private trackWorker(id: string, fenceMs: number | undefined): void {
-    if (fenceMs === undefined || this.stopped) return;
-    this.fenceMs.set(id, fenceMs);
-    const interval = Math.max(100, Math.ceil((this.fenceMs.size / PROBES_PER_SECOND) * 1000));
-    this.d.prober.watch(probeKey(id), subjects.workerStatus(id), () => void this.revokeWorker(id), interval);
-  }
-
-  private async revokeWorker(id: string): Promise<void> {
-    const w = this.state.workers.get(id);
-    if (!w || this.stopped) return;
-    this.log.warn({ worker: id, lease: w.epoch }, 'worker is gone from NATS; revoking its lease');
-    // Marked before the call: the watch may report the deletion before the call returns.
-    const r: { epoch: string; at?: number; deleted: boolean } = { epoch: w.epoch, deleted: false };
-    this.revoked.set(id, r);
-    try {
-      await this.d.store.client.leaseClient.leaseRevoke({ ID: w.epoch });
-    } catch (err) {
-      this.log.info({ worker: id, err: (err as Error).message }, 'worker lease revoke failed (already gone?)');
-    }
-    // Any keepalive the worker had answered was sent before this moment, so
-    // its fence window, counted from now, bounds when its tasks stop.
-    r.at = performance.now();
-    this.afterFence(id);
-  }
-
-  /** afterFence moves a revoked worker's work once its deletion is seen and its fence window has passed. */
-  private afterFence(id: string): void {
-    const r = this.revoked.get(id);
-    if (!r || !r.deleted || r.at === undefined) return;
-    const wait = Math.max(0, r.at + (this.fenceMs.get(id) ?? 0) + FENCE_SLACK_MS - performance.now());
-    setTimeout(() => this.actor.send({ kind: 'fenced', id, epoch: r.epoch }), wait).unref();
   }
 
   /** plan applies one client command to the model and says how to answer it once committed. */
