@@ -123,6 +123,12 @@ test('core control plane', async (t) => {
     assert.equal((mpDecode(ok.data) as { ok: boolean }).ok, true);
     const badPacked = await nc.request('resource.add', new Uint8Array([0xc1]), { timeout: 5000, headers: h });
     assert.equal((mpDecode(badPacked.data) as { error: { code: string } }).error.code, 'BAD_REQUEST');
+    // `nats micro stats gaffer` counts them: 12 bad resource.add requests were answered with errors.
+    let addErrors = 0;
+    for await (const st of await nc.services.client().stats('gaffer')) {
+      addErrors += st.endpoints?.find((e) => e.subject === 'resource.add')?.num_errors ?? 0;
+    }
+    assert.ok(addErrors >= 12, `num_errors for resource.add across masters: ${addErrors}`);
   });
 
   await t.test('worker SIGKILL: its resources run elsewhere', async () => {
