@@ -268,3 +268,25 @@ test('a process that cannot reach NATS or etcd says so in one line and exits non
   const badId = await run(['worker', '--id', 'a.b', '--nats', c.natsUrl, '--etcd', c.etcdEndpoints]);
   assert.equal(badId.code, 2);
 });
+
+test('--metrics-port serves Prometheus metrics from masters and workers', async () => {
+  const { freePort } = await import('../../src/servers.js');
+  const [mp, wp] = [await freePort(), await freePort()];
+  const c = await cluster({ masters: 0, workers: 0, ttlSeconds: 2 });
+  c.startMaster('m1', ['--metrics-port', String(mp)]);
+  c.startWorker('w1', ['--metrics-port', String(wp)]);
+  await c.ready(1);
+  const client = await c.client();
+  await client.add('measured');
+  await converged(c);
+  const scrape = async (port: number) => (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const m = await waitFor('the leader to report its commit', async () => {
+    const text = await scrape(mp);
+    return /gaffer_etcd_commit_duration_seconds_count\{[^}]*\} [1-9]/.test(text) ? text : undefined;
+  });
+  assert.match(m, /gaffer_requests_total\{[^}]*subject="resource.add"[^}]*code="OK"[^}]*\} 1/);
+  assert.match(m, /gaffer_leader\{[^}]*\} 1/);
+  assert.match(m, /gaffer_worker_resources\{[^}]*worker="w1"[^}]*\} 1/);
+  const w = await scrape(wp);
+  assert.match(w, /gaffer_running_tasks\{[^}]*\} 1/);
+});
