@@ -85,10 +85,6 @@ export class Worker {
     return this.cfg.id;
   }
 
-  running(): string[] {
-    return [...this.tasks.keys()].sort();
-  }
-
   status(): WorkerStatusResult {
     const tasks = [...this.tasks.values()]
       .map((t) => ({ name: t.resource.name, id: t.resource.id, since: new Date(t.startedAt).toISOString() }))

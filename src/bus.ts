@@ -45,13 +45,6 @@ export async function connectBus(opts: BusOptions): Promise<NatsConnection> {
   }
 }
 
-/** onReconnect runs fn after every reconnect; core NATS loses what was published meanwhile. */
-export function onReconnect(nc: NatsConnection, fn: () => void): void {
-  void (async () => {
-    for await (const s of nc.status()) if (s.type === 'reconnect') fn();
-  })().catch(() => undefined);
-}
-
 export function requestType(h: MsgHdrs | undefined): ContentType {
   return contentTypeOf(h?.get(Header.contentType) || undefined);
 }

@@ -62,10 +62,6 @@ export class Election {
     return this.lease?.alive ?? false;
   }
 
-  get isLeading(): boolean {
-    return this.leading !== undefined;
-  }
-
   /** members lists every candidate's id, leader first. */
   get members(): string[] {
     return [...this.candidates.values()].sort((a, b) => a.createRevision - b.createRevision).map((c) => c.id);

@@ -97,11 +97,6 @@ export class KeptLease {
     return Date.now() - (performance.now() - this.validUntil);
   }
 
-  /** remainingMs is how long the lease is certainly alive, by our clock. */
-  get remainingMs(): number {
-    return this.stopped ? 0 : Math.max(0, this.validUntil - performance.now());
-  }
-
   private async beat(): Promise<void> {
     if (this.stopped || this.inflight) return;
     this.inflight = true;

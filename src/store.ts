@@ -152,15 +152,6 @@ export class Store {
     return { kvs, revision: rev };
   }
 
-  async get(key: string): Promise<KV | undefined> {
-    try {
-      const res = await this.client.kv.range({ key: Buffer.from(key) });
-      return res.kvs[0] ? toKV(res.kvs[0]) : undefined;
-    } catch (err) {
-      throw unavailable(err, `get ${key}`);
-    }
-  }
-
   /**
    * txn commits ops atomically. With a guard it commits only while the guard
    * key still has the given create revision, and throws NotLeaderError
