@@ -1,0 +1,68 @@
+// The contract between the task runtime and a task kind. A kind module is an
+// ES module whose default export maps kind names to `{ run(ctx) }`; this file
+// is all a kind's author needs to read (see examples/ and the README).
+//
+// A kind is user code: the runtime treats everything it returns or throws as
+// untrusted input, and bounds what it may send (checkpoints and results are
+// JSON of at most MAX_STATE_BYTES).
+
+/** JSON values: what checkpoints, progress, results and emitted items may hold. */
+export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
+
+/** The largest checkpoint, result or emitted item, as JSON bytes. */
+export const MAX_STATE_BYTES = 64 * 1024;
+
+/** TaskLog is a pino-style logger: `log.info({ url }, 'fetched')` or `log.warn('slow')`. */
+export interface TaskLog {
+  debug(obj: object | string, msg?: string): void;
+  info(obj: object | string, msg?: string): void;
+  warn(obj: object | string, msg?: string): void;
+  error(obj: object | string, msg?: string): void;
+}
+
+export interface TaskResource {
+  name: string;
+  /** Unique per creation of the name: a deleted and re-added name gets a new id. */
+  id: string;
+}
+
+export interface EmitOptions {
+  /**
+   * A stable id for this item, unique within the resource. An item emitted
+   * again with the same id (say, after a resume from a checkpoint) is stored
+   * once. Default: a hash of the item's JSON.
+   */
+  id?: string;
+}
+
+export interface TaskContext {
+  resource: TaskResource;
+  spec: { [k: string]: Json };
+  /** Aborted when the task must stop (unassigned, moved, worker stopping). Stop promptly: a task that ignores it is stopped by force. */
+  signal: AbortSignal;
+  log: TaskLog;
+  /** 1 on the first start; counts every start of this resource, restarts and moves alike. */
+  attempt: number;
+  /** The last durable checkpoint, or undefined on a fresh start. */
+  checkpointed: Json | undefined;
+  /** Resolves once `state` is durable; rejects (CheckpointRefused) if this worker no longer owns the resource. */
+  checkpoint(state: Json): Promise<void>;
+  /** Best effort and throttled: the latest value wins. */
+  progress(value: Json): void;
+  /** Publishes one result; resolves once JetStream has stored it (or already had it). */
+  emit(item: Json, opts?: EmitOptions): Promise<void>;
+}
+
+export interface TaskKind {
+  /** Resolving completes the resource with the value as its result; throwing fails this attempt. */
+  run(ctx: TaskContext): Promise<Json | void> | Json | void;
+  /**
+   * Optional: called when the task is about to be stopped for a move (drain,
+   * rebalance), before its signal aborts, so it can return a last state to
+   * checkpoint. Bounded by the stop grace.
+   */
+  checkpointNow?(): Json | undefined | Promise<Json | undefined>;
+}
+
+/** A task-kind module's default export. */
+export type TaskKinds = Record<string, TaskKind>;
