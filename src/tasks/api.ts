@@ -38,7 +38,12 @@ export interface EmitOptions {
 export interface TaskContext {
   resource: TaskResource;
   spec: { [k: string]: Json };
-  /** Aborted when the task must stop (unassigned, moved, worker stopping). Stop promptly: a task that ignores it is stopped by force. */
+  /**
+   * Aborted when the task must stop (unassigned, moved, worker stopping).
+   * Return promptly; a kind may call checkpoint() one last time first, so a
+   * moved task resumes where it stopped. A task that ignores the signal is
+   * stopped by force after the worker's stop grace.
+   */
   signal: AbortSignal;
   log: TaskLog;
   /** 1 on the first start; counts every start of this resource, restarts and moves alike. */
@@ -56,12 +61,6 @@ export interface TaskContext {
 export interface TaskKind {
   /** Resolving completes the resource with the value as its result; throwing fails this attempt. */
   run(ctx: TaskContext): Promise<Json | void> | Json | void;
-  /**
-   * Optional: called when the task is about to be stopped for a move (drain,
-   * rebalance), before its signal aborts, so it can return a last state to
-   * checkpoint. Bounded by the stop grace.
-   */
-  checkpointNow?(): Json | undefined | Promise<Json | undefined>;
 }
 
 /** A task-kind module's default export. */
