@@ -13,8 +13,8 @@
 // SIGTERM drains and exits.
 
 import { headers as natsHeaders, type Msg } from 'nats';
-import { Store } from '../src/store.js';
-import { Header } from '../src/subjects.js';
+import { EtcdStore } from '../src/platform/etcd/store.js';
+import { Header } from '../src/protocol/subjects.js';
 import { benchConnect } from './wire.js';
 
 function arg(name: string): string {
@@ -30,7 +30,7 @@ async function main(): Promise<void> {
   const mode = process.argv[2];
   const nc = await benchConnect(arg('nats'), `bench-${mode}`);
   const subject = arg('subject');
-  let store: Store | undefined;
+  let store: EtcdStore | undefined;
   let handler: (m: Msg) => void;
   switch (mode) {
     case 'echo':
@@ -47,7 +47,7 @@ async function main(): Promise<void> {
       break;
     }
     case 'serial': {
-      const s = await Store.connect(arg('etcd').split(','), { timeoutMs: 5000 });
+      const s = await EtcdStore.connect(arg('etcd').split(','), { timeoutMs: 5000 });
       store = s;
       let lock: Promise<void> = Promise.resolve();
       let n = 0;

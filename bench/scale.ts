@@ -7,12 +7,12 @@
 
 import { performance } from 'node:perf_hooks';
 import type { NatsConnection } from 'nats';
-import { LocalCluster } from '../src/cluster.js';
-import { waitFor } from '../src/servers.js';
-import { ClientSubject, subjects } from '../src/subjects.js';
-import { json } from '../src/codec.js';
-import type { StatusResult, WorkerStatusResult } from '../src/protocol.js';
-import type { Child } from '../src/child.js';
+import { LocalCluster } from '../src/devcluster/cluster.js';
+import { waitFor } from '../src/devcluster/servers.js';
+import { ClientSubject, subjects } from '../src/protocol/subjects.js';
+import { json } from '../src/protocol/codec.js';
+import type { StatusResult, WorkerStatusResult } from '../src/protocol/messages.js';
+import type { Child } from '../src/devcluster/child.js';
 import type { BenchConfig } from './config.js';
 import { median, runLoad, sleep } from './load.js';
 import { served, type Served } from './probe.js';

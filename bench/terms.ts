@@ -5,8 +5,8 @@
 // from "the new leader serving".
 
 import { performance } from 'node:perf_hooks';
-import { keys } from '../src/keys.js';
-import { Store } from '../src/store.js';
+import { keys } from '../src/protocol/keys.js';
+import { EtcdStore } from '../src/platform/etcd/store.js';
 
 export interface TermEnd {
   /** The revision at which the leader's election key was deleted, once seen. */
@@ -18,7 +18,7 @@ export interface TermEnd {
 
 /** watchTermEnd finds the election key of `leaderId` (the oldest one with that id) and watches for its deletion. */
 export async function watchTermEnd(etcdEndpoints: string, leaderId: string): Promise<TermEnd> {
-  const store = await Store.connect(etcdEndpoints.split(','), { timeoutMs: 5000 });
+  const store = await EtcdStore.connect(etcdEndpoints.split(','), { timeoutMs: 5000 });
   try {
     const snap = await store.range(keys.electionPrefix);
     const mine = snap.kvs

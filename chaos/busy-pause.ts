@@ -13,8 +13,8 @@
 
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { LocalCluster } from '../src/cluster.js';
-import { GafferClient } from '../src/client.js';
+import { LocalCluster } from '../src/devcluster/cluster.js';
+import { GafferClient } from '../src/client/client.js';
 import { check, type Pause } from './check.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

@@ -5,14 +5,14 @@
 // a killed process is started again with the same id, a paused one resumed,
 // a stopped server started again; only one etcd member is ever down.
 
-import type { LocalCluster } from '../src/cluster.js';
-import type { GafferClient } from '../src/client.js';
-import { waitFor } from '../src/servers.js';
-import type { StatusResult } from '../src/protocol.js';
+import type { LocalCluster } from '../src/devcluster/cluster.js';
+import type { GafferClient } from '../src/client/client.js';
+import { waitFor } from '../src/devcluster/servers.js';
+import type { StatusResult } from '../src/protocol/messages.js';
 import type { ChaosConfig } from './config.js';
 import type { Death, Pause } from './check.js';
-import { keys } from '../src/keys.js';
-import type { Store } from '../src/store.js';
+import { keys } from '../src/protocol/keys.js';
+import type { Store } from '../src/platform/ports.js';
 import { etcdHealthy, tcpOpen, type Incarnations } from './observe.js';
 import type { Rng } from './rng.js';
 

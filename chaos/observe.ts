@@ -6,11 +6,11 @@
 // runs (names with client requests in flight or just ended are not judged).
 
 import { createConnection } from 'node:net';
-import type { LocalCluster } from '../src/cluster.js';
-import type { GafferClient } from '../src/client.js';
-import type { ListResult, StatusResult, WorkerStatusResult } from '../src/protocol.js';
-import { keys, parseKey } from '../src/keys.js';
-import type { Store } from '../src/store.js';
+import type { LocalCluster } from '../src/devcluster/cluster.js';
+import type { GafferClient } from '../src/client/client.js';
+import type { ListResult, StatusResult, WorkerStatusResult } from '../src/protocol/messages.js';
+import { keys, parseKey } from '../src/protocol/keys.js';
+import type { Store } from '../src/platform/ports.js';
 import { mismatches, type Finding, type Snapshot } from './check.js';
 
 /**

@@ -10,9 +10,9 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
-import { LocalCluster } from '../src/cluster.js';
-import { GafferClient } from '../src/client.js';
-import { Store } from '../src/store.js';
+import { LocalCluster } from '../src/devcluster/cluster.js';
+import { GafferClient } from '../src/client/client.js';
+import { EtcdStore } from '../src/platform/etcd/store.js';
 import { chaosConfig } from './config.js';
 import { check, violationCount, type Snapshot } from './check.js';
 import { Injector, schedule } from './faults.js';
@@ -56,13 +56,13 @@ async function main(): Promise<number> {
   let stoppedEarly: string | null = null;
   let workClient: GafferClient | undefined;
   let checkClient: GafferClient | undefined;
-  let store: Store | undefined;
+  let store: EtcdStore | undefined;
   let endOfRun: number;
   try {
     await c.ready(cfg.cluster.workers, 60000);
     checkClient = await GafferClient.connect(c.natsUrl, { timeoutMs: 3000 });
     workClient = await GafferClient.connect(c.natsUrl, { timeoutMs: cfg.workload.clientTimeoutMs });
-    store = await Store.connect(c.etcdEndpoints.split(','), { timeoutMs: 2000 });
+    store = await EtcdStore.connect(c.etcdEndpoints.split(','), { timeoutMs: 2000 });
     const observed = { c, client: checkClient, store, since: new Map<string, number>() };
     const base = await waitRecovered(observed, () => new Set(), cfg.settleMs, 60000);
     if (!base.ok) throw new Error(`the cluster never came up whole: ${base.why}`);

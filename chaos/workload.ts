@@ -6,8 +6,8 @@
 // for a while and until the cluster has recovered after it, so that a late
 // application does not land in the middle of the next requests.
 
-import type { GafferClient } from '../src/client.js';
-import { GafferError } from '../src/errors.js';
+import type { GafferClient } from '../src/client/client.js';
+import { GafferError } from '../src/protocol/errors.js';
 import type { ChaosConfig } from './config.js';
 import { classify, type OpKind, type OpRecord } from './check.js';
 import type { Rng } from './rng.js';

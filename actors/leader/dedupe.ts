@@ -5,11 +5,12 @@
 // get the first outcome instead of a second execution ("created": false, or
 // NOT_FOUND for a delete that did happen).
 
-import { performance } from 'node:perf_hooks';
-import { keys } from '../../src/keys.js';
-import { packed } from '../../src/codec.js';
-import type { Op, Store } from '../../src/store.js';
-import type { Resource, StoredResource } from '../../src/protocol.js';
+import { keys } from '../../src/protocol/keys.js';
+import { packed } from '../../src/protocol/codec.js';
+import type { Op, Store } from '../../src/platform/ports.js';
+import type { Clock } from '../../src/platform/clock.js';
+import type { Resource } from '../../src/protocol/messages.js';
+import type { StoredResource } from '../../src/protocol/stored.js';
 
 /** How long an outcome is remembered; longer than any client deadline plus a failover. */
 export const DEDUPE_WINDOW_MS = 60_000;
@@ -55,25 +56,38 @@ function record(o: Outcome): Recorded {
   return o.op === 'add' ? ['a', o.rec.name, o.rec.id] : ['d', o.rec];
 }
 
+/** decodeRecorded reads one dedupe value back, skipping any entry not shaped like one we write. */
+function decodeRecorded(value: Uint8Array): Array<[string, Known]> {
+  const entries = packed.decode(value);
+  if (!Array.isArray(entries)) return [];
+  const out: Array<[string, Known]> = [];
+  for (const e of entries as unknown[]) {
+    if (!Array.isArray(e) || typeof e[0] !== 'string' || !Array.isArray(e[1])) continue;
+    const [id, rec] = e as [string, unknown[]];
+    if (rec[0] === 'a' && typeof rec[1] === 'string' && typeof rec[2] === 'string') out.push([id, { op: 'added', name: rec[1], id: rec[2] }]);
+    else if (rec[0] === 'd' && rec[1] && typeof rec[1] === 'object') out.push([id, { op: 'delete', rec: rec[1] as StoredResource }]);
+  }
+  return out;
+}
+
 export class Dedupe {
   private readonly seen = new Map<string, Remembered>();
   private lease: { id: string; until: number } | undefined;
   private seq = 0;
 
-  constructor(private readonly store: Store, private readonly term: number) {}
+  constructor(
+    private readonly store: Store,
+    private readonly term: number,
+    private readonly clock: Clock,
+  ) {}
 
   /** load reads the outcomes earlier leaders recorded, as of the leader's load revision. */
   async load(revision: number): Promise<void> {
     const [snap] = await Promise.all([this.store.range(keys.dedupePrefix, revision), this.renew()]);
     if (!this.lease) throw new Error('could not grant a lease for dedupe records');
-    const now = performance.now();
+    const now = this.clock.now();
     for (const kv of snap.kvs) {
-      const entries = packed.decode(kv.value) as Array<[string, Recorded]>;
-      for (const [id, rec] of entries) {
-        if (!Array.isArray(rec)) continue; // not a record this version wrote
-        const outcome: Known = rec[0] === 'a' ? { op: 'added', name: rec[1], id: rec[2] } : { op: 'delete', rec: rec[1] };
-        this.seen.set(id, { outcome, revision: kv.modRevision, at: now });
-      }
+      for (const [id, outcome] of decodeRecorded(kv.value)) this.seen.set(id, { outcome, revision: kv.modRevision, at: now });
     }
   }
 
@@ -81,16 +95,19 @@ export class Dedupe {
     return id ? this.seen.get(id) : undefined;
   }
 
-  /**
-   * op returns the etcd put recording these outcomes, on a lease that expires
-   * by itself. It never waits: a fresh lease is fetched in the background
-   * while the current one (which has most of its TTL left) is still used.
-   */
+  /** op returns the etcd put recording these outcomes, on a lease that expires by itself. */
   op(entries: Array<[string, Outcome]>): Op {
-    const lease = this.lease!;
-    if (performance.now() > lease.until) void this.renew();
     const value = packed.encode(entries.map(([id, o]) => [id, record(o)]));
-    return { put: keys.dedupe(this.term, ++this.seq), value, lease: lease.id };
+    return { put: keys.dedupe(this.term, ++this.seq), value, lease: this.lease!.id };
+  }
+
+  /**
+   * maintain fetches a fresh lease in the background once the current one is
+   * a bucket old; records keep going on the current one (which has most of
+   * its TTL left) meanwhile, so op never waits.
+   */
+  maintain(): void {
+    if (this.lease && this.clock.now() > this.lease.until) void this.renew();
   }
 
   private renewing = false;
@@ -100,8 +117,8 @@ export class Dedupe {
     if (this.renewing) return;
     this.renewing = true;
     try {
-      const res = await this.store.client.leaseClient.leaseGrant({ TTL: Math.ceil(DEDUPE_WINDOW_MS / 1000), ID: 0 });
-      this.lease = { id: String(res.ID), until: performance.now() + BUCKET_MS };
+      const id = await this.store.grantLease(Math.ceil(DEDUPE_WINDOW_MS / 1000));
+      this.lease = { id, until: this.clock.now() + BUCKET_MS };
     } catch {
       // Keep the current lease; the next op tries again.
     } finally {
@@ -110,7 +127,7 @@ export class Dedupe {
   }
 
   remember(entries: Array<[string, Outcome]>, revision: number): void {
-    const at = performance.now();
+    const at = this.clock.now();
     for (const [id, outcome] of entries) this.seen.set(id, { outcome, revision, at });
     this.expire(at);
   }

@@ -5,11 +5,11 @@
 // window passes, the work moves only after that window, counted from when the
 // revoke returned (any keepalive the worker saw answered was sent before).
 
-import { performance } from 'node:perf_hooks';
-import type { Prober } from '../../src/prober.js';
-import type { Store } from '../../src/store.js';
-import type { Logger } from '../../src/log.js';
-import { subjects } from '../../src/subjects.js';
+import type { Prober } from '../../src/platform/nats/prober.js';
+import type { Clock } from '../../src/platform/clock.js';
+import type { Store } from '../../src/platform/ports.js';
+import type { Logger } from '../../src/platform/log.js';
+import { subjects } from '../../src/protocol/subjects.js';
 
 /** Slack on top of a worker's fence window before moving work off a worker we revoked. */
 const FENCE_SLACK_MS = 50;
@@ -39,12 +39,13 @@ export class WorkerLiveness {
     private readonly epochOf: (id: string) => string | undefined,
     /** The revoked worker has certainly fenced itself: move its work. */
     private readonly onFenced: (id: string, epoch: string) => void,
+    private readonly clock: Clock,
   ) {}
 
-  /** track starts probing a worker (again); only workers that declare a fence window are probed. */
-  track(id: string, fenceMs: number | undefined): void {
+  /** track starts probing a worker (again). */
+  track(id: string, fenceMs: number): void {
     this.revoked.delete(id);
-    if (fenceMs === undefined || this.stopped) return;
+    if (this.stopped) return;
     this.fenceMs.set(id, fenceMs);
     const interval = Math.max(100, Math.ceil((this.fenceMs.size / PROBES_PER_SECOND) * 1000));
     this.prober.watch(probeKey(id), subjects.workerStatus(id), () => void this.revoke(id), interval);
@@ -83,18 +84,18 @@ export class WorkerLiveness {
     const r: Revoked = { epoch, deleted: false };
     this.revoked.set(id, r);
     try {
-      await this.store.client.leaseClient.leaseRevoke({ ID: epoch });
+      await this.store.revokeLease(epoch);
     } catch (err) {
       this.log.info({ worker: id, err: (err as Error).message }, 'worker lease revoke failed (already gone?)');
     }
-    r.at = performance.now();
+    r.at = this.clock.now();
     this.schedule(id);
   }
 
   private schedule(id: string): void {
     const r = this.revoked.get(id);
     if (!r || !r.deleted || r.at === undefined) return;
-    const wait = Math.max(0, r.at + (this.fenceMs.get(id) ?? 0) + FENCE_SLACK_MS - performance.now());
-    setTimeout(() => this.onFenced(id, r.epoch), wait).unref();
+    const wait = Math.max(0, r.at + (this.fenceMs.get(id) ?? 0) + FENCE_SLACK_MS - this.clock.now());
+    this.clock.after(wait, () => this.onFenced(id, r.epoch));
   }
 }

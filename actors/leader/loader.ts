@@ -5,12 +5,13 @@
 // it does no writing. It yields to the event loop as it goes, so lease
 // keepalives keep running while a large state loads.
 
-import { performance } from 'node:perf_hooks';
-import { keys, parseKey } from '../../src/keys.js';
-import { decodeRecord, decodeWorkerInfo } from '../../src/protocol.js';
-import type { Store } from '../../src/store.js';
-import type { Logger } from '../../src/log.js';
-import { ClusterState } from './state.js';
+import { setImmediate } from 'node:timers/promises';
+import { keys, parseKey } from '../../src/protocol/keys.js';
+import { decodeRecord, decodeWorkerInfo } from '../../src/protocol/stored.js';
+import type { Store } from '../../src/platform/ports.js';
+import type { Logger } from '../../src/platform/log.js';
+import type { Clock } from '../../src/platform/clock.js';
+import { ClusterState } from './model.js';
 import { Dedupe } from './dedupe.js';
 
 export interface Loaded {
@@ -19,24 +20,24 @@ export interface Loaded {
   revision: number;
   /** The commit chain's current value (undefined: the key does not exist yet). */
   chainValue: Uint8Array | undefined;
-  /** Each live worker's declared fence window, when it declares one. */
-  fenceMs: Map<string, number | undefined>;
+  /** Each live worker's declared fence window. */
+  fenceMs: Map<string, number>;
 }
 
-export async function loadCluster(store: Store, term: number, log: Logger): Promise<Loaded> {
-  const t0 = performance.now();
+export async function loadCluster(store: Store, term: number, log: Logger, clock: Clock): Promise<Loaded> {
+  const t0 = clock.now();
   const workers = await store.range(keys.workersPrefix);
   const revision = workers.revision;
-  const dedupe = new Dedupe(store, term);
+  const dedupe = new Dedupe(store, term, clock);
   const [resources, assigns, chain] = await Promise.all([
     store.range(keys.resourcesPrefix, revision),
     store.range(keys.assignmentsPrefix, revision, { keysOnly: true }),
     store.range(keys.commitChain, revision),
     dedupe.load(revision),
   ]);
-  const tRead = performance.now();
+  const tRead = clock.now();
   const state = new ClusterState(term);
-  const fenceMs = new Map<string, number | undefined>();
+  const fenceMs = new Map<string, number>();
   for (const kv of workers.kvs) {
     const id = parseKey.worker(kv.key);
     if (!id) continue;
@@ -52,7 +53,7 @@ export async function loadCluster(store: Store, term: number, log: Logger): Prom
   for (const kv of assigns.kvs) present.add(kv.key);
   let n = 0;
   for (const kv of resources.kvs) {
-    if (++n % 10000 === 0) await new Promise((r) => setImmediate(r));
+    if (++n % 10000 === 0) await setImmediate();
     const name = parseKey.resource(kv.key);
     if (!name) continue;
     let d;
@@ -80,7 +81,7 @@ export async function loadCluster(store: Store, term: number, log: Logger): Prom
       resources: state.resources.size,
       pending: state.pending.size,
       readMs: Math.round(tRead - t0),
-      buildMs: Math.round(performance.now() - tRead),
+      buildMs: Math.round(clock.now() - tRead),
     },
     'leader loaded state',
   );

@@ -7,20 +7,19 @@
 // whole state away and reloads it from etcd.
 
 import { v4 as uuidv4 } from 'uuid';
-import { keys } from '../../src/keys.js';
-import { packed } from '../../src/codec.js';
-import { pick, type Slot } from '../../src/placement.js';
-import type { Op } from '../../src/store.js';
-import type { Resource, Spec, StoredResource, WorkerLoad } from '../../src/protocol.js';
+import { keys } from '../../src/protocol/keys.js';
+import { packed } from '../../src/protocol/codec.js';
+import { pick, type Slot } from './placement.js';
+import type { Op } from '../../src/platform/ports.js';
+import type { StoredAssignment } from '../../src/protocol/stored.js';
+import type { Resource, Spec, WorkerLoad } from '../../src/protocol/messages.js';
+import type { StoredResource } from '../../src/protocol/stored.js';
 
 export interface Assignment {
   worker: string;
   /** The worker incarnation (its lease id) this assignment was written for. */
   epoch: string;
 }
-
-/** StoredAssignment is the msgpack value under keys.assignment. */
-export type StoredAssignment = StoredResource & { epoch: string; term?: number };
 
 interface Entry {
   rec: StoredResource;
@@ -192,6 +191,12 @@ export class ClusterState {
       }
     }
     this.placePending();
+  }
+
+  /** suspend keeps a worker's resources where they are but places nothing new there (we revoked it; it is fencing itself). */
+  suspend(id: string): void {
+    const w = this.workers.get(id);
+    if (w) w.capacity = 0;
   }
 
   /** workerDown forgets a worker and moves each of its resources to the least-loaded live worker. */

@@ -1,7 +1,7 @@
 // Pure text formatting for the CLI: aligned tables, resource and status views,
 // one-line event descriptions. No I/O and no clock: callers pass `now`.
 
-import type { Resource, StatusResult, WorkerLoad } from './protocol.js';
+import type { Resource, StatusResult, WorkerLoad } from '../protocol/messages.js';
 
 export type Align = 'left' | 'right';
 

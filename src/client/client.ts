@@ -7,12 +7,12 @@
 
 import { randomUUID } from 'node:crypto';
 import { ErrorCode as NatsErrorCode, headers as natsHeaders, type NatsConnection } from 'nats';
-import { connectBus } from './bus.js';
-import { DEFAULTS } from './config.js';
-import { ContentType, decodeReply, encode } from './codec.js';
-import { ErrorCode, fromWire, GafferError, InternalError, NoRespondersError, TimeoutError, UnavailableError } from './errors.js';
-import { ClientSubject, Header, subjects } from './subjects.js';
-import type { AddResult, ListResult, Resource, Spec, StatusResult, WorkerStatusResult } from './protocol.js';
+import { connectBus } from '../platform/nats/bus.js';
+import { DEFAULTS } from '../platform/config.js';
+import { ContentType, decodeReply, encode } from '../protocol/codec.js';
+import { ErrorCode, fromWire, GafferError, InternalError, NoRespondersError, TimeoutError, UnavailableError } from '../protocol/errors.js';
+import { ClientSubject, Header, subjects } from '../protocol/subjects.js';
+import type { AddResult, ListResult, Resource, Spec, StatusResult, WorkerStatusResult } from '../protocol/messages.js';
 
 export interface ClientOptions {
   /** Total time one call may take, retries included. */

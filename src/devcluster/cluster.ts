@@ -7,11 +7,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Child } from './child.js';
-import { GafferClient } from './client.js';
+import { GafferClient } from '../client/client.js';
 import { startEtcd, startNats, waitFor, type EtcdCluster, type NatsServer } from './servers.js';
-import type { StatusResult } from './protocol.js';
+import type { StatusResult } from '../protocol/messages.js';
 
-export const CLI_PATH = fileURLToPath(new URL('./cli.js', import.meta.url));
+/** The gaffer command, as built (the composition root is bin/gaffer.ts). */
+export const CLI_PATH = fileURLToPath(new URL('../../bin/gaffer.js', import.meta.url));
 
 export interface ClusterOptions {
   masters?: number;

@@ -4,14 +4,14 @@
 // nothing open.
 
 import type { NatsConnection } from 'nats';
-import { connectBus } from './bus.js';
+import { connectBus } from './nats/bus.js';
 import { DEFAULTS, type ProcessConfig } from './config.js';
-import { Store } from './store.js';
+import { EtcdStore } from './etcd/store.js';
 
-export async function connectProcess(role: string, cfg: ProcessConfig): Promise<{ nc: NatsConnection; store: Store }> {
+export async function connectProcess(role: string, cfg: ProcessConfig): Promise<{ nc: NatsConnection; store: EtcdStore }> {
   const nc = await connectBus({ url: cfg.natsUrl, name: `gaffer-${role}-${cfg.id}`, user: cfg.natsUser, pass: cfg.natsPass });
   try {
-    return { nc, store: await Store.connect(cfg.etcd, { timeoutMs: DEFAULTS.etcdTimeoutMs }) };
+    return { nc, store: await EtcdStore.connect(cfg.etcd, { timeoutMs: DEFAULTS.etcdTimeoutMs }) };
   } catch (err) {
     await nc.close();
     throw err;

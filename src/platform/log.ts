@@ -29,3 +29,12 @@ export function rootLogger(base: { role: string; id: string }): Logger {
 export function logger(): Logger {
   return root ?? (root = pino({ level: process.env.GAFFER_LOG_LEVEL ?? 'silent' }));
 }
+
+/**
+ * The messages of the worker's task log lines. The chaos checker finds task
+ * starts and stops by these, so they are shared constants, not free text.
+ */
+export const TaskLogLine = {
+  started: 'task started',
+  stopped: 'task stopped',
+} as const;

@@ -8,8 +8,8 @@
 
 import { createServer, type Server } from 'node:http';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { isErrorCode } from './errors.js';
-import { isClientSubject } from './subjects.js';
+import { isErrorCode } from '../protocol/errors.js';
+import { isClientSubject } from '../protocol/subjects.js';
 
 /** The `code` label of a request that succeeded. */
 export const OK_CODE = 'OK';
@@ -36,11 +36,6 @@ export function subjectLabel(subject: string): string {
 /** codeLabel is OK, an ErrorCode, or UNKNOWN. */
 export function codeLabel(code: string): string {
   return code === OK_CODE || isErrorCode(code) ? code : 'UNKNOWN';
-}
-
-/** seconds since a process.hrtime.bigint() start. */
-function since(start: bigint): number {
-  return Number(process.hrtime.bigint() - start) / 1e9;
 }
 
 /**
@@ -120,34 +115,13 @@ export class GafferMetrics {
     this.requestSeconds.observe(labels, seconds);
   }
 
-  /** startRequest starts a request's clock; call the result with the code it was answered with. */
-  startRequest(subject: string): (code: string) => void {
-    const t0 = process.hrtime.bigint();
-    return (code) => this.observeRequest(subject, code, since(t0));
-  }
-
   /** observeForward records one forwarding hop's latency. */
   observeForward(seconds: number): void {
     this.forwardSeconds.observe(seconds);
   }
 
-  /** startForward starts a forwarding hop's clock; call the result when the hop is done. */
-  startForward(): () => void {
-    const t0 = process.hrtime.bigint();
-    return () => this.observeForward(since(t0));
-  }
-
   setLeader(isLeader: boolean): void {
     this.leader.set(isLeader ? 1 : 0);
-  }
-
-  setWorkerResources(worker: string, resources: number): void {
-    this.workerResources.set({ worker }, resources);
-  }
-
-  /** removeWorker drops a lost worker's series. */
-  removeWorker(worker: string): void {
-    this.workerResources.remove({ worker });
   }
 
   /** setWorkerLoads replaces every worker's series at once (e.g. from the leader's loads()); workers absent here are dropped. */
@@ -160,22 +134,16 @@ export class GafferMetrics {
     this.runningTasks.set(n);
   }
 
-  /** observeCommit records one group commit: its etcd latency and how many client requests it answered. */
-  observeCommit(seconds: number, batchSize: number): void {
+  /** observeCommit records one fenced transaction's etcd latency. */
+  observeCommit(seconds: number): void {
     this.commitSeconds.observe(seconds);
-    this.batchSize.observe(batchSize);
   }
 
-  /** startCommit starts a commit's clock; call the result with the batch size once etcd has answered. */
-  startCommit(): (batchSize: number) => void {
-    const t0 = process.hrtime.bigint();
-    return (n) => this.observeCommit(since(t0), n);
+  /** observeBatch records how many client requests one group commit answered. */
+  observeBatch(requests: number): void {
+    this.batchSize.observe(requests);
   }
 
-  /** text renders the registry in the Prometheus text format. */
-  text(): Promise<string> {
-    return this.registry.metrics();
-  }
 }
 
 /** createMetrics makes a process's metrics; e.g. createMetrics({ labels: { role: 'master', id: cfg.id } }). */

@@ -1,9 +1,7 @@
 // Observable events: JSON on events.<kind>, so `nats sub 'events.>'` shows what
-// the cluster does. Every payload carries `at` (ISO time) and who said it.
+// the cluster does. Every payload carries `at` (ISO time) and who said it
+// (`by`); platform/nats/events.ts publishes them.
 
-import type { NatsConnection } from 'nats';
-import { json } from './codec.js';
-import { subjects } from './subjects.js';
 
 export interface EventPayloads {
   'leader.elected': { leader: string; term: number };
@@ -25,9 +23,3 @@ export const EVENT_KINDS: readonly EventKind[] = [
 ];
 
 export type GafferEvent<K extends EventKind = EventKind> = EventPayloads[K] & { kind: K; at: string; by: string };
-
-export function publishEvent<K extends EventKind>(nc: NatsConnection, by: string, kind: K, payload: EventPayloads[K]): void {
-  if (nc.isClosed()) return;
-  const ev = { kind, at: new Date().toISOString(), by, ...payload };
-  nc.publish(subjects.event(kind), json.encode(ev));
-}

@@ -3,13 +3,12 @@
 // it unchanged (its raw bytes).
 
 import { randomBytes } from 'node:crypto';
-import { performance } from 'node:perf_hooks';
 import { headers as natsHeaders, type MsgHdrs } from 'nats';
-import { decodeRequest, type ContentType } from './codec.js';
+import { contentTypeOf, decodeRequest, type ContentType } from './codec.js';
 import { BadRequestError } from './errors.js';
 import { ClientSubject, Header, isClientSubject } from './subjects.js';
-import { validateAdd, validateEmpty, validateList, validateNameRequest, type ListRequest, type Spec } from './protocol.js';
-import { requestType } from './bus.js';
+import { validateAdd, validateEmpty, validateList, validateNameRequest } from './validate.js';
+import type { ListRequest, Spec } from './messages.js';
 
 export type Command =
   | { op: 'add'; name: string; spec: Spec }
@@ -28,7 +27,7 @@ export interface ClientRequest {
   id: string;
   /** The master that received it from the client and awaits the leader's ack; absent when the leader received it. */
   origin?: string;
-  /** performance.now() when this process received it. */
+  /** Clock time (monotonic ms) when this process received it. */
   receivedAt: number;
 }
 
@@ -39,6 +38,11 @@ let seq = 0;
 /** newRequestId is unique across masters and their restarts. */
 export function newRequestId(masterId: string): string {
   return `${masterId}.${boot}.${(++seq).toString(36)}`;
+}
+
+/** requestType is the encoding a request arrived in (and is answered in): JSON unless its Content-Type says msgpack. */
+export function requestType(h: MsgHdrs | undefined): ContentType {
+  return contentTypeOf(h?.get(Header.contentType) || undefined);
 }
 
 export function parseCommand(subject: ClientSubject, body: unknown): Command {
@@ -81,6 +85,7 @@ export function parseRequest(
   data: Uint8Array,
   headers: MsgHdrs | undefined,
   reply: string | undefined,
+  receivedAt: number,
 ): ClientRequest {
   const type = requestType(headers);
   if (reply !== undefined && !isReplySubject(reply)) throw new ForeignReplyError(reply);
@@ -91,7 +96,7 @@ export function parseRequest(
     throw new BadRequestError(`invalid ${Header.requestId} header: must match ${REQUEST_ID_RE.source}`);
   }
   const origin = headers?.get(Header.origin) || undefined;
-  return { subject, command, type, data, reply, id: id ?? '', ...(origin ? { origin } : {}), receivedAt: performance.now() };
+  return { subject, command, type, data, reply, id: id ?? '', ...(origin ? { origin } : {}), receivedAt };
 }
 
 /** forwardHeaders carries the original subject and encoding across the hop to the leader. */

@@ -14,12 +14,12 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { connect, ErrorCode as NatsErrorCode, type NatsConnection } from 'nats';
-import { Child } from '../../src/child.js';
-import { CLI_PATH } from '../../src/cluster.js';
-import { json } from '../../src/codec.js';
-import { parsePositiveInt, parseTtl } from '../../src/config.js';
-import { ID_RE } from '../../src/protocol.js';
-import { freePort, waitFor, which } from '../../src/servers.js';
+import { Child } from '../../src/devcluster/child.js';
+import { CLI_PATH } from '../../src/devcluster/cluster.js';
+import { json } from '../../src/protocol/codec.js';
+import { parsePositiveInt, parseTtl } from '../../src/platform/config.js';
+import { ID_RE } from '../../src/protocol/messages.js';
+import { freePort, waitFor, which } from '../../src/devcluster/servers.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const COMPOSE_FILE = join(ROOT, 'docker-compose.yml');
@@ -251,7 +251,7 @@ describe('docker-compose.yml', { skip: SKIP }, () => {
     assert.match(dockerfile, /^RUN npm ci\b/m);
     assert.match(dockerfile, /^ENTRYPOINT \["node", "dist\/src\/cli\.js"\]$/m);
     const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { bin: Record<string, string> };
-    assert.equal(pkg.bin.gaffer, 'dist/src/cli.js', 'the entrypoint is the package binary');
+    assert.equal(pkg.bin.gaffer, 'dist/bin/gaffer.js', 'the entrypoint is the package binary');
     for (const name of GAFFER) assert.equal(cfg.services[name]!.image, 'gaffer:latest');
     const ignored = readFileSync(join(ROOT, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim());
     for (const needed of ['src', 'actors', 'package.json', 'package-lock.json', 'tsconfig.json']) {

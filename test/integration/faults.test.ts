@@ -11,20 +11,20 @@ import { join } from 'node:path';
 import { cluster, converged, rawConnect, Recorder, runningEverywhere, waitFor } from '../harness.js';
 import { headers as natsHeaders } from 'nats';
 import { Proxy } from '../proxy.js';
-import { ErrorCode, GafferError } from '../../src/errors.js';
-import { GafferClient } from '../../src/client.js';
-import { Store } from '../../src/store.js';
-import { keys, parseKey } from '../../src/keys.js';
-import { packed } from '../../src/codec.js';
-import type { LocalCluster } from '../../src/cluster.js';
-import type { AddResult } from '../../src/protocol.js';
+import { ErrorCode, GafferError } from '../../src/protocol/errors.js';
+import { GafferClient } from '../../src/client/client.js';
+import { EtcdStore } from '../../src/platform/etcd/store.js';
+import { keys, parseKey } from '../../src/protocol/keys.js';
+import { packed } from '../../src/protocol/codec.js';
+import type { LocalCluster } from '../../src/devcluster/cluster.js';
+import type { AddResult } from '../../src/protocol/messages.js';
 
-async function store(c: LocalCluster): Promise<Store> {
-  return Store.connect(c.etcdEndpoints.split(','), { timeoutMs: 3000 });
+async function store(c: LocalCluster): Promise<EtcdStore> {
+  return EtcdStore.connect(c.etcdEndpoints.split(','), { timeoutMs: 3000 });
 }
 
 /** leaderTerm is the create revision of the lowest election key: the fencing token of the leader. */
-async function leaderTerm(s: Store): Promise<number> {
+async function leaderTerm(s: EtcdStore): Promise<number> {
   const snap = await s.range(keys.electionPrefix);
   return Math.min(...snap.kvs.map((kv) => kv.createRevision));
 }
@@ -251,7 +251,7 @@ test('store watch: a compacted revision makes the watch tell its owner to re-rea
   t_close(s);
   for (let i = 0; i < 5; i++) await s.txn(undefined, [{ put: 'gaffer/test/k', value: packed.encode(i) }]);
   const head = (await s.range('gaffer/test/')).revision;
-  await s.client.kv.compact({ revision: head, physical: true });
+  await s.compact(head);
   const reset = await new Promise<Error>((resolve) => {
     s.watch('gaffer/test/', 1, () => assert.fail('no event may arrive from a compacted revision'), resolve);
   });

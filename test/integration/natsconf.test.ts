@@ -24,11 +24,11 @@ import {
   type Status,
   type Subscription,
 } from 'nats';
-import { Child } from '../../src/child.js';
-import { CLI_PATH } from '../../src/cluster.js';
-import { GafferClient } from '../../src/client.js';
-import { json } from '../../src/codec.js';
-import { startEtcd, startNats, waitFor, which, type EtcdCluster, type NatsServer } from '../../src/servers.js';
+import { Child } from '../../src/devcluster/child.js';
+import { CLI_PATH } from '../../src/devcluster/cluster.js';
+import { GafferClient } from '../../src/client/client.js';
+import { json } from '../../src/protocol/codec.js';
+import { startEtcd, startNats, waitFor, which, type EtcdCluster, type NatsServer } from '../../src/devcluster/servers.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const CONF = readFileSync(join(ROOT, 'nats.conf'), 'utf8');

@@ -14,7 +14,7 @@ import {
   TimeoutError,
   toWire,
   UnavailableError,
-} from '../../src/errors.js';
+} from '../../src/protocol/errors.js';
 
 describe('error classes', () => {
   const cases: Array<[GafferError, string, ErrorCode]> = [

@@ -14,10 +14,10 @@ import {
   shortId,
   status,
   table,
-} from '../../src/format.js';
-import { decodeEvent, eventSubjects, EventFilterError } from '../../src/watch.js';
-import { json } from '../../src/codec.js';
-import type { Resource } from '../../src/protocol.js';
+} from '../../src/cli/format.js';
+import { decodeEvent, eventSubjects, EventFilterError } from '../../src/cli/watch.js';
+import { json } from '../../src/protocol/codec.js';
+import type { Resource } from '../../src/protocol/messages.js';
 
 const NOW = new Date('2026-01-02T03:04:05.000Z');
 

@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { compareLoad, pick, placeMany, type Slot } from '../../src/placement.js';
+import { compareLoad, pick, placeMany, type Slot } from '../../actors/leader/placement.js';
 
 const slot = (id: string, assigned: number, capacity: number): Slot => ({ id, assigned, capacity });
 

@@ -1,19 +1,10 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  decodeStored,
-  decodeWorkerInfo,
-  taskKindOf,
-  TaskKind,
-  validateAdd,
-  validateEmpty,
-  validateId,
-  validateName,
-  validateNameRequest,
-  validateSpec,
-} from '../../src/protocol.js';
-import { BadRequestError, ErrorCode } from '../../src/errors.js';
-import { packed } from '../../src/codec.js';
+import { TaskKind } from '../../src/protocol/messages.js';
+import { taskKindOf, validateAdd, validateEmpty, validateId, validateName, validateNameRequest, validateSpec } from '../../src/protocol/validate.js';
+import { decodeStored, decodeWorkerInfo } from '../../src/protocol/stored.js';
+import { BadRequestError, ErrorCode } from '../../src/protocol/errors.js';
+import { packed } from '../../src/protocol/codec.js';
 
 function rejects(fn: () => unknown, mentions: RegExp): void {
   assert.throws(fn, (err: unknown) => {

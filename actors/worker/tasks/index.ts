@@ -1,7 +1,8 @@
 // The registry of task kinds; spec.kind picks one (TaskKind in protocol.ts lists them).
 
-import { TaskKind, taskKindOf, type Resource } from '../../src/protocol.js';
-import type { Logger } from '../../src/log.js';
+import { TaskKind, type Resource } from '../../../src/protocol/messages.js';
+import { taskKindOf } from '../../../src/protocol/validate.js';
+import type { Logger } from '../../../src/platform/log.js';
 import { noop } from './noop.js';
 import { TaskActor, type TaskLogic } from './task.js';
 

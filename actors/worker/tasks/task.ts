@@ -2,9 +2,9 @@
 // kind implements TaskLogic; TaskActor gives it an address (the resource
 // name), a status, and one-at-a-time start and stop.
 
-import { Actor, ActorStatus } from '../../src/actor.js';
-import type { Resource } from '../../src/protocol.js';
-import type { Logger } from '../../src/log.js';
+import { Actor, ActorStatus } from '../../../src/platform/actor.js';
+import type { Resource } from '../../../src/protocol/messages.js';
+import type { Logger } from '../../../src/platform/log.js';
 
 export interface TaskContext {
   resource: Resource;

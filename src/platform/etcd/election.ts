@@ -9,10 +9,11 @@
 // key still exists can commit. Non-guarantee: the belief itself is not
 // exclusive; code must never act outside etcd on leadership alone.
 
-import { keys } from './keys.js';
-import type { Guard, KV, Store } from './store.js';
+import { keys } from '../../protocol/keys.js';
+import type { Guard, KV, Store } from '../ports.js';
 import { KeptLease, type LeaseTiming } from './lease.js';
-import { logger } from './log.js';
+import { logger } from '../log.js';
+import { withRetry } from '../retry.js';
 
 export interface Candidate {
   id: string;
@@ -41,7 +42,7 @@ export class Election {
   private watch: { close(): Promise<void> } | undefined;
   private leading: Guard | undefined;
   private leader: Candidate | undefined;
-  private stopped = false;
+  private readonly stop = new AbortController();
   private readonly log;
 
   constructor(
@@ -143,20 +144,19 @@ export class Election {
   }
 
   private onLeaseExpired(lease: KeptLease): void {
-    if (lease !== this.lease || this.stopped) return;
+    if (lease !== this.lease || this.stop.signal.aborted) return;
     this.stopLeading('lease expired');
     void this.retry(() => this.campaign(), 'campaign');
   }
 
+  /** retry runs fn until it succeeds or we stop; the election must not give up on a flaky etcd. */
   private async retry(fn: () => Promise<void>, what: string): Promise<void> {
-    for (let delay = 100; !this.stopped; delay = Math.min(delay * 2, 2000)) {
-      try {
-        return await fn();
-      } catch (err) {
-        this.log.warn({ err: (err as Error).message }, `${what} failed; retrying`);
-        await new Promise((r) => setTimeout(r, delay * (0.5 + Math.random())));
-      }
-    }
+    await withRetry(fn, {
+      initialMs: 100,
+      maxMs: 2000,
+      signal: this.stop.signal,
+      onRetry: (err) => this.log.warn({ err: (err as Error)?.message }, `${what} failed; retrying`),
+    }).catch(() => undefined);
   }
 
   /**
@@ -164,13 +164,13 @@ export class Election {
    * candidate leads immediately. We keep observing who leads until close.
    */
   async resign(): Promise<void> {
-    this.stopped = true;
+    this.stop.abort();
     this.stopLeading('resigned');
     await this.lease?.revoke();
   }
 
   async close(): Promise<void> {
-    this.stopped = true;
+    this.stop.abort();
     this.lease?.release();
     await this.watch?.close();
   }

@@ -3,10 +3,9 @@
 // library's `lost` event can come up to 2×TTL late; this one fires *before*
 // the server can expire the lease, which is what self-fencing needs.
 
-import { performance } from 'node:perf_hooks';
-import type { Store } from './store.js';
-import { unavailable } from './store.js';
-import { logger } from './log.js';
+import type { Store } from '../ports.js';
+import { systemClock, type Clock, type Timer } from '../clock.js';
+import { logger } from '../log.js';
 
 export interface LeaseTiming {
   ttlSeconds: number;
@@ -40,8 +39,6 @@ export function fencingTiming(ttlSeconds: number): LeaseTiming {
   return { ttlSeconds, validityMs, intervalMs: Math.floor(validityMs / 4) };
 }
 
-type KeepaliveStream = Awaited<ReturnType<Store['client']['leaseClient']['leaseKeepAlive']>>;
-
 export interface LeaseCallbacks {
   /** Keepalives are overdue: the server may expire the lease soon. Stop acting on it now. */
   onFenced(): void;
@@ -52,15 +49,13 @@ export interface LeaseCallbacks {
 }
 
 export class KeptLease {
-  /** Monotonic ms until which the lease is certainly alive on the server (minus the margin). */
+  /** Clock time until which the lease is certainly alive on the server (minus the margin). */
   private validUntil: number;
-  private timer: NodeJS.Timeout | undefined;
-  private fence: NodeJS.Timeout | undefined;
+  private readonly beats: Timer;
+  private fence: Timer | undefined;
   private stopped = false;
   private inflight = false;
   private overdue = false;
-  private stream: KeepaliveStream | undefined;
-  private waiter: { resolve(r: { TTL: string }): void; reject(e: Error): void } | undefined;
   private readonly log = logger().child({ component: 'lease' });
 
   private constructor(
@@ -69,42 +64,37 @@ export class KeptLease {
     private readonly timing: LeaseTiming,
     grantedAt: number,
     private readonly cb: LeaseCallbacks,
+    private readonly clock: Clock,
   ) {
     this.validUntil = grantedAt + timing.validityMs;
     this.armFence();
-    this.timer = setInterval(() => void this.beat(), timing.intervalMs);
-    this.timer.unref();
+    this.beats = clock.every(timing.intervalMs, () => void this.beat());
   }
 
   /** grant creates a lease and starts keeping it alive. */
-  static async grant(store: Store, timing: LeaseTiming, cb: LeaseCallbacks): Promise<KeptLease> {
-    const sentAt = performance.now();
-    try {
-      const res = await store.client.leaseClient.leaseGrant({ TTL: timing.ttlSeconds, ID: 0 });
-      return new KeptLease(store, String(res.ID), timing, sentAt, cb);
-    } catch (err) {
-      throw unavailable(err, 'lease grant');
-    }
+  static async grant(store: Store, timing: LeaseTiming, cb: LeaseCallbacks, clock: Clock = systemClock): Promise<KeptLease> {
+    const sentAt = clock.now();
+    const id = await store.grantLease(timing.ttlSeconds);
+    return new KeptLease(store, id, timing, sentAt, cb, clock);
   }
 
   /** alive says whether the server is certain to still hold this lease. */
   get alive(): boolean {
-    return !this.stopped && performance.now() < this.validUntil;
+    return !this.stopped && this.clock.now() < this.validUntil;
   }
 
-  /** deadlineWallClock is the validity deadline as a Date.now() time, for logs. */
+  /** deadlineWallClock is the validity deadline as a wall-clock time, for logs. */
   get deadlineWallClock(): number {
-    return Date.now() - (performance.now() - this.validUntil);
+    return this.clock.wall() - (this.clock.now() - this.validUntil);
   }
 
   private async beat(): Promise<void> {
     if (this.stopped || this.inflight) return;
     this.inflight = true;
-    const sentAt = performance.now();
+    const sentAt = this.clock.now();
     try {
-      const res = await this.keepaliveOnce();
+      const ttl = await this.store.keepAlive(this.id, Math.max(200, this.timing.intervalMs * 2));
       if (this.stopped) return;
-      const ttl = Number(res.TTL);
       if (!(ttl > 0)) return this.expire();
       // The server restarted its countdown no earlier than we sent the request.
       this.validUntil = Math.max(this.validUntil, sentAt + Math.min(ttl * 1000, this.timing.validityMs));
@@ -121,68 +111,16 @@ export class KeptLease {
     }
   }
 
-  /**
-   * keepaliveOnce sends one keepalive on a stream kept open across beats
-   * (one gRPC stream per lease, not one per beat: a thousand workers would
-   * otherwise open thousands of streams a second). One beat is in flight at a
-   * time, so the next response is ours; a beat that times out drops the
-   * stream, so no late answer can be taken for a newer one.
-   */
-  private async keepaliveOnce(): Promise<{ TTL: string }> {
-    const stream = this.stream ?? (this.stream = await this.openStream());
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.dropStream();
-        reject(new Error('keepalive got no answer in time'));
-      }, Math.max(200, this.timing.intervalMs * 2));
-      this.waiter = {
-        resolve: (r) => (clearTimeout(timer), resolve(r)),
-        reject: (e) => (clearTimeout(timer), reject(e)),
-      };
-      stream.write({ ID: this.id });
-    });
-  }
-
-  private async openStream(): Promise<KeepaliveStream> {
-    const stream = await this.store.client.leaseClient.leaseKeepAlive();
-    const fail = (err?: Error) => {
-      if (this.stream === stream) this.stream = undefined;
-      const w = this.waiter;
-      this.waiter = undefined;
-      w?.reject(err ?? new Error('keepalive stream ended'));
-    };
-    stream.on('data', (res) => {
-      const w = this.waiter;
-      this.waiter = undefined;
-      w?.resolve(res);
-    });
-    stream.on('error', fail);
-    stream.on('end', () => fail());
-    return stream;
-  }
-
-  private dropStream(): void {
-    const stream = this.stream;
-    this.stream = undefined;
-    this.waiter = undefined;
-    try {
-      stream?.cancel();
-    } catch {
-      // already gone
-    }
-  }
-
   private armFence(): void {
-    clearTimeout(this.fence);
-    this.fence = setTimeout(() => {
+    this.fence?.cancel();
+    this.fence = this.clock.after(Math.max(0, this.validUntil - this.clock.now()) + 1, () => {
       if (this.stopped) return;
-      if (performance.now() < this.validUntil) return this.armFence();
+      if (this.clock.now() < this.validUntil) return this.armFence();
       if (this.overdue) return;
       this.overdue = true;
       this.log.warn({ lease: this.id }, 'lease keepalive overdue; fencing');
       this.cb.onFenced();
-    }, Math.max(0, this.validUntil - performance.now()) + 1);
-    this.fence.unref();
+    });
   }
 
   private expire(): void {
@@ -194,16 +132,16 @@ export class KeptLease {
 
   private halt(): void {
     this.stopped = true;
-    this.dropStream();
-    clearInterval(this.timer);
-    clearTimeout(this.fence);
+    this.beats.cancel();
+    this.fence?.cancel();
+    this.store.forgetLease(this.id);
   }
 
   /** revoke stops keeping the lease and deletes it (and every key bound to it) now. */
   async revoke(): Promise<void> {
     this.halt();
     try {
-      await this.store.client.leaseClient.leaseRevoke({ ID: this.id });
+      await this.store.revokeLease(this.id);
     } catch (err) {
       this.log.debug({ err: (err as Error).message }, 'revoke failed; the lease will expire');
     }

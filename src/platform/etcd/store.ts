@@ -1,59 +1,19 @@
-// Store wraps etcd3 for gaffer: bounded call deadlines, no circuit breaker,
-// consistent paginated snapshots, fenced transactions, and watches that tell
-// their owner to re-read when etcd has compacted their revision away.
+// EtcdStore is the Store port on etcd3: bounded call deadlines, no circuit
+// breaker, consistent paginated snapshots, fenced transactions, watches that
+// tell their owner to re-read when etcd has compacted their revision away,
+// and lease keepalives on one stream per lease. It is the only code that
+// touches the etcd3 client.
 
-import { Etcd3, type ICompare, type IKeyValue, type IRequestOp, type IWatchResponse, type Watcher } from 'etcd3';
+import { Etcd3, isRecoverableError, type ICompare, type IKeyValue, type IRequestOp, type IWatchResponse, type Watcher } from 'etcd3';
 import { ExponentialBackoff, handleWhen, noop, retry } from 'cockatiel';
-import { NotLeaderError, UnavailableError } from './errors.js';
-import { logger } from './log.js';
-
-export interface KV {
-  key: string;
-  value: Uint8Array;
-  createRevision: number;
-  modRevision: number;
-  lease: string;
-}
-
-export type Op = { put: string; value: Uint8Array; lease?: string } | { del: string };
-
-/** ChainLink orders pipelined transactions: each checks the value the one before it wrote. */
-export interface ChainLink {
-  key: string;
-  /** What the previous link wrote; undefined if the key must not exist yet. */
-  expect: Uint8Array | undefined;
-  /** What this link writes; undefined for a read-only check that leaves the chain as it is. */
-  next?: Uint8Array;
-}
-
-/** ChainBrokenError: the transaction was certainly not applied, because the one before it was not (yet). */
-export class ChainBrokenError extends Error {
-  override name = 'ChainBrokenError';
-}
-
-/** Guard fences a transaction on one key's create revision (the election key of the leader). */
-export interface Guard {
-  key: string;
-  createRevision: number;
-}
-
-export interface Snapshot {
-  kvs: KV[];
-  revision: number;
-}
-
-export interface WatchEvent {
-  type: 'put' | 'delete';
-  kv: KV;
-  prev?: KV;
-}
+import { NotLeaderError, UnavailableError } from '../../protocol/errors.js';
+import { logger } from '../log.js';
+import { ChainBrokenError, MAX_TXN_OPS, type ChainLink, type Guard, type KV, type Op, type Snapshot, type Store, type WatchEvent } from '../ports.js';
 
 export interface StoreOptions {
   timeoutMs: number;
 }
 
-/** The etcd server rejects transactions with more operations than this (--max-txn-ops). */
-export const MAX_TXN_OPS = 128;
 const PAGE = 5000;
 
 function toKV(kv: IKeyValue): KV {
@@ -77,19 +37,22 @@ function prefixEnd(prefix: string): Buffer {
   return Buffer.from([0]);
 }
 
-function recoverable(err: unknown): boolean {
-  const msg = err instanceof Error ? err.message : '';
-  // grpc UNAVAILABLE / connection resets: worth one more host before giving up.
-  return /UNAVAILABLE|ECONNREFUSED|ECONNRESET|No connection established|GOAWAY/i.test(msg);
-}
-
 export function unavailable(err: unknown, what: string): UnavailableError {
   const msg = err instanceof Error ? err.message : String(err);
   return new UnavailableError(`etcd ${what} failed: ${msg}`, { cause: err });
 }
 
-export class Store {
-  readonly client: Etcd3;
+type KeepaliveStream = Awaited<ReturnType<Etcd3['leaseClient']['leaseKeepAlive']>>;
+
+/** One keepalive stream per lease, with at most one keepalive in flight on it. */
+interface Keeper {
+  stream: KeepaliveStream | undefined;
+  waiter: { resolve(ttl: number): void; reject(e: Error): void } | undefined;
+}
+
+export class EtcdStore implements Store {
+  private readonly client: Etcd3;
+  private readonly keepers = new Map<string, Keeper>();
 
   private constructor(readonly endpoints: string[], private readonly opts: StoreOptions) {
     this.client = new Etcd3({
@@ -101,7 +64,7 @@ export class Store {
         // The default per-host circuit breaker keeps failing calls for ~5 s after
         // etcd is back; we prefer to try again at once.
         host: () => noop,
-        global: retry(handleWhen(recoverable), { maxAttempts: Math.max(1, endpoints.length - 1) }),
+        global: retry(handleWhen(isRecoverableError), { maxAttempts: Math.max(1, endpoints.length - 1) }),
         // The manager calls next() on this before its first use, as on the default.
         watchBackoff: new ExponentialBackoff({ initialDelay: 100, maxDelay: 2000 }) as never,
       },
@@ -115,8 +78,8 @@ export class Store {
   }
 
   /** connect opens a client and proves etcd answers within the call deadline. */
-  static async connect(endpoints: string[], opts: StoreOptions): Promise<Store> {
-    const store = new Store(endpoints, opts);
+  static async connect(endpoints: string[], opts: StoreOptions): Promise<EtcdStore> {
+    const store = new EtcdStore(endpoints, opts);
     try {
       await store.client.kv.range({ key: Buffer.from('gaffer/'), limit: 1 });
     } catch (err) {
@@ -254,7 +217,98 @@ export class Store {
     };
   }
 
+  /** compact discards history up to revision (an operator's job; tests use it to cancel watches). */
+  async compact(revision: number): Promise<void> {
+    await this.client.kv.compact({ revision, physical: true });
+  }
+
+  async grantLease(ttlSeconds: number): Promise<string> {
+    try {
+      return String((await this.client.leaseClient.leaseGrant({ TTL: ttlSeconds, ID: 0 })).ID);
+    } catch (err) {
+      throw unavailable(err, 'lease grant');
+    }
+  }
+
+  async revokeLease(lease: string): Promise<void> {
+    this.dropKeeper(lease);
+    try {
+      await this.client.leaseClient.leaseRevoke({ ID: lease });
+    } catch (err) {
+      throw unavailable(err, 'lease revoke');
+    }
+  }
+
+  /**
+   * keepAlive sends one keepalive on a stream kept open across calls (one
+   * gRPC stream per lease, not one per beat: a thousand workers would
+   * otherwise open thousands of streams a second). Callers keep one call in
+   * flight per lease, so the next response is this call's; a call that times
+   * out drops the stream, so no late answer can be taken for a newer one.
+   */
+  async keepAlive(lease: string, timeoutMs: number): Promise<number> {
+    const k = this.keepers.get(lease) ?? { stream: undefined, waiter: undefined };
+    this.keepers.set(lease, k);
+    let stream: KeepaliveStream;
+    try {
+      stream = k.stream ?? (k.stream = await this.openStream(lease, k));
+    } catch (err) {
+      throw unavailable(err, 'lease keepalive');
+    }
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.dropStream(k);
+        reject(new UnavailableError('keepalive got no answer in time'));
+      }, timeoutMs);
+      k.waiter = {
+        resolve: (ttl) => (clearTimeout(timer), resolve(ttl)),
+        reject: (e) => (clearTimeout(timer), reject(e)),
+      };
+      stream.write({ ID: lease });
+    });
+  }
+
+  private async openStream(lease: string, k: Keeper): Promise<KeepaliveStream> {
+    const stream = await this.client.leaseClient.leaseKeepAlive();
+    const fail = (err?: Error) => {
+      if (k.stream === stream) k.stream = undefined;
+      const w = k.waiter;
+      k.waiter = undefined;
+      w?.reject(unavailable(err ?? new Error('keepalive stream ended'), `lease ${lease} keepalive`));
+    };
+    stream.on('data', (res: { TTL: string }) => {
+      const w = k.waiter;
+      k.waiter = undefined;
+      w?.resolve(Number(res.TTL));
+    });
+    stream.on('error', fail);
+    stream.on('end', () => fail());
+    return stream;
+  }
+
+  private dropStream(k: Keeper): void {
+    const stream = k.stream;
+    k.stream = undefined;
+    k.waiter = undefined;
+    try {
+      stream?.cancel();
+    } catch {
+      // already gone
+    }
+  }
+
+  forgetLease(lease: string): void {
+    this.dropKeeper(lease);
+  }
+
+  private dropKeeper(lease: string): void {
+    const k = this.keepers.get(lease);
+    if (k) this.dropStream(k);
+    this.keepers.delete(lease);
+  }
+
   close(): void {
+    for (const lease of [...this.keepers.keys()]) this.dropKeeper(lease);
     this.client.close();
   }
 }

@@ -1,11 +1,13 @@
-// Bus wraps the NATS connection: reconnect forever, notice disconnects fast,
-// and answer requests in the encoding they arrived in.
+// The Bus port on NATS: a connection that reconnects forever and notices
+// disconnects fast, NatsBus over it, and answering requests in the encoding
+// they arrived in.
 
-import { connect, headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection } from 'nats';
-import { contentTypeOf, ContentType, encode } from './codec.js';
-import { Header } from './subjects.js';
-import { InternalError, toWire, UnavailableError } from './errors.js';
-import { logger } from './log.js';
+import { connect, ErrorCode as NatsErrorCode, headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection } from 'nats';
+import { ContentType, encode } from '../../protocol/codec.js';
+import { Header } from '../../protocol/subjects.js';
+import { InternalError, NoRespondersError, TimeoutError, toWire, UnavailableError } from '../../protocol/errors.js';
+import type { Bus, BusMsg, BusStatus } from '../ports.js';
+import { logger } from '../log.js';
 
 export type { Msg, NatsConnection };
 
@@ -45,9 +47,70 @@ export async function connectBus(opts: BusOptions): Promise<NatsConnection> {
   }
 }
 
-export function requestType(h: MsgHdrs | undefined): ContentType {
-  return contentTypeOf(h?.get(Header.contentType) || undefined);
+/** NatsBus is the Bus port over one NATS connection; `nc` stays reachable for what the port does not cover (services, JetStream). */
+export class NatsBus implements Bus {
+  constructor(readonly nc: NatsConnection) {}
+
+  get closed(): boolean {
+    return this.nc.isClosed();
+  }
+
+  publish(subject: string, data: Uint8Array, opts?: { reply?: string | undefined; headers?: MsgHdrs | undefined }): void {
+    if (this.nc.isClosed()) return;
+    this.nc.publish(subject, data, {
+      ...(opts?.reply ? { reply: opts.reply } : {}),
+      ...(opts?.headers ? { headers: opts.headers } : {}),
+    });
+  }
+
+  async request(subject: string, data: Uint8Array, opts: { timeoutMs: number; headers?: MsgHdrs }): Promise<BusMsg> {
+    try {
+      return await this.nc.request(subject, data, { timeout: opts.timeoutMs, ...(opts.headers ? { headers: opts.headers } : {}) });
+    } catch (err) {
+      throw requestError(subject, opts.timeoutMs, err);
+    }
+  }
+
+  subscribe(subject: string, fn: (msg: BusMsg) => void, opts?: { queue?: string }): { unsubscribe(): void } {
+    return this.nc.subscribe(subject, {
+      ...(opts?.queue ? { queue: opts.queue } : {}),
+      callback: (err, msg) => {
+        if (err) return;
+        try {
+          fn(msg);
+        } catch (e) {
+          logger().error({ err: e, subject }, 'subscriber threw; message dropped');
+        }
+      },
+    });
+  }
+
+  onStatus(fn: (s: BusStatus) => void): () => void {
+    let stopped = false;
+    void (async () => {
+      for await (const s of this.nc.status()) {
+        if (stopped) return;
+        if (s.type === 'disconnect' || s.type === 'reconnect') fn(s.type);
+      }
+    })().catch(() => undefined);
+    return () => {
+      stopped = true;
+    };
+  }
+
+  flush(): Promise<void> {
+    return this.nc.flush();
+  }
 }
+
+/** requestError maps a nats.js request failure to our typed errors, by code. */
+export function requestError(subject: string, timeoutMs: number, err: unknown): Error {
+  const code = (err as { code?: string }).code;
+  if (code === NatsErrorCode.NoResponders) return new NoRespondersError(`nobody serves ${subject}`, { cause: err });
+  if (code === NatsErrorCode.Timeout) return new TimeoutError(`${subject} got no reply within ${timeoutMs} ms`, { cause: err });
+  return new UnavailableError(`${subject}: ${(err as Error).message}`, { cause: err });
+}
+
 
 function replyHeaders(type: ContentType): MsgHdrs | undefined {
   if (type === ContentType.json) return undefined;
@@ -60,18 +123,18 @@ function replyHeaders(type: ContentType): MsgHdrs | undefined {
  * respond answers a request on its reply subject. A request without a reply
  * subject (a plain publish) has nobody to answer; that is not an error.
  */
-export function respond(nc: NatsConnection, reply: string | undefined, type: ContentType, value: unknown): void {
-  if (!reply || nc.isClosed()) return;
-  const h = replyHeaders(type);
+export function respond(bus: Bus, reply: string | undefined, type: ContentType, value: unknown): void {
+  if (!reply || bus.closed) return;
+  const headers = replyHeaders(type);
   try {
-    nc.publish(reply, encode(value, type), h ? { headers: h } : undefined);
+    bus.publish(reply, encode(value, type), { headers });
   } catch (err) {
     // Too large for the server's max_payload, most likely: say so rather than leave the client waiting.
     const error = new InternalError(`reply could not be sent: ${(err as Error).message}`);
-    nc.publish(reply, encode({ ok: false, error: error.toWire() }, type), h ? { headers: h } : undefined);
+    bus.publish(reply, encode({ ok: false, error: error.toWire() }, type), { headers });
   }
 }
 
-export function respondError(nc: NatsConnection, reply: string | undefined, type: ContentType, err: unknown): void {
-  respond(nc, reply, type, { ok: false, error: toWire(err) });
+export function respondError(bus: Bus, reply: string | undefined, type: ContentType, err: unknown): void {
+  respond(bus, reply, type, { ok: false, error: toWire(err) });
 }

@@ -5,9 +5,11 @@
 // ignored. Right after our own (re)connect every peer may look absent for a
 // moment, so nothing is declared dead until our connection has been stable.
 
-import { ErrorCode as NatsErrorCode, Empty, headers as natsHeaders, type NatsConnection } from 'nats';
-import { performance } from 'node:perf_hooks';
-import { Header } from './subjects.js';
+import { Empty, headers as natsHeaders, type MsgHdrs } from 'nats';
+import { Header } from '../../protocol/subjects.js';
+import { NoRespondersError } from '../../protocol/errors.js';
+import type { Bus, BusMsg } from '../ports.js';
+import { systemClock, type Clock, type Timer } from '../clock.js';
 
 export interface ProberOptions {
   intervalMs: number;
@@ -22,13 +24,13 @@ export const DEFAULT_PROBING: ProberOptions = { intervalMs: 100, misses: 2, stab
 interface Target {
   subject: string;
   misses: number;
-  timer: NodeJS.Timeout;
+  timer: Timer;
   busy: boolean;
   onDead: () => void;
 }
 
 /** pingHeaders marks a probe, so the peer answers it without any work. */
-export function pingHeaders() {
+export function pingHeaders(): MsgHdrs {
   const h = natsHeaders();
   h.set(Header.ping, '1');
   return h;
@@ -38,47 +40,48 @@ export function isPing(h: { get(k: string): string } | undefined): boolean {
   return h?.get(Header.ping) === '1';
 }
 
+/** answerPing replies to a probe with an empty body; the reply itself is the answer. */
+export function answerPing(bus: Bus, msg: BusMsg): void {
+  if (msg.reply) bus.publish(msg.reply, Empty);
+}
+
 export class Prober {
   private readonly targets = new Map<string, Target>();
-  private stableSince = performance.now();
+  private stableSince: number;
   private closed = false;
+  private readonly unhook: () => void;
 
-  constructor(private readonly nc: NatsConnection, private readonly opts: ProberOptions = DEFAULT_PROBING) {
-    void (async () => {
-      for await (const s of nc.status()) {
-        if (s.type === 'disconnect' || s.type === 'reconnect') this.stableSince = performance.now();
-      }
-    })().catch(() => undefined);
+  constructor(
+    private readonly bus: Bus,
+    private readonly opts: ProberOptions = DEFAULT_PROBING,
+    private readonly clock: Clock = systemClock,
+  ) {
+    this.stableSince = clock.now();
+    this.unhook = bus.onStatus(() => (this.stableSince = this.clock.now()));
   }
 
   /** watch probes `subject` until unwatched; onDead fires at most once, then probing of that key stops. */
   watch(key: string, subject: string, onDead: () => void, intervalMs = this.opts.intervalMs): void {
     if (this.closed) return;
     this.unwatch(key);
-    const t: Target = { subject, misses: 0, busy: false, onDead, timer: setInterval(() => void this.probe(key, t), intervalMs) };
-    t.timer.unref();
+    const t: Target = { subject, misses: 0, busy: false, onDead, timer: this.clock.every(intervalMs, () => void this.probe(key, t)) };
     this.targets.set(key, t);
   }
 
   unwatch(key: string): void {
-    const t = this.targets.get(key);
-    if (t) clearInterval(t.timer);
+    this.targets.get(key)?.timer.cancel();
     this.targets.delete(key);
   }
 
-  has(key: string): boolean {
-    return this.targets.has(key);
-  }
-
   private async probe(key: string, t: Target): Promise<void> {
-    if (t.busy || this.nc.isClosed()) return;
+    if (t.busy || this.bus.closed) return;
     t.busy = true;
     try {
-      await this.nc.request(t.subject, Empty, { timeout: Math.max(500, this.opts.intervalMs * 5), headers: pingHeaders() });
+      await this.bus.request(t.subject, Empty, { timeoutMs: Math.max(500, this.opts.intervalMs * 5), headers: pingHeaders() });
       t.misses = 0;
     } catch (err) {
-      if ((err as { code?: string }).code !== NatsErrorCode.NoResponders) return;
-      if (performance.now() - this.stableSince < this.opts.stableMs) return;
+      if (!(err instanceof NoRespondersError)) return;
+      if (this.clock.now() - this.stableSince < this.opts.stableMs) return;
       if (++t.misses < this.opts.misses || this.targets.get(key) !== t) return;
       this.unwatch(key);
       t.onDead();
@@ -89,6 +92,7 @@ export class Prober {
 
   close(): void {
     this.closed = true;
+    this.unhook();
     for (const k of [...this.targets.keys()]) this.unwatch(k);
   }
 }

@@ -5,7 +5,7 @@
 // the leader's acks, are counted in the endpoint's num_errors.
 
 import type { Msg, NatsConnection, Service } from 'nats';
-import { ClientSubject, MASTERS_QUEUE } from './subjects.js';
+import { ClientSubject, MASTERS_QUEUE } from '../../protocol/subjects.js';
 
 export const SERVICE_NAME = 'gaffer';
 export const SERVICE_VERSION = '0.1.0';

@@ -1,10 +1,11 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chunk, ClusterState, type StoredAssignment, type Unit } from '../../actors/leader/state.js';
-import { keys, parseKey } from '../../src/keys.js';
-import { packed } from '../../src/codec.js';
-import type { Op } from '../../src/store.js';
-import type { StoredResource } from '../../src/protocol.js';
+import { chunk, ClusterState, type Unit } from '../../actors/leader/model.js';
+import type { StoredAssignment } from '../../src/protocol/stored.js';
+import { keys, parseKey } from '../../src/protocol/keys.js';
+import { packed } from '../../src/protocol/codec.js';
+import type { Op } from '../../src/platform/ports.js';
+import type { StoredResource } from '../../src/protocol/stored.js';
 
 // --- helpers ---------------------------------------------------------------
 

@@ -1,0 +1,109 @@
+// Committer writes the leader's batches to etcd: every transaction fenced on
+// the leader's election key (a deposed leader writes nothing), and chained
+// through keys.commitChain so that several batches can be in flight at once
+// and still apply in order or not at all.
+//
+// etcd may apply requests that were in flight together in another order;
+// then the chain check refuses the later one (it certainly did not apply),
+// and once its predecessor has committed it is sent again. If the
+// predecessor failed, so does every later one.
+
+import { keys } from '../../src/protocol/keys.js';
+import { ChainBrokenError, type ChainLink, type Guard, type Op, type Store } from '../../src/platform/ports.js';
+import type { Clock } from '../../src/platform/clock.js';
+
+/**
+ * Batches whose commits may be in flight at once. Planning the next batch
+ * need not wait for etcd, but each in-flight batch holds its replies back.
+ */
+export const PIPELINE_DEPTH = 4;
+/** A transaction refused for a broken chain is re-sent after its predecessor, at most this often. */
+const CHAIN_RETRIES = 3;
+
+export interface CommitObserver {
+  /** One transaction committed after this many seconds. */
+  txn(seconds: number): void;
+  /** One batch committed, answering this many client requests. */
+  batch(requests: number): void;
+}
+
+export class Committer {
+  /** Batches in flight, oldest first. */
+  private readonly inflight: Array<Promise<unknown>> = [];
+  /** The last transaction sent; the next one waits on it if etcd applied them out of order. */
+  private tail: Promise<unknown> = Promise.resolve();
+  private seq = 0;
+
+  /**
+   * @param chainValue what the commit chain holds now (undefined: the key does not exist yet).
+   */
+  constructor(
+    private readonly store: Store,
+    private readonly guard: Guard,
+    private chainValue: Uint8Array | undefined,
+    private readonly clock: Clock,
+    private readonly observer?: CommitObserver,
+  ) {}
+
+  /**
+   * commit sends every transaction now, in order, and resolves with their
+   * revisions once all have applied. A transaction with no ops only checks
+   * the chain (a cheap linearizable read that proves we still lead). It
+   * rejects with NotLeaderError when the fence failed, and with whatever
+   * etcd said otherwise; later transactions of a failed one fail too.
+   */
+  commit(txns: ReadonlyArray<{ ops: Op[] }>, requests: number): Promise<number[]> {
+    const sent = txns.map((t) => {
+      const next = t.ops.length > 0 ? Buffer.from(`${this.guard.createRevision}:${++this.seq}`) : undefined;
+      const link: ChainLink = { key: keys.commitChain, expect: this.chainValue, ...(next ? { next } : {}) };
+      if (next) this.chainValue = next;
+      const rev = this.send(t.ops, link);
+      rev.catch(() => undefined); // awaited below, in order
+      return rev;
+    });
+    const all = (async () => {
+      const revs: number[] = [];
+      for (const rev of sent) revs.push(await rev);
+      this.observer?.batch(requests);
+      return revs;
+    })();
+    this.track(all);
+    return all;
+  }
+
+  /** room resolves once fewer than PIPELINE_DEPTH batches are in flight. */
+  async room(): Promise<void> {
+    while (this.inflight.length >= PIPELINE_DEPTH) await this.inflight[0]!.catch(() => undefined);
+  }
+
+  /** drain resolves once nothing is in flight. */
+  async drain(): Promise<void> {
+    await Promise.allSettled([...this.inflight]);
+  }
+
+  private track(p: Promise<unknown>): void {
+    this.inflight.push(p);
+    const done = () => this.inflight.splice(this.inflight.indexOf(p), 1);
+    p.then(done, done);
+  }
+
+  private send(ops: Op[], link: ChainLink): Promise<number> {
+    const prev = this.tail;
+    const t0 = this.clock.now();
+    const attempt = async (): Promise<number> => {
+      for (let tries = 0; ; tries++) {
+        try {
+          const rev = await this.store.txn(this.guard, ops, link);
+          this.observer?.txn((this.clock.now() - t0) / 1000);
+          return rev;
+        } catch (err) {
+          if (!(err instanceof ChainBrokenError) || tries >= CHAIN_RETRIES) throw err;
+          await prev;
+        }
+      }
+    };
+    const rev = attempt();
+    this.tail = rev;
+    return rev;
+  }
+}

@@ -1,0 +1,178 @@
+// plan is the leader's decision for one batch: given the model and what
+// arrived (client commands, worker changes), it updates the model and says
+// what to write, how to answer each request once written, and what to
+// announce. It does no I/O and reads no clock, so it is unit-tested directly
+// (test/unit/plan.test.ts); the Leader actor feeds it and the Committer
+// writes what it returns.
+//
+// The model is updated in place, optimistically: if the writes fail, the
+// leader throws the model away and reloads it from etcd.
+
+import { NotFoundError } from '../../src/protocol/errors.js';
+import { LIST_PAGE_BYTES, LIST_PAGE_MAX, type Resource } from '../../src/protocol/messages.js';
+import type { EventKind, EventPayloads } from '../../src/protocol/events.js';
+import type { ClientRequest, Command } from '../../src/protocol/request.js';
+import { MAX_TXN_OPS, type Op } from '../../src/platform/ports.js';
+import { chunk, type ClusterState, type Move } from './model.js';
+import { answerOf, type Dedupe, type Outcome } from './dedupe.js';
+
+/** Input is one thing a batch handles; the Leader turns watch events and client messages into these. */
+export type Input =
+  | { kind: 'client'; req: ClientRequest }
+  | { kind: 'worker-up'; id: string; capacity: number; epoch: string }
+  /** We revoked the worker; it may still run its tasks until its fence window passes. Place nothing there. */
+  | { kind: 'worker-suspect'; id: string }
+  | { kind: 'worker-down'; id: string }
+  /** Nothing to do but repair and place what is pending (after a load). */
+  | { kind: 'reconcile' };
+
+/** revisionOf gives a touched name's commit revision, once committed. */
+export type RevisionOf = (name: string) => number | undefined;
+
+export interface Reply {
+  req: ClientRequest;
+  build: (revisionOf: RevisionOf) => WireReply;
+}
+export type WireReply = { ok: true; [k: string]: unknown } | { ok: false; error: { code: string; message: string } };
+
+export interface Txn {
+  /** Resources this transaction writes; they take its revision. */
+  names: string[];
+  ops: Op[];
+  /** Write outcomes it records, by request id, for re-sent requests. */
+  entries: Array<[string, Outcome]>;
+}
+
+export type PlannedEvent = { [K in EventKind]: { kind: K; payload: EventPayloads[K] } }[EventKind];
+
+export interface Plan {
+  /** In commit order; empty only when the batch needs no proof of leadership either. */
+  txns: Txn[];
+  replies: Reply[];
+  events: PlannedEvent[];
+}
+
+export interface PlanContext {
+  leaderId: string;
+  /** Every master in the election, leader first. */
+  members: string[];
+}
+
+/** Per transaction, one op is kept for the dedupe record and one for the commit chain. */
+const OPS_PER_TXN = MAX_TXN_OPS - 2;
+
+export function plan(model: ClusterState, dedupe: Dedupe, batch: readonly Input[], ctx: PlanContext): Plan {
+  const replies: Reply[] = [];
+  const events: PlannedEvent[] = [];
+  const outcomes = new Map<string, Array<[string, Outcome]>>();
+  const inBatch = new Map<string, Reply>();
+  for (const m of batch) {
+    switch (m.kind) {
+      case 'client':
+        replies.push(planRequest(model, dedupe, m.req, ctx, inBatch, outcomes));
+        break;
+      case 'worker-up':
+        if (!model.workers.has(m.id)) events.push({ kind: 'worker.joined', payload: { worker: m.id, capacity: m.capacity } });
+        model.workerUp(m.id, m.capacity, m.epoch);
+        break;
+      case 'worker-suspect':
+        model.suspend(m.id);
+        break;
+      case 'worker-down':
+        if (model.workers.has(m.id)) events.push({ kind: 'worker.lost', payload: { worker: m.id } });
+        model.workerDown(m.id);
+        break;
+      case 'reconcile':
+        break;
+    }
+  }
+  model.placePending();
+  const units = model.flush();
+  events.push(...announce(model.takeMoves()));
+  const txns: Txn[] = chunk(units, OPS_PER_TXN).map((t) => ({
+    names: t.map((u) => u.name),
+    ops: t.flatMap((u) => u.ops),
+    entries: t.flatMap((u) => outcomes.get(u.name) ?? []),
+  }));
+  // Reads are answered only after a fenced transaction proves we still lead.
+  if (txns.length === 0 && replies.length > 0) txns.push({ names: [], ops: [], entries: [] });
+  return { txns, replies, events };
+}
+
+function planRequest(
+  model: ClusterState,
+  dedupe: Dedupe,
+  req: ClientRequest,
+  ctx: PlanContext,
+  inBatch: Map<string, Reply>,
+  outcomes: Map<string, Array<[string, Outcome]>>,
+): Reply {
+  const c = req.command;
+  if (c.op !== 'add' && c.op !== 'delete') return planRead(model, req, c, ctx);
+  // A re-sent request gets its first outcome, whether from this batch or an earlier one.
+  const again = inBatch.get(req.id);
+  if (again) return { req, build: again.build };
+  const known = dedupe.lookup(req.id);
+  if (known) return { req, build: () => answerOf(known, (name) => model.view(name)) as WireReply };
+  const { reply, outcome } = planWrite(model, req, c);
+  if (req.id) {
+    inBatch.set(req.id, reply);
+    if (outcome) outcomes.set(outcome.name, [...(outcomes.get(outcome.name) ?? []), [req.id, outcome.outcome]]);
+  }
+  return reply;
+}
+
+const stamp = (r: Resource, rev: RevisionOf): Resource => ({ ...r, revision: rev(r.name) ?? r.revision });
+const notFound = (name: string): WireReply => ({ ok: false, error: new NotFoundError(`no resource named ${name}`).toWire() });
+
+function planWrite(
+  model: ClusterState,
+  req: ClientRequest,
+  c: Extract<Command, { op: 'add' | 'delete' }>,
+): { reply: Reply; outcome?: { name: string; outcome: Outcome } } {
+  if (c.op === 'add') {
+    const created = model.add(c.name, c.spec);
+    const r = model.view(c.name)!;
+    // The model's own record (never mutated, only replaced), not a copy: dedupe keeps it for a minute.
+    const rec = model.resources.get(c.name)!.rec;
+    const reply: Reply = { req, build: (rev) => ({ ok: true, created, resource: stamp(r, rev) }) };
+    return created ? { reply, outcome: { name: c.name, outcome: { op: 'add', created, rec } } } : { reply };
+  }
+  const r = model.remove(c.name);
+  if (!r) return { reply: { req, build: () => notFound(c.name) } };
+  const { revision: _r, ...rec } = r;
+  return { reply: { req, build: (rev) => ({ ok: true, resource: stamp(r, rev) }) }, outcome: { name: c.name, outcome: { op: 'delete', rec } } };
+}
+
+function planRead(model: ClusterState, req: ClientRequest, c: Exclude<Command, { op: 'add' | 'delete' }>, ctx: PlanContext): Reply {
+  switch (c.op) {
+    case 'get': {
+      const r = model.view(c.name);
+      if (!r) return { req, build: () => notFound(c.name) };
+      return { req, build: (rev) => ({ ok: true, resource: stamp(r, rev) }) };
+    }
+    case 'list': {
+      const page = model.page(c.after, c.limit ?? LIST_PAGE_MAX, LIST_PAGE_BYTES);
+      return {
+        req,
+        build: (rev) => ({ ok: true, resources: page.resources.map((r) => stamp(r, rev)), ...(page.next ? { next: page.next } : {}) }),
+      };
+    }
+    case 'status': {
+      const workers = model.loads();
+      const pending = model.pending.size;
+      return { req, build: () => ({ ok: true, leader: ctx.leaderId, masters: ctx.members, workers, pending }) };
+    }
+  }
+}
+
+/** announce turns what a batch did to placements into events. */
+export function announce(moves: readonly Move[]): PlannedEvent[] {
+  return moves.map((m): PlannedEvent => {
+    const { name, id } = m;
+    if (m.deleted) return { kind: 'resource.deleted', payload: { name, id, worker: m.from } };
+    if (m.from && m.from !== m.to) return { kind: 'resource.moved', payload: { name, id, from: m.from, to: m.to } };
+    if (m.to) return { kind: 'resource.placed', payload: { name, id, worker: m.to } };
+    return { kind: 'resource.pending', payload: { name, id } };
+  });
+}

@@ -1,0 +1,31 @@
+// Answering a batch: each client directly on its reply subject, in the
+// encoding it asked in, and each forwarding master once per batch with the
+// ids of its requests that were answered (master.ack.<id>), so it can stop
+// tracking them.
+
+import { packed } from '../../src/protocol/codec.js';
+import { subjects } from '../../src/protocol/subjects.js';
+import type { AckMessage } from '../../src/protocol/messages.js';
+import type { ClientRequest } from '../../src/protocol/request.js';
+import { respond } from '../../src/platform/nats/bus.js';
+import type { Bus } from '../../src/platform/ports.js';
+import type { WireReply } from './plan.js';
+
+export interface Answered {
+  req: ClientRequest;
+  reply: WireReply;
+}
+
+/** answer replies to each client and acks forwarded requests to their masters. */
+export function answer(bus: Bus, leaderId: string, done: readonly Answered[]): void {
+  for (const { req, reply } of done) respond(bus, req.reply, req.type, reply);
+  const byOrigin = new Map<string, AckMessage>();
+  for (const { req, reply } of done) {
+    if (!req.origin || req.origin === leaderId || !req.id) continue;
+    const ack = byOrigin.get(req.origin) ?? { ids: [], errors: [] };
+    ack.ids.push(req.id);
+    if (!reply.ok) ack.errors.push(req.id);
+    byOrigin.set(req.origin, ack);
+  }
+  for (const [origin, ack] of byOrigin) bus.publish(subjects.masterAck(origin), packed.encode(ack));
+}

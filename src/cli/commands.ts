@@ -1,0 +1,130 @@
+// The client commands: add, rm, get, ls, status, watch. Each runs within
+// runClient (client-command.ts), which connects, times and prints.
+
+import type { Command } from 'commander';
+import { addAndWait } from '../client/wait.js';
+import type { Spec } from '../protocol/messages.js';
+import * as fmt from './format.js';
+import { eventSubjects, watch } from './watch.js';
+import { Exit, fail, flushStdout } from './exit.js';
+import { clientOptions, connOptions, merged, nameArg, specArg, workerArg } from './options.js';
+import { connect, runClient, withoutOk } from './client-command.js';
+import { Progress } from './progress.js';
+import { examples } from './help.js';
+
+export function addClientCommands(program: Command): void {
+  const add = clientOptions(program.command('add'))
+    .description('add a resource (idempotent: an existing name is returned unchanged)')
+    .argument('<name>', 'resource name, [A-Za-z0-9][A-Za-z0-9._-]{0,127}', nameArg)
+    .option('--spec <json>', 'resource spec as a JSON object, e.g. {"kind":"noop"}', specArg)
+    .option('--wait', 'return once a worker reports the task running (within --timeout)')
+    .addHelpText(
+      'after',
+      examples([
+        'gaffer add books',
+        'gaffer add books --spec \'{"kind":"noop"}\' --wait --timeout 30000',
+        'gaffer add books --json | jq -r .resource.worker',
+      ]),
+    )
+    .action((name: string, o: { spec?: Spec; wait?: boolean }) =>
+      runClient(program, add, async (ctx) => {
+        if (o.wait) {
+          const progress = new Progress(name);
+          const res = await addAndWait(ctx.client, name, o.spec, { deadline: ctx.deadline, onProgress: (s) => progress.update(s) }).finally(() =>
+            progress.done(),
+          );
+          const result = `${res.created ? 'created' : 'exists'}, running`;
+          const shown = { ...res.resource, worker: res.runningOn };
+          return { data: res, human: fmt.resources([shown], new Date(), { header: 'RESULT', value: () => result }) };
+        }
+        const res = withoutOk(await ctx.client.add(name, o.spec));
+        const result = res.created ? 'created' : 'exists';
+        return { data: res, human: fmt.resources([res.resource], new Date(), { header: 'RESULT', value: () => result }) };
+      }),
+    );
+
+  const rm = clientOptions(program.command('rm'))
+    .description('delete a resource (its task stops on its worker)')
+    .argument('<name>', 'resource name', nameArg)
+    .addHelpText('after', examples(['gaffer rm books', 'gaffer rm books --json']))
+    .action((name: string) =>
+      runClient(program, rm, async (ctx) => {
+        const r = await ctx.client.delete(name);
+        return { data: r, human: fmt.resources([r], new Date(), { header: 'RESULT', value: () => 'deleted' }) };
+      }),
+    );
+
+  const get = clientOptions(program.command('get'))
+    .description('show one resource')
+    .argument('<name>', 'resource name', nameArg)
+    .addHelpText('after', examples(['gaffer get books', 'gaffer get books --json | jq .spec']))
+    .action((name: string) =>
+      runClient(program, get, async (ctx) => {
+        const r = await ctx.client.get(name);
+        return { data: r, human: fmt.resources([r], new Date()) };
+      }),
+    );
+
+  const ls = clientOptions(program.command('ls'))
+    .description('list resources, sorted by name')
+    .option('--worker <id>', 'only resources assigned to this worker', workerArg)
+    .addHelpText('after', examples(['gaffer ls', 'gaffer ls --worker w1', 'gaffer ls --json | jq -r \'.[] | select(.worker == null) | .name\'']))
+    .action((o: { worker?: string }) =>
+      runClient(program, ls, async (ctx) => {
+        const all = await ctx.client.list();
+        const list = o.worker === undefined ? all : all.filter((r) => r.worker === o.worker);
+        const where = o.worker === undefined ? '' : ` on ${o.worker}`;
+        const human = list.length === 0 ? `No resources${where}.` : `${fmt.resources(list, new Date())}\n\n${fmt.resourceSummary(list)}${where}`;
+        return { data: list, human };
+      }),
+    );
+
+  const status = clientOptions(program.command('status'))
+    .description('show the leader, the masters, and each worker with its load and capacity')
+    .addHelpText('after', examples(['gaffer status', 'gaffer status --json | jq \'.workers[] | select(.resources > 0)\'']))
+    .action(() =>
+      runClient(program, status, async (ctx) => {
+        const s = withoutOk(await ctx.client.status());
+        return { data: s, human: fmt.status(s) };
+      }),
+    );
+
+  const watchCmd = connOptions(program.command('watch'))
+    .description('tail what the cluster does, live (events.>), one line per event; Ctrl-C stops')
+    .argument('[filters...]', 'event families (leader, worker, resource, task) or kinds (e.g. task.started); default all')
+    .option('--json', 'print each event as one JSON line, exactly as published')
+    .option('--utc', 'print times in UTC instead of local time')
+    .addHelpText('after', examples(['gaffer watch', 'gaffer watch resource task.started', 'gaffer watch --json | jq -c \'select(.kind == "worker.lost")\'']))
+    .action(async (filters: string[], o: { json?: boolean; utc?: boolean }) => {
+      let subjectList: string[];
+      try {
+        subjectList = eventSubjects(filters);
+      } catch (err) {
+        return fail(err);
+      }
+      let conn: Awaited<ReturnType<typeof connect>>;
+      try {
+        conn = await connect(merged(program, watchCmd));
+      } catch (err) {
+        return fail(err);
+      }
+      const ac = new AbortController();
+      process.on('SIGINT', () => ac.abort());
+      process.on('SIGTERM', () => ac.abort());
+      process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+        if (err.code === 'EPIPE') ac.abort(); // the reader went away (e.g. `| head`): that is a normal end
+      });
+      await watch(conn.client.nc, {
+        json: o.json === true,
+        subjects: subjectList,
+        out: process.stdout,
+        err: process.stderr,
+        signal: ac.signal,
+        utc: o.utc === true,
+        onReady: (s) => process.stderr.write(`watching ${s.join(' ')} on ${conn.url} (Ctrl-C to stop)\n`),
+      });
+      await conn.client.close().catch(() => undefined);
+      await flushStdout();
+      process.exit(Exit.ok);
+    });
+}

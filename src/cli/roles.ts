@@ -1,0 +1,79 @@
+// The long-running roles as commands: `gaffer master`, `gaffer worker` and
+// `gaffer dev`. What a role runs is given by the composition root
+// (bin/gaffer.ts), so the CLI never depends on the actors.
+
+import type { Command } from 'commander';
+import { DEFAULTS, parsePositiveInt, parseTtl, UsageError, type CommonOptions, type ProcessConfig } from '../platform/config.js';
+import { rootLogger } from '../platform/log.js';
+import { Exit } from './exit.js';
+import { processConfig, processOptions, type ConnOptions } from './options.js';
+import { examples } from './help.js';
+
+export interface Running {
+  stop(): Promise<void>;
+}
+
+/** Roles: how to start each long-running role, from its resolved configuration. */
+export interface Roles {
+  master(cfg: ProcessConfig & { serveClients: boolean }): Promise<Running>;
+  worker(cfg: ProcessConfig & { capacity: number }): Promise<Running>;
+}
+
+/** serve starts a long-running role and wires SIGINT/SIGTERM to its graceful stop. */
+async function serve(role: 'master' | 'worker', start: () => Promise<{ stop(): Promise<void> }>): Promise<void> {
+  let proc: { stop(): Promise<void> };
+  try {
+    proc = await start();
+  } catch (err) {
+    process.stderr.write(`gaffer: ${role} cannot start: ${(err as Error).message}\n`);
+    process.exit(err instanceof UsageError ? Exit.usage : Exit.unreachable);
+  }
+  let stopping = false;
+  const stop = async () => {
+    if (stopping) return;
+    stopping = true;
+    await proc.stop().catch(() => undefined);
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop());
+  process.on('SIGTERM', () => void stop());
+}
+
+export function addRoleCommands(program: Command, roles: Roles): void {
+  processOptions(program.command('master').description('run a master (candidate leader)'))
+    .option('--no-serve-clients', 'do not serve client subjects (lead only; for benchmarks)')
+    .addHelpText('after', examples(['gaffer master --id m1 --nats nats://127.0.0.1:4222 --etcd http://127.0.0.1:2379 --ttl 3']))
+    .action(async (o: CommonOptions & ConnOptions & { serveClients: boolean }) => {
+      const cfg = { ...processConfig('master', o, program), serveClients: o.serveClients };
+      rootLogger({ role: 'master', id: cfg.id });
+      await serve('master', () => roles.master(cfg));
+    });
+
+  processOptions(program.command('worker').description('run a worker'))
+    .option('--capacity <n>', `most resources this worker takes (default ${DEFAULTS.capacity})`)
+    .addHelpText('after', examples(['gaffer worker --id w1 --capacity 500 --nats nats://127.0.0.1:4222']))
+    .action(async (o: CommonOptions & ConnOptions & { capacity?: string }) => {
+      const cfg = { ...processConfig('worker', o, program), capacity: parsePositiveInt(o.capacity, '--capacity', DEFAULTS.capacity) };
+      rootLogger({ role: 'worker', id: cfg.id });
+      await serve('worker', () => roles.worker(cfg));
+    });
+
+  program
+    .command('dev')
+    .description('run a local cluster: nats-server, etcd, 3 masters, 3 workers')
+    .option('--masters <n>', 'masters to run', '3')
+    .option('--workers <n>', 'workers to run', '3')
+    .option('--ttl <seconds>', 'lease TTL in seconds', String(DEFAULTS.ttlSeconds))
+    .addHelpText('after', examples(['gaffer dev', 'gaffer dev --masters 1 --workers 5']))
+    .action(async (o: { masters: string; workers: string; ttl: string }) => {
+      const { runDev } = await import('../devcluster/dev.js');
+      await runDev({
+        masters: parsePositiveInt(o.masters, '--masters', 3),
+        workers: parsePositiveInt(o.workers, '--workers', 3),
+        ttlSeconds: parseTtl(o.ttl),
+      }).catch((err) => {
+        process.stderr.write(`gaffer: dev cluster failed: ${(err as Error).message}\n`);
+        process.exit(Exit.unreachable);
+      });
+    });
+}

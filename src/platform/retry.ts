@@ -1,0 +1,61 @@
+// Retries and backoff, the one way: cockatiel policies. Every loop that tries
+// again (campaigning, loading a leader's state, a client call, waiting for a
+// condition) goes through one of these, with exponential backoff and jitter
+// (cockatiel's decorrelated jitter) and timers that never keep the process alive.
+
+import { ConstantBackoff, ExponentialBackoff, handleAll, handleWhen, retry } from 'cockatiel';
+
+export interface RetryOptions {
+  /** First delay and the cap it doubles up to, in ms. */
+  initialMs: number;
+  maxMs: number;
+  /** Stops retrying; the last error is thrown. */
+  signal?: AbortSignal;
+  /** Only errors this accepts are retried; others are thrown at once. Default: all. */
+  retryable?: (err: unknown) => boolean;
+  /** Called before each retry's delay, e.g. to log. */
+  onRetry?: (err: unknown, attempt: number, delayMs: number) => void;
+}
+
+/** withRetry runs fn until it succeeds, it throws something not retryable, or the signal aborts. */
+export async function withRetry<T>(fn: (attempt: number) => Promise<T>, opts: RetryOptions): Promise<T> {
+  const policy = retry(opts.retryable ? handleWhen((e) => opts.retryable!(e)) : handleAll, {
+    backoff: new ExponentialBackoff({ initialDelay: opts.initialMs, maxDelay: opts.maxMs }),
+  }).dangerouslyUnref();
+  const sub = opts.onRetry
+    ? policy.onRetry((r) => opts.onRetry!('error' in r ? r.error : undefined, r.attempt, r.delay))
+    : undefined;
+  try {
+    return await policy.execute(({ attempt }) => fn(attempt), opts.signal);
+  } finally {
+    sub?.dispose();
+  }
+}
+
+/**
+ * waitFor polls fn every intervalMs until it returns something other than
+ * undefined or false, and throws after timeoutMs naming what it waited for
+ * (and the last error fn threw, if any).
+ */
+export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 15000, intervalMs = 50): Promise<T> {
+  const signal = AbortSignal.timeout(timeoutMs);
+  let last: unknown;
+  const policy = retry(handleAll, { backoff: new ConstantBackoff(intervalMs) }).dangerouslyUnref();
+  try {
+    return await policy.execute(async () => {
+      try {
+        const v = await fn();
+        if (v !== undefined && v !== false) return v;
+      } catch (err) {
+        last = err;
+      }
+      throw new NotYet();
+    }, signal);
+  } catch {
+    throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+  }
+}
+
+class NotYet extends Error {
+  override name = 'NotYet';
+}
