@@ -89,11 +89,13 @@ export function plan(model: ClusterState, dedupe: Dedupe, batch: readonly Input[
   model.placePending();
   const units = model.flush();
   events.push(...announce(model.takeMoves()));
-  const txns: Txn[] = chunk(units, OPS_PER_TXN).map((t) => ({
-    names: t.map((u) => u.name),
-    ops: t.flatMap((u) => u.ops),
-    entries: t.flatMap((u) => outcomes.get(u.name) ?? []),
-  }));
+  const txns: Txn[] = chunk(units, OPS_PER_TXN).map((t) => {
+    const ops = t.flatMap((u) => u.ops);
+    const entries = t.flatMap((u) => outcomes.get(u.name) ?? []);
+    // The outcomes commit with the writes they describe, or not at all.
+    if (entries.length > 0) ops.push(dedupe.op(entries));
+    return { names: t.map((u) => u.name), ops, entries };
+  });
   // Reads are answered only after a fenced transaction proves we still lead.
   if (txns.length === 0 && replies.length > 0) txns.push({ names: [], ops: [], entries: [] });
   return { txns, replies, events };

@@ -206,9 +206,10 @@ describe('stored records', () => {
     });
   }
 
-  test('decodeWorkerInfo reads id and capacity and refuses anything else', () => {
-    assert.deepEqual(decodeWorkerInfo(packed.encode({ id: 'w1', capacity: 5, extra: 1 })), { id: 'w1', capacity: 5 });
-    assert.throws(() => decodeWorkerInfo(packed.encode({ id: 'w1', capacity: '5' })), /stored worker is malformed/);
+  test('decodeWorkerInfo reads id, capacity and fence window and refuses anything else', () => {
+    assert.deepEqual(decodeWorkerInfo(packed.encode({ id: 'w1', capacity: 5, fenceMs: 800, extra: 1 })), { id: 'w1', capacity: 5, fenceMs: 800 });
+    assert.throws(() => decodeWorkerInfo(packed.encode({ id: 'w1', capacity: '5', fenceMs: 800 })), /stored worker is malformed/);
+    assert.throws(() => decodeWorkerInfo(packed.encode({ id: 'w1', capacity: 5 })), /stored worker is malformed/);
     assert.throws(() => decodeWorkerInfo(packed.encode(null)), /stored worker is malformed/);
   });
 });

@@ -1,0 +1,111 @@
+// The worker's assignment rules: snapshot then events, no gap, no duplicate,
+// no going back, and only our incarnation's assignments run.
+
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { Assignments, isAssignEvent, type Action } from '../../actors/worker/assignments.js';
+import type { AssignEvent, Resource } from '../../src/protocol/messages.js';
+
+const res = (name: string, id: string, revision: number): Resource => ({ name, id, worker: 'w1', spec: {}, createdAt: '', revision });
+const put = (name: string, id: string, revision: number, epoch = 'E'): AssignEvent => ({ type: 'put', resource: res(name, id, revision), revision, epoch });
+const del = (name: string, id: string, revision: number, epoch = 'E'): AssignEvent => ({ type: 'delete', resource: res(name, id, revision), revision, epoch });
+
+/** run applies actions to a running set, as the worker does. */
+function run(running: Map<string, string>, actions: Action[]): void {
+  for (const a of actions) {
+    if (a.kind === 'stop') running.delete(a.name);
+    else running.set(a.resource.name, a.resource.id);
+  }
+}
+
+describe('Assignments', () => {
+  test('snapshot starts our incarnation\'s assignments and stops everything else', () => {
+    const a = new Assignments();
+    const running = new Map([['old', 'o1'], ['keep', 'k1']]);
+    const actions = a.snapshot(
+      [
+        { resource: res('keep', 'k1', 5), epoch: 'E' },
+        { resource: res('new', 'n1', 6), epoch: 'E' },
+        { resource: res('stale', 's1', 7), epoch: 'OLD' },
+      ],
+      10, 'E', running, 'test',
+    );
+    run(running, actions);
+    assert.deepEqual([...running].sort(), [['keep', 'k1'], ['new', 'n1']]);
+  });
+
+  test('events at or below the snapshot revision are already in it (no duplicate)', () => {
+    const a = new Assignments();
+    const running = new Map<string, string>();
+    run(running, a.snapshot([], 10, 'E', running, 'test'));
+    assert.deepEqual(a.apply(put('x', 'x1', 9), 'E', running), []);
+    assert.deepEqual(a.apply(put('x', 'x1', 10), 'E', running), []);
+    assert.equal(a.apply(put('x', 'x1', 11), 'E', running).length, 1);
+  });
+
+  test('a repeated or older event for a name changes nothing (no going back)', () => {
+    const a = new Assignments();
+    const running = new Map<string, string>();
+    run(running, a.snapshot([], 1, 'E', running, 'test'));
+    run(running, a.apply(put('x', 'x1', 5), 'E', running));
+    run(running, a.apply(del('x', 'x1', 7), 'E', running));
+    assert.deepEqual(a.apply(put('x', 'x1', 5), 'E', running), [], 'the late put is old news');
+    assert.equal(running.size, 0);
+  });
+
+  test('an assignment for another incarnation is not ours: it stops what runs and starts nothing', () => {
+    const a = new Assignments();
+    const running = new Map([['x', 'x1']]);
+    run(running, a.snapshot([{ resource: res('x', 'x1', 2), epoch: 'E' }], 2, 'E', running, 'test'));
+    const actions = a.apply(put('x', 'x1', 3, 'OTHER'), 'E', running);
+    assert.deepEqual(actions, [{ kind: 'stop', name: 'x', reason: 'not ours' }]);
+  });
+
+  test('a re-created name (new id) replaces the running task', () => {
+    const a = new Assignments();
+    const running = new Map([['x', 'x1']]);
+    run(running, a.snapshot([{ resource: res('x', 'x1', 2), epoch: 'E' }], 2, 'E', running, 'test'));
+    const actions = a.apply(put('x', 'x2', 4), 'E', running);
+    assert.deepEqual(actions.map((x) => x.kind), ['stop', 'start']);
+  });
+
+  test('property: after any delivery order with duplicates, what runs is the newest state of each name', () => {
+    // A history of puts and deletes per name, revisions increasing; delivered shuffled, with repeats.
+    const history = fc.array(fc.record({ name: fc.constantFrom('a', 'b', 'c'), del: fc.boolean(), mine: fc.boolean() }), { maxLength: 30 });
+    fc.assert(
+      fc.property(history, fc.infiniteStream(fc.nat()), (steps, picks) => {
+        const events = steps.map((s, i) => (s.del ? del(s.name, `${s.name}${i}`, i + 2) : put(s.name, `${s.name}${i}`, i + 2, s.mine ? 'E' : 'X')));
+        const it = picks[Symbol.iterator]();
+        const delivered = [...events, ...events.filter(() => (it.next().value as number) % 3 === 0)];
+        // Shuffle deterministically from the stream.
+        for (let i = delivered.length - 1; i > 0; i--) {
+          const j = (it.next().value as number) % (i + 1);
+          [delivered[i], delivered[j]] = [delivered[j]!, delivered[i]!];
+        }
+        const a = new Assignments();
+        const running = new Map<string, string>();
+        run(running, a.snapshot([], 1, 'E', running, 'test'));
+        for (const ev of delivered) run(running, a.apply(ev, 'E', running));
+        // Expected: for each name, its newest event decides.
+        const want = new Map<string, string>();
+        for (const name of ['a', 'b', 'c']) {
+          const last = [...events].reverse().find((e) => e.resource.name === name);
+          if (last && last.type === 'put' && last.epoch === 'E') want.set(name, last.resource.id);
+        }
+        // Old news may arrive after newer events and must not resurrect or stop anything.
+        // Because delivery is shuffled, the newest event might arrive before older ones;
+        // what runs must still equal the newest state.
+        assert.deepEqual([...running].sort(), [...want].sort());
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  test('isAssignEvent refuses anything not shaped like an assign event', () => {
+    assert.equal(isAssignEvent(put('x', 'x1', 1)), true);
+    for (const bad of [null, 1, 'x', {}, { type: 'put', revision: 1, epoch: 'E' }, { type: 'nope', resource: res('x', 'y', 1), revision: 1, epoch: 'E' }]) {
+      assert.equal(isAssignEvent(bad), false, JSON.stringify(bad));
+    }
+  });
+});

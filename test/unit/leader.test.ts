@@ -1,0 +1,159 @@
+// The Leader actor end to end on in-memory ports: load, plan, commit through
+// the chain, answer, mirror; commit ordering when etcd reorders pipelined
+// transactions; and a fence failure in the middle of a batch.
+
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Leader } from '../../actors/leader/leader.js';
+import { keys } from '../../src/protocol/keys.js';
+import { json, packed } from '../../src/protocol/codec.js';
+import { createMetrics } from '../../src/platform/metrics.js';
+import { Prober } from '../../src/platform/nats/prober.js';
+import { logger } from '../../src/platform/log.js';
+import type { ClientRequest } from '../../src/protocol/request.js';
+import type { Op } from '../../src/platform/ports.js';
+import { FakeClock, settle } from '../fakes/clock.js';
+import { MemStore } from '../fakes/store.js';
+import { MemBus } from '../fakes/bus.js';
+import { add, get } from '../fakes/requests.js';
+
+async function setup(opts: { workers?: string[] } = {}) {
+  const clock = new FakeClock();
+  const store = new MemStore(clock);
+  const bus = new MemBus(clock);
+  const lease = await store.grantLease(60);
+  const electionKey = keys.candidate(lease);
+  await store.txn(undefined, [{ put: electionKey, value: Buffer.from('m1'), lease }]);
+  const guard = { key: electionKey, createRevision: store.kv.get(electionKey)!.createRevision };
+  for (const w of opts.workers ?? ['w1', 'w2']) {
+    const wl = await store.grantLease(60);
+    await store.txn(undefined, [{ put: keys.worker(w), value: packed.encode({ id: w, capacity: 100, fenceMs: 1200 }), lease: wl }]);
+  }
+  const fenceLost: ClientRequest[][] = [];
+  const leader = new Leader({
+    bus,
+    store,
+    clock,
+    id: 'm1',
+    guard,
+    members: () => ['m1'],
+    onFenceLost: (reqs) => fenceLost.push(reqs),
+    onRejected: () => assert.fail('nothing is rejected while the leader runs'),
+    log: logger(),
+    metrics: createMetrics({ defaultMetrics: false }),
+    prober: new Prober(bus, { intervalMs: 100_000, misses: 2, stableMs: 0 }, clock),
+  });
+  await leader.start();
+  await clock.advance(10);
+  return { clock, store, bus, leader, guard, fenceLost };
+}
+
+const repliesTo = (bus: MemBus, req: ClientRequest) =>
+  bus.published.filter((m) => m.subject === req.reply).map((m) => json.decode(m.data) as Record<string, any>);
+
+const keysOf = (ops: Op[]) => ops.map((op) => ('put' in op ? op.put : op.del));
+
+describe('Leader on in-memory ports', () => {
+  test('an add is committed, then answered with its commit revision, and mirrored to its worker', async () => {
+    const { clock, store, bus, leader } = await setup();
+    const req = add('books');
+    leader.submit(req);
+    await clock.advance(10);
+    const [reply] = repliesTo(bus, req);
+    assert.ok(reply, 'answered');
+    assert.equal(reply.ok, true);
+    assert.equal(reply.created, true);
+    const stored = store.kv.get(keys.resource('books'))!;
+    assert.equal(reply.resource.revision, stored.modRevision, 'the reply carries the commit revision');
+    const w = reply.resource.worker as string;
+    const assign = bus.on(`worker.${w}.assign`).map((m) => json.decode(m.data) as Record<string, any>);
+    assert.equal(assign.length, 1);
+    assert.equal(assign[0]!.type, 'put');
+    assert.equal(assign[0]!.resource.name, 'books');
+    assert.equal(assign[0]!.epoch, store.kv.get(keys.worker(w))!.lease, 'the assignment names the worker incarnation');
+    assert.equal(bus.on('events.resource.placed').length, 1);
+  });
+
+  test('pipelined batches apply in order even when etcd takes them out of order, and replies follow commits', async () => {
+    const { clock, store, bus, leader } = await setup();
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let first = true;
+    store.txnHook = async (ops) => {
+      if (first && keysOf(ops).includes(keys.resource('a'))) {
+        first = false;
+        await held; // the first batch's transaction is slow...
+      }
+    };
+    const a = add('a');
+    leader.submit(a);
+    await clock.advance(1);
+    const b = add('b');
+    leader.submit(b); // ...so the second batch's reaches etcd first
+    await clock.advance(1);
+    assert.equal(repliesTo(bus, a).length + repliesTo(bus, b).length, 0, 'nothing answered before its commit');
+    assert.equal(store.kv.has(keys.resource('b')), false, 'the second transaction did not overtake the first');
+    release();
+    await clock.advance(10);
+    const order = store.applied.flatMap((t) => keysOf(t.ops).filter((k) => k.startsWith(keys.resourcesPrefix)));
+    assert.deepEqual(order, [keys.resource('a'), keys.resource('b')]);
+    assert.equal(repliesTo(bus, a)[0]?.ok, true);
+    assert.equal(repliesTo(bus, b)[0]?.ok, true);
+  });
+
+  test('a read is answered only after a fenced, read-only transaction', async () => {
+    const { clock, store, bus, leader } = await setup();
+    const seen: Array<{ ops: number }> = [];
+    store.txnHook = (ops) => void seen.push({ ops: ops.length });
+    const req = get('nothing');
+    leader.submit(req);
+    await clock.advance(10);
+    assert.deepEqual(seen, [{ ops: 0 }]);
+    assert.equal(repliesTo(bus, req)[0]?.error.code, 'NOT_FOUND');
+  });
+
+  test('a fence failure mid-batch: nothing more is written, nothing is answered, every request goes back', async () => {
+    const { clock, store, bus, leader, guard, fenceLost } = await setup({ workers: ['w1'] });
+    // 100 adds make two transactions; the leader loses its key between them.
+    const reqs = Array.from({ length: 100 }, (_, i) => add(`r${i}`));
+    let n = 0;
+    store.txnHook = async () => {
+      if (++n === 2) await store.txn(undefined, [{ del: guard.key }]).catch(() => undefined);
+    };
+    for (const r of reqs) leader.submit(r);
+    await clock.advance(10);
+    assert.equal(fenceLost.length, 1, 'the master is told once');
+    assert.equal(fenceLost[0]!.length, reqs.length, 'with every request of the batch');
+    for (const r of reqs) assert.equal(repliesTo(bus, r).length, 0, `${r.command.op} ${'name' in r.command ? r.command.name : ''} not answered`);
+    const written = [...store.kv.keys()].filter((k) => k.startsWith('gaffer/resources/')).length;
+    assert.ok(written < reqs.length, `only the first transaction applied (${written} of ${reqs.length})`);
+  });
+
+  test('a worker that goes away: its resources move to the other in one commit and the moves are announced', async () => {
+    const { clock, store, bus, leader } = await setup();
+    for (let i = 0; i < 6; i++) leader.submit(add(`r${i}`));
+    await clock.advance(10);
+    const w1 = store.kv.get(keys.worker('w1'))!;
+    store.expire(w1.lease);
+    await clock.advance(10);
+    const onW1 = [...store.kv.keys()].filter((k) => k.startsWith(keys.assignments('w1')));
+    assert.deepEqual(onW1, [], 'nothing assigned to the lost worker');
+    assert.equal([...store.kv.keys()].filter((k) => k.startsWith(keys.assignments('w2'))).length, 6);
+    assert.equal(bus.on('events.worker.lost').length, 1);
+    assert.equal(bus.on('events.resource.moved').length, 3);
+  });
+
+  test('after a watch reset the leader reloads and keeps serving', async () => {
+    const { clock, store, bus, leader } = await setup();
+    leader.submit(add('a'));
+    await clock.advance(10);
+    store.resetWatches();
+    await clock.advance(10);
+    const req = add('b');
+    leader.submit(req);
+    await clock.advance(10);
+    assert.equal(repliesTo(bus, req)[0]?.created, true);
+    await leader.stop();
+    await settle();
+  });
+});
