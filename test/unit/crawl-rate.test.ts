@@ -1,0 +1,54 @@
+// Politeness measured where it matters, at the server: its own request log
+// must never show more than perHostRps requests in any one-second window.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Json, TaskContext } from '../../src/tasks/api.js';
+import { crawl } from '../../actors/worker/tasks/crawl/index.js';
+import { startSite } from '../fixtures/site.js';
+
+/** maxInWindow is the most requests in any window [t, t + ms) that starts at a request. */
+function maxInWindow(times: number[], ms: number): number {
+  const t = [...times].sort((a, b) => a - b);
+  let max = 0;
+  for (let i = 0, j = 0; i < t.length; i++) {
+    while (j < t.length && t[j]! < t[i]! + ms) j++;
+    max = Math.max(max, j - i);
+  }
+  return max;
+}
+
+test('maxInWindow counts every window that starts at a request', () => {
+  assert.equal(maxInWindow([], 1000), 0);
+  assert.equal(maxInWindow([0, 999, 1000, 1001, 2000], 1000), 3);
+  assert.equal(maxInWindow([0, 999, 1000, 1001, 1998], 1000), 4);
+  assert.equal(maxInWindow([0, 1000, 2000], 1000), 1);
+});
+
+test('never more than perHostRps requests to a host in any second, robots.txt included', async () => {
+  const site = await startSite({ pages: 40, bad: false, padBytes: 200 });
+  try {
+    const emitted: string[] = [];
+    const ctx: TaskContext = {
+      resource: { name: 'crawl-rate', id: 'r1' },
+      spec: { seeds: [site.seed], maxDepth: 100, perHostRps: 5, concurrency: 8 } as { [k: string]: Json },
+      signal: new AbortController().signal,
+      log: { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} },
+      attempt: 1,
+      checkpointed: undefined,
+      checkpoint: async () => {},
+      progress: () => {},
+      emit: async (_item, o) => void emitted.push(o!.id!),
+    };
+    const result = await crawl.run(ctx);
+    assert.deepEqual(result, { pages: 40, errors: 0, skipped: 3 });
+    assert.equal(site.log.length, 41);
+    assert.equal(site.log[0]!.path, '/robots.txt');
+    const worst = maxInWindow(site.log.map((r) => r.at), 1000);
+    assert.ok(worst <= 5, `${worst} requests within one second`);
+    // The limit was actually reached, so the check above had teeth.
+    assert.equal(worst, 5);
+  } finally {
+    await site.close();
+  }
+});
