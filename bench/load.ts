@@ -3,6 +3,7 @@
 // every table cell reports. Bounded by time, by count, or both.
 
 import { performance } from 'node:perf_hooks';
+import { median as medianOf, percentile } from '../src/lib/stats.js';
 
 export interface LoadOptions {
   inflight: number;
@@ -40,20 +41,12 @@ export interface Cell {
   cpu?: Record<string, number>;
 }
 
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+import { sleep } from '../src/platform/clock.js';
+export { sleep };
 
-/** percentile picks the nearest-rank value (q in 0..1) of an ascending array. */
-export function percentile(sorted: Float64Array | number[], q: number): number {
-  if (sorted.length === 0) return NaN;
-  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
-  return sorted[i]!;
-}
-
+/** median as the bench reports it: NaN when there are no samples. */
 export function median(xs: number[]): number {
-  const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
-  if (s.length === 0) return NaN;
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+  return medianOf(xs) ?? NaN;
 }
 
 const round = (x: number, d = 3): number => (Number.isFinite(x) ? Math.round(x * 10 ** d) / 10 ** d : x);

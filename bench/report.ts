@@ -1,17 +1,15 @@
 // Report: the results as plain-text tables.
 
-import type { Cell } from './load.js';
+import type { Cell as LoadCell } from './load.js';
+import { numbersRight, table as printTable, type Cell } from '../src/lib/table.js';
 import { ok, type Results } from './results.js';
 import { formatSummary } from './profile-summary.js';
 
-function table(head: string[], rows: Array<Array<string | number | null | undefined>>): string {
-  const cells = [head, ...rows.map((r) => r.map((x) => (x === null || x === undefined || (typeof x === 'number' && !Number.isFinite(x)) ? '-' : String(x))))];
-  const w = head.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
-  const fmt = (r: string[]) => r.map((x, i) => (i === 0 ? x.padEnd(w[i]!) : x.padStart(w[i]!))).join('  ');
-  return [fmt(cells[0]!), w.map((n) => '-'.repeat(n)).join('  '), ...cells.slice(1).map(fmt)].join('\n');
+function table(head: string[], rows: Cell[][]): string {
+  return printTable(head, rows, { align: numbersRight(head.length), rule: true, missing: '-' });
 }
 
-const cellRow = (name: string, c: Cell | undefined) =>
+const cellRow = (name: string, c: LoadCell | undefined) =>
   c ? [name, c.throughput, c.p50, c.p99, c.p999, c.ok, c.errors] : [name, null, null, null, null, null, null];
 
 export function report(r: Results): string {
@@ -31,7 +29,7 @@ export function report(r: Results): string {
   }
   if (rows.length) out.push(table(['cell', 'req/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'samples', 'errors'], rows), '');
 
-  const cpuCells: Array<[string, Cell | undefined]> = [];
+  const cpuCells: Array<[string, LoadCell | undefined]> = [];
   if (f) for (const k of ['echo', 'hop', 'serialized'] as const) for (const l of Object.keys(f[k])) cpuCells.push([`floor ${k}@${l}`, f[k][l]]);
   if (a) for (const v of ['follower', 'leader'] as const) for (const l of Object.keys(a[v])) cpuCells.push([`add via ${v}@${l}`, a[v][l]]);
   const procs = [...new Set(cpuCells.flatMap(([, c]) => Object.keys(c?.cpu ?? {})))];

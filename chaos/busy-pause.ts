@@ -16,8 +16,8 @@ import { join } from 'node:path';
 import { LocalCluster } from '../src/devcluster/cluster.js';
 import { GafferClient } from '../src/client/client.js';
 import { check, type Pause } from './check.js';
+import { sleep } from '../src/platform/clock.js';
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const log = (s: string): void => void process.stderr.write(`[busy-pause] ${s}\n`);
 
 async function main(): Promise<number> {

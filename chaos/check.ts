@@ -38,6 +38,8 @@
 // least ~1 ms after the start: the 1 ms resolution can hide an overlap
 // shorter than 1 ms, but cannot invent one.
 
+import { WorkerLog } from '../src/platform/log.js';
+
 export type OpKind = 'add' | 'delete';
 /** How a request ended, as far as the client can know. */
 export type OpResult = 'ok' | 'not_found' | 'ambiguous' | 'rejected';
@@ -95,17 +97,11 @@ export interface Activity {
 }
 
 /** What a worker logs while it fences: these lines do not refute a late fence's claimed end. */
-export const FENCE_MSGS: ReadonlySet<string> = new Set([
-  'task stopped',
-  'fencing: stopping every task',
-  'lease keepalive overdue; fencing',
-  'lease expired on the server',
-]);
+export const FENCE_MSGS: ReadonlySet<string> = new Set([WorkerLog.taskStopped, WorkerLog.fencing, WorkerLog.leaseOverdue, WorkerLog.leaseExpired]);
 
 /**
  * parseWorkerLog reads one worker's log file (pino JSON lines, appended across
- * restarts). The task's resource id is `resourceId` (older logs put it under
- * `id`, after the process id; JSON.parse keeps the last, the task's).
+ * restarts). The task's resource id is `resourceId`; `id` is the process's.
  */
 export function parseWorkerLog(worker: string, text: string): { lines: TaskLine[]; activity: Activity[]; malformed: string[] } {
   const lines: TaskLine[] = [];
@@ -121,10 +117,10 @@ export function parseWorkerLog(worker: string, text: string): { lines: TaskLine[
       return;
     }
     if (typeof o.time === 'number') activity.push({ worker, time: Math.floor(o.time), msg: String(o.msg ?? ''), lineNo: i + 1, raw });
-    if (o.msg !== 'task started' && o.msg !== 'task stopped') return;
-    const event = o.msg === 'task started' ? 'started' : 'stopped';
+    if (o.msg !== WorkerLog.taskStarted && o.msg !== WorkerLog.taskStopped) return;
+    const event = o.msg === WorkerLog.taskStarted ? 'started' : 'stopped';
     const { name, at } = o;
-    const id = o.resourceId ?? o.id;
+    const id = o.resourceId;
     const loggedAt = typeof o.loggedAt === 'number' ? o.loggedAt : typeof o.time === 'number' ? o.time : at;
     if (typeof name !== 'string' || typeof id !== 'string' || typeof at !== 'number' || typeof loggedAt !== 'number' || id === worker) {
       malformed.push(raw);

@@ -13,8 +13,10 @@ import type { ChaosConfig } from './config.js';
 import type { Death, Pause } from './check.js';
 import { keys } from '../src/protocol/keys.js';
 import type { Store } from '../src/platform/ports.js';
-import { etcdHealthy, tcpOpen, type Incarnations } from './observe.js';
+import type { Incarnations } from './observe.js';
+import { etcdHealthy, tcpOpen } from '../src/devcluster/probe.js';
 import type { Rng } from './rng.js';
+import { sleep } from '../src/platform/clock.js';
 
 export const FAULT_KINDS = [
   'kill-leader', 'kill-follower', 'kill-worker',
@@ -43,7 +45,6 @@ export interface FaultRecord {
   error?: string;
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** schedule deals the kinds in shuffled rounds, so every kind comes up about equally often. */
 export function schedule(rng: Rng, n: number, kinds: readonly FaultKind[] = FAULT_KINDS): FaultKind[] {

@@ -12,6 +12,9 @@ import type { ListResult, StatusResult, WorkerStatusResult } from '../src/protoc
 import { keys, parseKey } from '../src/protocol/keys.js';
 import type { Store } from '../src/platform/ports.js';
 import { mismatches, type Finding, type Snapshot } from './check.js';
+import { sleep } from '../src/platform/clock.js';
+import { etcdHealthy } from '../src/devcluster/probe.js';
+import { ClientSubject } from '../src/protocol/subjects.js';
 
 /**
  * Incarnations: for each master or worker id, the etcd revision just before
@@ -20,31 +23,12 @@ import { mismatches, type Finding, type Snapshot } from './check.js';
  */
 export type Incarnations = Map<string, number>;
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-export async function etcdHealthy(clientUrl: string): Promise<boolean> {
-  try {
-    const res = await fetch(`${clientUrl}/health`, { signal: AbortSignal.timeout(1000) });
-    return ((await res.json()) as { health?: string }).health === 'true';
-  } catch {
-    return false;
-  }
-}
-
-export function tcpOpen(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = createConnection({ port, host: '127.0.0.1' }, () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.on('error', () => resolve(false));
-  });
-}
 
 /** snapshot reads the list, then asks every worker what it runs (null when it does not answer). */
 export async function snapshot(c: LocalCluster, client: GafferClient, timeoutMs = 3000): Promise<Snapshot> {
   const at = Date.now();
-  const list = (await client.call<ListResult>('resource.list', {}, timeoutMs)).resources;
+  const list = (await client.call<ListResult>(ClientSubject.list, {}, timeoutMs)).resources;
   const running: Snapshot['running'] = {};
   await Promise.all(
     [...c.workers.keys()].map(async (id) => {
@@ -92,7 +76,7 @@ export async function unhealthy(c: LocalCluster, client: GafferClient, store: St
   }
   let st: StatusResult;
   try {
-    st = await client.call<StatusResult>('cluster.status', {}, 2000);
+    st = await client.call<StatusResult>(ClientSubject.status, {}, 2000);
   } catch (err) {
     return `cluster.status: ${(err as Error).message}`;
   }

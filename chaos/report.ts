@@ -1,5 +1,8 @@
 // Results of a chaos run (what results.json holds) and the table printed at its end.
 
+import { numbersRight, table as printTable } from '../src/lib/table.js';
+import { median as medianOf } from '../src/lib/stats.js';
+
 import type { CheckResult, EitherWay, Finding, OpRecord, Overlap } from './check.js';
 import { describeOp, LATE_STOP_NOTE_MS } from './check.js';
 import { FAULT_KINDS, type FaultKind, type FaultRecord } from './faults.js';
@@ -83,11 +86,10 @@ export interface Results {
   ops: OpRecord[];
 }
 
+/** median in whole ms, null when there is nothing to summarize. */
 export function median(xs: number[]): number | null {
-  if (xs.length === 0) return null;
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m]! : Math.round((s[m - 1]! + s[m]!) / 2);
+  const m = medianOf(xs);
+  return m === undefined ? null : Math.round(m);
 }
 
 const max = (xs: number[]): number | null => (xs.length ? Math.max(...xs) : null);
@@ -140,8 +142,7 @@ export function eitherWayOut(e: EitherWay[]): Results['eitherWay'] {
 const ms = (x: number | null): string => (x === null ? '-' : String(x));
 
 function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows.map((r) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ')).join('\n');
+  return printTable(rows[0]!, rows.slice(1), { align: numbersRight(rows[0]!.length) });
 }
 
 /** report is the human summary of a run. */

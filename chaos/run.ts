@@ -20,10 +20,10 @@ import { snapshot, waitRecovered, type Recovery } from './observe.js';
 import { byKind, eitherWayOut, overlapsOut, report, requestStats, type Results } from './report.js';
 import { Rng } from './rng.js';
 import { Workload } from './workload.js';
+import { sleep } from '../src/platform/clock.js';
 
 const t0 = Date.now();
 const log = (s: string): void => void process.stderr.write(`[chaos +${((Date.now() - t0) / 1000).toFixed(1)}s] ${s}\n`);
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 async function waitUntil(cond: () => boolean, timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;

@@ -11,10 +11,10 @@ import { GafferError } from '../src/protocol/errors.js';
 import type { ChaosConfig } from './config.js';
 import { classify, type OpKind, type OpRecord } from './check.js';
 import type { Rng } from './rng.js';
+import { sleep } from '../src/platform/clock.js';
 
 type Belief = 'present' | 'absent' | 'unknown';
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export function poolNames(n: number): string[] {
   return Array.from({ length: n }, (_, i) => `chaos-${String(i).padStart(2, '0')}`);

@@ -28,7 +28,7 @@ import type { Store } from '../../src/platform/ports.js';
 import { connectProcess } from '../../src/platform/connect.js';
 import { systemClock, type Clock } from '../../src/platform/clock.js';
 import { createMetrics, metricsHost, startMetricsServer, type GafferMetrics, type MetricsServer } from '../../src/platform/metrics.js';
-import { logger, TaskLogLine, type Logger } from '../../src/platform/log.js';
+import { logger, WorkerLog, type Logger } from '../../src/platform/log.js';
 import { startTask, type TaskActor } from './tasks/index.js';
 import { Assignments, isAssignEvent, type Action, type Assigned } from './assignments.js';
 import type { AssignEvent, Resource } from '../../src/protocol/messages.js';
@@ -168,7 +168,7 @@ export class Worker {
     // ended at the deadline. The log says both.
     const now = this.clock.wall();
     const endedAt = Math.min(now, this.lease?.deadlineWallClock ?? now);
-    this.log.warn({ why, tasks: this.tasks.size }, 'fencing: stopping every task');
+    this.log.warn({ why, tasks: this.tasks.size }, WorkerLog.fencing);
     for (const name of [...this.tasks.keys()]) this.stopTask(name, `fenced: ${why}`, endedAt);
   }
 
@@ -216,7 +216,7 @@ export class Worker {
     if (!this.valid()) return;
     this.tasks.set(r.name, startTask(r, this.log));
     this.metrics.setRunningTasks(this.tasks.size);
-    this.log.info({ name: r.name, resourceId: r.id, at: this.clock.wall() }, TaskLogLine.started);
+    this.log.info({ name: r.name, resourceId: r.id, at: this.clock.wall() }, WorkerLog.taskStarted);
     publishEvent(this.bus, this.cfg.id, 'task.started', { name: r.name, id: r.id, worker: this.cfg.id, taskKind: taskKindOf(r.spec) });
   }
 
@@ -227,7 +227,7 @@ export class Worker {
     this.metrics.setRunningTasks(this.tasks.size);
     void t.stop();
     const id = t.resource.id;
-    this.log.info({ name, resourceId: id, reason, at: endedAt, loggedAt: this.clock.wall() }, TaskLogLine.stopped);
+    this.log.info({ name, resourceId: id, reason, at: endedAt, loggedAt: this.clock.wall() }, WorkerLog.taskStopped);
     publishEvent(this.bus, this.cfg.id, 'task.stopped', { name, id, worker: this.cfg.id, reason, endedAt: new Date(endedAt).toISOString() });
   }
 

@@ -2,38 +2,15 @@
 // one-line event descriptions. No I/O and no clock: callers pass `now`.
 
 import type { Resource, StatusResult, WorkerLoad } from '../protocol/messages.js';
+import { clean, GAP, pad, table, type Align } from '../lib/table.js';
 
-export type Align = 'left' | 'right';
+export { clean, table };
+
 
 export interface Column<T> {
   header: string;
   value: (row: T) => string;
   align?: Align;
-}
-
-const GAP = '  ';
-
-/**
- * clean makes a string safe to print on one terminal line: control characters
- * (escape sequences, newlines, tabs) from untrusted payloads become `?`.
- */
-export function clean(s: string): string {
-  // eslint-disable-next-line no-control-regex
-  return s.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, '?');
-}
-
-function pad(s: string, width: number, align: Align): string {
-  const fill = ' '.repeat(Math.max(0, width - s.length));
-  return align === 'right' ? fill + s : s + fill;
-}
-
-/** table lays out a header and rows in aligned columns, two spaces apart, with no trailing spaces. */
-export function table(headers: readonly string[], rows: readonly (readonly string[])[], align: readonly Align[] = []): string {
-  const all = [headers, ...rows].map((r) => headers.map((_, i) => clean(r[i] ?? '')));
-  const widths = headers.map((_, i) => Math.max(...all.map((r) => r[i]!.length)));
-  return all
-    .map((r) => r.map((cell, i) => pad(cell, widths[i]!, align[i] ?? 'left')).join(GAP).trimEnd())
-    .join('\n');
 }
 
 /** pairs lays out key/value lines with the values aligned. */
@@ -47,7 +24,7 @@ export function render<T>(columns: readonly Column<T>[], rows: readonly T[]): st
   return table(
     columns.map((c) => c.header),
     rows.map((r) => columns.map((c) => c.value(r))),
-    columns.map((c) => c.align ?? 'left'),
+    { align: columns.map((c) => c.align ?? 'left') },
   );
 }
 
@@ -120,7 +97,7 @@ export function status(s: StatusResult): string {
   const workers = table(
     ['WORKER', 'LOAD', 'USED'],
     rows.map((w) => [w.id, `${w.resources}/${w.capacity}`, percent(w.resources, w.capacity)]),
-    ['left', 'right', 'right'],
+    { align: ['left', 'right', 'right'] },
   );
   return [...head, '', workers].join('\n');
 }

@@ -54,11 +54,7 @@ export function eventSubjects(filters: readonly string[]): string[] {
   return out;
 }
 
-/**
- * decodeEvent reads one event message, undefined when malformed. The subject
- * is authoritative for the event's kind. Publishers before 0.1.0 put the
- * task kind of task.started in `kind`; such a value is moved to `taskKind`.
- */
+/** decodeEvent reads one event message, undefined when malformed. The subject is authoritative for the event's kind. */
 export function decodeEvent(subject: string, data: Uint8Array): EventLike | undefined {
   let v: unknown;
   try {
@@ -68,12 +64,9 @@ export function decodeEvent(subject: string, data: Uint8Array): EventLike | unde
   }
   if (v === null || typeof v !== 'object' || Array.isArray(v)) return undefined;
   const { kind, at, by, ...rest } = v as EventLike;
-  const fromSubject = subject.startsWith('events.') ? subject.slice('events.'.length) : undefined;
-  const out: EventLike = { kind: fromSubject ?? kind, at, by, ...rest };
-  if (fromSubject?.startsWith('task.') && kind !== undefined && kind !== fromSubject && rest.taskKind === undefined) {
-    out.taskKind = kind;
-  }
-  return out;
+  const prefix = subjects.event('');
+  const fromSubject = subject.startsWith(prefix) ? subject.slice(prefix.length) : undefined;
+  return { kind: fromSubject ?? kind, at, by, ...rest };
 }
 
 /** watch subscribes and prints until the signal aborts or the connection closes. */

@@ -6,11 +6,12 @@
 // typed GafferError at once.
 
 import { randomUUID } from 'node:crypto';
-import { ErrorCode as NatsErrorCode, headers as natsHeaders, type NatsConnection } from 'nats';
-import { connectBus } from '../platform/nats/bus.js';
+import { headers as natsHeaders, type NatsConnection } from 'nats';
+import { connectBus, requestError } from '../platform/nats/bus.js';
+import { withRetry } from '../platform/retry.js';
 import { DEFAULTS } from '../platform/config.js';
 import { ContentType, decodeReply, encode } from '../protocol/codec.js';
-import { ErrorCode, fromWire, GafferError, InternalError, NoRespondersError, TimeoutError, UnavailableError } from '../protocol/errors.js';
+import { ErrorCode, fromWire, GafferError, InternalError, NoRespondersError } from '../protocol/errors.js';
 import { ClientSubject, Header, subjects } from '../protocol/subjects.js';
 import type { AddResult, ListResult, Resource, Spec, StatusResult, WorkerStatusResult } from '../protocol/messages.js';
 
@@ -75,16 +76,13 @@ export class GafferClient {
     // within the deadline (the same id makes that safe), but not before a
     // master holding it for want of a leader could have answered NO_LEADER.
     const perAttempt = Math.max(DEFAULTS.holdMs + 500, Math.floor(timeoutMs / 2));
-    for (let delay = 50; ; delay = Math.min(delay * 2, 500)) {
-      const left = deadline - Date.now();
-      try {
-        return await this.once<T>(subject, body, Math.max(1, Math.min(left, perAttempt)), id);
-      } catch (err) {
-        const retry = err instanceof NoRespondersError || (err instanceof GafferError && RETRYABLE.has(err.code));
-        if (!retry || Date.now() + delay >= deadline) throw err;
-        await new Promise((r) => setTimeout(r, delay * (0.5 + Math.random())));
-      }
-    }
+    return withRetry(() => this.once<T>(subject, body, Math.max(1, Math.min(deadline - Date.now(), perAttempt)), id), {
+      initialMs: 50,
+      maxMs: 500,
+      // Retry only while another attempt could still be answered in time.
+      retryable: (err) =>
+        (err instanceof NoRespondersError || (err instanceof GafferError && RETRYABLE.has(err.code))) && deadline - Date.now() > 50,
+    });
   }
 
   private async once<T>(subject: string, body: unknown, timeout: number, id: string): Promise<T> {
@@ -95,10 +93,7 @@ export class GafferClient {
     try {
       msg = await this.nc.request(subject, encode(body, this.encoding), { timeout, headers: h });
     } catch (err) {
-      const code = (err as { code?: string }).code;
-      if (code === NatsErrorCode.NoResponders) throw new NoRespondersError(`nobody serves ${subject}`, { cause: err });
-      if (code === NatsErrorCode.Timeout) throw new TimeoutError(`${subject} got no reply within ${timeout} ms`, { cause: err });
-      throw new UnavailableError(`${subject}: ${(err as Error).message}`, { cause: err });
+      throw requestError(subject, timeout, err);
     }
     const type = msg.headers?.get(Header.contentType)?.includes('msgpack') ? ContentType.msgpack : ContentType.json;
     let reply: { ok?: unknown; error?: unknown };

@@ -10,6 +10,7 @@ import { Child } from './child.js';
 import { GafferClient } from '../client/client.js';
 import { startEtcd, startNats, waitFor, type EtcdCluster, type NatsServer } from './servers.js';
 import type { StatusResult } from '../protocol/messages.js';
+import { ClientSubject } from '../protocol/subjects.js';
 
 /** The gaffer command, as built (the composition root is bin/gaffer.ts). */
 export const CLI_PATH = fileURLToPath(new URL('../../bin/gaffer.js', import.meta.url));
@@ -107,7 +108,7 @@ export class LocalCluster {
     return waitFor(
       `a leader that sees ${workers} workers and ${masters} masters`,
       async () => {
-        const s = await c.call<StatusResult>('cluster.status', {}, 1000);
+        const s = await c.call<StatusResult>(ClientSubject.status, {}, 1000);
         return s.workers.length === workers && s.masters.length >= masters ? s : undefined;
       },
       timeoutMs,

@@ -6,6 +6,7 @@
 import { createServer } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { LocalCluster } from './cluster.js';
+import { subjects } from '../protocol/subjects.js';
 
 export interface DevOptions {
   masters: number;
@@ -58,8 +59,8 @@ export async function runDev(opts: DevOptions): Promise<void> {
     nats${server} req resource.add '{"name":"books"}'
     npx gaffer --nats ${cluster.natsUrl} add books
   Watch it work:
-    nats${server} sub 'worker.*.assign'
-    nats${server} sub 'events.>'
+    nats${server} sub '${subjects.allWorkerAssign}'
+    nats${server} sub '${subjects.allEvents}'
 
   Ctrl-C stops everything.
 `);

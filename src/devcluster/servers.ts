@@ -4,9 +4,10 @@
 
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { createServer, connect as tcpConnect } from 'node:net';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { Child } from './child.js';
+import { etcdHealthy, tcpOpen } from './probe.js';
 import { waitFor } from '../platform/retry.js';
 
 export { waitFor };
@@ -43,15 +44,6 @@ export function freePort(): Promise<number> {
 }
 
 
-function tcpOpen(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = tcpConnect({ port, host: '127.0.0.1' }, () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.on('error', () => resolve(false));
-  });
-}
 
 export interface NatsServer {
   url: string;
@@ -111,11 +103,6 @@ export interface EtcdCluster {
   stop(): Promise<void>;
 }
 
-async function healthy(clientUrl: string): Promise<boolean> {
-  const res = await fetch(`${clientUrl}/health`, { signal: AbortSignal.timeout(1000) });
-  const body = (await res.json()) as { health?: string };
-  return body.health === 'true';
-}
 
 /** startEtcd starts a cluster of `size` members on loopback and waits until it is healthy. */
 export async function startEtcd(opts: { dir: string; size?: number; inherit?: boolean }): Promise<EtcdCluster> {
@@ -158,12 +145,12 @@ export async function startEtcd(opts: { dir: string; size?: number; inherit?: bo
       restart: async () => {
         await child.stop();
         child.start();
-        await waitFor(`${name} healthy`, () => healthy(client(i)));
+        await waitFor(`${name} healthy`, () => etcdHealthy(client(i)));
       },
     };
   });
   for (const m of members) m.child.start();
-  await Promise.all(members.map((m) => waitFor(`${m.name} healthy`, () => healthy(m.clientUrl), 30000)));
+  await Promise.all(members.map((m) => waitFor(`${m.name} healthy`, () => etcdHealthy(m.clientUrl), 30000)));
   return {
     endpoints: members.map((m) => m.clientUrl),
     members,

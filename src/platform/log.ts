@@ -31,10 +31,14 @@ export function logger(): Logger {
 }
 
 /**
- * The messages of the worker's task log lines. The chaos checker finds task
- * starts and stops by these, so they are shared constants, not free text.
+ * The messages of the log lines the chaos checker reads from workers (task
+ * starts and stops, and the lines written while fencing). They are shared
+ * constants so that rewording a log line cannot silently blind the checker.
  */
-export const TaskLogLine = {
-  started: 'task started',
-  stopped: 'task stopped',
+export const WorkerLog = {
+  taskStarted: 'task started',
+  taskStopped: 'task stopped',
+  fencing: 'fencing: stopping every task',
+  leaseOverdue: 'lease keepalive overdue; fencing',
+  leaseExpired: 'lease expired on the server',
 } as const;

@@ -13,11 +13,11 @@ import { median } from '../../chaos/report.js';
 import { schedule, FAULT_KINDS } from '../../chaos/faults.js';
 import { Rng } from '../../chaos/rng.js';
 
-// Lines shaped like the worker's pino output: the process id and the task's id share the key `id`.
+// Lines shaped like the worker's pino output: `id` is the process, `resourceId` the task's resource.
 const started = (w: string, name: string, id: string, at: number): string =>
-  `{"level":30,"time":${at},"role":"worker","id":"${w}","component":"worker","name":"${name}","id":"${id}","at":${at},"msg":"task started"}`;
+  `{"level":30,"time":${at},"role":"worker","id":"${w}","component":"worker","name":"${name}","resourceId":"${id}","at":${at},"msg":"task started"}`;
 const stopped = (w: string, name: string, id: string, at: number, loggedAt = at, reason = 'unassigned'): string =>
-  `{"level":30,"time":${loggedAt},"role":"worker","id":"${w}","component":"worker","name":"${name}","id":"${id}","reason":"${reason}","at":${at},"loggedAt":${loggedAt},"msg":"task stopped"}`;
+  `{"level":30,"time":${loggedAt},"role":"worker","id":"${w}","component":"worker","name":"${name}","resourceId":"${id}","reason":"${reason}","at":${at},"loggedAt":${loggedAt},"msg":"task stopped"}`;
 const registered = (w: string, t: number): string =>
   `{"level":30,"time":${t},"role":"worker","id":"${w}","component":"worker","lease":"1","capacity":1000,"msg":"worker registered"}`;
 
@@ -47,14 +47,14 @@ test('parseWorkerLog reads the task id (not the process id) and skips other line
   );
 });
 
-test('parseWorkerLog refuses a task line whose id is the worker id (the fields came out in another order)', () => {
-  const bad = `{"level":30,"time":1,"name":"a","id":"x","at":1,"msg":"task started","id":"w1"}`;
+test('parseWorkerLog refuses a task line without its resource id', () => {
+  const bad = `{"level":30,"time":1,"name":"a","id":"w1","at":1,"msg":"task started"}`;
   const { lines, malformed } = parseWorkerLog('w1', `${bad}\n{"msg":"task stopped" broken`);
   assert.equal(lines.length, 0);
   assert.equal(malformed.length, 2);
 });
 
-test('parseWorkerLog reads the resource id from resourceId, as workers now log it', () => {
+test('parseWorkerLog reads the resource id from resourceId, not the process id', () => {
   const line = `{"level":30,"time":5,"role":"worker","id":"w1","component":"worker","name":"a","resourceId":"rid-a","at":5,"msg":"task started"}`;
   const { lines, malformed } = parseWorkerLog('w1', line);
   assert.deepEqual(malformed, []);

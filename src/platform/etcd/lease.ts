@@ -5,7 +5,7 @@
 
 import type { Store } from '../ports.js';
 import { systemClock, type Clock, type Timer } from '../clock.js';
-import { logger } from '../log.js';
+import { logger, WorkerLog } from '../log.js';
 
 export interface LeaseTiming {
   ttlSeconds: number;
@@ -118,14 +118,14 @@ export class KeptLease {
       if (this.clock.now() < this.validUntil) return this.armFence();
       if (this.overdue) return;
       this.overdue = true;
-      this.log.warn({ lease: this.id }, 'lease keepalive overdue; fencing');
+      this.log.warn({ lease: this.id }, WorkerLog.leaseOverdue);
       this.cb.onFenced();
     });
   }
 
   private expire(): void {
     if (this.stopped) return;
-    this.log.warn({ lease: this.id }, 'lease expired on the server');
+    this.log.warn({ lease: this.id }, WorkerLog.leaseExpired);
     this.halt();
     this.cb.onExpired();
   }
