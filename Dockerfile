@@ -12,6 +12,7 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json ./
+COPY bin ./bin
 COPY src ./src
 COPY actors ./actors
 RUN npx tsc -p tsconfig.json && npm prune --omit=dev --no-audit --no-fund

@@ -249,12 +249,12 @@ describe('docker-compose.yml', { skip: SKIP }, () => {
     const dockerfile = readFileSync(join(ROOT, 'Dockerfile'), 'utf8');
     assert.match(dockerfile, /^FROM node:20-slim/m);
     assert.match(dockerfile, /^RUN npm ci\b/m);
-    assert.match(dockerfile, /^ENTRYPOINT \["node", "dist\/src\/cli\.js"\]$/m);
+    assert.match(dockerfile, /^ENTRYPOINT \["node", "dist\/bin\/gaffer\.js"\]$/m);
     const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { bin: Record<string, string> };
     assert.equal(pkg.bin.gaffer, 'dist/bin/gaffer.js', 'the entrypoint is the package binary');
     for (const name of GAFFER) assert.equal(cfg.services[name]!.image, 'gaffer:latest');
     const ignored = readFileSync(join(ROOT, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim());
-    for (const needed of ['src', 'actors', 'package.json', 'package-lock.json', 'tsconfig.json']) {
+    for (const needed of ['bin', 'src', 'actors', 'package.json', 'package-lock.json', 'tsconfig.json']) {
       assert.ok(!ignored.includes(needed), `${needed} is in the build context`);
       assert.match(dockerfile, new RegExp(`^COPY .*\\b${needed.replace('.', '\\.')}\\b`, 'm'), `the Dockerfile copies ${needed}`);
     }
