@@ -9,8 +9,8 @@ import { keys } from '../../src/protocol/keys.js';
 import { packed } from '../../src/protocol/codec.js';
 import type { Op, Store } from '../../src/platform/ports.js';
 import type { Clock } from '../../src/platform/clock.js';
-import type { Resource } from '../../src/protocol/messages.js';
-import type { StoredResource } from '../../src/protocol/stored.js';
+import { ResourceState, type Resource } from '../../src/protocol/messages.js';
+import { toResource, type StoredResource } from '../../src/protocol/stored.js';
 
 /** How long an outcome is remembered; longer than any client deadline plus a failover. */
 export const DEDUPE_WINDOW_MS = 60_000;
@@ -18,17 +18,20 @@ export const DEDUPE_WINDOW_MS = 60_000;
 const BUCKET_MS = 10_000;
 
 /** Outcome is a write's answer without its revision, which the transaction's own revision supplies. */
-export type Outcome = { op: 'add'; created: boolean; rec: StoredResource } | { op: 'delete'; rec: StoredResource };
+export type Outcome =
+  | { op: 'add'; created: boolean; rec: StoredResource }
+  | { op: 'delete'; rec: StoredResource }
+  | { op: 'restart'; rec: StoredResource };
 
 /**
  * What etcd keeps: an add only as name and id (the record itself is in
  * gaffer/resources, so a new leader need not read it twice), a delete with
  * the record it removed (nothing else has it any more).
  */
-type Recorded = ['a', string, string] | ['d', StoredResource];
+type Recorded = ['a', string, string] | ['d', StoredResource] | ['r', string, string];
 
 /** A remembered outcome: in full when this leader made it, as a name and id when an earlier leader did. */
-type Known = Outcome | { op: 'added'; name: string; id: string };
+type Known = Outcome | { op: 'added'; name: string; id: string } | { op: 'restarted'; name: string; id: string };
 
 interface Remembered {
   outcome: Known;
@@ -43,17 +46,20 @@ interface Remembered {
  */
 export function answerOf(r: Remembered, now: (name: string) => Resource | undefined): Record<string, unknown> {
   const o = r.outcome;
-  if (o.op === 'added') {
+  if (o.op === 'added' || o.op === 'restarted') {
     const cur = now(o.name);
-    const resource = cur?.id === o.id ? cur : { name: o.name, id: o.id, worker: null, spec: {}, createdAt: '', revision: r.revision };
-    return { ok: true, created: true, resource };
+    const gone: Resource = { name: o.name, id: o.id, worker: null, spec: {}, createdAt: '', revision: r.revision, state: ResourceState.pending, attempt: 0, failures: 0 };
+    const resource = cur?.id === o.id ? cur : gone;
+    return o.op === 'added' ? { ok: true, created: true, resource } : { ok: true, resource };
   }
-  const resource: Resource = { ...o.rec, revision: r.revision };
+  const resource = toResource(o.rec, r.revision);
   return o.op === 'add' ? { ok: true, created: o.created, resource } : { ok: true, resource };
 }
 
 function record(o: Outcome): Recorded {
-  return o.op === 'add' ? ['a', o.rec.name, o.rec.id] : ['d', o.rec];
+  if (o.op === 'add') return ['a', o.rec.name, o.rec.id];
+  if (o.op === 'restart') return ['r', o.rec.name, o.rec.id];
+  return ['d', o.rec];
 }
 
 /** decodeRecorded reads one dedupe value back, skipping any entry not shaped like one we write. */
@@ -64,7 +70,9 @@ function decodeRecorded(value: Uint8Array): Array<[string, Known]> {
   for (const e of entries as unknown[]) {
     if (!Array.isArray(e) || typeof e[0] !== 'string' || !Array.isArray(e[1])) continue;
     const [id, rec] = e as [string, unknown[]];
-    if (rec[0] === 'a' && typeof rec[1] === 'string' && typeof rec[2] === 'string') out.push([id, { op: 'added', name: rec[1], id: rec[2] }]);
+    if ((rec[0] === 'a' || rec[0] === 'r') && typeof rec[1] === 'string' && typeof rec[2] === 'string') {
+      out.push([id, rec[0] === 'a' ? { op: 'added', name: rec[1], id: rec[2] } : { op: 'restarted', name: rec[1], id: rec[2] }]);
+    }
     else if (rec[0] === 'd' && rec[1] && typeof rec[1] === 'object') out.push([id, { op: 'delete', rec: rec[1] as StoredResource }]);
   }
   return out;

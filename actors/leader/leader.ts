@@ -198,7 +198,7 @@ export class Leader {
       try {
         const info = decodeWorkerInfo(ev.kv.value);
         this.liveness.track(id, info.fenceMs);
-        out.push({ kind: 'worker-up', id, capacity: info.capacity, epoch: ev.kv.lease });
+        out.push({ kind: 'worker-up', id, capacity: info.capacity, epoch: ev.kv.lease, kinds: info.kinds });
       } catch (err) {
         this.log.warn({ key: ev.kv.key, err: (err as Error).message }, 'ignoring malformed worker');
       }

@@ -43,7 +43,7 @@ export async function loadCluster(store: Store, term: number, log: Logger, clock
     if (!id) continue;
     try {
       const info = decodeWorkerInfo(kv.value);
-      state.loadWorker(id, info.capacity, kv.lease);
+      state.loadWorker(id, info.capacity, kv.lease, info.kinds);
       fenceMs.set(id, info.fenceMs);
     } catch (err) {
       log.warn({ key: kv.key, err: (err as Error).message }, 'skipping malformed worker');
@@ -65,7 +65,11 @@ export async function loadCluster(store: Store, term: number, log: Logger, clock
     }
     const key = d.rec.worker ? keys.assignment(d.rec.worker, name) : undefined;
     // An assignment counts only if its key is there; repair rewrites whatever is missing or stale.
-    const mine = key && present.delete(key) && d.epoch !== undefined ? { worker: d.rec.worker!, epoch: d.epoch } : undefined;
+    const { rec, epoch } = d;
+    const mine =
+      key && present.delete(key) && epoch !== undefined
+        ? { worker: rec.worker!, epoch, attempt: rec.attempt, ...(rec.delayMs ? { delayMs: rec.delayMs } : {}), ...(rec.checkpoint ? { checkpoint: true } : {}) }
+        : undefined;
     state.loadResource(d.rec, kv.modRevision, mine);
   }
   const orphans: Array<{ worker: string; name: string }> = [];

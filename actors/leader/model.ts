@@ -1,36 +1,53 @@
 // ClusterState is the leader's in-memory model of resources and live workers,
 // and the planner that turns changes to it into etcd operations. It does no
 // I/O, so it is unit-tested directly. Changes are applied optimistically;
-// `flush` yields one unit of operations per touched resource (its resource key
-// and assignment keys always commit together), and `committed` stamps the
-// revision once etcd has them. After any failed commit the leader throws the
-// whole state away and reloads it from etcd.
+// `flush` yields one unit of operations per touched resource (its resource,
+// assignment and checkpoint keys always commit together), and `committed`
+// stamps the revision once etcd has them. After any failed commit the leader
+// throws the whole state away and reloads it from etcd.
+//
+// What a task reports is folded in here too (lifecycle.ts decides what a
+// failure leads to). `running` and progress are kept in memory only, and
+// written with the record whenever it is written for another reason: they
+// are what the leader knows, not what must survive it (workers report again
+// to a new leader).
 
 import { v4 as uuidv4 } from 'uuid';
 import { keys } from '../../src/protocol/keys.js';
 import { packed } from '../../src/protocol/codec.js';
-import { pick, type Slot } from './placement.js';
+import { taskKindOf } from '../../src/protocol/validate.js';
+import { ResourceState, type Json, type Resource, type Spec, type TaskReport, type WorkerLoad } from '../../src/protocol/messages.js';
+import { toResource, type StoredAssignment, type StoredCheckpoint, type StoredResource } from '../../src/protocol/stored.js';
 import type { Op } from '../../src/platform/ports.js';
-import type { StoredAssignment } from '../../src/protocol/stored.js';
-import type { Resource, Spec, WorkerLoad } from '../../src/protocol/messages.js';
-import type { StoredResource } from '../../src/protocol/stored.js';
+import { choose, type Slot } from './placement.js';
+import { afterFailure } from './lifecycle.js';
 
 export interface Assignment {
   worker: string;
   /** The worker incarnation (its lease id) this assignment was written for. */
   epoch: string;
+  attempt: number;
+  delayMs?: number;
+  checkpoint?: boolean;
 }
 
-interface Entry {
+export interface Entry {
   rec: StoredResource;
   revision: number;
   /** The assignment key as it is in etcd (or will be, once flushed). */
   assign: Assignment | undefined;
+  /** The newest checkpoint seq accepted for the current attempt. */
+  cpSeq?: number;
 }
 
 export class WorkerEntry implements Slot {
   readonly names = new Set<string>();
-  constructor(readonly id: string, public capacity: number, public epoch: string) {}
+  constructor(
+    readonly id: string,
+    public capacity: number,
+    public epoch: string,
+    public kinds: ReadonlySet<string>,
+  ) {}
   get assigned(): number {
     return this.names.size;
   }
@@ -39,35 +56,67 @@ export class WorkerEntry implements Slot {
 /** What a name looked like in etcd before this batch touched it. */
 interface Before {
   existed: boolean;
+  /** The resource id it had: a name deleted and added again in one batch is a different resource. */
+  id: string | undefined;
   assign: Assignment | undefined;
 }
 
 export interface Unit {
   name: string;
   ops: Op[];
+  /** Bytes of values this unit writes, to keep a transaction under etcd's request limit. */
+  bytes: number;
 }
 
 /** Move records what a batch did to one resource's placement, for events. */
 export type Move = { name: string; id: string; from: string | null; to: string | null; deleted: boolean };
 
+/** Lifecycle records what a batch did to one task's lifecycle, for events. */
+export type Lifecycle =
+  | { kind: 'completed'; name: string; id: string; worker: string }
+  | { kind: 'failed'; name: string; id: string; worker: string; error: string; failures: number }
+  | { kind: 'restarting'; name: string; id: string; worker: string; delayMs: number; attempt: number };
+
+/** What a report got: accepted, or refused with a reason. */
+export type ReportOutcome = { ok: true } | { ok: false; code: 'NOT_OWNER'; message: string };
+
+const TERMINAL: ReadonlySet<string> = new Set([ResourceState.completed, ResourceState.failed]);
+
+const sameAssign = (a: Assignment | undefined, b: Assignment | undefined): boolean =>
+  a === b ||
+  (!!a && !!b && a.worker === b.worker && a.epoch === b.epoch && a.attempt === b.attempt && a.delayMs === b.delayMs && a.checkpoint === b.checkpoint);
+
 export class ClusterState {
   readonly resources = new Map<string, Entry>();
   readonly workers = new Map<string, WorkerEntry>();
+  /** Resources that want a worker and have none. */
   readonly pending = new Set<string>();
   private readonly dirty = new Map<string, Before>();
-  /** Moves made by this batch, for events. */
+  private readonly checkpoints = new Map<string, StoredCheckpoint>();
+  /** Removed resources whose checkpoint key must go too. */
+  private readonly dropCheckpoints = new Set<string>();
+  private orphans: Array<{ worker: string; name: string }> = [];
+  /** Something changed that may let a pending resource be placed. */
+  private placeable = true;
+  /** Names in order, rebuilt after adds and removes. */
+  private sorted: string[] | undefined;
   moves: Move[] = [];
+  lifecycle: Lifecycle[] = [];
 
   /**
    * @param term the fencing token of the leader that owns this model; every
    * record it writes carries it, so an audit can tell who wrote what.
    */
-  constructor(private readonly term = 0, private readonly now: () => Date = () => new Date()) {}
+  constructor(
+    private readonly term = 0,
+    private readonly now: () => Date = () => new Date(),
+    private readonly random: () => number = Math.random,
+  ) {}
 
   // --- loading -----------------------------------------------------------
 
-  loadWorker(id: string, capacity: number, epoch: string): void {
-    this.workers.set(id, new WorkerEntry(id, capacity, epoch));
+  loadWorker(id: string, capacity: number, epoch: string, kinds: Iterable<string>): void {
+    this.workers.set(id, new WorkerEntry(id, capacity, epoch, new Set(kinds)));
   }
 
   /** loadResource adds a resource as etcd has it; call after every loadWorker. */
@@ -76,14 +125,14 @@ export class ClusterState {
     this.sorted = undefined;
     const w = rec.worker ? this.workers.get(rec.worker) : undefined;
     if (w) w.names.add(rec.name);
-    else this.pending.add(rec.name);
+    else if (!TERMINAL.has(rec.state)) this.pending.add(rec.name);
   }
 
   // --- reads -------------------------------------------------------------
 
   view(name: string): Resource | undefined {
     const e = this.resources.get(name);
-    return e && { ...e.rec, revision: e.revision };
+    return e && viewOf(e);
   }
 
   list(): Resource[] {
@@ -110,18 +159,16 @@ export class ClusterState {
     let bytes = 0;
     for (; i < names.length && out.length < limit; i++) {
       const e = this.resources.get(names[i]!)!;
-      bytes += 200 + e.rec.name.length + JSON.stringify(e.rec.spec).length;
+      bytes += 300 + e.rec.name.length + JSON.stringify(e.rec.spec).length + jsonSize(e.rec.result) + jsonSize(e.rec.progress);
       if (bytes > maxBytes && out.length > 0) break;
-      out.push({ ...e.rec, revision: e.revision });
+      out.push(viewOf(e));
     }
     return i < names.length ? { resources: out, next: out[out.length - 1]!.name } : { resources: out };
   }
-  /** Names in order, rebuilt after adds and removes. */
-  private sorted: string[] | undefined;
 
   loads(): WorkerLoad[] {
     return [...this.workers.values()]
-      .map((w) => ({ id: w.id, capacity: w.capacity, resources: w.assigned }))
+      .map((w) => ({ id: w.id, capacity: w.capacity, resources: w.assigned, kinds: [...w.kinds].sort() }))
       .sort((a, b) => (a.id < b.id ? -1 : 1));
   }
 
@@ -130,17 +177,36 @@ export class ClusterState {
   private touch(name: string): void {
     if (this.dirty.has(name)) return;
     const e = this.resources.get(name);
-    this.dirty.set(name, { existed: e !== undefined, assign: e?.assign && { ...e.assign } });
+    this.dirty.set(name, { existed: e !== undefined, id: e?.rec.id, assign: e?.assign && { ...e.assign } });
   }
 
-  private setWorker(name: string, e: Entry, to: WorkerEntry | undefined): void {
+  /**
+   * place gives the resource its next attempt on the best worker for it (see
+   * placement.ts), avoiding `avoid` when it can, or makes it pending with the
+   * reason none fits. delayMs holds the start back (a restart's backoff).
+   */
+  private place(e: Entry, opts: { avoid?: ReadonlySet<string>; delayMs?: number; state?: ResourceState } = {}): void {
+    const name = e.rec.name;
+    this.touch(name);
     const from = e.rec.worker;
     if (from) this.workers.get(from)?.names.delete(name);
     this.pending.delete(name);
-    e.rec = { ...e.rec, worker: to?.id ?? null };
-    e.assign = to && { worker: to.id, epoch: to.epoch };
-    if (to) to.names.add(name);
-    else this.pending.add(name);
+    const pick = choose(this.workers.values(), { kind: taskKindOf(e.rec.spec), ...(opts.avoid ? { avoid: opts.avoid } : {}) });
+    const to = 'slot' in pick ? (pick.slot as WorkerEntry) : undefined;
+    if (to) {
+      const attempt = e.rec.attempt + 1;
+      const delayMs = opts.delayMs && opts.delayMs > 0 ? opts.delayMs : undefined;
+      const { reason: _r, delayMs: _d, ...rest } = e.rec;
+      e.rec = { ...rest, worker: to.id, state: opts.state ?? ResourceState.starting, attempt, ...(delayMs ? { delayMs } : {}) };
+      e.assign = { worker: to.id, epoch: to.epoch, attempt, ...(delayMs ? { delayMs } : {}), ...(e.rec.checkpoint ? { checkpoint: true } : {}) };
+      to.names.add(name);
+    } else {
+      const { delayMs: _d, ...rest } = e.rec;
+      e.rec = { ...rest, worker: null, state: ResourceState.pending, reason: 'reason' in pick ? pick.reason : 'no worker' };
+      e.assign = undefined;
+      this.pending.add(name);
+    }
+    e.cpSeq = undefined;
     const moved = from !== (to?.id ?? null);
     if (moved || e.revision === 0) this.moves.push({ name, id: e.rec.id, from, to: to?.id ?? null, deleted: false });
   }
@@ -150,45 +216,67 @@ export class ClusterState {
     if (this.resources.has(name)) return false;
     this.touch(name);
     const e: Entry = {
-      rec: { name, id: uuidv4(), worker: null, spec, createdAt: this.now().toISOString() },
+      rec: { name, id: uuidv4(), worker: null, spec, createdAt: this.now().toISOString(), state: ResourceState.pending, attempt: 0, failures: 0 },
       revision: 0,
       assign: undefined,
     };
     this.resources.set(name, e);
     this.sorted = undefined;
-    this.setWorker(name, e, pick(this.workers.values()) as WorkerEntry | undefined);
+    this.place(e);
     return true;
   }
 
-  /** remove deletes the resource; returns what it was, or undefined if unknown. */
+  /** remove deletes the resource (its checkpoint too); returns what it was, or undefined if unknown. */
   remove(name: string): Resource | undefined {
     const e = this.resources.get(name);
     if (!e) return undefined;
     this.touch(name);
-    const view = { ...e.rec, revision: e.revision };
+    const view = viewOf(e);
     this.moves.push({ name, id: e.rec.id, from: e.rec.worker, to: null, deleted: true });
-    if (e.rec.worker) this.workers.get(e.rec.worker)?.names.delete(name);
+    if (e.rec.worker) this.free(e.rec.worker, name);
     this.pending.delete(name);
     this.resources.delete(name);
+    this.checkpoints.delete(name);
+    if (e.rec.checkpoint) this.dropCheckpoints.add(name);
     this.sorted = undefined;
     return view;
   }
 
-  /** workerUp records a live worker, re-stamps its assignments if it is a new incarnation, and places pending work. */
-  workerUp(id: string, capacity: number, epoch: string): void {
+  /** restart runs a completed or failed resource again, from its checkpoint; undefined if unknown, the state if it is not terminal. */
+  restart(name: string): Resource | ResourceState | undefined {
+    const e = this.resources.get(name);
+    if (!e) return undefined;
+    if (!TERMINAL.has(e.rec.state)) return e.rec.state;
+    const { result: _r, error: _e, failedOn: _f, ...rest } = e.rec;
+    e.rec = { ...rest, failures: 0 };
+    this.place(e);
+    return viewOf(e);
+  }
+
+  private free(worker: string, name: string): void {
+    this.workers.get(worker)?.names.delete(name);
+    this.placeable = true;
+  }
+
+  /** workerUp records a live worker; a new incarnation's resources start again there (a new attempt each). */
+  workerUp(id: string, capacity: number, epoch: string, kinds: Iterable<string>): void {
     const w = this.workers.get(id);
+    this.placeable = true;
     if (!w) {
-      this.workers.set(id, new WorkerEntry(id, capacity, epoch));
-    } else {
-      w.capacity = capacity;
-      if (w.epoch !== epoch) {
-        w.epoch = epoch;
-        for (const name of w.names) {
-          const e = this.resources.get(name)!;
-          this.touch(name);
-          e.assign = { worker: id, epoch };
-        }
-      }
+      this.workers.set(id, new WorkerEntry(id, capacity, epoch, new Set(kinds)));
+      return this.placePending();
+    }
+    w.capacity = capacity;
+    w.kinds = new Set(kinds);
+    if (w.epoch === epoch) return this.placePending();
+    w.epoch = epoch;
+    for (const name of [...w.names]) {
+      const e = this.resources.get(name)!;
+      this.touch(name);
+      const attempt = e.rec.attempt + 1;
+      e.rec = { ...e.rec, attempt, state: ResourceState.starting };
+      e.assign = { worker: id, epoch, attempt, ...(e.rec.checkpoint ? { checkpoint: true } : {}) };
+      e.cpSeq = undefined;
     }
     this.placePending();
   }
@@ -199,28 +287,83 @@ export class ClusterState {
     if (w) w.capacity = 0;
   }
 
-  /** workerDown forgets a worker and moves each of its resources to the least-loaded live worker. */
+  /** workerDown forgets a worker and moves each of its resources: a new attempt elsewhere, not a failure. */
   workerDown(id: string): void {
     const w = this.workers.get(id);
     if (!w) return;
     this.workers.delete(id);
-    for (const name of [...w.names]) {
+    for (const name of [...w.names]) this.place(this.resources.get(name)!);
+  }
+
+  /** placePending places every pending resource that some worker fits, when anything changed that could allow it. */
+  placePending(): void {
+    if (!this.placeable) return;
+    this.placeable = false;
+    for (const name of [...this.pending]) {
       const e = this.resources.get(name)!;
-      this.touch(name);
-      this.setWorker(name, e, pick(this.workers.values()) as WorkerEntry | undefined);
+      const pick = choose(this.workers.values(), { kind: taskKindOf(e.rec.spec) });
+      if ('slot' in pick) this.place(e);
+      else if (e.rec.reason !== pick.reason) e.rec = { ...e.rec, reason: pick.reason };
     }
   }
 
-  /** placePending places every pending resource that some worker has room for. */
-  placePending(): void {
-    for (const name of [...this.pending]) {
-      const to = pick(this.workers.values()) as WorkerEntry | undefined;
-      if (!to) return;
-      const e = this.resources.get(name)!;
-      this.touch(name);
-      this.setWorker(name, e, to);
+  // --- reports -----------------------------------------------------------
+
+  /** report folds one task report from a worker incarnation into the model, if that incarnation runs that attempt. */
+  report(worker: string, epoch: string, r: TaskReport): ReportOutcome {
+    const e = this.resources.get(r.name);
+    const a = e?.assign;
+    if (!e || e.rec.id !== r.id || !a || a.worker !== worker || a.epoch !== epoch || a.attempt !== r.attempt) {
+      return { ok: false, code: 'NOT_OWNER', message: `${worker} does not run attempt ${r.attempt} of ${r.name} (${r.id})` };
     }
+    switch (r.type) {
+      case 'started':
+        if (e.rec.state !== ResourceState.running) e.rec = { ...e.rec, state: ResourceState.running };
+        break;
+      case 'progress':
+        e.rec = { ...e.rec, progress: r.progress };
+        break;
+      case 'checkpoint':
+        if (r.seq <= (e.cpSeq ?? 0)) break; // a late duplicate: a newer one is already written
+        e.cpSeq = r.seq;
+        this.touch(r.name);
+        this.checkpoints.set(r.name, { id: r.id, attempt: r.attempt, seq: r.seq, worker, state: r.state, at: this.now().toISOString() });
+        if (!e.rec.checkpoint) e.rec = { ...e.rec, checkpoint: true };
+        break;
+      case 'completed':
+        this.finish(e, worker, ResourceState.completed, r.result);
+        this.lifecycle.push({ kind: 'completed', name: r.name, id: r.id, worker });
+        break;
+      case 'failed':
+        this.fail(e, worker, r.error);
+        break;
+    }
+    return { ok: true };
   }
+
+  private finish(e: Entry, worker: string, state: ResourceState, result?: Json): void {
+    this.touch(e.rec.name);
+    this.free(worker, e.rec.name);
+    const { delayMs: _d, reason: _r, ...rest } = e.rec;
+    e.rec = { ...rest, worker: null, state, ...(result !== undefined ? { result } : {}) };
+    e.assign = undefined;
+  }
+
+  private fail(e: Entry, worker: string, error: string): void {
+    const failures = e.rec.failures + 1;
+    const failedOn = [...new Set([...(e.rec.failedOn ?? []), worker])];
+    const next = afterFailure(e.rec.spec, failures, this.random);
+    const base = { name: e.rec.name, id: e.rec.id, worker };
+    e.rec = { ...e.rec, failures, failedOn, error };
+    this.lifecycle.push({ kind: 'failed', ...base, error, failures });
+    if (next.give) return this.finish(e, worker, ResourceState.failed);
+    // The second and later failures go elsewhere if the policy says so and there is an elsewhere.
+    const avoid = next.reschedule ? new Set(failedOn) : undefined;
+    this.place(e, { ...(avoid ? { avoid } : {}), delayMs: next.delayMs, state: ResourceState.restarting });
+    if (e.rec.worker) this.lifecycle.push({ kind: 'restarting', ...base, worker: e.rec.worker, delayMs: next.delayMs, attempt: e.rec.attempt });
+  }
+
+  // --- repair and flush --------------------------------------------------
 
   /**
    * repair makes etcd agree with the model after a load: assignment keys that
@@ -231,20 +374,26 @@ export class ClusterState {
     for (const e of this.resources.values()) {
       const w = e.rec.worker ? this.workers.get(e.rec.worker) : undefined;
       if (e.rec.worker && !w) {
-        // Its worker died while no leader watched: it is pending until placed.
+        // Its worker died while no leader watched: it is pending until placed (a new attempt).
         this.touch(e.rec.name);
         this.moves.push({ name: e.rec.name, id: e.rec.id, from: e.rec.worker, to: null, deleted: false });
-        e.rec = { ...e.rec, worker: null };
+        e.rec = { ...e.rec, worker: null, state: ResourceState.pending };
+        this.pending.add(e.rec.name);
       }
-      const want = w && { worker: w.id, epoch: w.epoch };
-      if (want?.worker !== e.assign?.worker || want?.epoch !== e.assign?.epoch) {
+      const want: Assignment | undefined = w && {
+        worker: w.id,
+        epoch: w.epoch,
+        attempt: e.rec.attempt,
+        ...(e.rec.delayMs ? { delayMs: e.rec.delayMs } : {}),
+        ...(e.rec.checkpoint ? { checkpoint: true } : {}),
+      };
+      if (!sameAssign(want, e.assign)) {
         this.touch(e.rec.name);
         e.assign = want;
       }
     }
     this.orphans.push(...orphanAssignments);
   }
-  private orphans: Array<{ worker: string; name: string }> = [];
 
   get hasChanges(): boolean {
     return this.dirty.size > 0 || this.orphans.length > 0;
@@ -261,20 +410,22 @@ export class ClusterState {
       const was = before.assign;
       const now = e?.assign;
       if (was && was.worker !== now?.worker) ops.push({ del: keys.assignment(was.worker, name) });
-      if (now) {
-        const value: StoredAssignment = { ...e!.rec, epoch: now.epoch, term: this.term };
-        ops.push({ put: keys.assignment(now.worker, name), value: packed.encode(value) });
-      }
-      if (ops.length > 0) units.push({ name, ops });
+      if (now && (!sameAssign(was, now) || before.id !== e!.rec.id)) ops.push({ put: keys.assignment(now.worker, name), value: packed.encode(assignmentValue(e!, now, this.term)) });
+      const cp = this.checkpoints.get(name);
+      if (cp) ops.push({ put: keys.checkpoint(name), value: packed.encode(cp) });
+      else if (!e && this.dropCheckpoints.has(name)) ops.push({ del: keys.checkpoint(name) });
+      if (ops.length > 0) units.push({ name, ops, bytes: ops.reduce((n, op) => n + ('put' in op ? op.value.byteLength + op.put.length : op.del.length), 0) });
     }
     // An orphan key that this flush writes anyway needs no delete (and etcd
     // rejects a transaction that names one key twice).
     const written = new Set(units.flatMap((u) => u.ops.map((op) => ('put' in op ? op.put : op.del))));
     for (const o of this.orphans.splice(0)) {
       const key = keys.assignment(o.worker, o.name);
-      if (!written.has(key)) units.push({ name: o.name, ops: [{ del: key }] });
+      if (!written.has(key)) units.push({ name: o.name, ops: [{ del: key }], bytes: key.length });
     }
     this.dirty.clear();
+    this.checkpoints.clear();
+    this.dropCheckpoints.clear();
     return units;
   }
 
@@ -291,25 +442,55 @@ export class ClusterState {
     this.moves = [];
     return m;
   }
+
+  takeLifecycle(): Lifecycle[] {
+    const l = this.lifecycle;
+    this.lifecycle = [];
+    return l;
+  }
+}
+
+function assignmentValue(e: Entry, a: Assignment, term: number): StoredAssignment {
+  const { name, id, spec, createdAt } = e.rec;
+  return {
+    name, id, worker: a.worker, spec, createdAt, attempt: a.attempt,
+    ...(a.delayMs ? { delayMs: a.delayMs } : {}),
+    ...(a.checkpoint ? { checkpoint: true } : {}),
+    epoch: a.epoch, term,
+  };
+}
+
+function viewOf(e: Entry): Resource {
+  return toResource(e.rec, e.revision);
+}
+
+function jsonSize(v: unknown): number {
+  return v === undefined ? 0 : JSON.stringify(v).length;
 }
 
 function byName(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-/** chunk packs units into transactions of at most maxOps operations, never splitting a unit. */
-export function chunk(units: Unit[], maxOps: number): Unit[][] {
+/**
+ * chunk packs units into transactions of at most maxOps operations and
+ * maxBytes of values, never splitting a unit.
+ */
+export function chunk(units: Unit[], maxOps: number, maxBytes = Number.MAX_SAFE_INTEGER): Unit[][] {
   const out: Unit[][] = [];
   let cur: Unit[] = [];
   let n = 0;
+  let bytes = 0;
   for (const u of units) {
-    if (n + u.ops.length > maxOps && cur.length > 0) {
+    if ((n + u.ops.length > maxOps || bytes + u.bytes > maxBytes) && cur.length > 0) {
       out.push(cur);
       cur = [];
       n = 0;
+      bytes = 0;
     }
     cur.push(u);
     n += u.ops.length;
+    bytes += u.bytes;
   }
   if (cur.length > 0) out.push(cur);
   return out;

@@ -8,18 +8,18 @@
 // The model is updated in place, optimistically: if the writes fail, the
 // leader throws the model away and reloads it from etcd.
 
-import { NotFoundError } from '../../src/protocol/errors.js';
+import { ConflictError, NotFoundError, NotOwnerError } from '../../src/protocol/errors.js';
 import { LIST_PAGE_BYTES, LIST_PAGE_MAX, type Resource } from '../../src/protocol/messages.js';
 import type { EventKind, EventPayloads } from '../../src/protocol/events.js';
 import type { ClientRequest, Command } from '../../src/protocol/request.js';
 import { MAX_TXN_OPS, type Op } from '../../src/platform/ports.js';
-import { chunk, type ClusterState, type Move } from './model.js';
+import { chunk, type ClusterState, type Lifecycle, type Move } from './model.js';
 import { answerOf, type Dedupe, type Outcome } from './dedupe.js';
 
 /** Input is one thing a batch handles; the Leader turns watch events and client messages into these. */
 export type Input =
   | { kind: 'client'; req: ClientRequest }
-  | { kind: 'worker-up'; id: string; capacity: number; epoch: string }
+  | { kind: 'worker-up'; id: string; capacity: number; epoch: string; kinds: string[] }
   /** We revoked the worker; it may still run its tasks until its fence window passes. Place nothing there. */
   | { kind: 'worker-suspect'; id: string }
   | { kind: 'worker-down'; id: string }
@@ -60,6 +60,8 @@ export interface PlanContext {
 
 /** Per transaction, one op is kept for the dedupe record and one for the commit chain. */
 const OPS_PER_TXN = MAX_TXN_OPS - 2;
+/** etcd refuses requests over 1.5 MiB; checkpoints can be 64 KiB each. */
+const BYTES_PER_TXN = 1024 * 1024;
 
 export function plan(model: ClusterState, dedupe: Dedupe, batch: readonly Input[], ctx: PlanContext): Plan {
   const replies: Reply[] = [];
@@ -73,7 +75,7 @@ export function plan(model: ClusterState, dedupe: Dedupe, batch: readonly Input[
         break;
       case 'worker-up':
         if (!model.workers.has(m.id)) events.push({ kind: 'worker.joined', payload: { worker: m.id, capacity: m.capacity } });
-        model.workerUp(m.id, m.capacity, m.epoch);
+        model.workerUp(m.id, m.capacity, m.epoch, m.kinds);
         break;
       case 'worker-suspect':
         model.suspend(m.id);
@@ -88,8 +90,8 @@ export function plan(model: ClusterState, dedupe: Dedupe, batch: readonly Input[
   }
   model.placePending();
   const units = model.flush();
-  events.push(...announce(model.takeMoves()));
-  const txns: Txn[] = chunk(units, OPS_PER_TXN).map((t) => {
+  events.push(...announce(model.takeMoves()), ...model.takeLifecycle().map(lifecycleEvent));
+  const txns: Txn[] = chunk(units, OPS_PER_TXN, BYTES_PER_TXN).map((t) => {
     const ops = t.flatMap((u) => u.ops);
     const entries = t.flatMap((u) => outcomes.get(u.name) ?? []);
     // The outcomes commit with the writes they describe, or not at all.
@@ -110,7 +112,8 @@ function planRequest(
   outcomes: Map<string, Array<[string, Outcome]>>,
 ): Reply {
   const c = req.command;
-  if (c.op !== 'add' && c.op !== 'delete') return planRead(model, req, c, ctx);
+  if (c.op === 'report') return planReport(model, req, c);
+  if (c.op !== 'add' && c.op !== 'delete' && c.op !== 'restart') return planRead(model, req, c, ctx);
   // A re-sent request gets its first outcome, whether from this batch or an earlier one.
   const again = inBatch.get(req.id);
   if (again) return { req, build: again.build };
@@ -130,8 +133,18 @@ const notFound = (name: string): WireReply => ({ ok: false, error: new NotFoundE
 function planWrite(
   model: ClusterState,
   req: ClientRequest,
-  c: Extract<Command, { op: 'add' | 'delete' }>,
+  c: Extract<Command, { op: 'add' | 'delete' | 'restart' }>,
 ): { reply: Reply; outcome?: { name: string; outcome: Outcome } } {
+  if (c.op === 'restart') {
+    const r = model.restart(c.name);
+    if (r === undefined) return { reply: { req, build: () => notFound(c.name) } };
+    if (typeof r === 'string') {
+      const error = new ConflictError(`${c.name} is ${r}; only a completed or failed resource can be restarted`).toWire();
+      return { reply: { req, build: () => ({ ok: false, error }) } };
+    }
+    const rec = model.resources.get(c.name)!.rec;
+    return { reply: { req, build: (rev) => ({ ok: true, resource: stamp(r, rev) }) }, outcome: { name: c.name, outcome: { op: 'restart', rec } } };
+  }
   if (c.op === 'add') {
     const created = model.add(c.name, c.spec);
     const r = model.view(c.name)!;
@@ -146,7 +159,21 @@ function planWrite(
   return { reply: { req, build: (rev) => ({ ok: true, resource: stamp(r, rev) }) }, outcome: { name: c.name, outcome: { op: 'delete', rec } } };
 }
 
-function planRead(model: ClusterState, req: ClientRequest, c: Exclude<Command, { op: 'add' | 'delete' }>, ctx: PlanContext): Reply {
+/** planReport folds a worker's reports in; each is answered once what it changed is written. */
+function planReport(model: ClusterState, req: ClientRequest, c: Extract<Command, { op: 'report' }>): Reply {
+  const results = c.reports.map((r) => {
+    const o = model.report(c.worker, c.epoch, r);
+    return o.ok ? { ok: true as const } : { ok: false as const, error: new NotOwnerError(o.message).toWire() };
+  });
+  return { req, build: () => ({ ok: true, results }) };
+}
+
+function planRead(
+  model: ClusterState,
+  req: ClientRequest,
+  c: Exclude<Command, { op: 'add' | 'delete' | 'restart' | 'report' }>,
+  ctx: PlanContext,
+): Reply {
   switch (c.op) {
     case 'get': {
       const r = model.view(c.name);
@@ -165,6 +192,17 @@ function planRead(model: ClusterState, req: ClientRequest, c: Exclude<Command, {
       const pending = model.pending.size;
       return { req, build: () => ({ ok: true, leader: ctx.leaderId, masters: ctx.members, workers, pending }) };
     }
+  }
+}
+
+function lifecycleEvent(l: Lifecycle): PlannedEvent {
+  switch (l.kind) {
+    case 'completed':
+      return { kind: 'task.completed', payload: { name: l.name, id: l.id, worker: l.worker } };
+    case 'failed':
+      return { kind: 'task.failed', payload: { name: l.name, id: l.id, worker: l.worker, error: l.error, failures: l.failures } };
+    case 'restarting':
+      return { kind: 'task.restarting', payload: { name: l.name, id: l.id, worker: l.worker, delayMs: l.delayMs, attempt: l.attempt } };
   }
 }
 

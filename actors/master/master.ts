@@ -14,6 +14,7 @@ import { leaseTiming } from '../../src/platform/etcd/lease.js';
 import { NatsBus, respondError } from '../../src/platform/nats/bus.js';
 import { Prober } from '../../src/platform/nats/prober.js';
 import { ClientService } from '../../src/platform/nats/service.js';
+import { ensureResultsStream } from '../../src/platform/nats/results.js';
 import { publishEvent } from '../../src/platform/nats/events.js';
 import { createMetrics, metricsHost, startMetricsServer, type GafferMetrics, type MetricsServer } from '../../src/platform/metrics.js';
 import { connectProcess } from '../../src/platform/connect.js';
@@ -46,6 +47,7 @@ export class Master {
   private readonly metrics: GafferMetrics;
   private metricsServer: MetricsServer | undefined;
   private stopping = false;
+  private readonly stopped = new AbortController();
   private readonly election: Election;
   private readonly log: Logger;
 
@@ -105,6 +107,24 @@ export class Master {
       this.service = await ClientService.start(this.nc, this.cfg.id, (subject, msg) => this.onClientMessage(subject, msg));
     }
     await this.election.start();
+    void this.ensureResults();
+  }
+
+  /**
+   * ensureResults creates or updates the results stream, idempotently, from
+   * every master (so it exists wherever the cluster runs), retrying in the
+   * background while JetStream is unavailable: task results wait for it, the
+   * control plane does not.
+   */
+  private async ensureResults(): Promise<void> {
+    await withRetry(() => ensureResultsStream(this.nc), {
+      initialMs: 500,
+      maxMs: 10_000,
+      signal: this.stopped.signal,
+      onRetry: (err, attempt) => {
+        if (attempt === 1) this.log.warn({ err: (err as Error)?.message }, 'results stream unavailable (is JetStream on?); task results cannot be stored until it is');
+      },
+    }).catch(() => undefined);
   }
 
   /** onClientMessage never throws: the services API would turn a throw into a bare error reply. */
@@ -197,6 +217,7 @@ export class Master {
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
+    this.stopped.abort();
     await this.service?.stop();
     const leader = this.leader;
     this.leader = undefined;

@@ -8,18 +8,29 @@
 //   duplicate, no going back).
 // - An assignment is for one worker incarnation (its lease, `epoch`); any
 //   other incarnation's assignment is not ours to run.
+// - An assignment is one attempt. An attempt this worker already has, running
+//   or ended on its own (completed or failed, and reported), is never started
+//   again; a newer attempt of the same resource replaces it.
 //
 // It does no I/O: the worker feeds it snapshots and events and carries out
 // the actions it returns.
 
-import type { AssignEvent, Resource } from '../../src/protocol/messages.js';
+import type { AssignedTask, AssignEvent } from '../../src/protocol/messages.js';
 
-export type Action = { kind: 'start'; resource: Resource } | { kind: 'stop'; name: string; reason: string };
+export type Action = { kind: 'start'; task: AssignedTask } | { kind: 'stop'; name: string; reason: string };
 
 export interface Assigned {
-  resource: Resource;
+  resource: AssignedTask;
   epoch: string;
 }
+
+/** Held is the attempt this worker has for a name: running, waiting to start, or ended on its own. */
+export interface Held {
+  id: string;
+  attempt: number;
+}
+
+const same = (h: Held | undefined, t: { id: string; attempt: number }): boolean => !!h && h.id === t.id && h.attempt === t.attempt;
 
 export class Assignments {
   /** Per-name revision of the last change applied; anything not newer is old news. */
@@ -31,34 +42,35 @@ export class Assignments {
    * snapshot replaces the view with etcd's, read at `revision`, and returns
    * what to stop and start so that exactly our incarnation's assignments run.
    */
-  snapshot(assigned: readonly Assigned[], revision: number, epoch: string, running: ReadonlyMap<string, string>, why: string): Action[] {
+  snapshot(assigned: readonly Assigned[], revision: number, epoch: string, held: ReadonlyMap<string, Held>, why: string): Action[] {
     this.seen.clear();
     this.floor = revision;
-    const want = new Map<string, Resource>();
+    const want = new Map<string, AssignedTask>();
     for (const a of assigned) {
       this.seen.set(a.resource.name, a.resource.revision);
       if (a.epoch === epoch) want.set(a.resource.name, a.resource);
     }
     const actions: Action[] = [];
-    for (const [name, id] of running) if (want.get(name)?.id !== id) actions.push({ kind: 'stop', name, reason: `resync (${why})` });
-    for (const r of want.values()) if (running.get(r.name) !== r.id) actions.push({ kind: 'start', resource: r });
+    for (const [name, h] of held) {
+      const w = want.get(name);
+      if (!w || !same(h, w)) actions.push({ kind: 'stop', name, reason: `resync (${why})` });
+    }
+    for (const t of want.values()) if (!same(held.get(t.name), t)) actions.push({ kind: 'start', task: t });
     return actions;
   }
 
-  /**
-   * apply takes one event off worker.<id>.assign. `running` maps each running
-   * task's name to its resource id.
-   */
-  apply(ev: AssignEvent, epoch: string, running: ReadonlyMap<string, string>): Action[] {
-    const r = ev.resource;
-    if (ev.revision <= Math.max(this.floor, this.seen.get(r.name) ?? 0)) return [];
-    this.seen.set(r.name, ev.revision);
-    const cur = running.get(r.name);
-    if (ev.type === 'delete') return cur === undefined ? [] : [{ kind: 'stop', name: r.name, reason: 'unassigned' }];
+  /** apply takes one event off worker.<id>.assign; `held` is what this worker has, by name. */
+  apply(ev: AssignEvent, epoch: string, held: ReadonlyMap<string, Held>): Action[] {
+    const t = ev.resource;
+    if (ev.revision <= Math.max(this.floor, this.seen.get(t.name) ?? 0)) return [];
+    this.seen.set(t.name, ev.revision);
+    const cur = held.get(t.name);
+    if (ev.type === 'delete') return cur === undefined ? [] : [{ kind: 'stop', name: t.name, reason: 'unassigned' }];
     const mine = ev.epoch === epoch;
+    if (mine && same(cur, t)) return [];
     const actions: Action[] = [];
-    if (cur !== undefined && (!mine || cur !== r.id)) actions.push({ kind: 'stop', name: r.name, reason: mine ? 'replaced' : 'not ours' });
-    if (mine && cur !== r.id) actions.push({ kind: 'start', resource: r });
+    if (cur !== undefined) actions.push({ kind: 'stop', name: t.name, reason: !mine ? 'not ours' : cur.id !== t.id ? 'replaced' : 'newer attempt' });
+    if (mine) actions.push({ kind: 'start', task: t });
     return actions;
   }
 }
@@ -67,13 +79,15 @@ export class Assignments {
 export function isAssignEvent(v: unknown): v is AssignEvent {
   if (!v || typeof v !== 'object') return false;
   const e = v as Partial<AssignEvent>;
-  const r = e.resource as Partial<Resource> | undefined;
+  const r = e.resource as Partial<AssignedTask> | undefined;
   return (
     (e.type === 'put' || e.type === 'delete') &&
     typeof e.revision === 'number' &&
     typeof e.epoch === 'string' &&
     !!r &&
     typeof r.name === 'string' &&
-    typeof r.id === 'string'
+    typeof r.id === 'string' &&
+    typeof r.attempt === 'number' &&
+    (r.spec === undefined || (typeof r.spec === 'object' && r.spec !== null))
   );
 }

@@ -1,5 +1,6 @@
-// Worker: registers under its own lease, learns its assignments on
-// worker.<id>.assign, and runs one task actor per assigned resource.
+// Worker: registers under its own lease (advertising the task kinds it runs),
+// learns its assignments on worker.<id>.assign, and runs one attempt per
+// assigned resource (runtime/tasks.ts), reporting each to the leader.
 //
 // Consistency: the assign subscription is made before every snapshot read, and
 // both go through one mailbox; assignments.ts decides what each changes. Core
@@ -16,8 +17,7 @@ import { ContentType, json, packed } from '../../src/protocol/codec.js';
 import { keys, parseKey } from '../../src/protocol/keys.js';
 import { subjects } from '../../src/protocol/subjects.js';
 import { decodeAssignment, type WorkerInfo } from '../../src/protocol/stored.js';
-import { taskKindOf } from '../../src/protocol/validate.js';
-import type { WorkerStatusResult } from '../../src/protocol/messages.js';
+import type { AssignEvent, WorkerStatusResult } from '../../src/protocol/messages.js';
 import { Actor } from '../../src/platform/actor.js';
 import { NatsBus, respond } from '../../src/platform/nats/bus.js';
 import { answerPing, isPing } from '../../src/platform/nats/prober.js';
@@ -29,18 +29,30 @@ import { connectProcess } from '../../src/platform/connect.js';
 import { systemClock, type Clock } from '../../src/platform/clock.js';
 import { createMetrics, metricsHost, startMetricsServer, type GafferMetrics, type MetricsServer } from '../../src/platform/metrics.js';
 import { logger, WorkerLog, type Logger } from '../../src/platform/log.js';
-import { startTask, type TaskActor } from './tasks/index.js';
+import { ResultsPublisher } from '../../src/platform/nats/results.js';
 import { Assignments, isAssignEvent, type Action, type Assigned } from './assignments.js';
-import type { AssignEvent, Resource } from '../../src/protocol/messages.js';
+import { KindRegistry } from './runtime/kinds.js';
+import { Reporter } from './runtime/reporter.js';
+import { TaskSet } from './runtime/tasks.js';
+import { builtinKinds } from './tasks/index.js';
 
 export interface WorkerConfig extends ProcessConfig {
   capacity: number;
+  /** Task-kind modules (paths or package names), each run in worker threads. */
+  tasks?: string[];
+  /** How long a task may take to return after its signal aborts before it is stopped by force. */
+  stopGraceMs?: number;
+  /** Heap limit of each task thread. */
+  taskMemoryMb?: number;
 }
+
+export const DEFAULT_STOP_GRACE_MS = 2000;
 
 type Message = { kind: 'assign'; ev: AssignEvent } | { kind: 'resync'; why: string } | { kind: 'register'; why: string };
 
 export class Worker {
-  private readonly tasks = new Map<string, TaskActor>();
+  private tasks!: TaskSet;
+  private kinds!: KindRegistry;
   private readonly assignments = new Assignments();
   private lease: KeptLease | undefined;
   private fenced = true;
@@ -54,6 +66,7 @@ export class Worker {
   private readonly log: Logger;
   private readonly metrics: GafferMetrics;
   private metricsServer: MetricsServer | undefined;
+  private readonly reporter: Reporter;
 
   private constructor(
     private readonly cfg: WorkerConfig,
@@ -63,6 +76,7 @@ export class Worker {
     this.log = logger().child({ component: 'worker' });
     this.bus = new NatsBus(nc);
     this.metrics = createMetrics({ labels: { role: 'worker', id: cfg.id } });
+    this.reporter = new Reporter(this.bus, this.clock, cfg.id, this.log);
     this.actor = new Actor<Message>(([m]) => this.receive(m!), {
       onError: (err) => {
         this.log.warn({ err: (err as Error).message }, 'worker step failed; retrying with a resync');
@@ -75,6 +89,11 @@ export class Worker {
     const { nc, store } = await connectProcess('worker', cfg);
     const w = new Worker(cfg, nc, store);
     try {
+      // Kind modules are loaded (in throwaway threads) before we register, so we advertise only kinds we can run.
+      w.kinds = await KindRegistry.load(cfg.tasks ?? [], builtinKinds({ ...(cfg.taskMemoryMb ? { memoryMb: cfg.taskMemoryMb } : {}) }), {
+        ...(cfg.taskMemoryMb ? { memoryMb: cfg.taskMemoryMb } : {}),
+      });
+      w.tasks = w.newTaskSet();
       if (cfg.metricsPort) w.metricsServer = await startMetricsServer(cfg.metricsPort, w.metrics.registry, metricsHost());
       await w.run();
     } catch (err) {
@@ -88,10 +107,28 @@ export class Worker {
     return this.cfg.id;
   }
 
+  private newTaskSet(): TaskSet {
+    return new TaskSet({
+      worker: this.cfg.id,
+      hostFor: (kind) => this.kinds.host(kind),
+      reporter: this.reporter,
+      results: new ResultsPublisher(this.nc),
+      store: this.store,
+      bus: this.bus,
+      clock: this.clock,
+      log: this.log,
+      epoch: () => this.lease?.id,
+      mayStart: () => this.valid(),
+      onCountChange: (n) => this.metrics.setRunningTasks(n),
+    });
+  }
+
+  private get graceMs(): number {
+    return this.cfg.stopGraceMs ?? DEFAULT_STOP_GRACE_MS;
+  }
+
   status(): WorkerStatusResult {
-    const tasks = [...this.tasks.values()]
-      .map((t) => ({ name: t.resource.name, id: t.resource.id, since: new Date(t.startedAt).toISOString() }))
-      .sort((a, b) => (a.name < b.name ? -1 : 1));
+    const tasks = this.tasks.status();
     return { id: this.cfg.id, running: tasks.map((t) => t.name), tasks };
   }
 
@@ -129,11 +166,7 @@ export class Worker {
     if (m.kind === 'register') return this.register().then(() => this.resync('re-registered'));
     if (m.kind === 'resync') return this.resync(m.why);
     if (!this.valid()) return;
-    this.act(this.assignments.apply(m.ev, this.lease!.id, this.runningIds()));
-  }
-
-  private runningIds(): Map<string, string> {
-    return new Map([...this.tasks].map(([name, t]) => [name, t.resource.id]));
+    this.act(this.assignments.apply(m.ev, this.lease!.id, this.tasks.held()));
   }
 
   private async register(): Promise<void> {
@@ -154,10 +187,10 @@ export class Worker {
       },
       this.clock,
     );
-    const info: WorkerInfo = { id: this.cfg.id, capacity: this.cfg.capacity, fenceMs: timing.validityMs };
+    const info: WorkerInfo = { id: this.cfg.id, capacity: this.cfg.capacity, fenceMs: timing.validityMs, kinds: this.kinds.kinds() };
     await this.store.txn(undefined, [{ put: keys.worker(this.cfg.id), value: packed.encode(info), lease: lease.id }]);
     this.lease = lease;
-    this.log.info({ lease: lease.id, capacity: this.cfg.capacity }, 'worker registered');
+    this.log.info({ lease: lease.id, capacity: this.cfg.capacity, kinds: info.kinds }, 'worker registered');
   }
 
   /** fence stops every task now, outside the mailbox: it must not wait behind a slow etcd read. */
@@ -168,8 +201,9 @@ export class Worker {
     // ended at the deadline. The log says both.
     const now = this.clock.wall();
     const endedAt = Math.min(now, this.lease?.deadlineWallClock ?? now);
-    this.log.warn({ why, tasks: this.tasks.size }, WorkerLog.fencing);
-    for (const name of [...this.tasks.keys()]) this.stopTask(name, `fenced: ${why}`, endedAt);
+    this.log.warn({ why, tasks: this.tasks.running }, WorkerLog.fencing);
+    // No grace: nothing may outlive the lease.
+    void this.tasks.stopAll(`fenced: ${why}`, 0, endedAt);
   }
 
   /** resync makes the running tasks match our assignments in etcd, as of one revision. */
@@ -188,14 +222,14 @@ export class Worker {
         this.log.warn({ key: kv.key, err: (err as Error).message }, 'ignoring malformed assignment');
       }
     }
-    this.act(this.assignments.snapshot(assigned, snap.revision, lease.id, this.runningIds(), why));
-    this.log.debug({ why, revision: snap.revision, running: this.tasks.size }, 'resynced');
+    this.act(this.assignments.snapshot(assigned, snap.revision, lease.id, this.tasks.held(), why));
+    this.log.debug({ why, revision: snap.revision, running: this.tasks.running }, 'resynced');
   }
 
   private act(actions: readonly Action[]): void {
     for (const a of actions) {
-      if (a.kind === 'stop') this.stopTask(a.name, a.reason);
-      else this.startTask(a.resource);
+      if (a.kind === 'stop') void this.tasks.stop(a.name, a.reason, this.graceMs);
+      else if (this.valid()) this.tasks.start(a.task);
     }
   }
 
@@ -212,25 +246,6 @@ export class Worker {
     return false;
   }
 
-  private startTask(r: Resource): void {
-    if (!this.valid()) return;
-    this.tasks.set(r.name, startTask(r, this.log));
-    this.metrics.setRunningTasks(this.tasks.size);
-    this.log.info({ name: r.name, resourceId: r.id, at: this.clock.wall() }, WorkerLog.taskStarted);
-    publishEvent(this.bus, this.cfg.id, 'task.started', { name: r.name, id: r.id, worker: this.cfg.id, taskKind: taskKindOf(r.spec) });
-  }
-
-  private stopTask(name: string, reason: string, endedAt = this.clock.wall()): void {
-    const t = this.tasks.get(name);
-    if (!t) return;
-    this.tasks.delete(name);
-    this.metrics.setRunningTasks(this.tasks.size);
-    void t.stop();
-    const id = t.resource.id;
-    this.log.info({ name, resourceId: id, reason, at: endedAt, loggedAt: this.clock.wall() }, WorkerLog.taskStopped);
-    publishEvent(this.bus, this.cfg.id, 'task.stopped', { name, id, worker: this.cfg.id, reason, endedAt: new Date(endedAt).toISOString() });
-  }
-
   /** stop: stop every task, then deregister so the leader moves our resources at once. */
   async stop(): Promise<void> {
     if (this.stopping) return;
@@ -238,9 +253,9 @@ export class Worker {
     for (const s of this.subs) s.unsubscribe();
     this.unhook();
     await this.actor.stop();
-    const stops = [...this.tasks.values()].map((t) => t.stop());
-    for (const name of [...this.tasks.keys()]) this.stopTask(name, 'worker stopping');
-    await Promise.all(stops);
+    await this.tasks.stopAll('worker stopping', this.graceMs);
+    this.tasks.close();
+    this.reporter.close();
     await this.lease?.revoke();
     await this.metricsServer?.close();
     await this.nc.drain().catch(() => undefined);
@@ -252,6 +267,11 @@ export class Worker {
     this.stopping = true;
     this.unhook();
     this.lease?.release();
+    this.reporter.close();
+    if (this.tasks) {
+      await this.tasks.stopAll('worker killed', 0);
+      this.tasks.close();
+    }
     await this.actor.stop();
     await this.metricsServer?.close();
     await this.nc.close();

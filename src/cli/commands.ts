@@ -11,6 +11,7 @@ import { clientOptions, connOptions, merged, nameArg, specArg, workerArg } from 
 import { connect, runClient, withoutOk } from './client-command.js';
 import { Progress } from './progress.js';
 import { examples } from './help.js';
+import { addResultsCommand } from './results.js';
 
 export function addClientCommands(program: Command): void {
   const add = clientOptions(program.command('add'))
@@ -51,6 +52,17 @@ export function addClientCommands(program: Command): void {
       runClient(program, rm, async (ctx) => {
         const r = await ctx.client.delete(name);
         return { data: r, human: fmt.resources([r], new Date(), { header: 'RESULT', value: () => 'deleted' }) };
+      }),
+    );
+
+  const restart = clientOptions(program.command('restart'))
+    .description('run a completed or failed resource again, from its checkpoint (failures reset)')
+    .argument('<name>', 'resource name', nameArg)
+    .addHelpText('after', examples(['gaffer restart books', 'gaffer restart books --json']))
+    .action((name: string) =>
+      runClient(program, restart, async (ctx) => {
+        const r = await ctx.client.restart(name);
+        return { data: r, human: fmt.resources([r], new Date(), { header: 'RESULT', value: () => 'restarted' }) };
       }),
     );
 
@@ -127,4 +139,6 @@ export function addClientCommands(program: Command): void {
       await flushStdout();
       process.exit(Exit.ok);
     });
+
+  addResultsCommand(program);
 }

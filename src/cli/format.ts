@@ -55,14 +55,24 @@ export function kindOf(r: Resource): string {
   return typeof r.spec?.kind === 'string' ? r.spec.kind : 'noop';
 }
 
+/** detailOf is the one-line why of a resource's state: its pending reason, last error, or result. */
+export function detailOf(r: Resource): string {
+  const text = r.state === 'pending' ? r.reason : r.state === 'completed' ? (r.result === undefined ? '' : JSON.stringify(r.result)) : r.error;
+  if (!text) return '';
+  return text.length > 48 ? `${text.slice(0, 47)}…` : text;
+}
+
 export function resourceColumns(now: Date): Column<Resource>[] {
   return [
     { header: 'NAME', value: (r) => r.name },
-    { header: 'WORKER', value: (r) => r.worker ?? '(pending)' },
+    { header: 'STATE', value: (r) => r.state ?? '' },
+    { header: 'WORKER', value: (r) => r.worker ?? '-' },
     { header: 'KIND', value: kindOf },
+    { header: 'TRIES', value: (r) => `${r.attempt ?? 0}/${r.failures ?? 0}`, align: 'right' },
     { header: 'ID', value: (r) => shortId(r.id) },
     { header: 'AGE', value: (r) => age(r.createdAt, now), align: 'right' },
     { header: 'REV', value: (r) => String(r.revision), align: 'right' },
+    { header: 'DETAIL', value: detailOf },
   ];
 }
 
@@ -74,9 +84,11 @@ export function resources(list: readonly Resource[], now: Date, extra?: Column<R
 
 /** resourceSummary is the line under `ls`: counts by state. */
 export function resourceSummary(list: readonly Resource[]): string {
-  const pending = list.filter((r) => r.worker === null).length;
   const n = list.length;
-  return `${n} resource${n === 1 ? '' : 's'}${pending > 0 ? `, ${pending} pending` : ''}`;
+  const by = new Map<string, number>();
+  for (const r of list) by.set(r.state, (by.get(r.state) ?? 0) + 1);
+  const states = [...by].sort(([a], [b]) => (a < b ? -1 : 1)).map(([s, k]) => `${k} ${s}`);
+  return `${n} resource${n === 1 ? '' : 's'}${states.length > 0 ? `: ${states.join(', ')}` : ''}`;
 }
 
 /** status is the `status` view: the leader, every master, and each worker's load against its capacity. */
@@ -92,12 +104,13 @@ export function status(s: StatusResult): string {
     id: 'total',
     resources: s.workers.reduce((a, w) => a + w.resources, 0),
     capacity: s.workers.reduce((a, w) => a + w.capacity, 0),
+    kinds: [],
   };
   const rows = [...s.workers, total];
   const workers = table(
-    ['WORKER', 'LOAD', 'USED'],
-    rows.map((w) => [w.id, `${w.resources}/${w.capacity}`, percent(w.resources, w.capacity)]),
-    { align: ['left', 'right', 'right'] },
+    ['WORKER', 'LOAD', 'USED', 'KINDS'],
+    rows.map((w) => [w.id, `${w.resources}/${w.capacity}`, percent(w.resources, w.capacity), (w.kinds ?? []).join(',')]),
+    { align: ['left', 'right', 'right', 'left'] },
   );
   return [...head, '', workers].join('\n');
 }
@@ -147,6 +160,14 @@ export function eventFields(ev: EventLike): { subject: string; detail: string } 
       return { subject: e('name'), detail: `on ${e('worker')}${ev.taskKind == null ? '' : ` (${e('taskKind')})`}` };
     case 'task.stopped':
       return { subject: e('name'), detail: `on ${e('worker')}: ${e('reason')}` };
+    case 'task.completed':
+      return { subject: e('name'), detail: `on ${e('worker')}` };
+    case 'task.failed':
+      return { subject: e('name'), detail: `on ${e('worker')} (${e('failures')} failed): ${e('error')}` };
+    case 'task.restarting':
+      return { subject: e('name'), detail: `attempt ${e('attempt')} on ${e('worker')} in ${e('delayMs')} ms` };
+    case 'task.progress':
+      return { subject: e('name'), detail: e('progress') };
     default: {
       const { kind: _k, at: _a, by: _b, ...rest } = ev;
       return { subject: '', detail: Object.keys(rest).length ? JSON.stringify(rest) : '' };

@@ -9,6 +9,16 @@ import { Exit } from './exit.js';
 import { processConfig, processOptions, type ConnOptions } from './options.js';
 import { examples } from './help.js';
 
+export interface WorkerOptions {
+  capacity: number;
+  /** Task-kind modules: paths or package names. */
+  tasks: string[];
+  stopGraceMs: number;
+  taskMemoryMb: number;
+}
+
+const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
+
 export interface Running {
   stop(): Promise<void>;
 }
@@ -16,7 +26,7 @@ export interface Running {
 /** Roles: how to start each long-running role, from its resolved configuration. */
 export interface Roles {
   master(cfg: ProcessConfig & { serveClients: boolean }): Promise<Running>;
-  worker(cfg: ProcessConfig & { capacity: number }): Promise<Running>;
+  worker(cfg: ProcessConfig & WorkerOptions): Promise<Running>;
 }
 
 /** serve starts a long-running role and wires SIGINT/SIGTERM to its graceful stop. */
@@ -51,9 +61,21 @@ export function addRoleCommands(program: Command, roles: Roles): void {
 
   processOptions(program.command('worker').description('run a worker'))
     .option('--capacity <n>', `most resources this worker takes (default ${DEFAULTS.capacity})`)
-    .addHelpText('after', examples(['gaffer worker --id w1 --capacity 500 --nats nats://127.0.0.1:4222']))
-    .action(async (o: CommonOptions & ConnOptions & { capacity?: string }) => {
-      const cfg = { ...processConfig('worker', o, program), capacity: parsePositiveInt(o.capacity, '--capacity', DEFAULTS.capacity) };
+    .option('--tasks <module>', 'a task-kind module (path or package name) whose default export maps kind names to { run(ctx) }; repeatable', collect)
+    .option('--stop-grace-ms <ms>', `how long a task may take to stop before it is stopped by force (default ${DEFAULTS.stopGraceMs})`)
+    .option('--task-memory-mb <mb>', `heap limit of each task thread (default ${DEFAULTS.taskMemoryMb})`)
+    .addHelpText(
+      'after',
+      examples(['gaffer worker --id w1 --capacity 500 --nats nats://127.0.0.1:4222', 'gaffer worker --tasks ./examples/kinds.mjs --tasks my-kinds-package']),
+    )
+    .action(async (o: CommonOptions & ConnOptions & { capacity?: string; tasks?: string[]; stopGraceMs?: string; taskMemoryMb?: string }) => {
+      const cfg = {
+        ...processConfig('worker', o, program),
+        capacity: parsePositiveInt(o.capacity, '--capacity', DEFAULTS.capacity),
+        tasks: o.tasks ?? [],
+        stopGraceMs: parsePositiveInt(o.stopGraceMs, '--stop-grace-ms', DEFAULTS.stopGraceMs),
+        taskMemoryMb: parsePositiveInt(o.taskMemoryMb, '--task-memory-mb', DEFAULTS.taskMemoryMb),
+      };
       rootLogger({ role: 'worker', id: cfg.id });
       await serve('worker', () => roles.worker(cfg));
     });

@@ -43,6 +43,10 @@ export class GafferClient {
   async delete(name: string): Promise<Resource> {
     return (await this.call<{ resource: Resource }>(ClientSubject.delete, { name })).resource;
   }
+  /** restart runs a completed or failed resource again, from its checkpoint. */
+  async restart(name: string): Promise<Resource> {
+    return (await this.call<{ resource: Resource }>(ClientSubject.restart, { name })).resource;
+  }
   async get(name: string): Promise<Resource> {
     return (await this.call<{ resource: Resource }>(ClientSubject.get, { name })).resource;
   }

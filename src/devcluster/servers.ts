@@ -57,9 +57,25 @@ export interface NatsServer {
 export interface NatsOptions {
   dir: string;
   port?: number;
-  /** Extra config text (accounts, authorization). */
+  /**
+   * Extra config text (accounts, authorization). Accounts defined here use
+   * JetStream only with `jetstream: enabled` in their own definition.
+   */
   extraConfig?: string;
   inherit?: boolean;
+  /** JetStream (task results), stored under `<dir>/jetstream`; default on. */
+  jetstream?: boolean;
+}
+
+/**
+ * natsConfig is the config file startNats writes. The jetstream block comes
+ * last: nats-server takes the last of two top-level blocks (checked against
+ * 2.9.10), so a store_dir in extraConfig (nats.conf has one) never puts test
+ * data outside `dir`.
+ */
+export function natsConfig(opts: NatsOptions, port: number): string {
+  const js = opts.jetstream === false ? '' : `jetstream {\n  store_dir: ${JSON.stringify(join(opts.dir, 'jetstream'))}\n}\n`;
+  return `listen: 127.0.0.1:${port}\nmax_payload: 1MB\n${opts.extraConfig ?? ''}\n${js}`;
 }
 
 export async function startNats(opts: NatsOptions): Promise<NatsServer> {
@@ -67,7 +83,7 @@ export async function startNats(opts: NatsOptions): Promise<NatsServer> {
   mkdirSync(opts.dir, { recursive: true });
   const port = opts.port ?? (await freePort());
   const conf = join(opts.dir, 'nats.conf');
-  writeFileSync(conf, `listen: 127.0.0.1:${port}\nmax_payload: 1MB\n${opts.extraConfig ?? ''}\n`);
+  writeFileSync(conf, natsConfig(opts, port));
   const child = new Child({
     name: 'nats-server',
     cmd: bin,

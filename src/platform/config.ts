@@ -8,6 +8,10 @@ export const DEFAULTS = {
   etcd: ['http://127.0.0.1:2379'],
   ttlSeconds: 3,
   capacity: 1000,
+  /** How long a task may take to return after its signal aborts before it is stopped by force. */
+  stopGraceMs: 2000,
+  /** Heap limit of each task thread. */
+  taskMemoryMb: 256,
   /** How long a master holds a request while no leader is known. */
   holdMs: 3000,
   /** Deadline for one etcd call; past it the caller sees UNAVAILABLE. */

@@ -4,6 +4,10 @@
 export const ErrorCode = {
   BAD_REQUEST: 'BAD_REQUEST',
   NOT_FOUND: 'NOT_FOUND',
+  /** The request does not fit the resource's state (e.g. restarting one that is running). */
+  CONFLICT: 'CONFLICT',
+  /** A task report or checkpoint from a worker incarnation that no longer runs that attempt. */
+  NOT_OWNER: 'NOT_OWNER',
   NO_LEADER: 'NO_LEADER',
   TIMEOUT: 'TIMEOUT',
   UNAVAILABLE: 'UNAVAILABLE',
@@ -45,6 +49,18 @@ export class NotFoundError extends GafferError {
   override name = 'NotFoundError';
   constructor(message: string) {
     super(ErrorCode.NOT_FOUND, message);
+  }
+}
+export class ConflictError extends GafferError {
+  override name = 'ConflictError';
+  constructor(message: string) {
+    super(ErrorCode.CONFLICT, message);
+  }
+}
+export class NotOwnerError extends GafferError {
+  override name = 'NotOwnerError';
+  constructor(message: string) {
+    super(ErrorCode.NOT_OWNER, message);
   }
 }
 export class NoLeaderError extends GafferError {

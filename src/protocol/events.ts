@@ -2,7 +2,6 @@
 // the cluster does. Every payload carries `at` (ISO time) and who said it
 // (`by`); platform/nats/events.ts publishes them.
 
-
 export interface EventPayloads {
   'leader.elected': { leader: string; term: number };
   'leader.resigned': { leader: string; reason: string };
@@ -12,14 +11,23 @@ export interface EventPayloads {
   'resource.moved': { name: string; id: string; from: string; to: string | null };
   'resource.pending': { name: string; id: string };
   'resource.deleted': { name: string; id: string; worker: string | null };
-  'task.started': { name: string; id: string; worker: string; taskKind: string };
+  'task.started': { name: string; id: string; worker: string; taskKind: string; attempt: number };
   /** endedAt is when the task certainly stopped running: earlier than `at` when a paused worker fenced late. */
   'task.stopped': { name: string; id: string; worker: string; reason: string; endedAt: string };
+  /** run resolved: the resource is completed. */
+  'task.completed': { name: string; id: string; worker: string };
+  /** An attempt failed; `failures` counts them since the last success. */
+  'task.failed': { name: string; id: string; worker: string; error: string; failures: number };
+  /** The next attempt starts on `worker` after delayMs. */
+  'task.restarting': { name: string; id: string; worker: string; delayMs: number; attempt: number };
+  /** What the task last reported (at most one per second per resource). */
+  'task.progress': { name: string; id: string; worker: string; progress: unknown };
 }
 export type EventKind = keyof EventPayloads;
 export const EVENT_KINDS: readonly EventKind[] = [
   'leader.elected', 'leader.resigned', 'worker.joined', 'worker.lost', 'resource.placed',
   'resource.moved', 'resource.pending', 'resource.deleted', 'task.started', 'task.stopped',
+  'task.completed', 'task.failed', 'task.restarting', 'task.progress',
 ];
 
 export type GafferEvent<K extends EventKind = EventKind> = EventPayloads[K] & { kind: K; at: string; by: string };

@@ -20,6 +20,10 @@ export const keys = {
   assignments: (workerId: string): string => `${ROOT}assign/${workerId}/`,
   assignment: (workerId: string, name: string): string => `${ROOT}assign/${workerId}/${name}`,
 
+  /** The last durable checkpoint of each resource's task, written by the leader for the attempt that owns it. */
+  checkpointsPrefix: `${ROOT}checkpoints/`,
+  checkpoint: (name: string): string => `${ROOT}checkpoints/${name}`,
+
   /**
    * Outcomes of recent writes by request id, one key per committed
    * transaction, on short-lived leases: a request re-sent after a leader

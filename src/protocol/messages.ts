@@ -8,15 +8,35 @@ export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 /** Process ids are single NATS subject tokens. */
 export const ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
 
-export const TaskKind = { noop: 'noop' } as const;
-export type TaskKind = (typeof TaskKind)[keyof typeof TaskKind];
-export const TASK_KINDS: ReadonlySet<string> = new Set<string>(Object.values(TaskKind));
+/** Task kind names: single subject tokens, like ids. A spec without `kind` runs DEFAULT_KIND. */
+export const KIND_RE = /^[A-Za-z0-9_-]{1,64}$/;
+export const DEFAULT_KIND = 'noop';
 
 export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 export type Spec = { [k: string]: Json };
 
 export const MAX_SPEC_BYTES = 64 * 1024;
+/** The largest checkpoint, result, progress value or emitted item a task may send, as JSON bytes. */
+export const MAX_STATE_BYTES = 64 * 1024;
+/** Most reports in one ReportRequest. */
+export const MAX_REPORTS = 1000;
 export const MAX_SPEC_DEPTH = 16;
+
+/** The lifecycle of a resource's task. */
+export const ResourceState = {
+  /** Waiting for a live worker that runs its kind and has room (see `reason`). */
+  pending: 'pending',
+  /** Assigned to a worker that has not reported the task running yet. */
+  starting: 'starting',
+  running: 'running',
+  /** An attempt failed; the next starts after a backoff. */
+  restarting: 'restarting',
+  /** `run` resolved; the task does not run again (resource.restart runs it again). */
+  completed: 'completed',
+  /** Failed `attempts` times in a row. */
+  failed: 'failed',
+} as const;
+export type ResourceState = (typeof ResourceState)[keyof typeof ResourceState];
 
 /** Resource is what clients see: `worker` is null while pending; `revision` is the etcd revision of its last change. */
 export interface Resource {
@@ -26,7 +46,32 @@ export interface Resource {
   spec: Spec;
   createdAt: string;
   revision: number;
+  state: ResourceState;
+  /** Starts so far: 1 on the first start, counting restarts and moves alike. */
+  attempt: number;
+  /** Failed attempts since the last success or resource.restart. */
+  failures: number;
+  /** The task's last reported progress (best effort). */
+  progress?: Json;
+  /** Why the last attempt failed. */
+  error?: string;
+  /** What `run` resolved with, once completed. */
+  result?: Json;
+  /** Why it is pending. */
+  reason?: string;
 }
+
+/** spec.restart: how failed attempts are retried. */
+export interface RestartPolicy {
+  /** Failed attempts allowed before the resource is failed. */
+  attempts: number;
+  /** First backoff; it doubles per failure up to maxDelayMs, minus up to 25% jitter. */
+  delayMs: number;
+  maxDelayMs: number;
+  /** From the second failure on, prefer a live worker that has not failed it. */
+  reschedule: boolean;
+}
+export const DEFAULT_RESTART: RestartPolicy = { attempts: 3, delayMs: 1000, maxDelayMs: 30000, reschedule: true };
 
 
 export interface AddRequest {
@@ -70,6 +115,8 @@ export interface WorkerLoad {
   id: string;
   capacity: number;
   resources: number;
+  /** The task kinds it runs. */
+  kinds: string[];
 }
 export interface StatusResult {
   leader: string;
@@ -79,10 +126,26 @@ export interface StatusResult {
   pending: number;
 }
 
+/** AssignedTask is what a worker is told to run: one attempt of one resource. */
+export interface AssignedTask {
+  name: string;
+  id: string;
+  worker: string | null;
+  spec: Spec;
+  createdAt: string;
+  revision: number;
+  /** This attempt's number (ctx.attempt). */
+  attempt: number;
+  /** Start only this long after hearing of it (a restart's backoff). */
+  delayMs?: number;
+  /** A checkpoint exists: read it before starting. */
+  checkpoint?: boolean;
+}
+
 /** AssignEvent is published on worker.<id>.assign, mirroring the etcd watch of that worker's assignments. */
 export interface AssignEvent {
   type: 'put' | 'delete';
-  resource: Resource;
+  resource: AssignedTask;
   revision: number;
   /** The worker incarnation (its lease id) the assignment was written for; only that incarnation runs it. */
   epoch: string;
@@ -92,6 +155,32 @@ export interface WorkerStatusResult {
   running: string[];
   /** The same tasks with the resource id each runs, so a caller can tell a re-created resource apart. */
   tasks: Array<{ name: string; id: string; since: string }>;
+}
+
+/**
+ * TaskReport is what a worker tells the leader about one attempt. Each names
+ * the attempt it is about; the leader refuses (NOT_OWNER) a report from
+ * anyone but the worker incarnation that currently runs that attempt.
+ */
+export type TaskReport =
+  | { type: 'started'; name: string; id: string; attempt: number }
+  | { type: 'progress'; name: string; id: string; attempt: number; progress: Json }
+  /** seq orders an attempt's checkpoints: a late duplicate never overwrites a newer one. */
+  | { type: 'checkpoint'; name: string; id: string; attempt: number; seq: number; state: Json }
+  | { type: 'completed'; name: string; id: string; attempt: number; result?: Json }
+  | { type: 'failed'; name: string; id: string; attempt: number; error: string };
+export type TaskReportType = TaskReport['type'];
+
+/** ReportRequest is one worker's batch of reports, on task.report. */
+export interface ReportRequest {
+  worker: string;
+  /** The reporting incarnation (its lease id). */
+  epoch: string;
+  reports: TaskReport[];
+}
+export interface ReportResult {
+  /** One per report, in order. */
+  results: Array<{ ok: true } | { ok: false; error: WireError }>;
 }
 
 /** AckMessage goes from the leader to a forwarding master once per batch: these requests were answered. */

@@ -6,19 +6,23 @@ import { randomBytes } from 'node:crypto';
 import { headers as natsHeaders, type MsgHdrs } from 'nats';
 import { contentTypeOf, decodeRequest, type ContentType } from './codec.js';
 import { BadRequestError } from './errors.js';
-import { ClientSubject, Header, isClientSubject } from './subjects.js';
+import { ClientSubject, Header, isRequestSubject, WorkerSubject, type RequestSubject } from './subjects.js';
+import { validateReportRequest } from './validate-report.js';
 import { validateAdd, validateEmpty, validateList, validateNameRequest } from './validate.js';
-import type { ListRequest, Spec } from './messages.js';
+import type { ListRequest, ReportRequest, Spec } from './messages.js';
 
 export type Command =
   | { op: 'add'; name: string; spec: Spec }
   | { op: 'delete'; name: string }
   | { op: 'get'; name: string }
   | ({ op: 'list' } & ListRequest)
-  | { op: 'status' };
+  | { op: 'status' }
+  | { op: 'restart'; name: string }
+  /** A worker's reports about its tasks (task.report). */
+  | ({ op: 'report' } & ReportRequest);
 
 export interface ClientRequest {
-  subject: ClientSubject;
+  subject: RequestSubject;
   command: Command;
   type: ContentType;
   data: Uint8Array;
@@ -45,7 +49,7 @@ export function requestType(h: MsgHdrs | undefined): ContentType {
   return contentTypeOf(h?.get(Header.contentType) || undefined);
 }
 
-export function parseCommand(subject: ClientSubject, body: unknown): Command {
+export function parseCommand(subject: RequestSubject, body: unknown): Command {
   switch (subject) {
     case ClientSubject.add:
       return { op: 'add', ...validateAdd(body) };
@@ -58,6 +62,10 @@ export function parseCommand(subject: ClientSubject, body: unknown): Command {
     case ClientSubject.status:
       validateEmpty(body);
       return { op: 'status' };
+    case ClientSubject.restart:
+      return { op: 'restart', ...validateNameRequest(body) };
+    case WorkerSubject.report:
+      return { op: 'report', ...validateReportRequest(body) };
   }
 }
 
@@ -89,7 +97,7 @@ export function parseRequest(
 ): ClientRequest {
   const type = requestType(headers);
   if (reply !== undefined && !isReplySubject(reply)) throw new ForeignReplyError(reply);
-  if (!isClientSubject(subject)) throw new BadRequestError(`unknown subject ${JSON.stringify(subject)}`);
+  if (!isRequestSubject(subject)) throw new BadRequestError(`unknown subject ${JSON.stringify(subject)}`);
   const command = parseCommand(subject, decodeRequest(data, type));
   const id = headers?.get(Header.requestId) || undefined;
   if (id !== undefined && !REQUEST_ID_RE.test(id)) {

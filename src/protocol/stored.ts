@@ -2,13 +2,47 @@
 // shaped like what we write is refused rather than trusted.
 
 import { packed } from './codec.js';
-import type { Resource } from './messages.js';
+import { ResourceState, type AssignedTask, type Json, type Resource, type Spec } from './messages.js';
 
-/** StoredResource is the msgpack value under keys.resource (with the epoch of its assignment). */
-export type StoredResource = Omit<Resource, 'revision'>;
+/**
+ * StoredResource is the msgpack value under keys.resource: what clients see,
+ * plus the leader's bookkeeping (never shown to clients).
+ */
+export type StoredResource = Omit<Resource, 'revision'> & {
+  /** The current attempt's start delay (a restart's backoff), so a new leader rewrites the same assignment. */
+  delayMs?: number;
+  /** A checkpoint exists under keys.checkpoint. */
+  checkpoint?: boolean;
+  /** Workers on which attempts failed since the last success, for rescheduling elsewhere. */
+  failedOn?: string[];
+};
 
-/** StoredAssignment is the msgpack value under keys.assignment: the record plus the incarnation and term that wrote it. */
-export type StoredAssignment = StoredResource & { epoch: string; term: number };
+/** StoredAssignment is the msgpack value under keys.assignment: one attempt for one worker incarnation. */
+export interface StoredAssignment {
+  name: string;
+  id: string;
+  worker: string;
+  spec: Spec;
+  createdAt: string;
+  attempt: number;
+  delayMs?: number;
+  checkpoint?: boolean;
+  /** The worker incarnation (lease id) it is for. */
+  epoch: string;
+  /** The leader term that wrote it, for audits. */
+  term: number;
+}
+
+/** StoredCheckpoint is the msgpack value under keys.checkpoint. */
+export interface StoredCheckpoint {
+  /** The resource id it belongs to: a re-created name never resumes an old checkpoint. */
+  id: string;
+  attempt: number;
+  seq: number;
+  worker: string;
+  state: Json;
+  at: string;
+}
 
 /** WorkerInfo is the msgpack value under keys.worker, bound to the worker's lease. */
 export interface WorkerInfo {
@@ -16,6 +50,16 @@ export interface WorkerInfo {
   capacity: number;
   /** The worker stops its tasks at most this long after its last successful keepalive was sent. */
   fenceMs: number;
+  /** The task kinds it runs. */
+  kinds: string[];
+}
+
+const STATES = new Set<string>(Object.values(ResourceState));
+
+/** toResource is what clients see of a record: without the leader's bookkeeping. */
+export function toResource(rec: StoredResource, revision: number): Resource {
+  const { delayMs: _d, checkpoint: _c, failedOn: _f, ...shown } = rec;
+  return { ...shown, revision };
 }
 
 /** decodeStored reads a resource record from etcd, refusing anything not shaped like one. */
@@ -23,32 +67,72 @@ export function decodeStored(value: Uint8Array): StoredResource {
   return decodeRecord(value).rec;
 }
 
+const num = (v: unknown, dflt: number): number => (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : dflt);
+
 /**
  * decodeRecord also returns the record's bookkeeping: `epoch`, the worker
  * incarnation its assignment was written for, so a new leader need not read
- * every assignment value back.
+ * every assignment value back. A record written before the task runtime has
+ * no state: it is starting where it is placed and pending where not.
  */
 export function decodeRecord(value: Uint8Array): { rec: StoredResource; epoch?: string } {
   const v = packed.decode(value) as (Partial<StoredResource> & { epoch?: unknown }) | null;
   if (!v || typeof v.name !== 'string' || typeof v.id !== 'string' || typeof v.createdAt !== 'string') {
     throw new Error('stored resource is malformed');
   }
-  const rec = { name: v.name, id: v.id, worker: v.worker ?? null, spec: v.spec ?? {}, createdAt: v.createdAt };
+  const worker = typeof v.worker === 'string' ? v.worker : null;
+  const rec: StoredResource = {
+    name: v.name,
+    id: v.id,
+    worker,
+    spec: v.spec && typeof v.spec === 'object' ? v.spec : {},
+    createdAt: v.createdAt,
+    state: typeof v.state === 'string' && STATES.has(v.state) ? v.state : worker ? ResourceState.starting : ResourceState.pending,
+    attempt: num(v.attempt, 0),
+    failures: num(v.failures, 0),
+  };
+  if (v.progress !== undefined) rec.progress = v.progress;
+  if (typeof v.error === 'string') rec.error = v.error;
+  if (v.result !== undefined) rec.result = v.result;
+  if (typeof v.reason === 'string') rec.reason = v.reason;
+  if (typeof v.delayMs === 'number' && v.delayMs > 0) rec.delayMs = v.delayMs;
+  if (v.checkpoint === true) rec.checkpoint = true;
+  if (Array.isArray(v.failedOn)) rec.failedOn = v.failedOn.filter((w): w is string => typeof w === 'string');
   return typeof v.epoch === 'string' ? { rec, epoch: v.epoch } : { rec };
 }
 
 export function decodeWorkerInfo(value: Uint8Array): WorkerInfo {
   const v = packed.decode(value) as Partial<WorkerInfo> | null;
-  if (!v || typeof v.id !== 'string' || typeof v.capacity !== 'number' || typeof v.fenceMs !== 'number') {
+  if (!v || typeof v.id !== 'string' || typeof v.capacity !== 'number' || typeof v.fenceMs !== 'number' || !Array.isArray(v.kinds)) {
     throw new Error('stored worker is malformed');
   }
-  return { id: v.id, capacity: v.capacity, fenceMs: v.fenceMs };
+  return { id: v.id, capacity: v.capacity, fenceMs: v.fenceMs, kinds: v.kinds.filter((k): k is string => typeof k === 'string') };
 }
 
-/** decodeAssignment reads an assignment value: the resource as the worker sees it, and the incarnation it is for. */
-export function decodeAssignment(value: Uint8Array, revision: number): { resource: Resource; epoch: string } {
+/** decodeAssignment reads an assignment value: the task as the worker runs it, and the incarnation it is for. */
+export function decodeAssignment(value: Uint8Array, revision: number): { resource: AssignedTask; epoch: string } {
   const v = packed.decode(value) as Partial<StoredAssignment> | null;
-  if (!v || typeof v.epoch !== 'string') throw new Error('stored assignment is malformed');
-  const { rec } = decodeRecord(value);
-  return { resource: { ...rec, revision }, epoch: v.epoch };
+  if (!v || typeof v.name !== 'string' || typeof v.id !== 'string' || typeof v.epoch !== 'string' || typeof v.attempt !== 'number') {
+    throw new Error('stored assignment is malformed');
+  }
+  const resource: AssignedTask = {
+    name: v.name,
+    id: v.id,
+    worker: typeof v.worker === 'string' ? v.worker : null,
+    spec: v.spec && typeof v.spec === 'object' ? v.spec : {},
+    createdAt: typeof v.createdAt === 'string' ? v.createdAt : '',
+    revision,
+    attempt: v.attempt,
+    ...(typeof v.delayMs === 'number' && v.delayMs > 0 ? { delayMs: v.delayMs } : {}),
+    ...(v.checkpoint === true ? { checkpoint: true } : {}),
+  };
+  return { resource, epoch: v.epoch };
+}
+
+export function decodeCheckpoint(value: Uint8Array): StoredCheckpoint {
+  const v = packed.decode(value) as Partial<StoredCheckpoint> | null;
+  if (!v || typeof v.id !== 'string' || typeof v.attempt !== 'number' || typeof v.seq !== 'number' || !('state' in v)) {
+    throw new Error('stored checkpoint is malformed');
+  }
+  return { id: v.id, attempt: v.attempt, seq: v.seq, worker: String(v.worker ?? ''), state: v.state as Json, at: String(v.at ?? '') };
 }

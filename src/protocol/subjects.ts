@@ -10,12 +10,29 @@ export const ClientSubject = {
   get: 'resource.get',
   list: 'resource.list',
   status: 'cluster.status',
+  restart: 'resource.restart',
 } as const;
 export type ClientSubject = (typeof ClientSubject)[keyof typeof ClientSubject];
 
 const CLIENT_SUBJECTS = new Set<string>(Object.values(ClientSubject));
 export function isClientSubject(s: unknown): s is ClientSubject {
   return typeof s === 'string' && CLIENT_SUBJECTS.has(s);
+}
+
+/**
+ * Subjects masters serve for workers, in the same queue group and forwarded
+ * to the leader the same way, but not open to clients.
+ */
+export const WorkerSubject = {
+  report: 'task.report',
+} as const;
+export type WorkerSubject = (typeof WorkerSubject)[keyof typeof WorkerSubject];
+
+/** Any subject a master takes requests on. */
+export type RequestSubject = ClientSubject | WorkerSubject;
+const REQUEST_SUBJECTS = new Set<string>([...Object.values(ClientSubject), ...Object.values(WorkerSubject)]);
+export function isRequestSubject(s: unknown): s is RequestSubject {
+  return typeof s === 'string' && REQUEST_SUBJECTS.has(s);
 }
 
 /** Headers that carry a forwarded request's origin across the hop to the leader. */
@@ -27,7 +44,17 @@ export const Header = {
   requestId: 'Gaffer-Request-Id',
   /** A liveness probe: answered at once, with an empty body, by whoever subscribes. */
   ping: 'Gaffer-Ping',
+  /** On a stored task result: the id of the resource incarnation that emitted it. */
+  resourceId: 'Gaffer-Resource-Id',
+  /** JetStream's dedupe key: a result published again with the same id is stored once. */
+  msgId: 'Nats-Msg-Id',
 } as const;
+
+/**
+ * The JetStream stream that keeps task results (subjects `results.>`).
+ * Masters create it; it outlives every resource.
+ */
+export const RESULTS_STREAM = 'GAFFER_RESULTS';
 
 export const subjects = {
   /** Only the current leader subscribes here; followers re-publish client requests to it. */
@@ -40,4 +67,11 @@ export const subjects = {
   /** Observable events, `events.<kind...>`, e.g. events.leader.elected. */
   event: (kind: string): string => `events.${kind}`,
   allEvents: 'events.>',
+  /**
+   * A resource's results. Names may contain dots, so `results.a` is a prefix
+   * of `results.a.b`: read one resource by this exact subject, never by a
+   * wildcard under it.
+   */
+  results: (name: string): string => `results.${name}`,
+  allResults: 'results.>',
 } as const;

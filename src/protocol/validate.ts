@@ -4,8 +4,8 @@
 import { BadRequestError } from './errors.js';
 import { packed } from './codec.js';
 import {
-  ID_RE, LIST_PAGE_MAX, MAX_SPEC_BYTES, MAX_SPEC_DEPTH, NAME_RE, TASK_KINDS, TaskKind,
-  type AddRequest, type ListRequest, type NameRequest, type Spec,
+  DEFAULT_KIND, DEFAULT_RESTART, ID_RE, KIND_RE, LIST_PAGE_MAX, MAX_SPEC_BYTES, MAX_SPEC_DEPTH, NAME_RE,
+  type AddRequest, type ListRequest, type NameRequest, type RestartPolicy, type Spec,
 } from './messages.js';
 
 function record(body: unknown): Record<string, unknown> {
@@ -50,10 +50,11 @@ export function validateSpec(spec: unknown): Spec {
     throw new BadRequestError('"spec" must be an object');
   }
   depth(spec, 0);
-  const kind = (spec as Record<string, unknown>).kind;
-  if (kind !== undefined && (typeof kind !== 'string' || !TASK_KINDS.has(kind))) {
-    throw new BadRequestError(`unknown spec.kind ${JSON.stringify(kind)}; known kinds: ${[...TASK_KINDS].join(', ')}`);
+  const s = spec as Record<string, unknown>;
+  if (s.kind !== undefined && (typeof s.kind !== 'string' || !KIND_RE.test(s.kind))) {
+    throw new BadRequestError(`invalid spec.kind ${JSON.stringify(s.kind)}: must match ${KIND_RE.source}`);
   }
+  if (s.restart !== undefined) validateRestart(s.restart);
   if (packed.encode(spec).byteLength > MAX_SPEC_BYTES) {
     throw new BadRequestError(`"spec" is larger than ${MAX_SPEC_BYTES} bytes`);
   }
@@ -98,7 +99,42 @@ export function validateId(id: unknown, what: string): string {
   return id;
 }
 
-export function taskKindOf(spec: Spec): TaskKind {
-  const kind = spec.kind;
-  return typeof kind === 'string' && TASK_KINDS.has(kind) ? (kind as TaskKind) : TaskKind.noop;
+/** taskKindOf is the kind a (validated) spec names, or the default. */
+export function taskKindOf(spec: Spec): string {
+  return typeof spec.kind === 'string' ? spec.kind : DEFAULT_KIND;
+}
+
+const LIMITS: Record<keyof Omit<RestartPolicy, 'reschedule'>, [number, number]> = {
+  attempts: [1, 1000],
+  delayMs: [0, 3_600_000],
+  maxDelayMs: [0, 86_400_000],
+};
+
+function validateRestart(v: unknown): RestartPolicy {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new BadRequestError('"spec.restart" must be an object');
+  const r = v as Record<string, unknown>;
+  for (const k of Object.keys(r)) {
+    if (!(k in DEFAULT_RESTART)) throw new BadRequestError(`unknown field "spec.restart.${k}"; expected ${Object.keys(DEFAULT_RESTART).join(', ')}`);
+  }
+  for (const [k, [lo, hi]] of Object.entries(LIMITS)) {
+    const x = r[k];
+    if (x !== undefined && (typeof x !== 'number' || !Number.isInteger(x) || x < lo || x > hi)) {
+      throw new BadRequestError(`"spec.restart.${k}" must be a whole number from ${lo} to ${hi}`);
+    }
+  }
+  if (r.reschedule !== undefined && typeof r.reschedule !== 'boolean') throw new BadRequestError('"spec.restart.reschedule" must be true or false');
+  const p = restartPolicyOf({ restart: r as Spec });
+  if (p.maxDelayMs < p.delayMs) throw new BadRequestError('"spec.restart.maxDelayMs" must be at least delayMs');
+  return p;
+}
+
+/** restartPolicyOf reads a (validated) spec's restart policy, defaults filled in. */
+export function restartPolicyOf(spec: Spec): RestartPolicy {
+  const r = (spec.restart ?? {}) as Partial<RestartPolicy>;
+  return {
+    attempts: r.attempts ?? DEFAULT_RESTART.attempts,
+    delayMs: r.delayMs ?? DEFAULT_RESTART.delayMs,
+    maxDelayMs: r.maxDelayMs ?? Math.max(DEFAULT_RESTART.maxDelayMs, r.delayMs ?? 0),
+    reschedule: r.reschedule ?? DEFAULT_RESTART.reschedule,
+  };
 }

@@ -1,7 +1,7 @@
 // Client requests as a master hands them to the leader, for unit tests.
 
 import { ContentType } from '../../src/protocol/codec.js';
-import { ClientSubject } from '../../src/protocol/subjects.js';
+import { ClientSubject, WorkerSubject } from '../../src/protocol/subjects.js';
 import type { ClientRequest, Command } from '../../src/protocol/request.js';
 
 const SUBJECT: Record<Command['op'], ClientRequest['subject']> = {
@@ -10,6 +10,8 @@ const SUBJECT: Record<Command['op'], ClientRequest['subject']> = {
   get: ClientSubject.get,
   list: ClientSubject.list,
   status: ClientSubject.status,
+  restart: ClientSubject.restart,
+  report: WorkerSubject.report,
 };
 
 let n = 0;

@@ -20,6 +20,7 @@ import { json } from '../../src/protocol/codec.js';
 import { parsePositiveInt, parseTtl } from '../../src/platform/config.js';
 import { ID_RE } from '../../src/protocol/messages.js';
 import { freePort, waitFor, which } from '../../src/devcluster/servers.js';
+import { ensureResultsStream, readResults, ResultsPublisher, type ResultRecord } from '../../src/platform/nats/results.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const COMPOSE_FILE = join(ROOT, 'docker-compose.yml');
@@ -154,12 +155,16 @@ describe('docker-compose.yml', { skip: SKIP }, () => {
       assert.equal(mounts.get('/etc/nats/nats-cluster.conf'), join(ROOT, 'deploy', 'nats-cluster.conf'));
       assert.equal(mounts.get('/etc/nats/gaffer.conf'), join(ROOT, 'nats.conf'));
       assert.equal(mounts.get('/etc/nats/deploy/nats-passwords.conf'), join(ROOT, 'deploy', 'nats-passwords.env.conf'));
+      // JetStream: each node keeps its store (the task results) in its own named volume.
+      assert.equal(mounts.get('/data'), name, `${name} mounts its own volume at /data`);
+      assert.ok(cfg.volumes && name in cfg.volumes, `volume ${name} is declared`);
       const routes = NATS_NODES.map((_, i) => new URL(s.environment![`GAFFER_NATS_ROUTE_${i + 1}`]!));
       assert.deepEqual(routes.map((u) => `${u.protocol}//${u.hostname}:${u.port}`), NATS_NODES.map((n) => `nats-route://${n}:6222`));
       for (const u of routes) assert.equal(decodeURIComponent(u.password), s.environment!.GAFFER_NATS_ROUTE_PASSWORD);
       assert.ok(s.healthcheck?.test.join(' ').includes('8222/healthz'), `${name} has a healthcheck on /healthz`);
     }
     assert.deepEqual([...names].sort(), NATS_NODES, 'each node has its own server name');
+    assert.match(readFileSync(join(ROOT, 'deploy', 'nats-cluster.conf'), 'utf8'), /^\s*store_dir: "\/data\/jetstream"$/m, 'the JetStream store is on the volume');
   });
 
   it('forms one etcd cluster from three members with matching peer URLs', () => {
@@ -284,6 +289,11 @@ describe('the compose nats cluster, run for real', { skip: SKIP || (findBinary('
       const s = cfg.services[node.name]!;
       for (const v of s.volumes!) {
         const [src, target] = v.split(':') as [string, string];
+        if (!src.startsWith('/')) {
+          // A named volume (the JetStream store): a fresh directory stands in for it.
+          mkdirSync(join(dir, node.name, target), { recursive: true });
+          continue;
+        }
         assert.ok(existsSync(src), `${src} exists`);
         mkdirSync(dirname(join(dir, node.name, target)), { recursive: true });
         copyFileSync(src, join(dir, node.name, target));
@@ -294,7 +304,10 @@ describe('the compose nats cluster, run for real', { skip: SKIP || (findBinary('
       const text = readFileSync(clusterConf, 'utf8');
       const moved = text.replace(/^(\s*)listen: 0\.0\.0\.0:6222$/m, `$1listen: 127.0.0.1:${node.cluster}`);
       assert.notEqual(moved, text, 'nats-cluster.conf listens for routes on 0.0.0.0:6222');
-      writeFileSync(clusterConf, moved);
+      // Likewise the JetStream store: the node's stand-in volume instead of /data.
+      const store = moved.replace(/^(\s*)store_dir: "\/data\/jetstream"$/m, `$1store_dir: ${JSON.stringify(join(dir, node.name, 'data', 'jetstream'))}`);
+      assert.notEqual(store, moved, 'nats-cluster.conf stores JetStream under /data');
+      writeFileSync(clusterConf, store);
       // Compose's command and environment; only addresses change: loopback ports instead of hostnames.
       const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, ...s.environment };
       for (const [j, other] of nodes.entries()) {
@@ -352,6 +365,30 @@ describe('the compose nats cluster, run for real', { skip: SKIP || (findBinary('
     assert.deepEqual(json.decode(reply.data), { ok: true, via: 'nats-1' });
     const violations = nodes.flatMap((n) => readFileSync(join(dir, `${n.name}.log`), 'utf8').split('\n')).filter((l) => /violation|authori[sz]ation|authentication/i.test(l));
     assert.deepEqual(violations, [], 'no refused logins or permissions (routes included)');
+  });
+
+  it('keeps task results in clustered JetStream: 3 replicas, stored through one node, read through another', async () => {
+    const cfg = normalized();
+    const login = async (service: string, node: number): Promise<NatsConnection> => {
+      const env = cfg.services[service]!.environment!;
+      const nc = await connect({ servers: `127.0.0.1:${nodes[node]!.client}`, user: env.NATS_USER!, pass: env.NATS_PASSWORD!, reconnect: false });
+      conns.push(nc);
+      return nc;
+    };
+    const [master, worker, client] = [await login('master-2', 0), await login('worker', 1), await login('cli', 2)];
+    // Until the nodes elect a JetStream meta leader, the stream cannot be created.
+    const info = await waitFor('clustered JetStream to create the results stream', () => ensureResultsStream(master, { replicas: 3 }), 30000);
+    assert.equal(info.config.num_replicas, 3);
+    const pub = new ResultsPublisher(worker);
+    const item = { page: 'https://example.com/', n: 1 };
+    // Emitting again is what a resumed task does: safe, the item is stored once.
+    const first = await waitFor('the stream to take results through nats-2', () => pub.emit('compose-books', 'rid-c', 'item-1', item), 10000);
+    assert.equal((await pub.emit('compose-books', 'rid-c', 'item-1', item)).duplicate, true);
+    const got: ResultRecord[] = [];
+    for await (const r of readResults(client, 'compose-books')) got.push(r);
+    assert.deepEqual(got.map((r) => [r.seq, r.item]), [[first.seq, item]]);
+    const violations = nodes.flatMap((n) => readFileSync(join(dir, `${n.name}.log`), 'utf8').split('\n')).filter((l) => /violation/i.test(l));
+    assert.deepEqual(violations, [], 'no refused JetStream operations');
   });
 
   it('refuses a route that does not log in', async () => {

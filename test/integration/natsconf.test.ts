@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   connect,
+  consumerOpts,
   ErrorCode as NatsErrorCode,
   Events,
   type Msg,
@@ -28,6 +29,7 @@ import { Child } from '../../src/devcluster/child.js';
 import { CLI_PATH } from '../../src/devcluster/cluster.js';
 import { GafferClient } from '../../src/client/client.js';
 import { json } from '../../src/protocol/codec.js';
+import { ensureResultsStream, readResults, ResultsPublisher } from '../../src/platform/nats/results.js';
 import { startEtcd, startNats, waitFor, which, type EtcdCluster, type NatsServer } from '../../src/devcluster/servers.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -358,6 +360,81 @@ describe('nats.conf', () => {
     assert.equal(adv.client?.acc, 'GAFFER');
     assert.equal(adv.client?.user, 'client');
     await sys.noViolations();
+  });
+
+  // --- task results on JetStream (the GAFFER account has JetStream enabled) ---
+
+  const STREAM_API = ['CREATE', 'UPDATE', 'DELETE', 'PURGE'].map((op) => `$JS.API.STREAM.${op}.GAFFER_RESULTS`);
+
+  it('lets only a master create or change the results stream, and nobody delete or purge it', async () => {
+    const client = await as('client');
+    const worker = await as('worker');
+    const master = await as('master');
+    for (const c of [client, worker]) for (const subject of STREAM_API) await c.refusedPublish(subject);
+    for (const subject of STREAM_API.slice(2)) await master.refusedPublish(subject);
+    await master.refusedPublish('$JS.API.STREAM.MSG.DELETE.GAFFER_RESULTS');
+    await master.refusedPublish('$JS.API.STREAM.CREATE.OTHER');
+    const other = await as('master');
+    const [a, b] = await Promise.all([ensureResultsStream(master.nc), ensureResultsStream(other.nc)]);
+    assert.equal(a.created, b.created);
+    assert.equal((await ensureResultsStream(other.nc, { maxBytes: 2 ** 30 - 1 })).config.max_bytes, 2 ** 30 - 1, 'a master may update it');
+    await ensureResultsStream(master.nc);
+    await other.noViolations();
+  });
+
+  it('lets every worker user store results and receive the PubAck, and nothing more of JetStream', async () => {
+    const master = await as('master');
+    await ensureResultsStream(master.nc);
+    for (const user of ['worker', 'worker-w1']) {
+      const worker = await as(user);
+      const pub = new ResultsPublisher(worker.nc);
+      const first = await pub.emit('perm-results', `rid-${user}`, 'item-1', { by: user });
+      assert.equal(first.duplicate, false);
+      assert.deepEqual(await pub.emit('perm-results', `rid-${user}`, 'item-1', { by: user }), { duplicate: true, seq: first.seq });
+      await worker.noViolations();
+      await worker.refusedPublish('$JS.API.STREAM.INFO.GAFFER_RESULTS');
+      await worker.refusedPublish('$JS.API.CONSUMER.CREATE.GAFFER_RESULTS');
+    }
+  });
+
+  it('lets a client read results through an ordered consumer (with flow control), but not write them', async () => {
+    const master = await as('master');
+    const worker = await as('worker-w2');
+    const client = await as('client');
+    await ensureResultsStream(master.nc);
+    // Enough data that the server asks the client for flow control ($JS.FC.GAFFER_RESULTS.>).
+    const pub = new ResultsPublisher(worker.nc);
+    const page = 'p'.repeat(32 * 1024);
+    for (let i = 0; i < 300; i++) await pub.emit('perm-read', 'rid-r', `page-${i}`, { i, page });
+    const sub = await client.nc
+      .jetstream()
+      .subscribe('results.perm-read', consumerOpts().orderedConsumer().bindStream('GAFFER_RESULTS').filterSubject('results.perm-read').deliverAll());
+    let n = 0;
+    await deadline((async () => {
+      for await (const m of sub) if (++n && m.info.pending === 0) break;
+    })(), 'the ordered consumer to read 300 results');
+    const fc = (sub as unknown as { info: { flow_control: { fc_count: number } } }).info.flow_control.fc_count;
+    sub.unsubscribe();
+    assert.equal(n, 300);
+    assert.ok(fc > 0, 'the server asked for flow control');
+    const items: unknown[] = [];
+    await deadline((async () => {
+      for await (const r of readResults(client.nc, 'perm-read')) items.push((r.item as { i: number }).i);
+    })(), 'readResults to end');
+    assert.deepEqual(items, Array.from({ length: 300 }, (_, i) => i));
+    await client.noViolations();
+
+    await client.refusedPublish('results.perm-read');
+    await client.refusedPublish('$JS.API.STREAM.MSG.DELETE.GAFFER_RESULTS');
+    await client.refusedPublish('$JS.API.CONSUMER.DURABLE.CREATE.GAFFER_RESULTS.mine');
+    await client.refusedPublish('$JS.API.CONSUMER.DELETE.GAFFER_RESULTS.any');
+    // The ephemeral-create subject the client may use refuses a durable consumer itself.
+    const durable = await client.nc.request(
+      '$JS.API.CONSUMER.CREATE.GAFFER_RESULTS',
+      json.encode({ stream_name: 'GAFFER_RESULTS', config: { durable_name: 'mine', ack_policy: 'none' } }),
+      { timeout: DEADLINE_MS },
+    );
+    assert.equal((json.decode(durable.data) as { error?: { err_code?: number } }).error?.err_code, 10020);
   });
 });
 

@@ -4,25 +4,29 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { Assignments, isAssignEvent, type Action } from '../../actors/worker/assignments.js';
-import type { AssignEvent, Resource } from '../../src/protocol/messages.js';
+import { Assignments, isAssignEvent, type Action, type Held } from '../../actors/worker/assignments.js';
+import type { AssignedTask, AssignEvent } from '../../src/protocol/messages.js';
 
-const res = (name: string, id: string, revision: number): Resource => ({ name, id, worker: 'w1', spec: {}, createdAt: '', revision });
-const put = (name: string, id: string, revision: number, epoch = 'E'): AssignEvent => ({ type: 'put', resource: res(name, id, revision), revision, epoch });
+const res = (name: string, id: string, revision: number, attempt = 1): AssignedTask => ({ name, id, worker: 'w1', spec: {}, createdAt: '', revision, attempt });
+const put = (name: string, id: string, revision: number, epoch = 'E', attempt = 1): AssignEvent => ({ type: 'put', resource: res(name, id, revision, attempt), revision, epoch });
 const del = (name: string, id: string, revision: number, epoch = 'E'): AssignEvent => ({ type: 'delete', resource: res(name, id, revision), revision, epoch });
 
-/** run applies actions to a running set, as the worker does. */
-function run(running: Map<string, string>, actions: Action[]): void {
+/** held builds what a worker has: name -> attempt 1 of that id. */
+const held = (entries: Array<[string, string]> = []) => new Map(entries.map(([n, id]) => [n, { id, attempt: 1 }]));
+
+/** run applies actions to the held set, as the worker does. */
+function run(running: Map<string, Held>, actions: Action[]): void {
   for (const a of actions) {
     if (a.kind === 'stop') running.delete(a.name);
-    else running.set(a.resource.name, a.resource.id);
+    else running.set(a.task.name, { id: a.task.id, attempt: a.task.attempt });
   }
 }
+const ids = (m: Map<string, Held>) => [...m].map(([n, h]) => [n, h.id]).sort();
 
 describe('Assignments', () => {
   test('snapshot starts our incarnation\'s assignments and stops everything else', () => {
     const a = new Assignments();
-    const running = new Map([['old', 'o1'], ['keep', 'k1']]);
+    const running = held([['old', 'o1'], ['keep', 'k1']]);
     const actions = a.snapshot(
       [
         { resource: res('keep', 'k1', 5), epoch: 'E' },
@@ -32,12 +36,12 @@ describe('Assignments', () => {
       10, 'E', running, 'test',
     );
     run(running, actions);
-    assert.deepEqual([...running].sort(), [['keep', 'k1'], ['new', 'n1']]);
+    assert.deepEqual(ids(running), [['keep', 'k1'], ['new', 'n1']]);
   });
 
   test('events at or below the snapshot revision are already in it (no duplicate)', () => {
     const a = new Assignments();
-    const running = new Map<string, string>();
+    const running = held();
     run(running, a.snapshot([], 10, 'E', running, 'test'));
     assert.deepEqual(a.apply(put('x', 'x1', 9), 'E', running), []);
     assert.deepEqual(a.apply(put('x', 'x1', 10), 'E', running), []);
@@ -46,7 +50,7 @@ describe('Assignments', () => {
 
   test('a repeated or older event for a name changes nothing (no going back)', () => {
     const a = new Assignments();
-    const running = new Map<string, string>();
+    const running = held();
     run(running, a.snapshot([], 1, 'E', running, 'test'));
     run(running, a.apply(put('x', 'x1', 5), 'E', running));
     run(running, a.apply(del('x', 'x1', 7), 'E', running));
@@ -56,7 +60,7 @@ describe('Assignments', () => {
 
   test('an assignment for another incarnation is not ours: it stops what runs and starts nothing', () => {
     const a = new Assignments();
-    const running = new Map([['x', 'x1']]);
+    const running = held([['x', 'x1']]);
     run(running, a.snapshot([{ resource: res('x', 'x1', 2), epoch: 'E' }], 2, 'E', running, 'test'));
     const actions = a.apply(put('x', 'x1', 3, 'OTHER'), 'E', running);
     assert.deepEqual(actions, [{ kind: 'stop', name: 'x', reason: 'not ours' }]);
@@ -64,7 +68,7 @@ describe('Assignments', () => {
 
   test('a re-created name (new id) replaces the running task', () => {
     const a = new Assignments();
-    const running = new Map([['x', 'x1']]);
+    const running = held([['x', 'x1']]);
     run(running, a.snapshot([{ resource: res('x', 'x1', 2), epoch: 'E' }], 2, 'E', running, 'test'));
     const actions = a.apply(put('x', 'x2', 4), 'E', running);
     assert.deepEqual(actions.map((x) => x.kind), ['stop', 'start']);
@@ -84,7 +88,7 @@ describe('Assignments', () => {
           [delivered[i], delivered[j]] = [delivered[j]!, delivered[i]!];
         }
         const a = new Assignments();
-        const running = new Map<string, string>();
+        const running = held();
         run(running, a.snapshot([], 1, 'E', running, 'test'));
         for (const ev of delivered) run(running, a.apply(ev, 'E', running));
         // Expected: for each name, its newest event decides.
@@ -96,10 +100,26 @@ describe('Assignments', () => {
         // Old news may arrive after newer events and must not resurrect or stop anything.
         // Because delivery is shuffled, the newest event might arrive before older ones;
         // what runs must still equal the newest state.
-        assert.deepEqual([...running].sort(), [...want].sort());
+        assert.deepEqual(ids(running), [...want].sort());
       }),
       { numRuns: 300 },
     );
+  });
+
+  test('a newer attempt of the same resource replaces the one held; the same attempt again changes nothing', () => {
+    const a = new Assignments();
+    const running = held([['x', 'x1']]);
+    run(running, a.snapshot([{ resource: res('x', 'x1', 2), epoch: 'E' }], 2, 'E', running, 'test'));
+    assert.deepEqual(a.apply(put('x', 'x1', 3, 'E', 1), 'E', running), [], 'attempt 1 is already held');
+    const actions = a.apply(put('x', 'x1', 4, 'E', 2), 'E', running);
+    assert.deepEqual(actions.map((x) => x.kind), ['stop', 'start']);
+    assert.equal(actions[1]?.kind === 'start' && actions[1].task.attempt, 2);
+  });
+
+  test('an attempt that ended on its own is held: a resync never starts it again', () => {
+    const a = new Assignments();
+    const ended = held([['x', 'x1']]); // completed and reported, still assigned until the leader says otherwise
+    assert.deepEqual(a.snapshot([{ resource: res('x', 'x1', 5), epoch: 'E' }], 5, 'E', ended, 'test'), []);
   });
 
   test('isAssignEvent refuses anything not shaped like an assign event', () => {

@@ -29,6 +29,9 @@ function res(name: string, worker: string | null, extra: Partial<Resource> = {})
     spec: {},
     createdAt: '2026-01-02T03:04:00.000Z',
     revision: 7,
+    state: worker ? 'running' : 'pending',
+    attempt: worker ? 1 : 0,
+    failures: 0,
     ...extra,
   };
 }
@@ -93,29 +96,45 @@ describe('resources', () => {
   test('one row per resource, aligned under the headers', () => {
     const out = resources([res('books', 'w1'), res('a-much-longer-name', null, { spec: { kind: 'noop' }, revision: 12 })], NOW);
     const [header, ...rows] = out.split('\n');
-    assert.match(header!, /^NAME\s+WORKER\s+KIND\s+ID\s+AGE\s+REV$/);
+    assert.match(header!, /^NAME\s+STATE\s+WORKER\s+KIND\s+TRIES\s+ID\s+AGE\s+REV\s+DETAIL$/);
     assert.equal(rows.length, 2);
-    const starts = columnStarts(header!, ['NAME', 'WORKER', 'KIND', 'ID']);
-    assert.equal(rows[0]!.indexOf('w1'), starts[1]);
-    assert.equal(rows[1]!.indexOf('(pending)'), starts[1]);
-    assert.equal(rows[0]!.indexOf('noop'), starts[2]);
-    assert.equal(rows[0]!.indexOf('books-00'), starts[3]);
+    const starts = columnStarts(header!, ['NAME', 'STATE', 'WORKER', 'KIND', 'TRIES', 'ID']);
+    assert.equal(rows[0]!.indexOf('running'), starts[1]);
+    assert.equal(rows[1]!.indexOf('pending'), starts[1]);
+    assert.equal(rows[0]!.indexOf('w1'), starts[2]);
+    assert.equal(rows[1]!.indexOf(' - ') + 1, starts[2]);
+    assert.equal(rows[0]!.indexOf('noop'), starts[3]);
+    assert.equal(rows[0]!.indexOf('books-00'), starts[5]);
     assert.match(rows[0]!, /\s5s\s+7$/);
     assert.match(rows[1]!, /\s5s\s+12$/);
     // Right-aligned numbers end at the same column.
     assert.equal(rows[0]!.length, rows[1]!.length);
   });
 
+  test('a pending resource shows why; a failed one its error; a completed one its result', () => {
+    const out = resources(
+      [
+        res('a', null, { reason: 'no live worker runs kind crawl2' }),
+        res('b', null, { state: 'failed', error: 'boom', failures: 3, attempt: 3 }),
+        res('c', null, { state: 'completed', result: { pages: 3 } }),
+      ],
+      NOW,
+    ).split('\n');
+    assert.match(out[1]!, /no live worker runs kind crawl2$/);
+    assert.match(out[2]!, /\s3\/3\s.*boom$/);
+    assert.match(out[3]!, /\{"pages":3\}$/);
+  });
+
   test('an extra column goes last', () => {
     const out = resources([res('books', 'w1')], NOW, { header: 'RESULT', value: () => 'created' });
-    assert.match(out.split('\n')[0]!, /REV\s+RESULT$/);
+    assert.match(out.split('\n')[0]!, /DETAIL\s+RESULT$/);
     assert.match(out.split('\n')[1]!, /created$/);
   });
 
   test('empty and summary', () => {
     assert.equal(resources([], NOW), 'No resources.');
-    assert.equal(resourceSummary([res('a', 'w1')]), '1 resource');
-    assert.equal(resourceSummary([res('a', 'w1'), res('b', null)]), '2 resources, 1 pending');
+    assert.equal(resourceSummary([res('a', 'w1')]), '1 resource: 1 running');
+    assert.equal(resourceSummary([res('a', 'w1'), res('b', null)]), '2 resources: 1 pending, 1 running');
   });
 });
 
@@ -126,20 +145,20 @@ describe('status', () => {
       pending: 0,
       masters: ['m2', 'm1'],
       workers: [
-        { id: 'w1', capacity: 1000, resources: 3 },
-        { id: 'w2', capacity: 10, resources: 10 },
+        { id: 'w1', capacity: 1000, resources: 3, kinds: ['crawl', 'noop'] },
+        { id: 'w2', capacity: 10, resources: 10, kinds: ['noop'] },
       ],
     });
     const lines = out.split('\n');
     assert.equal(lines[0], 'LEADER   m2');
     assert.equal(lines[1], 'MASTERS  m2 (leader), m1');
     assert.equal(lines[2], '');
-    assert.match(lines[3]!, /^WORKER\s+LOAD\s+USED$/);
-    assert.match(lines[4]!, /^w1\s+3\/1000\s+0\.3%$/);
-    assert.match(lines[5]!, /^w2\s+10\/10\s+100\.0%$/);
+    assert.match(lines[3]!, /^WORKER\s+LOAD\s+USED\s+KINDS$/);
+    assert.match(lines[4]!, /^w1\s+3\/1000\s+0\.3%\s+crawl,noop$/);
+    assert.match(lines[5]!, /^w2\s+10\/10\s+100\.0%\s+noop$/);
     assert.match(lines[6]!, /^total\s+13\/1010\s+1\.3%$/);
-    // LOAD and USED are right-aligned: every row has the same length.
-    assert.equal(new Set(lines.slice(3).map((l) => l.length)).size, 1);
+    // LOAD and USED are right-aligned: they end at the same column.
+    assert.equal(new Set(lines.slice(3).map((l) => l.indexOf('%') === -1 ? l.indexOf('USED') + 3 : l.indexOf('%'))).size, 1);
   });
 
   test('no workers, no leader', () => {

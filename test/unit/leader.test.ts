@@ -27,7 +27,7 @@ async function setup(opts: { workers?: string[] } = {}) {
   const guard = { key: electionKey, createRevision: store.kv.get(electionKey)!.createRevision };
   for (const w of opts.workers ?? ['w1', 'w2']) {
     const wl = await store.grantLease(60);
-    await store.txn(undefined, [{ put: keys.worker(w), value: packed.encode({ id: w, capacity: 100, fenceMs: 1200 }), lease: wl }]);
+    await store.txn(undefined, [{ put: keys.worker(w), value: packed.encode({ id: w, capacity: 100, fenceMs: 1200, kinds: ['noop'] }), lease: wl }]);
   }
   const fenceLost: ClientRequest[][] = [];
   const leader = new Leader({

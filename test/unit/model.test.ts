@@ -19,7 +19,11 @@ const rec = (name: string, worker: string | null): StoredResource => ({
   worker,
   spec: {},
   createdAt: EPOCH0.toISOString(),
+  state: worker ? 'running' : 'pending',
+  attempt: 1,
+  failures: 0,
 });
+const NOOP = ['noop'];
 
 /** loaded builds a state as the leader's load() would: workers first, then resources with their assignment keys. */
 function loaded(
@@ -27,10 +31,10 @@ function loaded(
   resources: Array<[name: string, worker: string | null]>,
 ): ClusterState {
   const s = fresh();
-  for (const [id, cap, epoch] of workers) s.loadWorker(id, cap, epoch);
+  for (const [id, cap, epoch] of workers) s.loadWorker(id, cap, epoch, NOOP);
   for (const [name, worker] of resources) {
     const w = workers.find(([id]) => id === worker);
-    s.loadResource(rec(name, worker), 10, w && { worker: w[0], epoch: w[2] });
+    s.loadResource(rec(name, worker), 10, w && { worker: w[0], epoch: w[2], attempt: 1 });
   }
   return s;
 }
@@ -64,7 +68,7 @@ describe('add', () => {
     assert.deepEqual(s.flush(), []);
   });
 
-  test('the stored record and the assignment carry the same resource plus the epoch', () => {
+  test('the stored record carries the resource and its assignment\'s epoch; the assignment is one attempt for one incarnation', () => {
     const s = loaded([['w1', 10, 'L1']], []);
     s.add('a.b', { kind: 'noop' });
     const units = s.flush();
@@ -74,7 +78,10 @@ describe('add', () => {
     assert.deepEqual(stored.spec, { kind: 'noop' });
     assert.equal(new Date(stored.createdAt).toISOString(), stored.createdAt);
     assert.match(stored.id, /^[0-9a-f-]{36}$/);
-    assert.deepEqual(valueOf(units, keys.assignment('w1', 'a.b')), { ...stored, epoch: 'L1' });
+    assert.equal(stored.state, 'starting');
+    assert.equal(stored.attempt, 1);
+    const { name, id, worker, spec, createdAt } = stored;
+    assert.deepEqual(valueOf(units, keys.assignment('w1', 'a.b')), { name, id, worker, spec, createdAt, attempt: 1, epoch: 'L1', term: 0 });
     // A new resource has no revision until committed.
     assert.equal(s.view('a.b')?.revision, 0);
     s.committed(['a.b'], 42);
@@ -90,7 +97,7 @@ describe('add', () => {
     assert.deepEqual(opsByName(u1), { a: ['put gaffer/resources/a'] });
     assert.equal((valueOf(u1, keys.resource('a')) as StoredResource).worker, null);
 
-    s.workerUp('w1', 5, 'L1');
+    s.workerUp('w1', 5, 'L1', NOOP);
     assert.equal(workerOf(s, 'a'), 'w1');
     assert.equal(s.pending.size, 0);
     const u2 = s.flush();
@@ -112,8 +119,8 @@ describe('add', () => {
     assert.deepEqual([workerOf(s, 'a'), workerOf(s, 'b'), workerOf(s, 'c')], ['w2', 'w1', null]);
     assert.deepEqual([...s.pending], ['c']);
     assert.deepEqual(s.loads(), [
-      { id: 'w1', capacity: 2, resources: 2 },
-      { id: 'w2', capacity: 1, resources: 1 },
+      { id: 'w1', capacity: 2, resources: 2, kinds: ['noop'] },
+      { id: 'w2', capacity: 1, resources: 1, kinds: ['noop'] },
     ]);
   });
 });
@@ -124,7 +131,7 @@ describe('remove', () => {
     const gone = s.remove('a');
     assert.deepEqual(gone, { ...rec('a', 'w1'), revision: 10 });
     assert.equal(s.view('a'), undefined);
-    assert.deepEqual(s.loads(), [{ id: 'w1', capacity: 10, resources: 0 }]);
+    assert.deepEqual(s.loads(), [{ id: 'w1', capacity: 10, resources: 0, kinds: ['noop'] }]);
     assert.deepEqual(opsByName(s.flush()), { a: ['del gaffer/resources/a', 'del gaffer/assign/w1/a'] });
   });
 
@@ -147,7 +154,7 @@ describe('remove', () => {
     s.add('a', {});
     s.remove('a');
     assert.deepEqual(s.flush(), []);
-    assert.deepEqual(s.loads(), [{ id: 'w1', capacity: 10, resources: 0 }]);
+    assert.deepEqual(s.loads(), [{ id: 'w1', capacity: 10, resources: 0, kinds: ['noop'] }]);
   });
 
   test('remove then add of an existing name in one batch rewrites it, with a new id', () => {
@@ -194,8 +201,8 @@ describe('workerDown', () => {
     // a -> w3 (0 vs 1); b -> w2 (1 vs 1, smaller id); c -> w3 (2 vs 1).
     assert.deepEqual(['a', 'b', 'c', 'd'].map((n) => workerOf(s, n)), ['w3', 'w2', 'w3', 'w2']);
     assert.deepEqual(s.loads(), [
-      { id: 'w2', capacity: 10, resources: 2 },
-      { id: 'w3', capacity: 10, resources: 2 },
+      { id: 'w2', capacity: 10, resources: 2, kinds: ['noop'] },
+      { id: 'w3', capacity: 10, resources: 2, kinds: ['noop'] },
     ]);
     const units = s.flush();
     assert.deepEqual(opsByName(units), {
@@ -251,7 +258,7 @@ describe('workerDown', () => {
   test('down then up again in one batch: the resource ends where it started, written once', () => {
     const s = loaded([['w1', 10, 'L1']], [['a', 'w1']]);
     s.workerDown('w1');
-    s.workerUp('w1', 10, 'L1b');
+    s.workerUp('w1', 10, 'L1b', NOOP);
     assert.equal(workerOf(s, 'a'), 'w1');
     // Same worker before and after, so no delete; the put carries the new lease.
     const units = s.flush();
@@ -273,7 +280,7 @@ describe('workerUp', () => {
         ['c', 'w2'],
       ],
     );
-    s.workerUp('w1', 10, 'L1-new');
+    s.workerUp('w1', 10, 'L1-new', NOOP);
     const units = s.flush();
     assert.deepEqual(opsByName(units), {
       a: ['put gaffer/resources/a', 'put gaffer/assign/w1/a'],
@@ -288,7 +295,7 @@ describe('workerUp', () => {
 
   test('the same epoch again is a no-op', () => {
     const s = loaded([['w1', 10, 'L1']], [['a', 'w1']]);
-    s.workerUp('w1', 10, 'L1');
+    s.workerUp('w1', 10, 'L1', NOOP);
     assert.equal(s.hasChanges, false);
     assert.deepEqual(s.flush(), []);
   });
@@ -296,16 +303,16 @@ describe('workerUp', () => {
   test('more capacity on a known worker places pending work', () => {
     const s = loaded([['w1', 1, 'L1']], [['a', 'w1'], ['b', null]]);
     assert.deepEqual([...s.pending], ['b']);
-    s.workerUp('w1', 2, 'L1');
+    s.workerUp('w1', 2, 'L1', NOOP);
     assert.equal(workerOf(s, 'b'), 'w1');
     assert.deepEqual(opsByName(s.flush()), { b: ['put gaffer/resources/b', 'put gaffer/assign/w1/b'] });
   });
 
   test('a new worker takes pending work up to its capacity', () => {
     const s = loaded([], [['a', null], ['b', null], ['c', null]]);
-    s.workerUp('w1', 2, 'L1');
+    s.workerUp('w1', 2, 'L1', NOOP);
     assert.equal(s.pending.size, 1);
-    assert.deepEqual(s.loads(), [{ id: 'w1', capacity: 2, resources: 2 }]);
+    assert.deepEqual(s.loads(), [{ id: 'w1', capacity: 2, resources: 2, kinds: ['noop'] }]);
   });
 });
 
@@ -314,10 +321,10 @@ describe('workerUp', () => {
 describe('repair', () => {
   test('rewrites stale and missing assignment keys and deletes orphans; leaves good ones alone', () => {
     const s = fresh();
-    s.loadWorker('w1', 10, 'L1-new');
-    s.loadResource(rec('stale', 'w1'), 5, { worker: 'w1', epoch: 'L1-old' });
+    s.loadWorker('w1', 10, 'L1-new', NOOP);
+    s.loadResource(rec('stale', 'w1'), 5, { worker: 'w1', epoch: 'L1-old', attempt: 1 });
     s.loadResource(rec('missing', 'w1'), 6, undefined);
-    s.loadResource(rec('good', 'w1'), 7, { worker: 'w1', epoch: 'L1-new' });
+    s.loadResource(rec('good', 'w1'), 7, { worker: 'w1', epoch: 'L1-new', attempt: 1 });
     s.repair([
       { worker: 'w9', name: 'zombie' },
       { worker: 'w2', name: 'good' },
@@ -341,8 +348,8 @@ describe('repair', () => {
 
   test("deletes the assignment key of a resource whose worker is gone", () => {
     const s = fresh();
-    s.loadWorker('w2', 10, 'L2');
-    s.loadResource(rec('a', 'dead'), 5, { worker: 'dead', epoch: 'Ld' });
+    s.loadWorker('w2', 10, 'L2', NOOP);
+    s.loadResource(rec('a', 'dead'), 5, { worker: 'dead', epoch: 'Ld', attempt: 1 });
     s.repair([]);
     assert.deepEqual([...s.pending], ['a']);
     const ops = opsByName(s.flush()).a;
@@ -353,7 +360,7 @@ describe('repair', () => {
     "a loaded resource whose worker is gone reads as pending (worker null) until it is placed",
     () => {
       const s = fresh();
-      s.loadResource(rec('a', 'dead'), 5, { worker: 'dead', epoch: 'Ld' });
+      s.loadResource(rec('a', 'dead'), 5, { worker: 'dead', epoch: 'Ld', attempt: 1 });
       s.repair([]);
       s.placePending(); // no live worker: stays pending
       assert.deepEqual([...s.pending], ['a']);
@@ -367,7 +374,7 @@ describe('repair', () => {
     'an orphan delete never targets a key the same flush puts',
     () => {
       const s = fresh();
-      s.loadWorker('w1', 10, 'L1');
+      s.loadWorker('w1', 10, 'L1', NOOP);
       s.loadResource(rec('a', null), 5, undefined);
       s.repair([{ worker: 'w1', name: 'a' }]);
       s.placePending(); // the leader's receive() does this in the same batch
@@ -397,7 +404,7 @@ function rng(seed: number): () => number {
 
 /** model strips what a record carries for audit only (the writer's term), leaving what the planner decides. */
 function model(v: unknown): unknown {
-  const { term: _, ...rest } = v as Record<string, unknown>;
+  const { term: _, reason: _r, ...rest } = v as Record<string, unknown>;
   return rest;
 }
 
@@ -405,11 +412,13 @@ function model(v: unknown): unknown {
 function expected(s: ClusterState): Map<string, unknown> {
   const out = new Map<string, unknown>();
   for (const r of s.list()) {
-    const { revision: _, ...stored } = r;
+    // The pending reason is derived, kept in memory and recomputed by a new leader: not part of what etcd must hold.
+    const { revision: _, reason: _r, ...stored } = r;
     // A placed resource's record names the epoch of its assignment, so a new leader can trust it without reading the assignment.
     const epoch = r.worker ? { epoch: s.workers.get(r.worker)!.epoch } : {};
     out.set(keys.resource(r.name), { ...stored, ...epoch });
-    if (r.worker) out.set(keys.assignment(r.worker, r.name), { ...stored, ...epoch });
+    const { name, id, worker, spec, createdAt, attempt } = r;
+    if (worker) out.set(keys.assignment(worker, name), { name, id, worker, spec, createdAt, attempt, ...epoch });
   }
   return out;
 }
@@ -435,7 +444,7 @@ describe('flush under random batches', () => {
             const known = s.workers.get(id);
             // Usually a new incarnation, sometimes a capacity change on the same lease.
             const epoch = known && rand() < 0.5 ? known.epoch : `L${++lease}`;
-            s.workerUp(id, 1 + Math.floor(rand() * 4), epoch);
+            s.workerUp(id, 1 + Math.floor(rand() * 4), epoch, NOOP);
           } else s.workerDown(pickOf(workerIds));
         }
         s.placePending();
@@ -487,6 +496,7 @@ describe('flush under random batches', () => {
 const unit = (name: string, n: number): Unit => ({
   name,
   ops: Array.from({ length: n }, (_, i) => ({ del: `${name}/${i}` })),
+  bytes: 0,
 });
 
 describe('chunk', () => {
@@ -548,7 +558,7 @@ describe('chunk', () => {
 describe('page', () => {
   test('pages cover every name once, in order, honouring limit and the byte budget', () => {
     const s = fresh();
-    s.loadWorker('w1', 10_000, 'L1');
+    s.loadWorker('w1', 10_000, 'L1', NOOP);
     const names = Array.from({ length: 250 }, (_, i) => `n${String(i).padStart(3, '0')}`);
     for (const n of [...names].reverse()) s.add(n, {});
     const seen: string[] = [];

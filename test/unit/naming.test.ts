@@ -15,8 +15,9 @@ describe('subjects', () => {
       get: 'resource.get',
       list: 'resource.list',
       status: 'cluster.status',
+      restart: 'resource.restart',
     });
-    assert.equal(new Set(Object.values(ClientSubject)).size, 5);
+    assert.equal(new Set(Object.values(ClientSubject)).size, 6);
     assert.equal(MASTERS_QUEUE, 'masters');
   });
 

@@ -1,8 +1,19 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { compareLoad, pick, placeMany, type Slot } from '../../actors/leader/placement.js';
+import { choose, compareLoad, pick, type Slot } from '../../actors/leader/placement.js';
 
-const slot = (id: string, assigned: number, capacity: number): Slot => ({ id, assigned, capacity });
+const slot = (id: string, assigned: number, capacity: number, kinds = ['noop']): Slot => ({ id, assigned, capacity, kinds: new Set(kinds) });
+
+/** placeMany places `count` noop resources one by one, each on the least-loaded slot at that moment. */
+function placeMany(slots: Slot[], count: number): Array<string | undefined> {
+  const out: Array<string | undefined> = [];
+  for (let i = 0; i < count; i++) {
+    const s = pick(slots, 'noop');
+    if (s) s.assigned++;
+    out.push(s?.id);
+  }
+  return out;
+}
 
 describe('compareLoad', () => {
   test('orders by assigned/capacity, not by raw assigned count', () => {
@@ -31,25 +42,25 @@ describe('compareLoad', () => {
 
 describe('pick', () => {
   test('returns the least-loaded slot', () => {
-    const got = pick([slot('a', 5, 10), slot('b', 2, 10), slot('c', 4, 10)]);
+    const got = pick([slot('a', 5, 10), slot('b', 2, 10), slot('c', 4, 10)], 'noop');
     assert.equal(got?.id, 'b');
   });
 
   test('skips full and over-full workers even when they would sort first', () => {
     // A capacity-0 worker has "load" 0 by cross-multiplication; it must still be skipped.
-    const got = pick([slot('a', 0, 0), slot('b', 3, 3), slot('c', 5, 4), slot('d', 9, 10)]);
+    const got = pick([slot('a', 0, 0), slot('b', 3, 3), slot('c', 5, 4), slot('d', 9, 10)], 'noop');
     assert.equal(got?.id, 'd');
   });
 
   test('returns undefined when every worker is full or none is live', () => {
-    assert.equal(pick([]), undefined);
-    assert.equal(pick([slot('a', 2, 2), slot('b', 1, 1)]), undefined);
+    assert.equal(pick([], 'noop'), undefined);
+    assert.equal(pick([slot('a', 2, 2), slot('b', 1, 1)], 'noop'), undefined);
   });
 
   test('is deterministic regardless of input order', () => {
     const slots = [slot('m', 1, 4), slot('c', 1, 4), slot('x', 1, 4), slot('c2', 2, 8)];
     const orders = [slots, [...slots].reverse(), [slots[2]!, slots[0]!, slots[3]!, slots[1]!]];
-    for (const o of orders) assert.equal(pick(o)?.id, 'c');
+    for (const o of orders) assert.equal(pick(o, 'noop')?.id, 'c');
   });
 
   test('accepts any iterable and returns the same object, not a copy', () => {
@@ -58,7 +69,7 @@ describe('pick', () => {
       ['a', slot('a', 1, 1)],
       ['b', b],
     ]);
-    assert.equal(pick(m.values()), b);
+    assert.equal(pick(m.values(), 'noop'), b);
   });
 });
 
@@ -112,5 +123,26 @@ describe('placeMany', () => {
       1000,
     );
     assert.ok(Math.max(...counts) - Math.min(...counts) <= 1, `uneven: ${counts.join(',')}`);
+  });
+});
+
+describe('choose', () => {
+  test('only workers that run the kind qualify', () => {
+    const c = choose([slot('a', 0, 10, ['noop']), slot('b', 5, 10, ['crawl', 'noop'])], { kind: 'crawl' });
+    assert.equal('slot' in c && c.slot.id, 'b');
+  });
+
+  test('says why nothing qualifies: no worker, no worker of the kind, no room', () => {
+    assert.deepEqual(choose([], { kind: 'noop' }), { reason: 'no live worker' });
+    assert.deepEqual(choose([slot('a', 0, 1)], { kind: 'crawl2' }), { reason: 'no live worker runs kind crawl2' });
+    assert.deepEqual(choose([slot('a', 1, 1)], { kind: 'noop' }), { reason: 'no worker that runs this kind has room' });
+  });
+
+  test('avoided workers are taken only when nothing else qualifies', () => {
+    const avoid = new Set(['a']);
+    const c1 = choose([slot('a', 0, 10), slot('b', 9, 10)], { kind: 'noop', avoid });
+    assert.equal('slot' in c1 && c1.slot.id, 'b', 'the fuller b beats the avoided a');
+    const c2 = choose([slot('a', 0, 10), slot('b', 10, 10)], { kind: 'noop', avoid });
+    assert.equal('slot' in c2 && c2.slot.id, 'a', 'a when b is full');
   });
 });

@@ -18,7 +18,7 @@ async function setup(workers: Array<[string, number]> = [['w1', 100], ['w2', 100
   const dedupe = new Dedupe(store, 7, clock);
   await dedupe.renew();
   const model = new ClusterState(7);
-  for (const [id, cap] of workers) model.loadWorker(id, cap, `L-${id}`);
+  for (const [id, cap] of workers) model.loadWorker(id, cap, `L-${id}`, ['noop']);
   return { model, dedupe };
 }
 
@@ -97,7 +97,7 @@ describe('plan', () => {
     const { model, dedupe } = await setup();
     plan(model, dedupe, clients(add('a'), add('b'), add('c'), add('d')), ctx);
     const onW1 = [...model.resources.values()].filter((e) => e.rec.worker === 'w1').map((e) => e.rec.name);
-    const p = plan(model, dedupe, [{ kind: 'worker-up', id: 'w3', capacity: 100, epoch: 'L-w3' }, { kind: 'worker-down', id: 'w1' }], ctx);
+    const p = plan(model, dedupe, [{ kind: 'worker-up', id: 'w3', capacity: 100, epoch: 'L-w3', kinds: ['noop'] }, { kind: 'worker-down', id: 'w1' }], ctx);
     assert.deepEqual(p.events.filter((e) => e.kind.startsWith('worker.')).map((e) => e.kind), ['worker.joined', 'worker.lost']);
     const moved = p.events.filter((e) => e.kind === 'resource.moved').map((e) => (e.payload as { name: string }).name);
     assert.deepEqual(moved.sort(), onW1.sort());
@@ -111,5 +111,116 @@ describe('plan', () => {
     plan(model, dedupe, clients(add('b')), ctx);
     assert.equal(model.view('a')!.worker, 'w1');
     assert.equal(model.view('b')!.worker, null, 'pending: the only worker is suspect');
+  });
+});
+
+// --- the task lifecycle ------------------------------------------------------
+
+const report = (worker: string, epoch: string, reports: Array<Record<string, unknown>>) =>
+  request({ op: 'report', worker, epoch, reports: reports as never });
+
+describe('plan: task reports and the lifecycle', () => {
+  async function placed(spec: Record<string, unknown> = {}, workers: Array<[string, number]> = [['w1', 100], ['w2', 100], ['w3', 100]]) {
+    const s = await setup(workers);
+    const p = plan(s.model, s.dedupe, clients(request({ op: 'add', name: 'a', spec: spec as never })), ctx);
+    s.model.committed(p.txns[0]!.names, 2);
+    const e = s.model.resources.get('a')!;
+    return { ...s, e, worker: e.rec.worker!, epoch: e.assign!.epoch };
+  }
+  const results = (p: ReturnType<typeof plan>) => body<{ results: Array<{ ok: boolean; error?: { code: string } }> }>(p.replies[0]!.build(rev(9))).results;
+  const eventKinds = (p: ReturnType<typeof plan>) => p.events.map((e) => e.kind);
+
+  test('started: running, in memory only (nothing written)', async () => {
+    const { model, dedupe, e, worker, epoch } = await placed();
+    const p = plan(model, dedupe, [{ kind: 'client', req: report(worker, epoch, [{ type: 'started', name: 'a', id: e.rec.id, attempt: 1 }]) }], ctx);
+    assert.deepEqual(results(p), [{ ok: true }]);
+    assert.equal(model.view('a')!.state, 'running');
+    assert.deepEqual(p.txns.map((t) => t.ops.length), [0]);
+  });
+
+  test('a report from another incarnation, another worker or another attempt is refused as NOT_OWNER', async () => {
+    const { model, dedupe, e, worker, epoch } = await placed();
+    const bad = [
+      report(worker, 'OLD', [{ type: 'checkpoint', name: 'a', id: e.rec.id, attempt: 1, seq: 1, state: { x: 1 } }]),
+      report('w9', epoch, [{ type: 'completed', name: 'a', id: e.rec.id, attempt: 1 }]),
+      report(worker, epoch, [{ type: 'failed', name: 'a', id: e.rec.id, attempt: 2, error: 'x' }]),
+      report(worker, epoch, [{ type: 'started', name: 'a', id: 'other-id', attempt: 1 }]),
+    ];
+    const p = plan(model, dedupe, bad.map((req) => ({ kind: 'client' as const, req })), ctx);
+    for (const r of p.replies) assert.equal(body<{ results: Array<{ error: { code: string } }> }>(r.build(rev(1))).results[0]!.error.code, 'NOT_OWNER');
+    assert.equal(model.view('a')!.state, 'starting');
+    assert.deepEqual(p.txns.map((t) => t.ops.length), [0], 'nothing written');
+  });
+
+  test('checkpoint: written with the record, and a late duplicate never overwrites a newer one', async () => {
+    const { model, dedupe, e, worker, epoch } = await placed();
+    const cp = (seq: number) => ({ type: 'checkpoint', name: 'a', id: e.rec.id, attempt: 1, seq, state: { seq } });
+    const p1 = plan(model, dedupe, [{ kind: 'client', req: report(worker, epoch, [cp(2)]) }], ctx);
+    const put = p1.txns[0]!.ops.find((op) => 'put' in op && op.put === 'gaffer/checkpoints/a');
+    assert.ok(put, 'the checkpoint is written');
+    const p2 = plan(model, dedupe, [{ kind: 'client', req: report(worker, epoch, [cp(1)]) }], ctx);
+    assert.deepEqual(results(p2), [{ ok: true }], 'accepted (idempotent), but...');
+    assert.equal(p2.txns[0]!.ops.filter((op) => 'put' in op && op.put === 'gaffer/checkpoints/a').length, 0, '...not written');
+  });
+
+  test('completed: the result is kept, the worker freed, and it does not run again', async () => {
+    const { model, dedupe, e, worker, epoch } = await placed();
+    const p = plan(model, dedupe, [{ kind: 'client', req: report(worker, epoch, [{ type: 'completed', name: 'a', id: e.rec.id, attempt: 1, result: { pages: 3 } }]) }], ctx);
+    const v = model.view('a')!;
+    assert.deepEqual([v.state, v.worker, v.result], ['completed', null, { pages: 3 }]);
+    assert.equal(model.pending.has('a'), false);
+    assert.ok(p.txns[0]!.ops.some((op) => 'del' in op && op.del === `gaffer/assign/${worker}/a`), 'unassigned');
+    assert.deepEqual(eventKinds(p), ['task.completed']);
+  });
+
+  test('failures restart on the same worker, then elsewhere, with doubling backoff, until attempts run out', async () => {
+    const { model, dedupe, e, worker: first } = await placed({ restart: { attempts: 3, delayMs: 100, maxDelayMs: 1000 } });
+    const id = e.rec.id;
+    const seen: Array<{ worker: string | null; delayMs?: number; state: string }> = [];
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      const cur = model.resources.get('a')!;
+      const p = plan(model, dedupe, [{ kind: 'client', req: report(cur.rec.worker!, cur.assign!.epoch, [{ type: 'failed', name: 'a', id, attempt, error: `boom ${attempt}` }]) }], ctx);
+      assert.deepEqual(results(p), [{ ok: true }]);
+      const after = model.resources.get('a')!;
+      seen.push({ worker: after.rec.worker, state: after.rec.state, ...(after.assign?.delayMs ? { delayMs: after.assign.delayMs } : {}) });
+      const tasks = eventKinds(p).filter((k) => k.startsWith('task.'));
+      if (attempt < 3) assert.deepEqual(tasks, ['task.failed', 'task.restarting']);
+      else assert.deepEqual(tasks, ['task.failed']);
+      if (attempt === 2) assert.ok(eventKinds(p).includes('resource.moved'), 'a reschedule is a move');
+    }
+    assert.equal(seen[0]!.worker, first, 'the first failure restarts on the same worker');
+    assert.notEqual(seen[1]!.worker, first, 'the second goes elsewhere');
+    assert.ok(seen[0]!.delayMs! >= 75 && seen[0]!.delayMs! <= 100, `first backoff ~100 ms less jitter, got ${seen[0]!.delayMs}`);
+    assert.ok(seen[1]!.delayMs! >= 150 && seen[1]!.delayMs! <= 200, `doubled, got ${seen[1]!.delayMs}`);
+    assert.deepEqual([seen[2]!.state, seen[2]!.worker], ['failed', null]);
+    const v = model.view('a')!;
+    assert.deepEqual([v.failures, v.attempt, v.error], [3, 3, 'boom 3']);
+  });
+
+  test('a worker that dies is not a failure: the attempt grows, failures do not', async () => {
+    const { model, dedupe, worker } = await placed();
+    plan(model, dedupe, [{ kind: 'worker-down', id: worker }], ctx);
+    const v = model.view('a')!;
+    assert.notEqual(v.worker, worker);
+    assert.deepEqual([v.attempt, v.failures, v.state], [2, 0, 'starting']);
+  });
+
+  test('resource.restart runs a completed or failed resource again with failures reset; others CONFLICT, unknown NOT_FOUND', async () => {
+    const { model, dedupe, e, worker, epoch } = await placed();
+    const early = plan(model, dedupe, clients(request({ op: 'restart', name: 'a' }), request({ op: 'restart', name: 'zz' })), ctx);
+    assert.deepEqual(early.replies.map((r) => body<{ error: { code: string } }>(r.build(rev(1))).error.code), ['CONFLICT', 'NOT_FOUND']);
+    plan(model, dedupe, [{ kind: 'client', req: report(worker, epoch, [{ type: 'failed', name: 'a', id: e.rec.id, attempt: 1, error: 'x' }]) }], ctx);
+    model.resources.get('a')!.rec = { ...model.resources.get('a')!.rec, state: 'failed', worker: null };
+    const p = plan(model, dedupe, clients(request({ op: 'restart', name: 'a' })), ctx);
+    const v = body<{ resource: { state: string; failures: number; attempt: number } }>(p.replies[0]!.build(rev(5))).resource;
+    assert.deepEqual([v.state, v.failures], ['starting', 0]);
+  });
+
+  test('an unknown kind is pending with a reason, and placed when a worker that runs it joins', async () => {
+    const { model, dedupe } = await setup();
+    plan(model, dedupe, clients(request({ op: 'add', name: 'k', spec: { kind: 'crawl2' } })), ctx);
+    assert.deepEqual([model.view('k')!.state, model.view('k')!.reason], ['pending', 'no live worker runs kind crawl2']);
+    plan(model, dedupe, [{ kind: 'worker-up', id: 'w9', capacity: 10, epoch: 'L9', kinds: ['noop', 'crawl2'] }], ctx);
+    assert.deepEqual([model.view('k')!.state, model.view('k')!.worker], ['starting', 'w9']);
   });
 });

@@ -1,7 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { TaskKind } from '../../src/protocol/messages.js';
-import { taskKindOf, validateAdd, validateEmpty, validateId, validateName, validateNameRequest, validateSpec } from '../../src/protocol/validate.js';
+import { restartPolicyOf, taskKindOf, validateAdd, validateEmpty, validateId, validateName, validateNameRequest, validateSpec } from '../../src/protocol/validate.js';
 import { decodeStored, decodeWorkerInfo } from '../../src/protocol/stored.js';
 import { BadRequestError, ErrorCode } from '../../src/protocol/errors.js';
 import { packed } from '../../src/protocol/codec.js';
@@ -101,14 +100,27 @@ describe('validateSpec', () => {
     rejects(() => validateSpec({ s: 'x'.repeat(64 * 1024) }), /larger than 65536 bytes/);
   });
 
-  test('known kind passes; no kind passes', () => {
+  test('any kind name passes (an unknown one waits for a worker that runs it); no kind passes', () => {
     assert.deepEqual(validateSpec({ kind: 'noop' }), { kind: 'noop' });
+    assert.deepEqual(validateSpec({ kind: 'crawl2' }), { kind: 'crawl2' });
     assert.deepEqual(validateSpec({ other: 1 }), { other: 1 });
   });
 
-  for (const kind of ['bogus', 'NOOP', '', 1, null, ['noop'], { noop: true }]) {
-    test(`unknown kind ${JSON.stringify(kind)} is rejected`, () => rejects(() => validateSpec({ kind }), /unknown spec\.kind/));
+  for (const kind of ['', 'a.b', 'a b', '*', 'x'.repeat(65), 1, null, ['noop'], { noop: true }]) {
+    test(`kind ${JSON.stringify(kind).slice(0, 20)} is not a kind name`, () => rejects(() => validateSpec({ kind }), /invalid spec\.kind/));
   }
+
+  test('restart policy: defaults, limits, unknown fields', () => {
+    assert.deepEqual(validateSpec({ restart: { attempts: 5 } }), { restart: { attempts: 5 } });
+    assert.deepEqual(restartPolicyOf({}), { attempts: 3, delayMs: 1000, maxDelayMs: 30000, reschedule: true });
+    assert.deepEqual(restartPolicyOf({ restart: { delayMs: 60000 } }), { attempts: 3, delayMs: 60000, maxDelayMs: 60000, reschedule: true });
+    rejects(() => validateSpec({ restart: { attempts: 0 } }), /attempts" must be a whole number from 1/);
+    rejects(() => validateSpec({ restart: { delayMs: 1.5 } }), /delayMs" must be a whole number/);
+    rejects(() => validateSpec({ restart: { delayMs: 5000, maxDelayMs: 10 } }), /maxDelayMs" must be at least delayMs/);
+    rejects(() => validateSpec({ restart: { reschedule: 'yes' } }), /reschedule" must be true or false/);
+    rejects(() => validateSpec({ restart: { tries: 1 } }), /unknown field "spec\.restart\.tries"/);
+    rejects(() => validateSpec({ restart: [] }), /"spec\.restart" must be an object/);
+  });
 
   for (const n of [NaN, Infinity, -Infinity]) {
     test(`non-finite ${n} is rejected, even nested`, () => {
@@ -181,23 +193,28 @@ describe('validateId', () => {
 });
 
 describe('taskKindOf', () => {
-  test('defaults to noop', () => {
-    assert.equal(taskKindOf({}), TaskKind.noop);
-    assert.equal(taskKindOf({ kind: 'nope' }), TaskKind.noop);
-    assert.equal(taskKindOf({ kind: 3 }), TaskKind.noop);
-    assert.equal(taskKindOf({ kind: 'noop' }), TaskKind.noop);
+  test('is the spec\'s kind, noop by default', () => {
+    assert.equal(taskKindOf({}), 'noop');
+    assert.equal(taskKindOf({ kind: 'crawl' }), 'crawl');
+    assert.equal(taskKindOf({ kind: 'my-kind' }), 'my-kind');
   });
 });
 
 describe('stored records', () => {
-  test('decodeStored fills defaults for worker and spec', () => {
+  test('decodeStored fills defaults: a record from before the task runtime is pending, or starting where placed', () => {
     const got = decodeStored(packed.encode({ name: 'a', id: 'u1', createdAt: 't' }));
-    assert.deepEqual(got, { name: 'a', id: 'u1', worker: null, spec: {}, createdAt: 't' });
+    assert.deepEqual(got, { name: 'a', id: 'u1', worker: null, spec: {}, createdAt: 't', state: 'pending', attempt: 0, failures: 0 });
+    const placed = decodeStored(packed.encode({ name: 'a', id: 'u1', worker: 'w1', createdAt: 't' }));
+    assert.equal(placed.state, 'starting');
   });
 
   test('decodeStored keeps only the stored fields', () => {
-    const got = decodeStored(packed.encode({ name: 'a', id: 'u1', worker: 'w1', spec: { k: 1 }, createdAt: 't', epoch: 'L1' }));
-    assert.deepEqual(got, { name: 'a', id: 'u1', worker: 'w1', spec: { k: 1 }, createdAt: 't' });
+    const got = decodeStored(packed.encode({ name: 'a', id: 'u1', worker: 'w1', spec: { k: 1 }, createdAt: 't', epoch: 'L1', state: 'running', attempt: 2, failures: 1, error: 'e', junk: 1 }));
+    assert.deepEqual(got, { name: 'a', id: 'u1', worker: 'w1', spec: { k: 1 }, createdAt: 't', state: 'running', attempt: 2, failures: 1, error: 'e' });
+  });
+
+  test('decodeStored refuses an unknown state by falling back to what the placement says', () => {
+    assert.equal(decodeStored(packed.encode({ name: 'a', id: 'u1', createdAt: 't', state: 'exploded' })).state, 'pending');
   });
 
   for (const v of [null, 1, 'x', { name: 'a', id: 'u1' }, { name: 1, id: 'u1', createdAt: 't' }]) {
@@ -206,10 +223,13 @@ describe('stored records', () => {
     });
   }
 
-  test('decodeWorkerInfo reads id, capacity and fence window and refuses anything else', () => {
-    assert.deepEqual(decodeWorkerInfo(packed.encode({ id: 'w1', capacity: 5, fenceMs: 800, extra: 1 })), { id: 'w1', capacity: 5, fenceMs: 800 });
-    assert.throws(() => decodeWorkerInfo(packed.encode({ id: 'w1', capacity: '5', fenceMs: 800 })), /stored worker is malformed/);
-    assert.throws(() => decodeWorkerInfo(packed.encode({ id: 'w1', capacity: 5 })), /stored worker is malformed/);
+  test('decodeWorkerInfo reads id, capacity, fence window and kinds, and refuses anything else', () => {
+    assert.deepEqual(decodeWorkerInfo(packed.encode({ id: 'w1', capacity: 5, fenceMs: 800, kinds: ['noop', 7], extra: 1 })), {
+      id: 'w1', capacity: 5, fenceMs: 800, kinds: ['noop'],
+    });
+    assert.throws(() => decodeWorkerInfo(packed.encode({ id: 'w1', capacity: '5', fenceMs: 800, kinds: [] })), /stored worker is malformed/);
+    assert.throws(() => decodeWorkerInfo(packed.encode({ id: 'w1', capacity: 5, kinds: [] })), /stored worker is malformed/);
+    assert.throws(() => decodeWorkerInfo(packed.encode({ id: 'w1', capacity: 5, fenceMs: 800 })), /stored worker is malformed/);
     assert.throws(() => decodeWorkerInfo(packed.encode(null)), /stored worker is malformed/);
   });
 });

@@ -1,17 +1,18 @@
-// The registry of task kinds; spec.kind picks one (TaskKind in protocol.ts lists them).
+// gaffer's built-in task kinds. noop runs inline: it is trivial and honours
+// its signal, and a worker may hold thousands. crawl runs in a worker thread
+// like any kind from a module: it parses untrusted HTML and may use a lot of
+// CPU, which must never delay the worker's lease keepalives.
 
-import { TaskKind, type Resource } from '../../../src/protocol/messages.js';
-import { taskKindOf } from '../../../src/protocol/validate.js';
-import type { Logger } from '../../../src/platform/log.js';
+import { InlineHost } from '../runtime/inline-host.js';
+import { ThreadHost } from '../runtime/thread-host.js';
+import type { BuiltinKind } from '../runtime/kinds.js';
 import { noop } from './noop.js';
-import { TaskActor, type TaskLogic } from './task.js';
 
-const KINDS: Record<TaskKind, TaskLogic> = {
-  [TaskKind.noop]: noop,
-};
+const CRAWL_MODULE = new URL('./crawl/module.js', import.meta.url).href;
 
-export function startTask(resource: Resource, log: Logger): TaskActor {
-  return new TaskActor(resource, KINDS[taskKindOf(resource.spec)], log);
+export function builtinKinds(opts: { memoryMb?: number } = {}): BuiltinKind[] {
+  return [
+    { name: 'noop', host: new InlineHost(noop) },
+    { name: 'crawl', host: new ThreadHost({ module: CRAWL_MODULE, kind: 'crawl', ...(opts.memoryMb ? { memoryMb: opts.memoryMb } : {}) }) },
+  ];
 }
-
-export { TaskActor };

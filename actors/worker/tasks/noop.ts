@@ -1,10 +1,10 @@
 // noop runs until it is stopped and does nothing meanwhile: the default kind,
-// and the one tests and benchmarks use.
+// and the one tests and benchmarks use. It never completes on its own.
 
-import type { TaskContext, TaskLogic } from './task.js';
+import type { TaskKind } from '../../../src/tasks/api.js';
 
-export const noop: TaskLogic = {
-  run: (ctx: TaskContext) =>
+export const noop: TaskKind = {
+  run: (ctx) =>
     new Promise<void>((resolve) => {
       if (ctx.signal.aborted) return resolve();
       ctx.signal.addEventListener('abort', () => resolve(), { once: true });

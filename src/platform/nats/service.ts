@@ -1,19 +1,20 @@
 // ClientService registers a master as a NATS micro service (`nats micro ls`,
-// `info`, `stats`) with one endpoint per client subject, in the `masters`
-// queue group. Handlers never throw (a throw becomes a bare error reply, and
+// `info`, `stats`) with one endpoint per subject a master serves (the client
+// subjects and task.report), in the `masters` queue group. Handlers never throw (a throw becomes a bare error reply, and
 // an async one kills Node 20); errors we answer ourselves, or learn of from
 // the leader's acks, are counted in the endpoint's num_errors.
 
 import type { Msg, NatsConnection, Service } from 'nats';
-import { ClientSubject, MASTERS_QUEUE } from '../../protocol/subjects.js';
+import { ClientSubject, MASTERS_QUEUE, WorkerSubject, type RequestSubject } from '../../protocol/subjects.js';
 
 export const SERVICE_NAME = 'gaffer';
 export const SERVICE_VERSION = '0.1.0';
 
 /** Endpoint names may not contain dots; the subject keeps them. */
-export const ENDPOINTS: ReadonlyArray<{ name: string; subject: ClientSubject }> = Object.values(ClientSubject).map(
-  (subject) => ({ name: subject.replace('.', '-'), subject }),
-);
+export const ENDPOINTS: ReadonlyArray<{ name: string; subject: RequestSubject }> = [
+  ...Object.values(ClientSubject),
+  ...Object.values(WorkerSubject),
+].map((subject) => ({ name: subject.replace('.', '-'), subject }));
 
 /** The part of nats.js's (internal) endpoint record that holds its stats; pinned to nats 2.29. */
 interface EndpointInternals {
@@ -27,7 +28,7 @@ export class ClientService {
   static async start(
     nc: NatsConnection,
     id: string,
-    onMessage: (subject: ClientSubject, msg: Msg) => void,
+    onMessage: (subject: RequestSubject, msg: Msg) => void,
   ): Promise<ClientService> {
     const service = await nc.services.add({
       name: SERVICE_NAME,

@@ -1,0 +1,228 @@
+// TaskSet is the worker's set of task attempts, by resource name: each one
+// waiting out its start delay, running in its host, or ended on its own and
+// reported. It carries out what assignments.ts decides, wires each attempt's
+// effects to the outside (reports to the leader, results to JetStream,
+// checkpoints read from etcd at start), and logs the lines the chaos checker
+// reads: a task counts as running from its "task started" line to its
+// "task stopped" line, and the latter is written only once it has certainly
+// stopped (a thread is gone, or was never started).
+
+import { keys } from '../../../src/protocol/keys.js';
+import { decodeCheckpoint } from '../../../src/protocol/stored.js';
+import { taskKindOf } from '../../../src/protocol/validate.js';
+import { NotOwnerError } from '../../../src/protocol/errors.js';
+import type { AssignedTask, Json } from '../../../src/protocol/messages.js';
+import { publishEvent } from '../../../src/platform/nats/events.js';
+import type { Bus, Store } from '../../../src/platform/ports.js';
+import type { Clock, Timer } from '../../../src/platform/clock.js';
+import { WorkerLog, type Logger } from '../../../src/platform/log.js';
+import type { Held } from '../assignments.js';
+import type { RunningTask, TaskEnd, TaskHost } from './host.js';
+import type { Reporter } from './reporter.js';
+
+/** Progress is sent to the leader, and announced, at most this often per task. */
+export const PROGRESS_EVERY_MS = 1000;
+
+export interface ResultsSink {
+  emit(name: string, resourceId: string, itemId: string, item: unknown): Promise<unknown>;
+}
+
+export interface TaskSetDeps {
+  worker: string;
+  hostFor(kind: string): TaskHost | undefined;
+  reporter: Reporter;
+  results: ResultsSink;
+  store: Store;
+  bus: Bus;
+  clock: Clock;
+  log: Logger;
+  /** The incarnation we run as now; undefined while not registered. */
+  epoch(): string | undefined;
+  /** Whether this worker may start anything now (lease alive, not fenced, not stopping). */
+  mayStart(): boolean;
+  onCountChange(running: number): void;
+}
+
+interface Attempt {
+  task: AssignedTask;
+  epoch: string;
+  phase: 'waiting' | 'running' | 'ended';
+  timer?: Timer;
+  run?: RunningTask;
+  since: number;
+  cpSeq: number;
+  progress?: Json;
+  progressDirty: boolean;
+  stopped: boolean;
+}
+
+export class TaskSet {
+  private readonly attempts = new Map<string, Attempt>();
+  private readonly ticker: Timer;
+
+  constructor(private readonly d: TaskSetDeps) {
+    this.ticker = d.clock.every(PROGRESS_EVERY_MS, () => this.sendProgress());
+  }
+
+  /** held is every attempt this worker has, for assignments.ts. */
+  held(): Map<string, Held> {
+    return new Map([...this.attempts].map(([name, a]) => [name, { id: a.task.id, attempt: a.task.attempt }]));
+  }
+
+  get running(): number {
+    let n = 0;
+    for (const a of this.attempts.values()) if (a.phase === 'running') n++;
+    return n;
+  }
+
+  status(): Array<{ name: string; id: string; since: string; attempt: number }> {
+    return [...this.attempts.values()]
+      .filter((a) => a.phase === 'running')
+      .map((a) => ({ name: a.task.name, id: a.task.id, since: new Date(a.since).toISOString(), attempt: a.task.attempt }))
+      .sort((x, y) => (x.name < y.name ? -1 : 1));
+  }
+
+  /** start takes on an attempt; it runs once its start delay has passed. */
+  start(task: AssignedTask): void {
+    const epoch = this.d.epoch();
+    if (!epoch || this.attempts.has(task.name)) return;
+    const a: Attempt = { task, epoch, phase: 'waiting', since: this.d.clock.wall(), cpSeq: 0, progressDirty: false, stopped: false };
+    this.attempts.set(task.name, a);
+    if (task.delayMs && task.delayMs > 0) a.timer = this.d.clock.after(task.delayMs, () => void this.launch(a));
+    else void this.launch(a);
+  }
+
+  private async launch(a: Attempt): Promise<void> {
+    const { task } = a;
+    if (a.stopped || !this.d.mayStart()) return;
+    const host = this.d.hostFor(taskKindOf(task.spec));
+    if (!host) return this.ended(a, { kind: 'failed', error: `worker ${this.d.worker} does not run kind ${taskKindOf(task.spec)}` });
+    let checkpointed: Json | undefined;
+    if (task.checkpoint) {
+      try {
+        checkpointed = await this.readCheckpoint(task);
+      } catch (err) {
+        // Without its checkpoint the task would start over: better to try again shortly.
+        this.d.log.warn({ name: task.name, err: (err as Error).message }, 'could not read checkpoint; retrying');
+        a.timer = this.d.clock.after(500, () => void this.launch(a));
+        return;
+      }
+    }
+    // The lease may have lapsed while we read: check again right before anything runs.
+    if (a.stopped || !this.d.mayStart()) return;
+    a.phase = 'running';
+    a.since = this.d.clock.wall();
+    a.run = host.start(
+      { resource: { name: task.name, id: task.id }, spec: task.spec, attempt: task.attempt, checkpointed },
+      {
+        checkpoint: (state) => this.checkpoint(a, state),
+        progress: (value) => {
+          a.progress = value;
+          a.progressDirty = true;
+        },
+        emit: (item, id) => this.emit(a, item, id),
+        log: (level, obj, msg) => this.d.log[level]({ ...obj, name: task.name, attempt: task.attempt, task: true }, msg),
+      },
+    );
+    this.d.onCountChange(this.running);
+    this.d.log.info({ name: task.name, resourceId: task.id, attempt: task.attempt, at: a.since }, WorkerLog.taskStarted);
+    publishEvent(this.d.bus, this.d.worker, 'task.started', {
+      name: task.name, id: task.id, worker: this.d.worker, taskKind: taskKindOf(task.spec), attempt: task.attempt,
+    });
+    this.report(a, { type: 'started', name: task.name, id: task.id, attempt: task.attempt });
+    const run = a.run;
+    void run.done.then((end) => {
+      // A stop in progress owns the end of this attempt.
+      if (!a.stopped) this.ended(a, end);
+    });
+  }
+
+  private async readCheckpoint(task: AssignedTask): Promise<Json | undefined> {
+    const key = keys.checkpoint(task.name);
+    const snap = await this.d.store.range(key);
+    const kv = snap.kvs.find((k) => k.key === key);
+    if (!kv) return undefined;
+    const cp = decodeCheckpoint(kv.value);
+    return cp.id === task.id ? cp.state : undefined;
+  }
+
+  private checkpoint(a: Attempt, state: Json): Promise<void> {
+    if (a.stopped && a.phase !== 'running') return Promise.reject(new NotOwnerError(`${a.task.name} is stopped`));
+    const { task } = a;
+    return this.d.reporter.send({ type: 'checkpoint', name: task.name, id: task.id, attempt: task.attempt, seq: ++a.cpSeq, state }, a.epoch);
+  }
+
+  private async emit(a: Attempt, item: Json, id: string): Promise<void> {
+    if (a.phase !== 'running' || !this.d.mayStart()) throw new NotOwnerError(`${a.task.name} attempt ${a.task.attempt} no longer runs here`);
+    await this.d.results.emit(a.task.name, a.task.id, id, item);
+  }
+
+  /** ended records an attempt that ended on its own and reports how. */
+  private ended(a: Attempt, end: TaskEnd): void {
+    if (a.phase === 'ended') return;
+    const { task } = a;
+    const wasRunning = a.phase === 'running';
+    a.phase = 'ended';
+    this.d.onCountChange(this.running);
+    const reason = end.kind === 'completed' ? 'completed' : end.kind === 'failed' ? `failed: ${end.error}` : 'stopped';
+    if (wasRunning) this.logStopped(a, reason, this.d.clock.wall());
+    if (end.kind === 'completed') {
+      this.report(a, { type: 'completed', name: task.name, id: task.id, attempt: task.attempt, ...(end.result !== undefined ? { result: end.result } : {}) });
+    } else if (end.kind === 'failed') {
+      this.report(a, { type: 'failed', name: task.name, id: task.id, attempt: task.attempt, error: end.error });
+    }
+  }
+
+  private report(a: Attempt, r: Parameters<Reporter['send']>[0]): void {
+    this.d.reporter.send(r, a.epoch).catch((err: Error) => {
+      if (!(err instanceof NotOwnerError)) this.d.log.warn({ name: r.name, type: r.type, err: err.message }, 'task report failed');
+    });
+  }
+
+  private sendProgress(): void {
+    for (const a of this.attempts.values()) {
+      if (!a.progressDirty || a.phase !== 'running') continue;
+      a.progressDirty = false;
+      const { task } = a;
+      const progress = a.progress ?? null;
+      this.report(a, { type: 'progress', name: task.name, id: task.id, attempt: task.attempt, progress });
+      publishEvent(this.d.bus, this.d.worker, 'task.progress', { name: task.name, id: task.id, worker: this.d.worker, progress });
+    }
+  }
+
+  /**
+   * stop ends an attempt and forgets it, resolving once it has certainly
+   * stopped. graceMs 0 (a fence) terminates at once: the lease is about to
+   * lapse and nothing may outlive it.
+   */
+  async stop(name: string, reason: string, graceMs: number, endedAt?: number): Promise<void> {
+    const a = this.attempts.get(name);
+    if (!a) return;
+    this.attempts.delete(name);
+    a.stopped = true;
+    a.timer?.cancel();
+    this.d.reporter.drop(name);
+    if (a.phase !== 'running' || !a.run) return;
+    const end = await a.run.stop(graceMs);
+    a.phase = 'ended';
+    this.d.onCountChange(this.running);
+    const forced = end.kind === 'stopped' && end.forced;
+    if (forced) this.d.log.warn({ name, graceMs }, 'task did not stop within its grace; stopped by force');
+    this.logStopped(a, forced ? `${reason} (forced)` : reason, endedAt ?? this.d.clock.wall());
+  }
+
+  /** stopAll stops every attempt together. */
+  async stopAll(reason: string, graceMs: number, endedAt?: number): Promise<void> {
+    await Promise.all([...this.attempts.keys()].map((name) => this.stop(name, reason, graceMs, endedAt)));
+  }
+
+  private logStopped(a: Attempt, reason: string, at: number): void {
+    const { task } = a;
+    this.d.log.info({ name: task.name, resourceId: task.id, attempt: task.attempt, reason, at, loggedAt: this.d.clock.wall() }, WorkerLog.taskStopped);
+    publishEvent(this.d.bus, this.d.worker, 'task.stopped', { name: task.name, id: task.id, worker: this.d.worker, reason, endedAt: new Date(at).toISOString() });
+  }
+
+  close(): void {
+    this.ticker.cancel();
+  }
+}
