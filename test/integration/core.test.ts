@@ -101,7 +101,8 @@ test('core control plane', async (t) => {
       ['resource.add', '{"name":"books.*"}'],
       ['resource.add', '{"name":">"}'],
       ['resource.add', '{"name":"ok","spec":[1]}'],
-      ['resource.add', '{"name":"ok","spec":{"kind":"nope"}}'],
+      ['resource.add', '{"name":"ok","spec":{"kind":"no.pe"}}'],
+      ['resource.add', '{"name":"ok","spec":{"restart":{"attempts":0}}}'],
       ['resource.add', '{"name":"ok","extra":1}'],
       ['resource.add', '[1,2]'],
       ['resource.delete', '{"name":""}'],
@@ -123,7 +124,7 @@ test('core control plane', async (t) => {
     assert.equal((mpDecode(ok.data) as { ok: boolean }).ok, true);
     const badPacked = await nc.request('resource.add', new Uint8Array([0xc1]), { timeout: 5000, headers: h });
     assert.equal((mpDecode(badPacked.data) as { error: { code: string } }).error.code, 'BAD_REQUEST');
-    // `nats micro stats gaffer` counts them: 12 bad resource.add requests were answered with errors.
+    // `nats micro stats gaffer` counts them: 13 bad resource.add requests were answered with errors.
     let addErrors = 0;
     for await (const st of await nc.services.client().stats('gaffer')) {
       addErrors += st.endpoints?.find((e) => e.subject === 'resource.add')?.num_errors ?? 0;
