@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { MAX_STATE_BYTES, type Json, type TaskContext } from '../../src/tasks/api.js';
 import { crawl } from '../../actors/worker/tasks/crawl/index.js';
 import { decodeState } from '../../actors/worker/tasks/crawl/checkpoint.js';
-import { ERROR_PATH, REDIRECT_PATH, REDIRECT_TARGET, SLOW_PATH, startSite, type Site } from '../fixtures/site.js';
+import { ERROR_PATH, REDIRECT_PATH, REDIRECT_TARGET, SLOW_PATH, startSite } from '../fixtures/site.js';
+import { expect } from '../fixtures/crawl-expect.js';
 
 interface Emitted {
   item: { [k: string]: Json };
@@ -64,49 +65,6 @@ async function waitFor(cond: () => boolean, what: string, ms = 5000): Promise<vo
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 5));
   }
-}
-
-/**
- * expect walks the fixture's graph the way the crawl should (breadth first
- * from /p/0.html, links followed from 2xx pages only, redirects resolved) and
- * returns the paths it should emit, fail on, and skip.
- */
-function expect(site: Site, o: { robots: boolean; maxDepth: number }): { emitted: Set<string>; failed: Set<string>; skipped: Set<string> } {
-  const emitted = new Set<string>();
-  const failed = new Set<string>();
-  const skipped = new Set<string>(site.external.map((u) => `ext:${u}`));
-  const seen = new Set<string>(['/p/0.html']);
-  let level = ['/p/0.html'];
-  for (let depth = 0; level.length > 0; depth++) {
-    const next: string[] = [];
-    for (let path of level) {
-      let page = site.graph.get(path)!;
-      if (page.location !== undefined) {
-        if (seen.has(page.location)) continue;
-        seen.add(page.location);
-        path = page.location;
-        page = site.graph.get(path)!;
-      }
-      if (page.status === 0) {
-        failed.add(path);
-        continue;
-      }
-      emitted.add(path);
-      if (page.status !== 200) continue;
-      for (const l of page.links) {
-        if (seen.has(l)) continue;
-        if ((o.robots && l.startsWith('/private/')) || depth + 1 > o.maxDepth) {
-          skipped.add(l);
-          continue;
-        }
-        skipped.delete(l);
-        seen.add(l);
-        next.push(l);
-      }
-    }
-    level = next;
-  }
-  return { emitted, failed, skipped };
 }
 
 const pathOf = (url: string): string => {
