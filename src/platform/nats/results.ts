@@ -18,12 +18,17 @@ import { ContentType } from '../../protocol/codec.js';
 import { BadRequestError, GafferError, InternalError, NoRespondersError, UnavailableError } from '../../protocol/errors.js';
 import { Header, RESULTS_STREAM, subjects } from '../../protocol/subjects.js';
 import { validateId, validateName } from '../../protocol/validate.js';
+import { withRetry } from '../retry.js';
 
 /** JetStream API error codes (`err_code`) we act on; any API error with code 503 is "unavailable" too. */
 const JsApiError = {
   streamNameInUse: 10058,
   streamNotFound: 10059,
+  subjectsOverlap: 10065,
 } as const;
+
+/** How often a create that lost a race to another master's is tried again. */
+const CREATE_ATTEMPTS = 5;
 
 export const RESULTS_DEFAULTS = {
   /** Past this size the oldest results are dropped (discard old). */
@@ -66,24 +71,45 @@ export function resultsStreamConfig(opts: ResultsStreamOptions = {}): Partial<St
 
 /**
  * ensureResultsStream creates the results stream, or brings an existing one to
- * this configuration. Idempotent and safe from several masters at once: the
- * server accepts a create that matches what exists, and concurrent updates to
- * the same configuration all succeed.
+ * this configuration, and returns its info. Idempotent and safe from several
+ * masters at once: the server accepts a create that matches what exists (one
+ * that lost a race is tried again), and concurrent updates to the same
+ * configuration all succeed. It never deletes or purges anything. Each
+ * JetStream request is bounded by timeoutMs; failures are typed (jsError).
  */
 export async function ensureResultsStream(nc: NatsConnection, opts: ResultsStreamOptions = {}): Promise<StreamInfo> {
   const timeout = opts.timeoutMs ?? RESULTS_DEFAULTS.timeoutMs;
   const cfg = resultsStreamConfig(opts);
   const jsm = await nc.jetstreamManager({ checkAPI: false, timeout });
-  try {
-    return await jsm.streams.add(cfg);
-  } catch (err) {
-    if (apiError(err)?.err_code !== JsApiError.streamNameInUse) throw jsError(`creating stream ${RESULTS_STREAM}`, err);
-  }
+  let attempts = 0;
+  const created = await withRetry(
+    async () => {
+      try {
+        return await jsm.streams.add(cfg);
+      } catch (err) {
+        if (apiError(err)?.err_code === JsApiError.streamNameInUse) return undefined; // exists, configured otherwise
+        throw err;
+      }
+    },
+    {
+      initialMs: 50,
+      maxMs: 500,
+      // A create racing another master's can see its subjects before its name
+      // (seen with nats-server 2.9.10); tried again, it finds the stream. A
+      // stream of another name on results.> keeps overlapping, and fails.
+      retryable: (err) => apiError(err)?.err_code === JsApiError.subjectsOverlap && ++attempts < CREATE_ATTEMPTS,
+    },
+  ).catch((err: unknown) => {
+    throw jsError(`creating stream ${RESULTS_STREAM}`, err);
+  });
   const { name: _name, storage: _storage, retention: _retention, ...changeable } = cfg;
   try {
-    return await jsm.streams.update(RESULTS_STREAM, changeable);
+    if (!created) await jsm.streams.update(RESULTS_STREAM, changeable);
+    // Read back: a create that raced another can be answered before the
+    // stream is set up (a zero `created`, seen with nats-server 2.9.10).
+    return await jsm.streams.info(RESULTS_STREAM);
   } catch (err) {
-    throw jsError(`updating stream ${RESULTS_STREAM}`, err);
+    throw jsError(`${created ? 'reading' : 'updating'} stream ${RESULTS_STREAM}`, err);
   }
 }
 
