@@ -170,7 +170,7 @@ test('gaffer CLI', async (t) => {
   });
 
   await t.test('--help works for every command and shows examples', async () => {
-    for (const cmd of ['add', 'rm', 'get', 'ls', 'status', 'watch', 'master', 'worker', 'dev']) {
+    for (const cmd of ['add', 'rm', 'get', 'restart', 'ls', 'status', 'watch', 'results', 'master', 'worker', 'dev']) {
       const r = await gaffer([cmd, '--help']);
       ok(r);
       assert.match(r.stdout, /Examples:/, cmd);
