@@ -311,7 +311,11 @@ export interface Listed {
   name: string;
   id: string;
   worker: string | null;
+  /** The lifecycle state; completed and failed resources run nowhere, restarting ones may wait out a backoff. */
+  state?: string;
 }
+
+const NOT_RUNNING: ReadonlySet<string | undefined> = new Set(['completed', 'failed']);
 
 export interface Finding {
   kind: 'lost' | 'resurrected' | 'orphaned';
@@ -461,7 +465,7 @@ export function mismatches(s: Snapshot, skip: ReadonlySet<string> = new Set()): 
     }
   }
   for (const r of [...s.list].sort((a, b) => (a.name < b.name ? -1 : 1))) {
-    if (skip.has(r.name)) continue;
+    if (skip.has(r.name) || NOT_RUNNING.has(r.state) || r.state === 'restarting') continue;
     if (r.worker === null) {
       orphan(r.name, `listed (id ${r.id}) but pending: assigned to no worker`);
       continue;

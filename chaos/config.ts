@@ -14,6 +14,7 @@
 //   CHAOS_KEEP_LOGS=1        keep the cluster's log directory even when the run is clean
 //   CHAOS_KINDS=a,b          inject only these fault kinds (for reproducing one; default: all)
 //   CHAOS_PAUSE_MS=lo-hi     SIGSTOP durations in ms (default 500-4000; quick 500-3500)
+//   CHAOS_CRAWLS=2           crawl resources running at once, each on its own loopback site (0: none)
 
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -37,6 +38,8 @@ export interface ChaosConfig {
     /** A name whose request ended ambiguously is left alone this long, and until a recovery after it. */
     quarantineMs: number;
   };
+  /** Crawls under chaos (chaos/crawls.ts). */
+  crawls: { concurrent: number; pages: number; perHostRps: number };
   /** Workload time between a recovery and the next fault: [min, max] ms. */
   gapMs: [number, number];
   /** SIGKILLed processes are restarted after [min, max] ms. */
@@ -98,6 +101,7 @@ export function chaosConfig(env: NodeJS.ProcessEnv = process.env): ChaosConfig {
       thinkMs: [20, 200],
       quarantineMs: quick ? 12000 : 20000,
     },
+    crawls: { concurrent: int(env, 'CHAOS_CRAWLS', 2, 0), pages: quick ? 80 : 150, perHostRps: quick ? 10 : 8 },
     gapMs: quick ? [500, 1500] : [1000, 3000],
     killDownMs: quick ? [200, 1500] : [200, 3000],
     pauseMs: range(env, 'CHAOS_PAUSE_MS', quick ? [500, 3500] : [500, 4000]),

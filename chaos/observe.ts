@@ -40,7 +40,7 @@ export async function snapshot(c: LocalCluster, client: GafferClient, timeoutMs 
       }
     }),
   );
-  return { at, list: list.map((r) => ({ name: r.name, id: r.id, worker: r.worker })), running };
+  return { at, list: list.map((r) => ({ name: r.name, id: r.id, worker: r.worker, state: r.state })), running };
 }
 
 /** registered says why etcd does not yet hold exactly one live key per master and worker incarnation. */

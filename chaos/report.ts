@@ -1,6 +1,7 @@
 // Results of a chaos run (what results.json holds) and the table printed at its end.
 
 import { numbersRight, table as printTable } from '../src/lib/table.js';
+import type { CrawlFinding } from './crawls.js';
 import { median as medianOf } from '../src/lib/stats.js';
 
 import type { CheckResult, EitherWay, Finding, OpRecord, Overlap } from './check.js';
@@ -70,7 +71,10 @@ export interface Results {
     orphaned: Finding[];
     overlaps: OverlapOut[];
     unrecovered: Array<{ n: number; kind: FaultKind; target: string; why: string }>;
+    /** The crawls' promises: results lost or duplicated, checkpoints from a non-owner. */
+    results: CrawlFinding[];
   };
+  crawls: { started: number; pagesChecked: number };
   summary: {
     lost: number;
     resurrected: number;
@@ -78,6 +82,7 @@ export interface Results {
     overlaps: number;
     longestOverlapMs: number;
     unrecovered: number;
+    results: number;
     total: number;
   };
   nameOverlaps: Array<{ name: string; workers: [string, string]; ms: number; ids: string }>;
@@ -192,6 +197,7 @@ export function report(r: Results): string {
       ['overlapping runs', String(s.overlaps)],
       ['longest overlap ms', String(s.longestOverlapMs)],
       ['unrecovered faults', String(s.unrecovered)],
+      [`crawl results and checkpoints (${r.crawls.started} crawls, ${r.crawls.pagesChecked} pages)`, String(s.results)],
       ['total', String(s.total)],
     ]),
   );
@@ -215,6 +221,7 @@ export function report(r: Results): string {
     for (const f of o.faults) out.push(`    near fault ${f}`);
   }
   for (const u of r.violations.unrecovered) out.push(`UNRECOVERED after #${u.n} ${u.kind} ${u.target}: ${u.why}`);
+  for (const f of r.violations.results.slice(0, 10)) out.push(`${f.kind.toUpperCase()} ${f.name}: ${f.detail}`);
   if (r.nameOverlaps.length) {
     out.push(`(info) same name, different ids, on two workers at once: ${r.nameOverlaps.length}, longest ${Math.round(Math.max(...r.nameOverlaps.map((o) => o.ms)))} ms`);
   }

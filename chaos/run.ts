@@ -20,6 +20,7 @@ import { snapshot, waitRecovered, type Recovery } from './observe.js';
 import { byKind, eitherWayOut, overlapsOut, report, requestStats, type Results } from './report.js';
 import { Rng } from './rng.js';
 import { Workload } from './workload.js';
+import { Crawls } from './crawls.js';
 import { sleep } from '../src/platform/clock.js';
 
 const t0 = Date.now();
@@ -58,6 +59,9 @@ async function main(): Promise<number> {
   let checkClient: GafferClient | undefined;
   let store: EtcdStore | undefined;
   let endOfRun: number;
+  let crawls: Crawls | undefined;
+  let crawlNotes: string[] = [];
+  let crawlCheck: Awaited<ReturnType<Crawls['check']>> = { findings: [], crawls: 0, pages: 0 };
   try {
     await c.ready(cfg.cluster.workers, 60000);
     checkClient = await GafferClient.connect(c.natsUrl, { timeoutMs: 3000 });
@@ -69,6 +73,8 @@ async function main(): Promise<number> {
     wl = new Workload(workClient, cfg.workload, workRng);
     inj = new Injector(c, checkClient, faultRng, cfg, store, observed.since);
     wl.start();
+    crawls = new Crawls(wl, checkClient, cfg.crawls, log);
+    if (cfg.crawls.concurrent > 0) crawls.start();
     await sleep(cfg.warmupMs);
     const deadline = Date.now() + cfg.deadlineMs;
     const kinds = schedule(faultRng, cfg.faults, cfg.kinds);
@@ -107,6 +113,12 @@ async function main(): Promise<number> {
     }
     log('stopping the workload');
     await wl.stop();
+    if (cfg.crawls.concurrent > 0) {
+      log('waiting for the crawls to complete');
+      crawlNotes = await crawls.finish(cfg.recoverMs * 2);
+      crawlCheck = await crawls.check(checkClient.nc, store);
+      log(`${crawlCheck.crawls} crawls, ${crawlCheck.pages} pages checked: ${crawlCheck.findings.length} findings`);
+    }
     finalRecovery = await waitRecovered(observed, () => new Set(), 0, cfg.recoverMs);
     log(finalRecovery.ok ? 'final state converged' : `final state did not converge: ${finalRecovery.why}`);
     final = await snapshot(c, checkClient, 5000).catch((err) => {
@@ -114,6 +126,7 @@ async function main(): Promise<number> {
       return final;
     });
   } finally {
+    await crawls?.close();
     await workClient?.close().catch(() => undefined);
     await checkClient?.close().catch(() => undefined);
     store?.close();
@@ -134,11 +147,12 @@ async function main(): Promise<number> {
     .map((f) => ({ n: f.n, kind: f.kind, target: f.target, why: f.unrecovered ?? 'unknown' }));
   const notes = [
     ...faults.filter((f) => f.error).map((f) => `fault #${f.n} ${f.kind}: injector error: ${f.error}`),
+    ...crawlNotes,
     ...r.notes,
   ];
   // A final state that never converged shows up as orphans; say why too.
   if (!finalRecovery.ok) notes.unshift(`final convergence not reached: ${finalRecovery.why}`);
-  const total = violationCount(r) + unrecovered.length;
+  const total = violationCount(r) + unrecovered.length + crawlCheck.findings.length;
   // Keep the logs for anything worth a look: violations, anomalies, refuted fences.
   const keep = cfg.keepLogs || total > 0 || notes.length > 0 || r.refutedStops.length > 0;
   const results: Results = {
@@ -168,7 +182,8 @@ async function main(): Promise<number> {
       ifStopsCountedWhenLogged: r.ifStopsCountedWhenLogged,
       refutedStops: r.refutedStops,
     },
-    violations: { lost: r.lost, resurrected: r.resurrected, orphaned: r.orphaned, overlaps: overlapsOut(r, faults), unrecovered },
+    crawls: { started: crawlCheck.crawls, pagesChecked: crawlCheck.pages },
+    violations: { lost: r.lost, resurrected: r.resurrected, orphaned: r.orphaned, overlaps: overlapsOut(r, faults), unrecovered, results: crawlCheck.findings },
     summary: {
       lost: r.lost.length,
       resurrected: r.resurrected.length,
@@ -176,6 +191,7 @@ async function main(): Promise<number> {
       overlaps: r.overlaps.length,
       longestOverlapMs: r.longestOverlapMs,
       unrecovered: unrecovered.length,
+      results: crawlCheck.findings.length,
       total,
     },
     nameOverlaps: r.nameOverlaps.map((o) => ({ name: o.name, workers: o.workers, ms: o.ms, ids: o.id })),

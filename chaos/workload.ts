@@ -7,6 +7,7 @@
 // application does not land in the middle of the next requests.
 
 import type { GafferClient } from '../src/client/client.js';
+import type { Spec } from '../src/protocol/messages.js';
 import { GafferError } from '../src/protocol/errors.js';
 import type { ChaosConfig } from './config.js';
 import { classify, type OpKind, type OpRecord } from './check.js';
@@ -114,13 +115,23 @@ export class Workload {
     }
   }
 
-  private async once(name: string, op: OpKind): Promise<void> {
+  /** add adds one name with a spec, recorded like any workload request (the crawl load uses it). */
+  async add(name: string, spec: Spec): Promise<OpRecord> {
+    this.inflight.add(name);
+    try {
+      return await this.once(name, 'add', spec);
+    } finally {
+      this.inflight.delete(name);
+    }
+  }
+
+  private async once(name: string, op: OpKind, spec?: Spec): Promise<OpRecord> {
     const seq = ++this.seq;
     const start = Date.now();
     let rec: OpRecord;
     try {
       if (op === 'add') {
-        const r = await this.client.add(name);
+        const r = await this.client.add(name, spec);
         rec = { seq, name, op, start, end: Date.now(), result: 'ok', created: r.created, id: r.resource.id };
       } else {
         const r = await this.client.delete(name);
@@ -141,5 +152,6 @@ export class Workload {
     } else if (rec.result === 'ok' || rec.result === 'not_found') {
       this.belief.set(name, op === 'add' ? 'present' : 'absent');
     }
+    return rec;
   }
 }

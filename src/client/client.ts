@@ -22,6 +22,8 @@ export interface ClientOptions {
 }
 
 const RETRYABLE = new Set<string>([ErrorCode.NO_LEADER, ErrorCode.TIMEOUT]);
+/** An attempt with less time than this left is not worth sending. */
+const MIN_ATTEMPT_MS = 50;
 
 export class GafferClient {
   private readonly timeoutMs: number;
@@ -80,13 +82,27 @@ export class GafferClient {
     // within the deadline (the same id makes that safe), but not before a
     // master holding it for want of a leader could have answered NO_LEADER.
     const perAttempt = Math.max(DEFAULTS.holdMs + 500, Math.floor(timeoutMs / 2));
-    return withRetry(() => this.once<T>(subject, body, Math.max(1, Math.min(deadline - Date.now(), perAttempt)), id), {
-      initialMs: 50,
-      maxMs: 500,
-      // Retry only while another attempt could still be answered in time.
-      retryable: (err) =>
-        (err instanceof NoRespondersError || (err instanceof GafferError && RETRYABLE.has(err.code))) && deadline - Date.now() > 50,
-    });
+    let last: unknown;
+    return withRetry(
+      async () => {
+        const left = deadline - Date.now();
+        // The backoff ate the time left: the last error says more than a 1 ms timeout would.
+        if (left < MIN_ATTEMPT_MS && last !== undefined) throw last;
+        try {
+          return await this.once<T>(subject, body, Math.max(1, Math.min(left, perAttempt)), id);
+        } catch (err) {
+          last = err;
+          throw err;
+        }
+      },
+      {
+        initialMs: 50,
+        maxMs: 500,
+        // Retry only while another attempt could still be answered in time.
+        retryable: (err) =>
+          (err instanceof NoRespondersError || (err instanceof GafferError && RETRYABLE.has(err.code))) && deadline - Date.now() > MIN_ATTEMPT_MS,
+      },
+    );
   }
 
   private async once<T>(subject: string, body: unknown, timeout: number, id: string): Promise<T> {

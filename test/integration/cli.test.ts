@@ -51,10 +51,13 @@ test('gaffer CLI', async (t) => {
     const r = await gaffer([...at, 'add', 'books']);
     ok(r);
     const [header, row, ...rest] = lines(r.stdout);
-    assert.match(header!, /^NAME\s+WORKER\s+KIND\s+ID\s+AGE\s+REV\s+RESULT$/);
+    assert.match(header!, /^NAME\s+STATE\s+WORKER\s+KIND\s+TRIES\s+ID\s+AGE\s+REV\s+DETAIL\s+RESULT$/);
     assert.equal(rest.length, 0);
-    const stored = await client.get('books');
-    assert.match(row!, new RegExp(`^books\\s+${stored.worker}\\s+noop\\s+${stored.id.slice(0, 8)}\\s.*\\screated$`));
+    const stored = await waitFor('books running', async () => {
+      const got = await client.get('books');
+      return got.state === 'running' ? got : undefined;
+    });
+    assert.match(row!, new RegExp(`^books\\s+\\w+\\s+${stored.worker}\\s+noop\\s+1/0\\s+${stored.id.slice(0, 8)}\\s.*\\screated$`));
 
     // Options after the command work too, and win.
     const j = await gaffer(['--nats', 'nats://127.0.0.1:1', 'add', 'books', '--json', ...at]);
@@ -77,23 +80,27 @@ test('gaffer CLI', async (t) => {
     // An existing, running resource: --wait finds it by polling the worker's status.
     const again = await gaffer([...at, 'add', 'waited', '--wait', '--timeout', '30000']);
     ok(again);
-    assert.match(lines(again.stdout)[1]!, new RegExp(`^waited\\s+${data.runningOn}\\s.*exists, running$`));
+    assert.match(lines(again.stdout)[1]!, new RegExp(`^waited\\s+\\w+\\s+${data.runningOn}\\s.*exists, running$`));
   });
 
   await t.test('ls lists every resource as a row; --json is the list; --worker filters', async () => {
     await gaffer([...at, 'add', 'films']);
-    const list = await client.list();
+    // Until each task reports running its state may change between two reads.
+    const list = await waitFor('every task running', async () => {
+      const l = await client.list();
+      return l.every((x) => x.state === 'running') ? l : undefined;
+    });
     const r = await gaffer([...at, 'ls']);
     ok(r);
     const out = lines(r.stdout);
-    assert.match(out[0]!, /^NAME\s+WORKER\s+KIND\s+ID\s+AGE\s+REV$/);
+    assert.match(out[0]!, /^NAME\s+STATE\s+WORKER\s+KIND\s+TRIES\s+ID\s+AGE\s+REV\s+DETAIL$/);
     for (const res of list) {
       assert.ok(
-        out.some((l) => new RegExp(`^${res.name}\\s+${res.worker ?? '\\(pending\\)'}\\s+noop\\s+${res.id.slice(0, 8)}\\s`).test(l)),
+        out.some((l) => new RegExp(`^${res.name}\\s+running\\s+${res.worker}\\s+noop\\s+1/0\\s+${res.id.slice(0, 8)}\\s`).test(l)),
         `a row for ${res.name} in\n${r.stdout}`,
       );
     }
-    assert.equal(out.at(-1), `${list.length} resources`);
+    assert.equal(out.at(-1), `${list.length} resources: ${list.length} running`);
 
     const j = await gaffer([...at, 'ls', '--json']);
     ok(j);
@@ -130,11 +137,11 @@ test('gaffer CLI', async (t) => {
     const out = lines(r.stdout);
     assert.match(out[0]!, new RegExp(`^LEADER\\s+${s.leader}$`));
     assert.match(out[1]!, new RegExp(`^MASTERS\\s+.*${s.leader} \\(leader\\)`));
-    assert.match(out[2]!, /^WORKER\s+LOAD\s+USED$/);
+    assert.match(out[2]!, /^WORKER\s+LOAD\s+USED\s+KINDS$/);
     for (const w of s.workers) {
       const pct = ((w.resources / w.capacity) * 100).toFixed(1).replace('.', '\\.');
       assert.ok(
-        out.some((l) => new RegExp(`^${w.id}\\s+${w.resources}/${w.capacity}\\s+${pct}%$`).test(l)),
+        out.some((l) => new RegExp(`^${w.id}\\s+${w.resources}/${w.capacity}\\s+${pct}%\\s+crawl,noop$`).test(l)),
         `a row for ${w.id} in\n${r.stdout}`,
       );
     }
@@ -156,7 +163,7 @@ test('gaffer CLI', async (t) => {
       ['add', 'bad name'],
       ['add', '.hidden'],
       ['add', 'x', '--spec', 'not json'],
-      ['add', 'x', '--spec', '{"kind":"unknown"}'],
+      ['add', 'x', '--spec', '{"kind":"not a kind"}'],
       ['ls', '--worker', 'a.b'],
       ['ls', '--bogus'],
       ['watch', 'nonsense'],
