@@ -15,7 +15,7 @@ import { respondError } from '../../src/platform/nats/bus.js';
 import { answerPing, isPing, type Prober } from '../../src/platform/nats/prober.js';
 import { publishEvent } from '../../src/platform/nats/events.js';
 import type { Bus, Guard, Store, WatchEvent } from '../../src/platform/ports.js';
-import type { Clock } from '../../src/platform/clock.js';
+import type { Clock, Timer } from '../../src/platform/clock.js';
 import type { Logger } from '../../src/platform/log.js';
 import { OK_CODE, type GafferMetrics } from '../../src/platform/metrics.js';
 import { ClusterState } from './model.js';
@@ -31,7 +31,19 @@ type Message =
   | Input
   | { kind: 'workers'; events: WatchEvent[] }
   /** A worker we revoked has certainly fenced itself: move its work. */
-  | { kind: 'fenced'; id: string; epoch: string };
+  | { kind: 'fenced'; id: string; epoch: string }
+  /** A handoff's old owner did not say it stopped in time: fence it. */
+  | { kind: 'handoff-timeout'; name: string; worker: string; epoch: string; attempt: number };
+
+/** Rebalancing: rounds at most this often, each moving at most max (and a tenth of all) resources. */
+export interface RebalanceOptions {
+  enabled: boolean;
+  max: number;
+  intervalMs: number;
+}
+export const DEFAULT_REBALANCE: RebalanceOptions = { enabled: true, max: 10, intervalMs: 2000 };
+/** How long a handoff's old owner gets to report its task stopped before it is fenced, unless a drain says otherwise. */
+export const HANDOFF_DEADLINE_MS = 30_000;
 
 export interface LeaderDeps {
   bus: Bus;
@@ -49,6 +61,7 @@ export interface LeaderDeps {
   metrics: GafferMetrics;
   /** Probes workers for liveness (shared with the master). */
   prober: Prober;
+  rebalance?: RebalanceOptions;
 }
 
 /** Largest batch taken from the mailbox at once; bounds reply latency under load. */
@@ -65,6 +78,9 @@ export class Leader {
   private readonly liveness: WorkerLiveness;
   private degraded = false;
   private readonly log: Logger;
+  private ticker: Timer | undefined;
+  /** Deadlines of handoffs in flight, by resource name. */
+  private readonly deadlines = new Map<string, Timer>();
 
   constructor(private readonly d: LeaderDeps) {
     this.log = d.log.child({ component: 'leader' });
@@ -88,6 +104,10 @@ export class Leader {
   async start(): Promise<void> {
     await this.load();
     this.actor.start();
+    const r = this.d.rebalance ?? DEFAULT_REBALANCE;
+    if (r.enabled) {
+      this.ticker = this.d.clock.every(r.intervalMs, () => this.actor.send({ kind: 'rebalance', limits: { max: r.max, fraction: 0.1 } }));
+    }
   }
 
   /** submit queues a client request; false once this leader has stopped. */
@@ -114,6 +134,9 @@ export class Leader {
   /** stop ends this term. The batch in hand finishes; queued requests are returned to be forwarded. */
   async stop(): Promise<ClientRequest[]> {
     this.sub?.unsubscribe();
+    this.ticker?.cancel();
+    for (const t of this.deadlines.values()) t.cancel();
+    this.deadlines.clear();
     this.liveness.stop();
     const rest = await this.actor.stop();
     await this.committer.drain();
@@ -170,8 +193,9 @@ export class Leader {
       }
     }
     const inputs = batch.flatMap((m) => this.inputsOf(m));
-    const p = plan(this.model, this.dedupe, inputs, { leaderId: this.d.id, members: this.d.members() });
+    const p = plan(this.model, this.dedupe, inputs, { leaderId: this.d.id, term: this.d.guard.createRevision, members: this.d.members() });
     this.dedupe.maintain();
+    this.armHandoffs();
     void this.committer.commit(p.txns, p.replies.length).then(
       (revs) => this.committed(p, revs),
       (err) => this.failed(p, err),
@@ -182,6 +206,14 @@ export class Leader {
   /** inputsOf turns a mailbox message into plan inputs; worker changes also drive liveness. */
   private inputsOf(m: Message): Input[] {
     if (m.kind === 'fenced') return this.model.workers.get(m.id)?.epoch === m.epoch ? this.down(m.id) : [];
+    if (m.kind === 'handoff-timeout') {
+      const from = this.model.handoffFrom(m.name);
+      if (from?.worker === m.worker && from.epoch === m.epoch && from.attempt === m.attempt) {
+        // It may be hung or cut off: once its lease is gone and its fence window has passed, it has stopped for sure.
+        void this.liveness.revoke(m.worker, `${m.worker} did not report ${m.name} stopped in time for a handoff`);
+      }
+      return [];
+    }
     if (m.kind !== 'workers') return [m];
     const out: Input[] = [];
     for (const ev of m.events) {
@@ -198,12 +230,26 @@ export class Leader {
       try {
         const info = decodeWorkerInfo(ev.kv.value);
         this.liveness.track(id, info.fenceMs);
-        out.push({ kind: 'worker-up', id, capacity: info.capacity, epoch: ev.kv.lease, kinds: info.kinds });
+        out.push({ kind: 'worker-up', id, capacity: info.capacity, epoch: ev.kv.lease, kinds: info.kinds, labels: info.labels });
       } catch (err) {
         this.log.warn({ key: ev.kv.key, err: (err as Error).message }, 'ignoring malformed worker');
       }
     }
     return out;
+  }
+
+  /** armHandoffs sets a deadline for each handoff the batch started, and drops those it ended. */
+  private armHandoffs(): void {
+    for (const h of this.model.takeHandoffs()) {
+      this.deadlines.get(h.name)?.cancel();
+      this.deadlines.delete(h.name);
+      if (!h.started) continue;
+      const { worker, epoch, attempt } = h.from;
+      this.deadlines.set(
+        h.name,
+        this.d.clock.after(h.deadlineMs ?? HANDOFF_DEADLINE_MS, () => this.actor.send({ kind: 'handoff-timeout', name: h.name, worker, epoch, attempt })),
+      );
+    }
   }
 
   private down(id: string): Input[] {

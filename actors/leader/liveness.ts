@@ -76,10 +76,11 @@ export class WorkerLiveness {
     for (const id of this.fenceMs.keys()) this.prober.unwatch(probeKey(id));
   }
 
-  private async revoke(id: string): Promise<void> {
+  /** revoke ends a worker's lease now; its work moves once its fence window has passed (onFenced). */
+  async revoke(id: string, why = 'worker is gone from NATS'): Promise<void> {
     const epoch = this.epochOf(id);
     if (epoch === undefined || this.stopped) return;
-    this.log.warn({ worker: id, lease: epoch }, 'worker is gone from NATS; revoking its lease');
+    this.log.warn({ worker: id, lease: epoch }, `${why}; revoking its lease`);
     // Marked before the call: the watch may report the deletion before the call returns.
     const r: Revoked = { epoch, deleted: false };
     this.revoked.set(id, r);

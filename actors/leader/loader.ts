@@ -11,7 +11,8 @@ import { decodeRecord, decodeWorkerInfo } from '../../src/protocol/stored.js';
 import type { Store } from '../../src/platform/ports.js';
 import type { Logger } from '../../src/platform/log.js';
 import type { Clock } from '../../src/platform/clock.js';
-import { ClusterState } from './model.js';
+import { ClusterState, type Cordon } from './model.js';
+import { packed } from '../../src/protocol/codec.js';
 import { Dedupe } from './dedupe.js';
 
 export interface Loaded {
@@ -29,21 +30,27 @@ export async function loadCluster(store: Store, term: number, log: Logger, clock
   const workers = await store.range(keys.workersPrefix);
   const revision = workers.revision;
   const dedupe = new Dedupe(store, term, clock);
-  const [resources, assigns, chain] = await Promise.all([
+  const [resources, assigns, chain, cordons] = await Promise.all([
     store.range(keys.resourcesPrefix, revision),
     store.range(keys.assignmentsPrefix, revision, { keysOnly: true }),
     store.range(keys.commitChain, revision),
+    store.range(keys.cordonsPrefix, revision),
     dedupe.load(revision),
   ]);
   const tRead = clock.now();
   const state = new ClusterState(term);
   const fenceMs = new Map<string, number>();
+  for (const kv of cordons.kvs) {
+    const id = kv.key.slice(keys.cordonsPrefix.length);
+    const c = packed.decode(kv.value) as Partial<Cordon> | null;
+    state.loadCordon(id, { draining: c?.draining === true, ...(typeof c?.moved === 'number' ? { moved: c.moved } : {}) });
+  }
   for (const kv of workers.kvs) {
     const id = parseKey.worker(kv.key);
     if (!id) continue;
     try {
       const info = decodeWorkerInfo(kv.value);
-      state.loadWorker(id, info.capacity, kv.lease, info.kinds);
+      state.loadWorker(id, info.capacity, kv.lease, info.kinds, info.labels);
       fenceMs.set(id, info.fenceMs);
     } catch (err) {
       log.warn({ key: kv.key, err: (err as Error).message }, 'skipping malformed worker');
@@ -65,12 +72,12 @@ export async function loadCluster(store: Store, term: number, log: Logger, clock
     }
     const key = d.rec.worker ? keys.assignment(d.rec.worker, name) : undefined;
     // An assignment counts only if its key is there; repair rewrites whatever is missing or stale.
-    const { rec, epoch } = d;
+    const { rec, epoch, handoff } = d;
     const mine =
       key && present.delete(key) && epoch !== undefined
         ? { worker: rec.worker!, epoch, attempt: rec.attempt, ...(rec.delayMs ? { delayMs: rec.delayMs } : {}), ...(rec.checkpoint ? { checkpoint: true } : {}) }
         : undefined;
-    state.loadResource(d.rec, kv.modRevision, mine);
+    state.loadResource(d.rec, kv.modRevision, mine, handoff);
   }
   const orphans: Array<{ worker: string; name: string }> = [];
   for (const key of present) {

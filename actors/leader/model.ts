@@ -16,10 +16,10 @@ import { v4 as uuidv4 } from 'uuid';
 import { keys } from '../../src/protocol/keys.js';
 import { packed } from '../../src/protocol/codec.js';
 import { taskKindOf } from '../../src/protocol/validate.js';
-import { ResourceState, type Json, type Resource, type Spec, type TaskReport, type WorkerLoad } from '../../src/protocol/messages.js';
-import { toResource, type StoredAssignment, type StoredCheckpoint, type StoredResource } from '../../src/protocol/stored.js';
+import { ResourceState, type Constraint, type Json, type MoveReason, type Resource, type Spec, type TaskReport, type WorkerLoad } from '../../src/protocol/messages.js';
+import { toResource, type StoredAssignment, type StoredCheckpoint, type StoredHandoff, type StoredResource } from '../../src/protocol/stored.js';
 import type { Op } from '../../src/platform/ports.js';
-import { choose, type Slot } from './placement.js';
+import { choose, type Slot, type Want } from './placement.js';
 import { afterFailure } from './lifecycle.js';
 
 export interface Assignment {
@@ -29,6 +29,24 @@ export interface Assignment {
   attempt: number;
   delayMs?: number;
   checkpoint?: boolean;
+  /** A handoff: not to be started until the previous owner has stopped. */
+  hold?: boolean;
+}
+
+/** Handoff is a move in progress: the old owner may still run the task, checkpoint it and report it stopped. */
+export interface Handoff {
+  from: Assignment;
+  reason: MoveReason;
+  /** How long the old owner gets to say it stopped before it is fenced. */
+  deadlineMs?: number;
+}
+
+/** Cordon is a worker's cordon as etcd keeps it under keys.cordon. */
+export interface Cordon {
+  draining: boolean;
+  /** For a drain: how many moves it started, for the worker.drained event. */
+  moved?: number;
+  deadlineMs?: number;
 }
 
 export interface Entry {
@@ -38,15 +56,19 @@ export interface Entry {
   assign: Assignment | undefined;
   /** The newest checkpoint seq accepted for the current attempt. */
   cpSeq?: number;
+  handoff?: Handoff;
 }
 
 export class WorkerEntry implements Slot {
   readonly names = new Set<string>();
+  cordoned = false;
+  draining = false;
   constructor(
     readonly id: string,
     public capacity: number,
     public epoch: string,
     public kinds: ReadonlySet<string>,
+    public labels: Readonly<Record<string, string>> = {},
   ) {}
   get assigned(): number {
     return this.names.size;
@@ -69,7 +91,7 @@ export interface Unit {
 }
 
 /** Move records what a batch did to one resource's placement, for events. */
-export type Move = { name: string; id: string; from: string | null; to: string | null; deleted: boolean };
+export type Move = { name: string; id: string; from: string | null; to: string | null; deleted: boolean; reason: MoveReason };
 
 /** Lifecycle records what a batch did to one task's lifecycle, for events. */
 export type Lifecycle =
@@ -84,7 +106,17 @@ const TERMINAL: ReadonlySet<string> = new Set([ResourceState.completed, Resource
 
 const sameAssign = (a: Assignment | undefined, b: Assignment | undefined): boolean =>
   a === b ||
-  (!!a && !!b && a.worker === b.worker && a.epoch === b.epoch && a.attempt === b.attempt && a.delayMs === b.delayMs && a.checkpoint === b.checkpoint);
+  (!!a &&
+    !!b &&
+    a.worker === b.worker &&
+    a.epoch === b.epoch &&
+    a.attempt === b.attempt &&
+    a.delayMs === b.delayMs &&
+    a.checkpoint === b.checkpoint &&
+    a.hold === b.hold);
+
+const owns = (a: Assignment | undefined, worker: string, epoch: string, attempt: number): boolean =>
+  !!a && a.worker === worker && a.epoch === epoch && a.attempt === attempt;
 
 export class ClusterState {
   readonly resources = new Map<string, Entry>();
@@ -93,6 +125,13 @@ export class ClusterState {
   readonly pending = new Set<string>();
   private readonly dirty = new Map<string, Before>();
   private readonly checkpoints = new Map<string, StoredCheckpoint>();
+  /** Cordons as etcd has them (or will): by worker id, live or not, since a cordon outlives restarts. */
+  readonly cordons = new Map<string, Cordon>();
+  private readonly dirtyCordons = new Set<string>();
+  /** Resources in a handoff, by the worker they are leaving. */
+  readonly leaving = new Map<string, Set<string>>();
+  /** Handoffs started or ended by this batch: the leader arms and disarms their deadlines. */
+  handoffs: Array<{ name: string; from: Assignment; started: boolean; deadlineMs?: number }> = [];
   /** Removed resources whose checkpoint key must go too. */
   private readonly dropCheckpoints = new Set<string>();
   private orphans: Array<{ worker: string; name: string }> = [];
@@ -115,13 +154,31 @@ export class ClusterState {
 
   // --- loading -----------------------------------------------------------
 
-  loadWorker(id: string, capacity: number, epoch: string, kinds: Iterable<string>): void {
-    this.workers.set(id, new WorkerEntry(id, capacity, epoch, new Set(kinds)));
+  loadWorker(id: string, capacity: number, epoch: string, kinds: Iterable<string>, labels: Record<string, string> = {}): void {
+    const w = new WorkerEntry(id, capacity, epoch, new Set(kinds), labels);
+    this.applyCordon(w);
+    this.workers.set(id, w);
+  }
+
+  /** loadCordon records a cordon as etcd has it; call before loadWorker. */
+  loadCordon(id: string, c: Cordon): void {
+    this.cordons.set(id, c);
+  }
+
+  private applyCordon(w: WorkerEntry): void {
+    const c = this.cordons.get(w.id);
+    w.cordoned = c !== undefined;
+    w.draining = c?.draining ?? false;
   }
 
   /** loadResource adds a resource as etcd has it; call after every loadWorker. */
-  loadResource(rec: StoredResource, revision: number, assign: Assignment | undefined): void {
-    this.resources.set(rec.name, { rec, revision, assign });
+  loadResource(rec: StoredResource, revision: number, assign: Assignment | undefined, handoff?: StoredHandoff): void {
+    const e: Entry = { rec, revision, assign };
+    this.resources.set(rec.name, e);
+    if (handoff && assign) {
+      e.assign = { ...assign, hold: true };
+      this.beginHandoff(e, { worker: handoff.worker, epoch: handoff.epoch, attempt: handoff.attempt }, handoff.reason as MoveReason);
+    }
     this.sorted = undefined;
     const w = rec.worker ? this.workers.get(rec.worker) : undefined;
     if (w) w.names.add(rec.name);
@@ -168,7 +225,15 @@ export class ClusterState {
 
   loads(): WorkerLoad[] {
     return [...this.workers.values()]
-      .map((w) => ({ id: w.id, capacity: w.capacity, resources: w.assigned, kinds: [...w.kinds].sort() }))
+      .map((w) => ({
+        id: w.id,
+        capacity: w.capacity,
+        resources: w.assigned,
+        kinds: [...w.kinds].sort(),
+        labels: { ...w.labels },
+        cordoned: w.cordoned,
+        draining: w.draining,
+      }))
       .sort((a, b) => (a.id < b.id ? -1 : 1));
   }
 
@@ -185,20 +250,38 @@ export class ClusterState {
    * placement.ts), avoiding `avoid` when it can, or makes it pending with the
    * reason none fits. delayMs holds the start back (a restart's backoff).
    */
-  private place(e: Entry, opts: { avoid?: ReadonlySet<string>; delayMs?: number; state?: ResourceState } = {}): void {
+  private place(
+    e: Entry,
+    opts: {
+      avoid?: ReadonlySet<string>;
+      delayMs?: number;
+      state?: ResourceState;
+      to?: WorkerEntry;
+      reason?: MoveReason;
+      handoff?: boolean;
+      deadlineMs?: number;
+    } = {},
+  ): void {
     const name = e.rec.name;
     this.touch(name);
     const from = e.rec.worker;
-    if (from) this.workers.get(from)?.names.delete(name);
+    const fromAssign = e.assign;
+    if (from) this.free(from, name);
     this.pending.delete(name);
-    const pick = choose(this.workers.values(), { kind: taskKindOf(e.rec.spec), ...(opts.avoid ? { avoid: opts.avoid } : {}) });
+    this.endHandoff(e);
+    const pick = opts.to ? { slot: opts.to } : choose(this.workers.values(), { ...wantOf(e.rec.spec), ...(opts.avoid ? { avoid: opts.avoid } : {}) });
     const to = 'slot' in pick ? (pick.slot as WorkerEntry) : undefined;
     if (to) {
       const attempt = e.rec.attempt + 1;
       const delayMs = opts.delayMs && opts.delayMs > 0 ? opts.delayMs : undefined;
       const { reason: _r, delayMs: _d, ...rest } = e.rec;
       e.rec = { ...rest, worker: to.id, state: opts.state ?? ResourceState.starting, attempt, ...(delayMs ? { delayMs } : {}) };
-      e.assign = { worker: to.id, epoch: to.epoch, attempt, ...(delayMs ? { delayMs } : {}), ...(e.rec.checkpoint ? { checkpoint: true } : {}) };
+      // A live previous owner must stop before the next one starts.
+      const hold = opts.handoff === true && fromAssign !== undefined;
+      e.assign = {
+        worker: to.id, epoch: to.epoch, attempt, ...(delayMs ? { delayMs } : {}), ...(e.rec.checkpoint ? { checkpoint: true } : {}), ...(hold ? { hold: true } : {}),
+      };
+      if (hold) this.beginHandoff(e, fromAssign!, opts.reason ?? 'rebalance', opts.deadlineMs);
       to.names.add(name);
     } else {
       const { delayMs: _d, ...rest } = e.rec;
@@ -208,7 +291,63 @@ export class ClusterState {
     }
     e.cpSeq = undefined;
     const moved = from !== (to?.id ?? null);
-    if (moved || e.revision === 0) this.moves.push({ name, id: e.rec.id, from, to: to?.id ?? null, deleted: false });
+    if (moved || e.revision === 0) this.moves.push({ name, id: e.rec.id, from, to: to?.id ?? null, deleted: false, reason: opts.reason ?? 'lost' });
+  }
+
+  // --- handoffs ----------------------------------------------------------
+
+  private beginHandoff(e: Entry, from: Assignment, reason: MoveReason, deadlineMs?: number): void {
+    e.handoff = { from, reason, ...(deadlineMs !== undefined ? { deadlineMs } : {}) };
+    const set = this.leaving.get(from.worker) ?? new Set<string>();
+    set.add(e.rec.name);
+    this.leaving.set(from.worker, set);
+    this.handoffs.push({ name: e.rec.name, from, started: true, ...(deadlineMs !== undefined ? { deadlineMs } : {}) });
+  }
+
+  private endHandoff(e: Entry): void {
+    const h = e.handoff;
+    if (!h) return;
+    e.handoff = undefined;
+    const set = this.leaving.get(h.from.worker);
+    set?.delete(e.rec.name);
+    if (set?.size === 0) this.leaving.delete(h.from.worker);
+    this.handoffs.push({ name: e.rec.name, from: h.from, started: false });
+  }
+
+  /** release lets the new owner start: the old one has stopped (or certainly will have, being fenced). */
+  release(name: string): void {
+    const e = this.resources.get(name);
+    if (!e?.handoff) return;
+    this.endHandoff(e);
+    if (e.assign?.hold) {
+      this.touch(name);
+      const { hold: _h, ...rest } = e.assign;
+      e.assign = rest;
+    }
+  }
+
+  /** move gives a resource's next attempt to `to`, stopping it on its current worker first (a handoff). */
+  move(name: string, to: WorkerEntry, reason: MoveReason, deadlineMs?: number): void {
+    const e = this.resources.get(name);
+    if (!e) return;
+    this.place(e, { to, reason, handoff: true, ...(deadlineMs !== undefined ? { deadlineMs } : {}) });
+  }
+
+  /** handoffFrom is the old owner of a resource in a handoff. */
+  handoffFrom(name: string): Assignment | undefined {
+    return this.resources.get(name)?.handoff?.from;
+  }
+
+  // --- cordons -----------------------------------------------------------
+
+  /** cordon sets or clears a worker's cordon (and drain mark); it outlives the worker's restarts. */
+  cordon(id: string, on: boolean, draining = false, moved?: number, deadlineMs?: number): void {
+    if (on) this.cordons.set(id, { draining, ...(moved !== undefined ? { moved } : {}), ...(deadlineMs !== undefined ? { deadlineMs } : {}) });
+    else this.cordons.delete(id);
+    this.dirtyCordons.add(id);
+    const w = this.workers.get(id);
+    if (w) this.applyCordon(w);
+    this.placeable = true;
   }
 
   /** add creates the resource unless it exists; returns whether it did. */
@@ -232,8 +371,9 @@ export class ClusterState {
     if (!e) return undefined;
     this.touch(name);
     const view = viewOf(e);
-    this.moves.push({ name, id: e.rec.id, from: e.rec.worker, to: null, deleted: true });
+    this.moves.push({ name, id: e.rec.id, from: e.rec.worker, to: null, deleted: true, reason: 'lost' });
     if (e.rec.worker) this.free(e.rec.worker, name);
+    this.endHandoff(e);
     this.pending.delete(name);
     this.resources.delete(name);
     this.checkpoints.delete(name);
@@ -259,15 +399,18 @@ export class ClusterState {
   }
 
   /** workerUp records a live worker; a new incarnation's resources start again there (a new attempt each). */
-  workerUp(id: string, capacity: number, epoch: string, kinds: Iterable<string>): void {
+  workerUp(id: string, capacity: number, epoch: string, kinds: Iterable<string>, labels: Record<string, string> = {}): void {
     const w = this.workers.get(id);
     this.placeable = true;
     if (!w) {
-      this.workers.set(id, new WorkerEntry(id, capacity, epoch, new Set(kinds)));
+      const nw = new WorkerEntry(id, capacity, epoch, new Set(kinds), labels);
+      this.applyCordon(nw);
+      this.workers.set(id, nw);
       return this.placePending();
     }
     w.capacity = capacity;
     w.kinds = new Set(kinds);
+    w.labels = labels;
     if (w.epoch === epoch) return this.placePending();
     w.epoch = epoch;
     for (const name of [...w.names]) {
@@ -289,6 +432,8 @@ export class ClusterState {
 
   /** workerDown forgets a worker and moves each of its resources: a new attempt elsewhere, not a failure. */
   workerDown(id: string): void {
+    // What was leaving it may start where it is going: its old owner is gone (fenced before its lease ended).
+    for (const name of [...(this.leaving.get(id) ?? [])]) this.release(name);
     const w = this.workers.get(id);
     if (!w) return;
     this.workers.delete(id);
@@ -301,7 +446,7 @@ export class ClusterState {
     this.placeable = false;
     for (const name of [...this.pending]) {
       const e = this.resources.get(name)!;
-      const pick = choose(this.workers.values(), { kind: taskKindOf(e.rec.spec) });
+      const pick = choose(this.workers.values(), wantOf(e.rec.spec));
       if ('slot' in pick) this.place(e);
       else if (e.rec.reason !== pick.reason) e.rec = { ...e.rec, reason: pick.reason };
     }
@@ -312,11 +457,13 @@ export class ClusterState {
   /** report folds one task report from a worker incarnation into the model, if that incarnation runs that attempt. */
   report(worker: string, epoch: string, r: TaskReport): ReportOutcome {
     const e = this.resources.get(r.name);
-    const a = e?.assign;
-    if (!e || e.rec.id !== r.id || !a || a.worker !== worker || a.epoch !== epoch || a.attempt !== r.attempt) {
-      return { ok: false, code: 'NOT_OWNER', message: `${worker} does not run attempt ${r.attempt} of ${r.name} (${r.id})` };
-    }
+    const refused: ReportOutcome = { ok: false, code: 'NOT_OWNER', message: `${worker} does not run attempt ${r.attempt} of ${r.name} (${r.id})` };
+    if (!e || e.rec.id !== r.id) return refused;
+    if (e.handoff && owns(e.handoff.from, worker, epoch, r.attempt)) return this.reportLeaving(e, worker, r);
+    if (!owns(e.assign, worker, epoch, r.attempt) || e.assign?.hold) return refused;
     switch (r.type) {
+      case 'stopped':
+        break;
       case 'started':
         if (e.rec.state !== ResourceState.running) e.rec = { ...e.rec, state: ResourceState.running };
         break;
@@ -341,9 +488,42 @@ export class ClusterState {
     return { ok: true };
   }
 
+  /**
+   * reportLeaving takes what the old owner of a handoff says: its last
+   * checkpoints count, and once it says it stopped (or ended on its own),
+   * the new owner may start.
+   */
+  private reportLeaving(e: Entry, worker: string, r: TaskReport): ReportOutcome {
+    switch (r.type) {
+      case 'checkpoint':
+        if (r.seq > (e.cpSeq ?? 0)) {
+          e.cpSeq = r.seq;
+          this.touch(r.name);
+          this.checkpoints.set(r.name, { id: r.id, attempt: r.attempt, seq: r.seq, worker, state: r.state, at: this.now().toISOString() });
+          if (!e.rec.checkpoint) e.rec = { ...e.rec, checkpoint: true };
+          if (e.assign && !e.assign.checkpoint) e.assign = { ...e.assign, checkpoint: true };
+        }
+        break;
+      case 'completed':
+        // It finished before it heard of the move: done, and the new owner never starts.
+        this.finish(e, e.rec.worker ?? worker, ResourceState.completed, r.result);
+        this.lifecycle.push({ kind: 'completed', name: r.name, id: r.id, worker });
+        break;
+      case 'stopped':
+      case 'failed':
+        // Stopped for the move (a failure while stopping is the stop, not the task's fault).
+        this.release(r.name);
+        break;
+      default:
+        break;
+    }
+    return { ok: true };
+  }
+
   private finish(e: Entry, worker: string, state: ResourceState, result?: Json): void {
     this.touch(e.rec.name);
     this.free(worker, e.rec.name);
+    this.endHandoff(e);
     const { delayMs: _d, reason: _r, ...rest } = e.rec;
     e.rec = { ...rest, worker: null, state, ...(result !== undefined ? { result } : {}) };
     e.assign = undefined;
@@ -359,7 +539,7 @@ export class ClusterState {
     if (next.give) return this.finish(e, worker, ResourceState.failed);
     // The second and later failures go elsewhere if the policy says so and there is an elsewhere.
     const avoid = next.reschedule ? new Set(failedOn) : undefined;
-    this.place(e, { ...(avoid ? { avoid } : {}), delayMs: next.delayMs, state: ResourceState.restarting });
+    this.place(e, { ...(avoid ? { avoid } : {}), delayMs: next.delayMs, state: ResourceState.restarting, reason: 'reschedule' });
     if (e.rec.worker) this.lifecycle.push({ kind: 'restarting', ...base, worker: e.rec.worker, delayMs: next.delayMs, attempt: e.rec.attempt });
   }
 
@@ -372,11 +552,14 @@ export class ClusterState {
    */
   repair(orphanAssignments: Array<{ worker: string; name: string }>): void {
     for (const e of this.resources.values()) {
+      // A handoff whose old owner is gone (or is a later incarnation) may go on: the old attempt certainly stopped.
+      const from = e.handoff?.from;
+      if (from && this.workers.get(from.worker)?.epoch !== from.epoch) this.release(e.rec.name);
       const w = e.rec.worker ? this.workers.get(e.rec.worker) : undefined;
       if (e.rec.worker && !w) {
         // Its worker died while no leader watched: it is pending until placed (a new attempt).
         this.touch(e.rec.name);
-        this.moves.push({ name: e.rec.name, id: e.rec.id, from: e.rec.worker, to: null, deleted: false });
+        this.moves.push({ name: e.rec.name, id: e.rec.id, from: e.rec.worker, to: null, deleted: false, reason: 'lost' });
         e.rec = { ...e.rec, worker: null, state: ResourceState.pending };
         this.pending.add(e.rec.name);
       }
@@ -386,6 +569,7 @@ export class ClusterState {
         attempt: e.rec.attempt,
         ...(e.rec.delayMs ? { delayMs: e.rec.delayMs } : {}),
         ...(e.rec.checkpoint ? { checkpoint: true } : {}),
+        ...(e.handoff ? { hold: true } : {}),
       };
       if (!sameAssign(want, e.assign)) {
         this.touch(e.rec.name);
@@ -405,7 +589,7 @@ export class ClusterState {
     for (const [name, before] of this.dirty) {
       const e = this.resources.get(name);
       const ops: Op[] = [];
-      if (e) ops.push({ put: keys.resource(name), value: packed.encode({ ...e.rec, term: this.term, epoch: e.assign?.epoch }) });
+      if (e) ops.push({ put: keys.resource(name), value: packed.encode(recordValue(e, this.term)) });
       else if (before.existed) ops.push({ del: keys.resource(name) });
       const was = before.assign;
       const now = e?.assign;
@@ -416,6 +600,12 @@ export class ClusterState {
       else if (!e && this.dropCheckpoints.has(name)) ops.push({ del: keys.checkpoint(name) });
       if (ops.length > 0) units.push({ name, ops, bytes: ops.reduce((n, op) => n + ('put' in op ? op.value.byteLength + op.put.length : op.del.length), 0) });
     }
+    for (const id of this.dirtyCordons) {
+      const c = this.cordons.get(id);
+      const key = keys.cordon(id);
+      units.push(c ? { name: `cordon:${id}`, ops: [{ put: key, value: packed.encode(c) }], bytes: key.length + 16 } : { name: `cordon:${id}`, ops: [{ del: key }], bytes: key.length });
+    }
+    this.dirtyCordons.clear();
     // An orphan key that this flush writes anyway needs no delete (and etcd
     // rejects a transaction that names one key twice).
     const written = new Set(units.flatMap((u) => u.ops.map((op) => ('put' in op ? op.put : op.del))));
@@ -443,6 +633,12 @@ export class ClusterState {
     return m;
   }
 
+  takeHandoffs(): ClusterState['handoffs'] {
+    const h = this.handoffs;
+    this.handoffs = [];
+    return h;
+  }
+
   takeLifecycle(): Lifecycle[] {
     const l = this.lifecycle;
     this.lifecycle = [];
@@ -456,7 +652,28 @@ function assignmentValue(e: Entry, a: Assignment, term: number): StoredAssignmen
     name, id, worker: a.worker, spec, createdAt, attempt: a.attempt,
     ...(a.delayMs ? { delayMs: a.delayMs } : {}),
     ...(a.checkpoint ? { checkpoint: true } : {}),
+    ...(a.hold ? { hold: true } : {}),
     epoch: a.epoch, term,
+  };
+}
+
+/** recordValue is what etcd keeps for an entry: the record, who wrote it, and the bookkeeping a new leader needs. */
+function recordValue(e: Entry, term: number): StoredResource & { term: number; epoch?: string; handoff?: StoredHandoff } {
+  const h = e.handoff;
+  return {
+    ...e.rec,
+    term,
+    ...(e.assign ? { epoch: e.assign.epoch } : {}),
+    ...(h ? { handoff: { worker: h.from.worker, epoch: h.from.epoch, attempt: h.from.attempt, reason: h.reason } } : {}),
+  };
+}
+
+/** wantOf is what placement needs of a spec: its kind and its label rules. */
+export function wantOf(spec: Spec): Want {
+  return {
+    kind: taskKindOf(spec),
+    ...(Array.isArray(spec.constraints) ? { constraints: spec.constraints as unknown as Constraint[] } : {}),
+    ...(Array.isArray(spec.prefer) ? { prefer: spec.prefer as unknown as Constraint[] } : {}),
   };
 }
 

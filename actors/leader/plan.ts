@@ -15,11 +15,17 @@ import type { ClientRequest, Command } from '../../src/protocol/request.js';
 import { MAX_TXN_OPS, type Op } from '../../src/platform/ports.js';
 import { chunk, type ClusterState, type Lifecycle, type Move } from './model.js';
 import { answerOf, type Dedupe, type Outcome } from './dedupe.js';
+import { drained, planFleet, planRebalance } from './plan-fleet.js';
+import type { RebalanceLimits } from './fleet.js';
 
 /** Input is one thing a batch handles; the Leader turns watch events and client messages into these. */
 export type Input =
   | { kind: 'client'; req: ClientRequest }
-  | { kind: 'worker-up'; id: string; capacity: number; epoch: string; kinds: string[] }
+  | { kind: 'worker-up'; id: string; capacity: number; epoch: string; kinds: string[]; labels: Record<string, string> }
+  /** Time for a rebalance round (the leader paces them). */
+  | { kind: 'rebalance'; limits: RebalanceLimits }
+  /** A handoff's old owner has certainly stopped (it is fenced or gone): let the new owner start. */
+  | { kind: 'release'; name: string; attempt: number }
   /** We revoked the worker; it may still run its tasks until its fence window passes. Place nothing there. */
   | { kind: 'worker-suspect'; id: string }
   | { kind: 'worker-down'; id: string }
@@ -54,6 +60,8 @@ export interface Plan {
 
 export interface PlanContext {
   leaderId: string;
+  /** The leader's term (fencing token). */
+  term: number;
   /** Every master in the election, leader first. */
   members: string[];
 }
@@ -71,11 +79,11 @@ export function plan(model: ClusterState, dedupe: Dedupe, batch: readonly Input[
   for (const m of batch) {
     switch (m.kind) {
       case 'client':
-        replies.push(planRequest(model, dedupe, m.req, ctx, inBatch, outcomes));
+        replies.push(planRequest(model, dedupe, m.req, ctx, inBatch, outcomes, events));
         break;
       case 'worker-up':
         if (!model.workers.has(m.id)) events.push({ kind: 'worker.joined', payload: { worker: m.id, capacity: m.capacity } });
-        model.workerUp(m.id, m.capacity, m.epoch, m.kinds);
+        model.workerUp(m.id, m.capacity, m.epoch, m.kinds, m.labels);
         break;
       case 'worker-suspect':
         model.suspend(m.id);
@@ -84,11 +92,18 @@ export function plan(model: ClusterState, dedupe: Dedupe, batch: readonly Input[
         if (model.workers.has(m.id)) events.push({ kind: 'worker.lost', payload: { worker: m.id } });
         model.workerDown(m.id);
         break;
+      case 'rebalance':
+        planRebalance(model, m.limits);
+        break;
+      case 'release':
+        if (model.handoffFrom(m.name)?.attempt === m.attempt) model.release(m.name);
+        break;
       case 'reconcile':
         break;
     }
   }
   model.placePending();
+  drained(model, events);
   const units = model.flush();
   events.push(...announce(model.takeMoves()), ...model.takeLifecycle().map(lifecycleEvent));
   const txns: Txn[] = chunk(units, OPS_PER_TXN, BYTES_PER_TXN).map((t) => {
@@ -110,9 +125,13 @@ function planRequest(
   ctx: PlanContext,
   inBatch: Map<string, Reply>,
   outcomes: Map<string, Array<[string, Outcome]>>,
+  events: PlannedEvent[],
 ): Reply {
   const c = req.command;
   if (c.op === 'report') return planReport(model, req, c);
+  if (c.op === 'cordon' || c.op === 'uncordon' || c.op === 'drain' || c.op === 'explain' || (c.op === 'add' && c.dryRun)) {
+    return planFleet(model, req, c, events);
+  }
   if (c.op !== 'add' && c.op !== 'delete' && c.op !== 'restart') return planRead(model, req, c, ctx);
   // A re-sent request gets its first outcome, whether from this batch or an earlier one.
   const again = inBatch.get(req.id);
@@ -171,7 +190,7 @@ function planReport(model: ClusterState, req: ClientRequest, c: Extract<Command,
 function planRead(
   model: ClusterState,
   req: ClientRequest,
-  c: Exclude<Command, { op: 'add' | 'delete' | 'restart' | 'report' }>,
+  c: Extract<Command, { op: 'get' | 'list' | 'status' }>,
   ctx: PlanContext,
 ): Reply {
   switch (c.op) {
@@ -190,7 +209,7 @@ function planRead(
     case 'status': {
       const workers = model.loads();
       const pending = model.pending.size;
-      return { req, build: () => ({ ok: true, leader: ctx.leaderId, masters: ctx.members, workers, pending }) };
+      return { req, build: () => ({ ok: true, leader: ctx.leaderId, term: ctx.term, masters: ctx.members, workers, pending }) };
     }
   }
 }
@@ -211,7 +230,7 @@ export function announce(moves: readonly Move[]): PlannedEvent[] {
   return moves.map((m): PlannedEvent => {
     const { name, id } = m;
     if (m.deleted) return { kind: 'resource.deleted', payload: { name, id, worker: m.from } };
-    if (m.from && m.from !== m.to) return { kind: 'resource.moved', payload: { name, id, from: m.from, to: m.to } };
+    if (m.from && m.from !== m.to) return { kind: 'resource.moved', payload: { name, id, from: m.from, to: m.to, reason: m.reason } };
     if (m.to) return { kind: 'resource.placed', payload: { name, id, worker: m.to } };
     return { kind: 'resource.pending', payload: { name, id } };
   });

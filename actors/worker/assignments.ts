@@ -55,7 +55,8 @@ export class Assignments {
       const w = want.get(name);
       if (!w || !same(h, w)) actions.push({ kind: 'stop', name, reason: `resync (${why})` });
     }
-    for (const t of want.values()) if (!same(held.get(t.name), t)) actions.push({ kind: 'start', task: t });
+    // A handed-off attempt waits for the leader's release (a put without hold).
+    for (const t of want.values()) if (!t.hold && !same(held.get(t.name), t)) actions.push({ kind: 'start', task: t });
     return actions;
   }
 
@@ -70,7 +71,7 @@ export class Assignments {
     if (mine && same(cur, t)) return [];
     const actions: Action[] = [];
     if (cur !== undefined) actions.push({ kind: 'stop', name: t.name, reason: !mine ? 'not ours' : cur.id !== t.id ? 'replaced' : 'newer attempt' });
-    if (mine) actions.push({ kind: 'start', task: t });
+    if (mine && !t.hold) actions.push({ kind: 'start', task: t });
     return actions;
   }
 }

@@ -44,6 +44,8 @@ export interface WorkerConfig extends ProcessConfig {
   stopGraceMs?: number;
   /** Heap limit of each task thread. */
   taskMemoryMb?: number;
+  /** Labels for placement constraints and preferences (--label k=v). */
+  labels?: Record<string, string>;
 }
 
 export const DEFAULT_STOP_GRACE_MS = 2000;
@@ -187,7 +189,7 @@ export class Worker {
       },
       this.clock,
     );
-    const info: WorkerInfo = { id: this.cfg.id, capacity: this.cfg.capacity, fenceMs: timing.validityMs, kinds: this.kinds.kinds() };
+    const info: WorkerInfo = { id: this.cfg.id, capacity: this.cfg.capacity, fenceMs: timing.validityMs, kinds: this.kinds.kinds(), labels: this.cfg.labels ?? {} };
     await this.store.txn(undefined, [{ put: keys.worker(this.cfg.id), value: packed.encode(info), lease: lease.id }]);
     this.lease = lease;
     this.log.info({ lease: lease.id, capacity: this.cfg.capacity, kinds: info.kinds }, 'worker registered');

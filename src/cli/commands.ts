@@ -1,4 +1,5 @@
-// The client commands: add, rm, get, ls, status, watch. Each runs within
+// The client commands: add, rm, get, restart, ls, status, watch, results, and the
+// fleet commands (fleet-commands.ts). Each runs within
 // runClient (client-command.ts), which connects, times and prints.
 
 import type { Command } from 'commander';
@@ -12,6 +13,7 @@ import { connect, runClient, withoutOk } from './client-command.js';
 import { Progress } from './progress.js';
 import { examples } from './help.js';
 import { addResultsCommand } from './results.js';
+import { addFleetCommands, candidateTable } from './fleet-commands.js';
 
 export function addClientCommands(program: Command): void {
   const add = clientOptions(program.command('add'))
@@ -19,16 +21,22 @@ export function addClientCommands(program: Command): void {
     .argument('<name>', 'resource name, [A-Za-z0-9][A-Za-z0-9._-]{0,127}', nameArg)
     .option('--spec <json>', 'resource spec as a JSON object, e.g. {"kind":"noop"}', specArg)
     .option('--wait', 'return once a worker reports the task running (within --timeout)')
+    .option('--dry-run', 'say where it would go and why, writing nothing')
     .addHelpText(
       'after',
       examples([
         'gaffer add books',
+        'gaffer add books --dry-run --spec \'{"constraints":[{"key":"zone","op":"in","values":["eu"]}]}\'',
         'gaffer add books --spec \'{"kind":"noop"}\' --wait --timeout 30000',
         'gaffer add books --json | jq -r .resource.worker',
       ]),
     )
-    .action((name: string, o: { spec?: Spec; wait?: boolean }) =>
+    .action((name: string, o: { spec?: Spec; wait?: boolean; dryRun?: boolean }) =>
       runClient(program, add, async (ctx) => {
+        if (o.dryRun) {
+          const r = withoutOk(await ctx.client.dryRun(name, o.spec));
+          return { data: r, human: `${name} would go to ${r.worker ?? '(no worker)'}${r.reason ? `: ${r.reason}` : ''}\n\n${candidateTable(r.candidates)}` };
+        }
         if (o.wait) {
           const progress = new Progress(name);
           const res = await addAndWait(ctx.client, name, o.spec, { deadline: ctx.deadline, onProgress: (s) => progress.update(s) }).finally(() =>
@@ -141,4 +149,5 @@ export function addClientCommands(program: Command): void {
     });
 
   addResultsCommand(program);
+  addFleetCommands(program);
 }

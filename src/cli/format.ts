@@ -105,12 +105,17 @@ export function status(s: StatusResult): string {
     resources: s.workers.reduce((a, w) => a + w.resources, 0),
     capacity: s.workers.reduce((a, w) => a + w.capacity, 0),
     kinds: [],
+    labels: {},
+    cordoned: false,
+    draining: false,
   };
   const rows = [...s.workers, total];
+  const flags = (w: WorkerLoad) => (w.draining ? 'draining' : w.cordoned ? 'cordoned' : '');
+  const labels = (w: WorkerLoad) => Object.entries(w.labels ?? {}).map(([k, v]) => `${k}=${v}`).join(',');
   const workers = table(
-    ['WORKER', 'LOAD', 'USED', 'KINDS'],
-    rows.map((w) => [w.id, `${w.resources}/${w.capacity}`, percent(w.resources, w.capacity), (w.kinds ?? []).join(',')]),
-    { align: ['left', 'right', 'right', 'left'] },
+    ['WORKER', 'LOAD', 'USED', 'KINDS', 'LABELS', 'FLAGS'],
+    rows.map((w) => [w.id, `${w.resources}/${w.capacity}`, percent(w.resources, w.capacity), (w.kinds ?? []).join(','), labels(w), flags(w)]),
+    { align: ['left', 'right', 'right', 'left', 'left', 'left'] },
   );
   return [...head, '', workers].join('\n');
 }

@@ -13,7 +13,7 @@ import { DEFAULTS } from '../platform/config.js';
 import { ContentType, decodeReply, encode } from '../protocol/codec.js';
 import { ErrorCode, fromWire, GafferError, InternalError, NoRespondersError } from '../protocol/errors.js';
 import { ClientSubject, Header, subjects } from '../protocol/subjects.js';
-import type { AddResult, ListResult, Resource, Spec, StatusResult, WorkerStatusResult } from '../protocol/messages.js';
+import type { AddResult, DrainResult, DryRunResult, ExplainResult, ListResult, Resource, Spec, StatusResult, WorkerStatusResult } from '../protocol/messages.js';
 
 export interface ClientOptions {
   /** Total time one call may take, retries included. */
@@ -44,6 +44,24 @@ export class GafferClient {
   }
   async delete(name: string): Promise<Resource> {
     return (await this.call<{ resource: Resource }>(ClientSubject.delete, { name })).resource;
+  }
+  /** dryRun says where an add would place a resource, and why, writing nothing. */
+  async dryRun(name: string, spec?: Spec): Promise<DryRunResult> {
+    return this.call<DryRunResult>(ClientSubject.add, { name, ...(spec ? { spec } : {}), dryRun: true });
+  }
+  /** explain says why a resource is where it is, or why it is pending. */
+  async explain(name: string): Promise<ExplainResult> {
+    return this.call<ExplainResult>(ClientSubject.explain, { name });
+  }
+  async cordon(worker: string): Promise<void> {
+    await this.call(ClientSubject.cordon, { worker });
+  }
+  async uncordon(worker: string): Promise<void> {
+    await this.call(ClientSubject.uncordon, { worker });
+  }
+  /** drain cordons a worker and moves its resources away (each stops there before it starts elsewhere). */
+  async drain(worker: string, deadlineMs?: number): Promise<DrainResult> {
+    return this.call<DrainResult>(ClientSubject.drain, { worker, ...(deadlineMs ? { deadlineMs } : {}) });
   }
   /** restart runs a completed or failed resource again, from its checkpoint. */
   async restart(name: string): Promise<Resource> {

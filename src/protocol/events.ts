@@ -2,13 +2,19 @@
 // the cluster does. Every payload carries `at` (ISO time) and who said it
 // (`by`); platform/nats/events.ts publishes them.
 
+import type { MoveReason } from './messages.js';
+
 export interface EventPayloads {
   'leader.elected': { leader: string; term: number };
   'leader.resigned': { leader: string; reason: string };
   'worker.joined': { worker: string; capacity: number };
   'worker.lost': { worker: string };
+  'worker.cordoned': { worker: string };
+  'worker.uncordoned': { worker: string };
+  /** A drain's moves are done: nothing of the worker's runs there any more (`remaining` could not move). */
+  'worker.drained': { worker: string; moved: number; remaining: number };
   'resource.placed': { name: string; id: string; worker: string };
-  'resource.moved': { name: string; id: string; from: string; to: string | null };
+  'resource.moved': { name: string; id: string; from: string; to: string | null; reason: MoveReason };
   'resource.pending': { name: string; id: string };
   'resource.deleted': { name: string; id: string; worker: string | null };
   'task.started': { name: string; id: string; worker: string; taskKind: string; attempt: number };
@@ -25,7 +31,7 @@ export interface EventPayloads {
 }
 export type EventKind = keyof EventPayloads;
 export const EVENT_KINDS: readonly EventKind[] = [
-  'leader.elected', 'leader.resigned', 'worker.joined', 'worker.lost', 'resource.placed',
+  'leader.elected', 'leader.resigned', 'worker.joined', 'worker.lost', 'worker.cordoned', 'worker.uncordoned', 'worker.drained', 'resource.placed',
   'resource.moved', 'resource.pending', 'resource.deleted', 'task.started', 'task.stopped',
   'task.completed', 'task.failed', 'task.restarting', 'task.progress',
 ];

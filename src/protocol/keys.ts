@@ -20,6 +20,10 @@ export const keys = {
   assignments: (workerId: string): string => `${ROOT}assign/${workerId}/`,
   assignment: (workerId: string, name: string): string => `${ROOT}assign/${workerId}/${name}`,
 
+  /** Cordoned workers, by id: not on any lease, so a cordon outlives the worker's restarts. */
+  cordonsPrefix: `${ROOT}cordons/`,
+  cordon: (workerId: string): string => `${ROOT}cordons/${workerId}`,
+
   /** The last durable checkpoint of each resource's task, written by the leader for the attempt that owns it. */
   checkpointsPrefix: `${ROOT}checkpoints/`,
   checkpoint: (name: string): string => `${ROOT}checkpoints/${name}`,

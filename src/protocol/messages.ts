@@ -77,6 +77,8 @@ export const DEFAULT_RESTART: RestartPolicy = { attempts: 3, delayMs: 1000, maxD
 export interface AddRequest {
   name: string;
   spec: Spec;
+  /** Answer where it would go, and why, and write nothing. */
+  dryRun?: boolean;
 }
 export interface NameRequest {
   name: string;
@@ -117,9 +119,66 @@ export interface WorkerLoad {
   resources: number;
   /** The task kinds it runs. */
   kinds: string[];
+  /** Its labels (gaffer worker --label k=v). */
+  labels: Record<string, string>;
+  /** Takes nothing new (worker.cordon, or draining). */
+  cordoned: boolean;
+  /** A drain is moving its resources away. */
+  draining: boolean;
 }
+
+/** Label names and values: subject- and key-safe words. */
+export const LABEL_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+
+/** A placement rule over worker labels: hard in spec.constraints, soft in spec.prefer. */
+export interface Constraint {
+  key: string;
+  op: 'in' | 'notIn' | 'exists' | 'notExists';
+  /** For in and notIn. */
+  values?: string[];
+}
+
+/** A worker as placement sees it for one resource: eligible with a score (higher is better), or excluded by a rule. */
+export type Candidate = { worker: string; score: number } | { worker: string; excluded: string };
+
+export interface ExplainResult {
+  name: string;
+  /** Where it is (or would go); null when no worker fits. */
+  worker: string | null;
+  /** Why it is where it is, or why it is pending. */
+  reason: string;
+  /** Every live worker, ranked: eligible ones by score, then the excluded. */
+  candidates: Candidate[];
+}
+
+export interface DryRunResult {
+  dryRun: true;
+  worker: string | null;
+  reason?: string;
+  candidates: Candidate[];
+}
+
+export interface WorkerRequest {
+  worker: string;
+}
+export interface DrainRequest {
+  worker: string;
+  /** How long a move may wait for the old worker to confirm it stopped before the leader fences it. */
+  deadlineMs?: number;
+}
+export interface DrainResult {
+  /** Resources whose moves are committed. */
+  moved: number;
+  /** Resources that could not move (no other worker fits them): they stay. */
+  remaining: number;
+}
+
+/** Why a resource moved. */
+export type MoveReason = 'lost' | 'drain' | 'rebalance' | 'reschedule';
 export interface StatusResult {
   leader: string;
+  /** The leader's term (its fencing token): higher is newer. */
+  term: number;
   masters: string[];
   workers: WorkerLoad[];
   /** Resources waiting for a worker with room. */
@@ -140,6 +199,8 @@ export interface AssignedTask {
   delayMs?: number;
   /** A checkpoint exists: read it before starting. */
   checkpoint?: boolean;
+  /** Handed off from another worker that has not stopped yet: do not start until released. */
+  hold?: boolean;
 }
 
 /** AssignEvent is published on worker.<id>.assign, mirroring the etcd watch of that worker's assignments. */
@@ -168,7 +229,9 @@ export type TaskReport =
   /** seq orders an attempt's checkpoints: a late duplicate never overwrites a newer one. */
   | { type: 'checkpoint'; name: string; id: string; attempt: number; seq: number; state: Json }
   | { type: 'completed'; name: string; id: string; attempt: number; result?: Json }
-  | { type: 'failed'; name: string; id: string; attempt: number; error: string };
+  | { type: 'failed'; name: string; id: string; attempt: number; error: string }
+  /** The attempt was stopped (unassigned or moved) and has certainly ended: a handoff may go on. */
+  | { type: 'stopped'; name: string; id: string; attempt: number };
 export type TaskReportType = TaskReport['type'];
 
 /** ReportRequest is one worker's batch of reports, on task.report. */

@@ -8,16 +8,20 @@ import { contentTypeOf, decodeRequest, type ContentType } from './codec.js';
 import { BadRequestError } from './errors.js';
 import { ClientSubject, Header, isRequestSubject, WorkerSubject, type RequestSubject } from './subjects.js';
 import { validateReportRequest } from './validate-report.js';
-import { validateAdd, validateEmpty, validateList, validateNameRequest } from './validate.js';
-import type { ListRequest, ReportRequest, Spec } from './messages.js';
+import { validateAdd, validateDrain, validateEmpty, validateList, validateNameRequest, validateWorkerRequest } from './validate.js';
+import type { DrainRequest, ListRequest, ReportRequest, Spec } from './messages.js';
 
 export type Command =
-  | { op: 'add'; name: string; spec: Spec }
+  | { op: 'add'; name: string; spec: Spec; dryRun?: boolean }
   | { op: 'delete'; name: string }
   | { op: 'get'; name: string }
   | ({ op: 'list' } & ListRequest)
   | { op: 'status' }
   | { op: 'restart'; name: string }
+  | { op: 'explain'; name: string }
+  | { op: 'cordon'; worker: string }
+  | { op: 'uncordon'; worker: string }
+  | ({ op: 'drain' } & DrainRequest)
   /** A worker's reports about its tasks (task.report). */
   | ({ op: 'report' } & ReportRequest);
 
@@ -64,6 +68,14 @@ export function parseCommand(subject: RequestSubject, body: unknown): Command {
       return { op: 'status' };
     case ClientSubject.restart:
       return { op: 'restart', ...validateNameRequest(body) };
+    case ClientSubject.explain:
+      return { op: 'explain', ...validateNameRequest(body) };
+    case ClientSubject.cordon:
+      return { op: 'cordon', ...validateWorkerRequest(body) };
+    case ClientSubject.uncordon:
+      return { op: 'uncordon', ...validateWorkerRequest(body) };
+    case ClientSubject.drain:
+      return { op: 'drain', ...validateDrain(body) };
     case WorkerSubject.report:
       return { op: 'report', ...validateReportRequest(body) };
   }

@@ -17,8 +17,18 @@ export type StoredResource = Omit<Resource, 'revision'> & {
   failedOn?: string[];
 };
 
+/** A handoff in progress, kept in the record so a new leader finishes it: the old owner's attempt. */
+export interface StoredHandoff {
+  worker: string;
+  epoch: string;
+  attempt: number;
+  reason: string;
+}
+
 /** StoredAssignment is the msgpack value under keys.assignment: one attempt for one worker incarnation. */
 export interface StoredAssignment {
+  /** Handed off: the worker must not start it until the leader releases it. */
+  hold?: boolean;
   name: string;
   id: string;
   worker: string;
@@ -52,6 +62,8 @@ export interface WorkerInfo {
   fenceMs: number;
   /** The task kinds it runs. */
   kinds: string[];
+  /** Its labels, for constraints and preferences. */
+  labels: Record<string, string>;
 }
 
 const STATES = new Set<string>(Object.values(ResourceState));
@@ -75,8 +87,8 @@ const num = (v: unknown, dflt: number): number => (typeof v === 'number' && Numb
  * every assignment value back. A record written before the task runtime has
  * no state: it is starting where it is placed and pending where not.
  */
-export function decodeRecord(value: Uint8Array): { rec: StoredResource; epoch?: string } {
-  const v = packed.decode(value) as (Partial<StoredResource> & { epoch?: unknown }) | null;
+export function decodeRecord(value: Uint8Array): { rec: StoredResource; epoch?: string; handoff?: StoredHandoff } {
+  const v = packed.decode(value) as (Partial<StoredResource> & { epoch?: unknown; handoff?: Partial<StoredHandoff> }) | null;
   if (!v || typeof v.name !== 'string' || typeof v.id !== 'string' || typeof v.createdAt !== 'string') {
     throw new Error('stored resource is malformed');
   }
@@ -98,7 +110,12 @@ export function decodeRecord(value: Uint8Array): { rec: StoredResource; epoch?: 
   if (typeof v.delayMs === 'number' && v.delayMs > 0) rec.delayMs = v.delayMs;
   if (v.checkpoint === true) rec.checkpoint = true;
   if (Array.isArray(v.failedOn)) rec.failedOn = v.failedOn.filter((w): w is string => typeof w === 'string');
-  return typeof v.epoch === 'string' ? { rec, epoch: v.epoch } : { rec };
+  const h = v.handoff;
+  const handoff =
+    h && typeof h.worker === 'string' && typeof h.epoch === 'string' && typeof h.attempt === 'number'
+      ? { worker: h.worker, epoch: h.epoch, attempt: h.attempt, reason: String(h.reason ?? 'rebalance') }
+      : undefined;
+  return { rec, ...(typeof v.epoch === 'string' ? { epoch: v.epoch } : {}), ...(handoff ? { handoff } : {}) };
 }
 
 export function decodeWorkerInfo(value: Uint8Array): WorkerInfo {
@@ -106,7 +123,11 @@ export function decodeWorkerInfo(value: Uint8Array): WorkerInfo {
   if (!v || typeof v.id !== 'string' || typeof v.capacity !== 'number' || typeof v.fenceMs !== 'number' || !Array.isArray(v.kinds)) {
     throw new Error('stored worker is malformed');
   }
-  return { id: v.id, capacity: v.capacity, fenceMs: v.fenceMs, kinds: v.kinds.filter((k): k is string => typeof k === 'string') };
+  const labels: Record<string, string> = {};
+  if (v.labels && typeof v.labels === 'object' && !Array.isArray(v.labels)) {
+    for (const [k, x] of Object.entries(v.labels)) if (typeof x === 'string') labels[k] = x;
+  }
+  return { id: v.id, capacity: v.capacity, fenceMs: v.fenceMs, kinds: v.kinds.filter((k): k is string => typeof k === 'string'), labels };
 }
 
 /** decodeAssignment reads an assignment value: the task as the worker runs it, and the incarnation it is for. */
@@ -125,6 +146,7 @@ export function decodeAssignment(value: Uint8Array, revision: number): { resourc
     attempt: v.attempt,
     ...(typeof v.delayMs === 'number' && v.delayMs > 0 ? { delayMs: v.delayMs } : {}),
     ...(v.checkpoint === true ? { checkpoint: true } : {}),
+    ...(v.hold === true ? { hold: true } : {}),
   };
   return { resource, epoch: v.epoch };
 }

@@ -11,6 +11,10 @@ export const ClientSubject = {
   list: 'resource.list',
   status: 'cluster.status',
   restart: 'resource.restart',
+  explain: 'resource.explain',
+  cordon: 'worker.cordon',
+  uncordon: 'worker.uncordon',
+  drain: 'worker.drain',
 } as const;
 export type ClientSubject = (typeof ClientSubject)[keyof typeof ClientSubject];
 

@@ -6,7 +6,7 @@ import { BadRequestError } from './errors.js';
 import { MAX_REPORTS, MAX_STATE_BYTES, type Json, type ReportRequest, type TaskReport, type TaskReportType } from './messages.js';
 import { validateId, validateName } from './validate.js';
 
-const TYPES: ReadonlySet<TaskReportType> = new Set(['started', 'progress', 'checkpoint', 'completed', 'failed']);
+const TYPES: ReadonlySet<TaskReportType> = new Set(['started', 'progress', 'checkpoint', 'completed', 'failed', 'stopped']);
 const MAX_ERROR_CHARS = 2000;
 const ID_MAX = 64;
 
@@ -43,6 +43,7 @@ function report(v: unknown, i: number): TaskReport {
   const base = { name, id: r.id, attempt: wholeNumber(r.attempt, `reports[${i}].attempt`, 1) };
   switch (type) {
     case 'started':
+    case 'stopped':
       return { type, ...base };
     case 'progress':
       return { type, ...base, progress: boundedJson(r.progress ?? null, `reports[${i}].progress`) };

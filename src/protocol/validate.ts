@@ -4,8 +4,8 @@
 import { BadRequestError } from './errors.js';
 import { packed } from './codec.js';
 import {
-  DEFAULT_KIND, DEFAULT_RESTART, ID_RE, KIND_RE, LIST_PAGE_MAX, MAX_SPEC_BYTES, MAX_SPEC_DEPTH, NAME_RE,
-  type AddRequest, type ListRequest, type NameRequest, type RestartPolicy, type Spec,
+  DEFAULT_KIND, DEFAULT_RESTART, ID_RE, KIND_RE, LABEL_RE, LIST_PAGE_MAX, MAX_SPEC_BYTES, MAX_SPEC_DEPTH, NAME_RE, type Constraint,
+  type AddRequest, type DrainRequest, type ListRequest, type NameRequest, type RestartPolicy, type Spec, type WorkerRequest,
 } from './messages.js';
 
 function record(body: unknown): Record<string, unknown> {
@@ -55,6 +55,9 @@ export function validateSpec(spec: unknown): Spec {
     throw new BadRequestError(`invalid spec.kind ${JSON.stringify(s.kind)}: must match ${KIND_RE.source}`);
   }
   if (s.restart !== undefined) validateRestart(s.restart);
+  if (s.constraints !== undefined) validateConstraints(s.constraints, 'spec.constraints');
+  if (s.prefer !== undefined) validateConstraints(s.prefer, 'spec.prefer');
+  if (s.rebalance !== undefined && typeof s.rebalance !== 'boolean') throw new BadRequestError('"spec.rebalance" must be true or false');
   if (packed.encode(spec).byteLength > MAX_SPEC_BYTES) {
     throw new BadRequestError(`"spec" is larger than ${MAX_SPEC_BYTES} bytes`);
   }
@@ -63,8 +66,34 @@ export function validateSpec(spec: unknown): Spec {
 
 export function validateAdd(body: unknown): AddRequest {
   const r = record(body);
-  onlyFields(r, ['name', 'spec']);
-  return { name: validateName(r.name), spec: validateSpec(r.spec) };
+  onlyFields(r, ['name', 'spec', 'dryRun']);
+  if (r.dryRun !== undefined && typeof r.dryRun !== 'boolean') throw new BadRequestError('"dryRun" must be true or false');
+  const out: AddRequest = { name: validateName(r.name), spec: validateSpec(r.spec) };
+  if (r.dryRun === true) out.dryRun = true;
+  return out;
+}
+
+export function validateWorkerRequest(body: unknown): WorkerRequest {
+  const r = record(body);
+  onlyFields(r, ['worker']);
+  return { worker: validateId(r.worker, 'worker') };
+}
+
+/** The longest a drain may wait for one old worker to confirm a stop. */
+export const MAX_DRAIN_DEADLINE_MS = 3_600_000;
+
+export function validateDrain(body: unknown): DrainRequest {
+  const r = record(body);
+  onlyFields(r, ['worker', 'deadlineMs']);
+  const out: DrainRequest = { worker: validateId(r.worker, 'worker') };
+  if (r.deadlineMs !== undefined) {
+    const d = r.deadlineMs;
+    if (typeof d !== 'number' || !Number.isInteger(d) || d < 1 || d > MAX_DRAIN_DEADLINE_MS) {
+      throw new BadRequestError(`"deadlineMs" must be a whole number from 1 to ${MAX_DRAIN_DEADLINE_MS}`);
+    }
+    out.deadlineMs = d;
+  }
+  return out;
 }
 
 export function validateNameRequest(body: unknown): NameRequest {
@@ -126,6 +155,29 @@ function validateRestart(v: unknown): RestartPolicy {
   const p = restartPolicyOf({ restart: r as Spec });
   if (p.maxDelayMs < p.delayMs) throw new BadRequestError('"spec.restart.maxDelayMs" must be at least delayMs');
   return p;
+}
+
+const OPS: ReadonlySet<string> = new Set(['in', 'notIn', 'exists', 'notExists']);
+const MAX_RULES = 32;
+
+/** validateConstraints checks a list of label rules: { key, op, values } with values for in and notIn only. */
+function validateConstraints(v: unknown, what: string): Constraint[] {
+  if (!Array.isArray(v) || v.length > MAX_RULES) throw new BadRequestError(`"${what}" must be a list of at most ${MAX_RULES} rules`);
+  return v.map((c, i) => {
+    const at = `"${what}[${i}]"`;
+    if (c === null || typeof c !== 'object' || Array.isArray(c)) throw new BadRequestError(`${at} must be an object`);
+    const r = c as Record<string, unknown>;
+    for (const k of Object.keys(r)) if (!['key', 'op', 'values'].includes(k)) throw new BadRequestError(`${at}: unknown field "${k}"; expected key, op, values`);
+    if (typeof r.key !== 'string' || !LABEL_RE.test(r.key)) throw new BadRequestError(`${at}.key must match ${LABEL_RE.source}`);
+    if (typeof r.op !== 'string' || !OPS.has(r.op)) throw new BadRequestError(`${at}.op must be one of ${[...OPS].join(', ')}`);
+    const needs = r.op === 'in' || r.op === 'notIn';
+    if (needs) {
+      if (!Array.isArray(r.values) || r.values.length === 0 || !r.values.every((x) => typeof x === 'string' && LABEL_RE.test(x))) {
+        throw new BadRequestError(`${at}.values must be a non-empty list of label values for ${r.op}`);
+      }
+    } else if (r.values !== undefined) throw new BadRequestError(`${at}.values has no meaning for ${r.op}`);
+    return { key: r.key, op: r.op as Constraint['op'], ...(needs ? { values: r.values as string[] } : {}) };
+  });
 }
 
 /** restartPolicyOf reads a (validated) spec's restart policy, defaults filled in. */

@@ -11,6 +11,10 @@ const SUBJECT: Record<Command['op'], ClientRequest['subject']> = {
   list: ClientSubject.list,
   status: ClientSubject.status,
   restart: ClientSubject.restart,
+  explain: ClientSubject.explain,
+  cordon: ClientSubject.cordon,
+  uncordon: ClientSubject.uncordon,
+  drain: ClientSubject.drain,
   report: WorkerSubject.report,
 };
 

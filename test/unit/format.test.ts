@@ -142,27 +142,28 @@ describe('status', () => {
   test('shows the leader, the masters and each worker with load, capacity and use', () => {
     const out = status({
       leader: 'm2',
+      term: 7,
       pending: 0,
       masters: ['m2', 'm1'],
       workers: [
-        { id: 'w1', capacity: 1000, resources: 3, kinds: ['crawl', 'noop'] },
-        { id: 'w2', capacity: 10, resources: 10, kinds: ['noop'] },
+        { id: 'w1', capacity: 1000, resources: 3, kinds: ['crawl', 'noop'], labels: { zone: 'eu' }, cordoned: false, draining: false },
+        { id: 'w2', capacity: 10, resources: 10, kinds: ['noop'], labels: {}, cordoned: true, draining: false },
       ],
     });
     const lines = out.split('\n');
     assert.equal(lines[0], 'LEADER   m2');
     assert.equal(lines[1], 'MASTERS  m2 (leader), m1');
     assert.equal(lines[2], '');
-    assert.match(lines[3]!, /^WORKER\s+LOAD\s+USED\s+KINDS$/);
-    assert.match(lines[4]!, /^w1\s+3\/1000\s+0\.3%\s+crawl,noop$/);
-    assert.match(lines[5]!, /^w2\s+10\/10\s+100\.0%\s+noop$/);
+    assert.match(lines[3]!, /^WORKER\s+LOAD\s+USED\s+KINDS\s+LABELS\s+FLAGS$/);
+    assert.match(lines[4]!, /^w1\s+3\/1000\s+0\.3%\s+crawl,noop\s+zone=eu$/);
+    assert.match(lines[5]!, /^w2\s+10\/10\s+100\.0%\s+noop\s+cordoned$/);
     assert.match(lines[6]!, /^total\s+13\/1010\s+1\.3%$/);
     // LOAD and USED are right-aligned: they end at the same column.
     assert.equal(new Set(lines.slice(3).map((l) => l.indexOf('%') === -1 ? l.indexOf('USED') + 3 : l.indexOf('%'))).size, 1);
   });
 
   test('no workers, no leader', () => {
-    const out = status({ leader: '', masters: [], workers: [], pending: 0 });
+    const out = status({ leader: '', term: 0, masters: [], workers: [], pending: 0 });
     assert.match(out, /LEADER\s+\(none\)/);
     assert.match(out, /No workers\./);
   });

@@ -119,8 +119,8 @@ describe('add', () => {
     assert.deepEqual([workerOf(s, 'a'), workerOf(s, 'b'), workerOf(s, 'c')], ['w2', 'w1', null]);
     assert.deepEqual([...s.pending], ['c']);
     assert.deepEqual(s.loads(), [
-      { id: 'w1', capacity: 2, resources: 2, kinds: ['noop'] },
-      { id: 'w2', capacity: 1, resources: 1, kinds: ['noop'] },
+      { id: 'w1', capacity: 2, resources: 2, kinds: ['noop'], labels: {}, cordoned: false, draining: false },
+      { id: 'w2', capacity: 1, resources: 1, kinds: ['noop'], labels: {}, cordoned: false, draining: false },
     ]);
   });
 });
@@ -131,7 +131,7 @@ describe('remove', () => {
     const gone = s.remove('a');
     assert.deepEqual(gone, { ...rec('a', 'w1'), revision: 10 });
     assert.equal(s.view('a'), undefined);
-    assert.deepEqual(s.loads(), [{ id: 'w1', capacity: 10, resources: 0, kinds: ['noop'] }]);
+    assert.deepEqual(s.loads(), [{ id: 'w1', capacity: 10, resources: 0, kinds: ['noop'], labels: {}, cordoned: false, draining: false }]);
     assert.deepEqual(opsByName(s.flush()), { a: ['del gaffer/resources/a', 'del gaffer/assign/w1/a'] });
   });
 
@@ -154,7 +154,7 @@ describe('remove', () => {
     s.add('a', {});
     s.remove('a');
     assert.deepEqual(s.flush(), []);
-    assert.deepEqual(s.loads(), [{ id: 'w1', capacity: 10, resources: 0, kinds: ['noop'] }]);
+    assert.deepEqual(s.loads(), [{ id: 'w1', capacity: 10, resources: 0, kinds: ['noop'], labels: {}, cordoned: false, draining: false }]);
   });
 
   test('remove then add of an existing name in one batch rewrites it, with a new id', () => {
@@ -201,8 +201,8 @@ describe('workerDown', () => {
     // a -> w3 (0 vs 1); b -> w2 (1 vs 1, smaller id); c -> w3 (2 vs 1).
     assert.deepEqual(['a', 'b', 'c', 'd'].map((n) => workerOf(s, n)), ['w3', 'w2', 'w3', 'w2']);
     assert.deepEqual(s.loads(), [
-      { id: 'w2', capacity: 10, resources: 2, kinds: ['noop'] },
-      { id: 'w3', capacity: 10, resources: 2, kinds: ['noop'] },
+      { id: 'w2', capacity: 10, resources: 2, kinds: ['noop'], labels: {}, cordoned: false, draining: false },
+      { id: 'w3', capacity: 10, resources: 2, kinds: ['noop'], labels: {}, cordoned: false, draining: false },
     ]);
     const units = s.flush();
     assert.deepEqual(opsByName(units), {
@@ -312,7 +312,7 @@ describe('workerUp', () => {
     const s = loaded([], [['a', null], ['b', null], ['c', null]]);
     s.workerUp('w1', 2, 'L1', NOOP);
     assert.equal(s.pending.size, 1);
-    assert.deepEqual(s.loads(), [{ id: 'w1', capacity: 2, resources: 2, kinds: ['noop'] }]);
+    assert.deepEqual(s.loads(), [{ id: 'w1', capacity: 2, resources: 2, kinds: ['noop'], labels: {}, cordoned: false, draining: false }]);
   });
 });
 

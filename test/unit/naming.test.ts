@@ -16,8 +16,12 @@ describe('subjects', () => {
       list: 'resource.list',
       status: 'cluster.status',
       restart: 'resource.restart',
+      explain: 'resource.explain',
+      cordon: 'worker.cordon',
+      uncordon: 'worker.uncordon',
+      drain: 'worker.drain',
     });
-    assert.equal(new Set(Object.values(ClientSubject)).size, 6);
+    assert.equal(new Set(Object.values(ClientSubject)).size, 10);
     assert.equal(MASTERS_QUEUE, 'masters');
   });
 

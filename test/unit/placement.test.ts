@@ -2,7 +2,9 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { choose, compareLoad, pick, type Slot } from '../../actors/leader/placement.js';
 
-const slot = (id: string, assigned: number, capacity: number, kinds = ['noop']): Slot => ({ id, assigned, capacity, kinds: new Set(kinds) });
+const slot = (id: string, assigned: number, capacity: number, kinds = ['noop'], labels: Record<string, string> = {}): Slot => ({
+  id, assigned, capacity, kinds: new Set(kinds), labels, cordoned: false,
+});
 
 /** placeMany places `count` noop resources one by one, each on the least-loaded slot at that moment. */
 function placeMany(slots: Slot[], count: number): Array<string | undefined> {
@@ -135,7 +137,7 @@ describe('choose', () => {
   test('says why nothing qualifies: no worker, no worker of the kind, no room', () => {
     assert.deepEqual(choose([], { kind: 'noop' }), { reason: 'no live worker' });
     assert.deepEqual(choose([slot('a', 0, 1)], { kind: 'crawl2' }), { reason: 'no live worker runs kind crawl2' });
-    assert.deepEqual(choose([slot('a', 1, 1)], { kind: 'noop' }), { reason: 'no worker that runs this kind has room' });
+    assert.deepEqual(choose([slot('a', 1, 1)], { kind: 'noop' }), { reason: 'no worker fits (a: full (1/1))' });
   });
 
   test('avoided workers are taken only when nothing else qualifies', () => {

@@ -10,7 +10,7 @@ import { FakeClock } from '../fakes/clock.js';
 import { MemStore } from '../fakes/store.js';
 import { add, del, get, request } from '../fakes/requests.js';
 
-const ctx = { leaderId: 'm1', members: ['m1', 'm2'] };
+const ctx = { leaderId: 'm1', term: 7, members: ['m1', 'm2'] };
 
 async function setup(workers: Array<[string, number]> = [['w1', 100], ['w2', 100]]) {
   const clock = new FakeClock();
@@ -97,7 +97,7 @@ describe('plan', () => {
     const { model, dedupe } = await setup();
     plan(model, dedupe, clients(add('a'), add('b'), add('c'), add('d')), ctx);
     const onW1 = [...model.resources.values()].filter((e) => e.rec.worker === 'w1').map((e) => e.rec.name);
-    const p = plan(model, dedupe, [{ kind: 'worker-up', id: 'w3', capacity: 100, epoch: 'L-w3', kinds: ['noop'] }, { kind: 'worker-down', id: 'w1' }], ctx);
+    const p = plan(model, dedupe, [{ kind: 'worker-up', id: 'w3', capacity: 100, epoch: 'L-w3', kinds: ['noop'], labels: {} }, { kind: 'worker-down', id: 'w1' }], ctx);
     assert.deepEqual(p.events.filter((e) => e.kind.startsWith('worker.')).map((e) => e.kind), ['worker.joined', 'worker.lost']);
     const moved = p.events.filter((e) => e.kind === 'resource.moved').map((e) => (e.payload as { name: string }).name);
     assert.deepEqual(moved.sort(), onW1.sort());
@@ -220,7 +220,7 @@ describe('plan: task reports and the lifecycle', () => {
     const { model, dedupe } = await setup();
     plan(model, dedupe, clients(request({ op: 'add', name: 'k', spec: { kind: 'crawl2' } })), ctx);
     assert.deepEqual([model.view('k')!.state, model.view('k')!.reason], ['pending', 'no live worker runs kind crawl2']);
-    plan(model, dedupe, [{ kind: 'worker-up', id: 'w9', capacity: 10, epoch: 'L9', kinds: ['noop', 'crawl2'] }], ctx);
+    plan(model, dedupe, [{ kind: 'worker-up', id: 'w9', capacity: 10, epoch: 'L9', kinds: ['noop', 'crawl2'], labels: {} }], ctx);
     assert.deepEqual([model.view('k')!.state, model.view('k')!.worker], ['starting', 'w9']);
   });
 });

@@ -224,8 +224,8 @@ describe('stored records', () => {
   }
 
   test('decodeWorkerInfo reads id, capacity, fence window and kinds, and refuses anything else', () => {
-    assert.deepEqual(decodeWorkerInfo(packed.encode({ id: 'w1', capacity: 5, fenceMs: 800, kinds: ['noop', 7], extra: 1 })), {
-      id: 'w1', capacity: 5, fenceMs: 800, kinds: ['noop'],
+    assert.deepEqual(decodeWorkerInfo(packed.encode({ id: 'w1', capacity: 5, fenceMs: 800, kinds: ['noop', 7], labels: { zone: 'eu', bad: 1 }, extra: 1 })), {
+      id: 'w1', capacity: 5, fenceMs: 800, kinds: ['noop'], labels: { zone: 'eu' },
     });
     assert.throws(() => decodeWorkerInfo(packed.encode({ id: 'w1', capacity: '5', fenceMs: 800, kinds: [] })), /stored worker is malformed/);
     assert.throws(() => decodeWorkerInfo(packed.encode({ id: 'w1', capacity: 5, kinds: [] })), /stored worker is malformed/);

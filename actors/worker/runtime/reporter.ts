@@ -35,6 +35,7 @@ export class Reporter {
   private queue: Pending[] = [];
   private timer: Timer | undefined;
   private backoff = RETRY_MIN_MS;
+  private posting = false;
   private closed = false;
 
   constructor(
@@ -78,9 +79,18 @@ export class Reporter {
     });
   }
 
+  /**
+   * flush sends batch after batch, one request at a time, so the leader
+   * hears an attempt's reports in the order they were made: a last
+   * checkpoint before the stop that lets the next owner start.
+   */
   private async flush(): Promise<void> {
-    while (this.queue.length > 0 && !this.closed) {
-      void this.post(this.take());
+    if (this.posting) return;
+    this.posting = true;
+    try {
+      while (this.queue.length > 0 && !this.closed && !this.timer) await this.post(this.take());
+    } finally {
+      this.posting = false;
     }
   }
 

@@ -201,14 +201,19 @@ export class TaskSet {
     this.attempts.delete(name);
     a.stopped = true;
     a.timer?.cancel();
-    this.d.reporter.drop(name);
-    if (a.phase !== 'running' || !a.run) return;
+    if (a.phase !== 'running' || !a.run) {
+      this.d.reporter.drop(name);
+      return;
+    }
     const end = await a.run.stop(graceMs);
     a.phase = 'ended';
     this.d.onCountChange(this.running);
     const forced = end.kind === 'stopped' && end.forced;
     if (forced) this.d.log.warn({ name, graceMs }, 'task did not stop within its grace; stopped by force');
     this.logStopped(a, forced ? `${reason} (forced)` : reason, endedAt ?? this.d.clock.wall());
+    // A move waits for this before the next worker starts it (a stop-before-start handoff).
+    const { task } = a;
+    if (graceMs > 0) this.report(a, { type: 'stopped', name: task.name, id: task.id, attempt: task.attempt });
   }
 
   /** stopAll stops every attempt together. */
