@@ -5,6 +5,9 @@
 //
 //   lost         an acknowledged add whose resource is gone (or was replaced by another id)
 //   resurrected  an acknowledged delete whose name came back without an add
+//   reanswered   an add answered "created: false" with an id no answer ever
+//                reported created: the add's own earlier attempt created it,
+//                and a re-sent copy got a second outcome instead of the first
 //   orphaned     after convergence, a task running that is not listed (or not on its
 //                assigned worker, or with an old id), or a listed resource running nowhere
 //   overlap      one resource (name and id) running on two workers at the same time
@@ -318,7 +321,7 @@ export interface Listed {
 const NOT_RUNNING: ReadonlySet<string | undefined> = new Set(['completed', 'failed']);
 
 export interface Finding {
-  kind: 'lost' | 'resurrected' | 'orphaned';
+  kind: 'lost' | 'resurrected' | 'reanswered' | 'orphaned';
   name: string;
   detail: string;
   /** Requests and log lines that show it. */
@@ -357,9 +360,12 @@ function lateSuspects(history: OpRecord[], op: OpKind): string[] {
 export function checkOps(
   ops: OpRecord[],
   finalList: Listed[],
-): { lost: Finding[]; resurrected: Finding[]; eitherWay: EitherWay[]; anomalies: string[] } {
+): { lost: Finding[]; resurrected: Finding[]; reanswered: Finding[]; eitherWay: EitherWay[]; anomalies: string[] } {
   const lost: Finding[] = [];
   const resurrected: Finding[] = [];
+  const reanswered: Finding[] = [];
+  // Every id some answer reported as created, across all names.
+  const createdIds = new Set(ops.filter((o) => o.op === 'add' && o.result === 'ok' && o.created === true && o.id).map((o) => o.id!));
   const eitherWay: EitherWay[] = [];
   const anomalies: string[] = [];
   const byName = new Map<string, OpRecord[]>();
@@ -371,9 +377,9 @@ export function checkOps(
     let state: Known = { k: 'absent', by: { seq: 0, name, op: 'delete', start: 0, end: 0, result: 'ok' } };
     let prevEnd = -Infinity;
     const done: OpRecord[] = [];
-    const flag = (kind: 'lost' | 'resurrected', detail: string, evidence: string[]): void => {
+    const flag = (kind: 'lost' | 'resurrected' | 'reanswered', detail: string, evidence: string[]): void => {
       const f: Finding = { kind, name, detail, evidence: [...evidence, ...lateSuspects(done, kind === 'lost' ? 'delete' : 'add')] };
-      (kind === 'lost' ? lost : resurrected).push(f);
+      (kind === 'lost' ? lost : kind === 'resurrected' ? resurrected : reanswered).push(f);
     };
     for (const o of history) {
       if (o.start < prevEnd) {
@@ -394,7 +400,14 @@ export function checkOps(
           anomalies.push(`${name}: ${describeOp(o)} is an add without an id`);
           state = { k: 'unknown' };
         } else {
-          if (state.k === 'absent' && o.created === false) flag('resurrected', `add found it present (id ${o.id}) after it was deleted`, [...basis, describeOp(o)]);
+          if (state.k === 'absent' && o.created === false) {
+            if (!createdIds.has(o.id)) {
+              flag('reanswered', `add answered created: false with id ${o.id}, which no answer ever reported created: its own earlier attempt created it`, [
+                ...basis,
+                describeOp(o),
+              ]);
+            } else flag('resurrected', `add found it present (id ${o.id}) after it was deleted`, [...basis, describeOp(o)]);
+          }
           if (state.k === 'present' && o.created === true) flag('lost', `add re-created it (id ${o.id}): acknowledged id ${state.id} was gone`, [...basis, describeOp(o)]);
           if (state.k === 'present' && o.created === false && o.id !== state.id) flag('lost', `acknowledged id ${state.id} was replaced by ${o.id}`, [...basis, describeOp(o)]);
           state = { k: 'present', id: o.id, by: o };
@@ -425,7 +438,7 @@ export function checkOps(
       ]);
     }
   }
-  return { lost, resurrected, eitherWay, anomalies };
+  return { lost, resurrected, reanswered, eitherWay, anomalies };
 }
 
 // --- convergence and orphans -----------------------------------------------
@@ -493,6 +506,7 @@ export interface CheckInput {
 export interface CheckResult {
   lost: Finding[];
   resurrected: Finding[];
+  reanswered: Finding[];
   orphaned: Finding[];
   overlaps: Overlap[];
   longestOverlapMs: number;
@@ -545,6 +559,7 @@ export function check(input: CheckInput): CheckResult {
   return {
     lost: ops.lost,
     resurrected: ops.resurrected,
+    reanswered: ops.reanswered,
     orphaned: mismatches(input.final),
     overlaps,
     longestOverlapMs: overlaps.reduce((m, o) => Math.max(m, o.ms), 0),
@@ -559,6 +574,6 @@ export function check(input: CheckInput): CheckResult {
   };
 }
 
-export function violationCount(r: Pick<CheckResult, 'lost' | 'resurrected' | 'orphaned' | 'overlaps'>): number {
-  return r.lost.length + r.resurrected.length + r.orphaned.length + r.overlaps.length;
+export function violationCount(r: Pick<CheckResult, 'lost' | 'resurrected' | 'reanswered' | 'orphaned' | 'overlaps'>): number {
+  return r.lost.length + r.resurrected.length + r.reanswered.length + r.orphaned.length + r.overlaps.length;
 }

@@ -68,6 +68,7 @@ export interface Results {
   violations: {
     lost: Finding[];
     resurrected: Finding[];
+    reanswered: Finding[];
     orphaned: Finding[];
     overlaps: OverlapOut[];
     unrecovered: Array<{ n: number; kind: FaultKind; target: string; why: string }>;
@@ -78,6 +79,7 @@ export interface Results {
   summary: {
     lost: number;
     resurrected: number;
+    reanswered: number;
     orphaned: number;
     overlaps: number;
     longestOverlapMs: number;
@@ -193,6 +195,7 @@ export function report(r: Results): string {
       ['violations', 'count'],
       ['lost (acked add missing)', String(s.lost)],
       ['resurrected (acked delete present)', String(s.resurrected)],
+      ['reanswered (a re-sent add got a second outcome)', String(s.reanswered)],
       ['orphaned', String(s.orphaned)],
       ['overlapping runs', String(s.overlaps)],
       ['longest overlap ms', String(s.longestOverlapMs)],
@@ -210,6 +213,7 @@ export function report(r: Results): string {
   };
   show('LOST', r.violations.lost);
   show('RESURRECTED', r.violations.resurrected);
+  show('REANSWERED', r.violations.reanswered);
   show('ORPHANED', r.violations.orphaned);
   for (const o of r.violations.overlaps.slice(0, 10)) {
     out.push(`OVERLAP ${o.name} (${o.id}) on ${o.workers.join(' and ')} for ${o.ms} ms, ${new Date(o.from).toISOString()}..${new Date(o.to).toISOString()}`);

@@ -183,10 +183,11 @@ async function main(): Promise<number> {
       refutedStops: r.refutedStops,
     },
     crawls: { started: crawlCheck.crawls, pagesChecked: crawlCheck.pages },
-    violations: { lost: r.lost, resurrected: r.resurrected, orphaned: r.orphaned, overlaps: overlapsOut(r, faults), unrecovered, results: crawlCheck.findings },
+    violations: { lost: r.lost, resurrected: r.resurrected, reanswered: r.reanswered, orphaned: r.orphaned, overlaps: overlapsOut(r, faults), unrecovered, results: crawlCheck.findings },
     summary: {
       lost: r.lost.length,
       resurrected: r.resurrected.length,
+      reanswered: r.reanswered.length,
       orphaned: r.orphaned.length,
       overlaps: r.overlaps.length,
       longestOverlapMs: r.longestOverlapMs,

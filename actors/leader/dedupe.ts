@@ -103,6 +103,18 @@ export class Dedupe {
     return id ? this.seen.get(id) : undefined;
   }
 
+  /**
+   * planned remembers an outcome as soon as it is planned, before its commit:
+   * a copy of the request in a later batch (a client retry, or a forwarding
+   * master's resend) must get this outcome even while the commit is still in
+   * the pipeline. Commits apply in order, so that later answer goes out after
+   * this one is written; if this commit fails, the leader reloads and this
+   * Dedupe is dropped with its planned outcomes.
+   */
+  planned(id: string, outcome: Outcome): void {
+    if (id) this.seen.set(id, { outcome, revision: 0, at: this.clock.now() });
+  }
+
   /** op returns the etcd put recording these outcomes, on a lease that expires by itself. */
   op(entries: Array<[string, Outcome]>): Op {
     const value = packed.encode(entries.map(([id, o]) => [id, record(o)]));

@@ -137,11 +137,15 @@ function planRequest(
   const again = inBatch.get(req.id);
   if (again) return { req, build: again.build };
   const known = dedupe.lookup(req.id);
-  if (known) return { req, build: () => answerOf(known, (name) => model.view(name)) as WireReply };
+  // Read at answer time: an outcome planned by an earlier batch has its revision once that batch is written.
+  if (known) return { req, build: () => answerOf(dedupe.lookup(req.id) ?? known, (name) => model.view(name)) as WireReply };
   const { reply, outcome } = planWrite(model, req, c);
   if (req.id) {
     inBatch.set(req.id, reply);
-    if (outcome) outcomes.set(outcome.name, [...(outcomes.get(outcome.name) ?? []), [req.id, outcome.outcome]]);
+    if (outcome) {
+      outcomes.set(outcome.name, [...(outcomes.get(outcome.name) ?? []), [req.id, outcome.outcome]]);
+      dedupe.planned(req.id, outcome.outcome);
+    }
   }
   return reply;
 }

@@ -49,7 +49,7 @@ test(`chaos: ${FAULTS} faults, every acknowledged write kept, nothing lost, resu
     assert.ok(r.checked.taskLines > 0, 'worker task logs were read');
     assert.equal(r.final.converged, true, `final state converged: ${r.final.why}`);
     assert.ok(r.crawls.started > 0 && r.crawls.pagesChecked > 0, 'crawls ran under chaos and were checked');
-    for (const k of ['lost', 'resurrected', 'orphaned', 'overlaps', 'unrecovered', 'results']) {
+    for (const k of ['lost', 'resurrected', 'reanswered', 'orphaned', 'overlaps', 'unrecovered', 'results']) {
       assert.ok(Array.isArray(r.violations[k]), `violations.${k} is a list`);
       assert.equal(r.summary[k], r.violations[k].length);
     }

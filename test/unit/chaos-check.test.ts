@@ -232,6 +232,21 @@ test('VIOLATIONS seen mid-run by later replies', () => {
   assert.deepEqual(r.resurrected.map((f) => f.name), ['b', 'd']);
 });
 
+test('VIOLATION reanswered: an add answered created: false with an id no answer reported created', () => {
+  // The 60-fault run: delete ok, delete NOT_FOUND, then an add whose own first attempt created the
+  // resource while the answer the client got treated it as already there.
+  const ops = [
+    op('a', 'add', 100, { created: true, id: 'A' }),
+    op('a', 'delete', 200, { id: 'A' }),
+    op('a', 'delete', 300, { result: 'not_found', code: 'NOT_FOUND' }),
+    op('a', 'add', 400, { created: false, id: 'A2' }),
+  ];
+  const r = checkOps(ops, [{ name: 'a', id: 'A2', worker: 'w1' }]);
+  assert.equal(r.reanswered.length, 1);
+  assert.match(r.reanswered[0]!.detail, /no answer ever reported created/);
+  assert.deepEqual([r.lost, r.resurrected], [[], []]);
+});
+
 test('a name whose last request was ambiguous may be either way', () => {
   const ops = [op('a', 'add', 100, { created: true, id: 'A' }), op('a', 'delete', 200, { result: 'ambiguous', code: 'TIMEOUT' })];
   for (const final of [[], [{ name: 'a', id: 'A', worker: 'w1' }]]) {

@@ -101,6 +101,35 @@ describe('Leader on in-memory ports', () => {
     assert.equal(repliesTo(bus, b)[0]?.ok, true);
   });
 
+  test('a copy of an add that arrives while the first is still being committed gets the first outcome (created: true)', async () => {
+    // The chaos run's "created: false for an id nobody saw created": a forwarding master's resend, or a client retry,
+    // reached the leader in a later batch while the first copy's commit was still in the pipeline.
+    const { clock, store, bus, leader } = await setup();
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let first = true;
+    store.txnHook = async (ops) => {
+      if (first && keysOf(ops).includes(keys.resource('a'))) {
+        first = false;
+        await held;
+      }
+    };
+    const original = add('a', { id: 'same' });
+    leader.submit(original);
+    await clock.advance(1);
+    const copy = { ...add('a', { id: 'same' }), reply: '_INBOX.t.copy' };
+    leader.submit(copy);
+    await clock.advance(1);
+    release();
+    await clock.advance(10);
+    const [a] = repliesTo(bus, original);
+    const [b] = repliesTo(bus, copy);
+    assert.equal(a?.created, true);
+    assert.equal(b?.created, true, 'the copy gets the first outcome, not "exists"');
+    assert.equal(b?.resource.id, a?.resource.id);
+    assert.equal(b?.resource.revision, a?.resource.revision, 'with the revision of the commit that created it');
+  });
+
   test('a read is answered only after a fenced, read-only transaction', async () => {
     const { clock, store, bus, leader } = await setup();
     const seen: Array<{ ops: number }> = [];
