@@ -15,7 +15,7 @@ COPY tsconfig.json ./
 COPY bin ./bin
 COPY src ./src
 COPY actors ./actors
-RUN npx tsc -p tsconfig.json && npm prune --omit=dev --no-audit --no-fund
+RUN npx tsc -p tsconfig.json && cp -R src/web/public dist/src/web/public && npm prune --omit=dev --no-audit --no-fund
 
 # --- run: compiled JavaScript and production dependencies only ---
 FROM node:20-slim

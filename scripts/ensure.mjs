@@ -41,6 +41,8 @@ const needed = [
 ];
 // The test suite also validates docker-compose.yml (no Docker engine needed).
 if (process.env.npm_lifecycle_event === 'pretest') needed.push(['docker-compose', 'docker-compose']);
+// The dashboard's browser test drives Debian's chromium through puppeteer-core (which downloads none).
+if (process.env.npm_lifecycle_event === 'pretest') needed.push(['chromium', 'chromium']);
 const missing = needed.filter(([bin]) => !have(bin));
 if (missing.length > 0) {
   const pkgs = missing.map(([, pkg]) => pkg);

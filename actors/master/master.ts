@@ -18,6 +18,7 @@ import { ensureResultsStream } from '../../src/platform/nats/results.js';
 import { publishEvent } from '../../src/platform/nats/events.js';
 import { createMetrics, metricsHost, startMetricsServer, type GafferMetrics, type MetricsServer } from '../../src/platform/metrics.js';
 import { connectProcess } from '../../src/platform/connect.js';
+import { dashboardHost, startDashboard, type Dashboard } from '../../src/web/server.js';
 import { systemClock, type Clock } from '../../src/platform/clock.js';
 import { withRetry } from '../../src/platform/retry.js';
 import { logger, type Logger } from '../../src/platform/log.js';
@@ -46,6 +47,7 @@ export class Master {
   private service: ClientService | undefined;
   private readonly metrics: GafferMetrics;
   private metricsServer: MetricsServer | undefined;
+  private dashboard: Dashboard | undefined;
   private stopping = false;
   private readonly stopped = new AbortController();
   private readonly election: Election;
@@ -86,10 +88,12 @@ export class Master {
     const m = new Master(cfg, nc, store);
     try {
       if (cfg.metricsPort) m.metricsServer = await startMetricsServer(cfg.metricsPort, m.metrics.registry, metricsHost());
+      if (cfg.httpPort) m.dashboard = await startDashboard({ nc, port: cfg.httpPort, id: cfg.id, ...dashboardHost() });
       await m.run();
     } catch (err) {
       m.forwarder.stop();
       await m.metricsServer?.close();
+      await m.dashboard?.close();
       await nc.close();
       store.close();
       throw err;
@@ -236,6 +240,7 @@ export class Master {
     this.hold.take();
     await this.election.close();
     await this.metricsServer?.close();
+    await this.dashboard?.close();
     await this.nc.drain().catch(() => undefined);
     this.store.close();
   }

@@ -52,6 +52,7 @@ async function serve(role: 'master' | 'worker', start: () => Promise<{ stop(): P
 export function addRoleCommands(program: Command, roles: Roles): void {
   processOptions(program.command('master').description('run a master (candidate leader)'))
     .option('--no-serve-clients', 'do not serve client subjects (lead only; for benchmarks)')
+    .option('--http-port <port>', 'serve the web dashboard on this port (env GAFFER_HTTP_PORT; GAFFER_HTTP_HOST=0.0.0.0 to expose it)')
     .addHelpText('after', examples(['gaffer master --id m1 --nats nats://127.0.0.1:4222 --etcd http://127.0.0.1:2379 --ttl 3']))
     .action(async (o: CommonOptions & ConnOptions & { serveClients: boolean }) => {
       const cfg = { ...processConfig('master', o, program), serveClients: o.serveClients };

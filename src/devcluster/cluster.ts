@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Child } from './child.js';
 import { GafferClient } from '../client/client.js';
-import { startEtcd, startNats, waitFor, type EtcdCluster, type NatsServer } from './servers.js';
+import { freePort, startEtcd, startNats, waitFor, type EtcdCluster, type NatsServer } from './servers.js';
 import type { StatusResult } from '../protocol/messages.js';
 import { ClientSubject } from '../protocol/subjects.js';
 
@@ -30,12 +30,18 @@ export interface ClusterOptions {
   env?: NodeJS.ProcessEnv;
   /** Worker capacity. */
   capacity?: number;
+  /** Masters serve the web dashboard (--http-port), each on its own free port: see httpUrl. */
+  http?: boolean;
+  /** With http: m1's preferred dashboard port (the caller checked it is free). */
+  httpPort?: number;
 }
 
 export class LocalCluster {
   readonly masters = new Map<string, Child>();
   readonly workers = new Map<string, Child>();
   private clientP: Promise<GafferClient> | undefined;
+  /** Dashboard ports by master id (with opts.http); a restarted master keeps its port. */
+  private readonly httpPorts = new Map<string, number>();
 
   private constructor(
     readonly dir: string,
@@ -61,6 +67,11 @@ export class LocalCluster {
       nats,
       etcd,
     );
+    if (opts.http) {
+      for (let i = 1; i <= (opts.masters ?? 0); i++) {
+        c.httpPorts.set(`m${i}`, i === 1 && opts.httpPort ? opts.httpPort : await freePort());
+      }
+    }
     for (let i = 1; i <= (opts.masters ?? 0); i++) c.startMaster(`m${i}`);
     for (let i = 1; i <= (opts.workers ?? 0); i++) c.startWorker(`w${i}`);
     return c;
@@ -84,7 +95,8 @@ export class LocalCluster {
   }
 
   startMaster(id: string, extra: string[] = []): Child {
-    const c = this.spawn('master', id, extra);
+    const port = this.httpPorts.get(id);
+    const c = this.spawn('master', id, port ? ['--http-port', String(port), ...extra] : extra);
     this.masters.set(id, c);
     return c;
   }
@@ -94,6 +106,13 @@ export class LocalCluster {
     const c = this.spawn('worker', id, [...cap, ...extra]);
     this.workers.set(id, c);
     return c;
+  }
+
+  /** httpUrl is where a master started with opts.http serves the dashboard. */
+  httpUrl(masterId: string): string {
+    const port = this.httpPorts.get(masterId);
+    if (port === undefined) throw new Error(`master ${masterId} serves no dashboard (start the cluster with http: true)`);
+    return `http://127.0.0.1:${port}/`;
   }
 
   /** client is one shared typed client for this cluster. */

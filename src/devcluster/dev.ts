@@ -26,9 +26,13 @@ export async function runDev(opts: DevOptions): Promise<void> {
   const t0 = performance.now();
   // The default NATS port lets `nats req …` work without --server.
   const natsPort = (await portFree(4222)) ? 4222 : undefined;
+  // Every master serves the dashboard; m1 on 8080 when it is free.
+  const httpPort = (await portFree(8080)) ? 8080 : undefined;
   const cluster = await LocalCluster.start({
     ...opts,
     ...(natsPort ? { natsPort } : {}),
+    http: true,
+    ...(httpPort ? { httpPort } : {}),
     ...(process.env.NATS_URL ? { natsUrl: process.env.NATS_URL } : {}),
     ...(process.env.ETCD_ENDPOINTS ? { etcdEndpoints: process.env.ETCD_ENDPOINTS } : {}),
     inherit: true,
@@ -53,6 +57,7 @@ export async function runDev(opts: DevOptions): Promise<void> {
   gaffer dev cluster is up in ${secs} s: leader ${status.leader}, masters ${status.masters.join(' ')}, workers ${status.workers.map((w) => w.id).join(' ')}
     NATS  ${cluster.natsUrl}
     etcd  ${cluster.etcdEndpoints}
+    Web   ${cluster.httpUrl('m1')}
     logs  ${cluster.dir}
 
   Send a request:

@@ -34,6 +34,8 @@ export interface CommonOptions {
   etcd?: string;
   ttl?: string;
   metricsPort?: string;
+  /** The web dashboard's port (masters only). */
+  httpPort?: string;
 }
 
 export interface ProcessConfig {
@@ -44,6 +46,8 @@ export interface ProcessConfig {
   etcd: string[];
   ttlSeconds: number;
   metricsPort?: number;
+  /** Serve the web dashboard on this port (masters only; --http-port, GAFFER_HTTP_PORT). */
+  httpPort?: number;
 }
 
 export function parseId(raw: string | undefined, role: string): string {
@@ -101,5 +105,7 @@ export function resolveProcess(role: string, opts: CommonOptions, env: NodeJS.Pr
   if (env.NATS_PASSWORD) cfg.natsPass = env.NATS_PASSWORD;
   const metrics = opts.metricsPort ?? env.GAFFER_METRICS_PORT;
   if (metrics !== undefined && metrics !== '') cfg.metricsPort = parsePort(metrics, '--metrics-port');
+  const http = opts.httpPort ?? env.GAFFER_HTTP_PORT;
+  if (http !== undefined && http !== '') cfg.httpPort = parsePort(http, '--http-port');
   return cfg;
 }

@@ -1,0 +1,184 @@
+// The dashboard's views: header, workers, resources (with filters), event feed.
+// Plain preact components over htm; data comes from app.js.
+
+import { h } from 'preact';
+import { useMemo, useState } from 'preact/hooks';
+import htm from 'htm';
+import { STATES, clock, compact, countStates, fmtNumber, load, progressOf, summary } from './format.js';
+
+const html = htm.bind(h);
+
+/** At most this many rows are drawn; filters narrow the rest. */
+const MAX_ROWS = 500;
+
+const LIVE_TEXT = { live: 'live', connecting: 'connecting…', reconnecting: 'reconnecting…', offline: 'offline' };
+
+export function Header({ status, resources, servedBy, live }) {
+  const counts = countStates(resources);
+  const leader = status?.leader || '—';
+  const term = status?.term;
+  const masters = Array.isArray(status?.masters) ? status.masters : [];
+  return html`
+    <header class="top">
+      <div class="brand">gaffer</div>
+      <dl class="facts">
+        <div><dt>leader</dt><dd data-testid="leader">${leader}</dd></div>
+        <div><dt>term</dt><dd data-testid="term">${term ?? '—'}</dd></div>
+        <div>
+          <dt>masters</dt>
+          <dd data-testid="masters">
+            ${masters.map((m) => html`<span class=${m === status?.leader ? 'chip leader' : 'chip'} key=${m}>${m}</span>`)}
+          </dd>
+        </div>
+      </dl>
+      <ul class="counts" aria-label="resources by state">
+        ${STATES.map(
+          (s) => html`<li key=${s} class=${`count state-${s}`} data-testid=${`count-${s}`} data-count=${counts[s]}>
+            <span class="n">${counts[s]}</span> ${s}
+          </li>`,
+        )}
+      </ul>
+      <div class="live" data-testid="live" data-state=${live} title=${servedBy ? `served by ${servedBy}` : ''}>
+        <span class="dot"></span>${LIVE_TEXT[live] ?? live}${servedBy ? html`<span class="via"> via ${servedBy}</span>` : ''}
+      </div>
+    </header>
+  `;
+}
+
+export function Workers({ workers }) {
+  const list = Array.isArray(workers) ? workers : [];
+  return html`
+    <section class="card" aria-labelledby="workers-h">
+      <h2 id="workers-h">Workers <span class="muted">${list.length}</span></h2>
+      ${list.length === 0 ? html`<p class="muted">No live workers.</p>` : ''}
+      <div class="workers" data-testid="workers">
+        ${list.map((w) => html`<${WorkerCard} key=${w.id} w=${w} />`)}
+      </div>
+    </section>
+  `;
+}
+
+function WorkerCard({ w }) {
+  const frac = load(w);
+  const labels = w.labels && typeof w.labels === 'object' ? Object.entries(w.labels) : [];
+  const level = frac >= 0.9 ? 'high' : frac >= 0.7 ? 'mid' : 'low';
+  return html`
+    <article class="worker" data-worker=${w.id} data-cordoned=${String(!!w.cordoned)} data-draining=${String(!!w.draining)}>
+      <div class="worker-head">
+        <span class="worker-id">${w.id}</span>
+        ${w.cordoned ? html`<span class="badge cordoned">cordoned</span>` : ''}
+        ${w.draining ? html`<span class="badge draining">draining</span>` : ''}
+      </div>
+      <div class="meter" role="meter" aria-valuemin="0" aria-valuemax=${w.capacity} aria-valuenow=${w.resources} aria-label=${`${w.id} load`}>
+        <span class=${`fill ${level}`} style=${{ width: `${(frac * 100).toFixed(1)}%` }}></span>
+      </div>
+      <div class="worker-load"><span>${fmtNumber(w.resources ?? 0)} / ${fmtNumber(w.capacity ?? 0)}</span><span class="muted">${Math.round(frac * 100)}%</span></div>
+      ${labels.length > 0 ? html`<div class="chips">${labels.map(([k, v]) => html`<span class="chip label" key=${k}>${k}=${v}</span>`)}</div>` : ''}
+      ${Array.isArray(w.kinds) && w.kinds.length > 0 ? html`<div class="kinds muted">kinds: ${w.kinds.join(', ')}</div>` : ''}
+    </article>
+  `;
+}
+
+export function Resources({ resources, workers }) {
+  const [name, setName] = useState('');
+  const [state, setState] = useState('');
+  const [worker, setWorker] = useState('');
+  const workerIds = useMemo(() => {
+    const ids = new Set((Array.isArray(workers) ? workers : []).map((w) => w.id));
+    for (const r of resources) if (r.worker) ids.add(r.worker);
+    return [...ids].sort();
+  }, [resources, workers]);
+  const shown = useMemo(() => {
+    const q = name.trim().toLowerCase();
+    return resources.filter(
+      (r) =>
+        (!q || r.name.toLowerCase().includes(q)) &&
+        (!state || r.state === state) &&
+        (!worker || (worker === '-' ? r.worker === null : r.worker === worker)),
+    );
+  }, [resources, name, state, worker]);
+  return html`
+    <section class="card" aria-labelledby="resources-h">
+      <h2 id="resources-h">Resources <span class="muted" data-testid="resource-count">${shown.length} of ${resources.length}</span></h2>
+      <div class="filters">
+        <label>Name <input type="search" data-testid="filter-name" placeholder="substring" value=${name} onInput=${(e) => setName(e.currentTarget.value)} /></label>
+        <label>State
+          <select data-testid="filter-state" value=${state} onChange=${(e) => setState(e.currentTarget.value)}>
+            <option value="">all</option>
+            ${STATES.map((s) => html`<option key=${s} value=${s}>${s}</option>`)}
+          </select>
+        </label>
+        <label>Worker
+          <select data-testid="filter-worker" value=${worker} onChange=${(e) => setWorker(e.currentTarget.value)}>
+            <option value="">all</option>
+            <option value="-">none</option>
+            ${workerIds.map((id) => html`<option key=${id} value=${id}>${id}</option>`)}
+          </select>
+        </label>
+      </div>
+      <table class="resources" data-testid="resources">
+        <thead><tr><th>Name</th><th>State</th><th>Worker</th><th title="attempt / failures">Att. / fail.</th><th>Progress</th></tr></thead>
+        <tbody>
+          ${shown.slice(0, MAX_ROWS).map((r) => html`<${ResourceRow} key=${r.name} r=${r} />`)}
+        </tbody>
+      </table>
+      ${shown.length === 0 ? html`<p class="muted empty">${resources.length === 0 ? 'No resources yet.' : 'Nothing matches the filters.'}</p>` : ''}
+      ${shown.length > MAX_ROWS ? html`<p class="muted">Showing the first ${MAX_ROWS} of ${shown.length}; filter to narrow.</p>` : ''}
+    </section>
+  `;
+}
+
+function ResourceRow({ r }) {
+  const note = r.error ?? r.reason;
+  // One element per cell: at phone width each cell is a two-column grid (label, value).
+  return html`
+    <tr data-resource=${r.name} data-worker=${r.worker ?? ''} data-state=${r.state}>
+      <td data-label="Name" class="name"><div>${r.name}${r.spec?.kind ? html` <span class="kind muted">${r.spec.kind}</span>` : ''}</div></td>
+      <td data-label="State">
+        <div>
+          <span class=${`badge state-${r.state}`}>${r.state}</span>
+          ${note ? html`<div class="note muted" title=${note}>${compact(note, 60)}</div>` : ''}
+        </div>
+      </td>
+      <td data-label="Worker" class="worker-cell" data-testid="resource-worker"><div>${r.worker ?? '—'}</div></td>
+      <td data-label="Att. / fail." class="num"><div>${r.attempt ?? 0} / ${r.failures ?? 0}</div></td>
+      <td data-label="Progress" class="progress-cell"><div><${Progress} value=${r.progress} /></div></td>
+    </tr>
+  `;
+}
+
+function Progress({ value }) {
+  if (value === undefined || value === null) return html`<span class="muted">—</span>`;
+  const { numbers, fraction } = progressOf(value);
+  if (numbers.length === 0) return html`<span class="json" title=${compact(value, 2000)}>${compact(value, 48)}</span>`;
+  return html`
+    <div class="progress">
+      ${fraction !== undefined
+        ? html`<div class="meter small" role="progressbar" aria-valuemin="0" aria-valuemax="100" aria-valuenow=${Math.round(fraction * 100)}>
+            <span class="fill low" style=${{ width: `${(fraction * 100).toFixed(1)}%` }}></span>
+          </div>`
+        : ''}
+      <span class="nums">${numbers.map(([k, v]) => `${k} ${fmtNumber(v)}`).join(' · ')}</span>
+    </div>
+  `;
+}
+
+export function Feed({ events, showProgress, setShowProgress }) {
+  return html`
+    <section class="card feed" aria-labelledby="feed-h">
+      <h2 id="feed-h">Events</h2>
+      <label class="toggle"><input type="checkbox" checked=${showProgress} onChange=${(e) => setShowProgress(e.currentTarget.checked)} /> show task.progress</label>
+      <ol class="events" data-testid="events">
+        ${events.map(
+          (e) => html`<li key=${e.seq} data-kind=${e.ev.kind} class=${`ev ev-${String(e.ev.kind).split('.')[0]}`}>
+            <time datetime=${e.ev.at}>${clock(e.ev.at)}</time>
+            <span class="ev-kind">${e.ev.kind}</span>
+            <span class="ev-text">${summary(e.ev)}</span>
+            ${e.ev.by ? html`<span class="ev-by muted">by ${e.ev.by}</span>` : ''}
+          </li>`,
+        )}
+      </ol>
+      ${events.length === 0 ? html`<p class="muted">Waiting for events…</p>` : ''}
+    </section>
+  `;
+}
