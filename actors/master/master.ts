@@ -23,7 +23,7 @@ import { systemClock, type Clock } from '../../src/platform/clock.js';
 import { withRetry } from '../../src/platform/retry.js';
 import { logger, type Logger } from '../../src/platform/log.js';
 import type { Guard, Store } from '../../src/platform/ports.js';
-import { Leader } from '../leader/leader.js';
+import { Leader, type RebalanceOptions } from '../leader/leader.js';
 import { Forwarder } from './forwarder.js';
 import { HoldQueue } from './hold.js';
 import { LeaderWatch } from './leader-watch.js';
@@ -32,6 +32,7 @@ export interface MasterConfig extends ProcessConfig {
   holdMs?: number;
   /** false: do not join the `masters` queue group (a master that only leads; benchmarks use it). */
   serveClients?: boolean;
+  rebalance?: RebalanceOptions;
 }
 
 export class Master {
@@ -182,6 +183,7 @@ export class Master {
       log: this.log,
       metrics: this.metrics,
       prober: this.prober,
+      ...(this.cfg.rebalance ? { rebalance: this.cfg.rebalance } : {}),
     });
     this.leader = leader;
     this.metrics.setLeader(true);

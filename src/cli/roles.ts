@@ -3,11 +3,16 @@
 // (bin/gaffer.ts), so the CLI never depends on the actors.
 
 import type { Command } from 'commander';
-import { DEFAULTS, parsePositiveInt, parseTtl, UsageError, type CommonOptions, type ProcessConfig } from '../platform/config.js';
+import { DEFAULTS, parseLabels, parseOnOff, parsePositiveInt, parseTtl, UsageError, type CommonOptions, type ProcessConfig } from '../platform/config.js';
 import { rootLogger } from '../platform/log.js';
 import { Exit } from './exit.js';
 import { processConfig, processOptions, type ConnOptions } from './options.js';
 import { examples } from './help.js';
+
+export interface MasterOptions {
+  serveClients: boolean;
+  rebalance: { enabled: boolean; max: number; intervalMs: number };
+}
 
 export interface WorkerOptions {
   capacity: number;
@@ -15,6 +20,7 @@ export interface WorkerOptions {
   tasks: string[];
   stopGraceMs: number;
   taskMemoryMb: number;
+  labels: Record<string, string>;
 }
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
@@ -25,7 +31,7 @@ export interface Running {
 
 /** Roles: how to start each long-running role, from its resolved configuration. */
 export interface Roles {
-  master(cfg: ProcessConfig & { serveClients: boolean }): Promise<Running>;
+  master(cfg: ProcessConfig & MasterOptions): Promise<Running>;
   worker(cfg: ProcessConfig & WorkerOptions): Promise<Running>;
 }
 
@@ -53,9 +59,20 @@ export function addRoleCommands(program: Command, roles: Roles): void {
   processOptions(program.command('master').description('run a master (candidate leader)'))
     .option('--no-serve-clients', 'do not serve client subjects (lead only; for benchmarks)')
     .option('--http-port <port>', 'serve the web dashboard on this port (env GAFFER_HTTP_PORT; GAFFER_HTTP_HOST=0.0.0.0 to expose it)')
-    .addHelpText('after', examples(['gaffer master --id m1 --nats nats://127.0.0.1:4222 --etcd http://127.0.0.1:2379 --ttl 3']))
-    .action(async (o: CommonOptions & ConnOptions & { serveClients: boolean }) => {
-      const cfg = { ...processConfig('master', o, program), serveClients: o.serveClients };
+    .option('--rebalance <on|off>', 'move resources from the most to the least loaded workers, in rounds (default on)')
+    .option('--rebalance-max <n>', `most moves per rebalance round, and at most 10% of all resources (default ${DEFAULTS.rebalanceMax})`)
+    .option('--rebalance-interval-ms <ms>', `least time between rebalance rounds (default ${DEFAULTS.rebalanceIntervalMs})`)
+    .addHelpText('after', examples(['gaffer master --id m1 --nats nats://127.0.0.1:4222 --etcd http://127.0.0.1:2379 --ttl 3', 'gaffer master --rebalance off']))
+    .action(async (o: CommonOptions & ConnOptions & { serveClients: boolean; rebalance?: string; rebalanceMax?: string; rebalanceIntervalMs?: string }) => {
+      const cfg = {
+        ...processConfig('master', o, program),
+        serveClients: o.serveClients,
+        rebalance: {
+          enabled: parseOnOff(o.rebalance, '--rebalance', true),
+          max: parsePositiveInt(o.rebalanceMax, '--rebalance-max', DEFAULTS.rebalanceMax),
+          intervalMs: parsePositiveInt(o.rebalanceIntervalMs, '--rebalance-interval-ms', DEFAULTS.rebalanceIntervalMs),
+        },
+      };
       rootLogger({ role: 'master', id: cfg.id });
       await serve('master', () => roles.master(cfg));
     });
@@ -65,13 +82,15 @@ export function addRoleCommands(program: Command, roles: Roles): void {
     .option('--tasks <module>', 'a task-kind module (path or package name) whose default export maps kind names to { run(ctx) }; repeatable', collect)
     .option('--stop-grace-ms <ms>', `how long a task may take to stop before it is stopped by force (default ${DEFAULTS.stopGraceMs})`)
     .option('--task-memory-mb <mb>', `heap limit of each task thread (default ${DEFAULTS.taskMemoryMb})`)
+    .option('--label <key=value>', 'a label for placement constraints and preferences; repeatable', collect)
     .addHelpText(
       'after',
       examples(['gaffer worker --id w1 --capacity 500 --nats nats://127.0.0.1:4222', 'gaffer worker --tasks ./examples/kinds.mjs --tasks my-kinds-package']),
     )
-    .action(async (o: CommonOptions & ConnOptions & { capacity?: string; tasks?: string[]; stopGraceMs?: string; taskMemoryMb?: string }) => {
+    .action(async (o: CommonOptions & ConnOptions & { capacity?: string; tasks?: string[]; stopGraceMs?: string; taskMemoryMb?: string; label?: string[] }) => {
       const cfg = {
         ...processConfig('worker', o, program),
+        labels: parseLabels(o.label ?? []),
         capacity: parsePositiveInt(o.capacity, '--capacity', DEFAULTS.capacity),
         tasks: o.tasks ?? [],
         stopGraceMs: parsePositiveInt(o.stopGraceMs, '--stop-grace-ms', DEFAULTS.stopGraceMs),

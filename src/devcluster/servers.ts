@@ -73,9 +73,18 @@ export interface NatsOptions {
  * 2.9.10), so a store_dir in extraConfig (nats.conf has one) never puts test
  * data outside `dir`.
  */
+/**
+ * PING_SETTINGS make the server drop a client that stops answering within
+ * about two seconds (the default is 2 minutes × 2 pings): a paused or hung
+ * master must not keep its share of the masters queue group, or plain
+ * `nats req` users time out for minutes. The cost is one small PING per
+ * idle connection per second. Kept the same in nats.conf and compose.
+ */
+export const PING_SETTINGS = 'ping_interval: "1s"\nping_max: 1\n';
+
 export function natsConfig(opts: NatsOptions, port: number): string {
   const js = opts.jetstream === false ? '' : `jetstream {\n  store_dir: ${JSON.stringify(join(opts.dir, 'jetstream'))}\n}\n`;
-  return `listen: 127.0.0.1:${port}\nmax_payload: 1MB\n${opts.extraConfig ?? ''}\n${js}`;
+  return `listen: 127.0.0.1:${port}\nmax_payload: 1MB\n${PING_SETTINGS}${opts.extraConfig ?? ''}\n${js}`;
 }
 
 export async function startNats(opts: NatsOptions): Promise<NatsServer> {

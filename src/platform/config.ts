@@ -1,7 +1,7 @@
 // Process configuration: flags override environment, environment overrides defaults.
 
 import { v4 as uuidv4 } from 'uuid';
-import { ID_RE } from '../protocol/messages.js';
+import { ID_RE, LABEL_RE } from '../protocol/messages.js';
 
 export const DEFAULTS = {
   natsUrl: 'nats://127.0.0.1:4222',
@@ -12,6 +12,8 @@ export const DEFAULTS = {
   stopGraceMs: 2000,
   /** Heap limit of each task thread. */
   taskMemoryMb: 256,
+  rebalanceMax: 10,
+  rebalanceIntervalMs: 2000,
   /** How long a master holds a request while no leader is known. */
   holdMs: 3000,
   /** Deadline for one etcd call; past it the caller sees UNAVAILABLE. */
@@ -72,6 +74,27 @@ export function parsePositiveInt(raw: string | undefined, flag: string, fallback
     throw new UsageError(`invalid ${flag} ${JSON.stringify(raw)}: a whole number from 1 to 1000000`);
   }
   return n;
+}
+
+export function parseOnOff(raw: string | undefined, flag: string, fallback: boolean): boolean {
+  if (raw === undefined || raw === '') return fallback;
+  if (raw === 'on' || raw === 'true') return true;
+  if (raw === 'off' || raw === 'false') return false;
+  throw new UsageError(`invalid ${flag} ${JSON.stringify(raw)}: on or off`);
+}
+
+/** parseLabels reads `key=value` flags; keys and values are words (LABEL_RE). */
+export function parseLabels(raw: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const r of raw) {
+    const i = r.indexOf('=');
+    const k = i > 0 ? r.slice(0, i) : '';
+    const v = i > 0 ? r.slice(i + 1) : '';
+    if (!LABEL_RE.test(k) || !LABEL_RE.test(v)) throw new UsageError(`invalid --label ${JSON.stringify(r)}: key=value, each matching ${LABEL_RE.source}`);
+    if (k in out) throw new UsageError(`--label ${k} given twice`);
+    out[k] = v;
+  }
+  return out;
 }
 
 export function parsePort(raw: string, flag: string): number {
