@@ -239,6 +239,7 @@ test('web dashboard', async (t) => {
     mkdirSync(ARTIFACTS, { recursive: true });
     const profile = mkdtempSync(join(tmpdir(), 'gaffer-chromium-'));
     let browser: Browser | undefined;
+    let shown: Page | undefined;
     try {
       browser = await puppeteer.launch({
         executablePath: CHROMIUM,
@@ -256,6 +257,7 @@ test('web dashboard', async (t) => {
         ],
       });
       const page: Page = await browser.newPage();
+      shown = page;
       const requests: string[] = [];
       const problems: string[] = [];
       let navigations = 0;
@@ -269,7 +271,8 @@ test('web dashboard', async (t) => {
       });
       await page.setViewport({ width: 1280, height: 800 });
       await page.goto(base, { waitUntil: 'domcontentloaded' });
-      const deadline = { timeout: 15_000 };
+      // Deadlines, not expectations: generous for a loaded machine.
+      const deadline = { timeout: 20_000 };
       await page.waitForSelector('[data-testid="live"][data-state="live"]', deadline);
       await page.waitForFunction((l) => document.querySelector('[data-testid="leader"]')?.textContent === l, deadline, status.leader);
       await page.waitForSelector('.worker[data-worker="w1"]', deadline);
@@ -339,6 +342,10 @@ test('web dashboard', async (t) => {
       assert.deepEqual(requests.filter((u) => !isLoopback(u)), [], 'the browser asked nothing of any other host');
       assert.ok(requests.some((u) => u.endsWith('/vendor/preact.mjs')), 'preact came from the master');
       assert.deepEqual(problems, [], 'no script errors and no CSP violations');
+    } catch (err) {
+      // What the page showed when it failed, for the post-mortem.
+      await shown?.screenshot({ path: join(ARTIFACTS, 'dashboard-failure.png'), fullPage: true }).catch(() => undefined);
+      throw err;
     } finally {
       await browser?.close();
       rmSync(profile, { recursive: true, force: true });
