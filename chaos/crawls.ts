@@ -6,8 +6,9 @@
 //   result-lost          a page the crawl should have fetched has no result in the stream
 //   result-duplicated    a page has more than one result in the stream
 //   checkpoint-non-owner a checkpoint was written for an attempt that did not own the
-//                        resource at that revision (its worker and attempt differ from
-//                        the assignment committed with it)
+//                        resource: its worker and attempt match neither the record
+//                        committed with it nor the one just before (an attempt may
+//                        checkpoint and be superseded in the same group commit)
 //   crawl-unfinished     a crawl did not complete by the end of the run (a note, not a
 //                        violation, when the run was cut short)
 
@@ -144,16 +145,19 @@ async function checkpointOwners(store: EtcdStore, name: string): Promise<CrawlFi
   for (const ev of puts) {
     const cp = decodeCheckpoint(ev.kv.value);
     const at = ev.kv.modRevision;
-    const recKv = (await store.range(keys.resource(name), at)).kvs.find((kv) => kv.key === keys.resource(name));
-    const rec = recKv && decodeStored(recKv.value);
-    const assigned = (await store.range(keys.assignment(cp.worker, name), at)).kvs.some((kv) => kv.key === keys.assignment(cp.worker, name));
-    if (!rec || rec.id !== cp.id || rec.worker !== cp.worker || rec.attempt !== cp.attempt || !assigned) {
-      out.push({
-        kind: 'checkpoint-non-owner',
-        name,
-        detail: `checkpoint at revision ${at} by ${cp.worker} attempt ${cp.attempt}; committed owner then: ${rec ? `${rec.worker} attempt ${rec.attempt}` : 'none'}`,
-      });
-    }
+    const owner = async (rev: number) => {
+      const recKv = (await store.range(keys.resource(name), rev)).kvs.find((kv) => kv.key === keys.resource(name));
+      const rec = recKv && decodeStored(recKv.value);
+      const assigned = (await store.range(keys.assignment(cp.worker, name), rev)).kvs.some((kv) => kv.key === keys.assignment(cp.worker, name));
+      return { rec, ok: !!rec && rec.id === cp.id && rec.worker === cp.worker && rec.attempt === cp.attempt && assigned };
+    };
+    const now = await owner(at);
+    if (now.ok || (await owner(at - 1)).ok) continue;
+    out.push({
+      kind: 'checkpoint-non-owner',
+      name,
+      detail: `checkpoint at revision ${at} by ${cp.worker} attempt ${cp.attempt}; committed owner then: ${now.rec ? `${now.rec.worker} attempt ${now.rec.attempt}` : 'none'}`,
+    });
   }
   return out;
 }

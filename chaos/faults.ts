@@ -12,6 +12,7 @@ import type { StatusResult } from '../src/protocol/messages.js';
 import type { ChaosConfig } from './config.js';
 import type { Death, Pause } from './check.js';
 import { keys } from '../src/protocol/keys.js';
+import { ClientSubject } from '../src/protocol/subjects.js';
 import type { Store } from '../src/platform/ports.js';
 import type { Incarnations } from './observe.js';
 import { etcdHealthy, tcpOpen } from '../src/devcluster/probe.js';
@@ -22,6 +23,7 @@ export const FAULT_KINDS = [
   'kill-leader', 'kill-follower', 'kill-worker',
   'pause-leader', 'pause-follower', 'pause-worker',
   'restart-nats', 'restart-etcd',
+  'drain-worker',
 ] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
@@ -79,7 +81,7 @@ export class Injector {
   ) {}
 
   private async leader(): Promise<string> {
-    const st = await waitFor('a leader to pick', () => this.client.call<StatusResult>('cluster.status', {}, 2000), 15000);
+    const st = await waitFor('a leader to pick', () => this.client.call<StatusResult>(ClientSubject.status, {}, 2000), 15000);
     return st.leader;
   }
 
@@ -121,6 +123,10 @@ export class Injector {
         case 'restart-etcd':
           await this.restartEtcd(rec);
           break;
+        case 'drain-worker':
+          rec.target = this.rng.pick([...this.c.workers.keys()].sort());
+          await this.drain(rec.target, rec);
+          break;
       }
     } catch (err) {
       rec.error = (err as Error).message ?? String(err);
@@ -158,6 +164,23 @@ export class Injector {
       rec.healedAt = Date.now();
       rec.downMs = to - from;
     }
+  }
+
+  /**
+   * drain moves everything off a worker with handoffs, waits until it holds
+   * nothing, then uncordons it: rebalance then moves work back to it, also
+   * through handoffs, while the next faults come.
+   */
+  private async drain(id: string, rec: FaultRecord): Promise<void> {
+    rec.startedAt = Date.now();
+    await this.client.drain(id, 5000);
+    await waitFor(`${id} to be drained`, async () => {
+      const w = (await this.client.status()).workers.find((x) => x.id === id);
+      return !w || (w.resources === 0 && !w.draining) || undefined;
+    }, 30000).catch(() => undefined);
+    await waitFor(`${id} to be uncordoned`, async () => (await this.client.uncordon(id), true), 15000);
+    rec.healedAt = Date.now();
+    rec.downMs = rec.healedAt - rec.startedAt;
   }
 
   private async restartNats(rec: FaultRecord): Promise<void> {

@@ -121,6 +121,7 @@ export class Worker {
       log: this.log,
       epoch: () => this.lease?.id,
       mayStart: () => this.valid(),
+      leaseHeld: () => this.leaseHeld(),
       onCountChange: (n) => this.metrics.setRunningTasks(n),
     });
   }
@@ -242,7 +243,12 @@ export class Worker {
    * `fenced` alone.
    */
   private valid(): boolean {
-    if (this.fenced || this.stopping) return false;
+    return !this.stopping && this.leaseHeld();
+  }
+
+  /** leaseHeld: the lease is certainly alive now; if its deadline passed unnoticed, fence at once. */
+  private leaseHeld(): boolean {
+    if (this.fenced) return false;
     if (this.lease?.alive) return true;
     this.fence('lease deadline passed');
     return false;

@@ -1,4 +1,4 @@
-// The chaos run, short: 8 faults (one of each kind) against a 3-master,
+// The chaos run, short: 9 faults (one of each kind) against a 3-master,
 // 4-worker cluster on a 3-member etcd while a client adds and deletes. It
 // must stop by itself, exit 0 and write a well-formed results.json with zero
 // violations. Set CHAOS_SEED to replay a failing run (the seed is printed).
@@ -13,9 +13,9 @@ import { runScript } from '../harness.js';
 
 const RUN = fileURLToPath(new URL('../../chaos/run.js', import.meta.url));
 const DEADLINE_MS = 180_000;
-const FAULTS = 8;
+const FAULTS = 9;
 
-const KINDS = ['kill-leader', 'kill-follower', 'kill-worker', 'pause-leader', 'pause-follower', 'pause-worker', 'restart-nats', 'restart-etcd'];
+const KINDS = ['kill-leader', 'kill-follower', 'kill-worker', 'pause-leader', 'pause-follower', 'pause-worker', 'restart-nats', 'restart-etcd', 'drain-worker'];
 
 test(`chaos: ${FAULTS} faults, every acknowledged write kept, nothing lost, resurrected, orphaned or run twice`, { timeout: DEADLINE_MS + 30_000 }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'gaffer-chaos-test-'));

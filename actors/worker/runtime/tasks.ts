@@ -40,6 +40,8 @@ export interface TaskSetDeps {
   epoch(): string | undefined;
   /** Whether this worker may start anything now (lease alive, not fenced, not stopping). */
   mayStart(): boolean;
+  /** Whether its tasks may still act (lease alive, not fenced); a stopping worker's tasks may, to save a last checkpoint. */
+  leaseHeld(): boolean;
   onCountChange(running: number): void;
 }
 
@@ -114,14 +116,21 @@ export class TaskSet {
     a.since = this.d.clock.wall();
     a.run = host.start(
       { resource: { name: task.name, id: task.id }, spec: task.spec, attempt: task.attempt, checkpointed },
+      // Everything a task sends passes here; the lease is checked on each (a fence
+      // timer can run late after a pause, but a message from the task is handled
+      // first), so a task that outlived its lease is stopped at once and its
+      // last words are dropped.
       {
-        checkpoint: (state) => this.checkpoint(a, state),
+        checkpoint: (state) => (this.d.leaseHeld() ? this.checkpoint(a, state) : Promise.reject(new NotOwnerError('the worker lost its lease'))),
         progress: (value) => {
+          if (!this.d.leaseHeld()) return;
           a.progress = value;
           a.progressDirty = true;
         },
         emit: (item, id) => this.emit(a, item, id),
-        log: (level, obj, msg) => this.d.log[level]({ ...obj, name: task.name, attempt: task.attempt, task: true }, msg),
+        log: (level, obj, msg) => {
+          if (this.d.leaseHeld()) this.d.log[level]({ ...obj, name: task.name, attempt: task.attempt, task: true }, msg);
+        },
       },
     );
     this.d.onCountChange(this.running);
@@ -153,7 +162,7 @@ export class TaskSet {
   }
 
   private async emit(a: Attempt, item: Json, id: string): Promise<void> {
-    if (a.phase !== 'running' || !this.d.mayStart()) throw new NotOwnerError(`${a.task.name} attempt ${a.task.attempt} no longer runs here`);
+    if (a.phase !== 'running' || !this.d.leaseHeld()) throw new NotOwnerError(`${a.task.name} attempt ${a.task.attempt} no longer runs here`);
     await this.d.results.emit(a.task.name, a.task.id, id, item);
   }
 
