@@ -361,7 +361,7 @@ test('check ties it together: every violation kind is counted', () => {
 // --- small pieces -----------------------------------------------------------------
 
 test('the fault schedule deals every kind in rounds and repeats for a seed', () => {
-  const a = schedule(new Rng(7), 8);
+  const a = schedule(new Rng(7), FAULT_KINDS.length);
   assert.deepEqual([...a].sort(), [...FAULT_KINDS].sort());
   assert.deepEqual(schedule(new Rng(7), 30), schedule(new Rng(7), 30));
   assert.notDeepEqual(schedule(new Rng(7), 30), schedule(new Rng(8), 30));
