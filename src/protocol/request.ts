@@ -9,7 +9,7 @@ import { BadRequestError } from './errors.js';
 import { ClientSubject, Header, isRequestSubject, WorkerSubject, type RequestSubject } from './subjects.js';
 import { validateReportRequest } from './validate-report.js';
 import { validateAdd, validateDrain, validateEmpty, validateList, validateNameRequest, validateWorkerRequest } from './validate.js';
-import type { DrainRequest, ListRequest, ReportRequest, Spec } from './messages.js';
+import { ID_RE, type DrainRequest, type ListRequest, type ReportRequest, type Spec } from './messages.js';
 
 export type Command =
   | { op: 'add'; name: string; spec: Spec; dryRun?: boolean }
@@ -116,6 +116,10 @@ export function parseRequest(
     throw new BadRequestError(`invalid ${Header.requestId} header: must match ${REQUEST_ID_RE.source}`);
   }
   const origin = headers?.get(Header.origin) || undefined;
+  // The leader acks to master.ack.<origin>: anything but a process id would corrupt that subject.
+  if (origin !== undefined && !ID_RE.test(origin)) {
+    throw new BadRequestError(`invalid ${Header.origin} header: must match ${ID_RE.source}`);
+  }
   return { subject, command, type, data, reply, id: id ?? '', ...(origin ? { origin } : {}), receivedAt };
 }
 
