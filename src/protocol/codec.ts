@@ -40,6 +40,16 @@ const encoder = new Encoder({ ignoreUndefined: true });
 const text = new TextDecoder('utf-8', { fatal: true });
 const utf8 = new TextEncoder();
 
+/**
+ * noProto refuses a "__proto__" key in a JSON request, as the msgpack decoder
+ * does: stored values are msgpack, and a key msgpack will not decode would
+ * make a stored resource unreadable (by its worker, and by the next leader).
+ */
+function noProto(key: string, value: unknown): unknown {
+  if (key === '__proto__') throw new BadRequestError('the key "__proto__" is not allowed');
+  return value;
+}
+
 /** decodeRequest parses a client body; anything malformed is BAD_REQUEST. An empty body is `{}`. */
 export function decodeRequest(data: Uint8Array, type: ContentType): unknown {
   if (data.byteLength > MAX_REQUEST_BYTES) {
@@ -47,8 +57,9 @@ export function decodeRequest(data: Uint8Array, type: ContentType): unknown {
   }
   if (data.byteLength === 0) return {};
   try {
-    return type === ContentType.msgpack ? decoder.decode(data) : JSON.parse(text.decode(data));
+    return type === ContentType.msgpack ? decoder.decode(data) : JSON.parse(text.decode(data), noProto);
   } catch (cause) {
+    if (cause instanceof BadRequestError) throw cause;
     throw new BadRequestError(`request body is not valid ${type === ContentType.msgpack ? 'msgpack' : 'JSON'}`, {
       cause,
     });
