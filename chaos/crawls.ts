@@ -17,7 +17,7 @@ import { startSite, type Site } from '../test/fixtures/site.js';
 import { expect } from '../test/fixtures/crawl-expect.js';
 import { readResults } from '../src/platform/nats/results.js';
 import { keys } from '../src/protocol/keys.js';
-import { decodeCheckpoint, decodeStored } from '../src/protocol/stored.js';
+import { decodeCheckpoint, decodeRecord } from '../src/protocol/stored.js';
 import type { GafferClient } from '../src/client/client.js';
 import type { EtcdStore } from '../src/platform/etcd/store.js';
 import type { WatchEvent } from '../src/platform/ports.js';
@@ -147,7 +147,10 @@ async function checkpointOwners(store: EtcdStore, name: string): Promise<CrawlFi
     const at = ev.kv.modRevision;
     const owner = async (rev: number) => {
       const recKv = (await store.range(keys.resource(name), rev)).kvs.find((kv) => kv.key === keys.resource(name));
-      const rec = recKv && decodeStored(recKv.value);
+      const d = recKv && decodeRecord(recKv.value);
+      const rec = d?.rec;
+      // During a handoff the old owner still owns its attempt (it may save a last checkpoint before it stops).
+      if (d?.handoff && rec?.id === cp.id && d.handoff.worker === cp.worker && d.handoff.attempt === cp.attempt) return { rec, ok: true };
       const assigned = (await store.range(keys.assignment(cp.worker, name), rev)).kvs.some((kv) => kv.key === keys.assignment(cp.worker, name));
       return { rec, ok: !!rec && rec.id === cp.id && rec.worker === cp.worker && rec.attempt === cp.attempt && assigned };
     };

@@ -412,6 +412,9 @@ export class ClusterState {
     w.kinds = new Set(kinds);
     w.labels = labels;
     if (w.epoch === epoch) return this.placePending();
+    // A new incarnation: the old one's lease is gone and it fenced itself, so
+    // whatever was leaving it may start where it is going.
+    for (const name of [...(this.leaving.get(id) ?? [])]) if (this.resources.get(name)?.handoff?.from.epoch !== epoch) this.release(name);
     w.epoch = epoch;
     for (const name of [...w.names]) {
       const e = this.resources.get(name)!;

@@ -190,3 +190,16 @@ describe('constraints, preferences, explain and dry-run', () => {
     assert.equal(s.reply(s.clients(request({ op: 'explain', name: 'nope' }))).error.code, 'NOT_FOUND');
   });
 });
+
+describe('handoffs and new incarnations', () => {
+  test('a worker that comes back as a new incarnation releases what was leaving its old one', async () => {
+    const s = await setup([['w1', 100], ['w2', 100]]);
+    s.clients(add('a'));
+    const from = on(s.model, 'a')!;
+    s.clients(request({ op: 'drain', worker: from }));
+    assert.equal(s.model.resources.get('a')!.assign!.hold, true);
+    // The old process died and a new one registered under the same id before its key's deletion was seen.
+    s.run([{ kind: 'worker-up', id: from, capacity: 100, epoch: 'L-new', kinds: ['noop'], labels: {} }]);
+    assert.equal(s.model.resources.get('a')!.assign!.hold, undefined, 'released: the old incarnation has certainly stopped');
+  });
+});
