@@ -65,6 +65,15 @@ export interface NatsOptions {
   inherit?: boolean;
   /** JetStream (task results), stored under `<dir>/jetstream`; default on. */
   jetstream?: boolean;
+  /** TLS for clients: the server's certificate and key, and the CA (PEM files). */
+  tls?: ServerTls;
+}
+
+/** ServerTls names a server's PEM files: its certificate, its key and the CA it trusts. */
+export interface ServerTls {
+  certFile: string;
+  keyFile: string;
+  caFile: string;
 }
 
 /**
@@ -74,17 +83,22 @@ export interface NatsOptions {
  * data outside `dir`.
  */
 /**
- * PING_SETTINGS make the server drop a client that stops answering within
- * about two seconds (the default is 2 minutes × 2 pings): a paused or hung
- * master must not keep its share of the masters queue group, or plain
- * `nats req` users time out for minutes. The cost is one small PING per
- * idle connection per second. Kept the same in nats.conf and compose.
+ * PING_SETTINGS make the server drop an idle client that stops answering
+ * within about 6 to 8 s instead of 2 minutes × 2 pings. (A client that keeps
+ * receiving messages is never pinged by nats-server 2.9; masters bound what a
+ * hung one holds with budgeted queue subscriptions instead.) Tighter than
+ * this, a process whose event loop stalls for a second or two on a loaded
+ * machine is cut off while it is alive (seen at 1 s × 1 under a load average
+ * of 14). Kept the same in nats.conf and compose.
  */
-export const PING_SETTINGS = 'ping_interval: "1s"\nping_max: 1\n';
+export const PING_SETTINGS = 'ping_interval: "2s"\nping_max: 3\n';
 
 export function natsConfig(opts: NatsOptions, port: number): string {
   const js = opts.jetstream === false ? '' : `jetstream {\n  store_dir: ${JSON.stringify(join(opts.dir, 'jetstream'))}\n}\n`;
-  return `listen: 127.0.0.1:${port}\nmax_payload: 1MB\n${PING_SETTINGS}${opts.extraConfig ?? ''}\n${js}`;
+  const tls = opts.tls
+    ? `tls {\n  cert_file: ${JSON.stringify(opts.tls.certFile)}\n  key_file: ${JSON.stringify(opts.tls.keyFile)}\n  ca_file: ${JSON.stringify(opts.tls.caFile)}\n  timeout: 2\n}\n`
+    : '';
+  return `listen: 127.0.0.1:${port}\nmax_payload: 1MB\n${PING_SETTINGS}${opts.extraConfig ?? ''}\n${tls}${js}`;
 }
 
 export async function startNats(opts: NatsOptions): Promise<NatsServer> {
@@ -118,6 +132,8 @@ export async function startNats(opts: NatsOptions): Promise<NatsServer> {
 export interface EtcdMember {
   name: string;
   clientUrl: string;
+  /** Where /health answers over plain HTTP (the client URL itself with TLS off). */
+  healthUrl: string;
   child: Child;
   restart(): Promise<void>;
 }
@@ -129,14 +145,39 @@ export interface EtcdCluster {
 }
 
 
+export interface EtcdOptions {
+  dir: string;
+  size?: number;
+  inherit?: boolean;
+  /**
+   * TLS for clients and peers (https, peers verify each other); /health then
+   * answers on a plain-HTTP metrics URL of its own (EtcdMember.healthUrl).
+   */
+  tls?: ServerTls;
+  /** etcd's --auth-token-ttl in seconds (its default is 300): how long an idle login token lives. */
+  authTokenTtl?: number;
+}
+
 /** startEtcd starts a cluster of `size` members on loopback and waits until it is healthy. */
-export async function startEtcd(opts: { dir: string; size?: number; inherit?: boolean }): Promise<EtcdCluster> {
+export async function startEtcd(opts: EtcdOptions): Promise<EtcdCluster> {
   const bin = which('etcd');
   const size = opts.size ?? 1;
-  const ports = await Promise.all(Array.from({ length: size * 2 }, () => freePort()));
+  const tls = opts.tls;
+  const ports = await Promise.all(Array.from({ length: size * (tls ? 3 : 2) }, () => freePort()));
   const names = Array.from({ length: size }, (_, i) => `etcd${i + 1}`);
-  const peer = (i: number) => `http://127.0.0.1:${ports[size + i]}`;
-  const client = (i: number) => `http://127.0.0.1:${ports[i]}`;
+  const scheme = tls ? 'https' : 'http';
+  const peer = (i: number) => `${scheme}://127.0.0.1:${ports[size + i]}`;
+  const client = (i: number) => `${scheme}://127.0.0.1:${ports[i]}`;
+  const health = (i: number) => (tls ? `http://127.0.0.1:${ports[2 * size + i]}` : client(i));
+  const security = (i: number): string[] =>
+    tls
+      ? [
+          '--cert-file', tls.certFile, '--key-file', tls.keyFile,
+          '--peer-cert-file', tls.certFile, '--peer-key-file', tls.keyFile,
+          '--peer-trusted-ca-file', tls.caFile, '--peer-client-cert-auth',
+          '--listen-metrics-urls', health(i),
+        ]
+      : [];
   const initial = names.map((n, i) => `${n}=${peer(i)}`).join(',');
   const members = names.map((name, i): EtcdMember => {
     const dataDir = join(opts.dir, name);
@@ -159,6 +200,8 @@ export async function startEtcd(opts: { dir: string; size?: number; inherit?: bo
         // Small loopback clusters: elect fast so member restarts are cheap.
         '--heartbeat-interval', '50',
         '--election-timeout', '500',
+        ...security(i),
+        ...(opts.authTokenTtl ? ['--auth-token-ttl', String(opts.authTokenTtl)] : []),
       ],
       logFile: join(opts.dir, `${name}.log`),
       inherit: opts.inherit ?? false,
@@ -166,16 +209,17 @@ export async function startEtcd(opts: { dir: string; size?: number; inherit?: bo
     return {
       name,
       clientUrl: client(i),
+      healthUrl: health(i),
       child,
       restart: async () => {
         await child.stop();
         child.start();
-        await waitFor(`${name} healthy`, () => etcdHealthy(client(i)));
+        await waitFor(`${name} healthy`, () => etcdHealthy(health(i)));
       },
     };
   });
   for (const m of members) m.child.start();
-  await Promise.all(members.map((m) => waitFor(`${m.name} healthy`, () => etcdHealthy(m.clientUrl), 30000)));
+  await Promise.all(members.map((m) => waitFor(`${m.name} healthy`, () => etcdHealthy(m.healthUrl), 30000)));
   return {
     endpoints: members.map((m) => m.clientUrl),
     members,
