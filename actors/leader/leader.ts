@@ -8,6 +8,8 @@
 import { keys, parseKey } from '../../src/protocol/keys.js';
 import { subjects } from '../../src/protocol/subjects.js';
 import { decodeWorkerInfo } from '../../src/protocol/stored.js';
+import { json } from '../../src/protocol/codec.js';
+import type { WorkerStatusResult } from '../../src/protocol/messages.js';
 import { NotLeaderError, toWire, UnavailableError } from '../../src/protocol/errors.js';
 import { forwardedSubject, ForeignReplyError, parseRequest, requestType, type ClientRequest } from '../../src/protocol/request.js';
 import { Actor } from '../../src/platform/actor.js';
@@ -173,6 +175,27 @@ export class Leader {
     );
     // Repair and placement go through the mailbox first, ahead of any client request.
     this.actor.send({ kind: 'reconcile' });
+    void this.askRunning([...this.model.workers.keys()]);
+  }
+
+  /**
+   * askRunning asks each worker what it runs. "Running" lives only in a
+   * leader's memory (workers report starts, which are not written), so a
+   * leader that has just loaded state learns it again here.
+   */
+  private async askRunning(ids: string[]): Promise<void> {
+    await Promise.all(
+      ids.map(async (id) => {
+        try {
+          const m = await this.d.bus.request(subjects.workerStatus(id), json.encode({}), { timeoutMs: 2000 });
+          const st = json.decode(m.data) as Partial<WorkerStatusResult>;
+          const tasks = Array.isArray(st.tasks) ? st.tasks.filter((t) => t && typeof t.name === 'string' && typeof t.id === 'string' && typeof t.attempt === 'number') : [];
+          if (tasks.length > 0) this.actor.send({ kind: 'running', worker: id, tasks });
+        } catch {
+          // A worker that does not answer reports its starts again as it runs them, or is lost.
+        }
+      }),
+    );
   }
 
   private reset(): void {

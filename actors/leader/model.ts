@@ -427,6 +427,16 @@ export class ClusterState {
     this.placePending();
   }
 
+  /** markRunning notes what a worker says it runs: attempts it owns that it has started are running. */
+  markRunning(worker: string, tasks: ReadonlyArray<{ name: string; id: string; attempt: number }>): void {
+    for (const t of tasks) {
+      const e = this.resources.get(t.name);
+      const a = e?.assign;
+      if (!e || !a || a.hold || e.rec.id !== t.id || a.worker !== worker || a.attempt !== t.attempt) continue;
+      if (e.rec.state === ResourceState.starting || e.rec.state === ResourceState.restarting) e.rec = { ...e.rec, state: ResourceState.running };
+    }
+  }
+
   /** suspend keeps a worker's resources where they are but places nothing new there (we revoked it; it is fencing itself). */
   suspend(id: string): void {
     const w = this.workers.get(id);

@@ -26,6 +26,8 @@ export type Input =
   | { kind: 'rebalance'; limits: RebalanceLimits }
   /** A handoff's old owner has certainly stopped (it is fenced or gone): let the new owner start. */
   | { kind: 'release'; name: string; attempt: number }
+  /** What a worker says it runs (asked after a load, since "running" is known only in memory). */
+  | { kind: 'running'; worker: string; tasks: Array<{ name: string; id: string; attempt: number }> }
   /** We revoked the worker; it may still run its tasks until its fence window passes. Place nothing there. */
   | { kind: 'worker-suspect'; id: string }
   | { kind: 'worker-down'; id: string }
@@ -97,6 +99,9 @@ export function plan(model: ClusterState, dedupe: Dedupe, batch: readonly Input[
         break;
       case 'release':
         if (model.handoffFrom(m.name)?.attempt === m.attempt) model.release(m.name);
+        break;
+      case 'running':
+        model.markRunning(m.worker, m.tasks);
         break;
       case 'reconcile':
         break;

@@ -215,7 +215,7 @@ export interface WorkerStatusResult {
   id: string;
   running: string[];
   /** The same tasks with the resource id each runs, so a caller can tell a re-created resource apart. */
-  tasks: Array<{ name: string; id: string; since: string }>;
+  tasks: Array<{ name: string; id: string; since: string; attempt: number }>;
 }
 
 /**

@@ -172,6 +172,33 @@ describe('Leader on in-memory ports', () => {
     assert.equal(bus.on('events.resource.moved').length, 3);
   });
 
+  test('after loading, the leader asks workers what they run: "running" is known again', async () => {
+    const { clock, store, bus, leader } = await setup();
+    for (const n of ['a', 'b', 'c']) leader.submit(add(n));
+    await clock.advance(10);
+    // w1 says it runs its resources (attempt 1); w2 does not answer at all.
+    bus.subscribe('worker.w1.status', (m) => {
+      const tasks = [...store.kv.values()]
+        .filter((kv) => kv.key.startsWith(keys.assignments('w1')))
+        .map((kv) => packed.decode(kv.value) as { name: string; id: string; attempt: number })
+        .map(({ name, id, attempt }) => ({ name, id, attempt, since: '' }));
+      bus.publish(m.reply!, json.encode({ ok: true, id: 'w1', running: tasks.map((t) => t.name), tasks }));
+    });
+    store.resetWatches(); // the leader reloads its model from etcd
+    await clock.advance(10);
+    const status = (name: string) => {
+      const req = get(name);
+      leader.submit(req);
+      return req;
+    };
+    const reqs = ['a', 'b', 'c'].map(status);
+    await clock.advance(10);
+    const states = reqs.map((r) => repliesTo(bus, r)[0]!.resource as { worker: string; state: string });
+    for (const st of states) assert.equal(st.state, st.worker === 'w1' ? 'running' : 'starting');
+    assert.ok(states.some((st) => st.worker === 'w1'));
+    await leader.stop();
+  });
+
   test('after a watch reset the leader reloads and keeps serving', async () => {
     const { clock, store, bus, leader } = await setup();
     leader.submit(add('a'));
