@@ -20,7 +20,26 @@ function wholeNumber(v: unknown, what: string, min: number): number {
   return v;
 }
 
-/** json checks a task-supplied value is JSON of at most MAX_STATE_BYTES. */
+/**
+ * The deepest a task-supplied value may nest, as the worker already checks
+ * (actors/worker/runtime/context.ts): the leader stores it in msgpack, whose
+ * encoder refuses more than 100 levels, and a value it cannot write would
+ * fail every batch that touches its resource.
+ */
+const MAX_DEPTH = 64;
+
+function tooDeep(v: unknown): boolean {
+  const stack: Array<[unknown, number]> = [[v, 0]];
+  while (stack.length > 0) {
+    const [x, depth] = stack.pop()!;
+    if (x === null || typeof x !== 'object') continue;
+    if (depth >= MAX_DEPTH) return true;
+    for (const y of Object.values(x)) stack.push([y, depth + 1]);
+  }
+  return false;
+}
+
+/** json checks a task-supplied value is JSON of at most MAX_STATE_BYTES, nested at most MAX_DEPTH deep. */
 export function boundedJson(v: unknown, what: string): Json {
   let text: string | undefined;
   try {
@@ -31,6 +50,7 @@ export function boundedJson(v: unknown, what: string): Json {
   if (text === undefined) throw new BadRequestError(`${what} is not JSON`);
   const bytes = Buffer.byteLength(text);
   if (bytes > MAX_STATE_BYTES) throw new BadRequestError(`${what} is ${bytes} bytes; the limit is ${MAX_STATE_BYTES}`);
+  if (tooDeep(v)) throw new BadRequestError(`${what} nests deeper than ${MAX_DEPTH} levels`);
   return v as Json;
 }
 
