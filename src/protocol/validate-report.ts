@@ -54,6 +54,15 @@ export function boundedJson(v: unknown, what: string): Json {
   return v as Json;
 }
 
+/** errorText is a failure's error as text; a value String() cannot convert (e.g. {"toString":1}) is refused. */
+function errorText(v: unknown, i: number): string {
+  try {
+    return String(v ?? 'unknown error').slice(0, MAX_ERROR_CHARS);
+  } catch {
+    throw new BadRequestError(`reports[${i}].error must be a string`);
+  }
+}
+
 function report(v: unknown, i: number): TaskReport {
   const r = obj(v, `reports[${i}]`);
   const type = r.type as TaskReportType;
@@ -72,7 +81,7 @@ function report(v: unknown, i: number): TaskReport {
     case 'completed':
       return r.result === undefined ? { type, ...base } : { type, ...base, result: boundedJson(r.result, `reports[${i}].result`) };
     case 'failed':
-      return { type, ...base, error: String(r.error ?? 'unknown error').slice(0, MAX_ERROR_CHARS) };
+      return { type, ...base, error: errorText(r.error, i) };
   }
 }
 
