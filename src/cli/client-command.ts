@@ -3,7 +3,7 @@
 // the data as JSON or the view for people, and exit with the right code.
 
 import type { Command } from 'commander';
-import { DEFAULTS } from '../platform/config.js';
+import { DEFAULTS, tlsFiles, UsageError } from '../platform/config.js';
 import { GafferClient } from '../client/client.js';
 import { GafferError } from '../protocol/errors.js';
 import { Exit, fail, flushStdout, UnreachableError } from './exit.js';
@@ -29,13 +29,20 @@ export async function connect(o: ConnOptions): Promise<{ client: GafferClient; u
   const url = o.nats ?? process.env.NATS_URL ?? DEFAULTS.natsUrl;
   const timeoutMs = o.timeout ?? DEFAULTS.requestTimeoutMs;
   try {
+    const tls = tlsFiles('--nats', {
+      ca: o.natsCa ?? process.env.NATS_CA,
+      cert: o.natsCert ?? process.env.NATS_CERT,
+      key: o.natsKey ?? process.env.NATS_KEY,
+    });
     const client = await GafferClient.connect(url, {
       timeoutMs,
       user: o.natsUser ?? process.env.NATS_USER,
       pass: o.natsPass ?? process.env.NATS_PASSWORD,
+      ...(tls ? { tls } : {}),
     });
     return { client, url, timeoutMs };
   } catch (err) {
+    if (err instanceof UsageError) throw err;
     const cause = err instanceof GafferError ? err.message : (err as Error).message;
     throw new UnreachableError(cause);
   }

@@ -34,6 +34,9 @@ export interface ConnOptions {
   nats?: string;
   natsUser?: string;
   natsPass?: string;
+  natsCa?: string;
+  natsCert?: string;
+  natsKey?: string;
   timeout?: number;
   json?: boolean;
 }
@@ -42,7 +45,10 @@ export function connOptions(cmd: Command): Command {
   return cmd
     .option('--nats <url>', 'NATS server URL(s), comma-separated (env NATS_URL)')
     .option('--nats-user <user>', 'NATS user (env NATS_USER)')
-    .option('--nats-pass <password>', 'NATS password (env NATS_PASSWORD; prefer the env, flags show in ps)');
+    .option('--nats-pass <password>', 'NATS password (env NATS_PASSWORD; prefer the env, flags show in ps)')
+    .option('--nats-ca <file>', 'TLS to NATS: trust this CA certificate, PEM (env NATS_CA)')
+    .option('--nats-cert <file>', 'TLS client certificate, PEM, for servers that verify clients (env NATS_CERT; with --nats-key)')
+    .option('--nats-key <file>', 'its private key, PEM (env NATS_KEY)');
 }
 
 export function clientOptions(cmd: Command, opts: { json?: boolean } = {}): Command {
@@ -59,6 +65,9 @@ export function merged(program: Command, cmd: Command): ConnOptions {
     nats: o.nats ?? g.nats,
     natsUser: o.natsUser ?? g.natsUser,
     natsPass: o.natsPass ?? g.natsPass,
+    natsCa: o.natsCa ?? g.natsCa,
+    natsCert: o.natsCert ?? g.natsCert,
+    natsKey: o.natsKey ?? g.natsKey,
     timeout: o.timeout ?? g.timeout,
     json: o.json ?? false,
   };
@@ -68,7 +77,8 @@ export function merged(program: Command, cmd: Command): ConnOptions {
 export function processConfig(role: string, o: CommonOptions & ConnOptions, program: Command): ProcessConfig {
   const g = program.opts<ConnOptions>();
   const nats = o.nats ?? g.nats;
-  const cfg = resolveProcess(role, { ...o, ...(nats !== undefined ? { nats } : {}) });
+  const tls = { natsCa: o.natsCa ?? g.natsCa, natsCert: o.natsCert ?? g.natsCert, natsKey: o.natsKey ?? g.natsKey };
+  const cfg = resolveProcess(role, { ...o, ...(nats !== undefined ? { nats } : {}), ...tls });
   const user = o.natsUser ?? g.natsUser;
   const pass = o.natsPass ?? g.natsPass;
   if (user) cfg.natsUser = user;
@@ -80,5 +90,9 @@ export function processOptions(cmd: Command): Command {
   return connOptions(cmd.option('--id <id>', 'process id, [A-Za-z0-9_-]{1,64} (env GAFFER_ID; default: generated)'))
     .option('--etcd <urls>', 'etcd endpoints, comma-separated (env ETCD_ENDPOINTS)')
     .option('--ttl <seconds>', `lease TTL in seconds (env GAFFER_TTL; default ${DEFAULTS.ttlSeconds})`)
-    .option('--metrics-port <port>', 'serve Prometheus metrics on this port (env GAFFER_METRICS_PORT)');
+    .option('--metrics-port <port>', 'serve Prometheus metrics on this port (env GAFFER_METRICS_PORT)')
+    .option('--etcd-ca <file>', 'TLS to etcd: trust this CA certificate, PEM (env ETCD_CA)')
+    .option('--etcd-cert <file>', 'TLS client certificate, PEM, for etcd with --client-cert-auth (env ETCD_CERT; with --etcd-key)')
+    .option('--etcd-key <file>', 'its private key, PEM (env ETCD_KEY)')
+    .option('--etcd-user <user>', 'etcd user when etcd has auth on (env ETCD_USER; the password only from env ETCD_PASSWORD)');
 }

@@ -106,13 +106,15 @@ export function addRoleCommands(program: Command, roles: Roles): void {
     .option('--masters <n>', 'masters to run', '3')
     .option('--workers <n>', 'workers to run', '3')
     .option('--ttl <seconds>', 'lease TTL in seconds', String(DEFAULTS.ttlSeconds))
-    .addHelpText('after', examples(['gaffer dev', 'gaffer dev --masters 1 --workers 5']))
-    .action(async (o: { masters: string; workers: string; ttl: string }) => {
+    .option('--secure', 'TLS and auth on: NATS with TLS and nats.conf\'s users, etcd with TLS and RBAC, certificates made by scripts/make-certs.sh')
+    .addHelpText('after', examples(['gaffer dev', 'gaffer dev --masters 1 --workers 5', 'gaffer dev --secure']))
+    .action(async (o: { masters: string; workers: string; ttl: string; secure?: boolean }) => {
       const { runDev } = await import('../devcluster/dev.js');
       await runDev({
         masters: parsePositiveInt(o.masters, '--masters', 3),
         workers: parsePositiveInt(o.workers, '--workers', 3),
         ttlSeconds: parseTtl(o.ttl),
+        secure: o.secure === true,
       }).catch((err) => {
         process.stderr.write(`gaffer: dev cluster failed: ${(err as Error).message}\n`);
         process.exit(Exit.unreachable);

@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { headers as natsHeaders, type NatsConnection } from 'nats';
 import { connectBus, requestError } from '../platform/nats/bus.js';
 import { withRetry } from '../platform/retry.js';
-import { DEFAULTS } from '../platform/config.js';
+import { DEFAULTS, type TlsFiles } from '../platform/config.js';
 import { ContentType, decodeReply, encode } from '../protocol/codec.js';
 import { ErrorCode, fromWire, GafferError, InternalError, NoRespondersError } from '../protocol/errors.js';
 import { ClientSubject, Header, subjects } from '../protocol/subjects.js';
@@ -34,8 +34,21 @@ export class GafferClient {
     this.encoding = opts.encoding ?? ContentType.json;
   }
 
-  static async connect(url: string, opts: ClientOptions & { user?: string; pass?: string } = {}): Promise<GafferClient> {
-    const nc = await connectBus({ url, name: 'gaffer-client', user: opts.user, pass: opts.pass, connectTimeoutMs: 2000 });
+  /**
+   * connect opens a NATS connection for the client. With `user`, replies come
+   * to that user's own inbox prefix (`_INBOX_<user>.`), the only one nats.conf
+   * lets it read; `tls` names PEM files (`caFile` to trust a private CA,
+   * `certFile` and `keyFile` for servers that verify clients).
+   */
+  static async connect(url: string, opts: ClientOptions & { user?: string; pass?: string; tls?: TlsFiles } = {}): Promise<GafferClient> {
+    const nc = await connectBus({
+      url,
+      name: 'gaffer-client',
+      user: opts.user,
+      pass: opts.pass,
+      ...(opts.tls ? { tls: opts.tls } : {}),
+      connectTimeoutMs: 2000,
+    });
     return new GafferClient(nc, opts);
   }
 

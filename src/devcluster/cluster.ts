@@ -9,6 +9,9 @@ import { fileURLToPath } from 'node:url';
 import { Child } from './child.js';
 import { GafferClient } from '../client/client.js';
 import { freePort, startEtcd, startNats, waitFor, type EtcdCluster, type NatsServer } from './servers.js';
+import { SecureSetup } from './secure.js';
+import { setupEtcdAuth } from './etcd-auth.js';
+import { readEtcdTls } from '../platform/etcd/store.js';
 import type { StatusResult } from '../protocol/messages.js';
 import { ClientSubject } from '../protocol/subjects.js';
 
@@ -34,6 +37,14 @@ export interface ClusterOptions {
   http?: boolean;
   /** With http: m1's preferred dashboard port (the caller checked it is free). */
   httpPort?: number;
+  /**
+   * TLS and auth on both servers (secure.ts): NATS with TLS and nats.conf's
+   * users, etcd with TLS and RBAC; every process gets its own credentials.
+   * Starts its own servers (natsUrl and etcdEndpoints are refused).
+   */
+  secure?: boolean;
+  /** With secure: etcd's --auth-token-ttl in seconds (default 300). */
+  etcdAuthTokenTtl?: number;
 }
 
 export class LocalCluster {
@@ -50,22 +61,52 @@ export class LocalCluster {
     readonly etcdEndpoints: string,
     readonly nats: NatsServer | undefined,
     readonly etcd: EtcdCluster | undefined,
+    /** With opts.secure: the certificates and every process's credentials. */
+    readonly secure: SecureSetup | undefined,
   ) {}
 
   /** start brings up servers (unless given) and the requested masters and workers, without waiting for them. */
   static async start(opts: ClusterOptions = {}): Promise<LocalCluster> {
+    if (opts.secure && (opts.natsUrl || opts.etcdEndpoints)) throw new Error('a secure cluster starts its own NATS and etcd: unset NATS_URL and ETCD_ENDPOINTS');
     const dir = mkdtempSync(join(tmpdir(), 'gaffer-'));
+    // etcd users of their own for w1..wN (at least w1..w3, like nats.conf's worker-wN): the ids startWorker is usually given.
+    const workerIds = Array.from({ length: Math.max(3, opts.workers ?? 0) }, (_, i) => `w${i + 1}`);
+    const secure = opts.secure ? SecureSetup.create(dir, workerIds) : undefined;
+    if (secure) secure.writeNatsPasswords(join(dir, 'nats'));
     const nats = opts.natsUrl
       ? undefined
-      : await startNats({ dir: join(dir, 'nats'), ...(opts.natsPort ? { port: opts.natsPort } : {}) });
-    const etcd = opts.etcdEndpoints ? undefined : await startEtcd({ dir: join(dir, 'etcd'), size: opts.etcdMembers ?? 1 });
+      : await startNats({
+          dir: join(dir, 'nats'),
+          ...(opts.natsPort ? { port: opts.natsPort } : {}),
+          ...(secure ? { extraConfig: secure.natsExtraConfig(), tls: secure.certs.nats } : {}),
+        });
+    const etcd = opts.etcdEndpoints
+      ? undefined
+      : await startEtcd({
+          dir: join(dir, 'etcd'),
+          size: opts.etcdMembers ?? 1,
+          ...(secure ? { tls: secure.certs.etcd, ...(opts.etcdAuthTokenTtl ? { authTokenTtl: opts.etcdAuthTokenTtl } : {}) } : {}),
+        });
+    // With TLS, host names: Node warns when TLS is asked to verify an IP address by name (SNI).
+    const local = (url: string): string => (secure ? url.replace('127.0.0.1', 'localhost') : url);
+    if (secure) {
+      await setupEtcdAuth(etcd!.endpoints.map(local), {
+        tls: readEtcdTls({ caFile: secure.certs.ca }),
+        rootPassword: secure.etcdRootPassword,
+        accounts: secure.etcdAccounts,
+      }).catch(async (err) => {
+        await Promise.all([nats?.stop(), etcd?.stop()]);
+        throw err;
+      });
+    }
     const c = new LocalCluster(
       dir,
       opts,
-      opts.natsUrl ?? nats!.url,
-      opts.etcdEndpoints ?? etcd!.endpoints.join(','),
+      opts.natsUrl ?? local(nats!.url),
+      opts.etcdEndpoints ?? etcd!.endpoints.map(local).join(','),
       nats,
       etcd,
+      secure,
     );
     if (opts.http) {
       for (let i = 1; i <= (opts.masters ?? 0); i++) {
@@ -88,7 +129,7 @@ export class LocalCluster {
       name: id,
       cmd: process.execPath,
       args,
-      env: { ...process.env, GAFFER_LOG_LEVEL: process.env.GAFFER_LOG_LEVEL ?? 'info', ...this.opts.env },
+      env: { ...process.env, GAFFER_LOG_LEVEL: process.env.GAFFER_LOG_LEVEL ?? 'info', ...this.opts.env, ...this.secure?.env(role, id) },
       logFile: join(this.dir, `${id}.log`),
       inherit: this.opts.inherit ?? false,
     }).start();
@@ -117,7 +158,7 @@ export class LocalCluster {
 
   /** client is one shared typed client for this cluster. */
   client(): Promise<GafferClient> {
-    return (this.clientP ??= GafferClient.connect(this.natsUrl, { timeoutMs: 5000 }));
+    return (this.clientP ??= GafferClient.connect(this.natsUrl, { timeoutMs: 5000, ...this.secure?.client() }));
   }
 
   /** ready waits until a leader answers and sees `workers` live workers and every running master. */

@@ -1,17 +1,22 @@
 // `gaffer dev`: a whole local cluster in one command. It starts its own
 // nats-server and etcd (unless NATS_URL / ETCD_ENDPOINTS point elsewhere),
 // 3 masters and 3 workers as child processes, prints how to talk to it, and
-// takes everything down on Ctrl-C.
+// takes everything down on Ctrl-C. With --secure both servers run with TLS
+// and auth (secure.ts), and the banner says where the client's settings are.
 
 import { createServer } from 'node:net';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { LocalCluster } from './cluster.js';
 import { subjects } from '../protocol/subjects.js';
+import type { StatusResult } from '../protocol/messages.js';
 
 export interface DevOptions {
   masters: number;
   workers: number;
   ttlSeconds: number;
+  /** TLS and auth on NATS and etcd. */
+  secure?: boolean;
 }
 
 function portFree(port: number): Promise<boolean> {
@@ -28,13 +33,16 @@ export async function runDev(opts: DevOptions): Promise<void> {
   const natsPort = (await portFree(4222)) ? 4222 : undefined;
   // Every master serves the dashboard; m1 on 8080 when it is free.
   const httpPort = (await portFree(8080)) ? 8080 : undefined;
+  if (opts.secure && (process.env.NATS_URL || process.env.ETCD_ENDPOINTS)) {
+    throw new Error('--secure starts its own NATS and etcd: unset NATS_URL and ETCD_ENDPOINTS');
+  }
   const cluster = await LocalCluster.start({
     ...opts,
     ...(natsPort ? { natsPort } : {}),
     http: true,
     ...(httpPort ? { httpPort } : {}),
-    ...(process.env.NATS_URL ? { natsUrl: process.env.NATS_URL } : {}),
-    ...(process.env.ETCD_ENDPOINTS ? { etcdEndpoints: process.env.ETCD_ENDPOINTS } : {}),
+    ...(process.env.NATS_URL && !opts.secure ? { natsUrl: process.env.NATS_URL } : {}),
+    ...(process.env.ETCD_ENDPOINTS && !opts.secure ? { etcdEndpoints: process.env.ETCD_ENDPOINTS } : {}),
     inherit: true,
     env: { GAFFER_LOG_PRETTY: process.env.GAFFER_LOG_PRETTY ?? '1' },
   });
@@ -52,6 +60,7 @@ export async function runDev(opts: DevOptions): Promise<void> {
 
   const status = await cluster.ready(opts.workers);
   const secs = ((performance.now() - t0) / 1000).toFixed(1);
+  if (cluster.secure) return void console.log(secureBanner(cluster, status, secs));
   const server = cluster.natsUrl === 'nats://127.0.0.1:4222' ? '' : ` --server ${cluster.natsUrl}`;
   console.log(`
   gaffer dev cluster is up in ${secs} s: leader ${status.leader}, masters ${status.masters.join(' ')}, workers ${status.workers.map((w) => w.id).join(' ')}
@@ -69,4 +78,31 @@ export async function runDev(opts: DevOptions): Promise<void> {
 
   Ctrl-C stops everything.
 `);
+}
+
+/**
+ * secureBanner says how to reach the secure cluster without printing a
+ * password: the client's settings go to a file only its owner can read.
+ */
+function secureBanner(cluster: LocalCluster, status: StatusResult, secs: string): string {
+  const secure = cluster.secure!;
+  const envFile = join(cluster.dir, 'client.env');
+  secure.writeClientEnv(envFile, cluster.natsUrl);
+  return `
+  gaffer dev cluster (secure) is up in ${secs} s: leader ${status.leader}, masters ${status.masters.join(' ')}, workers ${status.workers.map((w) => w.id).join(' ')}
+    NATS  ${cluster.natsUrl}  TLS, nats.conf users (random passwords), inbox prefix per user
+    etcd  ${cluster.etcdEndpoints}  TLS, auth on: users master, worker, worker-w1…
+    CA    ${secure.certs.ca}
+    Web   ${cluster.httpUrl('m1')}
+    logs  ${cluster.dir}
+
+  Send a request as the client user (settings in ${envFile}, mode 0600):
+    set -a; . ${envFile}; set +a
+    npx gaffer add books
+    nats --tlsca "$NATS_CA" --user "$NATS_USER" --password "$NATS_PASSWORD" --inbox-prefix _INBOX_client req resource.add '{"name":"books"}'
+  Watch it work:
+    npx gaffer watch
+
+  Ctrl-C stops everything.
+`;
 }

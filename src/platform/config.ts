@@ -38,6 +38,28 @@ export interface CommonOptions {
   metricsPort?: string;
   /** The web dashboard's port (masters only). */
   httpPort?: string;
+  /** TLS for NATS and etcd: the CA to trust, and a client certificate for servers that verify clients. */
+  natsCa?: string;
+  natsCert?: string;
+  natsKey?: string;
+  etcdCa?: string;
+  etcdCert?: string;
+  etcdKey?: string;
+  /** etcd user (its password comes from ETCD_PASSWORD only: flags show in ps). */
+  etcdUser?: string;
+}
+
+/** TlsFiles names PEM files: a CA to trust (the system's when absent), and an optional client certificate and key. */
+export interface TlsFiles {
+  caFile?: string;
+  certFile?: string;
+  keyFile?: string;
+}
+
+/** EtcdAuth logs in to etcd with RBAC on. `password` is a key pino redacts (log.ts). */
+export interface EtcdAuth {
+  username: string;
+  password: string;
 }
 
 export interface ProcessConfig {
@@ -45,7 +67,13 @@ export interface ProcessConfig {
   natsUrl: string;
   natsUser?: string;
   natsPass?: string;
+  /** TLS to NATS (--nats-ca, --nats-cert, --nats-key; NATS_CA, NATS_CERT, NATS_KEY). */
+  natsTls?: TlsFiles;
   etcd: string[];
+  /** TLS to etcd (--etcd-ca, --etcd-cert, --etcd-key; ETCD_CA, ETCD_CERT, ETCD_KEY). */
+  etcdTls?: TlsFiles;
+  /** etcd credentials (--etcd-user or ETCD_USER, with ETCD_PASSWORD). */
+  etcdAuth?: EtcdAuth;
   ttlSeconds: number;
   metricsPort?: number;
   /** Serve the web dashboard on this port (masters only; --http-port, GAFFER_HTTP_PORT). */
@@ -126,9 +154,38 @@ export function resolveProcess(role: string, opts: CommonOptions, env: NodeJS.Pr
   };
   if (env.NATS_USER) cfg.natsUser = env.NATS_USER;
   if (env.NATS_PASSWORD) cfg.natsPass = env.NATS_PASSWORD;
+  const natsTls = tlsFiles('--nats', { ca: opts.natsCa ?? env.NATS_CA, cert: opts.natsCert ?? env.NATS_CERT, key: opts.natsKey ?? env.NATS_KEY });
+  if (natsTls) cfg.natsTls = natsTls;
+  const etcdTls = tlsFiles('--etcd', { ca: opts.etcdCa ?? env.ETCD_CA, cert: opts.etcdCert ?? env.ETCD_CERT, key: opts.etcdKey ?? env.ETCD_KEY });
+  if (etcdTls) cfg.etcdTls = etcdTls;
+  const etcdAuth = parseEtcdAuth(opts.etcdUser ?? env.ETCD_USER, env.ETCD_PASSWORD);
+  if (etcdAuth) cfg.etcdAuth = etcdAuth;
   const metrics = opts.metricsPort ?? env.GAFFER_METRICS_PORT;
   if (metrics !== undefined && metrics !== '') cfg.metricsPort = parsePort(metrics, '--metrics-port');
   const http = opts.httpPort ?? env.GAFFER_HTTP_PORT;
   if (http !== undefined && http !== '') cfg.httpPort = parsePort(http, '--http-port');
   return cfg;
+}
+
+/**
+ * tlsFiles checks a CA, certificate and key given as paths (flags or env):
+ * a certificate needs its key and a key its certificate. Undefined when none
+ * is given. (Whether the files can be read is found out when connecting.)
+ */
+export function tlsFiles(flag: string, raw: { ca?: string | undefined; cert?: string | undefined; key?: string | undefined }): TlsFiles | undefined {
+  const out: TlsFiles = {};
+  if (raw.ca) out.caFile = raw.ca;
+  if (raw.cert) out.certFile = raw.cert;
+  if (raw.key) out.keyFile = raw.key;
+  if (out.certFile && !out.keyFile) throw new UsageError(`${flag}-cert needs ${flag}-key`);
+  if (out.keyFile && !out.certFile) throw new UsageError(`${flag}-key needs ${flag}-cert`);
+  return Object.keys(out).length > 0 ? out : undefined;
+}
+
+/** parseEtcdAuth pairs an etcd user with its password: one without the other is a usage error. */
+export function parseEtcdAuth(user: string | undefined, password: string | undefined): EtcdAuth | undefined {
+  if (!user && !password) return undefined;
+  if (!user) throw new UsageError('ETCD_PASSWORD is set but no etcd user: give --etcd-user or ETCD_USER');
+  if (!password) throw new UsageError(`etcd user ${JSON.stringify(user)} needs its password in ETCD_PASSWORD`);
+  return { username: user, password };
 }

@@ -6,12 +6,28 @@
 import type { NatsConnection } from 'nats';
 import { connectBus } from './nats/bus.js';
 import { DEFAULTS, type ProcessConfig } from './config.js';
-import { EtcdStore } from './etcd/store.js';
+import { EtcdStore, readEtcdTls } from './etcd/store.js';
+import { keys } from '../protocol/keys.js';
 
 export async function connectProcess(role: string, cfg: ProcessConfig): Promise<{ nc: NatsConnection; store: EtcdStore }> {
-  const nc = await connectBus({ url: cfg.natsUrl, name: `gaffer-${role}-${cfg.id}`, user: cfg.natsUser, pass: cfg.natsPass });
+  // Read before connecting anywhere: a missing certificate is a usage error.
+  const etcdTls = cfg.etcdTls ? readEtcdTls(cfg.etcdTls) : undefined;
+  const nc = await connectBus({
+    url: cfg.natsUrl,
+    name: `gaffer-${role}-${cfg.id}`,
+    user: cfg.natsUser,
+    pass: cfg.natsPass,
+    ...(cfg.natsTls ? { tls: cfg.natsTls } : {}),
+  });
   try {
-    return { nc, store: await EtcdStore.connect(cfg.etcd, { timeoutMs: DEFAULTS.etcdTimeoutMs }) };
+    const store = await EtcdStore.connect(cfg.etcd, {
+      timeoutMs: DEFAULTS.etcdTimeoutMs,
+      ...(etcdTls ? { tls: etcdTls } : {}),
+      ...(cfg.etcdAuth ? { auth: cfg.etcdAuth } : {}),
+      // With etcd RBAC a worker may read only its own keys: prove the login on one of them.
+      ...(role === 'worker' ? { probePrefix: keys.assignments(cfg.id) } : {}),
+    });
+    return { nc, store };
   } catch (err) {
     await nc.close();
     throw err;

@@ -85,17 +85,20 @@ export function parseCommand(subject: RequestSubject, body: unknown): Command {
  * A client picks its own reply subject and the server does not check it.
  * Masters may publish on worker.*.assign and events.>, so a request whose
  * reply subject is anything but an inbox could steer our answer onto them:
- * such a request gets no answer at all.
+ * such a request gets no answer at all. An inbox is nats.js's default
+ * `_INBOX.…`, or a user's own `_INBOX_<user>.…` (connectBus gives each
+ * logged-in user one, and nats.conf lets only that user read it).
  */
 export function isReplySubject(reply: string): boolean {
-  return reply.startsWith(INBOX_PREFIX);
+  return reply.startsWith(INBOX_PREFIX) || USER_INBOX_RE.test(reply);
 }
 const INBOX_PREFIX = '_INBOX.';
+const USER_INBOX_RE = /^_INBOX_[A-Za-z0-9_-]{1,64}\.[^.]/;
 
 export class ForeignReplyError extends BadRequestError {
   override name = 'ForeignReplyError';
   constructor(reply: string) {
-    super(`reply subject ${JSON.stringify(reply.slice(0, 64))} is not an inbox (${INBOX_PREFIX}…); not answered`);
+    super(`reply subject ${JSON.stringify(reply.slice(0, 64))} is not an inbox (${INBOX_PREFIX}… or _INBOX_<user>.…); not answered`);
   }
 }
 

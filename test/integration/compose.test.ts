@@ -9,7 +9,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,6 +21,8 @@ import { parsePositiveInt, parseTtl } from '../../src/platform/config.js';
 import { ID_RE } from '../../src/protocol/messages.js';
 import { freePort, waitFor, which } from '../../src/devcluster/servers.js';
 import { ensureResultsStream, readResults, ResultsPublisher, type ResultRecord } from '../../src/platform/nats/results.js';
+import { inboxPrefixFor } from '../../src/platform/nats/bus.js';
+import { makeCerts, type Certs } from '../../src/devcluster/secure.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const COMPOSE_FILE = join(ROOT, 'docker-compose.yml');
@@ -38,6 +40,7 @@ const SKIP = COMPOSE ? false : 'docker-compose is not installed (Debian: apt-get
 
 interface Service {
   image?: string;
+  restart?: string;
   build?: { context: string };
   entrypoint?: string[];
   command?: string[];
@@ -126,6 +129,9 @@ const NATS_NODES = ['nats-1', 'nats-2', 'nats-3'];
 const ETCD_MEMBERS = ['etcd-1', 'etcd-2', 'etcd-3'];
 const MASTERS = ['master-1', 'master-2', 'master-3'];
 const GAFFER = [...MASTERS, 'worker', 'cli'];
+/** Where compose mounts the CA for gaffer processes, and where the certificates come from. */
+const GAFFER_CA = '/etc/gaffer/certs/ca.pem';
+const CERTS = join(ROOT, 'deploy', 'certs');
 
 describe('docker-compose.yml', { skip: SKIP }, () => {
   let cfg: Config;
@@ -137,9 +143,9 @@ describe('docker-compose.yml', { skip: SKIP }, () => {
     compose(['config', '-q']);
   });
 
-  it('has 3 nats nodes, 3 etcd members, 3 masters, a worker service and an on-demand cli', () => {
+  it('has 3 nats nodes, 3 etcd members, a one-shot etcd-init, 3 masters, a worker service and an on-demand cli', () => {
     const services = compose(['--profile', 'cli', 'config', '--services']).trim().split('\n').sort();
-    assert.deepEqual(services, [...NATS_NODES, ...ETCD_MEMBERS, ...MASTERS, 'worker', 'cli'].sort());
+    assert.deepEqual(services, [...NATS_NODES, ...ETCD_MEMBERS, 'etcd-init', ...MASTERS, 'worker', 'cli'].sort());
     assert.deepEqual(cfg.services.cli!.profiles, ['cli'], 'cli runs only on demand');
   });
 
@@ -155,6 +161,7 @@ describe('docker-compose.yml', { skip: SKIP }, () => {
       assert.equal(mounts.get('/etc/nats/nats-cluster.conf'), join(ROOT, 'deploy', 'nats-cluster.conf'));
       assert.equal(mounts.get('/etc/nats/gaffer.conf'), join(ROOT, 'nats.conf'));
       assert.equal(mounts.get('/etc/nats/deploy/nats-passwords.conf'), join(ROOT, 'deploy', 'nats-passwords.env.conf'));
+      assert.equal(mounts.get('/etc/nats/certs'), CERTS, `${name} mounts the certificates of scripts/make-certs.sh`);
       // JetStream: each node keeps its store (the task results) in its own named volume.
       assert.equal(mounts.get('/data'), name, `${name} mounts its own volume at /data`);
       assert.ok(cfg.volumes && name in cfg.volumes, `volume ${name} is declared`);
@@ -164,7 +171,11 @@ describe('docker-compose.yml', { skip: SKIP }, () => {
       assert.ok(s.healthcheck?.test.join(' ').includes('8222/healthz'), `${name} has a healthcheck on /healthz`);
     }
     assert.deepEqual([...names].sort(), NATS_NODES, 'each node has its own server name');
-    assert.match(readFileSync(join(ROOT, 'deploy', 'nats-cluster.conf'), 'utf8'), /^\s*store_dir: "\/data\/jetstream"$/m, 'the JetStream store is on the volume');
+    const clusterConf = readFileSync(join(ROOT, 'deploy', 'nats-cluster.conf'), 'utf8');
+    assert.match(clusterConf, /^\s*store_dir: "\/data\/jetstream"$/m, 'the JetStream store is on the volume');
+    // TLS for clients (top level) and for routes (in cluster {}, verifying the peer's certificate).
+    assert.match(clusterConf, /^tls \{\n  cert_file: "\/etc\/nats\/certs\/nats-server\.pem"\n  key_file: "\/etc\/nats\/certs\/nats-server-key\.pem"\n  ca_file: "\/etc\/nats\/certs\/ca\.pem"/m);
+    assert.match(clusterConf, /^cluster \{[\s\S]*^  tls \{\n    cert_file: "\/etc\/nats\/certs\/nats-server\.pem"[\s\S]*?verify: true[\s\S]*^\}/m);
   });
 
   it('forms one etcd cluster from three members with matching peer URLs', () => {
@@ -173,15 +184,23 @@ describe('docker-compose.yml', { skip: SKIP }, () => {
     for (const name of ETCD_MEMBERS) {
       const c = cfg.services[name]!.command!;
       assert.equal(flag(c, '--name'), name);
-      assert.equal(flag(c, '--initial-advertise-peer-urls'), `http://${name}:2380`);
-      assert.equal(flag(c, '--advertise-client-urls'), `http://${name}:2379`);
+      assert.equal(flag(c, '--initial-advertise-peer-urls'), `https://${name}:2380`);
+      assert.equal(flag(c, '--advertise-client-urls'), `https://${name}:2379`);
+      // TLS for clients and for peers, who verify each other's certificates.
+      assert.equal(flag(c, '--listen-client-urls'), 'https://0.0.0.0:2379');
+      assert.equal(flag(c, '--listen-peer-urls'), 'https://0.0.0.0:2380');
+      assert.equal(flag(c, '--cert-file'), '/etc/etcd/certs/etcd-server.pem');
+      assert.equal(flag(c, '--key-file'), '/etc/etcd/certs/etcd-server-key.pem');
+      assert.equal(flag(c, '--peer-trusted-ca-file'), '/etc/etcd/certs/ca.pem');
+      assert.ok(c.includes('--peer-client-cert-auth'), `${name} verifies its peers`);
+      assert.ok(cfg.services[name]!.volumes?.includes(`${CERTS}:/etc/etcd/certs:ro`), `${name} mounts the certificates`);
       assert.equal(flag(c, '--initial-cluster-state'), 'new');
       initial.add(flag(c, '--initial-cluster') ?? '');
       tokens.add(flag(c, '--initial-cluster-token') ?? '');
       assert.ok(cfg.services[name]!.healthcheck?.test.includes('endpoint'), `${name} has a health check`);
       assert.ok(cfg.services[name]!.volumes?.some((v) => v.startsWith(`${name}:`)), `${name} keeps its data in a volume`);
     }
-    assert.deepEqual([...initial], [ETCD_MEMBERS.map((n) => `${n}=http://${n}:2380`).join(',')]);
+    assert.deepEqual([...initial], [ETCD_MEMBERS.map((n) => `${n}=https://${n}:2380`).join(',')]);
     assert.equal(tokens.size, 1);
   });
 
@@ -222,22 +241,60 @@ describe('docker-compose.yml', { skip: SKIP }, () => {
       const s = cfg.services[name]!;
       assert.ok(s.build, `${name} is built from the Dockerfile`);
       for (const dep of [...NATS_NODES, ...ETCD_MEMBERS]) assert.equal(s.depends_on?.[dep]?.condition, 'service_healthy', `${name} waits for ${dep}`);
+      assert.equal(s.depends_on?.['etcd-init']?.condition, 'service_completed_successfully', `${name} waits for etcd auth`);
       const env = s.environment!;
       assert.deepEqual(env.NATS_URL!.split(','), NATS_NODES.map((n) => `nats://${n}:4222`));
-      assert.deepEqual(env.ETCD_ENDPOINTS!.split(','), ETCD_MEMBERS.map((n) => `http://${n}:2379`));
+      assert.deepEqual(env.ETCD_ENDPOINTS!.split(','), ETCD_MEMBERS.map((n) => `https://${n}:2379`));
       assert.equal(parseTtl(env.GAFFER_TTL), 3);
     }
     assert.equal(cfg.services.cli!.environment!.NATS_URL, cfg.services['master-1']!.environment!.NATS_URL);
+  });
+
+  it('gives every gaffer process the CA, and only the CA, to verify the servers', () => {
+    for (const name of [...GAFFER, 'etcd-init']) {
+      const s = cfg.services[name]!;
+      assert.deepEqual(s.volumes, [`${join(CERTS, 'ca.pem')}:${GAFFER_CA}:ro`], `${name} mounts ca.pem alone`);
+      if (name !== 'cli') assert.equal(s.environment!.ETCD_CA, GAFFER_CA, `${name} trusts the CA for etcd`);
+      if (name !== 'etcd-init') assert.equal(s.environment!.NATS_CA, GAFFER_CA, `${name} trusts the CA for NATS`);
+    }
+    assert.equal(cfg.services.cli!.environment!.ETCD_USER, undefined, 'the cli does not talk to etcd');
+  });
+
+  it('turns etcd auth on once, from the gaffer image, before any gaffer process starts', () => {
+    const init = cfg.services['etcd-init']!;
+    assert.equal(init.image, 'gaffer:latest');
+    assert.deepEqual(init.entrypoint, ['node', 'dist/src/devcluster/etcd-auth.js']);
+    assert.ok(existsSync(join(ROOT, 'src', 'devcluster', 'etcd-auth.ts')), 'the program is in the image (src/ is built into dist/)');
+    assert.equal(init.restart, 'no');
+    for (const m of ETCD_MEMBERS) assert.equal(init.depends_on?.[m]?.condition, 'service_healthy');
+    assert.deepEqual(init.environment!.ETCD_ENDPOINTS!.split(','), ETCD_MEMBERS.map((n) => `https://${n}:2379`));
+    for (const v of ['ROOT', 'MASTER', 'WORKER', 'HEALTH']) assert.ok(init.environment![`GAFFER_ETCD_${v}_PASSWORD`], `GAFFER_ETCD_${v}_PASSWORD`);
+    for (const id of init.environment!.GAFFER_ETCD_WORKER_IDS!.split(',')) {
+      assert.ok(init.environment![`GAFFER_ETCD_WORKER_${id.toUpperCase()}_PASSWORD`], `a password for worker-${id}`);
+    }
+    // The healthcheck logs in as `health` with the password etcd-init gives it.
+    for (const m of ETCD_MEMBERS) {
+      const env = cfg.services[m]!.environment!;
+      assert.deepEqual(cfg.services[m]!.healthcheck!.test, ['CMD', '/usr/local/bin/etcdctl', 'endpoint', 'health']);
+      assert.equal(env.ETCDCTL_ENDPOINTS, 'https://127.0.0.1:2379');
+      assert.equal(env.ETCDCTL_CACERT, '/etc/etcd/certs/ca.pem');
+      assert.equal(env.ETCDCTL_USER, `health:${init.environment!.GAFFER_ETCD_HEALTH_PASSWORD}`);
+    }
   });
 
   it('gives each process the nats.conf user for its role, with the password the servers expect', () => {
     const users = natsUsers();
     const expected: Record<string, string> = { 'master-1': 'master', 'master-2': 'master', 'master-3': 'master', worker: 'worker', cli: 'client' };
     const check = (c: Config, password: (user: string) => string) => {
+      const init = c.services['etcd-init']!.environment!;
       for (const [name, user] of Object.entries(expected)) {
         const env = c.services[name]!.environment!;
         assert.equal(env.NATS_USER, user);
         assert.equal(env.NATS_PASSWORD, password(user), `${name}'s password`);
+        if (name === 'cli') continue;
+        // etcd: the same role name, with the password etcd-init gave that user.
+        assert.equal(env.ETCD_USER, user);
+        assert.equal(env.ETCD_PASSWORD, init[`GAFFER_ETCD_${user.toUpperCase()}_PASSWORD`], `${name}'s etcd password`);
       }
       for (const node of NATS_NODES) {
         for (const [user, u] of users) assert.equal(c.services[node]!.environment![u.variable], password(user), `${node} has ${u.variable}`);
@@ -247,7 +304,11 @@ describe('docker-compose.yml', { skip: SKIP }, () => {
     check(cfg, (user) => users.get(user)!.password);
     // Overrides: one variable per user changes the server side and the process side together.
     const vars = Object.fromEntries([...users.values()].map((u) => [u.variable, `override-${u.variable.toLowerCase()}`]));
-    check(normalized(vars), (user) => `override-${users.get(user)!.variable.toLowerCase()}`);
+    const etcdVars = { GAFFER_ETCD_MASTER_PASSWORD: 'override-etcd-master', GAFFER_ETCD_WORKER_PASSWORD: 'override-etcd-worker' };
+    const overridden = normalized({ ...vars, ...etcdVars });
+    check(overridden, (user) => `override-${users.get(user)!.variable.toLowerCase()}`);
+    assert.equal(overridden.services['master-1']!.environment!.ETCD_PASSWORD, 'override-etcd-master');
+    assert.equal(overridden.services.worker!.environment!.ETCD_PASSWORD, 'override-etcd-worker');
   });
 
   it('builds one image whose entrypoint is the CLI', () => {
@@ -268,6 +329,8 @@ describe('docker-compose.yml', { skip: SKIP }, () => {
 
 describe('the compose nats cluster, run for real', { skip: SKIP || (findBinary('nats-server') ? false : 'nats-server is not installed') }, () => {
   let dir: string;
+  /** The certificates scripts/make-certs.sh makes, standing in for deploy/certs. */
+  let certs: Certs;
   const nodes: Array<{ name: string; child: Child; client: number; cluster: number; monitor: number }> = [];
   const conns: NatsConnection[] = [];
 
@@ -280,6 +343,7 @@ describe('the compose nats cluster, run for real', { skip: SKIP || (findBinary('
   it('routes a client request from one node to a master on another, with the compose credentials', async () => {
     const cfg = normalized();
     dir = mkdtempSync(join(tmpdir(), 'gaffer-compose-nats-'));
+    certs = makeCerts(join(dir, 'certs'));
     const ports = await Promise.all(NATS_NODES.flatMap(() => [freePort(), freePort(), freePort()]));
     for (const [i, name] of NATS_NODES.entries()) {
       nodes.push({ name, child: undefined as unknown as Child, client: ports[3 * i]!, cluster: ports[3 * i + 1]!, monitor: ports[3 * i + 2]! });
@@ -289,6 +353,11 @@ describe('the compose nats cluster, run for real', { skip: SKIP || (findBinary('
       const s = cfg.services[node.name]!;
       for (const v of s.volumes!) {
         const [src, target] = v.split(':') as [string, string];
+        if (src === CERTS) {
+          // deploy/certs is made by scripts/make-certs.sh, not kept in the repository.
+          cpSync(certs.dir, join(dir, node.name, target), { recursive: true });
+          continue;
+        }
         if (!src.startsWith('/')) {
           // A named volume (the JetStream store): a fresh directory stands in for it.
           mkdirSync(join(dir, node.name, target), { recursive: true });
@@ -307,7 +376,10 @@ describe('the compose nats cluster, run for real', { skip: SKIP || (findBinary('
       // Likewise the JetStream store: the node's stand-in volume instead of /data.
       const store = moved.replace(/^(\s*)store_dir: "\/data\/jetstream"$/m, `$1store_dir: ${JSON.stringify(join(dir, node.name, 'data', 'jetstream'))}`);
       assert.notEqual(store, moved, 'nats-cluster.conf stores JetStream under /data');
-      writeFileSync(clusterConf, store);
+      // And the certificates: the node's copy of the mounted directory.
+      const tls = store.replaceAll('"/etc/nats/certs/', `"${join(dir, node.name, 'etc', 'nats', 'certs')}/`);
+      assert.notEqual(tls, store, 'nats-cluster.conf takes its certificates from /etc/nats/certs');
+      writeFileSync(clusterConf, tls);
       // Compose's command and environment; only addresses change: loopback ports instead of hostnames.
       const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, ...s.environment };
       for (const [j, other] of nodes.entries()) {
@@ -340,7 +412,15 @@ describe('the compose nats cluster, run for real', { skip: SKIP || (findBinary('
 
     const login = async (service: string, node: number): Promise<NatsConnection> => {
       const env = cfg.services[service]!.environment!;
-      const nc = await connect({ servers: `127.0.0.1:${nodes[node]!.client}`, user: env.NATS_USER!, pass: env.NATS_PASSWORD!, reconnect: false });
+      // TLS, trusting the CA as the gaffer containers do (NATS_CA); by name, as they do.
+      const nc = await connect({
+        servers: `localhost:${nodes[node]!.client}`,
+        tls: { caFile: certs.ca },
+        user: env.NATS_USER!,
+        pass: env.NATS_PASSWORD!,
+        reconnect: false,
+        inboxPrefix: inboxPrefixFor(env.NATS_USER)!,
+      });
       conns.push(nc);
       return nc;
     };
@@ -371,7 +451,15 @@ describe('the compose nats cluster, run for real', { skip: SKIP || (findBinary('
     const cfg = normalized();
     const login = async (service: string, node: number): Promise<NatsConnection> => {
       const env = cfg.services[service]!.environment!;
-      const nc = await connect({ servers: `127.0.0.1:${nodes[node]!.client}`, user: env.NATS_USER!, pass: env.NATS_PASSWORD!, reconnect: false });
+      // TLS, trusting the CA as the gaffer containers do (NATS_CA); by name, as they do.
+      const nc = await connect({
+        servers: `localhost:${nodes[node]!.client}`,
+        tls: { caFile: certs.ca },
+        user: env.NATS_USER!,
+        pass: env.NATS_PASSWORD!,
+        reconnect: false,
+        inboxPrefix: inboxPrefixFor(env.NATS_USER)!,
+      });
       conns.push(nc);
       return nc;
     };
@@ -391,22 +479,40 @@ describe('the compose nats cluster, run for real', { skip: SKIP || (findBinary('
     assert.deepEqual(violations, [], 'no refused JetStream operations');
   });
 
-  it('refuses a route that does not log in', async () => {
+  /** intruder starts a nats-server that tries to route to nats-1 without the route password. */
+  async function intruder(name: string, tls: boolean): Promise<string> {
     const target = nodes[0]!;
     const [client, cluster] = await Promise.all([freePort(), freePort()]);
-    const intruder = new Child({
-      name: 'intruder',
-      cmd: which('nats-server'),
-      args: ['-a', '127.0.0.1', '-p', String(client), '--cluster_name', 'gaffer', '--cluster', `nats://127.0.0.1:${cluster}`, '--routes', `nats-route://127.0.0.1:${target.cluster}`],
-      logFile: join(dir, 'intruder.log'),
-    });
-    nodes.push({ name: 'intruder', child: intruder.start(), client, cluster, monitor: 0 });
+    const conf = join(dir, `${name}.conf`);
+    const tlsBlock = tls ? `  tls { cert_file: "${certs.nats.certFile}", key_file: "${certs.nats.keyFile}", ca_file: "${certs.ca}", verify: true }\n` : '';
+    writeFileSync(conf, `listen: 127.0.0.1:${client}\ncluster {\n  name: "gaffer"\n  listen: 127.0.0.1:${cluster}\n${tlsBlock}  routes: ["nats-route://127.0.0.1:${target.cluster}"]\n}\n`);
+    const child = new Child({ name, cmd: which('nats-server'), args: ['-c', conf], logFile: join(dir, `${name}.log`) });
+    nodes.push({ name, child: child.start(), client, cluster, monitor: 0 });
+    return join(dir, `${name}.log`);
+  }
+
+  it('refuses a route that does not log in, even with a certificate from the CA', async () => {
+    const log = await intruder('intruder', true);
     await waitFor(
       'the intruder route to be refused',
-      async () => existsSync(join(dir, 'intruder.log')) && /Route Error 'Authorization Violation'/.test(readFileSync(join(dir, 'intruder.log'), 'utf8')),
+      async () => existsSync(log) && /Route Error 'Authorization Violation'/.test(readFileSync(log, 'utf8')),
       10000,
     );
-    const r = (await (await fetch(`http://127.0.0.1:${target.monitor}/routez`)).json()) as { num_routes: number };
+    const r = (await (await fetch(`http://127.0.0.1:${nodes[0]!.monitor}/routez`)).json()) as { num_routes: number };
     assert.equal(r.num_routes, 2, 'nats-1 still routes to its two peers only');
+  });
+
+  it('refuses a route without TLS, and a client without TLS', async () => {
+    const log = await intruder('plain-intruder', false);
+    const target = readFileSync(join(dir, 'nats-1.log'), 'utf8');
+    await waitFor(
+      'the plain route to fail',
+      async () => existsSync(log) && /TLS|tls/.test(readFileSync(log, 'utf8') + readFileSync(join(dir, 'nats-1.log'), 'utf8').slice(target.length)),
+      10000,
+    );
+    const r = (await (await fetch(`http://127.0.0.1:${nodes[0]!.monitor}/routez`)).json()) as { num_routes: number };
+    assert.equal(r.num_routes, 2, 'nats-1 still routes to its two peers only');
+    const cli = normalized().services.cli!.environment!;
+    await assert.rejects(connect({ servers: `localhost:${nodes[0]!.client}`, user: cli.NATS_USER!, pass: cli.NATS_PASSWORD!, tls: null, reconnect: false }));
   });
 });

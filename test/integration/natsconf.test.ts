@@ -30,11 +30,33 @@ import { CLI_PATH } from '../../src/devcluster/cluster.js';
 import { GafferClient } from '../../src/client/client.js';
 import { json } from '../../src/protocol/codec.js';
 import { ensureResultsStream, readResults, ResultsPublisher } from '../../src/platform/nats/results.js';
+import { inboxPrefixFor } from '../../src/platform/nats/bus.js';
 import { startEtcd, startNats, waitFor, which, type EtcdCluster, type NatsServer } from '../../src/devcluster/servers.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const CONF = readFileSync(join(ROOT, 'nats.conf'), 'utf8');
 const DEADLINE_MS = 5000;
+
+/**
+ * withClientUser applies nats.conf's own recipe for one more client user:
+ * copy the client block under a new name (its inbox too), let masters and
+ * workers answer into that inbox, and give it a dev password.
+ */
+function withClientUser(conf: string, user: string): string {
+  const variable = `GAFFER_NATS_${user.toUpperCase().replace(/-/g, '_')}_PASSWORD`;
+  const block = /( {6}\{\n {8}user: "client"[\s\S]*?\n {6}\})/.exec(conf)?.[1];
+  assert.ok(block, 'nats.conf has a client block');
+  const copy = block
+    .replace('user: "client"', `user: "${user}"`)
+    .replace('$GAFFER_NATS_CLIENT_PASSWORD', `$${variable}`)
+    .replace('"_INBOX_client.>"', `"_INBOX_${user}.>"`);
+  const replies = conf.split('"_INBOX_client.>", "_INBOX_master.>"');
+  assert.ok(replies.length >= 3, 'masters and workers answer into _INBOX_client and _INBOX_master');
+  return replies
+    .join(`"_INBOX_client.>", "_INBOX_${user}.>", "_INBOX_master.>"`)
+    .replace(block, `${block}\n${copy}`)
+    .replace(/^(GAFFER_NATS_CLIENT_PASSWORD: .*)$/m, `$1\n${variable}: "dev-${user}-password"`);
+}
 
 /** passwords maps each user in nats.conf to its dev default password, read from the file itself. */
 function passwords(conf: string): Map<string, string> {
@@ -48,22 +70,22 @@ function passwords(conf: string): Map<string, string> {
   }
   return out;
 }
-const PASSWORDS = passwords(CONF);
+const PASSWORDS = new Map([...passwords(CONF), ...passwords(withClientUser(CONF, 'client-b'))]);
 
 /** serverConfig is nats.conf minus its `port:` line; startNats supplies a free loopback port instead. */
-function serverConfig(): string {
-  const lines = CONF.split('\n');
+function serverConfig(conf = CONF): string {
+  const lines = conf.split('\n');
   const rest = lines.filter((l) => !/^port:\s*\d+\s*$/.test(l));
   assert.equal(lines.length - rest.length, 1, 'nats.conf has exactly one top-level `port:` line');
   return rest.join('\n');
 }
 
 /** startConfigured runs a real nats-server on nats.conf (with its include) in a fresh directory. */
-async function startConfigured(name: string): Promise<{ server: NatsServer; dir: string; log: () => string }> {
+async function startConfigured(name: string, conf = CONF): Promise<{ server: NatsServer; dir: string; log: () => string }> {
   const dir = mkdtempSync(join(tmpdir(), `gaffer-${name}-`));
   mkdirSync(join(dir, 'deploy'));
   copyFileSync(join(ROOT, 'deploy', 'nats-passwords.conf'), join(dir, 'deploy', 'nats-passwords.conf'));
-  const server = await startNats({ dir, extraConfig: serverConfig() });
+  const server = await startNats({ dir, extraConfig: serverConfig(conf) });
   return { server, dir, log: () => readFileSync(join(dir, 'nats.log'), 'utf8') };
 }
 
@@ -92,10 +114,11 @@ class Conn {
     })().catch(() => undefined);
   }
 
+  /** open logs in as `user` with that user's own inbox prefix, as gaffer does (connectBus). */
   static async open(url: string, user: string): Promise<Conn> {
     const pass = PASSWORDS.get(user);
     assert.ok(pass, `nats.conf has a user ${user}`);
-    const nc = await connect({ servers: url, user, pass, name: `natsconf-${user}`, reconnect: false });
+    const nc = await connect({ servers: url, user, pass, name: `natsconf-${user}`, reconnect: false, inboxPrefix: inboxPrefixFor(user)! });
     return new Conn(user, nc);
   }
 
@@ -435,6 +458,76 @@ describe('nats.conf', () => {
       { timeout: DEADLINE_MS },
     );
     assert.equal((json.decode(durable.data) as { error?: { err_code?: number } }).error?.err_code, 10020);
+  });
+});
+
+describe('nats.conf: replies stay with the user who asked', () => {
+  // Two client users, made by nats.conf's recipe for adding one (withClientUser):
+  // each may read only its own inbox prefix, _INBOX_<user>.>. Before, every user
+  // subscribed to _INBOX.>, and a second client saw the first one's answers.
+  let nats: { server: NatsServer; dir: string } | undefined;
+  const conns: Conn[] = [];
+  const as = async (user: string): Promise<Conn> => {
+    const c = await Conn.open(nats!.server.url, user);
+    conns.push(c);
+    return c;
+  };
+  /** serve answers resource.get, as a master in the masters queue, naming who asked. */
+  const serve = async (): Promise<Conn> => {
+    const master = await as('master');
+    master.nc.subscribe('resource.get', {
+      queue: 'masters',
+      callback: (_e, m) => void m.respond(json.encode({ ok: true, for: (json.decode(m.data) as { who: string }).who })),
+    });
+    await master.nc.flush();
+    return master;
+  };
+
+  before(async () => {
+    nats = await startConfigured('natsconf-inbox', withClientUser(CONF, 'client-b'));
+  });
+  after(async () => {
+    await Promise.all(conns.map((c) => c.close().catch(() => undefined)));
+    await nats?.server.stop();
+    if (nats && process.env.GAFFER_KEEP_LOGS !== '1') rmSync(nats.dir, { recursive: true, force: true });
+  });
+
+  it('lets one client not read another client\'s replies: each subscribes only under its own prefix', async () => {
+    const master = await serve();
+    const a = await as('client');
+    const b = await as('client-b');
+    // What the hole looked like, refused: every inbox, another user's prefix, everything.
+    for (const subject of ['_INBOX.>', '_INBOX_client.>', '_INBOX_*.>', '>']) await b.refusedSubscription(subject);
+    await a.refusedSubscription('_INBOX_client-b.>');
+    // All of b's own prefix: it holds b's reply and nothing of a's.
+    const mine = new Inbox(b.nc.subscribe('_INBOX_client-b.>'));
+    await b.nc.flush();
+    const ra = await a.nc.request('resource.get', json.encode({ who: 'a' }), { timeout: DEADLINE_MS });
+    assert.match(ra.subject, /^_INBOX_client\./);
+    assert.deepEqual(json.decode(ra.data), { ok: true, for: 'a' });
+    const rb = await b.nc.request('resource.get', json.encode({ who: 'b' }), { timeout: DEADLINE_MS });
+    assert.deepEqual(json.decode(rb.data), { ok: true, for: 'b' });
+    assert.deepEqual(json.decode((await mine.next('b\'s reply under _INBOX_client-b.>')).data), { ok: true, for: 'b' }, 'the first message there is b\'s own');
+    await master.noViolations();
+  });
+
+  it('keeps every client\'s inbox from masters and workers too', async () => {
+    for (const user of ['master', 'worker', 'worker-w1']) {
+      const c = await as(user);
+      await c.refusedSubscription('_INBOX.>');
+      await c.refusedSubscription('_INBOX_client.>');
+    }
+  });
+
+  it('does not keep two connections of the same user apart (the documented limit: one user per person or program)', async () => {
+    await serve();
+    const a = await as('client');
+    const sameUser = await as('client');
+    const spy = new Inbox(sameUser.nc.subscribe('_INBOX_client.>'));
+    await sameUser.nc.flush();
+    await a.nc.request('resource.get', json.encode({ who: 'a' }), { timeout: DEADLINE_MS });
+    assert.deepEqual(json.decode((await spy.next('a\'s reply at the other connection of client')).data), { ok: true, for: 'a' });
+    await sameUser.noViolations();
   });
 });
 

@@ -1,18 +1,55 @@
 // EtcdStore is the Store port on etcd3: bounded call deadlines, no circuit
 // breaker, consistent paginated snapshots, fenced transactions, watches that
-// tell their owner to re-read when etcd has compacted their revision away,
-// and lease keepalives on one stream per lease. It is the only code that
-// touches the etcd3 client.
+// tell their owner to re-read when etcd has compacted their revision away
+// (or refused them), and lease keepalives on one stream per lease. It is the
+// only code that touches the etcd3 client. TLS and etcd's RBAC (a user and
+// password) are options.
 
-import { Etcd3, isRecoverableError, type ICompare, type IKeyValue, type IRequestOp, type IWatchResponse, type Watcher } from 'etcd3';
-import { ExponentialBackoff, handleWhen, noop, retry } from 'cockatiel';
+import { readFileSync } from 'node:fs';
+import { Etcd3, isRecoverableError, type ICompare, type IKeyValue, type IRequestOp, type IWatchResponse } from 'etcd3';
+import { handleWhen, noop, retry } from 'cockatiel';
 import { NotLeaderError, UnavailableError } from '../../protocol/errors.js';
 import { logger } from '../log.js';
+import { UsageError, type EtcdAuth, type TlsFiles } from '../config.js';
 import { ChainBrokenError, MAX_TXN_OPS, type ChainLink, type Guard, type KV, type Op, type Snapshot, type Store, type WatchEvent } from '../ports.js';
+
+/** EtcdTls is the PEM contents: the CA to trust (the system's when absent) and an optional client certificate. */
+export interface EtcdTls {
+  ca?: Buffer;
+  cert?: Buffer;
+  key?: Buffer;
+}
 
 export interface StoreOptions {
   timeoutMs: number;
+  tls?: EtcdTls;
+  /** Log in as this etcd user (etcd auth on). */
+  auth?: EtcdAuth;
+  /**
+   * connect proves etcd answers by reading one key under this prefix
+   * (default `gaffer/`): with RBAC, a prefix this identity may read.
+   */
+  probePrefix?: string;
 }
+
+/** readEtcdTls reads the PEM files; an unreadable one is a usage error. */
+export function readEtcdTls(files: TlsFiles): EtcdTls {
+  const read = (path: string, flag: string): Buffer => {
+    try {
+      return readFileSync(path);
+    } catch (err) {
+      throw new UsageError(`cannot read ${flag} ${JSON.stringify(path)}: ${(err as Error).message}`);
+    }
+  };
+  return {
+    ...(files.caFile ? { ca: read(files.caFile, '--etcd-ca') } : {}),
+    ...(files.certFile ? { cert: read(files.certFile, '--etcd-cert') } : {}),
+    ...(files.keyFile ? { key: read(files.keyFile, '--etcd-key') } : {}),
+  };
+}
+
+/** How long a broken watch stream waits before it is opened again: doubling from the first to the last. */
+const WATCH_RETRY_MS = { first: 100, max: 2000 };
 
 const PAGE = 5000;
 
@@ -55,8 +92,13 @@ export class EtcdStore implements Store {
   private readonly keepers = new Map<string, Keeper>();
 
   private constructor(readonly endpoints: string[], private readonly opts: StoreOptions) {
+    const tls = opts.tls;
     this.client = new Etcd3({
       hosts: endpoints,
+      // grpc's createSsl takes an absent CA as "the system's"; etcd3's type insists on one.
+      ...(tls ? { credentials: { rootCertificate: tls.ca as Buffer, ...(tls.key ? { privateKey: tls.key } : {}), ...(tls.cert ? { certChain: tls.cert } : {}) } } : {}),
+      // etcd3 logs in before its first call and again when etcd says the token is no longer valid.
+      ...(opts.auth ? { auth: { username: opts.auth.username, password: opts.auth.password } } : {}),
       // Unary calls get a deadline so a lost quorum fails fast; streams (watch,
       // keepalive) live as long as they are needed.
       defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + opts.timeoutMs }),
@@ -65,8 +107,6 @@ export class EtcdStore implements Store {
         // etcd is back; we prefer to try again at once.
         host: () => noop,
         global: retry(handleWhen(isRecoverableError), { maxAttempts: Math.max(1, endpoints.length - 1) }),
-        // The manager calls next() on this before its first use, as on the default.
-        watchBackoff: new ExponentialBackoff({ initialDelay: 100, maxDelay: 2000 }) as never,
       },
       grpcOptions: {
         'grpc.max_receive_message_length': 64 * 1024 * 1024,
@@ -77,11 +117,15 @@ export class EtcdStore implements Store {
     });
   }
 
-  /** connect opens a client and proves etcd answers within the call deadline. */
+  /**
+   * connect opens a client and proves etcd answers within the call deadline,
+   * and, with auth, that the login works and may read `probePrefix`.
+   */
   static async connect(endpoints: string[], opts: StoreOptions): Promise<EtcdStore> {
     const store = new EtcdStore(endpoints, opts);
+    const probe = opts.probePrefix ?? 'gaffer/';
     try {
-      await store.client.kv.range({ key: Buffer.from('gaffer/'), limit: 1 });
+      await store.client.kv.range({ key: Buffer.from(probe), range_end: prefixEnd(probe), limit: 1, keys_only: true });
     } catch (err) {
       store.close();
       throw unavailable(err, `connect to ${endpoints.join(',')}`);
@@ -163,9 +207,16 @@ export class EtcdStore implements Store {
 
   /**
    * watch delivers every change under prefix from `fromRevision` on, in
-   * order, one response at a time. The library resumes after a disconnect by
-   * itself; when etcd cancels the watch (its revision was compacted) onReset
-   * fires once and the owner must re-read and watch again.
+   * order, one response at a time, on a gRPC stream of its own. A stream that
+   * breaks (etcd restarted, a member lost) is opened again from the revision
+   * after the last event delivered. When etcd cancels the watch, onReset fires
+   * once and the owner must re-read and watch again: its revision was
+   * compacted away, or etcd refused to start it (with auth on: the login token
+   * expired or was lost in a restart; the owner's re-read logs in again).
+   *
+   * One stream per watch rather than etcd3's shared watch stream: on that one,
+   * a watch refused at creation leaves every later watch on the stream waiting
+   * for good (etcd3 1.1.2), and the stream keeps the token it was opened with.
    */
   watch(
     prefix: string,
@@ -173,46 +224,80 @@ export class EtcdStore implements Store {
     onEvents: (events: WatchEvent[], revision: number) => void,
     onReset: (err: Error) => void,
   ): { close(): Promise<void> } {
-    let watcher: Watcher | undefined;
-    let closed = false;
+    type WatchStream = Awaited<ReturnType<Etcd3['watchClient']['watch']>>;
     const log = logger().child({ component: 'watch', prefix });
-    this.client
-      .watch()
-      .prefix(prefix)
-      .startRevision(String(fromRevision))
-      .withPreviousKV()
-      .create()
-      .then((w) => {
-        watcher = w;
-        if (closed) return void w.cancel().catch(() => undefined);
-        w.on('data', (res: IWatchResponse) => {
-          if (closed || res.events.length === 0) return;
-          const events = res.events.map((e) => {
-            const ev: WatchEvent = { type: e.type === 'Put' ? 'put' : 'delete', kv: toKV(e.kv) };
-            if (e.prev_kv) ev.prev = toKV(e.prev_kv);
-            return ev;
-          });
-          onEvents(events, Number(res.header.revision));
-        });
-        w.on('error', (err: Error) => {
-          if (closed) return;
-          closed = true;
-          log.warn({ err: err.message }, 'watch canceled by etcd; owner re-reads');
-          w.cancel().catch(() => undefined);
-          onReset(err);
-        });
-        w.on('disconnected', (err: Error) => log.debug({ err: err?.message }, 'watch disconnected; resuming'));
-      })
-      .catch((err: Error) => {
-        if (!closed) {
-          closed = true;
-          onReset(err);
+    const key = Buffer.from(prefix);
+    const rangeEnd = prefixEnd(prefix);
+    let next = fromRevision;
+    let stream: WatchStream | undefined;
+    let closed = false;
+    let timer: NodeJS.Timeout | undefined;
+    let retryMs = WATCH_RETRY_MS.first;
+
+    // Ending our side first keeps etcd3 from taking the cancel for a failed host.
+    const end = (s: WatchStream): void => {
+      s.on('error', () => undefined);
+      try {
+        s.end();
+        s.cancel();
+      } catch {
+        // already gone
+      }
+    };
+    const drop = (): void => {
+      clearTimeout(timer);
+      const s = stream;
+      stream = undefined;
+      if (s) end(s);
+    };
+    const reset = (err: Error): void => {
+      if (closed) return;
+      closed = true;
+      drop();
+      log.warn({ err: err.message }, 'watch canceled by etcd; owner re-reads');
+      onReset(err);
+    };
+    const reopen = (err: Error): void => {
+      if (closed) return;
+      drop();
+      log.debug({ err: err.message, from: next }, 'watch disconnected; resuming');
+      timer = setTimeout(() => void open(), retryMs);
+      retryMs = Math.min(retryMs * 2, WATCH_RETRY_MS.max);
+    };
+    const open = async (): Promise<void> => {
+      let s: WatchStream;
+      try {
+        s = await this.client.watchClient.watch();
+      } catch (err) {
+        return reopen(err as Error);
+      }
+      if (closed) return end(s);
+      stream = s;
+      s.on('data', (res: IWatchResponse) => {
+        if (stream !== s) return;
+        if (res.canceled) {
+          const compacted = res.compact_revision && res.compact_revision !== '0' ? `revision ${next} compacted (now ${res.compact_revision})` : '';
+          return reset(new Error(`watch canceled: ${res.cancel_reason || compacted || 'by etcd'}`));
         }
+        retryMs = WATCH_RETRY_MS.first;
+        if (res.events.length === 0) return; // created
+        const events = res.events.map((e) => {
+          const ev: WatchEvent = { type: e.type === 'Put' ? 'put' : 'delete', kv: toKV(e.kv) };
+          if (e.prev_kv) ev.prev = toKV(e.prev_kv);
+          return ev;
+        });
+        next = events[events.length - 1]!.kv.modRevision + 1;
+        onEvents(events, Number(res.header.revision));
       });
+      s.on('error', (err: Error) => stream === s && reopen(err));
+      s.on('end', () => stream === s && reopen(new Error('watch stream ended')));
+      s.write({ create_request: { key, range_end: rangeEnd, start_revision: String(next), prev_kv: true } });
+    };
+    void open();
     return {
       close: async () => {
         closed = true;
-        await watcher?.cancel().catch(() => undefined);
+        drop();
       },
     };
   }

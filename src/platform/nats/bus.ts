@@ -2,32 +2,74 @@
 // disconnects fast, NatsBus over it, and answering requests in the encoding
 // they arrived in.
 
-import { connect, ErrorCode as NatsErrorCode, headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection } from 'nats';
+import { readFileSync } from 'node:fs';
+import { connect, ErrorCode as NatsErrorCode, headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection, type TlsOptions } from 'nats';
 import { ContentType, encode } from '../../protocol/codec.js';
 import { Header } from '../../protocol/subjects.js';
 import { InternalError, NoRespondersError, TimeoutError, toWire, UnavailableError } from '../../protocol/errors.js';
 import type { Bus, BusMsg, BusStatus } from '../ports.js';
 import { logger } from '../log.js';
+import { UsageError, type TlsFiles } from '../config.js';
 
 export type { Msg, NatsConnection };
 
 export interface BusOptions {
   url: string;
   name: string;
-  user?: string;
-  pass?: string;
+  user?: string | undefined;
+  pass?: string | undefined;
+  /** TLS: PEM files of the CA to trust and an optional client certificate. */
+  tls?: TlsFiles;
   /** Give up after this many ms when the first connect fails (then the process exits). */
   connectTimeoutMs?: number;
 }
 
-/** connectBus opens a connection that, once up, retries without limit. */
+/** An inbox prefix token: what the per-user `_INBOX_<user>` prefix may be built from. */
+const INBOX_USER_RE = /^[A-Za-z0-9_-]{1,64}$/;
+
+/**
+ * inboxPrefixFor is the inbox prefix of a connection logged in as `user`:
+ * `_INBOX_<user>`, so replies to it land where nats.conf lets only that user
+ * subscribe (`_INBOX_<user>.>`), not in the `_INBOX.>` every user could read.
+ * Without a user, or with one that is not a plain token, nats.js's default
+ * `_INBOX` stays.
+ */
+export function inboxPrefixFor(user: string | undefined): string | undefined {
+  return user && INBOX_USER_RE.test(user) ? `_INBOX_${user}` : undefined;
+}
+
+/** natsTls reads the PEM files for nats.js; an unreadable file is a usage error, not an unreachable server. */
+function natsTls(files: TlsFiles): TlsOptions {
+  const read = (path: string, flag: string): string => {
+    try {
+      return readFileSync(path, 'utf8');
+    } catch (err) {
+      throw new UsageError(`cannot read ${flag} ${JSON.stringify(path)}: ${(err as Error).message}`);
+    }
+  };
+  return {
+    ...(files.caFile ? { ca: read(files.caFile, '--nats-ca') } : {}),
+    ...(files.certFile ? { cert: read(files.certFile, '--nats-cert') } : {}),
+    ...(files.keyFile ? { key: read(files.keyFile, '--nats-key') } : {}),
+  };
+}
+
+/**
+ * connectBus opens a connection that, once up, retries without limit. With a
+ * user, its inbox prefix is the user's own (inboxPrefixFor); with tls, the
+ * connection is TLS or nothing.
+ */
 export async function connectBus(opts: BusOptions): Promise<NatsConnection> {
+  const tls = opts.tls ? natsTls(opts.tls) : undefined;
+  const inboxPrefix = inboxPrefixFor(opts.user);
   try {
     const nc = await connect({
       servers: opts.url.split(','),
       name: opts.name,
       ...(opts.user ? { user: opts.user } : {}),
       ...(opts.pass ? { pass: opts.pass } : {}),
+      ...(inboxPrefix ? { inboxPrefix } : {}),
+      ...(tls ? { tls } : {}),
       maxReconnectAttempts: -1,
       reconnectTimeWait: 250,
       reconnectJitter: 100,
