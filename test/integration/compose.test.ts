@@ -23,6 +23,9 @@ import { freePort, waitFor, which } from '../../src/devcluster/servers.js';
 import { ensureResultsStream, readResults, ResultsPublisher, type ResultRecord } from '../../src/platform/nats/results.js';
 import { inboxPrefixFor } from '../../src/platform/nats/bus.js';
 import { makeCerts, type Certs } from '../../src/devcluster/secure.js';
+import { Etcd3 } from 'etcd3';
+import { EtcdStore, readEtcdTls } from '../../src/platform/etcd/store.js';
+import { keys } from '../../src/protocol/keys.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const COMPOSE_FILE = join(ROOT, 'docker-compose.yml');
@@ -514,5 +517,90 @@ describe('the compose nats cluster, run for real', { skip: SKIP || (findBinary('
     assert.equal(r.num_routes, 2, 'nats-1 still routes to its two peers only');
     const cli = normalized().services.cli!.environment!;
     await assert.rejects(connect({ servers: `localhost:${nodes[0]!.client}`, user: cli.NATS_USER!, pass: cli.NATS_PASSWORD!, tls: null, reconnect: false }));
+  });
+});
+
+describe('the compose etcd cluster, run for real', { skip: SKIP || (findBinary('etcd') ? false : 'etcd is not installed') }, () => {
+  let dir: string | undefined;
+  const members: Child[] = [];
+  const stores: EtcdStore[] = [];
+
+  after(async () => {
+    stores.forEach((s) => s.close());
+    await Promise.all(members.map((m) => m.stop()));
+    if (dir && process.env.GAFFER_KEEP_LOGS !== '1') rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('forms over TLS; etcd-init turns auth on with the roles gaffer needs, and can run again', async () => {
+    const cfg = normalized();
+    dir = mkdtempSync(join(tmpdir(), 'gaffer-compose-etcd-'));
+    const certs = makeCerts(join(dir, 'certs'));
+    const ports = await Promise.all(ETCD_MEMBERS.flatMap(() => [freePort(), freePort()]));
+    const clientPort = (i: number) => ports[2 * i]!;
+    const peerPort = (i: number) => ports[2 * i + 1]!;
+    // Compose's commands as they are; only addresses and paths move: loopback ports instead of
+    // hostnames (the certificates name 127.0.0.1 too), the certificates and data in this directory.
+    const local = (arg: string, i: number): string => {
+      let a = arg
+        .replace('https://0.0.0.0:2379', `https://127.0.0.1:${clientPort(i)}`)
+        .replace('https://0.0.0.0:2380', `https://127.0.0.1:${peerPort(i)}`)
+        .replaceAll('/etc/etcd/certs/', `${certs.dir}/`)
+        .replace('/var/lib/etcd', join(dir!, ETCD_MEMBERS[i]!));
+      for (const [j, m] of ETCD_MEMBERS.entries()) {
+        a = a.replaceAll(`https://${m}:2379`, `https://127.0.0.1:${clientPort(j)}`).replaceAll(`https://${m}:2380`, `https://127.0.0.1:${peerPort(j)}`);
+      }
+      return a;
+    };
+    for (const [i, name] of ETCD_MEMBERS.entries()) {
+      const [cmd, ...args] = cfg.services[name]!.command!;
+      assert.equal(cmd, '/usr/local/bin/etcd');
+      members.push(new Child({ name, cmd: which('etcd'), args: args.map((a) => local(a, i)), logFile: join(dir, `${name}.log`) }).start());
+    }
+    // By name, as the containers do; etcd listens on 127.0.0.1.
+    const endpoints = ETCD_MEMBERS.map((_, i) => `https://localhost:${clientPort(i)}`);
+    const tls = readEtcdTls({ caFile: certs.ca });
+    const open = async (auth?: { username: string; password: string }, probePrefix?: string): Promise<EtcdStore> => {
+      const s = await EtcdStore.connect(endpoints, { timeoutMs: 3000, tls, ...(auth ? { auth } : {}), ...(probePrefix ? { probePrefix } : {}) });
+      stores.push(s);
+      return s;
+    };
+    await waitFor('the three members to serve over TLS', () => open().then(() => true, () => undefined), 30000);
+
+    // etcd-init, as compose runs it: the gaffer image's program with the service's environment.
+    const init = cfg.services['etcd-init']!;
+    const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, ...init.environment, ETCD_ENDPOINTS: endpoints.join(','), ETCD_CA: certs.ca };
+    assert.equal(init.environment!.ETCD_CA, GAFFER_CA);
+    const program = join(ROOT, 'dist', ...init.entrypoint![1]!.split('/').slice(1));
+    for (const round of ['first', 'second']) {
+      const r = spawnSync(process.execPath, [program], { env, encoding: 'utf8', timeout: 60000 });
+      assert.equal(r.status, 0, `etcd-init (${round} run): ${r.stderr}`);
+      assert.match(r.stdout, /auth on .*users root, master \(gaffer-master\), worker \(gaffer-worker\), worker-w1 \(gaffer-worker-w1\)/);
+    }
+
+    const e = init.environment!;
+    await assert.rejects(open(), /user name is empty/, 'no anonymous access');
+    // The healthcheck's user: permission denied, which `etcdctl endpoint health` counts as healthy.
+    await assert.rejects(open({ username: 'health', password: e.GAFFER_ETCD_HEALTH_PASSWORD! }, 'health'), /permission denied/);
+    const masterEnv = cfg.services['master-1']!.environment!;
+    const master = await open({ username: masterEnv.ETCD_USER!, password: masterEnv.ETCD_PASSWORD! });
+    await master.txn(undefined, [{ put: keys.resource('compose-check'), value: Buffer.from('x') }]);
+    const workerEnv = cfg.services.worker!.environment!;
+    const shared = await open({ username: workerEnv.ETCD_USER!, password: workerEnv.ETCD_PASSWORD! }, keys.assignments('worker-1a2b3c4d'));
+    await shared.txn(undefined, [{ put: keys.worker('worker-1a2b3c4d'), value: Buffer.from('x') }]);
+    await assert.rejects(shared.txn(undefined, [{ put: keys.candidate('1'), value: Buffer.from('x') }]), /permission denied/);
+    await assert.rejects(shared.txn(undefined, [{ put: keys.resource('forged'), value: Buffer.from('x') }]), /permission denied/);
+    const w1 = await open({ username: 'worker-w1', password: e.GAFFER_ETCD_WORKER_W1_PASSWORD! }, keys.assignments('w1'));
+    await w1.txn(undefined, [{ put: keys.worker('w1'), value: Buffer.from('x') }]);
+    await assert.rejects(w1.txn(undefined, [{ put: keys.worker('w2'), value: Buffer.from('x') }]), /permission denied/);
+    await assert.rejects(w1.range(keys.assignments('w2')), /permission denied/);
+    // Run twice, each role still has exactly its grants.
+    const root = new Etcd3({ hosts: endpoints, credentials: { rootCertificate: tls.ca! }, auth: { username: 'root', password: e.GAFFER_ETCD_ROOT_PASSWORD! } });
+    try {
+      const perms = async (role: string) => (await root.role(role).permissions()).map((p) => `${p.permission} ${p.range.start.toString()}..${p.range.end.toString()}`).sort();
+      assert.deepEqual(await perms('gaffer-master'), ['Readwrite gaffer/..gaffer0']);
+      assert.deepEqual(await perms('gaffer-worker-w1'), ['Read gaffer/assign/w1/..gaffer/assign/w10', 'Read gaffer/checkpoints/..gaffer/checkpoints0', 'Readwrite gaffer/workers/w1..']);
+    } finally {
+      root.close();
+    }
   });
 });
