@@ -9,7 +9,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -164,7 +164,10 @@ describe('docker-compose.yml', { skip: SKIP }, () => {
       assert.equal(mounts.get('/etc/nats/nats-cluster.conf'), join(ROOT, 'deploy', 'nats-cluster.conf'));
       assert.equal(mounts.get('/etc/nats/gaffer.conf'), join(ROOT, 'nats.conf'));
       assert.equal(mounts.get('/etc/nats/deploy/nats-passwords.conf'), join(ROOT, 'deploy', 'nats-passwords.env.conf'));
-      assert.equal(mounts.get('/etc/nats/certs'), CERTS, `${name} mounts the certificates of scripts/make-certs.sh`);
+      for (const file of ['ca.pem', 'nats-server.pem', 'nats-server-key.pem']) {
+        assert.equal(mounts.get(`/etc/nats/certs/${file}`), join(CERTS, file), `${name} mounts ${file} of scripts/make-certs.sh`);
+      }
+      assert.ok(![...mounts.values()].some((src) => src.endsWith('ca-key.pem') || src === CERTS), `${name} gets no CA key`);
       // JetStream: each node keeps its store (the task results) in its own named volume.
       assert.equal(mounts.get('/data'), name, `${name} mounts its own volume at /data`);
       assert.ok(cfg.volumes && name in cfg.volumes, `volume ${name} is declared`);
@@ -196,7 +199,8 @@ describe('docker-compose.yml', { skip: SKIP }, () => {
       assert.equal(flag(c, '--key-file'), '/etc/etcd/certs/etcd-server-key.pem');
       assert.equal(flag(c, '--peer-trusted-ca-file'), '/etc/etcd/certs/ca.pem');
       assert.ok(c.includes('--peer-client-cert-auth'), `${name} verifies its peers`);
-      assert.ok(cfg.services[name]!.volumes?.includes(`${CERTS}:/etc/etcd/certs:ro`), `${name} mounts the certificates`);
+      const certMounts = cfg.services[name]!.volumes!.filter((v) => v.startsWith(`${CERTS}/`));
+      assert.deepEqual(certMounts, ['ca.pem', 'etcd-server.pem', 'etcd-server-key.pem'].map((f) => `${join(CERTS, f)}:/etc/etcd/certs/${f}:ro`), `${name} mounts the CA and its certificate and key only`);
       assert.equal(flag(c, '--initial-cluster-state'), 'new');
       initial.add(flag(c, '--initial-cluster') ?? '');
       tokens.add(flag(c, '--initial-cluster-token') ?? '');
@@ -356,9 +360,10 @@ describe('the compose nats cluster, run for real', { skip: SKIP || (findBinary('
       const s = cfg.services[node.name]!;
       for (const v of s.volumes!) {
         const [src, target] = v.split(':') as [string, string];
-        if (src === CERTS) {
+        if (src.startsWith(`${CERTS}/`)) {
           // deploy/certs is made by scripts/make-certs.sh, not kept in the repository.
-          cpSync(certs.dir, join(dir, node.name, target), { recursive: true });
+          mkdirSync(dirname(join(dir, node.name, target)), { recursive: true });
+          copyFileSync(join(certs.dir, src.slice(CERTS.length + 1)), join(dir, node.name, target));
           continue;
         }
         if (!src.startsWith('/')) {
