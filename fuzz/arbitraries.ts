@@ -24,6 +24,7 @@ export const MAX_REQUEST = 256 * 1024;
 /** nats-server's max_payload in the dev cluster (headers included). */
 export const MAX_PAYLOAD = 1024 * 1024;
 export const MAX_STATE = 64 * 1024;
+export const MAX_SPEC = 64 * 1024;
 export const REQUEST_ID_RE = /^[A-Za-z0-9_.:-]{1,128}$/;
 export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
@@ -870,7 +871,10 @@ function buildHuge(b: Extract<Body, { k: 'huge' }>, effective: string, room: num
     case 'spec-blob': {
       const req = { name: b.name, spec: { blob: 'x'.repeat(Math.max(0, size - 40)) } };
       const data = encodeAs(req, b.enc);
-      return { data, enc: b.enc, intent: 'invalid', note: `spec of ${data.byteLength} bytes` };
+      // The contract bounds the spec as msgpack (64 KiB): just under it is a valid add.
+      const fits = mpEncode(req.spec).byteLength <= MAX_SPEC && data.byteLength <= MAX_REQUEST;
+      const intent: Intent = fits && effective === ClientSubject.add ? 'valid' : 'invalid';
+      return { data, enc: b.enc, intent, note: `spec of ${data.byteLength} bytes`, ...(intent === 'valid' ? { request: { name: b.name } } : {}) };
     }
     case 'bin': {
       const blob = new Uint8Array(Math.max(0, size - 32));

@@ -462,7 +462,17 @@ export class Fuzzer {
       return code;
     }
     if (known && !mustRefuse) this.checkContent(c, m, r as Record<string, unknown>, code, bad);
+    else if (r.ok === true) this.learnFrom(m, r as Record<string, unknown>);
     return code ?? 'ok';
+  }
+
+  /** learnFrom keeps the shadow true to a write the product took although the fuzzer expected a refusal (reported already). */
+  private learnFrom(m: Materialized, r: Record<string, unknown>): void {
+    const res = r.resource as { name?: unknown; id?: unknown } | undefined;
+    if (!WRITES.has(m.effective) || typeof res?.name !== 'string' || typeof res.id !== 'string') return;
+    if (m.reusedId || this.contended.has(res.name)) this.learn(res.name, { k: 'unknown' });
+    else if (m.effective === ClientSubject.delete) this.learn(res.name, { k: 'absent' });
+    else this.learn(res.name, { k: 'present', id: res.id });
   }
 
   /**
