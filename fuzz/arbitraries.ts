@@ -972,11 +972,9 @@ function contentTypeHeaders(c: FuzzCase, bodyEnc: Enc | 'none'): Array<[string, 
 export function materialize(c: FuzzCase, live: Live, caseNo: number, runTag: string, member = 0): Materialized {
   const resolved = resolve(c.target, { worker: c.worker, master: c.master, srv: c.srv }, live);
   const list: Array<[string, string]> = [];
-  let reusedId = false;
   if (c.target === 'master.leader' && c.forged !== undefined) list.push([Header.subject, c.forged]);
   for (const h of c.headers) {
     if ('id' in h) {
-      if (h.id === 'reused') reusedId = true;
       list.push([h.key, h.id === 'unique' ? `fz-${runTag}-${caseNo}-${member}-${h.n % 1000}` : `fz-dup-${h.n}`]);
     } else if ('huge' in h) list.push([h.key, h.huge.ch.repeat(h.huge.n)]);
     else list.push([h.key, h.value]);
@@ -992,6 +990,9 @@ export function materialize(c: FuzzCase, live: Live, caseNo: number, runTag: str
     headers = natsHeaders();
     for (const [k, v] of all) headers.append(k, v);
   }
+  // Any valid id but this case's own may have been used before (the pool, 'rrr…', 'm1'): dedupe may answer with its first outcome.
+  const rid = headers?.get(Header.requestId) ?? '';
+  const reusedId = rid !== '' && REQUEST_ID_RE.test(rid) && !rid.startsWith(`fz-${runTag}-${caseNo}-`);
   return {
     resolved,
     effective,
