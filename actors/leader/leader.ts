@@ -3,7 +3,8 @@
 // revision, then serves from its mailbox a batch at a time: plan the batch
 // (plan.ts), write it (committer.ts), and only then answer each request
 // (replies.ts) and announce what changed (group commit). Forwarded requests
-// reach its mailbox straight from master.leader.<id>.
+// reach its mailbox straight from master.leader.<id>. Workers hear of their
+// assignments from it too, after each commit (mirror.ts).
 
 import { keys, parseKey } from '../../src/protocol/keys.js';
 import { subjects } from '../../src/protocol/subjects.js';
@@ -25,7 +26,7 @@ import { Dedupe } from './dedupe.js';
 import { loadCluster } from './loader.js';
 import { WorkerLiveness } from './liveness.js';
 import { Committer } from './committer.js';
-import { mirror } from './mirror.js';
+import { publishAssigns, removed, type AssignChange } from './mirror.js';
 import { answer, type Answered } from './replies.js';
 import { plan, type Input, type Plan } from './plan.js';
 
@@ -83,6 +84,8 @@ export class Leader {
   private ticker: Timer | undefined;
   /** Deadlines of handoffs in flight, by resource name. */
   private readonly deadlines = new Map<string, Timer>();
+  /** Assignment changes whose commit failed with an unknown outcome: told again from etcd's state after the reload. */
+  private unsure: AssignChange[] = [];
 
   constructor(private readonly d: LeaderDeps) {
     this.log = d.log.child({ component: 'leader' });
@@ -169,10 +172,8 @@ export class Leader {
     this.loadRevision = rev;
     this.degraded = false;
     for (const [id, fence] of loaded.fenceMs) this.liveness.track(id, fence);
-    this.watches.push(
-      store.watch(keys.workersPrefix, rev + 1, (events) => this.actor.send({ kind: 'workers', events }), () => this.reset()),
-      store.watch(keys.assignmentsPrefix, rev + 1, (events) => mirror(this.d.bus, events, this.log), () => this.reset()),
-    );
+    this.watches.push(store.watch(keys.workersPrefix, rev + 1, (events) => this.actor.send({ kind: 'workers', events }), () => this.reset()));
+    this.tellUnsure();
     // Repair and placement go through the mailbox first, ahead of any client request.
     this.actor.send({ kind: 'reconcile' });
     void this.askRunning([...this.model.workers.keys()]);
@@ -290,6 +291,7 @@ export class Leader {
     });
     const revisionOf = (n: string) => revisions.get(n) ?? (this.model.resources.get(n)?.revision || undefined);
     this.finish(p.replies.map((r) => ({ req: r.req, reply: r.build(revisionOf) })));
+    p.txns.forEach((t, i) => publishAssigns(this.d.bus, t.assigns, revs[i]!));
     this.d.metrics.setWorkerLoads(this.model.loads());
     for (const e of p.events) {
       if (e.kind === 'worker.joined' || e.kind === 'worker.lost') this.log.info({ worker: e.payload.worker }, e.kind);
@@ -306,9 +308,28 @@ export class Leader {
     // The outcome of the failed transaction is unknown (and later ones in
     // flight fail their chain link): forget the model and reload first.
     this.degraded = true;
+    this.unsure.push(...p.txns.flatMap((t) => t.assigns));
     this.actor.send({ kind: 'reconcile' });
     const e = err instanceof UnavailableError ? err : new UnavailableError((err as Error).message, { cause: err });
     this.finish(p.replies.map((r) => ({ req: r.req, reply: { ok: false, error: e.toWire() } })));
+  }
+
+  /**
+   * tellUnsure tells workers, from the state just loaded, how each
+   * assignment stands whose change may or may not have committed: a put at
+   * the revision its record was last written (the assignment has not changed
+   * since), or a delete as of the load.
+   */
+  private tellUnsure(): void {
+    const seen = new Set<string>();
+    for (const c of this.unsure.splice(0)) {
+      const key = `${c.worker}/${c.task.name}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      const now = this.model.assignedTask(c.task.name);
+      if (now?.worker === c.worker) publishAssigns(this.d.bus, [now], this.model.resources.get(c.task.name)!.revision);
+      else publishAssigns(this.d.bus, [removed(c.worker, c.task.name, c.task.id, c.task.attempt, c.epoch)], this.loadRevision);
+    }
   }
 
   private finish(done: Answered[]): void {

@@ -20,6 +20,7 @@ import { ResourceState, type Constraint, type Json, type MoveReason, type Resour
 import { toResource, type StoredAssignment, type StoredCheckpoint, type StoredHandoff, type StoredResource } from '../../src/protocol/stored.js';
 import type { Op } from '../../src/platform/ports.js';
 import { choose, type Slot, type Want } from './placement.js';
+import { removed, type AssignChange } from './mirror.js';
 import { afterFailure } from './lifecycle.js';
 
 export interface Assignment {
@@ -86,6 +87,8 @@ interface Before {
 export interface Unit {
   name: string;
   ops: Op[];
+  /** What its workers are told once it commits. */
+  assigns: AssignChange[];
   /** Bytes of values this unit writes, to keep a transaction under etcd's request limit. */
   bytes: number;
 }
@@ -602,21 +605,30 @@ export class ClusterState {
     for (const [name, before] of this.dirty) {
       const e = this.resources.get(name);
       const ops: Op[] = [];
+      const assigns: AssignChange[] = [];
       if (e) ops.push({ put: keys.resource(name), value: packed.encode(recordValue(e, this.term)) });
       else if (before.existed) ops.push({ del: keys.resource(name) });
       const was = before.assign;
       const now = e?.assign;
-      if (was && was.worker !== now?.worker) ops.push({ del: keys.assignment(was.worker, name) });
-      if (now && (!sameAssign(was, now) || before.id !== e!.rec.id)) ops.push({ put: keys.assignment(now.worker, name), value: packed.encode(assignmentValue(e!, now, this.term)) });
+      if (was && was.worker !== now?.worker) {
+        ops.push({ del: keys.assignment(was.worker, name) });
+        assigns.push(removed(was.worker, name, before.id, was.attempt, was.epoch));
+      }
+      if (now && (!sameAssign(was, now) || before.id !== e!.rec.id)) {
+        const value = assignmentValue(e!, now, this.term);
+        ops.push({ put: keys.assignment(now.worker, name), value: packed.encode(value) });
+        const { epoch, term: _term, ...task } = value;
+        assigns.push({ type: 'put', worker: now.worker, task, epoch });
+      }
       const cp = this.checkpoints.get(name);
       if (cp) ops.push({ put: keys.checkpoint(name), value: packed.encode(cp) });
       else if (!e && this.dropCheckpoints.has(name)) ops.push({ del: keys.checkpoint(name) });
-      if (ops.length > 0) units.push({ name, ops, bytes: ops.reduce((n, op) => n + ('put' in op ? op.value.byteLength + op.put.length : op.del.length), 0) });
+      if (ops.length > 0) units.push({ name, ops, assigns, bytes: ops.reduce((n, op) => n + ('put' in op ? op.value.byteLength + op.put.length : op.del.length), 0) });
     }
     for (const id of this.dirtyCordons) {
       const c = this.cordons.get(id);
       const key = keys.cordon(id);
-      units.push(c ? { name: `cordon:${id}`, ops: [{ put: key, value: packed.encode(c) }], bytes: key.length + 16 } : { name: `cordon:${id}`, ops: [{ del: key }], bytes: key.length });
+      units.push(c ? { name: `cordon:${id}`, ops: [{ put: key, value: packed.encode(c) }], assigns: [], bytes: key.length + 16 } : { name: `cordon:${id}`, ops: [{ del: key }], assigns: [], bytes: key.length });
     }
     this.dirtyCordons.clear();
     // An orphan key that this flush writes anyway needs no delete (and etcd
@@ -624,12 +636,20 @@ export class ClusterState {
     const written = new Set(units.flatMap((u) => u.ops.map((op) => ('put' in op ? op.put : op.del))));
     for (const o of this.orphans.splice(0)) {
       const key = keys.assignment(o.worker, o.name);
-      if (!written.has(key)) units.push({ name: o.name, ops: [{ del: key }], bytes: key.length });
+      if (!written.has(key)) units.push({ name: o.name, ops: [{ del: key }], assigns: [removed(o.worker, o.name)], bytes: key.length });
     }
     this.dirty.clear();
     this.checkpoints.clear();
     this.dropCheckpoints.clear();
     return units;
+  }
+
+  /** assignedTask is a resource's assignment as its worker is told it. */
+  assignedTask(name: string): AssignChange | undefined {
+    const e = this.resources.get(name);
+    if (!e?.assign) return undefined;
+    const { epoch, term: _term, ...task } = assignmentValue(e, e.assign, this.term);
+    return { type: 'put', worker: e.assign.worker, task, epoch };
   }
 
   /** committed stamps the revision etcd gave the units' resources. */

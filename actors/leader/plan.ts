@@ -14,6 +14,7 @@ import type { EventKind, EventPayloads } from '../../src/protocol/events.js';
 import type { ClientRequest, Command } from '../../src/protocol/request.js';
 import { MAX_TXN_OPS, type Op } from '../../src/platform/ports.js';
 import { chunk, type ClusterState, type Lifecycle, type Move } from './model.js';
+import type { AssignChange } from './mirror.js';
 import { answerOf, type Dedupe, type Outcome } from './dedupe.js';
 import { drained, planFleet, planRebalance } from './plan-fleet.js';
 import type { RebalanceLimits } from './fleet.js';
@@ -49,6 +50,8 @@ export interface Txn {
   ops: Op[];
   /** Write outcomes it records, by request id, for re-sent requests. */
   entries: Array<[string, Outcome]>;
+  /** What workers are told once it commits. */
+  assigns: AssignChange[];
 }
 
 export type PlannedEvent = { [K in EventKind]: { kind: K; payload: EventPayloads[K] } }[EventKind];
@@ -116,10 +119,10 @@ export function plan(model: ClusterState, dedupe: Dedupe, batch: readonly Input[
     const entries = t.flatMap((u) => outcomes.get(u.name) ?? []);
     // The outcomes commit with the writes they describe, or not at all.
     if (entries.length > 0) ops.push(dedupe.op(entries));
-    return { names: t.map((u) => u.name), ops, entries };
+    return { names: t.map((u) => u.name), ops, entries, assigns: t.flatMap((u) => u.assigns) };
   });
   // Reads are answered only after a fenced transaction proves we still lead.
-  if (txns.length === 0 && replies.length > 0) txns.push({ names: [], ops: [], entries: [] });
+  if (txns.length === 0 && replies.length > 0) txns.push({ names: [], ops: [], entries: [], assigns: [] });
   return { txns, replies, events };
 }
 

@@ -18,13 +18,29 @@ export interface ChildSpec {
 const live = new Set<Child>();
 let hooked = false;
 
-/** On exit of this process, take every child we started with us. */
+/**
+ * On exit of this process, take every child we started with us. A signal's
+ * default action skips 'exit' handlers: the test runner stops a file that
+ * overran its timeout with SIGTERM, and its servers and gaffer processes
+ * outlived it. So a terminating signal nobody else handles kills the children
+ * first and is then raised again with its default action.
+ */
 function hookExit(): void {
   if (hooked) return;
   hooked = true;
-  process.on('exit', () => {
+  const killAll = () => {
     for (const c of live) c.signal('SIGKILL');
-  });
+  };
+  process.on('exit', killAll);
+  for (const sig of ['SIGTERM', 'SIGHUP'] as const) {
+    const onSignal = () => {
+      if (process.listenerCount(sig) > 1) return; // someone else (gaffer dev) stops gracefully
+      killAll();
+      process.removeListener(sig, onSignal);
+      process.kill(process.pid, sig);
+    };
+    process.on(sig, onSignal);
+  }
 }
 
 export class Child {

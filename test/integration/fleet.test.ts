@@ -62,12 +62,17 @@ test('fleet: drain 200 resources with stop-before-start handoffs, checkpoints re
   assert.equal(w1.draining, false);
   assert.deepEqual((await client.workerStatus('w1')).running, []);
   assert.deepEqual(overlaps(c), [], 'no resource ran on two workers at once');
-  // The countdowns resumed from their checkpoints, not from the start.
-  const log = ['w2', 'w3'].map((id) => readFileSync(join(c.dir, `${id}.log`), 'utf8')).join('\n');
-  const resumed = log
-    .split('\n')
-    .filter((l) => l.includes('"counting down"'))
-    .map((l) => JSON.parse(l) as { name: string; resumeAt: number; from: number });
+  // The countdowns resumed from their checkpoints, not from the start. A
+  // task thread logs this once it has loaded, after it is reported started.
+  const resumedLines = () =>
+    ['w2', 'w3']
+      .map((id) => readFileSync(join(c.dir, `${id}.log`), 'utf8'))
+      .join('\n')
+      .split('\n')
+      .filter((l) => l.includes('"counting down"'))
+      .map((l) => JSON.parse(l) as { name: string; resumeAt: number; from: number });
+  await waitFor('5 countdowns to resume on w2 and w3', async () => resumedLines().length >= 5, 30_000);
+  const resumed = resumedLines();
   assert.equal(resumed.length, 5);
   for (const x of resumed) assert.ok(x.resumeAt < x.from, `${x.name} resumed at ${x.resumeAt} of ${x.from}`);
 });

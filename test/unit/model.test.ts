@@ -496,6 +496,7 @@ describe('flush under random batches', () => {
 const unit = (name: string, n: number): Unit => ({
   name,
   ops: Array.from({ length: n }, (_, i) => ({ del: `${name}/${i}` })),
+  assigns: [],
   bytes: 0,
 });
 

@@ -77,7 +77,7 @@ describe('plan', () => {
   test('reads alone still get a transaction: answered only after a fenced proof that we lead', async () => {
     const { model, dedupe } = await setup();
     const p = plan(model, dedupe, clients(get('a'), request({ op: 'status' })), ctx);
-    assert.deepEqual(p.txns, [{ names: [], ops: [], entries: [] }]);
+    assert.deepEqual(p.txns, [{ names: [], ops: [], entries: [], assigns: [] }]);
     const status = body<{ leader: string; masters: string[]; workers: unknown[] }>(p.replies[1]!.build(rev(1)));
     assert.equal(status.leader, 'm1');
     assert.deepEqual(status.masters, ['m1', 'm2']);
