@@ -203,7 +203,7 @@ export interface AssignedTask {
   hold?: boolean;
 }
 
-/** AssignEvent is published on worker.<id>.assign, mirroring the etcd watch of that worker's assignments. */
+/** AssignEvent is published on worker.<id>.assign for each committed change to that worker's assignment keys. */
 export interface AssignEvent {
   type: 'put' | 'delete';
   resource: AssignedTask;
