@@ -11,6 +11,9 @@
 // election inside a fit window would look like growth, and every lost
 // leadership like a fall hiding it. A role change counts as an event on that
 // master: the samples just after it are left out like those after a fault.
+// A worker's samples taken while one of the soak's crawls ran on it are left
+// out of its RSS and descriptor series: the crawl's worker thread and sockets
+// belong to the crawl, and the worker at rest is what must not grow.
 
 import { excludedAfter, judge, type Fit, type Point } from './fit.js';
 import { METRICS, type Metric } from './config.js';
@@ -36,6 +39,8 @@ export interface Sample {
   extra?: Record<string, number | null>;
   /** Set by markExcluded: during or within the quiet period after a fault on this process (or a role change). */
   excluded?: boolean;
+  /** Workers only: one of the soak's crawls ran here at (or just before) this sample; not fitted for RSS and descriptors. */
+  busy?: boolean;
 }
 
 /** A fault's reach: which process ids it hit, from when to when it was healed (minutes since the start). */
@@ -130,7 +135,9 @@ function group(samples: readonly Sample[], metric: Metric, keyOf: (s: Sample) =>
     if (!ser) out.set(key, (ser = { metric, id: s.id, pid: s.pid, key, points: [], ...(withRole && s.role ? { role: s.role } : {}) }));
     // Major GCs matter to memory only; a Go process (nats-server, etcd) has no count here.
     const gcs = metric === 'heap' || metric === 'rss' ? s.extra?.majorGcs : undefined;
-    ser.points.push({ t: s.t, v, ...(s.excluded ? { excluded: true } : {}), ...(typeof gcs === 'number' ? { gcs } : {}) });
+    // A crawl's worker thread (30-60 MiB) and sockets belong to the crawl, not to the worker at rest.
+    const left = s.excluded || (s.busy && (metric === 'rss' || metric === 'fds'));
+    ser.points.push({ t: s.t, v, ...(left ? { excluded: true } : {}), ...(typeof gcs === 'number' ? { gcs } : {}) });
   }
   return [...out.values()];
 }

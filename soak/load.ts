@@ -54,6 +54,8 @@ export class Load {
   private readonly names: string[];
   private readonly crawls = new Set<Crawl>();
   private crawlSeq = 0;
+  /** Worker id -> when one of our crawls was last seen placed there (not yet completed or failed). */
+  private readonly crawlSeen = new Map<string, number>();
   private watchNc: NatsConnection | undefined;
 
   constructor(
@@ -78,6 +80,16 @@ export class Load {
     for (let i = 0; i < this.cfg.load.inflight; i++) this.loops.push(this.writer());
     this.loops.push(this.reader());
     if (this.cfg.crawls.concurrent > 0) this.loops.push(this.crawler());
+  }
+
+  /**
+   * crawling says whether a crawl of ours ran on this worker within the last
+   * `withinMs` (as the crawler last saw it, about every second): its worker
+   * thread and sockets are then part of the worker's RSS and descriptors.
+   */
+  crawling(worker: string, withinMs: number, now = Date.now()): boolean {
+    const at = this.crawlSeen.get(worker);
+    return at !== undefined && now - at <= withinMs;
   }
 
   /** stop ends every loop (requests in flight finish within the client timeout), deletes what it added and closes the sites. */
@@ -147,7 +159,10 @@ export class Load {
       }
       for (const c of [...this.crawls]) {
         const r = await this.request('get', () => this.client.get(c.name));
-        if (r.value) c.state = r.value.state;
+        if (r.value) {
+          c.state = r.value.state;
+          if (r.value.worker && c.state !== 'completed' && c.state !== 'failed') this.crawlSeen.set(r.value.worker, Date.now());
+        }
         const over = Date.now() - c.startedAt > this.cfg.crawls.timeoutMs;
         if (c.state === 'completed' || c.state === 'failed' || over) {
           if (c.state === 'completed') this.counts.crawls.completed++;

@@ -9,6 +9,8 @@ import { byId } from './plot.js';
 export interface SoakFault {
   n: number;
   kind: string;
+  /** The kind scheduled, when another was done instead (a kill whose every candidate was a witness is a pause). */
+  asked?: string;
   /** As the injector names it, e.g. "etcd2 (raft leader)". */
   target: string;
   /** Process ids whose samples this fault excludes from the fit for a while. */

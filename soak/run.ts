@@ -24,6 +24,9 @@ import { EtcdStore } from '../src/platform/etcd/store.js';
 import { sleep } from '../src/platform/clock.js';
 import { chaosConfig } from '../chaos/config.js';
 import { Injector, schedule, type FaultKind, type FaultRecord } from '../chaos/faults.js';
+import { keys } from '../src/protocol/keys.js';
+import { ClientSubject } from '../src/protocol/subjects.js';
+import type { StatusResult } from '../src/protocol/messages.js';
 import { unhealthy, type Incarnations } from '../chaos/observe.js';
 import { Rng } from '../chaos/rng.js';
 import { METRICS, METRIC_INFO, soakConfig, type Metric } from './config.js';
@@ -191,6 +194,43 @@ async function main(): Promise<number> {
       return rec;
     };
 
+    // Kills spare the witnesses (SOAK_WITNESSES), so that some series span the whole run: with a fault every
+    // 30 s everyone else is killed every few minutes. The Injector picks its own targets, so kills are done
+    // here the way it does them; when every candidate is a witness (the witness leads, say), it is paused instead.
+    const witnesses = new Set(cfg.witnesses);
+    const killSparing = async (n: number, kind: FaultKind): Promise<FaultRecord & { asked?: FaultKind }> => {
+      const rec: FaultRecord = {
+        n, kind, target: '?', startedAt: Date.now(), healedAt: 0, recoveredAt: null, downMs: 0, recoverMs: null, afterHealMs: null,
+      };
+      try {
+        const role = kind === 'kill-worker' ? 'worker' : 'master';
+        let pool = workerIds;
+        if (role === 'master') {
+          const leader = (await waitFor('a leader to pick', () => checkClient!.call<StatusResult>(ClientSubject.status, {}, 2000), 15000)).leader;
+          pool = kind === 'kill-leader' ? [leader] : masterIds.filter((m) => m !== leader);
+        }
+        const targets = pool.filter((id) => !witnesses.has(id)).sort();
+        if (targets.length === 0) {
+          const instead: FaultKind = kind === 'kill-leader' ? 'pause-leader' : kind === 'kill-worker' ? 'pause-worker' : 'pause-follower';
+          return { ...(await inj.inject(n, instead)), asked: kind };
+        }
+        const id = faultRng.pick(targets);
+        rec.target = id;
+        rec.startedAt = Date.now();
+        await (role === 'master' ? cluster.masters : cluster.workers).get(id)!.kill();
+        await sleep(faultRng.between(chaosCfg.killDownMs[0], chaosCfg.killDownMs[1]));
+        // Anything the new incarnation writes to etcd is newer than this (the recovery check reads it).
+        since.set(id, (await waitFor('the etcd revision', () => store!.range(keys.workersPrefix), 15000)).revision);
+        if (role === 'master') cluster.startMaster(id);
+        else cluster.startWorker(id);
+      } catch (err) {
+        rec.error = (err as Error).message ?? String(err);
+      }
+      rec.healedAt = Date.now();
+      rec.downMs = rec.healedAt - rec.startedAt;
+      return rec;
+    };
+
     const sampleOnce = async (): Promise<void> => {
       const at = Date.now();
       const t = minutes(at);
@@ -212,7 +252,8 @@ async function main(): Promise<number> {
           const role = p.role === 'master' && m?.leader != null ? { role: m.leader ? ('leader' as const) : ('follower' as const) } : {};
           // nats-server's subscriptions: every one it holds (/varz), whoever's; a gaffer process's: its connection's (/connz).
           const mySubs = p.role === 'nats' ? (varz?.subscriptions ?? null) : p.conn && subs ? (subs.get(p.conn) ?? null) : null;
-          samples.push({ t, id: p.id, pid, rssMiB: mem.rssMiB, heapMiB: m?.heapMiB ?? null, fds, subs: mySubs, ...role, extra });
+          const busy = p.role === 'worker' && load!.crawling(p.id, cfg.sampleMs, at) ? { busy: true } : {};
+          samples.push({ t, id: p.id, pid, rssMiB: mem.rssMiB, heapMiB: m?.heapMiB ?? null, fds, subs: mySubs, ...role, ...busy, extra });
         }),
       );
     };
@@ -262,17 +303,26 @@ async function main(): Promise<number> {
         log(`fault #${n} skipped: the cluster is not whole (${why})`);
         continue;
       }
-      const kind = kinds[(n - 1) % kinds.length]!;
-      const rec = kind === 'restart-nats' ? await restartNats(n) : await inj.inject(n, kind);
+      const asked = kinds[(n - 1) % kinds.length]!;
+      const rec: FaultRecord & { asked?: FaultKind } =
+        asked === 'restart-nats'
+          ? await restartNats(n)
+          : asked.startsWith('kill-') && witnesses.size > 0
+            ? await killSparing(n, asked)
+            : await inj.inject(n, asked);
+      const kind = rec.kind;
       const target = rec.target.split(' ')[0]!;
       // A nats-server restart cuts every gaffer process's connection: all of them resubscribe.
       const ids = kind === 'restart-nats' ? ['nats-server', ...gafferIds] : [target];
       affected.push({ ids, from: minutes(rec.startedAt), to: minutes(rec.healedAt) });
       faults.push({
-        n, kind, target: rec.target, affects: ids, t: minutes(rec.startedAt), healedT: minutes(rec.healedAt),
+        n, kind, ...(rec.asked ? { asked: rec.asked } : {}), target: rec.target, affects: ids, t: minutes(rec.startedAt), healedT: minutes(rec.healedAt),
         startedAt: new Date(rec.startedAt).toISOString(), downMs: rec.downMs, ...(rec.error ? { error: rec.error } : {}),
       });
-      log(`fault #${n} ${kind} ${rec.target}: down ${rec.downMs} ms${rec.error ? ` [injector error: ${rec.error}]` : ''}`);
+      log(
+        `fault #${n} ${kind} ${rec.target}: down ${rec.downMs} ms${rec.asked ? ` (instead of ${rec.asked}: every candidate is a witness)` : ''}` +
+          `${rec.error ? ` [injector error: ${rec.error}]` : ''}`,
+      );
     }
     await sampler;
     await compactor;

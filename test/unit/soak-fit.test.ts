@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { excludedAfter, floor, judge, lagSamples, leastSquares, secondHalf, worst, type FitRules, type Point } from '../../soak/fit.js';
 import { analyze, fillRoles, lines, markExcluded, roleChanges, series, type Sample } from '../../soak/analyze.js';
-import { soakConfig } from '../../soak/config.js';
+import { SOAK_DEFAULT_KINDS, soakConfig } from '../../soak/config.js';
 import { promLabeled, promValue, subsByName } from '../../soak/sample.js';
 import { niceTicks, plot } from '../../soak/plot.js';
 import { Rng } from '../../chaos/rng.js';
@@ -308,6 +308,26 @@ test('roleChanges and fillRoles: a change is an event on that master; unknown ro
   assert.equal(worker.role, undefined);
 });
 
+test('a worker\'s samples taken while a crawl ran there leave its RSS and descriptor fits, not its heap or subscriptions', () => {
+  // At rest: 88 MiB and 22 descriptors; crawling (the last two minutes, and now and then): 120 MiB and 32.
+  const s = samples(20, null, () => 0).map((x) => {
+    const busy = x.t > 18 || (x.t > 12 && x.t < 12.4);
+    return { ...x, rssMiB: busy ? 120 : 88, fds: busy ? 32 : 22, heapMiB: 20, subs: 4, ...(busy ? { busy: true } : {}) };
+  });
+  const rules = { thresholds: { rss: 1, heap: 0.5, fds: 0.5, subs: 0.5 }, minWindowMin: 3, minPoints: 4, minT: 3, lagMin: 1, floorMin: 1 };
+  const { series: ser, fits } = analyze(s, rules);
+  for (const m of ['rss', 'fds'] as const) {
+    const f = fits.find((x) => x.metric === m)!;
+    assert.equal(f.status, 'ok', `${m}: ${f.slope}`);
+    near(f.slope, 0);
+    assert.equal(ser.find((x) => x.metric === m)!.points.filter((p) => p.excluded).length, s.filter((x) => x.busy).length);
+  }
+  assert.ok(ser.find((x) => x.metric === 'heap')!.points.every((p) => !p.excluded));
+  // Without the marks the last two minutes lift the floor: the RSS slope is over its threshold.
+  const unmarked = analyze(s.map(({ busy: _b, ...x }) => x), rules).fits.find((x) => x.metric === 'rss')!;
+  assert.ok(unmarked.slope! > 1 && unmarked.status !== 'ok', `${unmarked.slope} ${unmarked.status}`);
+});
+
 test('missing values leave holes, not zeros', () => {
   const s = samples(5, null, () => 10).map((x, i) => ({ ...x, heapMiB: i % 2 ? null : 20 }));
   const heap = series(s, 'heap')[0]!;
@@ -321,6 +341,10 @@ test('soakConfig: defaults, env thresholds, seconds win over minutes, bad values
   assert.equal(d.faultEveryMs, 30_000);
   assert.equal(d.quietMs, 20_000);
   assert.deepEqual(d.thresholds, { rss: 1, heap: 0.5, fds: 0.5, subs: 0.5 });
+  assert.deepEqual(d.kinds, [...SOAK_DEFAULT_KINDS]);
+  assert.deepEqual(d.witnesses, ['m1', 'w1']);
+  assert.deepEqual(soakConfig({ SOAK_SEED: '1', SOAK_WITNESSES: '' }).witnesses, []);
+  assert.deepEqual(soakConfig({ SOAK_SEED: '1', SOAK_WITNESSES: 'm2, w3' }).witnesses, ['m2', 'w3']);
   const c = soakConfig({
     SOAK_SEED: '1', SOAK_MINUTES: '30', SOAK_SECONDS: '45', SOAK_MAX_RSS_MIB_PER_MIN: '2.5', SOAK_MAX_SUBS_PER_MIN: '-1', SOAK_KINDS: 'kill-worker',
   });
