@@ -11,7 +11,7 @@ import { subjects } from '../../src/protocol/subjects.js';
 import { decodeWorkerInfo } from '../../src/protocol/stored.js';
 import { json } from '../../src/protocol/codec.js';
 import type { WorkerStatusResult } from '../../src/protocol/messages.js';
-import { NotLeaderError, toWire, UnavailableError } from '../../src/protocol/errors.js';
+import { InternalError, NotLeaderError, toWire, UnavailableError } from '../../src/protocol/errors.js';
 import { forwardedSubject, ForeignReplyError, parseRequest, requestType, type ClientRequest } from '../../src/protocol/request.js';
 import { Actor } from '../../src/platform/actor.js';
 import { respondError } from '../../src/platform/nats/bus.js';
@@ -67,6 +67,8 @@ export interface LeaderDeps {
   rebalance?: RebalanceOptions;
 }
 
+/** After a batch failed to plan, the state is read again on the next request, or after this long. */
+const PLAN_RETRY_MS = 1000;
 /** Largest batch taken from the mailbox at once; bounds reply latency under load. */
 const MAX_BATCH = 1024;
 
@@ -86,6 +88,8 @@ export class Leader {
   private readonly deadlines = new Map<string, Timer>();
   /** Assignment changes whose commit failed with an unknown outcome: told again from etcd's state after the reload. */
   private unsure: AssignChange[] = [];
+  /** The last batch threw in planning: the next reload does not plan again at once. */
+  private planFailed = false;
 
   constructor(private readonly d: LeaderDeps) {
     this.log = d.log.child({ component: 'leader' });
@@ -174,8 +178,10 @@ export class Leader {
     for (const [id, fence] of loaded.fenceMs) this.liveness.track(id, fence);
     this.watches.push(store.watch(keys.workersPrefix, rev + 1, (events) => this.actor.send({ kind: 'workers', events }), () => this.reset()));
     this.tellUnsure();
-    // Repair and placement go through the mailbox first, ahead of any client request.
-    this.actor.send({ kind: 'reconcile' });
+    // Repair and placement go through the mailbox first, ahead of any client request
+    // (after a batch that failed to plan, on the retry timer instead).
+    if (!this.planFailed) this.actor.send({ kind: 'reconcile' });
+    this.planFailed = false;
     void this.askRunning([...this.model.workers.keys()]);
   }
 
@@ -217,7 +223,22 @@ export class Leader {
       }
     }
     const inputs = batch.flatMap((m) => this.inputsOf(m));
-    const p = plan(this.model, this.dedupe, inputs, { leaderId: this.d.id, term: this.d.guard.createRevision, members: this.d.members() });
+    let p: Plan;
+    try {
+      p = plan(this.model, this.dedupe, inputs, { leaderId: this.d.id, term: this.d.guard.createRevision, members: this.d.members() });
+    } catch (err) {
+      // A bug, or input validation missed: the model may be half changed, so
+      // it is thrown away and read again, and this batch is told so rather
+      // than left waiting.
+      this.log.error({ err }, 'planning a batch failed; reloading state');
+      this.degraded = true;
+      // Not at once: if what throws is in etcd, reloading finds it again; requests reload as they come.
+      this.planFailed = true;
+      this.d.clock.after(PLAN_RETRY_MS, () => this.actor.send({ kind: 'reconcile' }));
+      const error = new InternalError(`the leader could not plan this request: ${(err as Error).message}`).toWire();
+      this.finish(inputs.flatMap((m) => (m.kind === 'client' ? [{ req: m.req, reply: { ok: false as const, error } }] : [])));
+      return;
+    }
     this.dedupe.maintain();
     this.armHandoffs();
     void this.committer.commit(p.txns, p.replies.length).then(

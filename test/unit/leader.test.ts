@@ -17,7 +17,7 @@ import { MemStore } from '../fakes/store.js';
 import { MemBus } from '../fakes/bus.js';
 import { add, get } from '../fakes/requests.js';
 
-async function setup(opts: { workers?: string[] } = {}) {
+async function setup(opts: { workers?: string[]; seed?: (store: MemStore) => Promise<unknown> } = {}) {
   const clock = new FakeClock();
   const store = new MemStore(clock);
   const bus = new MemBus(clock);
@@ -29,6 +29,7 @@ async function setup(opts: { workers?: string[] } = {}) {
     const wl = await store.grantLease(60);
     await store.txn(undefined, [{ put: keys.worker(w), value: packed.encode({ id: w, capacity: 100, fenceMs: 1200, kinds: ['noop'] }), lease: wl }]);
   }
+  await opts.seed?.(store);
   const fenceLost: ClientRequest[][] = [];
   const leader = new Leader({
     bus,
@@ -72,6 +73,28 @@ describe('Leader on in-memory ports', () => {
     assert.equal(assign[0]!.resource.name, 'books');
     assert.equal(assign[0]!.epoch, store.kv.get(keys.worker(w))!.lease, 'the assignment names the worker incarnation');
     assert.equal(bus.on('events.resource.placed').length, 1);
+  });
+
+  test('a batch the planner throws on is answered INTERNAL and the state is read again, not left waiting', async () => {
+    // A record no add would accept (validation refuses a null constraint), as if written by hand or an old version.
+    const poison = { name: 'poison', id: '00000000-0000-4000-8000-000000000000', worker: null, spec: { constraints: [null] }, createdAt: '', state: 'pending', attempt: 0, failures: 0, term: 1 };
+    const { clock, store, bus, leader } = await setup({ seed: (s) => s.txn(undefined, [{ put: keys.resource('poison'), value: packed.encode(poison) }]) });
+    const req = add('books');
+    leader.submit(req);
+    await clock.advance(10);
+    const [reply] = repliesTo(bus, req);
+    assert.ok(reply, 'answered');
+    assert.equal(reply.ok, false);
+    assert.equal(reply.error.code, 'INTERNAL');
+    // Once the poison is gone, the reload lets the leader serve again.
+    await store.txn(undefined, [{ del: keys.resource('poison') }]);
+    const again = add('books');
+    leader.submit(again);
+    await clock.advance(10);
+    await settle();
+    await clock.advance(10);
+    assert.equal(repliesTo(bus, again)[0]?.ok, true);
+    await leader.stop();
   });
 
   test('pipelined batches apply in order even when etcd takes them out of order, and replies follow commits', async () => {

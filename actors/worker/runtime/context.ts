@@ -105,8 +105,9 @@ export function toJson(value: unknown, what: string): Json {
         path.push(k);
         add(jsonBytes(k) + (first ? 1 : 2));
         first = false;
-        // defineProperty, so a "__proto__" key stays data instead of replacing the copy's prototype.
-        Object.defineProperty(obj, k, { value: walk(item), enumerable: true, writable: true, configurable: true });
+        // The leader's decoders refuse it (a "__proto__" key can replace a prototype), so it is refused here, where the task can be told.
+        if (k === '__proto__') throw new NotJson(`a "__proto__" key at ${at()}`);
+        obj[k] = walk(item);
         path.pop();
       }
       out = obj;

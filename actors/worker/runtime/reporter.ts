@@ -3,13 +3,15 @@
 // and retried until the leader answers each: accepted, or refused because
 // this worker incarnation no longer runs that attempt (NotOwnerError). A
 // report that reaches a new leader again is harmless: the leader folds them
-// in idempotently (by attempt, and by seq for checkpoints).
+// in idempotently (by attempt, and by seq for checkpoints). A batch the
+// leader refuses as BAD_REQUEST is not retried as it was: its reports go one
+// at a time, so the one at fault is refused alone and the rest still land.
 
 import { headers as natsHeaders } from 'nats';
 import { ContentType, encode, decodeReply } from '../../../src/protocol/codec.js';
 import { Header, WorkerSubject } from '../../../src/protocol/subjects.js';
 import { MAX_REPORTS, type ReportResult, type TaskReport } from '../../../src/protocol/messages.js';
-import { fromWire, GafferError, NotOwnerError } from '../../../src/protocol/errors.js';
+import { BadRequestError, ErrorCode, fromWire, GafferError, NotOwnerError } from '../../../src/protocol/errors.js';
 import { newRequestId } from '../../../src/protocol/request.js';
 import type { Bus } from '../../../src/platform/ports.js';
 import type { Clock, Timer } from '../../../src/platform/clock.js';
@@ -37,6 +39,8 @@ export class Reporter {
   private backoff = RETRY_MIN_MS;
   private posting = false;
   private closed = false;
+  /** How many of the queued reports go alone, after a batch of them was refused. */
+  private isolate = 0;
 
   constructor(
     private readonly bus: Bus,
@@ -96,6 +100,10 @@ export class Reporter {
 
   /** take removes one batch: one epoch, at most MAX_REPORTS, about BATCH_BYTES. */
   private take(): Pending[] {
+    if (this.isolate > 0) {
+      this.isolate--;
+      return [this.queue.shift()!];
+    }
     const epoch = this.queue[0]!.epoch;
     const out: Pending[] = [];
     const rest: Pending[] = [];
@@ -117,12 +125,25 @@ export class Reporter {
     const body = { worker: this.worker, epoch: batch[0]!.epoch, reports: batch.map((p) => p.report) };
     let results: ReportResult['results'];
     try {
-      const msg = await this.bus.request(WorkerSubject.report, encode(body, ContentType.msgpack), { timeoutMs: REQUEST_TIMEOUT_MS, headers: h });
+      let data: Uint8Array;
+      try {
+        data = encode(body, ContentType.msgpack);
+      } catch (err) {
+        throw new BadRequestError(`task reports could not be encoded: ${(err as Error).message}`);
+      }
+      const msg = await this.bus.request(WorkerSubject.report, data, { timeoutMs: REQUEST_TIMEOUT_MS, headers: h });
       const type = msg.headers?.get(Header.contentType)?.includes('msgpack') ? ContentType.msgpack : ContentType.json;
       const reply = decodeReply(msg.data, type) as { ok?: boolean; error?: unknown; results?: ReportResult['results'] };
       if (reply?.ok !== true) throw fromWire(reply?.error);
       results = Array.isArray(reply.results) ? reply.results : [];
     } catch (err) {
+      if (err instanceof GafferError && err.code === ErrorCode.BAD_REQUEST) {
+        this.log.warn({ err: err.message, reports: batch.length }, 'task reports refused as malformed');
+        if (batch.length === 1) return batch[0]!.reject(err);
+        this.queue.unshift(...batch);
+        this.isolate = Math.max(this.isolate, batch.length);
+        return;
+      }
       // No leader, a timeout, etcd away: the leader may or may not have them; send again (idempotent).
       this.log.debug({ err: (err as Error).message, reports: batch.length }, 'task reports not answered; retrying');
       this.queue.unshift(...batch);
