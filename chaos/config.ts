@@ -15,11 +15,12 @@
 //   CHAOS_KINDS=a,b          inject only these fault kinds (for reproducing one; default: all)
 //   CHAOS_PAUSE_MS=lo-hi     SIGSTOP durations in ms (default 500-4000; quick 500-3500)
 //   CHAOS_CRAWLS=2           crawl resources running at once, each on its own loopback site (0: none)
+//   CHAOS_NATS_NODES=3       nats-servers, routed into one cluster (1: a single server, and no kill-nats)
 
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomSeed } from './rng.js';
-import { FAULT_KINDS, type FaultKind } from './faults.js';
+import { FAULT_KINDS, faultKinds, KILL_NATS_MIN_NODES, type FaultKind } from './faults.js';
 
 export interface ChaosConfig {
   faults: number;
@@ -28,7 +29,7 @@ export interface ChaosConfig {
   quick: boolean;
   out: string;
   keepLogs: boolean;
-  cluster: { masters: number; workers: number; etcdMembers: number; ttlSeconds: number };
+  cluster: { masters: number; workers: number; etcdMembers: number; natsNodes: number; ttlSeconds: number };
   workload: {
     names: number;
     inflight: number;
@@ -46,7 +47,10 @@ export interface ChaosConfig {
   killDownMs: [number, number];
   /** SIGSTOPped processes are resumed after [min, max] ms (the TTL is 2 s, so sometimes past it). */
   pauseMs: [number, number];
+  /** restart-nats: every node down for [min, max] ms. */
   natsDownMs: [number, number];
+  /** kill-nats: one SIGKILLed node is started again after [min, max] ms. */
+  natsKillDownMs: [number, number];
   etcdDownMs: [number, number];
   recoverMs: number;
   /** A name whose last request ended less than this before a convergence snapshot is not judged by it. */
@@ -66,11 +70,12 @@ function int(env: NodeJS.ProcessEnv, key: string, fallback: number, min: number)
   return n;
 }
 
-function kinds(raw: string | undefined): FaultKind[] {
-  if (!raw) return [...FAULT_KINDS];
+function kinds(raw: string | undefined, natsNodes: number): FaultKind[] {
+  if (!raw) return faultKinds(natsNodes);
   const out = raw.split(',').map((k) => k.trim()).filter(Boolean);
   for (const k of out) {
     if (!(FAULT_KINDS as readonly string[]).includes(k)) throw new Error(`CHAOS_KINDS: unknown kind "${k}"; known: ${FAULT_KINDS.join(', ')}`);
+    if (!faultKinds(natsNodes).includes(k as FaultKind)) throw new Error(`CHAOS_KINDS: ${k} needs CHAOS_NATS_NODES of ${KILL_NATS_MIN_NODES} or more, not ${natsNodes}`);
   }
   if (out.length === 0) throw new Error('CHAOS_KINDS names no kind');
   return out as FaultKind[];
@@ -86,14 +91,15 @@ function range(env: NodeJS.ProcessEnv, key: string, fallback: [number, number]):
 
 export function chaosConfig(env: NodeJS.ProcessEnv = process.env): ChaosConfig {
   const quick = env.CHAOS_QUICK === '1';
+  const natsNodes = int(env, 'CHAOS_NATS_NODES', 3, 1);
   return {
     faults: int(env, 'CHAOS_FAULTS', 30, 1),
-    kinds: kinds(env.CHAOS_KINDS),
+    kinds: kinds(env.CHAOS_KINDS, natsNodes),
     seed: int(env, 'CHAOS_SEED', randomSeed(), 0),
     quick,
     out: env.CHAOS_OUT || join(repoRoot, 'chaos', 'results.json'),
     keepLogs: env.CHAOS_KEEP_LOGS === '1',
-    cluster: { masters: 3, workers: 4, etcdMembers: 3, ttlSeconds: 2 },
+    cluster: { masters: 3, workers: 4, etcdMembers: 3, natsNodes, ttlSeconds: 2 },
     workload: {
       names: int(env, 'CHAOS_NAMES', 40, 1),
       inflight: int(env, 'CHAOS_INFLIGHT', 3, 1),
@@ -106,6 +112,7 @@ export function chaosConfig(env: NodeJS.ProcessEnv = process.env): ChaosConfig {
     killDownMs: quick ? [200, 1500] : [200, 3000],
     pauseMs: range(env, 'CHAOS_PAUSE_MS', quick ? [500, 3500] : [500, 4000]),
     natsDownMs: quick ? [0, 1000] : [0, 2000],
+    natsKillDownMs: quick ? [200, 1500] : [200, 3000],
     etcdDownMs: quick ? [500, 1500] : [500, 3000],
     recoverMs: int(env, 'CHAOS_RECOVER_MS', quick ? 40000 : 60000, 1000),
     settleMs: 1500,

@@ -3,7 +3,8 @@
 // workers (when a SIGKILLed one was seen dead, when one was paused) and a
 // record of every fault. Every fault heals itself before inject() returns:
 // a killed process is started again with the same id, a paused one resumed,
-// a stopped server started again; only one etcd member is ever down.
+// a stopped server started again; only one etcd member (and, in a NATS
+// cluster, one nats-server node) is ever down.
 
 import type { LocalCluster } from '../src/devcluster/cluster.js';
 import type { GafferClient } from '../src/client/client.js';
@@ -15,7 +16,7 @@ import { keys } from '../src/protocol/keys.js';
 import { ClientSubject } from '../src/protocol/subjects.js';
 import type { Store } from '../src/platform/ports.js';
 import type { Incarnations } from './observe.js';
-import { etcdHealthy, tcpOpen } from '../src/devcluster/probe.js';
+import { etcdHealthy, natsConnectionNames } from '../src/devcluster/probe.js';
 import type { Rng } from './rng.js';
 import { sleep } from '../src/platform/clock.js';
 
@@ -24,8 +25,17 @@ export const FAULT_KINDS = [
   'pause-leader', 'pause-follower', 'pause-worker',
   'restart-nats', 'restart-etcd',
   'drain-worker',
+  'kill-nats',
 ] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
+
+/** kill-nats takes one node of a NATS cluster down: it needs 3 nodes, so the other two keep JetStream's quorum. */
+export const KILL_NATS_MIN_NODES = 3;
+
+/** faultKinds is every kind this cluster can take: kill-nats only with a NATS cluster of KILL_NATS_MIN_NODES or more. */
+export function faultKinds(natsNodes: number): FaultKind[] {
+  return FAULT_KINDS.filter((k) => k !== 'kill-nats' || natsNodes >= KILL_NATS_MIN_NODES);
+}
 
 export interface FaultRecord {
   n: number;
@@ -117,8 +127,11 @@ export class Injector {
           break;
         }
         case 'restart-nats':
-          rec.target = 'nats-server';
+          rec.target = (this.c.natsCluster?.nodes.length ?? 1) > 1 ? 'every nats-server node' : 'nats-server';
           await this.restartNats(rec);
+          break;
+        case 'kill-nats':
+          await this.killNats(rec);
           break;
         case 'restart-etcd':
           await this.restartEtcd(rec);
@@ -183,13 +196,35 @@ export class Injector {
     rec.downMs = rec.healedAt - rec.startedAt;
   }
 
+  /** restartNats stops every nats-server (the whole NATS cluster is down) and starts them again on the same ports. */
   private async restartNats(rec: FaultRecord): Promise<void> {
-    const nats = this.c.nats!;
+    const nodes = this.c.natsCluster!.nodes;
     rec.startedAt = Date.now();
-    await nats.child.stop();
+    await Promise.all(nodes.map((n) => n.child.stop()));
     await sleep(this.range(this.cfg.natsDownMs));
-    nats.child.start();
-    await waitFor('nats-server to listen again', async () => (await tcpOpen(nats.port)) || undefined, 15000);
+    await Promise.all(nodes.map((n) => n.start()));
+    rec.healedAt = Date.now();
+    rec.downMs = rec.healedAt - rec.startedAt;
+  }
+
+  /**
+   * killNats SIGKILLs one node of the NATS cluster (never two: recovery saw
+   * every node healthy before this fault) and starts it again on the same
+   * ports and JetStream store. The target names the gaffer processes that
+   * were connected to it, the leader starred: they must reconnect elsewhere.
+   */
+  private async killNats(rec: FaultRecord): Promise<void> {
+    const nodes = this.c.natsCluster?.nodes ?? [];
+    if (nodes.length < KILL_NATS_MIN_NODES) throw new Error(`kill-nats needs ${KILL_NATS_MIN_NODES} NATS nodes, the cluster has ${nodes.length}`);
+    const node = this.rng.pick(nodes);
+    const leader = await this.leader().catch(() => undefined);
+    const names = (await natsConnectionNames(node.monitorUrl!)) ?? [];
+    const on = names.map((n) => /^gaffer-(?:master|worker)-(.+)$/.exec(n)?.[1]).filter((id): id is string => !!id).sort();
+    rec.target = `${node.name} [${on.map((id) => (id === leader ? `${id}*` : id)).join(' ')}]`;
+    rec.startedAt = Date.now();
+    await node.child.kill();
+    await sleep(this.range(this.cfg.natsKillDownMs));
+    await node.start();
     rec.healedAt = Date.now();
     rec.downMs = rec.healedAt - rec.startedAt;
   }

@@ -1,6 +1,6 @@
 // Observe: what the cluster says about itself, and waiting for recovery.
-// Recovered means: every process we started is up, every etcd member is
-// healthy, the cluster answers cluster.status with all masters in the
+// Recovered means: every process we started is up, every etcd member (and
+// every node of a NATS cluster) is healthy, the cluster answers cluster.status with all masters in the
 // election and all workers live, and the state has converged: every listed
 // resource runs on exactly its assigned worker with its id, and nothing else
 // runs (names with client requests in flight or just ended are not judged).
@@ -13,7 +13,7 @@ import { keys, parseKey } from '../src/protocol/keys.js';
 import type { Store } from '../src/platform/ports.js';
 import { mismatches, type Finding, type Snapshot } from './check.js';
 import { sleep } from '../src/platform/clock.js';
-import { etcdHealthy } from '../src/devcluster/probe.js';
+import { etcdHealthy, natsHealthy } from '../src/devcluster/probe.js';
 import { ClientSubject } from '../src/protocol/subjects.js';
 
 /**
@@ -63,7 +63,11 @@ async function registered(c: LocalCluster, store: Store, since: Incarnations): P
 /** unhealthy says why the cluster is not whole yet, or undefined when it is. */
 export async function unhealthy(c: LocalCluster, client: GafferClient, store: Store, since: Incarnations): Promise<string | undefined> {
   for (const [id, ch] of [...c.masters, ...c.workers]) if (!ch.running) return `${id} is not running`;
-  if (c.nats && !c.nats.child.running) return 'nats-server is not running';
+  for (const n of c.natsCluster?.nodes ?? []) {
+    if (!n.child.running) return `nats-server ${n.name} is not running`;
+    // In a cluster, /healthz is ok once the node's JetStream is in touch with a meta leader (so routed again) and its streams caught up.
+    if (n.monitorUrl && !(await natsHealthy(n.monitorUrl))) return `nats-server ${n.name} is not healthy`;
+  }
   for (const m of c.etcd?.members ?? []) {
     if (!m.child.running) return `${m.name} is not running`;
     if (!(await etcdHealthy(m.clientUrl))) return `${m.name} is not healthy`;

@@ -33,6 +33,8 @@ export interface MasterConfig extends ProcessConfig {
   /** false: do not join the `masters` queue group (a master that only leads; benchmarks use it). */
   serveClients?: boolean;
   rebalance?: RebalanceOptions;
+  /** Copies of the results stream in a clustered JetStream (default 1). */
+  resultsReplicas?: number;
 }
 
 export class Master {
@@ -122,7 +124,7 @@ export class Master {
    * control plane does not.
    */
   private async ensureResults(): Promise<void> {
-    await withRetry(() => ensureResultsStream(this.nc), {
+    await withRetry(() => ensureResultsStream(this.nc, { replicas: this.cfg.resultsReplicas ?? 1 }), {
       initialMs: 500,
       maxMs: 10_000,
       signal: this.stopped.signal,

@@ -29,7 +29,7 @@ import { connectProcess } from '../../src/platform/connect.js';
 import { systemClock, type Clock } from '../../src/platform/clock.js';
 import { createMetrics, metricsHost, startMetricsServer, type GafferMetrics, type MetricsServer } from '../../src/platform/metrics.js';
 import { logger, WorkerLog, type Logger } from '../../src/platform/log.js';
-import { ResultsPublisher } from '../../src/platform/nats/results.js';
+import { RESULTS_DEFAULTS, ResultsPublisher } from '../../src/platform/nats/results.js';
 import { Assignments, isAssignEvent, type Action, type Assigned } from './assignments.js';
 import { KindRegistry } from './runtime/kinds.js';
 import { Reporter } from './runtime/reporter.js';
@@ -114,7 +114,8 @@ export class Worker {
       worker: this.cfg.id,
       hostFor: (kind) => this.kinds.host(kind),
       reporter: this.reporter,
-      results: new ResultsPublisher(this.nc),
+      // Retried: a clustered results stream has no leader for a few seconds after its server dies.
+      results: new ResultsPublisher(this.nc, { retryMs: RESULTS_DEFAULTS.emitRetryMs }),
       store: this.store,
       bus: this.bus,
       clock: this.clock,
@@ -154,6 +155,7 @@ export class Worker {
       bus.subscribe(subjects.event('leader.elected'), () => this.actor.send({ kind: 'resync', why: 'leader changed' })),
     );
     this.unhook = bus.onStatus((s) => {
+      if (s === 'cluster') return; // another server joined or left; our own connection is unchanged
       this.natsUp = s === 'reconnect';
       if (s === 'reconnect') this.actor.send(this.lease?.alive ? { kind: 'resync', why: 'nats reconnected' } : { kind: 'register', why: 'nats reconnected' });
     });

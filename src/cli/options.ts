@@ -94,5 +94,6 @@ export function processOptions(cmd: Command): Command {
     .option('--etcd-ca <file>', 'TLS to etcd: trust this CA certificate, PEM (env ETCD_CA)')
     .option('--etcd-cert <file>', 'TLS client certificate, PEM, for etcd with --client-cert-auth (env ETCD_CERT; with --etcd-key)')
     .option('--etcd-key <file>', 'its private key, PEM (env ETCD_KEY)')
-    .option('--etcd-user <user>', 'etcd user when etcd has auth on (env ETCD_USER; the password only from env ETCD_PASSWORD)');
+    .option('--etcd-user <user>', 'etcd user when etcd has auth on (env ETCD_USER; the password only from env ETCD_PASSWORD)')
+    .option('--nats-no-randomize', 'connect to the --nats servers in the order given, the first one first, instead of shuffled (env NATS_NO_RANDOMIZE=on)');
 }

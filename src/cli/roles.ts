@@ -3,7 +3,7 @@
 // (bin/gaffer.ts), so the CLI never depends on the actors.
 
 import type { Command } from 'commander';
-import { DEFAULTS, parseLabels, parseOnOff, parsePositiveInt, parseTtl, UsageError, type CommonOptions, type ProcessConfig } from '../platform/config.js';
+import { DEFAULTS, parseLabels, parseNatsNodes, parseOnOff, parsePositiveInt, parseReplicas, parseTtl, UsageError, type CommonOptions, type ProcessConfig } from '../platform/config.js';
 import { rootLogger } from '../platform/log.js';
 import { Exit } from './exit.js';
 import { processConfig, processOptions, type ConnOptions } from './options.js';
@@ -11,6 +11,8 @@ import { examples } from './help.js';
 
 export interface MasterOptions {
   serveClients: boolean;
+  /** Copies of the results stream a clustered JetStream keeps (1 on a single server). */
+  resultsReplicas: number;
   rebalance: { enabled: boolean; max: number; intervalMs: number };
 }
 
@@ -62,11 +64,20 @@ export function addRoleCommands(program: Command, roles: Roles): void {
     .option('--rebalance <on|off>', 'move resources from the most to the least loaded workers, in rounds (default on)')
     .option('--rebalance-max <n>', `most moves per rebalance round, and at most 10% of all resources (default ${DEFAULTS.rebalanceMax})`)
     .option('--rebalance-interval-ms <ms>', `least time between rebalance rounds (default ${DEFAULTS.rebalanceIntervalMs})`)
-    .addHelpText('after', examples(['gaffer master --id m1 --nats nats://127.0.0.1:4222 --etcd http://127.0.0.1:2379 --ttl 3', 'gaffer master --rebalance off']))
-    .action(async (o: CommonOptions & ConnOptions & { serveClients: boolean; rebalance?: string; rebalanceMax?: string; rebalanceIntervalMs?: string }) => {
+    .option('--results-replicas <n>', 'copies of the task results stream in a clustered JetStream, 1 to 5 and at most the cluster size (env GAFFER_RESULTS_REPLICAS; default 1)')
+    .addHelpText(
+      'after',
+      examples([
+        'gaffer master --id m1 --nats nats://127.0.0.1:4222 --etcd http://127.0.0.1:2379 --ttl 3',
+        'gaffer master --rebalance off',
+        'gaffer master --nats nats://n1:4222,nats://n2:4222,nats://n3:4222 --results-replicas 3',
+      ]),
+    )
+    .action(async (o: CommonOptions & ConnOptions & { serveClients: boolean; rebalance?: string; rebalanceMax?: string; rebalanceIntervalMs?: string; resultsReplicas?: string }) => {
       const cfg = {
         ...processConfig('master', o, program),
         serveClients: o.serveClients,
+        resultsReplicas: parseReplicas(o.resultsReplicas ?? process.env.GAFFER_RESULTS_REPLICAS),
         rebalance: {
           enabled: parseOnOff(o.rebalance, '--rebalance', true),
           max: parsePositiveInt(o.rebalanceMax, '--rebalance-max', DEFAULTS.rebalanceMax),
@@ -106,14 +117,16 @@ export function addRoleCommands(program: Command, roles: Roles): void {
     .option('--masters <n>', 'masters to run', '3')
     .option('--workers <n>', 'workers to run', '3')
     .option('--ttl <seconds>', 'lease TTL in seconds', String(DEFAULTS.ttlSeconds))
+    .option('--nats-nodes <n>', 'nats-servers to run, routed into one cluster (3: results kept in 3 copies; masters and workers spread over the nodes)', '1')
     .option('--secure', 'TLS and auth on: NATS with TLS and nats.conf\'s users, etcd with TLS and RBAC, certificates made by scripts/make-certs.sh')
-    .addHelpText('after', examples(['gaffer dev', 'gaffer dev --masters 1 --workers 5', 'gaffer dev --secure']))
-    .action(async (o: { masters: string; workers: string; ttl: string; secure?: boolean }) => {
+    .addHelpText('after', examples(['gaffer dev', 'gaffer dev --masters 1 --workers 5', 'gaffer dev --nats-nodes 3', 'gaffer dev --secure']))
+    .action(async (o: { masters: string; workers: string; ttl: string; natsNodes: string; secure?: boolean }) => {
       const { runDev } = await import('../devcluster/dev.js');
       await runDev({
         masters: parsePositiveInt(o.masters, '--masters', 3),
         workers: parsePositiveInt(o.workers, '--workers', 3),
         ttlSeconds: parseTtl(o.ttl),
+        natsNodes: parseNatsNodes(o.natsNodes),
         secure: o.secure === true,
       }).catch((err) => {
         process.stderr.write(`gaffer: dev cluster failed: ${(err as Error).message}\n`);

@@ -8,7 +8,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Child } from './child.js';
 import { GafferClient } from '../client/client.js';
-import { freePort, startEtcd, startNats, waitFor, type EtcdCluster, type NatsServer } from './servers.js';
+import { freePort, startEtcd, startNatsCluster, waitFor, type EtcdCluster, type NatsCluster, type NatsServer } from './servers.js';
+import { natsUrlsFor } from './nats-order.js';
+import { randomBytes } from 'node:crypto';
 import { SecureSetup } from './secure.js';
 import { setupEtcdAuth } from './etcd-auth.js';
 import { readEtcdTls } from '../platform/etcd/store.js';
@@ -23,7 +25,14 @@ export interface ClusterOptions {
   workers?: number;
   ttlSeconds?: number;
   etcdMembers?: number;
-  /** Use these servers instead of starting our own. */
+  /**
+   * nats-servers to start, routed to each other (default 1). With several,
+   * each master and worker connects first to the node its id picks
+   * (nats-order.ts) and knows all of them; with 3 or more, masters keep 3
+   * copies of the results stream.
+   */
+  natsNodes?: number;
+  /** Use these servers instead of starting our own (NATS: one URL or a comma-separated list). */
   natsUrl?: string;
   etcdEndpoints?: string;
   /** Preferred NATS port (falls back to a free one when taken). */
@@ -57,13 +66,20 @@ export class LocalCluster {
   private constructor(
     readonly dir: string,
     readonly opts: ClusterOptions,
+    /** Every NATS server's URL, comma-separated: what a client is given. */
     readonly natsUrl: string,
     readonly etcdEndpoints: string,
-    readonly nats: NatsServer | undefined,
+    /** The nats-servers we started (none when given natsUrl). */
+    readonly natsCluster: NatsCluster | undefined,
     readonly etcd: EtcdCluster | undefined,
     /** With opts.secure: the certificates and every process's credentials. */
     readonly secure: SecureSetup | undefined,
   ) {}
+
+  /** nats is the first nats-server we started: with one node, the only one. */
+  get nats(): NatsServer | undefined {
+    return this.natsCluster?.nodes[0];
+  }
 
   /** start brings up servers (unless given) and the requested masters and workers, without waiting for them. */
   static async start(opts: ClusterOptions = {}): Promise<LocalCluster> {
@@ -72,13 +88,21 @@ export class LocalCluster {
     // etcd users of their own for w1..wN (at least w1..w3, like nats.conf's worker-wN): the ids startWorker is usually given.
     const workerIds = Array.from({ length: Math.max(3, opts.workers ?? 0) }, (_, i) => `w${i + 1}`);
     const secure = opts.secure ? SecureSetup.create(dir, workerIds) : undefined;
-    if (secure) secure.writeNatsPasswords(join(dir, 'nats'));
     const nats = opts.natsUrl
       ? undefined
-      : await startNats({
+      : await startNatsCluster({
           dir: join(dir, 'nats'),
+          nodes: opts.natsNodes ?? 1,
           ...(opts.natsPort ? { port: opts.natsPort } : {}),
-          ...(secure ? { extraConfig: secure.natsExtraConfig(), tls: secure.certs.nats } : {}),
+          ...(secure
+            ? {
+                extraConfig: secure.natsExtraConfig(),
+                tls: secure.certs.nats,
+                // nats.conf includes its password overrides from next to each node's config.
+                prepareDir: (d: string) => secure.writeNatsPasswords(d),
+                routeAuth: { user: 'route', password: randomBytes(18).toString('base64url') },
+              }
+            : {}),
         });
     const etcd = opts.etcdEndpoints
       ? undefined
@@ -88,7 +112,7 @@ export class LocalCluster {
           ...(secure ? { tls: secure.certs.etcd, ...(opts.etcdAuthTokenTtl ? { authTokenTtl: opts.etcdAuthTokenTtl } : {}) } : {}),
         });
     // With TLS, host names: Node warns when TLS is asked to verify an IP address by name (SNI).
-    const local = (url: string): string => (secure ? url.replace('127.0.0.1', 'localhost') : url);
+    const local = (url: string): string => (secure ? url.replaceAll('127.0.0.1', 'localhost') : url);
     if (secure) {
       await setupEtcdAuth(etcd!.endpoints.map(local), {
         tls: readEtcdTls({ caFile: secure.certs.ca }),
@@ -102,7 +126,7 @@ export class LocalCluster {
     const c = new LocalCluster(
       dir,
       opts,
-      opts.natsUrl ?? local(nats!.url),
+      opts.natsUrl ?? nats!.urls.map(local).join(','),
       opts.etcdEndpoints ?? etcd!.endpoints.map(local).join(','),
       nats,
       etcd,
@@ -118,10 +142,16 @@ export class LocalCluster {
     return c;
   }
 
+  /** natsArgs: every NATS URL, this process's own node first and tried first (nats-order.ts). */
+  private natsArgs(id: string): string[] {
+    const urls = natsUrlsFor(id, this.natsUrl.split(','));
+    return ['--nats', urls.join(','), ...(urls.length > 1 ? ['--nats-no-randomize'] : [])];
+  }
+
   private spawn(role: 'master' | 'worker', id: string, extra: string[]): Child {
     const args = [
       CLI_PATH, role, '--id', id,
-      '--nats', this.natsUrl, '--etcd', this.etcdEndpoints,
+      ...this.natsArgs(id), '--etcd', this.etcdEndpoints,
       '--ttl', String(this.opts.ttlSeconds ?? 2),
       ...extra,
     ];
@@ -137,7 +167,9 @@ export class LocalCluster {
 
   startMaster(id: string, extra: string[] = []): Child {
     const port = this.httpPorts.get(id);
-    const c = this.spawn('master', id, port ? ['--http-port', String(port), ...extra] : extra);
+    // Three copies of task results once there are three NATS nodes: losing one loses none, and the stream keeps a quorum.
+    const replicas = (this.natsCluster?.nodes.length ?? 1) >= 3 ? ['--results-replicas', '3'] : [];
+    const c = this.spawn('master', id, [...replicas, ...(port ? ['--http-port', String(port)] : []), ...extra]);
     this.masters.set(id, c);
     return c;
   }
@@ -179,7 +211,7 @@ export class LocalCluster {
   async stop(keepDir = false): Promise<void> {
     if (this.clientP) await (await this.clientP.catch(() => undefined))?.close().catch(() => undefined);
     await Promise.all([...this.masters.values(), ...this.workers.values()].map((c) => c.stop()));
-    await this.nats?.stop();
+    await this.natsCluster?.stop();
     await this.etcd?.stop();
     if (!keepDir) rmSync(this.dir, { recursive: true, force: true });
   }

@@ -15,6 +15,8 @@ export interface DevOptions {
   masters: number;
   workers: number;
   ttlSeconds: number;
+  /** nats-servers to run, routed into one cluster (default 1). */
+  natsNodes?: number;
   /** TLS and auth on NATS and etcd. */
   secure?: boolean;
 }
@@ -64,7 +66,7 @@ export async function runDev(opts: DevOptions): Promise<void> {
   const server = cluster.natsUrl === 'nats://127.0.0.1:4222' ? '' : ` --server ${cluster.natsUrl}`;
   console.log(`
   gaffer dev cluster is up in ${secs} s: leader ${status.leader}, masters ${status.masters.join(' ')}, workers ${status.workers.map((w) => w.id).join(' ')}
-    NATS  ${cluster.natsUrl}
+    NATS  ${cluster.natsUrl}${natsNote(cluster)}
     etcd  ${cluster.etcdEndpoints}
     Web   ${cluster.httpUrl('m1')}
     logs  ${cluster.dir}
@@ -78,6 +80,12 @@ export async function runDev(opts: DevOptions): Promise<void> {
 
   Ctrl-C stops everything.
 `);
+}
+
+/** natsNote says how the NATS servers are set up when there are several. */
+function natsNote(cluster: LocalCluster): string {
+  const n = cluster.natsCluster?.nodes.length ?? 1;
+  return n > 1 ? `  (${n} routed nodes; each master and worker starts on one of them: mN and wN on node N mod ${n})` : '';
 }
 
 /**

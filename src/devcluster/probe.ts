@@ -22,3 +22,29 @@ export async function etcdHealthy(clientUrl: string): Promise<boolean> {
     return false;
   }
 }
+
+/**
+ * natsHealthy asks a nats-server's monitoring /healthz: ok once it serves
+ * clients and, with JetStream, knows a meta leader and has its streams
+ * current (nats-server 2.9). Anything else within 1 s is false.
+ */
+export async function natsHealthy(monitorUrl: string): Promise<boolean> {
+  try {
+    const res = await fetch(`${monitorUrl}/healthz`, { signal: AbortSignal.timeout(1000) });
+    return res.ok;
+  } catch {
+    return false;
+  }
+}
+
+/** natsConnectionNames lists the names of the clients connected to a nats-server (its /connz), or undefined if it does not answer. */
+export async function natsConnectionNames(monitorUrl: string): Promise<string[] | undefined> {
+  try {
+    const res = await fetch(`${monitorUrl}/connz?limit=1024`, { signal: AbortSignal.timeout(1000) });
+    if (!res.ok) return undefined;
+    const body = (await res.json()) as { connections?: Array<{ name?: string }> };
+    return (body.connections ?? []).map((c) => c.name ?? '').filter(Boolean);
+  } catch {
+    return undefined;
+  }
+}

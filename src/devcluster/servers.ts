@@ -7,7 +7,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { Child } from './child.js';
-import { etcdHealthy, tcpOpen } from './probe.js';
+import { etcdHealthy, natsHealthy, tcpOpen } from './probe.js';
 import { waitFor } from '../platform/retry.js';
 
 export { waitFor };
@@ -46,12 +46,44 @@ export function freePort(): Promise<number> {
 
 
 export interface NatsServer {
+  /** Its server_name in a cluster (n1, n2, …); `nats` alone. */
+  name: string;
   url: string;
   port: number;
+  /** The monitoring endpoint (/healthz, /connz), in a cluster. */
+  monitorUrl?: string;
   child: Child;
   /** Stops and starts it again on the same port. */
   restart(): Promise<void>;
+  /** Starts it again (after a stop or a kill) on the same ports and data directory, and waits until it listens. */
+  start(): Promise<void>;
   stop(): Promise<void>;
+}
+
+/** NatsCluster is one nats-server or several routed to each other. */
+export interface NatsCluster {
+  nodes: NatsServer[];
+  /** Every node's client URL, in node order. */
+  urls: string[];
+  /** Stops every node, then starts them all again on the same ports. */
+  restart(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** NatsRoutes makes a nats-server one node of a routed cluster. */
+export interface NatsRoutes {
+  /** The cluster's name, the same on every node. */
+  cluster: string;
+  /** This node's unique server_name (clustered JetStream needs one). */
+  serverName: string;
+  /** Where this node listens for routes. */
+  port: number;
+  /** The other nodes' route ports. */
+  peers: number[];
+  /** Routes log in with this (and, with the node's tls, are TLS both ways, verified against the CA). */
+  auth?: { user: string; password: string };
+  /** Serve /healthz and /connz here. */
+  monitorPort: number;
 }
 
 export interface NatsOptions {
@@ -67,6 +99,10 @@ export interface NatsOptions {
   jetstream?: boolean;
   /** TLS for clients: the server's certificate and key, and the CA (PEM files). */
   tls?: ServerTls;
+  /** One node of a routed cluster (startNatsCluster sets it). */
+  routes?: NatsRoutes;
+  /** Its name in a cluster; `nats` alone. */
+  name?: string;
 }
 
 /** ServerTls names a server's PEM files: its certificate, its key and the CA it trusts. */
@@ -98,7 +134,32 @@ export function natsConfig(opts: NatsOptions, port: number): string {
   const tls = opts.tls
     ? `tls {\n  cert_file: ${JSON.stringify(opts.tls.certFile)}\n  key_file: ${JSON.stringify(opts.tls.keyFile)}\n  ca_file: ${JSON.stringify(opts.tls.caFile)}\n  timeout: 2\n}\n`
     : '';
-  return `listen: 127.0.0.1:${port}\nmax_payload: 1MB\n${PING_SETTINGS}${opts.extraConfig ?? ''}\n${tls}${js}`;
+  return `listen: 127.0.0.1:${port}\nmax_payload: 1MB\n${PING_SETTINGS}${opts.extraConfig ?? ''}\n${tls}${opts.routes ? routesConfig(opts.routes, opts.tls) : ''}${js}`;
+}
+
+/**
+ * routesConfig is what makes a node part of a cluster: its server_name, its
+ * route listener and the other nodes' routes, and a monitoring port. Like
+ * deploy/nats-cluster.conf, with a route login when asked (the secure dev
+ * cluster) and, with TLS, routes verified against the CA both ways. Without a
+ * login anything on this machine could join as a route: the plain dev
+ * cluster accepts that, as it accepts any client.
+ */
+export function routesConfig(r: NatsRoutes, tls?: ServerTls): string {
+  const cred = r.auth ? `${encodeURIComponent(r.auth.user)}:${encodeURIComponent(r.auth.password)}@` : '';
+  // With TLS the peer's certificate is checked against 127.0.0.1: make-certs.sh lists that address.
+  const routes = r.peers.map((p) => JSON.stringify(`nats-route://${cred}127.0.0.1:${p}`)).join(', ');
+  const auth = r.auth
+    ? `  authorization {\n    user: ${JSON.stringify(r.auth.user)}\n    password: ${JSON.stringify(r.auth.password)}\n    timeout: 2\n  }\n`
+    : '';
+  const routeTls = tls
+    ? `  tls {\n    cert_file: ${JSON.stringify(tls.certFile)}\n    key_file: ${JSON.stringify(tls.keyFile)}\n    ca_file: ${JSON.stringify(tls.caFile)}\n    verify: true\n    timeout: 2\n  }\n`
+    : '';
+  return (
+    `server_name: ${JSON.stringify(r.serverName)}\n` +
+    `http: 127.0.0.1:${r.monitorPort}\n` +
+    `cluster {\n  name: ${JSON.stringify(r.cluster)}\n  listen: 127.0.0.1:${r.port}\n${auth}${routeTls}  routes: [${routes}]\n}\n`
+  );
 }
 
 export async function startNats(opts: NatsOptions): Promise<NatsServer> {
@@ -117,15 +178,95 @@ export async function startNats(opts: NatsOptions): Promise<NatsServer> {
   const ready = () => waitFor(`nats-server on ${port}`, async () => (await tcpOpen(port)) || (!child.running && Promise.reject(new Error('nats-server exited'))));
   await ready();
   return {
+    name: opts.name ?? 'nats',
     url: `nats://127.0.0.1:${port}`,
     port,
+    ...(opts.routes ? { monitorUrl: `http://127.0.0.1:${opts.routes.monitorPort}` } : {}),
     child,
     restart: async () => {
       await child.stop();
       child.start();
       await ready();
     },
+    start: async () => {
+      if (!child.running) child.start();
+      await ready();
+    },
     stop: () => child.stop(),
+  };
+}
+
+export interface NatsClusterOptions extends Omit<NatsOptions, 'routes' | 'name' | 'port'> {
+  /** How many nats-servers; 1 is a plain server, exactly as startNats starts it. */
+  nodes: number;
+  /** Preferred client port of the first node. */
+  port?: number;
+  /** Route login (the secure dev cluster). */
+  routeAuth?: { user: string; password: string };
+  /** Called with each node's directory before it starts (to put files its config includes there). */
+  prepareDir?: (dir: string) => void;
+}
+
+/**
+ * startNatsCluster starts `nodes` nats-servers routed to each other on
+ * loopback, each with its own client, route and monitoring port and its own
+ * JetStream store under `<dir>/n<i>`, and waits until JetStream has formed
+ * (every node's /healthz is ok: a meta leader is known and its streams are
+ * current). One node is startNats in `dir` itself, as before.
+ */
+export async function startNatsCluster(opts: NatsClusterOptions): Promise<NatsCluster> {
+  const { nodes: n, routeAuth, prepareDir, ...base } = opts;
+  if (!Number.isInteger(n) || n < 1) throw new Error(`a NATS cluster needs at least one node, not ${n}`);
+  if (n === 1) {
+    prepareDir?.(opts.dir);
+    const one = await startNats(base);
+    return clusterOf([one]);
+  }
+  const clientPorts = await Promise.all(Array.from({ length: n }, (_, i) => (i === 0 && opts.port ? opts.port : freePort())));
+  const routePorts = await Promise.all(Array.from({ length: n }, () => freePort()));
+  const monitorPorts = await Promise.all(Array.from({ length: n }, () => freePort()));
+  const started: NatsServer[] = [];
+  try {
+    for (let i = 0; i < n; i++) {
+      const dir = join(opts.dir, `n${i + 1}`);
+      mkdirSync(dir, { recursive: true });
+      prepareDir?.(dir);
+      started.push(
+        await startNats({
+          ...base,
+          dir,
+          name: `n${i + 1}`,
+          port: clientPorts[i]!,
+          routes: {
+            cluster: 'gaffer-local',
+            serverName: `n${i + 1}`,
+            port: routePorts[i]!,
+            peers: routePorts.filter((_, j) => j !== i),
+            monitorPort: monitorPorts[i]!,
+            ...(routeAuth ? { auth: routeAuth } : {}),
+          },
+        }),
+      );
+    }
+    if (base.jetstream !== false) await Promise.all(started.map((s) => waitFor(`${s.name} JetStream ready`, () => natsHealthy(s.monitorUrl!), 30000)));
+  } catch (err) {
+    await Promise.all(started.map((s) => s.stop()));
+    throw err;
+  }
+  return clusterOf(started);
+}
+
+function clusterOf(nodes: NatsServer[]): NatsCluster {
+  return {
+    nodes,
+    urls: nodes.map((s) => s.url),
+    restart: async () => {
+      await Promise.all(nodes.map((s) => s.child.stop()));
+      await Promise.all(nodes.map((s) => s.start()));
+    },
+    stop: async () => {
+      await Promise.all(nodes.map((s) => s.stop()));
+    },
   };
 }
 

@@ -33,6 +33,8 @@ export class UsageError extends Error {
 export interface CommonOptions {
   id?: string;
   nats?: string;
+  /** --nats-no-randomize: a bare flag. */
+  natsNoRandomize?: boolean;
   etcd?: string;
   ttl?: string;
   metricsPort?: string;
@@ -64,7 +66,10 @@ export interface EtcdAuth {
 
 export interface ProcessConfig {
   id: string;
+  /** One NATS URL or several, comma-separated (parseNatsUrls checked them). */
   natsUrl: string;
+  /** Try the NATS URLs in the order given instead of shuffled (--nats-no-randomize, NATS_NO_RANDOMIZE). */
+  natsNoRandomize?: boolean;
   natsUser?: string;
   natsPass?: string;
   /** TLS to NATS (--nats-ca, --nats-cert, --nats-key; NATS_CA, NATS_CERT, NATS_KEY). */
@@ -101,6 +106,30 @@ export function parsePositiveInt(raw: string | undefined, flag: string, fallback
   if (!Number.isInteger(n) || n < 1 || n > 1_000_000) {
     throw new UsageError(`invalid ${flag} ${JSON.stringify(raw)}: a whole number from 1 to 1000000`);
   }
+  return n;
+}
+
+/** JetStream keeps at most 5 copies of a stream. */
+export const MAX_REPLICAS = 5;
+
+/** parseReplicas reads --results-replicas: how many copies a clustered JetStream keeps of the results stream. */
+export function parseReplicas(raw: string | undefined): number {
+  if (raw === undefined || raw === '') return 1;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1 || n > MAX_REPLICAS) {
+    throw new UsageError(`invalid --results-replicas ${JSON.stringify(raw)}: a whole number from 1 to ${MAX_REPLICAS} (at most the NATS cluster's size)`);
+  }
+  return n;
+}
+
+/** Most nats-servers `gaffer dev --nats-nodes` starts: a cluster that still fits on one machine. */
+export const MAX_NATS_NODES = 5;
+
+/** parseNatsNodes reads `gaffer dev --nats-nodes`: 1 (one server) up to MAX_NATS_NODES routed ones. */
+export function parseNatsNodes(raw: string | undefined): number {
+  if (raw === undefined || raw === '') return 1;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1 || n > MAX_NATS_NODES) throw new UsageError(`invalid --nats-nodes ${JSON.stringify(raw)}: a whole number from 1 to ${MAX_NATS_NODES}`);
   return n;
 }
 
@@ -145,13 +174,48 @@ export function parseEndpoints(raw: string | undefined): string[] {
   return list;
 }
 
+/** NATS_SCHEMES are what nats.js connects to from Node: plain and TLS (ws:// needs another transport). */
+const NATS_SCHEMES = new Set(['nats:', 'tls:']);
+
+/** redactUrl hides a password given inside a URL, for error messages. */
+function redactUrl(raw: string): string {
+  return raw.replace(/\/\/([^/@]*)@/, (_m, auth: string) => `//${auth.includes(':') ? `${auth.split(':')[0]}:***` : '***'}@`);
+}
+
+/**
+ * parseNatsUrls checks a comma-separated list of NATS servers (--nats,
+ * NATS_URL) and returns it in order: `host:port` or `nats://` / `tls://`
+ * URLs, each with a port in range if one is given and no path. An empty
+ * entry (a stray comma) is a mistake, not a server, so it is refused too.
+ */
+export function parseNatsUrls(raw: string | undefined): string[] {
+  if (raw === undefined || raw.trim() === '') return [DEFAULTS.natsUrl];
+  const list = raw.split(',').map((s) => s.trim());
+  for (const entry of list) {
+    if (entry === '') throw new UsageError(`invalid --nats ${JSON.stringify(redactUrl(raw))}: an empty entry in the comma-separated list`);
+    const bad = (why: string) => new UsageError(`invalid NATS URL ${JSON.stringify(redactUrl(entry))} in --nats: ${why}`);
+    const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(entry)?.[1];
+    let u: URL;
+    try {
+      u = new URL(scheme ? entry : `nats://${entry}`);
+    } catch {
+      throw bad('not a URL or host:port');
+    }
+    if (!NATS_SCHEMES.has(u.protocol)) throw bad(`the scheme must be nats:// or tls://, not ${u.protocol}//`);
+    if (u.hostname === '') throw bad('no host');
+    if ((u.pathname !== '' && u.pathname !== '/') || u.search || u.hash) throw bad('a server URL has no path, query or fragment');
+  }
+  return list;
+}
+
 export function resolveProcess(role: string, opts: CommonOptions, env: NodeJS.ProcessEnv = process.env): ProcessConfig {
   const cfg: ProcessConfig = {
     id: parseId(opts.id ?? env.GAFFER_ID, role),
-    natsUrl: opts.nats ?? env.NATS_URL ?? DEFAULTS.natsUrl,
+    natsUrl: parseNatsUrls(opts.nats ?? env.NATS_URL).join(','),
     etcd: parseEndpoints(opts.etcd ?? env.ETCD_ENDPOINTS),
     ttlSeconds: parseTtl(opts.ttl ?? env.GAFFER_TTL),
   };
+  if (opts.natsNoRandomize === true || parseOnOff(env.NATS_NO_RANDOMIZE, 'NATS_NO_RANDOMIZE', false)) cfg.natsNoRandomize = true;
   if (env.NATS_USER) cfg.natsUser = env.NATS_USER;
   if (env.NATS_PASSWORD) cfg.natsPass = env.NATS_PASSWORD;
   const natsTls = tlsFiles('--nats', { ca: opts.natsCa ?? env.NATS_CA, cert: opts.natsCert ?? env.NATS_CERT, key: opts.natsKey ?? env.NATS_KEY });

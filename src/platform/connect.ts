@@ -14,6 +14,7 @@ export async function connectProcess(role: string, cfg: ProcessConfig): Promise<
   const etcdTls = cfg.etcdTls ? readEtcdTls(cfg.etcdTls) : undefined;
   const nc = await connectBus({
     url: cfg.natsUrl,
+    ...(cfg.natsNoRandomize ? { noRandomize: true } : {}),
     name: `gaffer-${role}-${cfg.id}`,
     user: cfg.natsUser,
     pass: cfg.natsPass,

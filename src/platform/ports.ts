@@ -93,7 +93,13 @@ export interface BusMsg {
   headers?: MsgHdrs | undefined;
 }
 
-export type BusStatus = 'disconnect' | 'reconnect';
+/**
+ * BusStatus: our own connection went away or came back, or (`cluster`) the
+ * server told us a server joined or left its cluster. After a server leaves,
+ * peers that were connected to it are reconnecting to another one, and their
+ * subscriptions are missing from ours until they have.
+ */
+export type BusStatus = 'disconnect' | 'reconnect' | 'cluster';
 
 export interface Bus {
   publish(subject: string, data: Uint8Array, opts?: { reply?: string | undefined; headers?: MsgHdrs | undefined }): void;
@@ -105,7 +111,7 @@ export interface Bus {
   request(subject: string, data: Uint8Array, opts: { timeoutMs: number; headers?: MsgHdrs }): Promise<BusMsg>;
   /** subscribe calls fn for each message, in order; a throw in fn is the caller's bug and is swallowed. */
   subscribe(subject: string, fn: (msg: BusMsg) => void, opts?: { queue?: string }): { unsubscribe(): void };
-  /** onStatus reports our own connection going away and coming back; returns a function that stops reporting. */
+  /** onStatus reports our own connection going away and coming back, and cluster changes; returns a function that stops reporting. */
   onStatus(fn: (s: BusStatus) => void): () => void;
   /** flush resolves once the server has seen everything published so far. */
   flush(): Promise<void>;

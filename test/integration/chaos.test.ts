@@ -1,5 +1,6 @@
-// The chaos run, short: 9 faults (one of each kind) against a 3-master,
-// 4-worker cluster on a 3-member etcd while a client adds and deletes. It
+// The chaos run, short: 10 faults (one of each kind) against a 3-master,
+// 4-worker cluster on a 3-member etcd and a 3-node NATS cluster while a
+// client adds and deletes. It
 // must stop by itself, exit 0 and write a well-formed results.json with zero
 // violations. Set CHAOS_SEED to replay a failing run (the seed is printed).
 
@@ -13,15 +14,18 @@ import { runScript } from '../harness.js';
 
 const RUN = fileURLToPath(new URL('../../chaos/run.js', import.meta.url));
 const DEADLINE_MS = 180_000;
-const FAULTS = 9;
+const FAULTS = 10;
 
-const KINDS = ['kill-leader', 'kill-follower', 'kill-worker', 'pause-leader', 'pause-follower', 'pause-worker', 'restart-nats', 'restart-etcd', 'drain-worker'];
+const KINDS = [
+  'kill-leader', 'kill-follower', 'kill-worker', 'pause-leader', 'pause-follower', 'pause-worker',
+  'restart-nats', 'restart-etcd', 'drain-worker', 'kill-nats',
+];
 
 test(`chaos: ${FAULTS} faults, every acknowledged write kept, nothing lost, resurrected, orphaned or run twice`, { timeout: DEADLINE_MS + 30_000 }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'gaffer-chaos-test-'));
   try {
     const out = join(dir, 'results.json');
-    const { code, signal, output } = await runScript(RUN, { CHAOS_QUICK: '1', CHAOS_FAULTS: String(FAULTS), CHAOS_OUT: out }, DEADLINE_MS);
+    const { code, signal, output } = await runScript(RUN, { CHAOS_QUICK: '1', CHAOS_FAULTS: String(FAULTS), CHAOS_NATS_NODES: '3', CHAOS_OUT: out }, DEADLINE_MS);
     // The seed (to replay) and the kept logs' directory come first: the report after them can be long.
     const lines = output.split('\n');
     const seed = lines.find((l) => l.includes('replay with CHAOS_SEED')) ?? '(no seed line)';
@@ -32,6 +36,7 @@ test(`chaos: ${FAULTS} faults, every acknowledged write kept, nothing lost, resu
     const r = JSON.parse(readFileSync(out, 'utf8')) as Record<string, any>;
 
     assert.equal(r.meta.quick, true);
+    assert.equal(r.meta.config.cluster.natsNodes, 3);
     assert.ok(Number.isInteger(r.meta.seed), 'the seed is recorded');
     assert.equal(r.meta.stoppedEarly, null);
     assert.equal(r.faults.length, FAULTS, 'every fault injected');

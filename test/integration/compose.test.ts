@@ -17,7 +17,7 @@ import { connect, ErrorCode as NatsErrorCode, type NatsConnection } from 'nats';
 import { Child } from '../../src/devcluster/child.js';
 import { CLI_PATH } from '../../src/devcluster/cluster.js';
 import { json } from '../../src/protocol/codec.js';
-import { parsePositiveInt, parseTtl } from '../../src/platform/config.js';
+import { parsePositiveInt, parseReplicas, parseTtl } from '../../src/platform/config.js';
 import { ID_RE } from '../../src/protocol/messages.js';
 import { freePort, waitFor, which } from '../../src/devcluster/servers.js';
 import { ensureResultsStream, readResults, ResultsPublisher, type ResultRecord } from '../../src/platform/nats/results.js';
@@ -253,6 +253,7 @@ describe('docker-compose.yml', { skip: SKIP }, () => {
       assert.deepEqual(env.NATS_URL!.split(','), NATS_NODES.map((n) => `nats://${n}:4222`));
       assert.deepEqual(env.ETCD_ENDPOINTS!.split(','), ETCD_MEMBERS.map((n) => `https://${n}:2379`));
       assert.equal(parseTtl(env.GAFFER_TTL), 3);
+      assert.equal(parseReplicas(env.GAFFER_RESULTS_REPLICAS), NATS_NODES.length, 'results kept on every NATS node');
     }
     assert.equal(cfg.services.cli!.environment!.NATS_URL, cfg.services['master-1']!.environment!.NATS_URL);
   });

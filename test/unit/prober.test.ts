@@ -52,6 +52,31 @@ describe('Prober', () => {
     prober.close();
   });
 
+  test('right after a server left the cluster, misses are not believed: peers on it are reconnecting elsewhere', async () => {
+    const { clock, bus, prober, dead } = setup();
+    await clock.advance(1500);
+    prober.watch('a', 'peer.a', () => dead.push('a'));
+    bus.status('cluster');
+    await clock.advance(900);
+    assert.deepEqual(dead, [], 'the peer may still be moving to another server');
+    bus.subscribe('peer.a', (m) => answerPing(bus, m));
+    await clock.advance(2000);
+    assert.deepEqual(dead, [], 'it came back in time: never declared dead');
+    prober.close();
+  });
+
+  test('a peer still absent once the cluster has settled is declared dead', async () => {
+    const { clock, bus, prober, dead } = setup();
+    await clock.advance(1500);
+    prober.watch('a', 'peer.a', () => dead.push('a'));
+    bus.status('cluster');
+    await clock.advance(900);
+    assert.deepEqual(dead, []);
+    await clock.advance(400);
+    assert.deepEqual(dead, ['a'], 'believed once the cluster view has been stable');
+    prober.close();
+  });
+
   test('a peer that is slow (timeouts) is not declared dead', async () => {
     const { clock, bus, prober, dead } = setup();
     bus.subscribe('peer.a', () => undefined); // subscribed, never answers

@@ -9,12 +9,15 @@ import { Header } from '../../protocol/subjects.js';
 import { InternalError, NoRespondersError, TimeoutError, toWire, UnavailableError } from '../../protocol/errors.js';
 import type { Bus, BusMsg, BusStatus } from '../ports.js';
 import { logger } from '../log.js';
-import { UsageError, type TlsFiles } from '../config.js';
+import { parseNatsUrls, UsageError, type TlsFiles } from '../config.js';
 
 export type { Msg, NatsConnection };
 
 export interface BusOptions {
+  /** One NATS URL or several, comma-separated: the servers to connect and reconnect to. */
   url: string;
+  /** Try the servers in the order given (the first one first) instead of shuffled. */
+  noRandomize?: boolean;
   name: string;
   user?: string | undefined;
   pass?: string | undefined;
@@ -55,16 +58,19 @@ function natsTls(files: TlsFiles): TlsOptions {
 }
 
 /**
- * connectBus opens a connection that, once up, retries without limit. With a
- * user, its inbox prefix is the user's own (inboxPrefixFor); with tls, the
- * connection is TLS or nothing.
+ * connectBus opens a connection that, once up, retries without limit, over
+ * every server in the list (and those the cluster announces). With a user,
+ * its inbox prefix is the user's own (inboxPrefixFor); with tls, the
+ * connection is TLS or nothing. A malformed URL list is a UsageError.
  */
 export async function connectBus(opts: BusOptions): Promise<NatsConnection> {
+  const servers = parseNatsUrls(opts.url);
   const tls = opts.tls ? natsTls(opts.tls) : undefined;
   const inboxPrefix = inboxPrefixFor(opts.user);
   try {
     const nc = await connect({
-      servers: opts.url.split(','),
+      servers,
+      ...(opts.noRandomize ? { noRandomize: true } : {}),
       name: opts.name,
       ...(opts.user ? { user: opts.user } : {}),
       ...(opts.pass ? { pass: opts.pass } : {}),
@@ -133,6 +139,10 @@ export class NatsBus implements Bus {
       for await (const s of this.nc.status()) {
         if (stopped) return;
         if (s.type === 'disconnect' || s.type === 'reconnect') fn(s.type);
+        // nats.js reports every INFO the server pushes as an update (empty
+        // lists included, for servers we were given rather than told about);
+        // a connected server pushes one when a route to another comes or goes.
+        else if (s.type === 'update') fn('cluster');
       }
     })().catch(() => undefined);
     return () => {

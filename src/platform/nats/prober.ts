@@ -4,6 +4,11 @@
 // NATS connection is. Slow answers and timeouts prove nothing and are
 // ignored. Right after our own (re)connect every peer may look absent for a
 // moment, so nothing is declared dead until our connection has been stable.
+// The same holds when a server of a NATS cluster goes away: the peers that
+// were connected to it are reconnecting to another server, and their
+// subscriptions reach ours over a route only once they have; our server
+// tells us of the change (an INFO update) as it drops the route, so that
+// resets the clock too.
 
 import { Empty, headers as natsHeaders, type MsgHdrs } from 'nats';
 import { Header } from '../../protocol/subjects.js';
@@ -15,7 +20,7 @@ export interface ProberOptions {
   intervalMs: number;
   /** Consecutive "no responders" answers before a peer is declared dead. */
   misses: number;
-  /** How long our own connection must have been up before we believe a miss. */
+  /** How long our own connection (and the cluster we see) must have been unchanged before we believe a miss. */
   stableMs: number;
 }
 

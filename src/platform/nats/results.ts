@@ -27,6 +27,9 @@ const JsApiError = {
   subjectsOverlap: 10065,
 } as const;
 
+/** An emit attempt with less time than this left is not worth sending. */
+const MIN_EMIT_ATTEMPT_MS = 200;
+
 /** How often a create that lost a race to another master's is tried again. */
 const CREATE_ATTEMPTS = 5;
 
@@ -39,6 +42,13 @@ export const RESULTS_DEFAULTS = {
   duplicateWindowMs: 10 * 60_000,
   replicas: 1,
   timeoutMs: 5000,
+  /**
+   * How long a worker's emit keeps trying (ResultsPublisher retryMs): longer
+   * than a clustered stream takes to elect a new leader when its leader's
+   * server dies (about 5 to 10 s with nats-server 2.9), so a task rides over
+   * it instead of failing its attempt.
+   */
+  emitRetryMs: 30_000,
 } as const;
 
 export interface ResultsStreamOptions {
@@ -130,11 +140,23 @@ export interface EmitResult {
   seq: number;
 }
 
+export interface PublisherOptions {
+  /** Per publish attempt. */
+  timeoutMs?: number;
+  /**
+   * Keep trying this long, all attempts included, while JetStream is
+   * unavailable (no responders, a timeout, a 503): a clustered stream without
+   * a leader for a moment, or a stream not created yet. The same Nats-Msg-Id
+   * every time makes that safe. Default 0: one attempt.
+   */
+  retryMs?: number;
+}
+
 /** ResultsPublisher stores task results, each once. */
 export class ResultsPublisher {
   private readonly js;
 
-  constructor(nc: NatsConnection, private readonly opts: { timeoutMs?: number } = {}) {
+  constructor(nc: NatsConnection, private readonly opts: PublisherOptions = {}) {
     this.js = nc.jetstream();
   }
 
@@ -143,9 +165,23 @@ export class ResultsPublisher {
    * throws BadRequestError for an item that cannot be stored as JSON (or is
    * too large), NoRespondersError when no stream takes the subject (certainly
    * not stored), and UnavailableError otherwise (e.g. timeout: maybe stored;
-   * emitting again with the same ids is safe).
+   * emitting again with the same ids is safe). With retryMs it throws the
+   * last of those only once that time is up.
    */
   async emit(resourceName: string, resourceId: string, itemId: string, item: unknown): Promise<EmitResult> {
+    const retryMs = this.opts.retryMs ?? 0;
+    if (retryMs <= 0) return this.emitOnce(resourceName, resourceId, itemId, item, this.opts.timeoutMs ?? RESULTS_DEFAULTS.timeoutMs);
+    const deadline = Date.now() + retryMs;
+    const timeout = this.opts.timeoutMs ?? RESULTS_DEFAULTS.timeoutMs;
+    return withRetry(() => this.emitOnce(resourceName, resourceId, itemId, item, Math.max(MIN_EMIT_ATTEMPT_MS, Math.min(timeout, deadline - Date.now()))), {
+      initialMs: 100,
+      maxMs: 1000,
+      // BadRequestError is an UnavailableError's sibling, not a kind of it: never retried.
+      retryable: (err) => err instanceof UnavailableError && deadline - Date.now() > MIN_EMIT_ATTEMPT_MS,
+    });
+  }
+
+  private async emitOnce(resourceName: string, resourceId: string, itemId: string, item: unknown, timeout: number): Promise<EmitResult> {
     const subject = subjects.results(validateName(resourceName));
     validateId(resourceId, 'resource');
     if (typeof itemId !== 'string' || itemId.length === 0) throw new BadRequestError('item id must be a non-empty string');
@@ -153,7 +189,6 @@ export class ResultsPublisher {
     const h = natsHeaders();
     h.set(Header.resourceId, resourceId);
     h.set(Header.contentType, ContentType.json);
-    const timeout = this.opts.timeoutMs ?? RESULTS_DEFAULTS.timeoutMs;
     try {
       const ack = await this.js.publish(subject, data, {
         msgID: resultMsgId(resourceId, itemId),
