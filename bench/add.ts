@@ -15,7 +15,7 @@ import type { StatusResult } from '../src/protocol/messages.js';
 import type { Child } from '../src/devcluster/child.js';
 import type { BenchConfig } from './config.js';
 import { runLoad, type Cell } from './load.js';
-import { clusterPids, cpuShare, startMaster } from './procs.js';
+import { clusterPids, cpuPerOp, cpuShare, startMaster } from './procs.js';
 import { benchConnect, request, runId, toLeader } from './wire.js';
 
 export const LEADER = 'm1';
@@ -91,10 +91,12 @@ export async function add(cfg: BenchConfig, log: (s: string) => void): Promise<A
     };
     for (const via of ['follower', 'leader'] as const) {
       for (const inflight of cfg.levels) {
-        const { value: cell, cpu } = await cpuShare(clusterPids(fc.cluster), () => addCell(fc.nc, cfg, via, inflight));
+        const { value: cell, cpu, cpuMs } = await cpuShare(clusterPids(fc.cluster), () => addCell(fc.nc, cfg, via, inflight));
         cell.cpu = cpu;
+        const perOp = cpuPerOp(cpuMs, cell.totalOk);
+        if (perOp !== undefined) cell.cpuMsPerOp = perOp;
         out[via][String(inflight)] = cell;
-        log(`add via ${via}@${inflight}: ${cell.throughput}/s p50 ${cell.p50} ms p99 ${cell.p99} ms p99.9 ${cell.p999} ms${cell.errors ? ` (${cell.errors} errors: ${cell.firstError})` : ''}`);
+        log(`add via ${via}@${inflight}: ${cell.throughput}/s p50 ${cell.p50} ms p99 ${cell.p99} ms p99.9 ${cell.p999} ms, ${cell.cpuMsPerOp ?? '?'} ms CPU/add${cell.errors ? ` (${cell.errors} errors: ${cell.firstError})` : ''}`);
       }
     }
     return out;

@@ -39,6 +39,8 @@ export interface Cell {
   timedOut: boolean;
   /** CPU used by each process during the cell (warmup included), in % of one core. */
   cpu?: Record<string, number>;
+  /** ms of CPU the gaffer processes (masters and workers) used per success, warmup included on both sides. */
+  cpuMsPerOp?: number;
 }
 
 import { sleep } from '../src/platform/clock.js';

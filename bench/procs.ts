@@ -95,14 +95,31 @@ export function cpuMs(pid: number | undefined): number {
  * cpuShare runs fn and reports, per named process, the CPU it used meanwhile
  * as a percentage of one core (so 200 is both cores of this machine).
  */
-export async function cpuShare<T>(pids: Record<string, number | undefined>, fn: () => Promise<T>): Promise<{ value: T; cpu: Record<string, number> }> {
+export async function cpuShare<T>(
+  pids: Record<string, number | undefined>,
+  fn: () => Promise<T>,
+): Promise<{ value: T; cpu: Record<string, number>; cpuMs: Record<string, number> }> {
   const before = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuMs(pid)]));
   const t0 = performance.now();
   const value = await fn();
   const wall = performance.now() - t0;
   const cpu: Record<string, number> = {};
-  for (const [k, pid] of Object.entries(pids)) cpu[k] = Math.round(((cpuMs(pid) - before[k]!) / wall) * 100);
-  return { value, cpu };
+  const used: Record<string, number> = {};
+  for (const [k, pid] of Object.entries(pids)) {
+    used[k] = cpuMs(pid) - before[k]!;
+    cpu[k] = Math.round((used[k]! / wall) * 100);
+  }
+  return { value, cpu, cpuMs: used };
+}
+
+/** GAFFER_PROC names the gaffer processes among clusterPids' names (masters m*, workers w*). */
+export const GAFFER_PROC = /^[mw]\d+$/;
+
+/** cpuPerOp is the CPU (ms) that the gaffer processes used per successful operation. */
+export function cpuPerOp(cpuMsByProc: Record<string, number>, ops: number): number | undefined {
+  if (ops <= 0) return undefined;
+  const total = Object.entries(cpuMsByProc).filter(([k]) => GAFFER_PROC.test(k)).reduce((n, [, ms]) => n + ms, 0);
+  return Math.round((total / ops) * 1000) / 1000;
 }
 
 /** clusterPids names every process of a cluster, plus this one, for cpuShare. */

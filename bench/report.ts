@@ -10,7 +10,7 @@ function table(head: string[], rows: Cell[][]): string {
 }
 
 const cellRow = (name: string, c: LoadCell | undefined) =>
-  c ? [name, c.throughput, c.p50, c.p99, c.p999, c.ok, c.errors] : [name, null, null, null, null, null, null];
+  c ? [name, c.throughput, c.cpuMsPerOp ?? null, c.p50, c.p99, c.p999, c.ok, c.errors] : [name, null, null, null, null, null, null, null];
 
 export function report(r: Results): string {
   const out: string[] = [];
@@ -27,7 +27,7 @@ export function report(r: Results): string {
   if (a) {
     for (const v of ['follower', 'leader'] as const) for (const l of Object.keys(a[v])) rows.push(cellRow(`add via ${v}@${l}`, a[v][l]));
   }
-  if (rows.length) out.push(table(['cell', 'req/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'samples', 'errors'], rows), '');
+  if (rows.length) out.push(table(['cell', 'req/s', 'gaffer CPU ms/req', 'p50 ms', 'p99 ms', 'p99.9 ms', 'samples', 'errors'], rows), '');
 
   const cpuCells: Array<[string, LoadCell | undefined]> = [];
   if (f) for (const k of ['echo', 'hop', 'serialized'] as const) for (const l of Object.keys(f[k])) cpuCells.push([`floor ${k}@${l}`, f[k][l]]);
