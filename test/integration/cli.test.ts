@@ -137,7 +137,7 @@ test('gaffer CLI', async (t) => {
     const out = lines(r.stdout);
     assert.match(out[0]!, new RegExp(`^LEADER\\s+${s.leader}$`));
     assert.match(out[1]!, new RegExp(`^MASTERS\\s+.*${s.leader} \\(leader\\)`));
-    assert.match(out[2]!, /^WORKER\s+LOAD\s+USED\s+KINDS$/);
+    assert.match(out[2]!, /^WORKER\s+LOAD\s+USED\s+KINDS\s+LABELS\s+FLAGS$/);
     for (const w of s.workers) {
       const pct = ((w.resources / w.capacity) * 100).toFixed(1).replace('.', '\\.');
       assert.ok(
