@@ -109,6 +109,15 @@ test('a 3-node NATS cluster: spread processes, a node killed under load, nothing
     }
   });
 
+  // What the node deaths cost in leadership and worker moves: reported, not asserted (a loaded machine may legitimately lose a lease).
+  const seen: string[] = [];
+  const events = client.nc.subscribe(subjects.allEvents, {
+    callback: (_err, m) => {
+      if (m.subject === 'events.leader.elected' || m.subject === 'events.worker.lost') seen.push(`${m.subject.slice(7)} ${new TextDecoder().decode(m.data)}`);
+    },
+  });
+  t.after(() => events.unsubscribe());
+
   const wl = new Workload(client, { names: 20, inflight: 3, clientTimeoutMs: 20_000, thinkMs: [20, 150], quarantineMs: 10_000 }, new Rng(20261202));
   wl.start();
   const deaths: Death[] = [];
@@ -167,7 +176,7 @@ test('a 3-node NATS cluster: spread processes, a node killed under load, nothing
     const subject = subjects.results(name);
     const info = await jsm.streams.info(RESULTS_STREAM, { subjects_filter: subject });
     assert.equal(info.state.subjects?.[subject], STEPS, `every step of ${name} stored exactly once`);
-    t.diagnostic(`${node.name}: down ${Date.now() - killedAt} ms in all; results stream leader now ${info.cluster?.leader}`);
+    t.diagnostic(`${node.name}: down ${Date.now() - killedAt} ms in all; results stream leader now ${info.cluster?.leader}; ${seen.length} leader elections or workers lost since the start${seen.length ? `: ${seen.join('; ').slice(0, 600)}` : ''}`);
   };
 
   await t.test('the node the leader is connected to is killed', async () => {
