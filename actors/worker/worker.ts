@@ -58,6 +58,8 @@ export class Worker {
   private readonly assignments = new Assignments();
   private lease: KeptLease | undefined;
   private fenced = true;
+  /** The stops the last fence began: settled once no task of the fenced lease runs. */
+  private fencing: Promise<void> = Promise.resolve();
   private natsUp = true;
   private stopping = false;
   private readonly bus: NatsBus;
@@ -178,6 +180,7 @@ export class Worker {
     // Cut off from NATS we would neither hear our assignments nor answer the
     // leader's probes: registering would only make us hold work we cannot do.
     if (!this.natsUp) throw new Error('not registering while NATS is unreachable');
+    await this.fencing;
     const timing = fencingTiming(this.cfg.ttlSeconds);
     const lease = await KeptLease.grant(
       this.store,
@@ -207,8 +210,9 @@ export class Worker {
     const now = this.clock.wall();
     const endedAt = Math.min(now, this.lease?.deadlineWallClock ?? now);
     this.log.warn({ why, tasks: this.tasks.running }, WorkerLog.fencing);
-    // No grace: nothing may outlive the lease.
-    void this.tasks.stopAll(`fenced: ${why}`, 0, endedAt);
+    // No grace: nothing may outlive the lease. Registering again waits for
+    // this, so no task of the lost lease still runs once a new one is held.
+    this.fencing = this.tasks.stopAll(`fenced: ${why}`, 0, endedAt);
   }
 
   /** resync makes the running tasks match our assignments in etcd, as of one revision. */

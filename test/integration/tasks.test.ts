@@ -170,3 +170,32 @@ test('task runtime: a report or checkpoint from an old incarnation is refused', 
     store.close();
   }
 });
+
+test('task runtime: a worker paused past its fence stops its task threads before it registers again', async () => {
+  const c = await cluster({ masters: 1, workers: 0, ttlSeconds: 2 });
+  c.startWorker('w1', ['--tasks', EXAMPLES]);
+  await c.ready(1);
+  const client = await c.client();
+  const names = ['p1', 'p2', 'p3'];
+  for (const n of names) await client.add(n, { kind: 'countdown', from: 100_000, stepMs: 20, rebalance: false });
+  for (const n of names) await settled(client, n, ['running']);
+  c.startWorker('w2', ['--tasks', EXAMPLES]);
+  await c.ready(2);
+  const w1 = c.workers.get('w1')!;
+  w1.pause();
+  try {
+    await waitFor('its countdowns to run on w2', async () => (await client.list()).filter((r) => names.includes(r.name) && r.worker === 'w2' && r.state === 'running').length === 3, 20_000);
+  } finally {
+    w1.resume();
+  }
+  type Line = { msg: string; name?: string; reason?: string };
+  const lines = () => readFileSync(join(c.dir, 'w1.log'), 'utf8').split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Line);
+  await waitFor('w1 to register again', async () => lines().filter((l) => l.msg === 'worker registered').length >= 2, 20_000);
+  const log = lines();
+  const again = log.findIndex((l, i) => l.msg === 'worker registered' && log.slice(0, i).some((x) => x.msg === 'worker registered'));
+  for (const n of names) {
+    const stop = log.findIndex((l) => l.msg === 'task stopped' && l.name === n && (l.reason ?? '').startsWith('fenced'));
+    assert.ok(stop >= 0, `${n} was stopped by the fence`);
+    assert.ok(stop < again, `${n}'s thread stopped (line ${stop}) before w1 registered again (line ${again})`);
+  }
+});

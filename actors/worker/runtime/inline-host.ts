@@ -48,6 +48,8 @@ class InlineTask implements RunningTask {
       this.stopping = true;
       this.abort.abort(new Error('task stopping'));
     }
+    // Even with no grace, a timer tick: an inline kind runs on this thread, so it
+    // cannot run meanwhile, and one that returns on abort ends as a clean stop.
     this.timers.push(setTimeout(() => this.end({ kind: 'stopped', forced: true }), Math.max(0, graceMs)));
     return this.done;
   }

@@ -111,8 +111,12 @@ class ThreadTask implements RunningTask {
       this.stopping = true;
       this.post({ t: 'stop' });
     }
+    // No grace (a fence) ends it now, not a timer tick later: after a pause the
+    // thread runs again as soon as the process does, and every turn of this
+    // event loop before terminate() is time it runs unowned.
+    if (graceMs <= 0) this.end({ kind: 'stopped', forced: true });
     // Each call may shorten the grace; forcing twice is harmless.
-    this.timers.push(setTimeout(() => this.end({ kind: 'stopped', forced: true }), Math.max(0, graceMs)));
+    else this.timers.push(setTimeout(() => this.end({ kind: 'stopped', forced: true }), graceMs));
     return this.done;
   }
 
