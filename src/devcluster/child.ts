@@ -3,6 +3,7 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, type WriteStream } from 'node:fs';
+import { sleep } from '../platform/clock.js';
 
 export interface ChildSpec {
   name: string;
@@ -47,6 +48,8 @@ export class Child {
   private proc: ChildProcess | undefined;
   private log: WriteStream | undefined;
   private exitPromise: Promise<number | null> = Promise.resolve(null);
+  /** Settles once the process's output pipes have closed too. */
+  private closed: Promise<void> = Promise.resolve();
 
   constructor(readonly spec: ChildSpec) {
     hookExit();
@@ -73,6 +76,7 @@ export class Child {
     }
     this.proc = proc;
     live.add(this);
+    this.closed = new Promise((resolve) => proc.on('close', () => resolve()));
     this.exitPromise = new Promise((resolve) => {
       proc.on('exit', (code) => {
         live.delete(this);
@@ -111,7 +115,14 @@ export class Child {
     const t = setTimeout(() => this.signal('SIGKILL'), graceMs);
     await this.exited();
     clearTimeout(t);
-    this.log?.end();
+    // 'exit' can come before the last output is read; ending the log then would
+    // make that output a write after end. A pipe some grandchild still holds
+    // open must not keep us, though.
+    const log = this.log;
+    await Promise.race([this.closed, sleep(2000, undefined, { ref: false })]);
+    this.proc?.stdout?.unpipe(log);
+    this.proc?.stderr?.unpipe(log);
+    log?.end();
   }
 
   async kill(): Promise<void> {
