@@ -178,12 +178,16 @@ test('core control plane', async (t) => {
       const l = await client.list();
       return mine.every((n) => l.find((r) => r.name === n)?.worker !== id);
     });
-    const starts = await Recorder.start<{ name: string; worker: string }>(c.natsUrl, 'events.task.started');
+    const events = await Recorder.start<{ kind: string; name: string; worker?: string; to?: string; reason?: string }>(c.natsUrl, 'events.>');
     c.startWorker(id);
     await c.ready(3);
     await converged(c);
-    const restarted = starts.items.filter((s) => s.data.worker === id && mine.includes(s.data.name));
-    assert.deepEqual(restarted, [], 'moved resources were not started on the returning worker');
+    // Rebalance may legitimately move some back to the empty worker (its
+    // event and the start come from different processes, so in either order).
+    const seen = events.items.map((e) => e.data);
+    const movedBack = new Set(seen.filter((m) => m.kind === 'resource.moved' && m.to === id && m.reason === 'rebalance').map((m) => m.name));
+    const stale = seen.filter((e) => e.kind === 'task.started' && e.worker === id && mine.includes(e.name) && !movedBack.has(e.name));
+    assert.deepEqual(stale, [], 'moved resources were not started on the returning worker, unless moved back to it');
   });
 
   await t.test('leader SIGKILL: a new leader serves and every acknowledged resource is kept', async () => {
