@@ -17,7 +17,7 @@ import { Actor } from '../../src/platform/actor.js';
 import { respondError } from '../../src/platform/nats/bus.js';
 import { answerPing, isPing, type Prober } from '../../src/platform/nats/prober.js';
 import { publishEvent } from '../../src/platform/nats/events.js';
-import type { Bus, Guard, Store, WatchEvent } from '../../src/platform/ports.js';
+import { ChainBrokenError, type Bus, type Guard, type Store, type WatchEvent } from '../../src/platform/ports.js';
 import type { Clock, Timer } from '../../src/platform/clock.js';
 import type { Logger } from '../../src/platform/log.js';
 import { OK_CODE, type GafferMetrics } from '../../src/platform/metrics.js';
@@ -82,6 +82,8 @@ export class Leader {
   private loadRevision = 0;
   private readonly liveness: WorkerLiveness;
   private degraded = false;
+  /** Requests already planned again once after a failed commit: a second failure is answered. */
+  private readonly retried = new WeakSet<ClientRequest>();
   private readonly log: Logger;
   private ticker: Timer | undefined;
   /** Deadlines of handoffs in flight, by resource name. */
@@ -331,8 +333,20 @@ export class Leader {
     this.degraded = true;
     this.unsure.push(...p.txns.flatMap((t) => t.assigns));
     this.actor.send({ kind: 'reconcile' });
+    // A broken chain certainly did not apply: an earlier transaction we gave
+    // up on applied late, after the last load. Its requests are planned again
+    // once, after the reload (which reads that transaction's dedupe records
+    // too). Any other failure (etcd unreachable, a deadline) is answered now:
+    // its outcome is unknown, and quorum loss must be told fast.
+    const again = err instanceof ChainBrokenError;
     const e = err instanceof UnavailableError ? err : new UnavailableError((err as Error).message, { cause: err });
-    this.finish(p.replies.map((r) => ({ req: r.req, reply: { ok: false, error: e.toWire() } })));
+    const told: Answered[] = [];
+    for (const { req } of p.replies) {
+      if (!again || this.retried.has(req) || !this.submit(req)) told.push({ req, reply: { ok: false, error: e.toWire() } });
+      else this.retried.add(req);
+    }
+    this.log.warn({ err: (err as Error).message, requests: p.replies.length, again: p.replies.length - told.length }, 'commit failed; reloading state');
+    this.finish(told);
   }
 
   /**

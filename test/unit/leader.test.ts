@@ -181,6 +181,47 @@ describe('Leader on in-memory ports', () => {
     assert.ok(written < reqs.length, `only the first transaction applied (${written} of ${reqs.length})`);
   });
 
+  test('a batch refused for a broken chain (an earlier transaction applied late) is planned again after a reload and answered once', async () => {
+    const { clock, store, bus, leader } = await setup({ workers: ['w1'] });
+    const first = add('a');
+    leader.submit(first);
+    await clock.advance(10);
+    assert.equal(repliesTo(bus, first)[0]?.ok, true);
+    // Something the leader gave up on lands now: the chain moves on behind its back.
+    await store.txn(undefined, [{ put: keys.commitChain, value: Buffer.from('late') }]);
+    const req = add('b');
+    leader.submit(req);
+    for (let i = 0; i < 5; i++) {
+      await clock.advance(10);
+      await settle();
+    }
+    const r = repliesTo(bus, req);
+    assert.equal(r.length, 1, 'answered once');
+    assert.equal(r[0]!.ok, true, JSON.stringify(r[0]));
+    assert.equal(r[0]!.created, true);
+    assert.ok(store.kv.has(keys.resource('b')));
+    await leader.stop();
+  });
+
+  test('a commit etcd fails otherwise is answered UNAVAILABLE at once (quorum loss is told fast)', async () => {
+    const { clock, store, bus, leader } = await setup({ workers: ['w1'] });
+    let writes = 0;
+    store.txnHook = async (ops) => {
+      if (ops.length > 0 && ++writes === 1) throw new Error('etcd unavailable');
+    };
+    const req = add('a');
+    leader.submit(req);
+    for (let i = 0; i < 5; i++) {
+      await clock.advance(10);
+      await settle();
+    }
+    const r = repliesTo(bus, req);
+    assert.equal(r.length, 1);
+    assert.equal(r[0]!.error?.code, 'UNAVAILABLE');
+    assert.equal(writes, 1, 'not tried again');
+    await leader.stop();
+  });
+
   test('a worker that goes away: its resources move to the other in one commit and the moves are announced', async () => {
     const { clock, store, bus, leader } = await setup();
     for (let i = 0; i < 6; i++) leader.submit(add(`r${i}`));
