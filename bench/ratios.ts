@@ -109,6 +109,6 @@ export function verdicts(p: Parts): Verdict[] {
     if (t.error) v.by = v.status === 'n/a' ? t.error : `${v.by}; ${t.error}`;
     out.push(v);
   }
-  out.push(atMost('leader-memory', `leader memory per resource (VmRSS delta at ${at})`, s?.memory.bytesPerResource, 1024, 'B'));
+  out.push(atMost('leader-memory', `leader memory per resource (heap after GC at ${at}, dedupe window excluded)`, s?.memory.bytesPerResource, 1024, 'B'));
   return out;
 }

@@ -6,6 +6,9 @@
 // far it got.
 
 import { performance } from 'node:perf_hooks';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { HeapLog } from '../src/platform/heap.js';
 import type { NatsConnection } from 'nats';
 import { LocalCluster } from '../src/devcluster/cluster.js';
 import { waitFor } from '../src/devcluster/servers.js';
@@ -60,12 +63,41 @@ export interface ScaleResult {
   /** ms after the fill until every resource ran on a worker (polled), NaN if not within the bound. */
   convergedMs: number;
   checkpoints: Checkpoint[];
-  memory: { measure: string; leader: string; rss0: number; rssN: number; bytesPerResource: number };
+  memory: {
+    measure: string;
+    leader: string;
+    rss0: number;
+    rssN: number;
+    /** VmRSS growth per resource: garbage and allocator slack included. */
+    rssBytesPerResource: number;
+    /** V8 heap after a forced GC, with 0 resources and after the fill once the dedupe window has emptied. */
+    heap0: number;
+    heapN: number;
+    /** The figure judged: live heap per resource, the dedupe window excluded. */
+    bytesPerResource: number;
+    /** Right after the fill: the dedupe window's entries and what they held beyond the resources (heap after the fill minus heapN). */
+    dedupe: { entries: number; bytes: number; bytesPerEntry: number };
+  };
   takeover: Takeover[];
 }
 
 async function status(nc: NatsConnection, timeoutMs = 2000): Promise<StatusResult> {
   return (await request(nc, ClientSubject.status, {}, { timeoutMs, gaffer: true })) as unknown as StatusResult;
+}
+
+/** heap after a forced GC in a process started with --expose-gc: SIGUSR2, then the line it logs (see src/platform/heap.ts). */
+async function heapAfterGc(child: Child, logFile: string): Promise<{ heapUsed: number; dedupeEntries: number }> {
+  const before = readFileSync(logFile, 'utf8').length;
+  child.signal('SIGUSR2');
+  return waitFor('the heap report', async () => {
+    const text = readFileSync(logFile, 'utf8').slice(before);
+    for (const line of text.split('\n')) {
+      if (!line.includes(HeapLog)) continue;
+      const o = JSON.parse(line) as { heapUsed: number; dedupeEntries?: number };
+      return { heapUsed: o.heapUsed, dedupeEntries: o.dedupeEntries ?? 0 };
+    }
+    return undefined;
+  }, 30000);
 }
 
 /** rss takes the median of a few samples of a process's VmRSS. */
@@ -160,7 +192,8 @@ async function takeoverOnce(
 export async function scale(cfg: BenchConfig, log: (s: string) => void): Promise<ScaleResult> {
   const { resources: target, workers, pools, inflight, limitMs, checkpoints } = cfg.scale;
   const capacity = Math.ceil((target / workers) * 1.5);
-  const cluster = await LocalCluster.start({ masters: 0, workers: 0, ttlSeconds: cfg.ttlSeconds });
+  // --expose-gc: the leader's heap is measured after a forced GC, so garbage does not count.
+  const cluster = await LocalCluster.start({ masters: 0, workers: 0, ttlSeconds: cfg.ttlSeconds, env: { NODE_OPTIONS: '--expose-gc' } });
   const poolChildren: Child[] = [];
   const nc = await benchConnect(cluster.natsUrl, 'bench-scale');
   try {
@@ -180,7 +213,9 @@ export async function scale(cfg: BenchConfig, log: (s: string) => void): Promise
     log(`scale: ${workers} workers in ${pools} pools up after ${workersUpMs} ms`);
     const leader = cluster.masters.get(st.leader)!;
     await sleep(1000);
+    const leaderLog = join(cluster.dir, `${st.leader}.log`);
     const rss0 = await rss(leader.pid);
+    const heap0 = await heapAfterGc(leader, leaderLog);
 
     const checks: Checkpoint[] = [];
     let added = 0;
@@ -212,7 +247,20 @@ export async function scale(cfg: BenchConfig, log: (s: string) => void): Promise
       .catch(() => NaN);
     await sleep(2000);
     const rssN = await rss(leader.pid);
-    log(`scale: all ${added} running ${converged} ms after the fill; leader RSS ${Math.round(rss0 / 1048576)} -> ${Math.round(rssN / 1048576)} MiB`);
+    const filled = await heapAfterGc(leader, leaderLog);
+    // The dedupe window holds every write of the last 60 s: wait it out, so what stays is the resources.
+    // (Not in quick mode: a minute the smoke run in npm test has no use for.)
+    const emptied = cfg.quick
+      ? filled
+      : await waitFor('the dedupe window to empty', async () => {
+          const h = await heapAfterGc(leader, leaderLog);
+          return h.dedupeEntries === 0 ? h : (await sleep(5000), undefined);
+        }, 120000).catch(() => filled);
+    const dedupeBytes = Math.max(0, filled.heapUsed - emptied.heapUsed);
+    log(
+      `scale: all ${added} running ${converged} ms after the fill; leader RSS ${Math.round(rss0 / 1048576)} -> ${Math.round(rssN / 1048576)} MiB; ` +
+        `heap after GC ${Math.round(heap0.heapUsed / 1048576)} -> ${Math.round(emptied.heapUsed / 1048576)} MiB (${filled.dedupeEntries} dedupe entries held ${Math.round(dedupeBytes / 1048576)} MiB more)`,
+    );
 
     const takeover: Takeover[] = [];
     let settled = true;
@@ -244,11 +292,15 @@ export async function scale(cfg: BenchConfig, log: (s: string) => void): Promise
       convergedMs: converged,
       checkpoints: checks,
       memory: {
-        measure: 'VmRSS from /proc/<pid>/status of the leader process (median of 5 samples), after the fill vs. with 0 resources',
+        measure: 'V8 heap used by the leader after a forced GC (node --expose-gc, SIGUSR2), once the dedupe window has emptied, vs. with 0 resources; VmRSS beside it',
         leader: st.leader,
         rss0,
         rssN,
-        bytesPerResource: added > 0 ? Math.round((rssN - rss0) / added) : NaN,
+        rssBytesPerResource: added > 0 ? Math.round((rssN - rss0) / added) : NaN,
+        heap0: heap0.heapUsed,
+        heapN: emptied.heapUsed,
+        bytesPerResource: added > 0 ? Math.round((emptied.heapUsed - heap0.heapUsed) / added) : NaN,
+        dedupe: { entries: filled.dedupeEntries, bytes: dedupeBytes, bytesPerEntry: filled.dedupeEntries > 0 ? Math.round(dedupeBytes / filled.dedupeEntries) : 0 },
       },
       takeover,
     };

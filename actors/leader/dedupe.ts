@@ -127,7 +127,15 @@ export class Dedupe {
    * its TTL left) meanwhile, so op never waits.
    */
   maintain(): void {
-    if (this.lease && this.clock.now() > this.lease.until) void this.renew();
+    const now = this.clock.now();
+    if (this.lease && now > this.lease.until) void this.renew();
+    // Also when no write comes to expire them, so the window's memory is bounded by time alone.
+    this.expire(now);
+  }
+
+  /** size is how many request outcomes the window holds. */
+  get size(): number {
+    return this.seen.size;
   }
 
   private renewing = false;

@@ -150,6 +150,7 @@ export class Leader {
     this.deadlines.clear();
     this.liveness.stop();
     const rest = await this.actor.stop();
+    this.d.metrics.setDedupeEntries(0);
     await this.committer.drain();
     await this.closeWatches();
     return rest.flatMap((m) => (m.kind === 'client' ? [m.req] : []));
@@ -242,6 +243,7 @@ export class Leader {
       return;
     }
     this.dedupe.maintain();
+    this.d.metrics.setDedupeEntries(this.dedupe.size);
     this.armHandoffs();
     void this.committer.commit(p.txns, p.replies.length).then(
       (revs) => this.committed(p, revs),

@@ -16,6 +16,7 @@ import { Prober } from '../../src/platform/nats/prober.js';
 import { ClientService } from '../../src/platform/nats/service.js';
 import { ensureResultsStream } from '../../src/platform/nats/results.js';
 import { publishEvent } from '../../src/platform/nats/events.js';
+import { reportHeapOnSignal } from '../../src/platform/heap.js';
 import { createMetrics, metricsHost, startMetricsServer, type GafferMetrics, type MetricsServer } from '../../src/platform/metrics.js';
 import { connectProcess } from '../../src/platform/connect.js';
 import { dashboardHost, startDashboard, type Dashboard } from '../../src/web/server.js';
@@ -64,6 +65,7 @@ export class Master {
     this.log = logger().child({ component: 'master' });
     this.bus = new NatsBus(nc);
     this.metrics = createMetrics({ labels: { role: 'master', id: cfg.id } });
+    reportHeapOnSignal(this.log, () => ({ dedupeEntries: this.metrics.dedupeEntries }));
     this.prober = new Prober(this.bus, undefined, this.clock);
     this.forwarder = new Forwarder(this.bus, this.clock, cfg.id, {
       route: (req) => this.route(req),

@@ -52,6 +52,9 @@ export class GafferMetrics {
   private readonly runningTasks: Gauge;
   private readonly commitSeconds: Histogram;
   private readonly batchSize: Histogram;
+  private readonly dedupe: Gauge;
+  /** What the dedupe gauge was last set to, for the heap report. */
+  dedupeEntries = 0;
 
   constructor(opts: MetricsOptions = {}) {
     const registers = [(this.registry = new Registry())];
@@ -104,8 +107,14 @@ export class GafferMetrics {
       buckets: BATCH_BUCKETS,
       registers,
     });
+    this.dedupe = new Gauge({
+      name: 'gaffer_dedupe_entries',
+      help: "Request outcomes in the leader's dedupe window (kept 60 s, so re-sent writes get their first outcome).",
+      registers,
+    });
     this.leader.set(0);
     this.runningTasks.set(0);
+    this.dedupe.set(0);
   }
 
   /** observeRequest counts one answered client request and records its latency. */
@@ -137,6 +146,11 @@ export class GafferMetrics {
   /** observeCommit records one fenced transaction's etcd latency. */
   observeCommit(seconds: number): void {
     this.commitSeconds.observe(seconds);
+  }
+
+  setDedupeEntries(n: number): void {
+    this.dedupeEntries = n;
+    this.dedupe.set(n);
   }
 
   /** observeBatch records how many client requests one group commit answered. */
