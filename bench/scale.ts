@@ -223,12 +223,13 @@ export async function scale(cfg: BenchConfig, log: (s: string) => void): Promise
     let firstError: string | undefined;
     /** Time spent adding, without the list and memory samples in between. */
     let fillMs = 0;
+    let named = 0;
     for (const cp of checkpoints) {
       const left = limitMs - fillMs;
       if (left <= 0 || added >= cp) break;
-      const base = added;
-      const cell = await runLoad({ inflight, count: cp - added, limitMs: left }, (i) =>
-        request(nc, ClientSubject.add, { name: `s-${runId}-${base + i}` }, { gaffer: true, timeoutMs: 10000 }).then(() => undefined),
+      // Names from one counter across checkpoints: a failed add's index is not reused, so no add finds its name taken.
+      const cell = await runLoad({ inflight, count: cp - added, limitMs: left }, () =>
+        request(nc, ClientSubject.add, { name: `s-${runId}-${named++}` }, { gaffer: true, timeoutMs: 10000 }).then(() => undefined),
       );
       added += cell.totalOk;
       fillMs += cell.windowMs;
