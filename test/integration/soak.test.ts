@@ -1,6 +1,6 @@
 // The soak run, short: 30 s of mixed load on a 3-master, 3-worker cluster
-// (3-member etcd, one nats-server), sampled every 5 s, with one fault (a
-// worker SIGKILLed and restarted at 25 s). It must stop by itself, exit 0 and
+// (3-member etcd, one nats-server), sampled every 3 s, with one fault (a
+// worker SIGKILLed and restarted at 15 s). It must stop by itself, exit 0 and
 // write soak.json and soak.svg, with samples of every process, heap and
 // subscription readings for every gaffer process, and the killed worker as
 // two incarnations. Thresholds are set out of reach and every window is
