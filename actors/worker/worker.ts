@@ -217,6 +217,9 @@ export class Worker {
 
   /** resync makes the running tasks match our assignments in etcd, as of one revision. */
   private async resync(why: string): Promise<void> {
+    // A lease restored while a fence's stops are under way: what they stop
+    // may be ours again, and must not start while its old thread still runs.
+    await this.fencing;
     const lease = this.lease;
     if (!lease) return;
     const snap = await this.store.range(keys.assignments(this.cfg.id));

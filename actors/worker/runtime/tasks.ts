@@ -218,7 +218,9 @@ export class TaskSet {
     a.phase = 'ended';
     this.d.onCountChange(this.running);
     const forced = end.kind === 'stopped' && end.forced;
-    if (forced) this.d.log.warn({ name, graceMs }, 'task did not stop within its grace; stopped by force');
+    // With no grace (a fence) every stop is by force: nothing to warn of, and a
+    // line between the fence and the stop would read as the task running on.
+    if (forced && graceMs > 0) this.d.log.warn({ name, graceMs }, 'task did not stop within its grace; stopped by force');
     this.logStopped(a, forced ? `${reason} (forced)` : reason, endedAt ?? this.d.clock.wall());
     // A move waits for this before the next worker starts it (a stop-before-start handoff).
     const { task } = a;
