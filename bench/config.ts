@@ -1,14 +1,15 @@
 // BenchConfig: what to run and how long, from the environment.
 //   BENCH_QUICK=1                  a smoke run: tiny counts, short cells, one repetition
-//   BENCH_ONLY=floors,add,...      run only these parts (floors, add, failover, scale, profile)
+//   BENCH_ONLY=floors,add,...      run only these parts (floors, add, failover, scale, crawl, profile)
 //   BENCH_OUT=path                 where results.json goes (default bench/results.json)
 //   BENCH_SCALE=n                  resources for the scale step (default 100000; quick 1000)
 //   BENCH_KEEP_LOGS=1              keep every cluster's directory (logs) for a post-mortem
+//   BENCH_PYTHON=path              the python that runs Scrapy in the crawl part (default /usr/bin/python3)
 
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const SECTIONS = ['floors', 'add', 'failover', 'scale', 'profile'] as const;
+export const SECTIONS = ['floors', 'add', 'failover', 'scale', 'crawl', 'profile'] as const;
 export type Section = (typeof SECTIONS)[number];
 
 export interface BenchConfig {
@@ -28,6 +29,12 @@ export interface BenchConfig {
   /** Resources on the worker that is killed. */
   workerKillResources: number;
   scale: { resources: number; workers: number; pools: number; inflight: number; limitMs: number; checkpoints: number[] };
+  /**
+   * Pages of the crawl part's site, how long each crawler may take, and the
+   * python with Scrapy: Debian's python3-scrapy is under /usr/bin/python3,
+   * and another python3 may come first on PATH.
+   */
+  crawl: { pages: number; deadlineMs: number; python: string };
 }
 
 // dist/bench/config.js -> <repo>/bench/results.json
@@ -63,5 +70,6 @@ export function benchConfig(env: NodeJS.ProcessEnv = process.env): BenchConfig {
       limitMs: quick ? 30_000 : 180_000,
       checkpoints: [...new Set([100, 1000, 10_000, resources].filter((n) => n <= resources))].sort((a, b) => a - b),
     },
+    crawl: { pages: quick ? 300 : 3000, deadlineMs: quick ? 120_000 : 300_000, python: env.BENCH_PYTHON || '/usr/bin/python3' },
   };
 }

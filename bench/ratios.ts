@@ -3,6 +3,7 @@
 // not measured (a part skipped or failed) is "n/a".
 
 import type { AddResult } from './add.js';
+import type { CrawlBenchResult } from './crawl.js';
 import type { FailoverResult } from './failover.js';
 import type { FloorsResult } from './floors.js';
 import type { Cell } from './load.js';
@@ -13,6 +14,7 @@ export interface Parts {
   add?: AddResult;
   failover?: FailoverResult;
   scale?: ScaleResult;
+  crawl?: CrawlBenchResult;
 }
 
 export interface Verdict {
@@ -110,5 +112,9 @@ export function verdicts(p: Parts): Verdict[] {
     out.push(v);
   }
   out.push(atMost('leader-memory', `leader memory per resource (heap after GC at ${at}, dedupe window excluded)`, s?.memory.bytesPerResource, 1024, 'B'));
+  const c = p.crawl;
+  const cv = atLeast('crawl-vs-scrapy', `crawl of a ${c?.site.pages ?? 3000}-page local site, pages/s: gaffer (1 worker, every page in JetStream) ÷ Scrapy (no pipeline)`, c?.ratio, 1, '×');
+  if (c && 'error' in c.scrapy && cv.status === 'n/a') cv.by = `Scrapy: ${c.scrapy.error.split(/[\n;]/)[0]}`;
+  out.push(cv);
   return out;
 }

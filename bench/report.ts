@@ -78,6 +78,25 @@ export function report(r: Results): string {
     ])), '');
   }
 
+  const c = ok(r.crawl);
+  if (c) {
+    const ru = c.rules;
+    out.push(`crawl: ${c.site.pages}-page site on loopback (${c.site.expected} to find), same host, robots.txt obeyed, depth ${ru.maxDepth}, ${ru.concurrency} at a time, no delay`);
+    const g = c.gaffer;
+    const rows: Cell[][] = [['gaffer (1 worker, results in JetStream)', g.pages, g.seconds, g.pagesPerSecond, g.set.found, g.requests, `${g.stored} stored; wall ${g.wallSeconds} s`]];
+    if ('error' in c.scrapy) rows.push(['Scrapy', null, null, null, null, null, 'not measured']);
+    else {
+      const s = c.scrapy;
+      rows.push([`Scrapy ${s.version} (no pipeline)`, s.pages, s.seconds, s.pagesPerSecond, s.set.found, s.requests, `${s.finishReason}; wall ${s.wallSeconds} s`]);
+    }
+    // The last column is words: left-aligned.
+    out.push(printTable(['crawler', 'pages', 'seconds', 'pages/s', 'found', 'requests', ''], rows, { align: numbersRight(6), rule: true, missing: '-' }));
+    if ('error' in c.scrapy) out.push(`Scrapy: ${c.scrapy.error}`);
+    out.push(`gaffer ÷ Scrapy: ${c.ratio === null ? 'n/a' : `${c.ratio}×`}${c.samePages === null ? '' : c.samePages ? '; both found the same pages' : '; NOT the same pages'}`);
+    for (const n of c.notes) out.push(`  note: ${n}`);
+    out.push('');
+  }
+
   out.push(table(['target', 'value', 'target', 'status', 'by how much'], r.verdicts.map((v) => [v.what, v.value === null ? null : `${v.value} ${v.unit}`, v.target, v.status, v.by])), '');
 
   const p = ok(r.profile);

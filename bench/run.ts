@@ -1,7 +1,8 @@
 // `npm run bench`: start our own servers and clusters on loopback, measure
-// floors, resource.add, failover and scale, profile the leader once, print a
-// table and write results.json. One part failing is recorded and the rest
-// still run; the exit code is 1 if any part failed. See bench/README.md.
+// floors, resource.add, failover and scale, crawl a local site beside Scrapy,
+// profile the leader once, print a table and write results.json. One part
+// failing is recorded and the rest still run; the exit code is 1 if any part
+// failed. See bench/README.md.
 
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -13,6 +14,7 @@ import { floors } from './floors.js';
 import { add } from './add.js';
 import { failover } from './failover.js';
 import { scale } from './scale.js';
+import { crawl } from './crawl.js';
 import { profile } from './profile.js';
 import { verdicts, vsFloors } from './ratios.js';
 import { ok, type Results } from './results.js';
@@ -56,12 +58,13 @@ async function main(): Promise<number> {
     add: { skipped: true },
     failover: { skipped: true },
     scale: { skipped: true },
+    crawl: { skipped: true },
     profile: { skipped: true },
     vsFloors: [],
     verdicts: [],
   };
   const save = () => {
-    const parts = { floors: ok(r.floors), add: ok(r.add), failover: ok(r.failover), scale: ok(r.scale) };
+    const parts = { floors: ok(r.floors), add: ok(r.add), failover: ok(r.failover), scale: ok(r.scale), crawl: ok(r.crawl) };
     r.vsFloors = vsFloors(parts);
     r.verdicts = verdicts(parts);
     mkdirSync(dirname(cfg.out), { recursive: true });
@@ -72,6 +75,7 @@ async function main(): Promise<number> {
     ['add', () => add(cfg, log)],
     ['failover', () => failover(cfg, log)],
     ['scale', () => scale(cfg, log)],
+    ['crawl', () => crawl(cfg, log)],
     ['profile', () => profile(cfg, log)],
   ];
   let failed = 0;

@@ -33,7 +33,7 @@ test('npm run bench in quick mode completes and writes every part', { timeout: D
     const r = JSON.parse(readFileSync(out, 'utf8')) as Record<string, any>;
 
     assert.equal(r.meta.quick, true);
-    for (const part of ['floors', 'add', 'failover', 'scale', 'profile']) {
+    for (const part of ['floors', 'add', 'failover', 'scale', 'crawl', 'profile']) {
       assert.ok(r[part] && typeof r[part] === 'object', `${part} present`);
       assert.ok(!('error' in r[part]) && !('skipped' in r[part]), `${part} ran: ${JSON.stringify(r[part]).slice(0, 300)}`);
     }
@@ -48,8 +48,15 @@ test('npm run bench in quick mode completes and writes every part', { timeout: D
     assert.equal(r.scale.takeover.length, 2);
     assert.ok(isNum(r.scale.memory.bytesPerResource));
     assert.ok(Array.isArray(r.profile.summary.topFunctions) && r.profile.summary.topFunctions.length > 0);
+    const c = r.crawl;
+    assert.equal(c.gaffer.pages, c.site.expected, 'gaffer crawled every page of the site');
+    assert.equal(c.gaffer.stored, c.gaffer.pages, 'one stored result per page');
+    assert.ok(c.gaffer.pagesPerSecond > 0);
+    // Scrapy is optional (python3-scrapy): measured, or why not.
+    if ('error' in c.scrapy) assert.equal(typeof c.scrapy.error, 'string');
+    else assert.ok(c.scrapy.pagesPerSecond > 0 && isNum(c.ratio), `scrapy measured: ${JSON.stringify(c.scrapy).slice(0, 300)}`);
     assert.ok(Array.isArray(r.vsFloors) && r.vsFloors.length > 0);
-    assert.ok(Array.isArray(r.verdicts) && r.verdicts.length >= 9);
+    assert.ok(Array.isArray(r.verdicts) && r.verdicts.length >= 10);
     for (const v of r.verdicts) assert.ok(['MET', 'MISSED', 'n/a'].includes(v.status), `verdict ${v.id} has a status`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
