@@ -212,7 +212,8 @@ export class Worker {
     this.log.warn({ why, tasks: this.tasks.running }, WorkerLog.fencing);
     // No grace: nothing may outlive the lease. Registering again waits for
     // this, so no task of the lost lease still runs once a new one is held.
-    this.fencing = this.tasks.stopAll(`fenced: ${why}`, 0, endedAt);
+    // A second fence (the lease then expires too) finds nothing left to stop: keep waiting for the first's.
+    this.fencing = Promise.all([this.fencing, this.tasks.stopAll(`fenced: ${why}`, 0, endedAt)]).then(() => undefined);
   }
 
   /** resync makes the running tasks match our assignments in etcd, as of one revision. */

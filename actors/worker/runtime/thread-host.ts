@@ -133,6 +133,14 @@ class ThreadTask implements RunningTask {
     for (const t of this.timers) clearTimeout(t);
     const lost = this.crash ?? `the task thread exited with code ${code} before run returned (process.exit in the kind?)`;
     const end: TaskEnd = this.outcome ?? (this.stopping ? { kind: 'stopped', forced: false } : { kind: 'failed', error: lost });
+    // Stopped by force (a fence, or a kind that would not stop): say so at
+    // once, since a fenced worker's next registration and a handoff wait for
+    // it; console lines still in the pipe are dropped rather than waited for.
+    if (end.kind === 'stopped' && end.forced) {
+      this.settled = true;
+      this.resolveDone(end);
+      return;
+    }
     // The thread is gone; wait (briefly) for its last console lines so they are logged before 'done'.
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, OUTPUT_DRAIN_MS)));
