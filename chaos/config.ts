@@ -10,7 +10,7 @@
 //   CHAOS_INFLIGHT=3         client requests in flight at once
 //   CHAOS_CLIENT_TIMEOUT_MS  one client call's deadline, retries included (default 15000)
 //   CHAOS_RECOVER_MS         deadline for recovery after each fault (default 60000; quick 40000)
-//   CHAOS_DEADLINE_MS        deadline for the whole fault phase (default 540000; quick 150000)
+//   CHAOS_DEADLINE_MS        deadline for the whole fault phase (default 18 s a fault, at least 540000; quick 150000)
 //   CHAOS_KEEP_LOGS=1        keep the cluster's log directory even when the run is clean
 //   CHAOS_KINDS=a,b          inject only these fault kinds (for reproducing one; default: all)
 //   CHAOS_PAUSE_MS=lo-hi     SIGSTOP durations in ms (default 500-4000; quick 500-3500)
@@ -92,8 +92,9 @@ function range(env: NodeJS.ProcessEnv, key: string, fallback: [number, number]):
 export function chaosConfig(env: NodeJS.ProcessEnv = process.env): ChaosConfig {
   const quick = env.CHAOS_QUICK === '1';
   const natsNodes = int(env, 'CHAOS_NATS_NODES', 3, 1);
+  const faults = int(env, 'CHAOS_FAULTS', 30, 1);
   return {
-    faults: int(env, 'CHAOS_FAULTS', 30, 1),
+    faults,
     kinds: kinds(env.CHAOS_KINDS, natsNodes),
     seed: int(env, 'CHAOS_SEED', randomSeed(), 0),
     quick,
@@ -116,7 +117,8 @@ export function chaosConfig(env: NodeJS.ProcessEnv = process.env): ChaosConfig {
     etcdDownMs: quick ? [500, 1500] : [500, 3000],
     recoverMs: int(env, 'CHAOS_RECOVER_MS', quick ? 40000 : 60000, 1000),
     settleMs: 1500,
-    deadlineMs: int(env, 'CHAOS_DEADLINE_MS', quick ? 150000 : 540000, 1000),
+    // 18 s a fault (about 6 on a quiet machine, up to 13 on a busy one), so CHAOS_FAULTS=100 runs them all.
+    deadlineMs: int(env, 'CHAOS_DEADLINE_MS', quick ? 150000 : Math.max(540000, faults * 18000), 1000),
     warmupMs: quick ? 1500 : 3000,
   };
 }
