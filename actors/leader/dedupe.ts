@@ -11,27 +11,41 @@ import type { Op, Store } from '../../src/platform/ports.js';
 import type { Clock } from '../../src/platform/clock.js';
 import { ResourceState, type Resource } from '../../src/protocol/messages.js';
 import { toResource, type StoredResource } from '../../src/protocol/stored.js';
+import { NotFoundError } from '../../src/protocol/errors.js';
 
 /** How long an outcome is remembered; longer than any client deadline plus a failover. */
 export const DEDUPE_WINDOW_MS = 60_000;
 /** A new etcd lease every this often; keys on it live DEDUPE_WINDOW_MS to DEDUPE_WINDOW_MS + this. */
 const BUCKET_MS = 10_000;
 
-/** Outcome is a write's answer without its revision, which the transaction's own revision supplies. */
+/**
+ * Outcome is a write's answer without its revision, which the transaction's
+ * own revision supplies. A write that changed nothing has one too: an add
+ * answered "exists", a delete or restart answered NOT_FOUND. A copy of such a
+ * request that turns up later (held by a hung master, handed over when its
+ * leadership was lost) must get that answer again, not run after whatever
+ * came since: an "exists" add replayed after a delete would create the
+ * resource again, for an id nobody was told was created.
+ */
 export type Outcome =
   | { op: 'add'; created: boolean; rec: StoredResource }
   | { op: 'delete'; rec: StoredResource }
-  | { op: 'restart'; rec: StoredResource };
+  | { op: 'restart'; rec: StoredResource }
+  | { op: 'absent'; name: string };
 
 /**
  * What etcd keeps: an add only as name and id (the record itself is in
  * gaffer/resources, so a new leader need not read it twice), a delete with
  * the record it removed (nothing else has it any more).
  */
-type Recorded = ['a', string, string] | ['d', StoredResource] | ['r', string, string];
+type Recorded = ['a', string, string] | ['e', string, string] | ['d', StoredResource] | ['r', string, string] | ['n', string];
 
 /** A remembered outcome: in full when this leader made it, as a name and id when an earlier leader did. */
-type Known = Outcome | { op: 'added'; name: string; id: string } | { op: 'restarted'; name: string; id: string };
+type Known =
+  | Outcome
+  | { op: 'added'; name: string; id: string }
+  | { op: 'existed'; name: string; id: string }
+  | { op: 'restarted'; name: string; id: string };
 
 interface Remembered {
   outcome: Known;
@@ -46,18 +60,25 @@ interface Remembered {
  */
 export function answerOf(r: Remembered, now: (name: string) => Resource | undefined): Record<string, unknown> {
   const o = r.outcome;
-  if (o.op === 'added' || o.op === 'restarted') {
+  if (o.op === 'absent') return { ok: false, error: new NotFoundError(`no resource named ${o.name}`).toWire() };
+  if (o.op === 'added' || o.op === 'existed' || o.op === 'restarted') {
     const cur = now(o.name);
     const gone: Resource = { name: o.name, id: o.id, worker: null, spec: {}, createdAt: '', revision: r.revision, state: ResourceState.pending, attempt: 0, failures: 0 };
     const resource = cur?.id === o.id ? cur : gone;
-    return o.op === 'added' ? { ok: true, created: true, resource } : { ok: true, resource };
+    return o.op === 'restarted' ? { ok: true, resource } : { ok: true, created: o.op === 'added', resource };
+  }
+  if (o.op === 'add' && !o.created) {
+    // It existed and was not written: as it is now if it is still the same one.
+    const cur = now(o.rec.name);
+    return { ok: true, created: false, resource: cur?.id === o.rec.id ? cur : toResource(o.rec, r.revision) };
   }
   const resource = toResource(o.rec, r.revision);
   return o.op === 'add' ? { ok: true, created: o.created, resource } : { ok: true, resource };
 }
 
 function record(o: Outcome): Recorded {
-  if (o.op === 'add') return ['a', o.rec.name, o.rec.id];
+  if (o.op === 'absent') return ['n', o.name];
+  if (o.op === 'add') return [o.created ? 'a' : 'e', o.rec.name, o.rec.id];
   if (o.op === 'restart') return ['r', o.rec.name, o.rec.id];
   return ['d', o.rec];
 }
@@ -70,9 +91,11 @@ function decodeRecorded(value: Uint8Array): Array<[string, Known]> {
   for (const e of entries as unknown[]) {
     if (!Array.isArray(e) || typeof e[0] !== 'string' || !Array.isArray(e[1])) continue;
     const [id, rec] = e as [string, unknown[]];
-    if ((rec[0] === 'a' || rec[0] === 'r') && typeof rec[1] === 'string' && typeof rec[2] === 'string') {
-      out.push([id, rec[0] === 'a' ? { op: 'added', name: rec[1], id: rec[2] } : { op: 'restarted', name: rec[1], id: rec[2] }]);
+    if ((rec[0] === 'a' || rec[0] === 'e' || rec[0] === 'r') && typeof rec[1] === 'string' && typeof rec[2] === 'string') {
+      const op = rec[0] === 'a' ? 'added' : rec[0] === 'e' ? 'existed' : 'restarted';
+      out.push([id, { op, name: rec[1], id: rec[2] }]);
     }
+    else if (rec[0] === 'n' && typeof rec[1] === 'string') out.push([id, { op: 'absent', name: rec[1] }]);
     else if (rec[0] === 'd' && rec[1] && typeof rec[1] === 'object') out.push([id, { op: 'delete', rec: rec[1] as StoredResource }]);
   }
   return out;

@@ -114,13 +114,20 @@ export function plan(model: ClusterState, dedupe: Dedupe, batch: readonly Input[
   drained(model, events);
   const units = model.flush();
   events.push(...announce(model.takeMoves()), ...model.takeLifecycle().map(lifecycleEvent));
-  const txns: Txn[] = chunk(units, OPS_PER_TXN, BYTES_PER_TXN).map((t) => {
+  // Outcomes that wrote nothing ("exists", NOT_FOUND) are recorded too, with
+  // the batch's last transaction (in one of their own if it has none): a
+  // late copy must get them again, from this leader or the next.
+  const written = new Set(units.map((u) => u.name));
+  const unwritten = [...outcomes].flatMap(([name, es]) => (written.has(name) ? [] : es));
+  const chunks = chunk(units, OPS_PER_TXN, BYTES_PER_TXN);
+  const txns: Txn[] = chunks.map((t, i) => {
     const ops = t.flatMap((u) => u.ops);
-    const entries = t.flatMap((u) => outcomes.get(u.name) ?? []);
+    const entries = [...t.flatMap((u) => outcomes.get(u.name) ?? []), ...(i === chunks.length - 1 ? unwritten : [])];
     // The outcomes commit with the writes they describe, or not at all.
     if (entries.length > 0) ops.push(dedupe.op(entries));
     return { names: t.map((u) => u.name), ops, entries, assigns: t.flatMap((u) => u.assigns) };
   });
+  if (chunks.length === 0 && unwritten.length > 0) txns.push({ names: [], ops: [dedupe.op(unwritten)], entries: unwritten, assigns: [] });
   // Reads are answered only after a fenced transaction proves we still lead.
   if (txns.length === 0 && replies.length > 0) txns.push({ names: [], ops: [], entries: [], assigns: [] });
   return { txns, replies, events };
@@ -168,7 +175,7 @@ function planWrite(
 ): { reply: Reply; outcome?: { name: string; outcome: Outcome } } {
   if (c.op === 'restart') {
     const r = model.restart(c.name);
-    if (r === undefined) return { reply: { req, build: () => notFound(c.name) } };
+    if (r === undefined) return { reply: { req, build: () => notFound(c.name) }, outcome: { name: c.name, outcome: { op: 'absent', name: c.name } } };
     if (typeof r === 'string') {
       const error = new ConflictError(`${c.name} is ${r}; only a completed or failed resource can be restarted`).toWire();
       return { reply: { req, build: () => ({ ok: false, error }) } };
@@ -182,10 +189,10 @@ function planWrite(
     // The model's own record (never mutated, only replaced), not a copy: dedupe keeps it for a minute.
     const rec = model.resources.get(c.name)!.rec;
     const reply: Reply = { req, build: (rev) => ({ ok: true, created, resource: stamp(r, rev) }) };
-    return created ? { reply, outcome: { name: c.name, outcome: { op: 'add', created, rec } } } : { reply };
+    return { reply, outcome: { name: c.name, outcome: { op: 'add', created, rec } } };
   }
   const r = model.remove(c.name);
-  if (!r) return { reply: { req, build: () => notFound(c.name) } };
+  if (!r) return { reply: { req, build: () => notFound(c.name) }, outcome: { name: c.name, outcome: { op: 'absent', name: c.name } } };
   const { revision: _r, ...rec } = r;
   return { reply: { req, build: (rev) => ({ ok: true, resource: stamp(r, rev) }) }, outcome: { name: c.name, outcome: { op: 'delete', rec } } };
 }

@@ -15,7 +15,7 @@ import type { Op } from '../../src/platform/ports.js';
 import { FakeClock, settle } from '../fakes/clock.js';
 import { MemStore } from '../fakes/store.js';
 import { MemBus } from '../fakes/bus.js';
-import { add, get } from '../fakes/requests.js';
+import { add, del, get } from '../fakes/requests.js';
 
 async function setup(opts: { workers?: string[]; seed?: (store: MemStore) => Promise<unknown> } = {}) {
   const clock = new FakeClock();
@@ -260,6 +260,43 @@ describe('Leader on in-memory ports', () => {
     const states = reqs.map((r) => repliesTo(bus, r)[0]!.resource as { worker: string; state: string });
     for (const st of states) assert.equal(st.state, st.worker === 'w1' ? 'running' : 'starting');
     assert.ok(states.some((st) => st.worker === 'w1'));
+    await leader.stop();
+  });
+
+  test('a late copy of an add answered "exists", or of a delete answered NOT_FOUND, gets that answer again and changes nothing, also after a reload', async () => {
+    // Chaos seed 2718281: an add answered "exists" was held by a paused master and handed to the leader
+    // after the name had been deleted; planned afresh, it created the resource again.
+    const { clock, store, bus, leader } = await setup();
+    const send = async (r: ClientRequest) => {
+      leader.submit(r);
+      await clock.advance(10);
+    };
+    await send(add('x'));
+    const exists = add('x');
+    await send(exists);
+    assert.equal(repliesTo(bus, exists)[0]?.created, false);
+    const missing = del('y');
+    await send(missing);
+    assert.equal(repliesTo(bus, missing)[0]?.error?.code, 'NOT_FOUND');
+    await send(del('x'));
+    await send(add('y'));
+    // The late copies, from this leader's memory...
+    await send(exists);
+    await send(missing);
+    assert.equal(store.kv.has(keys.resource('x')), false, 'x is not created again');
+    assert.ok(store.kv.has(keys.resource('y')), 'y is not deleted');
+    // ...and from etcd's records, as a new leader would read them.
+    store.resetWatches();
+    await clock.advance(10);
+    await send(exists);
+    await send(missing);
+    const e = repliesTo(bus, exists);
+    const m = repliesTo(bus, missing);
+    assert.equal(e.length, 3);
+    for (const r of e) assert.deepEqual([r.ok, r.created], [true, false], JSON.stringify(r));
+    assert.deepEqual(m.map((r) => r.error?.code), ['NOT_FOUND', 'NOT_FOUND', 'NOT_FOUND']);
+    assert.equal(store.kv.has(keys.resource('x')), false, 'x is not created again');
+    assert.ok(store.kv.has(keys.resource('y')), 'y is not deleted');
     await leader.stop();
   });
 
