@@ -235,7 +235,10 @@ test('no leader: requests are held, answered NO_LEADER, and service resumes on i
   try {
     const err = await waitFor('a NO_LEADER answer', async () => {
       try {
-        await client.call('resource.get', { name: 'before-pause' }, 8000);
+        // 20 s (10 s an attempt): a leader whose etcd stopped may be reloading
+        // when the request comes (its workers watch broke), and each read of
+        // the reload waits out its 2 s deadline before the typed answer.
+        await client.call('resource.get', { name: 'before-pause' }, 20_000);
         return undefined;
       } catch (e) {
         return e as GafferError;
