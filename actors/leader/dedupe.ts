@@ -105,6 +105,8 @@ export class Dedupe {
   private readonly seen = new Map<string, Remembered>();
   private lease: { id: string; until: number } | undefined;
   private seq = 0;
+  /** The revision the leader's state was loaded at: part of every record key. */
+  private loadRevision = 0;
 
   constructor(
     private readonly store: Store,
@@ -114,6 +116,7 @@ export class Dedupe {
 
   /** load reads the outcomes earlier leaders recorded, as of the leader's load revision. */
   async load(revision: number): Promise<void> {
+    this.loadRevision = revision;
     const [snap] = await Promise.all([this.store.range(keys.dedupePrefix, revision), this.renew()]);
     if (!this.lease) throw new Error('could not grant a lease for dedupe records');
     const now = this.clock.now();
@@ -141,7 +144,10 @@ export class Dedupe {
   /** op returns the etcd put recording these outcomes, on a lease that expires by itself. */
   op(entries: Array<[string, Outcome]>): Op {
     const value = packed.encode(entries.map(([id, o]) => [id, record(o)]));
-    return { put: keys.dedupe(this.term, ++this.seq), value, lease: this.lease!.id };
+    // Keyed by the load revision too: a leader that reloads within its term
+    // starts its sequence again, and must not overwrite what it recorded
+    // before (chaos lost a delete's outcome so, and its retry found nothing).
+    return { put: keys.dedupe(this.term, this.loadRevision, ++this.seq), value, lease: this.lease!.id };
   }
 
   /**

@@ -335,11 +335,12 @@ export class Leader {
     this.degraded = true;
     this.unsure.push(...p.txns.flatMap((t) => t.assigns));
     this.actor.send({ kind: 'reconcile' });
-    // A broken chain certainly did not apply: an earlier transaction we gave
-    // up on applied late, after the last load. Its requests are planned again
-    // once, after the reload (which reads that transaction's dedupe records
-    // too). Any other failure (etcd unreachable, a deadline) is answered now:
-    // its outcome is unknown, and quorum loss must be told fast.
+    // A broken chain: an earlier transaction we gave up on applied late, or
+    // etcd3 re-sent this one to another member after a lost answer and it
+    // had applied the first time. Either way the reload reads what applied,
+    // with its dedupe records, so planning these requests once more gives
+    // each its first outcome. Any other failure (etcd unreachable, a
+    // deadline) is answered now: quorum loss must be told fast.
     const again = err instanceof ChainBrokenError;
     const e = err instanceof UnavailableError ? err : new UnavailableError((err as Error).message, { cause: err });
     const told: Answered[] = [];

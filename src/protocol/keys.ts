@@ -36,7 +36,8 @@ export const keys = {
   dedupePrefix: `${ROOT}dedupe/`,
   /** The leader's commit chain: each transaction checks and advances it, so pipelined commits apply in order. */
   commitChain: `${ROOT}leader/chain`,
-  dedupe: (term: number, seq: number): string => `${ROOT}dedupe/${term}/${seq}`,
+  /** One record of a leader's write outcomes: its term, the revision its state was loaded at (a reload within a term starts a new series), and a sequence number. */
+  dedupe: (term: number, loadRevision: number, seq: number): string => `${ROOT}dedupe/${term}/${loadRevision}/${seq}`,
 } as const;
 
 function tail(key: string, prefix: string): string | undefined {

@@ -121,7 +121,7 @@ test('secure cluster: TLS and auth on NATS and etcd', async (t) => {
     for (const key of [
       keys.worker('w2'), keys.worker('w10'), keys.candidate('1'), keys.commitChain,
       keys.resource('forged'), keys.assignment('w1', 'forged'), keys.assignment('w2', 'forged'),
-      keys.checkpoint('forged'), keys.cordon('w2'), keys.dedupe(1, 1),
+      keys.checkpoint('forged'), keys.cordon('w2'), keys.dedupe(1, 1, 1),
     ]) {
       await assert.rejects(put(key), denied, `put ${key}`);
     }

@@ -300,6 +300,31 @@ describe('Leader on in-memory ports', () => {
     await leader.stop();
   });
 
+  test('a reload within a term does not overwrite the outcomes recorded before it', async () => {
+    // Chaos seed 2718281: after a reload the sequence of dedupe keys started again, the next batch's
+    // record replaced a delete's, and the delete's retry found nothing to delete (NOT_FOUND: a lost add).
+    const { clock, store, bus, leader } = await setup();
+    const send = async (r: ClientRequest) => {
+      leader.submit(r);
+      await clock.advance(10);
+    };
+    await send(add('x'));
+    const first = del('x');
+    await send(first);
+    store.resetWatches();
+    await clock.advance(10);
+    await send(add('y'));
+    await send(add('x'));
+    store.resetWatches();
+    await clock.advance(10);
+    await send(first);
+    const r = repliesTo(bus, first);
+    assert.equal(r.length, 2);
+    assert.equal(r[1]!.ok, true, `the retry gets the first outcome, not ${JSON.stringify(r[1])}`);
+    assert.ok(store.kv.has(keys.resource('x')), 'the x added since is not deleted');
+    await leader.stop();
+  });
+
   test('after a watch reset the leader reloads and keeps serving', async () => {
     const { clock, store, bus, leader } = await setup();
     leader.submit(add('a'));
