@@ -52,6 +52,20 @@ async function setup(opts: { workers?: string[]; seed?: (store: MemStore) => Pro
 const repliesTo = (bus: MemBus, req: ClientRequest) =>
   bus.published.filter((m) => m.subject === req.reply).map((m) => json.decode(m.data) as Record<string, any>);
 
+/** submitted hands the leader one request and lets it commit and answer. */
+async function submitted(leader: Leader, clock: FakeClock, r: ClientRequest): Promise<void> {
+  leader.submit(r);
+  await clock.advance(10);
+}
+
+/** rounds runs the clock and pending callbacks a few times: a failed commit, its reload and the re-plan take several. */
+async function rounds(clock: FakeClock, n = 5): Promise<void> {
+  for (let i = 0; i < n; i++) {
+    await clock.advance(10);
+    await settle();
+  }
+}
+
 const keysOf = (ops: Op[]) => ops.map((op) => ('put' in op ? op.put : op.del));
 
 describe('Leader on in-memory ports', () => {
@@ -191,10 +205,7 @@ describe('Leader on in-memory ports', () => {
     await store.txn(undefined, [{ put: keys.commitChain, value: Buffer.from('late') }]);
     const req = add('b');
     leader.submit(req);
-    for (let i = 0; i < 5; i++) {
-      await clock.advance(10);
-      await settle();
-    }
+    await rounds(clock);
     const r = repliesTo(bus, req);
     assert.equal(r.length, 1, 'answered once');
     assert.equal(r[0]!.ok, true, JSON.stringify(r[0]));
@@ -211,10 +222,7 @@ describe('Leader on in-memory ports', () => {
     };
     const req = add('a');
     leader.submit(req);
-    for (let i = 0; i < 5; i++) {
-      await clock.advance(10);
-      await settle();
-    }
+    await rounds(clock);
     const r = repliesTo(bus, req);
     assert.equal(r.length, 1);
     assert.equal(r[0]!.error?.code, 'UNAVAILABLE');
@@ -267,10 +275,7 @@ describe('Leader on in-memory ports', () => {
     // Chaos seed 2718281: an add answered "exists" was held by a paused master and handed to the leader
     // after the name had been deleted; planned afresh, it created the resource again.
     const { clock, store, bus, leader } = await setup();
-    const send = async (r: ClientRequest) => {
-      leader.submit(r);
-      await clock.advance(10);
-    };
+    const send = (r: ClientRequest) => submitted(leader, clock, r);
     await send(add('x'));
     const exists = add('x');
     await send(exists);
@@ -304,10 +309,7 @@ describe('Leader on in-memory ports', () => {
     // Chaos seed 2718281: after a reload the sequence of dedupe keys started again, the next batch's
     // record replaced a delete's, and the delete's retry found nothing to delete (NOT_FOUND: a lost add).
     const { clock, store, bus, leader } = await setup();
-    const send = async (r: ClientRequest) => {
-      leader.submit(r);
-      await clock.advance(10);
-    };
+    const send = (r: ClientRequest) => submitted(leader, clock, r);
     await send(add('x'));
     const first = del('x');
     await send(first);
