@@ -4,7 +4,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { MAX_STATE_BYTES } from '../../src/tasks/api.js';
+import { deflateRawSync } from 'node:zlib';
+import { MAX_STATE_BYTES, type Json } from '../../src/tasks/api.js';
 import { decodeState, encodeState, stateBytes, type CrawlState } from '../../actors/worker/tasks/crawl/checkpoint.js';
 import { extract } from '../../actors/worker/tasks/crawl/extract.js';
 import { canonicalize, Frontier } from '../../actors/worker/tasks/crawl/frontier.js';
@@ -99,6 +100,15 @@ test('checkpoint codec: decode(encode(x)) deep-equals x', () => {
     }),
     { numRuns: 200 },
   );
+});
+
+test('checkpoint codec: checkpoints deflated by node:zlib (before fflate) still decode, and the bytes match', () => {
+  const x: CrawlState = { visited: ['http://a/1', 'http://a/2'], frontier: [{ url: 'http://a/3', depth: 2 }], pages: 2, errors: 0, skipped: 1 };
+  const zpack = (v: unknown): string => deflateRawSync(JSON.stringify(v), { level: 6 }).toString('base64');
+  const now = encodeState(x) as { [k: string]: Json };
+  const old = { ...now, visited: zpack([0, 'http://a/1', 9, '2']), frontier: zpack([[0, 'http://a/3'], [2]]) };
+  assert.deepEqual(decodeState(old), x);
+  assert.deepEqual(decodeState(now), x);
 });
 
 test('checkpoint codec: rejects what it did not produce, naming the problem', () => {

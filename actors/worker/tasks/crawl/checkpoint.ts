@@ -9,7 +9,7 @@
 // The codec keeps list order as given; the crawl hands it the visited set
 // sorted (which is what makes it small) and the frontier in queue order.
 
-import { deflateRawSync, inflateRawSync } from 'node:zlib';
+import { deflateSync, inflateSync } from 'fflate';
 import type { Json } from '../../../../src/tasks/api.js';
 import type { Entry } from './frontier.js';
 
@@ -62,12 +62,16 @@ function frontDecode(flat: unknown, what: string): string[] {
 // JSON.stringify escapes lone surrogates, so any JS string survives the
 // UTF-8 round trip through deflate.
 // Level 6: within 10% of level 9's size here, at an eighth of its CPU.
-const pack = (v: unknown): string => deflateRawSync(JSON.stringify(v), { level: 6 }).toString('base64');
+// Raw deflate in pure JS (fflate), not node:zlib: this runs in a task thread,
+// and Node 20 aborts the whole process ("close before init") when a thread is
+// terminated between creating a native zlib handle and initialising it. The
+// bytes are the same raw deflate as before, so older checkpoints still read.
+const pack = (v: unknown): string => Buffer.from(deflateSync(Buffer.from(JSON.stringify(v), 'utf8'), { level: 6 })).toString('base64');
 
 function unpack(s: unknown, what: string): unknown {
   if (typeof s !== 'string') throw new CheckpointError(`checkpoint ${what}: expected a base64 string`);
   try {
-    return JSON.parse(inflateRawSync(Buffer.from(s, 'base64')).toString('utf8'));
+    return JSON.parse(Buffer.from(inflateSync(Buffer.from(s, 'base64'))).toString('utf8'));
   } catch (err) {
     throw new CheckpointError(`checkpoint ${what}: cannot inflate: ${(err as Error).message}`);
   }
