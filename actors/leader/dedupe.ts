@@ -7,7 +7,7 @@
 
 import { keys } from '../../src/protocol/keys.js';
 import { packed } from '../../src/protocol/codec.js';
-import type { Op, Store } from '../../src/platform/ports.js';
+import type { KV, Op, Store } from '../../src/platform/ports.js';
 import type { Clock } from '../../src/platform/clock.js';
 import { ResourceState, type Resource } from '../../src/protocol/messages.js';
 import { toResource, type StoredResource } from '../../src/protocol/stored.js';
@@ -115,12 +115,12 @@ export class Dedupe {
   ) {}
 
   /** load reads the outcomes earlier leaders recorded, as of the leader's load revision. */
-  async load(revision: number): Promise<void> {
+  async load(revision: number, records: Iterable<KV>): Promise<void> {
     this.loadRevision = revision;
-    const [snap] = await Promise.all([this.store.range(keys.dedupePrefix, revision), this.renew()]);
+    await this.renew();
     if (!this.lease) throw new Error('could not grant a lease for dedupe records');
     const now = this.clock.now();
-    for (const kv of snap.kvs) {
+    for (const kv of records) {
       for (const [id, outcome] of decodeRecorded(kv.value)) this.seen.set(id, { outcome, revision: kv.modRevision, at: now });
     }
   }

@@ -23,7 +23,7 @@ import type { Logger } from '../../src/platform/log.js';
 import { OK_CODE, type GafferMetrics } from '../../src/platform/metrics.js';
 import { ClusterState } from './model.js';
 import { Dedupe } from './dedupe.js';
-import { loadCluster } from './loader.js';
+import { buildCluster, loadCluster, type ClusterRead } from './loader.js';
 import { WorkerLiveness } from './liveness.js';
 import { Committer } from './committer.js';
 import { publishAssigns, removed, type AssignChange } from './mirror.js';
@@ -65,6 +65,8 @@ export interface LeaderDeps {
   /** Probes workers for liveness (shared with the master). */
   prober: Prober;
   rebalance?: RebalanceOptions;
+  /** A warm standby's read, for the first load only (undefined: read etcd). */
+  warm?: () => Promise<ClusterRead | undefined>;
 }
 
 /** After a batch failed to plan, the state is read again on the next request, or after this long. */
@@ -92,9 +94,11 @@ export class Leader {
   private unsure: AssignChange[] = [];
   /** The last batch threw in planning: the next reload does not plan again at once. */
   private planFailed = false;
+  private warm: LeaderDeps['warm'];
 
   constructor(private readonly d: LeaderDeps) {
     this.log = d.log.child({ component: 'leader' });
+    this.warm = d.warm;
     this.dedupe = new Dedupe(d.store, d.guard.createRevision, d.clock);
     this.committer = this.newCommitter(undefined);
     this.liveness = new WorkerLiveness(
@@ -171,7 +175,12 @@ export class Leader {
   private async load(): Promise<void> {
     await this.closeWatches();
     const { store } = this.d;
-    const loaded = await loadCluster(store, this.d.guard.createRevision, this.log, this.d.clock);
+    const term = this.d.guard.createRevision;
+    // The standby's read is good once, at the start of the term; a reload reads etcd.
+    const warm = this.warm;
+    this.warm = undefined;
+    const read = await warm?.();
+    const loaded = read ? await buildCluster(read, store, term, this.log, this.d.clock) : await loadCluster(store, term, this.log, this.d.clock);
     const rev = loaded.revision;
     this.model = loaded.state;
     this.dedupe = loaded.dedupe;

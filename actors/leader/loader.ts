@@ -1,19 +1,42 @@
-// loadCluster reads everything a new leader needs at one etcd revision:
-// live workers, every resource, which assignment keys exist (keys only: each
-// resource record names its own assignment's epoch), the commit chain and
-// recent write outcomes. It builds the model and marks what needs repair;
-// it does no writing. It yields to the event loop as it goes, so lease
-// keepalives keep running while a large state loads.
+// A new leader's state comes from what etcd holds at one revision: live
+// workers, every resource, which assignment keys exist (keys only: each
+// resource record names its own assignment's epoch), the commit chain,
+// cordons and recent write outcomes. readCluster reads it from etcd;
+// a warm standby (standby.ts) keeps the same read current from a watch, so a
+// takeover need not read it at all. buildCluster turns either into the model
+// and marks what needs repair; neither writes. Both yield to the event loop
+// as they go, so lease keepalives keep running while a large state loads.
 
 import { setImmediate } from 'node:timers/promises';
 import { keys, parseKey } from '../../src/protocol/keys.js';
 import { decodeRecord, decodeWorkerInfo } from '../../src/protocol/stored.js';
-import type { Store } from '../../src/platform/ports.js';
+import type { KV, Store } from '../../src/platform/ports.js';
 import type { Logger } from '../../src/platform/log.js';
 import type { Clock } from '../../src/platform/clock.js';
 import { ClusterState, type Cordon } from './model.js';
 import { packed } from '../../src/protocol/codec.js';
 import { Dedupe } from './dedupe.js';
+
+/** A resource as read: its record decoded once, by whoever read it (a malformed one as its error). */
+export interface ResourceRow {
+  key: string;
+  modRevision: number;
+  record: ReturnType<typeof decodeRecord> | Error;
+}
+
+/** ClusterRead is everything a leader's state is built from, at one revision. */
+export interface ClusterRead {
+  revision: number;
+  workers: Iterable<KV>;
+  resources: Iterable<ResourceRow>;
+  /** Assignment keys that exist. */
+  assignments: Iterable<string>;
+  chain: Uint8Array | undefined;
+  cordons: Iterable<KV>;
+  dedupe: Iterable<KV>;
+  /** Where it came from, for the log. */
+  source: 'etcd' | 'standby';
+}
 
 export interface Loaded {
   state: ClusterState;
@@ -25,27 +48,60 @@ export interface Loaded {
   fenceMs: Map<string, number>;
 }
 
-export async function loadCluster(store: Store, term: number, log: Logger, clock: Clock): Promise<Loaded> {
-  const t0 = clock.now();
+/** Records decoded between yields to the event loop. */
+const YIELD_EVERY = 10_000;
+
+export function resourceRow(kv: KV): ResourceRow {
+  let record: ResourceRow['record'];
+  try {
+    record = decodeRecord(kv.value);
+  } catch (err) {
+    record = err instanceof Error ? err : new Error(String(err));
+  }
+  return { key: kv.key, modRevision: kv.modRevision, record };
+}
+
+/** readCluster reads a ClusterRead from etcd, at the revision of its first read. */
+export async function readCluster(store: Store): Promise<ClusterRead> {
   const workers = await store.range(keys.workersPrefix);
   const revision = workers.revision;
-  const dedupe = new Dedupe(store, term, clock);
-  const [resources, assigns, chain, cordons] = await Promise.all([
+  const [resources, assigns, chain, cordons, dedupe] = await Promise.all([
     store.range(keys.resourcesPrefix, revision),
     store.range(keys.assignmentsPrefix, revision, { keysOnly: true }),
     store.range(keys.commitChain, revision),
     store.range(keys.cordonsPrefix, revision),
-    dedupe.load(revision),
+    store.range(keys.dedupePrefix, revision),
   ]);
-  const tRead = clock.now();
+  const rows: ResourceRow[] = [];
+  for (const kv of resources.kvs) {
+    if (rows.push(resourceRow(kv)) % YIELD_EVERY === 0) await setImmediate();
+  }
+  return {
+    revision,
+    workers: workers.kvs,
+    resources: rows,
+    assignments: assigns.kvs.map((kv) => kv.key),
+    chain: chain.kvs.find((kv) => kv.key === keys.commitChain)?.value,
+    cordons: cordons.kvs,
+    dedupe: dedupe.kvs,
+    source: 'etcd',
+  };
+}
+
+/** buildCluster builds the model a leader of `term` serves from; its dedupe window needs a lease, so it needs the store. */
+export async function buildCluster(read: ClusterRead, store: Store, term: number, log: Logger, clock: Clock): Promise<Loaded> {
+  const t0 = clock.now();
+  const { revision } = read;
+  const dedupe = new Dedupe(store, term, clock);
+  await dedupe.load(revision, read.dedupe);
   const state = new ClusterState(term);
   const fenceMs = new Map<string, number>();
-  for (const kv of cordons.kvs) {
+  for (const kv of read.cordons) {
     const id = kv.key.slice(keys.cordonsPrefix.length);
     const c = packed.decode(kv.value) as Partial<Cordon> | null;
     state.loadCordon(id, { draining: c?.draining === true, ...(typeof c?.moved === 'number' ? { moved: c.moved } : {}) });
   }
-  for (const kv of workers.kvs) {
+  for (const kv of read.workers) {
     const id = parseKey.worker(kv.key);
     if (!id) continue;
     try {
@@ -56,28 +112,24 @@ export async function loadCluster(store: Store, term: number, log: Logger, clock
       log.warn({ key: kv.key, err: (err as Error).message }, 'skipping malformed worker');
     }
   }
-  const present = new Set<string>();
-  for (const kv of assigns.kvs) present.add(kv.key);
+  const present = new Set(read.assignments);
   let n = 0;
-  for (const kv of resources.kvs) {
-    if (++n % 10000 === 0) await setImmediate();
-    const name = parseKey.resource(kv.key);
+  for (const row of read.resources) {
+    if (++n % YIELD_EVERY === 0) await setImmediate();
+    const name = parseKey.resource(row.key);
     if (!name) continue;
-    let d;
-    try {
-      d = decodeRecord(kv.value);
-    } catch (err) {
-      log.error({ key: kv.key, err: (err as Error).message }, 'skipping malformed resource');
+    if (row.record instanceof Error) {
+      log.error({ key: row.key, err: row.record.message }, 'skipping malformed resource');
       continue;
     }
-    const key = d.rec.worker ? keys.assignment(d.rec.worker, name) : undefined;
+    const { rec, epoch, handoff } = row.record;
+    const key = rec.worker ? keys.assignment(rec.worker, name) : undefined;
     // An assignment counts only if its key is there; repair rewrites whatever is missing or stale.
-    const { rec, epoch, handoff } = d;
     const mine =
       key && present.delete(key) && epoch !== undefined
         ? { worker: rec.worker!, epoch, attempt: rec.attempt, ...(rec.delayMs ? { delayMs: rec.delayMs } : {}), ...(rec.checkpoint ? { checkpoint: true } : {}) }
         : undefined;
-    state.loadResource(d.rec, kv.modRevision, mine, handoff);
+    state.loadResource(rec, row.modRevision, mine, handoff);
   }
   const orphans: Array<{ worker: string; name: string }> = [];
   for (const key of present) {
@@ -86,15 +138,16 @@ export async function loadCluster(store: Store, term: number, log: Logger, clock
   }
   state.repair(orphans);
   log.info(
-    {
-      revision,
-      workers: state.workers.size,
-      resources: state.resources.size,
-      pending: state.pending.size,
-      readMs: Math.round(tRead - t0),
-      buildMs: Math.round(clock.now() - tRead),
-    },
-    'leader loaded state',
+    { revision, source: read.source, workers: state.workers.size, resources: state.resources.size, pending: state.pending.size, buildMs: Math.round(clock.now() - t0) },
+    'leader built state',
   );
-  return { state, dedupe, revision, chainValue: chain.kvs.find((kv) => kv.key === keys.commitChain)?.value, fenceMs };
+  return { state, dedupe, revision, chainValue: read.chain, fenceMs };
+}
+
+/** loadCluster reads from etcd and builds. */
+export async function loadCluster(store: Store, term: number, log: Logger, clock: Clock): Promise<Loaded> {
+  const t0 = clock.now();
+  const read = await readCluster(store);
+  log.info({ revision: read.revision, readMs: Math.round(clock.now() - t0) }, 'leader read state');
+  return buildCluster(read, store, term, log, clock);
 }

@@ -25,6 +25,7 @@ import { withRetry } from '../../src/platform/retry.js';
 import { logger, type Logger } from '../../src/platform/log.js';
 import type { Guard, Store } from '../../src/platform/ports.js';
 import { Leader, type RebalanceOptions } from '../leader/leader.js';
+import { Standby } from '../leader/standby.js';
 import { Forwarder } from './forwarder.js';
 import { HoldQueue } from './hold.js';
 import { LeaderWatch } from './leader-watch.js';
@@ -36,6 +37,8 @@ export interface MasterConfig extends ProcessConfig {
   rebalance?: RebalanceOptions;
   /** Copies of the results stream in a clustered JetStream (default 1). */
   resultsReplicas?: number;
+  /** false: keep no warm standby while following (less memory; a takeover reads all state from etcd). */
+  standby?: boolean;
 }
 
 export class Master {
@@ -56,6 +59,8 @@ export class Master {
   private readonly stopped = new AbortController();
   private readonly election: Election;
   private readonly log: Logger;
+  /** The state a takeover starts from, kept current while we follow. */
+  private standby: Standby | undefined;
 
   private constructor(
     private readonly cfg: MasterConfig,
@@ -115,6 +120,7 @@ export class Master {
     if (this.cfg.serveClients !== false) {
       this.service = await ClientService.start(this.nc, this.cfg.id, (subject, msg) => this.onClientMessage(subject, msg));
     }
+    this.warmUp();
     await this.election.start();
     void this.ensureResults();
   }
@@ -151,6 +157,12 @@ export class Master {
     this.route(req);
   }
 
+  /** warmUp starts a standby, unless one runs, we lead, or it is off. */
+  private warmUp(): void {
+    if (this.cfg.standby === false || this.standby || this.leader || this.stopping) return;
+    this.standby = new Standby(this.store, this.log, this.clock).start();
+  }
+
   /** route sends a request toward the leader: ours, another master's, or the hold queue. */
   private route(req: ClientRequest): void {
     if (this.leader?.submit(req)) return;
@@ -171,6 +183,8 @@ export class Master {
   }
 
   private async lead(guard: Guard): Promise<void> {
+    const standby = this.standby;
+    this.standby = undefined;
     const leader = new Leader({
       bus: this.bus,
       store: this.store,
@@ -188,6 +202,7 @@ export class Master {
       metrics: this.metrics,
       prober: this.prober,
       ...(this.cfg.rebalance ? { rebalance: this.cfg.rebalance } : {}),
+      ...(standby ? { warm: () => standby.take(guard) } : {}),
     });
     this.leader = leader;
     this.metrics.setLeader(true);
@@ -202,6 +217,8 @@ export class Master {
       maxMs: 2000,
       onRetry: (err) => this.log.warn({ err: (err as Error)?.message }, 'leader could not load state; retrying'),
     });
+    // Handed over (and stopped) by start(), unless this Leader never started.
+    standby?.stop();
     if (this.leader !== leader) return;
     this.log.info({ term: guard.createRevision }, 'leading');
     publishEvent(this.bus, this.cfg.id, 'leader.elected', { leader: this.cfg.id, term: guard.createRevision });
@@ -217,6 +234,7 @@ export class Master {
     const stopped = leader.stop();
     this.retiring = stopped.catch(() => undefined);
     for (const r of await stopped) this.route(r);
+    this.warmUp();
   }
 
   /**
@@ -228,6 +246,7 @@ export class Master {
     if (this.stopping) return;
     this.stopping = true;
     this.stopped.abort();
+    this.standby?.stop();
     await this.service?.stop();
     const leader = this.leader;
     this.leader = undefined;

@@ -11,6 +11,8 @@ import { examples } from './help.js';
 
 export interface MasterOptions {
   serveClients: boolean;
+  /** Keep a warm standby of the leader's state while following. */
+  standby: boolean;
   /** Copies of the results stream a clustered JetStream keeps (1 on a single server). */
   resultsReplicas: number;
   rebalance: { enabled: boolean; max: number; intervalMs: number };
@@ -60,6 +62,7 @@ async function serve(role: 'master' | 'worker', start: () => Promise<{ stop(): P
 export function addRoleCommands(program: Command, roles: Roles): void {
   processOptions(program.command('master').description('run a master (candidate leader)'))
     .option('--no-serve-clients', 'do not serve client subjects (lead only; for benchmarks)')
+    .option('--no-standby', 'keep no warm copy of the state while following: less memory, but a takeover reads all state from etcd')
     .option('--http-port <port>', 'serve the web dashboard on this port (env GAFFER_HTTP_PORT; GAFFER_HTTP_HOST=0.0.0.0 to expose it)')
     .option('--rebalance <on|off>', 'move resources from the most to the least loaded workers, in rounds (default on)')
     .option('--rebalance-max <n>', `most moves per rebalance round, and at most 10% of all resources (default ${DEFAULTS.rebalanceMax})`)
@@ -73,10 +76,11 @@ export function addRoleCommands(program: Command, roles: Roles): void {
         'gaffer master --nats nats://n1:4222,nats://n2:4222,nats://n3:4222 --results-replicas 3',
       ]),
     )
-    .action(async (o: CommonOptions & ConnOptions & { serveClients: boolean; rebalance?: string; rebalanceMax?: string; rebalanceIntervalMs?: string; resultsReplicas?: string }) => {
+    .action(async (o: CommonOptions & ConnOptions & { serveClients: boolean; standby: boolean; rebalance?: string; rebalanceMax?: string; rebalanceIntervalMs?: string; resultsReplicas?: string }) => {
       const cfg = {
         ...processConfig('master', o, program),
         serveClients: o.serveClients,
+        standby: o.standby,
         resultsReplicas: parseReplicas(o.resultsReplicas ?? process.env.GAFFER_RESULTS_REPLICAS),
         rebalance: {
           enabled: parseOnOff(o.rebalance, '--rebalance', true),

@@ -26,7 +26,7 @@ export type Permission = 'Read' | 'Write' | 'Readwrite';
 export type Grant = { permission: Permission; key: string } | { permission: Permission; prefix: string };
 
 /** Everything gaffer keeps in etcd is under this prefix. */
-export const GAFFER_PREFIX = `${keys.electionPrefix.split('/')[0]!}/`;
+export const GAFFER_PREFIX = keys.root;
 
 /**
  * etcdRoles: what each identity may touch. Masters own gaffer/ (the leader

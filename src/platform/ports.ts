@@ -65,13 +65,15 @@ export interface Store {
   /**
    * watch delivers every change under prefix from fromRevision on, in order.
    * onReset fires once if the watch ends for good (its revision was
-   * compacted): the owner must re-read and watch again.
+   * compacted): the owner must re-read and watch again. Events carry the
+   * previous value (`prev`) unless opts.prev is false.
    */
   watch(
     prefix: string,
     fromRevision: number,
     onEvents: (events: WatchEvent[], revision: number) => void,
     onReset: (err: Error) => void,
+    opts?: { prev?: boolean },
   ): { close(): Promise<void> };
   /** grantLease creates a lease; keys put with it vanish when it expires or is revoked. */
   grantLease(ttlSeconds: number): Promise<string>;

@@ -3,6 +3,9 @@
 const ROOT = 'gaffer/';
 
 export const keys = {
+  /** Everything gaffer keeps: what a warm standby watches. */
+  root: ROOT,
+
   /** Election candidates: one key per master, bound to its lease. Lowest create revision leads. */
   electionPrefix: `${ROOT}election/`,
   candidate: (leaseId: string): string => `${ROOT}election/${leaseId}`,
@@ -36,6 +39,8 @@ export const keys = {
   dedupePrefix: `${ROOT}dedupe/`,
   /** The leader's commit chain: each transaction checks and advances it, so pipelined commits apply in order. */
   commitChain: `${ROOT}leader/chain`,
+  /** A new leader's first write, fenced: once a standby's watch has seen it, it has seen every earlier write. */
+  takeover: `${ROOT}leader/takeover`,
   /** One record of a leader's write outcomes: its term, the revision its state was loaded at (a reload within a term starts a new series), and a sequence number. */
   dedupe: (term: number, loadRevision: number, seq: number): string => `${ROOT}dedupe/${term}/${loadRevision}/${seq}`,
 } as const;

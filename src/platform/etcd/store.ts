@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { Etcd3, isRecoverableError, type ICompare, type IKeyValue, type IRequestOp, type IWatchResponse } from 'etcd3';
 import { handleWhen, noop, retry } from 'cockatiel';
 import { NotLeaderError, UnavailableError } from '../../protocol/errors.js';
+import { keys } from '../../protocol/keys.js';
 import { logger } from '../log.js';
 import { UsageError, type EtcdAuth, type TlsFiles } from '../config.js';
 import { ChainBrokenError, MAX_TXN_OPS, type ChainLink, type Guard, type KV, type Op, type Snapshot, type Store, type WatchEvent } from '../ports.js';
@@ -123,7 +124,7 @@ export class EtcdStore implements Store {
    */
   static async connect(endpoints: string[], opts: StoreOptions): Promise<EtcdStore> {
     const store = new EtcdStore(endpoints, opts);
-    const probe = opts.probePrefix ?? 'gaffer/';
+    const probe = opts.probePrefix ?? keys.root;
     try {
       await store.client.kv.range({ key: Buffer.from(probe), range_end: prefixEnd(probe), limit: 1, keys_only: true });
     } catch (err) {
@@ -223,6 +224,7 @@ export class EtcdStore implements Store {
     fromRevision: number,
     onEvents: (events: WatchEvent[], revision: number) => void,
     onReset: (err: Error) => void,
+    opts: { prev?: boolean } = {},
   ): { close(): Promise<void> } {
     type WatchStream = Awaited<ReturnType<Etcd3['watchClient']['watch']>>;
     const log = logger().child({ component: 'watch', prefix });
@@ -291,7 +293,7 @@ export class EtcdStore implements Store {
       });
       s.on('error', (err: Error) => stream === s && reopen(err));
       s.on('end', () => stream === s && reopen(new Error('watch stream ended')));
-      s.write({ create_request: { key, range_end: rangeEnd, start_revision: String(next), prev_kv: true } });
+      s.write({ create_request: { key, range_end: rangeEnd, start_revision: String(next), prev_kv: opts.prev ?? true } });
     };
     void open();
     return {

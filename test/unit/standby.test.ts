@@ -1,0 +1,162 @@
+// The warm standby on in-memory ports: what it hands over equals what a
+// fresh read of etcd finds, whatever was written before and after it
+// started; it hands over only once it has seen the new leader's barrier; and
+// it says no (so the leader reads etcd) when it cannot be sure.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { Standby } from '../../actors/leader/standby.js';
+import { buildCluster, readCluster, type ClusterRead } from '../../actors/leader/loader.js';
+import { keys } from '../../src/protocol/keys.js';
+import { packed } from '../../src/protocol/codec.js';
+import { logger } from '../../src/platform/log.js';
+import type { Guard, Op } from '../../src/platform/ports.js';
+import { FakeClock, settle } from '../fakes/clock.js';
+import { MemStore } from '../fakes/store.js';
+
+const names = ['a', 'b', 'c', 'd', 'e'];
+const workers = ['w1', 'w2'];
+
+const record = (name: string, worker: string | null, n: number) =>
+  packed.encode({ name, id: `${name}-${n}`, worker, spec: {}, createdAt: '2026-12-02T00:00:00.000Z', state: worker ? 'starting' : 'pending', attempt: 1, failures: 0, epoch: worker ? `L-${worker}` : undefined });
+
+/** An op on one of gaffer's keys, or on one a read ignores. */
+const opArb: fc.Arbitrary<Op> = fc.oneof(
+  fc.record({ name: fc.constantFrom(...names), worker: fc.constantFrom(null, ...workers), n: fc.nat(99) }).map(({ name, worker, n }) => ({ put: keys.resource(name), value: record(name, worker, n) })),
+  fc.constantFrom(...names).map((name) => ({ del: keys.resource(name) })),
+  fc.record({ w: fc.constantFrom(...workers), name: fc.constantFrom(...names) }).map(({ w, name }) => ({ put: keys.assignment(w, name), value: packed.encode({ name }) })),
+  fc.record({ w: fc.constantFrom(...workers), name: fc.constantFrom(...names) }).map(({ w, name }) => ({ del: keys.assignment(w, name) })),
+  fc.constantFrom(...workers).map((w) => ({ put: keys.worker(w), value: packed.encode({ id: w, capacity: 10, fenceMs: 1200, kinds: ['noop'] }) })),
+  fc.constantFrom(...workers).map((w) => ({ del: keys.worker(w) })),
+  fc.constantFrom(...workers).map((w) => ({ put: keys.cordon(w), value: packed.encode({ draining: false }) })),
+  fc.nat(5).map((seq) => ({ put: keys.dedupe(1, 1, seq), value: packed.encode([[`r${seq}`, ['n', 'x']]]) })),
+  fc.nat(5).map((seq) => ({ del: keys.dedupe(1, 1, seq) })),
+  fc.nat(1000).map((n) => ({ put: keys.commitChain, value: packed.encode(n) })),
+  fc.constantFrom(...names).map((name) => ({ put: keys.checkpoint(name), value: packed.encode({ big: 'x'.repeat(100) }) })),
+);
+
+/** What a read says, in a form to compare: sorted, decoded records as plain data. */
+function normal(r: ClusterRead) {
+  const kvs = (xs: Iterable<{ key: string; value: Uint8Array }>) => [...xs].map((kv) => [kv.key, Buffer.from(kv.value).toString('hex')]).sort();
+  return {
+    workers: kvs(r.workers),
+    resources: [...r.resources].map((row) => [row.key, row.modRevision, row.record instanceof Error ? row.record.message : row.record]).sort(),
+    assignments: [...r.assignments].sort(),
+    chain: r.chain && Buffer.from(r.chain).toString('hex'),
+    cordons: kvs(r.cordons),
+    dedupe: kvs(r.dedupe),
+  };
+}
+
+async function elect(store: MemStore): Promise<Guard> {
+  const lease = await store.grantLease(60);
+  const key = keys.candidate(lease);
+  const rev = await store.txn(undefined, [{ put: key, value: Buffer.from('m2'), lease }]);
+  return { key, createRevision: rev };
+}
+
+test('a standby hands over what a read of etcd finds, whatever was written before and after it started', async () => {
+  await fc.assert(
+    fc.asyncProperty(fc.array(fc.array(opArb, { minLength: 1, maxLength: 4 }), { maxLength: 12 }), fc.array(fc.array(opArb, { minLength: 1, maxLength: 4 }), { maxLength: 12 }), async (before, after) => {
+      const clock = new FakeClock();
+      const store = new MemStore(clock);
+      for (const ops of before) await store.txn(undefined, ops);
+      const standby = new Standby(store, logger(), clock).start();
+      await settle();
+      for (const [i, ops] of after.entries()) {
+        await store.txn(undefined, ops);
+        if (i % 3 === 0) await settle();
+      }
+      const guard = await elect(store);
+      const handed = await standby.take(guard);
+      assert.ok(handed, 'the standby hands over');
+      assert.equal(handed.source, 'standby');
+      const fresh = await readCluster(store);
+      assert.equal(handed.revision, fresh.revision);
+      assert.deepEqual(normal(handed), normal(fresh));
+    }),
+    { numRuns: 150 },
+  );
+});
+
+test('a standby hands over only past the barrier: writes not yet delivered are waited for', async () => {
+  const clock = new FakeClock();
+  const store = new MemStore(clock);
+  // Every watch response takes 50 ms to arrive.
+  const watch = store.watch.bind(store);
+  store.watch = (prefix, from, onEvents, onReset) => watch(prefix, from, (events, rev) => void clock.after(50, () => onEvents(events, rev)), onReset);
+  const standby = new Standby(store, logger(), clock).start();
+  await settle();
+  // The last write before the election is still on its way to the standby's watch.
+  await store.txn(undefined, [{ put: keys.resource('late'), value: record('late', null, 1) }]);
+  const guard = await elect(store);
+  const taking = standby.take(guard);
+  await clock.advance(100);
+  const handed = await taking;
+  assert.ok(handed);
+  assert.ok([...handed.resources].some((r) => r.key === keys.resource('late')), 'the late write is in the handover');
+  assert.ok(store.kv.has(keys.takeover), 'the barrier was written');
+});
+
+test('a standby says no when the barrier is refused (not the leader), when its first read hangs, or once stopped', async () => {
+  const clock = new FakeClock();
+  const store = new MemStore(clock);
+  const standby = new Standby(store, logger(), clock).start();
+  await settle();
+  const refused = await standby.take({ key: keys.candidate('nope'), createRevision: 1 });
+  assert.equal(refused, undefined);
+
+  const hung = new MemStore(clock);
+  hung.range = () => new Promise(() => {});
+  const waiting = new Standby(hung, logger(), clock).start();
+  const taken = waiting.take(await elect(hung));
+  await clock.advance(30_001);
+  assert.equal(await taken, undefined);
+
+  const stopped = new Standby(store, logger(), clock).start();
+  await settle();
+  stopped.stop();
+  assert.equal(await stopped.take(await elect(store)), undefined);
+});
+
+test('after its watch is reset (compaction) a standby reads again and still hands over a current read', async () => {
+  const clock = new FakeClock();
+  const store = new MemStore(clock);
+  await store.txn(undefined, [{ put: keys.resource('a'), value: record('a', null, 1) }]);
+  const standby = new Standby(store, logger(), clock).start();
+  await settle();
+  store.resetWatches();
+  await settle(); // MemStore reads only at its current revision: let the re-read finish first
+  await store.txn(undefined, [{ put: keys.resource('b'), value: record('b', null, 1) }, { del: keys.resource('a') }]);
+  await settle();
+  const handed = await standby.take(await elect(store));
+  assert.ok(handed);
+  assert.deepEqual(normal(handed), normal(await readCluster(store)));
+});
+
+test('a state built from the handover equals one built from etcd', async () => {
+  const clock = new FakeClock();
+  const store = new MemStore(clock);
+  const wl = await store.grantLease(60);
+  for (const w of workers) {
+    await store.txn(undefined, [{ put: keys.worker(w), value: packed.encode({ id: w, capacity: 10, fenceMs: 1200, kinds: ['noop'] }), lease: wl }]);
+  }
+  const standby = new Standby(store, logger(), clock).start();
+  await settle();
+  for (const [i, name] of names.entries()) {
+    const w = i % 3 === 2 ? null : workers[i % 2]!;
+    const ops: Op[] = [{ put: keys.resource(name), value: record(name, w, i) }];
+    if (w && i !== 1) ops.push({ put: keys.assignment(w, name), value: packed.encode({ name }) });
+    await store.txn(undefined, ops);
+  }
+  const guard = await elect(store);
+  const handed = await standby.take(guard);
+  assert.ok(handed);
+  const fromStandby = await buildCluster(handed, store, guard.createRevision, logger(), clock);
+  const fromEtcd = await buildCluster(await readCluster(store), store, guard.createRevision, logger(), clock);
+  assert.deepEqual(fromStandby.state.list(), fromEtcd.state.list());
+  assert.deepEqual([...fromStandby.state.pending].sort(), [...fromEtcd.state.pending].sort());
+  assert.equal(fromStandby.state.hasChanges, fromEtcd.state.hasChanges);
+  assert.deepEqual(fromStandby.state.flush(), fromEtcd.state.flush());
+});
