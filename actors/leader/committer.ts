@@ -5,9 +5,11 @@
 //
 // etcd may apply requests that were in flight together in another order;
 // then the chain check refuses the later one (it certainly did not apply),
-// and once its predecessor has committed it is sent again. If the
-// predecessor failed, so does every later one.
+// and once its predecessor has committed it is sent again (a check that
+// writes nothing, with the fence alone). If the predecessor failed, so does
+// every later one.
 
+import { randomBytes } from 'node:crypto';
 import { keys } from '../../src/protocol/keys.js';
 import { ChainBrokenError, type ChainLink, type Guard, type Op, type Store } from '../../src/platform/ports.js';
 import type { Clock } from '../../src/platform/clock.js';
@@ -33,6 +35,12 @@ export class Committer {
   /** The last transaction sent; the next one waits on it if etcd applied them out of order. */
   private tail: Promise<unknown> = Promise.resolve();
   private seq = 0;
+  /**
+   * Chain values are unique to this Committer, not just to the term: after a
+   * reload the next Committer starts its sequence again, and a write of the
+   * last one that etcd applies late must not find a value it expects.
+   */
+  private readonly series = randomBytes(4).toString('hex');
 
   /**
    * @param chainValue what the commit chain holds now (undefined: the key does not exist yet).
@@ -54,7 +62,7 @@ export class Committer {
    */
   commit(txns: ReadonlyArray<{ ops: Op[] }>, requests: number): Promise<number[]> {
     const sent = txns.map((t) => {
-      const next = t.ops.length > 0 ? Buffer.from(`${this.guard.createRevision}:${++this.seq}`) : undefined;
+      const next = t.ops.length > 0 ? Buffer.from(`${this.guard.createRevision}:${this.series}:${++this.seq}`) : undefined;
       const link: ChainLink = { key: keys.commitChain, expect: this.chainValue, ...(next ? { next } : {}) };
       if (next) this.chainValue = next;
       const rev = this.send(t.ops, link);
@@ -90,15 +98,21 @@ export class Committer {
   private send(ops: Op[], link: ChainLink): Promise<number> {
     const prev = this.tail;
     const t0 = this.clock.now();
+    let linked: ChainLink | undefined = link;
     const attempt = async (): Promise<number> => {
       for (let tries = 0; ; tries++) {
         try {
-          const rev = await this.store.txn(this.guard, ops, link);
+          const rev = await this.store.txn(this.guard, ops, linked);
           this.observer?.txn((this.clock.now() - t0) / 1000);
           return rev;
         } catch (err) {
           if (!(err instanceof ChainBrokenError) || tries >= CHAIN_RETRIES) throw err;
           await prev;
+          // A check that writes nothing does not hold the chain back, so a
+          // later write may pass it while it waits: once its predecessor has
+          // committed, the order it needs holds, and the fence alone is what
+          // is left to prove.
+          if (!link.next) linked = undefined;
         }
       }
     };

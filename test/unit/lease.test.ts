@@ -67,6 +67,24 @@ describe('KeptLease', () => {
     lease.release();
   });
 
+  test('a keepalive answered after the deadline, before the fence timer ran (a blocked process): restored, so a holder that fenced itself on `alive` goes on', async () => {
+    // The scale fill: a pool of 25 workers blocked past its deadline; each
+    // saw `alive` false and fenced itself, the keepalive's answer came before
+    // the fence timer, and with no onRestored its tasks stayed stopped until
+    // a new leader happened to make it resync.
+    const { clock, store, lease, calls, timing } = await setup();
+    let answer!: (ttl: number) => void;
+    store.keepAliveHook = () => new Promise<number>((r) => (answer = r));
+    await clock.advance(300); // a beat is sent and hangs
+    clock.jump(timing.validityMs); // blocked past the deadline; no timer has run
+    assert.equal(lease.alive, false, 'a holder asking now is told no');
+    store.keepAliveHook = undefined;
+    answer(timing.ttlSeconds);
+    await clock.advance(0);
+    assert.deepEqual(calls.map((c) => c.what), ['restored']);
+    lease.release();
+  });
+
   test('a keepalive answered with TTL 0 means the server expired it: expired, and no more beats', async () => {
     const { clock, store, lease, calls } = await setup();
     store.expire(lease.id);

@@ -96,10 +96,15 @@ export class KeptLease {
       const ttl = await this.store.keepAlive(this.id, Math.max(200, this.timing.intervalMs * 2));
       if (this.stopped) return;
       if (!(ttl > 0)) return this.expire();
+      // The deadline passed before this answer came, and the fence timer has
+      // not run (after a pause or a blocked event loop, I/O can come first):
+      // a holder that asked `alive` meanwhile was told no and may have fenced
+      // itself, and it learns it may go on only from onRestored.
+      const lapsed = this.clock.now() >= this.validUntil;
       // The server restarted its countdown no earlier than we sent the request.
       this.validUntil = Math.max(this.validUntil, sentAt + Math.min(ttl * 1000, this.timing.validityMs));
       this.armFence();
-      if (this.overdue && this.alive) {
+      if ((this.overdue || lapsed) && this.alive) {
         this.overdue = false;
         this.log.info({ lease: this.id }, 'lease keepalive restored');
         this.cb.onRestored();

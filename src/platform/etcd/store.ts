@@ -190,6 +190,8 @@ export class EtcdStore implements Store {
     }
     // On failure, read the guard key back to tell a lost fence from a broken chain.
     const failure: IRequestOp[] = guard ? [{ request_range: { key: Buffer.from(guard.key) } }] : [];
+    // And the chain link's key, to say what it held instead.
+    if (link) failure.push({ request_range: { key: Buffer.from(link.key) } });
     let res;
     try {
       res = await this.client.kv.txn({ compare, success, failure });
@@ -201,7 +203,9 @@ export class EtcdStore implements Store {
       if (guard && Number(kv?.create_revision ?? 0) !== guard.createRevision) {
         throw new NotLeaderError(`fence failed: ${guard.key} is no longer at create revision ${guard.createRevision}`);
       }
-      throw new ChainBrokenError(`chain ${link?.key} moved on; an earlier transaction did not apply first`);
+      const held = res.responses[guard ? 1 : 0]?.response_range?.kvs[0]?.value;
+      const text = (v: Uint8Array | undefined | null): string => (v ? JSON.stringify(Buffer.from(v).toString('utf8')) : 'nothing');
+      throw new ChainBrokenError(`chain ${link?.key} moved on; an earlier transaction did not apply first (expected ${text(link?.expect)}, found ${text(held)})`);
     }
     return Number(res.header.revision);
   }

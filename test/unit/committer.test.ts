@@ -1,0 +1,94 @@
+// The Committer's chain on an in-memory etcd that applies pipelined
+// transactions in another order than they were sent.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Committer } from '../../actors/leader/committer.js';
+import { keys } from '../../src/protocol/keys.js';
+import type { Op } from '../../src/platform/ports.js';
+import { FakeClock, settle } from '../fakes/clock.js';
+import { MemStore } from '../fakes/store.js';
+
+const put = (k: string): Op[] => [{ put: k, value: Buffer.from(k) }];
+
+async function setup() {
+  const clock = new FakeClock();
+  const store = new MemStore(clock);
+  const lease = await store.grantLease(60);
+  const key = keys.candidate(lease);
+  const rev = await store.txn(undefined, [{ put: key, value: Buffer.from('m1'), lease }]);
+  return { clock, store, committer: new Committer(store, { key, createRevision: rev }, undefined, clock) };
+}
+
+/** A gate a hook can wait on. */
+function gate(): { wait: Promise<void>; open(): void } {
+  let open!: () => void;
+  const wait = new Promise<void>((r) => (open = r));
+  return { wait, open };
+}
+
+test('a read-only check overtaken by a later write while it waits still commits, fenced', async () => {
+  // The fill that reloaded 44 times at 20k resources: etcd applied a check
+  // before the write it follows, and the next write before the check's retry,
+  // so the check's link could never match again.
+  const { store, committer } = await setup();
+  const w1Held = gate();
+  const w1Applied = gate();
+  const w2Applied = gate();
+  let checks = 0;
+  store.txnHook = async (ops) => {
+    const k = ops.map((o) => ('put' in o ? o.put : o.del));
+    if (k.includes('gaffer/resources/w1')) await w1Held.wait;
+    if (k.includes('gaffer/resources/w2')) await w1Applied.wait; // the second write right after the first
+    if (ops.length === 0 && checks++ === 0) queueMicrotask(w1Held.open); // the check reaches etcd first
+    else if (ops.length === 0) await w2Applied.wait; // and its retry after the second write
+  };
+  const w1 = committer.commit([{ ops: put('gaffer/resources/w1') }], 1);
+  const check = committer.commit([{ ops: [] }], 1);
+  const w2 = committer.commit([{ ops: put('gaffer/resources/w2') }], 1);
+  void w1.then(() => w1Applied.open());
+  void w2.then(() => w2Applied.open());
+  await settle(20);
+  assert.equal((await w1).length, 1);
+  assert.equal((await w2).length, 1);
+  const [checkRev] = await check;
+  assert.ok(checkRev! >= (await w1)[0]!, 'the check is answered after the write before it');
+  assert.deepEqual(
+    store.applied.flatMap((t) => t.ops.map((o) => ('put' in o ? o.put : o.del))).filter((k) => k.includes('/w')),
+    ['gaffer/resources/w1', 'gaffer/resources/w2'],
+  );
+});
+
+test('a check whose fence has failed is refused, even after it was overtaken', async () => {
+  const { store, committer } = await setup();
+  const w1Held = gate();
+  let checks = 0;
+  store.txnHook = async (ops) => {
+    const k = ops.map((o) => ('put' in o ? o.put : o.del));
+    if (k.includes('gaffer/resources/w1')) await w1Held.wait;
+    if (ops.length === 0 && checks++ === 0) {
+      queueMicrotask(w1Held.open);
+    } else if (ops.length === 0) {
+      // Deposed while it waited: the election key is gone.
+      for (const key of [...store.kv.keys()]) if (key.startsWith(keys.electionPrefix)) store.kv.delete(key);
+    }
+  };
+  const w1 = committer.commit([{ ops: put('gaffer/resources/w1') }], 1);
+  const check = committer.commit([{ ops: [] }], 1);
+  await settle(20);
+  await w1;
+  await assert.rejects(check, /fence failed/);
+});
+
+test('chain values differ between committers of one term, so a late write of the last one cannot pass', async () => {
+  const { store, committer } = await setup();
+  await committer.commit([{ ops: put('gaffer/resources/a') }], 1);
+  const v1 = Buffer.from(store.kv.get(keys.commitChain)!.value).toString();
+  const guardKey = [...store.kv.keys()].find((k) => k.startsWith(keys.electionPrefix))!;
+  const again = new Committer(store, { key: guardKey, createRevision: store.kv.get(guardKey)!.createRevision }, undefined, new FakeClock());
+  // Both start from nothing; the second's first value must not repeat the first's.
+  await store.txn(undefined, [{ del: keys.commitChain }]);
+  await again.commit([{ ops: put('gaffer/resources/b') }], 1);
+  const v2 = Buffer.from(store.kv.get(keys.commitChain)!.value).toString();
+  assert.notEqual(v1, v2);
+});
