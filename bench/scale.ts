@@ -9,6 +9,7 @@ import { performance } from 'node:perf_hooks';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { HeapLog } from '../src/platform/heap.js';
+import { LeaderLog } from '../src/platform/log.js';
 import type { NatsConnection } from 'nats';
 import { LocalCluster } from '../src/devcluster/cluster.js';
 import { waitFor } from '../src/devcluster/servers.js';
@@ -45,6 +46,8 @@ export interface Takeover extends Partial<Served> {
   /** events.leader.elected seen from the break until observeMs after the first served add (1 = a clean takeover). */
   elections?: number;
   observeMs?: number;
+  /** Where the new leader's state came from (its 'leader built state' line): the warm standby or a read of etcd, and how long the build took. */
+  built?: { source: string; buildMs: number; readMs?: number };
   /** Why there is no (complete) measurement, e.g. the cluster never settled. */
   error?: string;
 }
@@ -85,6 +88,14 @@ async function status(nc: NatsConnection, timeoutMs = 2000): Promise<StatusResul
   return (await request(nc, ClientSubject.status, {}, { timeoutMs, gaffer: true })) as unknown as StatusResult;
 }
 
+const logLength = (file: string): number => {
+  try {
+    return readFileSync(file, 'utf8').length;
+  } catch {
+    return 0;
+  }
+};
+
 /** heap after a forced GC in a process started with --expose-gc: SIGUSR2, then the line it logs (see src/platform/heap.ts). */
 async function heapAfterGc(child: Child, logFile: string): Promise<{ heapUsed: number; dedupeEntries: number }> {
   const before = readFileSync(logFile, 'utf8').length;
@@ -98,6 +109,24 @@ async function heapAfterGc(child: Child, logFile: string): Promise<{ heapUsed: n
     }
     return undefined;
   }, 30000);
+}
+
+/** builtState reads how a leader built its state, from the first 'leader built state' line of its log after `from` characters. */
+function builtState(logFile: string, from: number): Takeover['built'] {
+  let text = '';
+  try {
+    text = readFileSync(logFile, 'utf8').slice(from);
+  } catch {
+    return undefined;
+  }
+  let readMs: number | undefined;
+  for (const line of text.split('\n')) {
+    if (line.includes(`"${LeaderLog.read}"`)) readMs = (JSON.parse(line) as { readMs?: number }).readMs;
+    if (!line.includes(`"${LeaderLog.built}"`)) continue;
+    const o = JSON.parse(line) as { source?: string; buildMs?: number };
+    return { source: o.source ?? '?', buildMs: o.buildMs ?? NaN, ...(readMs !== undefined ? { readMs } : {}) };
+  }
+  return undefined;
 }
 
 /** rss takes the median of a few samples of a process's VmRSS. */
@@ -167,6 +196,7 @@ async function takeoverOnce(
   }, 60000);
   await sleep(500);
   const child = cluster.masters.get(s0.leader)!;
+  const logSizes = new Map([...cluster.masters.keys()].map((id) => [id, logLength(join(cluster.dir, `${id}.log`))]));
   let elections = 0;
   const sub = nc.subscribe(subjects.event('leader.elected'), { callback: () => void elections++ });
   const term = await watchTermEnd(cluster.etcdEndpoints, s0.leader);
@@ -186,7 +216,10 @@ async function takeoverOnce(
   const after = await status(nc, 10000).catch(() => undefined);
   log(`scale: leader ${signal} at ${resources} resources -> new leader served after ${s.servedMs} ms (term end ${s.termEndMs} ms, single client ${s.singleMs} ms, worst wait ${s.worstMs} ms); ${elections} elections until ${observeMs} ms after that`);
   cluster.startMaster(s0.leader);
-  return { signal, resources, killed: s0.leader, newLeader: after?.leader ?? '?', elections, observeMs, ...s };
+  const newLeader = after?.leader ?? '?';
+  const built = builtState(join(cluster.dir, `${newLeader}.log`), logSizes.get(newLeader) ?? 0);
+  if (built) log(`scale: the new leader built its state from ${built.source} in ${built.buildMs} ms${built.readMs !== undefined ? ` after a ${built.readMs} ms read` : ''}`);
+  return { signal, resources, killed: s0.leader, newLeader, elections, observeMs, ...(built ? { built } : {}), ...s };
 }
 
 export async function scale(cfg: BenchConfig, log: (s: string) => void): Promise<ScaleResult> {

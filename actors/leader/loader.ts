@@ -11,7 +11,7 @@ import { setImmediate } from 'node:timers/promises';
 import { keys, parseKey } from '../../src/protocol/keys.js';
 import { decodeRecord, decodeWorkerInfo } from '../../src/protocol/stored.js';
 import type { KV, Store } from '../../src/platform/ports.js';
-import type { Logger } from '../../src/platform/log.js';
+import { LeaderLog, type Logger } from '../../src/platform/log.js';
 import type { Clock } from '../../src/platform/clock.js';
 import { ClusterState, type Cordon } from './model.js';
 import { packed } from '../../src/protocol/codec.js';
@@ -139,7 +139,7 @@ export async function buildCluster(read: ClusterRead, store: Store, term: number
   state.repair(orphans);
   log.info(
     { revision, source: read.source, workers: state.workers.size, resources: state.resources.size, pending: state.pending.size, buildMs: Math.round(clock.now() - t0) },
-    'leader built state',
+    LeaderLog.built,
   );
   return { state, dedupe, revision, chainValue: read.chain, fenceMs };
 }
@@ -148,6 +148,6 @@ export async function buildCluster(read: ClusterRead, store: Store, term: number
 export async function loadCluster(store: Store, term: number, log: Logger, clock: Clock): Promise<Loaded> {
   const t0 = clock.now();
   const read = await readCluster(store);
-  log.info({ revision: read.revision, readMs: Math.round(clock.now() - t0) }, 'leader read state');
+  log.info({ revision: read.revision, readMs: Math.round(clock.now() - t0) }, LeaderLog.read);
   return buildCluster(read, store, term, log, clock);
 }

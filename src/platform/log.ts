@@ -42,3 +42,9 @@ export const WorkerLog = {
   leaseOverdue: 'lease keepalive overdue; fencing',
   leaseExpired: 'lease expired on the server',
 } as const;
+
+/** The lines a leader writes as it takes over, which the benchmark reads: where its state came from and how long it took. */
+export const LeaderLog = {
+  read: 'leader read state',
+  built: 'leader built state',
+} as const;
