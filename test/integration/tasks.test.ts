@@ -172,19 +172,21 @@ test('task runtime: a report or checkpoint from an old incarnation is refused', 
 });
 
 test('task runtime: a worker paused past its fence stops its task threads before it registers again', async () => {
+  // Threads that take up to 300 ms to die even when terminated: a register
+  // that did not wait for the fence's stops would come before them.
   const c = await cluster({ masters: 1, workers: 0, ttlSeconds: 2 });
-  c.startWorker('w1', ['--tasks', EXAMPLES]);
+  c.startWorker('w1', ['--tasks', BAD]);
   await c.ready(1);
   const client = await c.client();
   const names = ['p1', 'p2', 'p3'];
-  for (const n of names) await client.add(n, { kind: 'countdown', from: 100_000, stepMs: 20, rebalance: false });
+  for (const n of names) await client.add(n, { kind: 'stubborn', rebalance: false });
   for (const n of names) await settled(client, n, ['running']);
-  c.startWorker('w2', ['--tasks', EXAMPLES]);
+  c.startWorker('w2', ['--tasks', BAD]);
   await c.ready(2);
   const w1 = c.workers.get('w1')!;
   w1.pause();
   try {
-    await waitFor('its countdowns to run on w2', async () => (await client.list()).filter((r) => names.includes(r.name) && r.worker === 'w2' && r.state === 'running').length === 3, 20_000);
+    await waitFor('its tasks to run on w2', async () => (await client.list()).filter((r) => names.includes(r.name) && r.worker === 'w2' && r.state === 'running').length === 3, 20_000);
   } finally {
     w1.resume();
   }

@@ -111,9 +111,15 @@ export class EtcdStore implements Store {
       },
       grpcOptions: {
         'grpc.max_receive_message_length': 64 * 1024 * 1024,
+        // Pings find a dead member under a stream (a watch, a keepalive)
+        // within 8 s. Only while calls are open: etcd (grpc-go, with its
+        // default enforcement) counts every ping on a connection without
+        // streams as abuse and closes it after three (GOAWAY "too many
+        // pings"), which with several endpoints hit the idle connections of
+        // every process, each logging "excess pings" and reconnecting.
         'grpc.keepalive_time_ms': 6000,
         'grpc.keepalive_timeout_ms': 2000,
-        'grpc.keepalive_permit_without_calls': 1,
+        'grpc.keepalive_permit_without_calls': 0,
       },
     });
   }
