@@ -50,6 +50,9 @@ export interface WorkerConfig extends ProcessConfig {
 
 export const DEFAULT_STOP_GRACE_MS = 2000;
 
+/** How far apart the resyncs of a whole fleet are spread. */
+const RESYNC_SPREAD_MS = 1000;
+
 type Message = { kind: 'assign'; ev: AssignEvent } | { kind: 'resync'; why: string } | { kind: 'register'; why: string };
 
 export class Worker {
@@ -154,12 +157,14 @@ export class Worker {
       bus.subscribe(subjects.workerStatus(cfg.id), (msg) =>
         isPing(msg.headers) ? answerPing(bus, msg) : respond(bus, msg.reply, ContentType.json, { ok: true, ...this.status() }),
       ),
-      bus.subscribe(subjects.event('leader.elected'), () => this.actor.send({ kind: 'resync', why: 'leader changed' })),
+      bus.subscribe(subjects.event('leader.elected'), () => this.resyncSoon('leader changed')),
     );
     this.unhook = bus.onStatus((s) => {
       if (s === 'cluster') return; // another server joined or left; our own connection is unchanged
       this.natsUp = s === 'reconnect';
-      if (s === 'reconnect') this.actor.send(this.lease?.alive ? { kind: 'resync', why: 'nats reconnected' } : { kind: 'register', why: 'nats reconnected' });
+      if (s !== 'reconnect') return;
+      if (this.lease?.alive) this.resyncSoon('nats reconnected');
+      else this.actor.send({ kind: 'register', why: 'nats reconnected' });
     });
     this.actor.start();
     // Register and take the first snapshot before start() resolves, so a caller
@@ -199,6 +204,16 @@ export class Worker {
     await this.store.txn(undefined, [{ put: keys.worker(this.cfg.id), value: packed.encode(info), lease: lease.id }]);
     this.lease = lease;
     this.log.info({ lease: lease.id, capacity: this.cfg.capacity, kinds: info.kinds }, 'worker registered');
+  }
+
+  /**
+   * resyncSoon resyncs after a random delay of up to RESYNC_SPREAD_MS: what
+   * makes one worker resync (a new leader, a NATS server back) makes every
+   * worker resync, and a fleet reading all its assignments in one burst
+   * starves etcd of the CPU it needs to answer lease keepalives.
+   */
+  private resyncSoon(why: string): void {
+    this.clock.after(Math.random() * RESYNC_SPREAD_MS, () => this.actor.send({ kind: 'resync', why }));
   }
 
   /** fence stops every task now, outside the mailbox: it must not wait behind a slow etcd read. */

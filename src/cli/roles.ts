@@ -62,7 +62,7 @@ async function serve(role: 'master' | 'worker', start: () => Promise<{ stop(): P
 export function addRoleCommands(program: Command, roles: Roles): void {
   processOptions(program.command('master').description('run a master (candidate leader)'))
     .option('--no-serve-clients', 'do not serve client subjects (lead only; for benchmarks)')
-    .option('--no-standby', 'keep no warm copy of the state while following: less memory, but a takeover reads all state from etcd')
+    .option('--no-standby', 'keep no warm copy of the state while following (env GAFFER_STANDBY=off): less memory, but a takeover reads all state from etcd')
     .option('--http-port <port>', 'serve the web dashboard on this port (env GAFFER_HTTP_PORT; GAFFER_HTTP_HOST=0.0.0.0 to expose it)')
     .option('--rebalance <on|off>', 'move resources from the most to the least loaded workers, in rounds (default on)')
     .option('--rebalance-max <n>', `most moves per rebalance round, and at most 10% of all resources (default ${DEFAULTS.rebalanceMax})`)
@@ -80,7 +80,8 @@ export function addRoleCommands(program: Command, roles: Roles): void {
       const cfg = {
         ...processConfig('master', o, program),
         serveClients: o.serveClients,
-        standby: o.standby,
+        // --no-standby, or GAFFER_STANDBY=off.
+        standby: o.standby && parseOnOff(process.env.GAFFER_STANDBY, 'GAFFER_STANDBY', true),
         resultsReplicas: parseReplicas(o.resultsReplicas ?? process.env.GAFFER_RESULTS_REPLICAS),
         rebalance: {
           enabled: parseOnOff(o.rebalance, '--rebalance', true),
