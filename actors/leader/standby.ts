@@ -151,6 +151,9 @@ export class Standby {
     this.log.warn({ err: err.message }, 'standby watch reset; reading again');
     this.watch = undefined;
     this.ready = this.fill();
+    // A take() waiting for the barrier gives up now (the phase says why) rather than at its deadline.
+    for (const w of this.waiters) w.resolve();
+    this.waiters.clear();
   }
 
   private apply(events: WatchEvent[]): void {

@@ -160,3 +160,20 @@ test('a state built from the handover equals one built from etcd', async () => {
   assert.equal(fromStandby.state.hasChanges, fromEtcd.state.hasChanges);
   assert.deepEqual(fromStandby.state.flush(), fromEtcd.state.flush());
 });
+
+test('a take() waiting for the barrier gives up at once when the watch is reset, not at its deadline', async () => {
+  const clock = new FakeClock();
+  const store = new MemStore(clock);
+  // Watch responses never arrive, so the barrier is never seen.
+  const watch = store.watch.bind(store);
+  store.watch = (prefix, from, _onEvents, onReset) => watch(prefix, from, () => undefined, onReset);
+  const standby = new Standby(store, logger(), clock).start();
+  await settle();
+  let result: unknown = 'pending';
+  void standby.take(await elect(store)).then((r) => (result = r));
+  await settle();
+  assert.equal(result, 'pending');
+  store.resetWatches();
+  await settle();
+  assert.equal(result, undefined, 'answered without waiting out the barrier deadline');
+});
