@@ -15,6 +15,7 @@ import { Header } from '../../protocol/subjects.js';
 import { NoRespondersError } from '../../protocol/errors.js';
 import type { Bus, BusMsg } from '../ports.js';
 import { systemClock, type Clock, type Timer } from '../clock.js';
+import { isReplySubject } from '../../protocol/request.js';
 
 export interface ProberOptions {
   intervalMs: number;
@@ -45,9 +46,13 @@ export function isPing(h: { get(k: string): string } | undefined): boolean {
   return h?.get(Header.ping) === '1';
 }
 
-/** answerPing replies to a probe with an empty body; the reply itself is the answer. */
+/**
+ * answerPing replies to a probe with an empty body; the reply itself is the
+ * answer. Only to an inbox: a probe naming another subject would have us
+ * publish wherever its sender points.
+ */
 export function answerPing(bus: Bus, msg: BusMsg): void {
-  if (msg.reply) bus.publish(msg.reply, Empty);
+  if (msg.reply && isReplySubject(msg.reply)) bus.publish(msg.reply, Empty);
 }
 
 export class Prober {

@@ -13,6 +13,7 @@ import { performance } from 'node:perf_hooks';
 import { json } from '../../protocol/codec.js';
 import { ClientSubject, MASTERS_QUEUE, WorkerSubject, type RequestSubject } from '../../protocol/subjects.js';
 import { BudgetedQueue } from './budgeted-queue.js';
+import { isReplySubject } from '../../protocol/request.js';
 
 export const SERVICE_NAME = 'gaffer';
 export const SERVICE_VERSION = '0.1.0';
@@ -64,7 +65,8 @@ export class ClientService {
     });
     for (const verb of VERBS) {
       for (const subject of [`${API}.${verb}`, `${API}.${verb}.${SERVICE_NAME}`, `${API}.${verb}.${SERVICE_NAME}.${this.id}`]) {
-        this.control.push(nc.subscribe(subject, { callback: (err, msg) => !err && msg.reply && msg.respond(json.encode(this.answer(verb))) }));
+        // Only to an inbox, as every answer of ours: not wherever the sender points.
+        this.control.push(nc.subscribe(subject, { callback: (err, msg) => !err && msg.reply && isReplySubject(msg.reply) && msg.respond(json.encode(this.answer(verb))) }));
       }
     }
   }
