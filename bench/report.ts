@@ -69,7 +69,7 @@ export function report(r: Results): string {
       `${c.resources} resources`, c.atMs, c.list.ok ? c.list.ms : `FAIL ${c.list.ms}`, c.list.bytes, Math.round(c.leaderRssBytes / 1048576), c.list.error ?? '',
     ])));
     const m = s.memory;
-    out.push(`leader ${m.leader} heap after GC ${Math.round(m.heap0 / 1048576)} MiB at 0 -> ${Math.round(m.heapN / 1048576)} MiB at ${s.added}: ${m.bytesPerResource} B/resource`);
+    out.push(`leader ${m.leader} heap after GC ${Math.round(m.heap0 / 1048576)} MiB at 0 -> ${Math.round(m.heapN / 1048576)} MiB at ${s.added}: ${m.note ?? `${m.bytesPerResource} B/resource`}`);
     out.push(`  VmRSS ${Math.round(m.rss0 / 1048576)} -> ${Math.round(m.rssN / 1048576)} MiB (${m.rssBytesPerResource} B/resource, garbage included); dedupe window after the fill: ${m.dedupe.entries} entries, ${Math.round(m.dedupe.bytes / 1048576)} MiB (${m.dedupe.bytesPerEntry} B each), gone within 60 s`);
     out.push(table(['takeover (ms)', 'new leader served', 'term end', 'any success', 'single client', 'worst wait', 'elections', 'leader', 'state from', 'error'], s.takeover.map((t) => [
       `leader ${t.signal} at ${t.resources}`, t.servedMs, t.termEndMs, t.anyMs, t.singleMs, t.worstMs,

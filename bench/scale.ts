@@ -76,8 +76,10 @@ export interface ScaleResult {
     /** V8 heap after a forced GC, with 0 resources and after the fill once the dedupe window has emptied. */
     heap0: number;
     heapN: number;
-    /** The figure judged: live heap per resource, the dedupe window excluded. */
+    /** The figure judged: live heap per resource, the dedupe window excluded (NaN if the leader changed meanwhile). */
     bytesPerResource: number;
+    /** Why bytesPerResource is not measured. */
+    note?: string;
     /** Right after the fill: the dedupe window's entries and what they held beyond the resources (heap after the fill minus heapN). */
     dedupe: { entries: number; bytes: number; bytesPerEntry: number };
   };
@@ -291,6 +293,9 @@ export async function scale(cfg: BenchConfig, log: (s: string) => void): Promise
           return h.dedupeEntries === 0 ? h : (await sleep(5000), undefined);
         }, 120000).catch(() => filled);
     const dedupeBytes = Math.max(0, filled.heapUsed - emptied.heapUsed);
+    // The heap is the first leader's: if another master leads now, its figures compare nothing.
+    const leaderNow = (await status(nc, 5000).catch(() => undefined))?.leader;
+    const stillLeads = leaderNow === st.leader;
     log(
       `scale: all ${added} running ${converged} ms after the fill; leader RSS ${Math.round(rss0 / 1048576)} -> ${Math.round(rssN / 1048576)} MiB; ` +
         `heap after GC ${Math.round(heap0.heapUsed / 1048576)} -> ${Math.round(emptied.heapUsed / 1048576)} MiB (${filled.dedupeEntries} dedupe entries held ${Math.round(dedupeBytes / 1048576)} MiB more)`,
@@ -333,7 +338,8 @@ export async function scale(cfg: BenchConfig, log: (s: string) => void): Promise
         rssBytesPerResource: added > 0 ? Math.round((rssN - rss0) / added) : NaN,
         heap0: heap0.heapUsed,
         heapN: emptied.heapUsed,
-        bytesPerResource: added > 0 ? Math.round((emptied.heapUsed - heap0.heapUsed) / added) : NaN,
+        bytesPerResource: added > 0 && stillLeads ? Math.round((emptied.heapUsed - heap0.heapUsed) / added) : NaN,
+        ...(stillLeads ? {} : { note: `not measured: ${st.leader} led at the start, ${leaderNow ?? 'nobody'} leads now` }),
         dedupe: { entries: filled.dedupeEntries, bytes: dedupeBytes, bytesPerEntry: filled.dedupeEntries > 0 ? Math.round(dedupeBytes / filled.dedupeEntries) : 0 },
       },
       takeover,
