@@ -21,7 +21,6 @@ import type { AssignEvent, WorkerStatusResult } from '../../src/protocol/message
 import { Actor } from '../../src/platform/actor.js';
 import { NatsBus, respond } from '../../src/platform/nats/bus.js';
 import { answerPing, isPing } from '../../src/platform/nats/prober.js';
-import { ForeignReplyError, isReplySubject } from '../../src/protocol/request.js';
 import { publishEvent } from '../../src/platform/nats/events.js';
 import { fencingTiming, KeptLease } from '../../src/platform/etcd/lease.js';
 import type { ProcessConfig } from '../../src/platform/config.js';
@@ -155,12 +154,9 @@ export class Worker {
         if (isAssignEvent(ev)) this.actor.send({ kind: 'assign', ev });
         else this.log.warn({ subject: msg.subject }, 'ignoring malformed assign event');
       }),
-      bus.subscribe(subjects.workerStatus(cfg.id), (msg) => {
-        if (isPing(msg.headers)) return answerPing(bus, msg);
-        // As masters do: an answer goes to an inbox, not wherever the sender points.
-        if (msg.reply && !isReplySubject(msg.reply)) return this.log.warn({ err: new ForeignReplyError(msg.reply).message }, 'status request dropped');
-        respond(bus, msg.reply, ContentType.json, { ok: true, ...this.status() });
-      }),
+      bus.subscribe(subjects.workerStatus(cfg.id), (msg) =>
+        isPing(msg.headers) ? answerPing(bus, msg) : respond(bus, msg.reply, ContentType.json, { ok: true, ...this.status() }),
+      ),
       bus.subscribe(subjects.event('leader.elected'), () => this.resyncSoon('leader changed')),
     );
     this.unhook = bus.onStatus((s) => {

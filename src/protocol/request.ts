@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { headers as natsHeaders, type MsgHdrs } from 'nats';
 import { contentTypeOf, decodeRequest, type ContentType } from './codec.js';
 import { BadRequestError } from './errors.js';
-import { ClientSubject, Header, isRequestSubject, WorkerSubject, type RequestSubject } from './subjects.js';
+import { ClientSubject, Header, INBOX_PREFIX, isReplySubject, isRequestSubject, WorkerSubject, type RequestSubject } from './subjects.js';
 import { validateReportRequest } from './validate-report.js';
 import { validateAdd, validateDrain, validateEmpty, validateList, validateNameRequest, validateWorkerRequest } from './validate.js';
 import { ID_RE, type DrainRequest, type ListRequest, type ReportRequest, type Spec } from './messages.js';
@@ -81,19 +81,6 @@ export function parseCommand(subject: RequestSubject, body: unknown): Command {
   }
 }
 
-/**
- * A client picks its own reply subject and the server does not check it.
- * Masters may publish on worker.*.assign and events.>, so a request whose
- * reply subject is anything but an inbox could steer our answer onto them:
- * such a request gets no answer at all. An inbox is nats.js's default
- * `_INBOX.…`, or a user's own `_INBOX_<user>.…` (connectBus gives each
- * logged-in user one, and nats.conf lets only that user read it).
- */
-export function isReplySubject(reply: string): boolean {
-  return reply.startsWith(INBOX_PREFIX) || USER_INBOX_RE.test(reply);
-}
-const INBOX_PREFIX = '_INBOX.';
-const USER_INBOX_RE = /^_INBOX_[A-Za-z0-9_-]{1,64}\.[^.]/;
 
 export class ForeignReplyError extends BadRequestError {
   override name = 'ForeignReplyError';

@@ -79,3 +79,19 @@ export const subjects = {
   results: (name: string): string => `results.${name}`,
   allResults: 'results.>',
 } as const;
+
+/**
+ * A client picks its own reply subject and the server does not check it.
+ * Masters may publish on worker.*.assign and events.>, so a request whose
+ * reply subject is anything but an inbox could steer our answer onto them:
+ * such a request gets no answer at all, from anything of ours: respond() in
+ * platform/nats/bus.ts, probes and the $SRV verbs all check it. An inbox is
+ * nats.js's default `_INBOX.…`, or a user's own `_INBOX_<user>.…`
+ * (connectBus gives each logged-in user one, and nats.conf lets only that
+ * user read it).
+ */
+export function isReplySubject(reply: string): boolean {
+  return reply.startsWith(INBOX_PREFIX) || USER_INBOX_RE.test(reply);
+}
+export const INBOX_PREFIX = '_INBOX.';
+const USER_INBOX_RE = /^_INBOX_[A-Za-z0-9_-]{1,64}\.[^.]/;

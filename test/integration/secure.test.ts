@@ -23,7 +23,7 @@ import { makeCerts } from '../../src/devcluster/secure.js';
 import { startNats } from '../../src/devcluster/servers.js';
 import { readResults } from '../../src/platform/nats/results.js';
 import { parseEtcdAuth, tlsFiles, UsageError } from '../../src/platform/config.js';
-import { isReplySubject } from '../../src/protocol/request.js';
+import { isReplySubject } from '../../src/protocol/subjects.js';
 import { keys } from '../../src/protocol/keys.js';
 import type { Resource } from '../../src/protocol/messages.js';
 

@@ -4,6 +4,10 @@ import { restartPolicyOf, taskKindOf, validateAdd, validateEmpty, validateId, va
 import { decodeStored, decodeWorkerInfo } from '../../src/protocol/stored.js';
 import { BadRequestError, ErrorCode } from '../../src/protocol/errors.js';
 import { packed } from '../../src/protocol/codec.js';
+import { respond, respondError } from '../../src/platform/nats/bus.js';
+import { answerPing } from '../../src/platform/nats/prober.js';
+import { MemBus } from '../fakes/bus.js';
+import { FakeClock } from '../fakes/clock.js';
 
 function rejects(fn: () => unknown, mentions: RegExp): void {
   assert.throws(fn, (err: unknown) => {
@@ -231,5 +235,22 @@ describe('stored records', () => {
     assert.throws(() => decodeWorkerInfo(packed.encode({ id: 'w1', capacity: 5, kinds: [] })), /stored worker is malformed/);
     assert.throws(() => decodeWorkerInfo(packed.encode({ id: 'w1', capacity: 5, fenceMs: 800 })), /stored worker is malformed/);
     assert.throws(() => decodeWorkerInfo(packed.encode(null)), /stored worker is malformed/);
+  });
+});
+
+describe('answers go only to inboxes', () => {
+  test('respond, respondError and answerPing publish on an inbox and nowhere else', () => {
+    const bus = new MemBus(new FakeClock());
+    for (const reply of ['_INBOX.abc.1', '_INBOX_client.abc.1']) {
+      respond(bus, reply, 'application/json', { ok: true });
+      respondError(bus, reply, 'application/json', new BadRequestError('no'));
+      answerPing(bus, { subject: 'worker.w1.status', data: new Uint8Array(), reply });
+    }
+    for (const reply of ['events.resource.added', 'worker.w1.assign', '_INBOX', 'x._INBOX.a']) {
+      respond(bus, reply, 'application/json', { ok: true });
+      respondError(bus, reply, 'application/json', new BadRequestError('no'));
+      answerPing(bus, { subject: 'worker.w1.status', data: new Uint8Array(), reply });
+    }
+    assert.deepEqual(bus.published.map((m) => m.subject), ['_INBOX.abc.1', '_INBOX.abc.1', '_INBOX.abc.1', '_INBOX_client.abc.1', '_INBOX_client.abc.1', '_INBOX_client.abc.1']);
   });
 });

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { connect, ErrorCode as NatsErrorCode, headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection, type TlsOptions } from 'nats';
 import { ContentType, encode } from '../../protocol/codec.js';
-import { Header } from '../../protocol/subjects.js';
+import { Header, isReplySubject } from '../../protocol/subjects.js';
 import { InternalError, NoRespondersError, TimeoutError, toWire, UnavailableError } from '../../protocol/errors.js';
 import type { Bus, BusMsg, BusStatus } from '../ports.js';
 import { logger } from '../log.js';
@@ -175,8 +175,9 @@ function replyHeaders(type: ContentType): MsgHdrs | undefined {
  * respond answers a request on its reply subject. A request without a reply
  * subject (a plain publish) has nobody to answer; that is not an error.
  */
+/** respond answers a request, on its reply subject if that is an inbox (see isReplySubject), and nowhere else. */
 export function respond(bus: Bus, reply: string | undefined, type: ContentType, value: unknown): void {
-  if (!reply || bus.closed) return;
+  if (!reply || !isReplySubject(reply) || bus.closed) return;
   const headers = replyHeaders(type);
   try {
     bus.publish(reply, encode(value, type), { headers });

@@ -11,11 +11,10 @@
 // resets the clock too.
 
 import { Empty, headers as natsHeaders, type MsgHdrs } from 'nats';
-import { Header } from '../../protocol/subjects.js';
+import { Header, isReplySubject } from '../../protocol/subjects.js';
 import { NoRespondersError } from '../../protocol/errors.js';
 import type { Bus, BusMsg } from '../ports.js';
 import { systemClock, type Clock, type Timer } from '../clock.js';
-import { isReplySubject } from '../../protocol/request.js';
 
 export interface ProberOptions {
   intervalMs: number;

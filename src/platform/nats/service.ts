@@ -11,9 +11,8 @@ import type { Msg, NatsConnection, Subscription } from 'nats';
 import { nuid } from 'nats';
 import { performance } from 'node:perf_hooks';
 import { json } from '../../protocol/codec.js';
-import { ClientSubject, MASTERS_QUEUE, WorkerSubject, type RequestSubject } from '../../protocol/subjects.js';
+import { ClientSubject, isReplySubject, MASTERS_QUEUE, WorkerSubject, type RequestSubject } from '../../protocol/subjects.js';
 import { BudgetedQueue } from './budgeted-queue.js';
-import { isReplySubject } from '../../protocol/request.js';
 
 export const SERVICE_NAME = 'gaffer';
 export const SERVICE_VERSION = '0.1.0';
