@@ -57,15 +57,6 @@ export class Standby {
     return this;
   }
 
-  /** revision is how far the standby has applied; 0 while it reads. */
-  get revision(): number {
-    return this.phase === 'watching' ? this.applied : 0;
-  }
-
-  get size(): number {
-    return this.resources.size;
-  }
-
   /**
    * take hands the standby's read to the leader of `guard`, once it is
    * certainly current, and stops the standby; undefined if it cannot be

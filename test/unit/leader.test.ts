@@ -58,6 +58,12 @@ async function submitted(leader: Leader, clock: FakeClock, r: ClientRequest): Pr
   await clock.advance(10);
 }
 
+/** reloaded makes the leader read its model from etcd again (a canceled watch does), and lets it. */
+async function reloaded(store: MemStore, clock: FakeClock): Promise<void> {
+  store.resetWatches();
+  await clock.advance(10);
+}
+
 /** rounds runs the clock and pending callbacks a few times: a failed commit, its reload and the re-plan take several. */
 async function rounds(clock: FakeClock, n = 5): Promise<void> {
   for (let i = 0; i < n; i++) {
@@ -256,8 +262,7 @@ describe('Leader on in-memory ports', () => {
         .map(({ name, id, attempt }) => ({ name, id, attempt, since: '' }));
       bus.publish(m.reply!, json.encode({ ok: true, id: 'w1', running: tasks.map((t) => t.name), tasks }));
     });
-    store.resetWatches(); // the leader reloads its model from etcd
-    await clock.advance(10);
+    await reloaded(store, clock);
     const status = (name: string) => {
       const req = get(name);
       leader.submit(req);
@@ -291,8 +296,7 @@ describe('Leader on in-memory ports', () => {
     assert.equal(store.kv.has(keys.resource('x')), false, 'x is not created again');
     assert.ok(store.kv.has(keys.resource('y')), 'y is not deleted');
     // ...and from etcd's records, as a new leader would read them.
-    store.resetWatches();
-    await clock.advance(10);
+    await reloaded(store, clock);
     await send(exists);
     await send(missing);
     const e = repliesTo(bus, exists);
@@ -313,12 +317,10 @@ describe('Leader on in-memory ports', () => {
     await send(add('x'));
     const first = del('x');
     await send(first);
-    store.resetWatches();
-    await clock.advance(10);
+    await reloaded(store, clock);
     await send(add('y'));
     await send(add('x'));
-    store.resetWatches();
-    await clock.advance(10);
+    await reloaded(store, clock);
     await send(first);
     const r = repliesTo(bus, first);
     assert.equal(r.length, 2);
@@ -331,8 +333,7 @@ describe('Leader on in-memory ports', () => {
     const { clock, store, bus, leader } = await setup();
     leader.submit(add('a'));
     await clock.advance(10);
-    store.resetWatches();
-    await clock.advance(10);
+    await reloaded(store, clock);
     const req = add('b');
     leader.submit(req);
     await clock.advance(10);
