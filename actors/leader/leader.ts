@@ -71,7 +71,7 @@ export interface LeaderDeps {
 
 /** After a batch failed to plan, the state is read again on the next request, or after this long. */
 const PLAN_RETRY_MS = 1000;
-/** Largest batch taken from the mailbox at once; bounds reply latency under load. */
+/** Largest batch taken from the mailbox at once (counting each task report); bounds reply latency and time away from the event loop. */
 const MAX_BATCH = 1024;
 
 export class Leader {
@@ -111,6 +111,8 @@ export class Leader {
     );
     this.actor = new Actor<Message>((batch) => this.receive(batch), {
       maxBatch: MAX_BATCH,
+      // A report request carries up to MAX_REPORTS reports: each costs about what a request does.
+      weigh: (m) => (m.kind === 'client' && m.req.command.op === 'report' ? m.req.command.reports.length : 1),
       onError: (err) => this.log.error({ err }, 'leader batch failed'),
     });
   }

@@ -118,6 +118,13 @@ const sameAssign = (a: Assignment | undefined, b: Assignment | undefined): boole
     a.checkpoint === b.checkpoint &&
     a.hold === b.hold);
 
+/** Built only when refused: after a worker's lease expires, tens of thousands of its reports are. */
+const refused = (worker: string, r: TaskReport): ReportOutcome => ({
+  ok: false,
+  code: 'NOT_OWNER',
+  message: `${worker} does not run attempt ${r.attempt} of ${r.name} (${r.id})`,
+});
+
 const owns = (a: Assignment | undefined, worker: string, epoch: string, attempt: number): boolean =>
   !!a && a.worker === worker && a.epoch === epoch && a.attempt === attempt;
 
@@ -473,10 +480,9 @@ export class ClusterState {
   /** report folds one task report from a worker incarnation into the model, if that incarnation runs that attempt. */
   report(worker: string, epoch: string, r: TaskReport): ReportOutcome {
     const e = this.resources.get(r.name);
-    const refused: ReportOutcome = { ok: false, code: 'NOT_OWNER', message: `${worker} does not run attempt ${r.attempt} of ${r.name} (${r.id})` };
-    if (!e || e.rec.id !== r.id) return refused;
+    if (!e || e.rec.id !== r.id) return refused(worker, r);
     if (e.handoff && owns(e.handoff.from, worker, epoch, r.attempt)) return this.reportLeaving(e, worker, r);
-    if (!owns(e.assign, worker, epoch, r.attempt) || e.assign?.hold) return refused;
+    if (!owns(e.assign, worker, epoch, r.attempt) || e.assign?.hold) return refused(worker, r);
     switch (r.type) {
       case 'stopped':
         break;

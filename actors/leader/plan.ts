@@ -8,7 +8,7 @@
 // The model is updated in place, optimistically: if the writes fail, the
 // leader throws the model away and reloads it from etcd.
 
-import { ConflictError, NotFoundError, NotOwnerError } from '../../src/protocol/errors.js';
+import { ConflictError, ErrorCode, NotFoundError } from '../../src/protocol/errors.js';
 import { LIST_PAGE_BYTES, LIST_PAGE_MAX, type Resource } from '../../src/protocol/messages.js';
 import type { EventKind, EventPayloads } from '../../src/protocol/events.js';
 import type { ClientRequest, Command } from '../../src/protocol/request.js';
@@ -197,11 +197,14 @@ function planWrite(
   return { reply: { req, build: (rev) => ({ ok: true, resource: stamp(r, rev) }) }, outcome: { name: c.name, outcome: { op: 'delete', rec } } };
 }
 
+const OK = { ok: true as const };
+
 /** planReport folds a worker's reports in; each is answered once what it changed is written. */
 function planReport(model: ClusterState, req: ClientRequest, c: Extract<Command, { op: 'report' }>): Reply {
   const results = c.reports.map((r) => {
     const o = model.report(c.worker, c.epoch, r);
-    return o.ok ? { ok: true as const } : { ok: false as const, error: new NotOwnerError(o.message).toWire() };
+    // A wire error, not a NotOwnerError: capturing a stack per refused report cost seconds when a worker's lease expired.
+    return o.ok ? OK : { ok: false as const, error: { code: ErrorCode.NOT_OWNER, message: o.message } };
   });
   return { req, build: () => ({ ok: true, results }) };
 }

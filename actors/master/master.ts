@@ -23,6 +23,7 @@ import { dashboardHost, startDashboard, type Dashboard } from '../../src/web/ser
 import { systemClock, type Clock } from '../../src/platform/clock.js';
 import { withRetry } from '../../src/platform/retry.js';
 import { logger, type Logger } from '../../src/platform/log.js';
+import { watchStalls } from '../../src/platform/stall.js';
 import type { Guard, Store } from '../../src/platform/ports.js';
 import { Leader, type RebalanceOptions } from '../leader/leader.js';
 import { Standby } from '../leader/standby.js';
@@ -68,6 +69,7 @@ export class Master {
     private readonly store: Store,
   ) {
     this.log = logger().child({ component: 'master' });
+    watchStalls(logger());
     this.bus = new NatsBus(nc);
     this.metrics = createMetrics({ labels: { role: 'master', id: cfg.id } });
     reportHeapOnSignal(this.log, () => ({ dedupeEntries: this.metrics.dedupeEntries }));

@@ -29,6 +29,7 @@ import { connectProcess } from '../../src/platform/connect.js';
 import { systemClock, type Clock } from '../../src/platform/clock.js';
 import { createMetrics, metricsHost, startMetricsServer, type GafferMetrics, type MetricsServer } from '../../src/platform/metrics.js';
 import { logger, WorkerLog, type Logger } from '../../src/platform/log.js';
+import { watchStalls } from '../../src/platform/stall.js';
 import { RESULTS_DEFAULTS, ResultsPublisher } from '../../src/platform/nats/results.js';
 import { Assignments, isAssignEvent, type Action, type Assigned } from './assignments.js';
 import { KindRegistry } from './runtime/kinds.js';
@@ -81,6 +82,7 @@ export class Worker {
     private readonly store: Store,
   ) {
     this.log = logger().child({ component: 'worker' });
+    watchStalls(logger());
     this.bus = new NatsBus(nc);
     this.metrics = createMetrics({ labels: { role: 'worker', id: cfg.id } });
     this.reporter = new Reporter(this.bus, this.clock, cfg.id, this.log);

@@ -4,12 +4,16 @@
 // runs after whatever is being handled now, and what is still queued is handed
 // back to the caller so that nothing is silently dropped.
 
+import { setImmediate } from 'node:timers/promises';
+
 export const ActorStatus = { NotStarted: 'NotStarted', Running: 'Running', Stopped: 'Stopped' } as const;
 export type ActorStatus = (typeof ActorStatus)[keyof typeof ActorStatus];
 
-export interface ActorOptions {
-  /** Most messages handed to one receive call. 1 means one message at a time. */
+export interface ActorOptions<M = unknown> {
+  /** Most messages handed to one receive call (most weight, with `weigh`). 1 means one message at a time. */
   maxBatch?: number;
+  /** What a message counts toward maxBatch (default 1): a message that carries many items can weigh what they cost. */
+  weigh?: (msg: M) => number;
   /** Called with any error receive throws; the actor keeps running. */
   onError?: (err: unknown) => void;
 }
@@ -22,7 +26,7 @@ export class Actor<M> {
 
   constructor(
     private readonly receive: (batch: M[]) => Promise<void> | void,
-    private readonly opts: ActorOptions = {},
+    private readonly opts: ActorOptions<M> = {},
   ) {
     if (opts.maxBatch !== undefined && !(Number.isInteger(opts.maxBatch) && opts.maxBatch >= 1)) {
       throw new RangeError(`maxBatch must be a whole number ≥ 1, got ${opts.maxBatch}`);
@@ -67,10 +71,20 @@ export class Actor<M> {
     queueMicrotask(() => void this.loop());
   }
 
+  /** take says how many queued messages the next batch holds: at least one, and no more than max allows. */
+  private take(max: number): number {
+    const { weigh } = this.opts;
+    if (!weigh) return Math.min(max, this.queue.length);
+    let n = 0;
+    let w = 0;
+    while (n < this.queue.length && (n === 0 || w + weigh(this.queue[n]!) <= max)) w += weigh(this.queue[n++]!);
+    return n;
+  }
+
   private async loop(): Promise<void> {
     const max = this.opts.maxBatch ?? 1;
     while (this._status === ActorStatus.Running && this.queue.length > 0) {
-      const batch = this.queue.length <= max ? this.queue.splice(0) : this.queue.splice(0, max);
+      const batch = this.queue.splice(0, this.take(max));
       try {
         await this.receive(batch);
       } catch (err) {
@@ -80,6 +94,10 @@ export class Actor<M> {
           // An error handler that throws must not wedge the mailbox.
         }
       }
+      // A batch that resolves at once leaves us in microtasks, where no timer
+      // or I/O runs: a long mailbox would starve the lease keepalives (a new
+      // leader handed thousands of held reports lost its lease that way).
+      if (this.queue.length > 0) await setImmediate();
     }
     this.running = false;
     for (const r of this.idle.splice(0)) r();

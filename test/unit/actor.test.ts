@@ -15,8 +15,10 @@ function deferred(): Deferred {
   return { promise, resolve };
 }
 
-/** settle lets every queued microtask (and the ones they queue) run. */
-const settle = (): Promise<void> => new Promise((r) => setImmediate(r));
+/** settle lets every queued microtask (and the ones they queue) run, and the turns the actor yields between batches. */
+const settle = async (): Promise<void> => {
+  for (let i = 0; i < 50; i++) await new Promise((r) => setImmediate(r));
+};
 
 describe('Actor', () => {
   test('status goes NotStarted -> Running -> Stopped, and nothing runs before start', async () => {
@@ -89,6 +91,26 @@ describe('Actor', () => {
     a.start();
     await settle();
     assert.deepEqual(batches, [[0, 1, 2], [3, 4, 5], [6]]);
+  });
+
+  test('weigh counts a message as what it carries, and a heavy message still goes alone', async () => {
+    const batches: number[][] = [];
+    const a = new Actor<number>((b) => void batches.push([...b]), { maxBatch: 10, weigh: (m) => m });
+    for (const m of [3, 3, 3, 3, 25, 1]) a.send(m);
+    a.start();
+    await settle();
+    assert.deepEqual(batches, [[3, 3, 3], [3], [25], [1]]);
+  });
+
+  test('timers and I/O run between batches: a long mailbox does not hold the event loop', async () => {
+    const log: string[] = [];
+    const a = new Actor<number>((b) => void log.push(`batch ${b[0]}`), { maxBatch: 1 });
+    for (let i = 0; i < 3; i++) a.send(i);
+    // Queued before the batches run; without a yield it would run only after all three.
+    setImmediate(() => log.push('timer'));
+    a.start();
+    await settle();
+    assert.deepEqual(log, ['batch 0', 'timer', 'batch 1', 'batch 2']);
   });
 
   test('a batch is what arrived while the previous batch ran', async () => {

@@ -1,0 +1,47 @@
+// A process whose event loop stops turning cannot keep its leases: a master
+// loses its leadership, a worker fences itself. When that happens the log
+// should say why, so each process notes every turn that came much later than
+// asked (a long synchronous task, or the OS not running us at all) and every
+// long garbage collection pause.
+
+import { PerformanceObserver, constants, performance } from 'node:perf_hooks';
+import type { Logger } from './log.js';
+
+/** The log lines, for tests and for reading logs. */
+export const StallLog = { loop: 'event loop stalled', gc: 'long gc pause' } as const;
+
+const TICK_MS = 100;
+/** Turns later than this are logged: a third of the shortest lease validity (masters at --ttl 2 trust theirs 1.5 s). */
+export const STALL_MS = 500;
+/** Pauses of the collector longer than this are logged. */
+const GC_MS = 100;
+
+const GC_KINDS: Record<number, string> = {
+  [constants.NODE_PERFORMANCE_GC_MAJOR]: 'major',
+  [constants.NODE_PERFORMANCE_GC_MINOR]: 'minor',
+  [constants.NODE_PERFORMANCE_GC_INCREMENTAL]: 'incremental',
+  [constants.NODE_PERFORMANCE_GC_WEAKCB]: 'weakcb',
+};
+
+let installed = false;
+
+/** watchStalls logs late turns and long GC pauses for the whole process; a second call does nothing. */
+export function watchStalls(log: Logger): void {
+  if (installed) return;
+  installed = true;
+  let due = performance.now() + TICK_MS;
+  setInterval(() => {
+    const now = performance.now();
+    const late = now - due;
+    if (late > STALL_MS) log.warn({ ms: Math.round(late) }, StallLog.loop);
+    due = now + TICK_MS;
+  }, TICK_MS).unref();
+  const obs = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      if (e.duration < GC_MS) continue;
+      const kind = ((e as PerformanceEntry & { detail?: { kind?: number } }).detail)?.kind;
+      log.warn({ ms: Math.round(e.duration), kind: kind === undefined ? 'unknown' : GC_KINDS[kind] ?? String(kind) }, StallLog.gc);
+    }
+  });
+  obs.observe({ entryTypes: ['gc'] });
+}
