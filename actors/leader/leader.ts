@@ -253,6 +253,8 @@ export class Leader {
       this.finish(inputs.flatMap((m) => (m.kind === 'client' ? [{ req: m.req, reply: { ok: false as const, error } }] : [])));
       return;
     }
+    // Work the batch's budget left over goes on in the next batch, after whatever is waiting now.
+    if (this.model.backlog) this.actor.send({ kind: 'reconcile' });
     this.dedupe.maintain();
     this.d.metrics.setDedupeEntries(this.dedupe.size);
     this.armHandoffs();

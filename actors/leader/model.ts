@@ -147,6 +147,14 @@ export class ClusterState {
   private orphans: Array<{ worker: string; name: string }> = [];
   /** Something changed that may let a pending resource be placed. */
   private placeable = true;
+  /** Resources whose worker came back as a new incarnation, waiting for their new attempt there. */
+  private readonly reattempt = new Set<string>();
+  /** Resources whose assignment key a load found stale, waiting to be rewritten. */
+  private readonly restamp = new Set<string>();
+  /** Most resources a batch touches before work that can wait (moves, new attempts) waits for the next one. */
+  private budget = Infinity;
+  /** This batch left such work for the next. */
+  private cut = false;
   /** Names in order, rebuilt after adds and removes. */
   private sorted: string[] | undefined;
   moves: Move[] = [];
@@ -161,6 +169,21 @@ export class ClusterState {
     private readonly now: () => Date = () => new Date(),
     private readonly random: () => number = Math.random,
   ) {}
+
+  /** beginBatch bounds what the batch about to be planned touches, so no batch holds the leader for long. */
+  beginBatch(budget: number): void {
+    this.budget = budget;
+    this.cut = false;
+  }
+
+  /** backlog says the last batch left work for the next: the leader plans another soon. */
+  get backlog(): boolean {
+    return this.cut;
+  }
+
+  private get spent(): boolean {
+    return this.dirty.size >= this.budget;
+  }
 
   // --- loading -----------------------------------------------------------
 
@@ -426,15 +449,32 @@ export class ClusterState {
     // whatever was leaving it may start where it is going.
     for (const name of [...(this.leaving.get(id) ?? [])]) if (this.resources.get(name)?.handoff?.from.epoch !== epoch) this.release(name);
     w.epoch = epoch;
-    for (const name of [...w.names]) {
-      const e = this.resources.get(name)!;
+    for (const name of w.names) this.reattempt.add(name);
+    this.reattempts();
+    this.placePending();
+  }
+
+  /**
+   * reattempts gives each resource whose worker came back as a new
+   * incarnation its new attempt there, as far as the batch's budget goes.
+   * What is left keeps its old assignment meanwhile: the new incarnation
+   * ignores it, and the old one has fenced itself.
+   */
+  reattempts(): void {
+    for (const name of this.reattempt) {
+      if (this.spent) return void (this.cut = true);
+      this.reattempt.delete(name);
+      const e = this.resources.get(name);
+      const w = e?.rec.worker ? this.workers.get(e.rec.worker) : undefined;
+      // Moved, finished or deleted meanwhile, or already given one.
+      if (!e || !w || e.assign?.worker !== w.id || e.assign.epoch === w.epoch) continue;
       this.touch(name);
       const attempt = e.rec.attempt + 1;
       e.rec = { ...e.rec, attempt, state: ResourceState.starting };
-      e.assign = { worker: id, epoch, attempt, ...(e.rec.checkpoint ? { checkpoint: true } : {}) };
+      // Still held if it is coming from another worker that has not stopped it yet.
+      e.assign = { worker: w.id, epoch: w.epoch, attempt, ...(e.rec.checkpoint ? { checkpoint: true } : {}), ...(e.handoff ? { hold: true } : {}) };
       e.cpSeq = undefined;
     }
-    this.placePending();
   }
 
   /** markRunning notes what a worker says it runs: attempts it owns that it has started are running. */
@@ -460,17 +500,31 @@ export class ClusterState {
     const w = this.workers.get(id);
     if (!w) return;
     this.workers.delete(id);
-    for (const name of [...w.names]) this.place(this.resources.get(name)!);
+    // Placed as the batches' budgets allow (placePending): until then each
+    // keeps its record and assignment, which the move rewrites.
+    for (const name of w.names) this.pending.add(name);
+    this.placeable = true;
+    this.placePending();
   }
 
-  /** placePending places every pending resource that some worker fits, when anything changed that could allow it. */
+  /**
+   * placePending places every pending resource that some worker fits, when
+   * anything changed that could allow it, as far as the batch's budget goes.
+   * One whose worker is gone is written as pending if nothing fits.
+   */
   placePending(): void {
     if (!this.placeable) return;
     this.placeable = false;
     for (const name of [...this.pending]) {
+      if (this.spent) {
+        this.cut = true;
+        this.placeable = true;
+        return;
+      }
       const e = this.resources.get(name)!;
+      const lost = e.rec.worker !== null && !this.workers.has(e.rec.worker);
       const pick = choose(this.workers.values(), wantOf(e.rec.spec));
-      if ('slot' in pick) this.place(e);
+      if ('slot' in pick || lost) this.place(e);
       else if (e.rec.reason !== pick.reason) e.rec = { ...e.rec, reason: pick.reason };
     }
   }
@@ -482,7 +536,8 @@ export class ClusterState {
     const e = this.resources.get(r.name);
     if (!e || e.rec.id !== r.id) return refused(worker, r);
     if (e.handoff && owns(e.handoff.from, worker, epoch, r.attempt)) return this.reportLeaving(e, worker, r);
-    if (!owns(e.assign, worker, epoch, r.attempt) || e.assign?.hold) return refused(worker, r);
+    // A worker that is gone may still own assignments not yet moved (workerDown): it has fenced itself.
+    if (!owns(e.assign, worker, epoch, r.attempt) || e.assign?.hold || !this.workers.has(worker)) return refused(worker, r);
     switch (r.type) {
       case 'stopped':
         break;
@@ -544,6 +599,7 @@ export class ClusterState {
 
   private finish(e: Entry, worker: string, state: ResourceState, result?: Json): void {
     this.touch(e.rec.name);
+    this.pending.delete(e.rec.name);
     this.free(worker, e.rec.name);
     this.endHandoff(e);
     const { delayMs: _d, reason: _r, ...rest } = e.rec;
@@ -570,35 +626,52 @@ export class ClusterState {
   /**
    * repair makes etcd agree with the model after a load: assignment keys that
    * are missing, stale (old epoch, wrong worker) or orphaned get rewritten or
-   * deleted on the next flush.
+   * deleted, and resources of workers that died while no leader watched get
+   * placed again, by the next batches as far as their budgets go (after
+   * every worker lost its lease at once, that is every resource).
    */
   repair(orphanAssignments: Array<{ worker: string; name: string }>): void {
     for (const e of this.resources.values()) {
       // A handoff whose old owner is gone (or is a later incarnation) may go on: the old attempt certainly stopped.
       const from = e.handoff?.from;
       if (from && this.workers.get(from.worker)?.epoch !== from.epoch) this.release(e.rec.name);
-      const w = e.rec.worker ? this.workers.get(e.rec.worker) : undefined;
-      if (e.rec.worker && !w) {
-        // Its worker died while no leader watched: it is pending until placed (a new attempt).
-        this.touch(e.rec.name);
-        this.moves.push({ name: e.rec.name, id: e.rec.id, from: e.rec.worker, to: null, deleted: false, reason: 'lost' });
-        e.rec = { ...e.rec, worker: null, state: ResourceState.pending };
+      if (e.rec.worker && !this.workers.has(e.rec.worker)) {
+        // A new attempt elsewhere, or pending if nothing fits (placePending).
         this.pending.add(e.rec.name);
-      }
-      const want: Assignment | undefined = w && {
+        this.placeable = true;
+      } else if (!sameAssign(this.wanted(e), e.assign)) this.restamp.add(e.rec.name);
+    }
+    this.orphans.push(...orphanAssignments);
+  }
+
+  /** restamps rewrites the assignments a load found stale, as far as the batch's budget goes. */
+  restamps(): void {
+    for (const name of this.restamp) {
+      if (this.spent) return void (this.cut = true);
+      this.restamp.delete(name);
+      const e = this.resources.get(name);
+      // Moved or deleted since, or its worker is gone (placePending has it then).
+      if (!e || (e.rec.worker && !this.workers.has(e.rec.worker))) continue;
+      const want = this.wanted(e);
+      if (sameAssign(want, e.assign)) continue;
+      this.touch(name);
+      e.assign = want;
+    }
+  }
+
+  /** wanted is the assignment key a resource's record calls for, on its worker's current incarnation. */
+  private wanted(e: Entry): Assignment | undefined {
+    const w = e.rec.worker ? this.workers.get(e.rec.worker) : undefined;
+    return (
+      w && {
         worker: w.id,
         epoch: w.epoch,
         attempt: e.rec.attempt,
         ...(e.rec.delayMs ? { delayMs: e.rec.delayMs } : {}),
         ...(e.rec.checkpoint ? { checkpoint: true } : {}),
         ...(e.handoff ? { hold: true } : {}),
-      };
-      if (!sameAssign(want, e.assign)) {
-        this.touch(e.rec.name);
-        e.assign = want;
       }
-    }
-    this.orphans.push(...orphanAssignments);
+    );
   }
 
   get hasChanges(): boolean {

@@ -69,6 +69,8 @@ export interface PlanContext {
   term: number;
   /** Every master in the election, leader first. */
   members: string[];
+  /** Overrides BATCH_BUDGET (tests). */
+  budget?: number;
 }
 
 /** Per transaction, one op is kept for the dedupe record and one for the commit chain. */
@@ -76,7 +78,17 @@ const OPS_PER_TXN = MAX_TXN_OPS - 2;
 /** etcd refuses requests over 1.5 MiB; checkpoints can be 64 KiB each. */
 const BYTES_PER_TXN = 1024 * 1024;
 
+/**
+ * Most resources one batch touches before work that can wait (moving a lost
+ * worker's resources, new attempts for a worker that came back, placing
+ * pending ones) is left to the next batch: when every worker of a 2-core
+ * machine lost its lease at once, one batch re-placed 36k resources and held
+ * the leader for seconds, past its own lease.
+ */
+export const BATCH_BUDGET = 2000;
+
 export function plan(model: ClusterState, dedupe: Dedupe, batch: readonly Input[], ctx: PlanContext): Plan {
+  model.beginBatch(ctx.budget ?? BATCH_BUDGET);
   const replies: Reply[] = [];
   const events: PlannedEvent[] = [];
   const outcomes = new Map<string, Array<[string, Outcome]>>();
@@ -110,6 +122,8 @@ export function plan(model: ClusterState, dedupe: Dedupe, batch: readonly Input[
         break;
     }
   }
+  model.restamps();
+  model.reattempts();
   model.placePending();
   drained(model, events);
   const units = model.flush();

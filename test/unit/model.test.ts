@@ -318,7 +318,85 @@ describe('workerUp', () => {
 
 // --- repair ------------------------------------------------------------------
 
+describe('batch budget', () => {
+  /** drain plans empty batches of `budget` until nothing is left, and returns each batch's unit count. */
+  const drain = (s: ClusterState, budget: number): number[] => {
+    const sizes: number[] = [];
+    for (let i = 0; i < 100; i++) {
+      s.beginBatch(budget);
+      s.restamps();
+      s.reattempts();
+      s.placePending();
+      sizes.push(s.flush().length);
+      if (!s.backlog) return sizes;
+    }
+    throw new Error('the backlog never emptied');
+  };
+
+  test("a lost worker's resources move over several batches; its reports are refused meanwhile", () => {
+    const s = fresh();
+    s.workerUp('w1', 1000, 'L1', NOOP);
+    for (let i = 0; i < 40; i++) s.add(`r${i}`, {});
+    s.placePending();
+    s.flush();
+    s.workerUp('w2', 1000, 'L2', NOOP);
+    s.flush();
+    const onW1 = [...Array(40).keys()].map((i) => `r${i}`).filter((n) => workerOf(s, n) === 'w1');
+    s.beginBatch(10);
+    s.workerDown('w1');
+    const first = s.flush().length;
+    assert.ok(first <= 10, String(first));
+    assert.equal(s.backlog, true);
+    const waiting = onW1.find((n) => workerOf(s, n) === 'w1')!;
+    const id = s.view(waiting)!.id;
+    assert.equal(s.report('w1', 'L1', { type: 'completed', name: waiting, id, attempt: s.view(waiting)!.attempt }).ok, false);
+    drain(s, 10);
+    for (const n of onW1) assert.equal(workerOf(s, n), 'w2', n);
+  });
+
+  test('a worker back as a new incarnation gets its new attempts over several batches, holds kept', () => {
+    const s = fresh();
+    s.workerUp('w1', 1000, 'L1', NOOP);
+    for (let i = 0; i < 30; i++) s.add(`r${i}`, {});
+    s.placePending();
+    s.flush();
+    const before = s.view('r0')!.attempt;
+    s.beginBatch(8);
+    s.workerUp('w1', 1000, 'L1b', NOOP);
+    assert.ok(s.flush().length <= 8);
+    const sizes = drain(s, 8);
+    assert.ok(sizes.every((n) => n <= 8), String(sizes));
+    for (let i = 0; i < 30; i++) assert.equal(s.view(`r${i}`)!.attempt, before + 1, `r${i}`);
+    assert.equal(s.assignedTask('r0')?.epoch, 'L1b');
+  });
+});
+
 describe('repair', () => {
+  test('a batch budget spreads the repair of a large load over batches, and every stale key is rewritten in the end', () => {
+    const s = fresh();
+    s.loadWorker('w1', 1000, 'L1-new', NOOP);
+    s.loadWorker('w2', 1000, 'L2', NOOP);
+    for (let i = 0; i < 50; i++) s.loadResource(rec(`s${i}`, 'w1'), 5, { worker: 'w1', epoch: 'L1-old', attempt: 1 });
+    for (let i = 0; i < 30; i++) s.loadResource(rec(`d${i}`, 'dead'), 5, { worker: 'dead', epoch: 'Ld', attempt: 1 });
+    s.repair([]);
+    const sizes: number[] = [];
+    const written = new Map<string, StoredAssignment>();
+    for (let batch = 0; batch < 20; batch++) {
+      s.beginBatch(16);
+      s.restamps();
+      s.placePending();
+      const units = s.flush();
+      sizes.push(units.length);
+      for (const u of units) for (const op of u.ops) if ('put' in op && op.put.startsWith('gaffer/assign/')) written.set(op.put, packed.decode(op.value) as StoredAssignment);
+      if (!s.backlog) break;
+    }
+    assert.ok(sizes.every((n) => n <= 16), String(sizes));
+    assert.equal(sizes.reduce((a, b) => a + b, 0), 80);
+    for (let i = 0; i < 50; i++) assert.equal(written.get(keys.assignment('w1', `s${i}`))?.epoch, 'L1-new');
+    for (let i = 0; i < 30; i++) assert.ok(['w1', 'w2'].includes(workerOf(s, `d${i}`)!), `d${i} placed`);
+    assert.equal(s.backlog, false);
+  });
+
   test('rewrites stale and missing assignment keys and deletes orphans; leaves good ones alone', () => {
     const s = fresh();
     s.loadWorker('w1', 10, 'L1-new', NOOP);
@@ -330,6 +408,7 @@ describe('repair', () => {
       { worker: 'w2', name: 'good' },
     ]);
     assert.equal(s.hasChanges, true);
+    s.restamps(); // the leader's plan() does this, within the batch's budget
     const units = s.flush();
     assert.deepEqual(
       units.map((u) => [u.name, u.ops.map(show)]),
@@ -352,6 +431,7 @@ describe('repair', () => {
     s.loadResource(rec('a', 'dead'), 5, { worker: 'dead', epoch: 'Ld', attempt: 1 });
     s.repair([]);
     assert.deepEqual([...s.pending], ['a']);
+    s.placePending();
     const ops = opsByName(s.flush()).a;
     assert.ok(ops?.includes('del gaffer/assign/dead/a'), String(ops));
   });
