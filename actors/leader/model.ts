@@ -515,7 +515,9 @@ export class ClusterState {
   placePending(): void {
     if (!this.placeable) return;
     this.placeable = false;
-    for (const name of [...this.pending]) {
+    // No copy of the set (it can hold tens of thousands): place() deletes the
+    // name, and adds it back only once, when a lost one is written pending.
+    for (const name of this.pending) {
       if (this.spent) {
         this.cut = true;
         this.placeable = true;

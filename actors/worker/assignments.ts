@@ -30,6 +30,12 @@ export interface Held {
   attempt: number;
 }
 
+/** HeldLookup is what a worker has, by name: a Map will do, and the task set gives a live view. */
+export interface HeldLookup {
+  get(name: string): Held | undefined;
+  [Symbol.iterator](): Iterator<[string, Held]>;
+}
+
 const same = (h: Held | undefined, t: { id: string; attempt: number }): boolean => !!h && h.id === t.id && h.attempt === t.attempt;
 
 export class Assignments {
@@ -42,7 +48,7 @@ export class Assignments {
    * snapshot replaces the view with etcd's, read at `revision`, and returns
    * what to stop and start so that exactly our incarnation's assignments run.
    */
-  snapshot(assigned: readonly Assigned[], revision: number, epoch: string, held: ReadonlyMap<string, Held>, why: string): Action[] {
+  snapshot(assigned: readonly Assigned[], revision: number, epoch: string, held: HeldLookup, why: string): Action[] {
     this.seen.clear();
     this.floor = revision;
     const want = new Map<string, AssignedTask>();
@@ -61,7 +67,7 @@ export class Assignments {
   }
 
   /** apply takes one event off worker.<id>.assign; `held` is what this worker has, by name. */
-  apply(ev: AssignEvent, epoch: string, held: ReadonlyMap<string, Held>): Action[] {
+  apply(ev: AssignEvent, epoch: string, held: HeldLookup): Action[] {
     const t = ev.resource;
     if (ev.revision <= Math.max(this.floor, this.seen.get(t.name) ?? 0)) return [];
     this.seen.set(t.name, ev.revision);

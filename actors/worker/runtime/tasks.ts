@@ -16,7 +16,7 @@ import { publishEvent } from '../../../src/platform/nats/events.js';
 import type { Bus, Store } from '../../../src/platform/ports.js';
 import type { Clock, Timer } from '../../../src/platform/clock.js';
 import { WorkerLog, type Logger } from '../../../src/platform/log.js';
-import type { Held } from '../assignments.js';
+import type { Held, HeldLookup } from '../assignments.js';
 import type { RunningTask, TaskEnd, TaskHost } from './host.js';
 import type { Reporter } from './reporter.js';
 
@@ -60,21 +60,31 @@ interface Attempt {
 
 export class TaskSet {
   private readonly attempts = new Map<string, Attempt>();
+  private runningCount = 0;
   private readonly ticker: Timer;
 
   constructor(private readonly d: TaskSetDeps) {
     this.ticker = d.clock.every(PROGRESS_EVERY_MS, () => this.sendProgress());
   }
 
-  /** held is every attempt this worker has, for assignments.ts. */
-  held(): Map<string, Held> {
-    return new Map([...this.attempts].map(([name, a]) => [name, { id: a.task.id, attempt: a.task.attempt }]));
+  /**
+   * held is every attempt this worker has, for assignments.ts: a live view,
+   * not a copy, since it is asked on every assign event (a copy made filling
+   * a thousand slots quadratic).
+   */
+  held(): HeldLookup {
+    const attempts = this.attempts;
+    return {
+      get: (name) => attempts.get(name)?.task,
+      *[Symbol.iterator](): IterableIterator<[string, Held]> {
+        for (const [name, a] of attempts) yield [name, a.task];
+      },
+    };
   }
 
+  /** How many attempts run now: counted as they start and end, not by a scan (a fence stops a thousand). */
   get running(): number {
-    let n = 0;
-    for (const a of this.attempts.values()) if (a.phase === 'running') n++;
-    return n;
+    return this.runningCount;
   }
 
   status(): Array<{ name: string; id: string; since: string; attempt: number }> {
@@ -113,6 +123,7 @@ export class TaskSet {
     // The lease may have lapsed while we read: check again right before anything runs.
     if (a.stopped || !this.d.mayStart()) return;
     a.phase = 'running';
+    this.runningCount++;
     a.since = this.d.clock.wall();
     a.run = host.start(
       { resource: { name: task.name, id: task.id }, spec: task.spec, attempt: task.attempt, checkpointed },
@@ -172,6 +183,7 @@ export class TaskSet {
     const { task } = a;
     const wasRunning = a.phase === 'running';
     a.phase = 'ended';
+    if (wasRunning) this.runningCount--;
     this.d.onCountChange(this.running);
     const reason = end.kind === 'completed' ? 'completed' : end.kind === 'failed' ? `failed: ${end.error}` : 'stopped';
     if (wasRunning) this.logStopped(a, reason, this.d.clock.wall());
@@ -215,6 +227,8 @@ export class TaskSet {
       return;
     }
     const end = await a.run.stop(graceMs);
+    // Still 'running': the run's own end is ignored once stopped (launch), so only this ends it.
+    if (a.phase === 'running') this.runningCount--;
     a.phase = 'ended';
     this.d.onCountChange(this.running);
     const forced = end.kind === 'stopped' && end.forced;
