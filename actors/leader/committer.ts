@@ -59,8 +59,10 @@ export class Committer {
    * the chain (a cheap linearizable read that proves we still lead). It
    * rejects with NotLeaderError when the fence failed, and with whatever
    * etcd said otherwise; later transactions of a failed one fail too.
+   * onTxn hears of each transaction as it commits, in order, before the
+   * batch as a whole has.
    */
-  commit(txns: ReadonlyArray<{ ops: Op[] }>, requests: number): Promise<number[]> {
+  commit(txns: ReadonlyArray<{ ops: Op[] }>, requests: number, onTxn?: (index: number, revision: number) => void): Promise<number[]> {
     const sent = txns.map((t) => {
       const next = t.ops.length > 0 ? Buffer.from(`${this.guard.createRevision}:${this.series}:${++this.seq}`) : undefined;
       const link: ChainLink = { key: keys.commitChain, expect: this.chainValue, ...(next ? { next } : {}) };
@@ -71,7 +73,10 @@ export class Committer {
     });
     const all = (async () => {
       const revs: number[] = [];
-      for (const rev of sent) revs.push(await rev);
+      for (const rev of sent) {
+        revs.push(await rev);
+        onTxn?.(revs.length - 1, revs[revs.length - 1]!);
+      }
       this.observer?.batch(requests);
       return revs;
     })();

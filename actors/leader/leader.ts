@@ -258,7 +258,10 @@ export class Leader {
     this.dedupe.maintain();
     this.d.metrics.setDedupeEntries(this.dedupe.size);
     this.armHandoffs();
-    void this.committer.commit(p.txns, p.replies.length).then(
+    // Workers hear of each transaction's assignments as soon as it commits: a
+    // lost worker's thousand moves are a few dozen transactions, and the first
+    // tasks start while the rest commit.
+    void this.committer.commit(p.txns, p.replies.length, (i, rev) => publishAssigns(this.d.bus, p.txns[i]!.assigns, rev)).then(
       (revs) => this.committed(p, revs),
       (err) => this.failed(p, err),
     );
@@ -329,7 +332,6 @@ export class Leader {
     });
     const revisionOf = (n: string) => revisions.get(n) ?? (this.model.resources.get(n)?.revision || undefined);
     this.finish(p.replies.map((r) => ({ req: r.req, reply: r.build(revisionOf) })));
-    p.txns.forEach((t, i) => publishAssigns(this.d.bus, t.assigns, revs[i]!));
     this.d.metrics.setWorkerLoads(this.model.loads());
     for (const e of p.events) {
       if (e.kind === 'worker.joined' || e.kind === 'worker.lost') this.log.info({ worker: e.payload.worker }, e.kind);

@@ -92,3 +92,23 @@ test('chain values differ between committers of one term, so a late write of the
   const v2 = Buffer.from(store.kv.get(keys.commitChain)!.value).toString();
   assert.notEqual(v1, v2);
 });
+
+test('onTxn hears of each transaction as it commits, in order, before the batch resolves', async () => {
+  const { store, committer } = await setup();
+  const second = gate();
+  store.txnHook = async (ops) => {
+    if (ops.some((o) => 'put' in o && o.put === 'gaffer/resources/b')) await second.wait;
+  };
+  const heard: Array<[number, number]> = [];
+  let resolved = false;
+  const all = committer.commit([{ ops: put('gaffer/resources/a') }, { ops: put('gaffer/resources/b') }], 0, (i, rev) => heard.push([i, rev]));
+  void all.then(() => (resolved = true));
+  await settle(20);
+  // The first is committed and told while the second is still held.
+  assert.equal(heard.length, 1);
+  assert.equal(heard[0]![0], 0);
+  assert.equal(resolved, false);
+  second.open();
+  const revs = await all;
+  assert.deepEqual(heard, revs.map((r, i) => [i, r]));
+});
