@@ -172,7 +172,9 @@ export class EtcdStore implements Store {
    * otherwise. With a chain link it also commits only if the link's key
    * still holds the value the previous transaction of the chain wrote (or is
    * absent, for the first), and throws ChainBrokenError otherwise: that is
-   * what keeps pipelined transactions in order. Returns the commit revision.
+   * what keeps pipelined transactions in order. Returns the commit revision,
+   * also when a copy of this transaction already applied (the chain then
+   * holds exactly what it writes): a lost answer is not a broken chain.
    */
   async txn(guard: Guard | undefined, ops: Op[], link?: ChainLink): Promise<number> {
     if (ops.length > MAX_TXN_OPS) throw new Error(`txn has ${ops.length} ops; etcd allows ${MAX_TXN_OPS}`);
@@ -209,7 +211,12 @@ export class EtcdStore implements Store {
       if (guard && Number(kv?.create_revision ?? 0) !== guard.createRevision) {
         throw new NotLeaderError(`fence failed: ${guard.key} is no longer at create revision ${guard.createRevision}`);
       }
-      const held = res.responses[guard ? 1 : 0]?.response_range?.kvs[0]?.value;
+      const chainKv = res.responses[guard ? 1 : 0]?.response_range?.kvs[0];
+      const held = chainKv?.value;
+      // Our own next value: this very transaction applied, and its answer was
+      // lost (the client then sent it again). The chain key's revision is the
+      // transaction's, since nothing wrote the chain after it.
+      if (link?.next && held && Buffer.compare(Buffer.from(held), Buffer.from(link.next)) === 0) return Number(chainKv!.mod_revision);
       const text = (v: Uint8Array | undefined | null): string => (v ? JSON.stringify(Buffer.from(v).toString('utf8')) : 'nothing');
       throw new ChainBrokenError(`chain ${link?.key} moved on; an earlier transaction did not apply first (expected ${text(link?.expect)}, found ${text(held)})`);
     }
