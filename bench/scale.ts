@@ -9,6 +9,7 @@ import { performance } from 'node:perf_hooks';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { HeapLog } from '../src/platform/heap.js';
+import { DEDUPE_WINDOW_MS } from '../actors/leader/dedupe.js';
 import { LeaderLog } from '../src/platform/log.js';
 import type { NatsConnection } from 'nats';
 import { LocalCluster } from '../src/devcluster/cluster.js';
@@ -286,12 +287,15 @@ export async function scale(cfg: BenchConfig, log: (s: string) => void): Promise
     const filled = await heapAfterGc(leader, leaderLog);
     // The dedupe window holds every write of the last 60 s: wait it out, so what stays is the resources.
     // (Not in quick mode: a minute the smoke run in npm test has no use for.)
+    // Each forced collection stops the leader for most of a second at 100k: wait out the window first, then collect.
     const emptied = cfg.quick
       ? filled
-      : await waitFor('the dedupe window to empty', async () => {
-          const h = await heapAfterGc(leader, leaderLog);
-          return h.dedupeEntries === 0 ? h : (await sleep(5000), undefined);
-        }, 120000).catch(() => filled);
+      : await sleep(DEDUPE_WINDOW_MS).then(() =>
+          waitFor('the dedupe window to empty', async () => {
+            const h = await heapAfterGc(leader, leaderLog);
+            return h.dedupeEntries === 0 ? h : (await sleep(10_000), undefined);
+          }, 120000).catch(() => filled),
+        );
     const dedupeBytes = Math.max(0, filled.heapUsed - emptied.heapUsed);
     // The heap is the first leader's: if another master leads now, its figures compare nothing.
     const leaderNow = (await status(nc, 5000).catch(() => undefined))?.leader;
