@@ -158,8 +158,13 @@ export interface Run {
   id: string;
   from: number;
   to: number;
-  /** ran-after-claimed-end: the part of a late-fenced run that the worker's own log shows (see above). */
-  end: 'stopped' | 'killed' | 'end-of-run' | 'restarted' | 'ran-after-claimed-end';
+  /**
+   * ran-after-claimed-end: the part of a late-fenced run that the worker's own log shows (see above).
+   * resumed-past-lease: a worker held in SIGSTOP past its lease deadline runs
+   * again from SIGCONT until its fence begins (its task threads resume with
+   * it): nothing a lease can prevent, so reported apart, not as a violation.
+   */
+  end: 'stopped' | 'killed' | 'end-of-run' | 'restarted' | 'ran-after-claimed-end' | 'resumed-past-lease';
   startLine: string;
   stopLine?: string;
 }
@@ -174,6 +179,7 @@ export function buildRuns(
   deaths: Death[],
   endOfRun: number,
   activity: Activity[] = [],
+  pauses: Pause[] = [],
 ): { runs: Run[]; anomalies: string[]; refuted: string[] } {
   const runs: Run[] = [];
   const anomalies: string[] = [];
@@ -181,6 +187,10 @@ export function buildRuns(
   const workers = new Set([...lines.map((l) => l.worker), ...deaths.map((d) => d.worker)]);
   for (const w of [...workers].sort()) {
     const mine = activity.filter((a) => a.worker === w && !FENCE_MSGS.has(a.msg));
+    const fences = activity.filter((a) => a.worker === w && a.msg === WorkerLog.fencing);
+    /** resumed: the pause its claimed end fell in, if the worker ran again (SIGCONT) before the stop was logged. */
+    const resumed = (stop: TaskLine): Pause | undefined =>
+      pauses.find((p) => p.target === w && p.from <= stop.at && stop.at <= p.to && p.to < stop.loggedAt);
     /** refutation: the first line (not the fence's own) written after a late stop's claimed end and before the stop. */
     const refutation = (stop: TaskLine): Activity | undefined => {
       if (stop.loggedAt <= stop.at) return undefined;
@@ -227,6 +237,16 @@ export function buildRuns(
       const o = open.get(l.name);
       if (!o || o.id !== l.id) {
         anomalies.push(`${w}: ${l.name} (${l.id}) stopped (line ${l.lineNo}) but was not running there`);
+        continue;
+      }
+      // Only a run under way when the pause began: one started after the resume is new work past the lease.
+      const p = o.from < l.at ? resumed(l) : undefined;
+      if (p) {
+        // The claimed part, then from SIGCONT until the fence began (its first line after the resume), when the task was terminated.
+        if (o.from < l.at) push(l.name, o.from, l.at, 'stopped', l);
+        const fence = fences.find((a) => a.time >= p.to && a.lineNo < l.lineNo);
+        close(l.name, Math.min(l.loggedAt, fence?.time ?? l.loggedAt), 'resumed-past-lease', l);
+        runs[runs.length - 1]!.from = Math.max(o.from, p.to);
         continue;
       }
       const x = refutation(l);
@@ -529,6 +549,14 @@ export interface CheckResult {
    * violation by itself: an overlap it causes is.
    */
   refutedStops: string[];
+  /**
+   * Workers held in SIGSTOP past their lease deadline run again from SIGCONT
+   * until their fence begins: those runs, and the overlaps they make with the
+   * resource's next owner. Reported, not counted: no lease can stop a paused
+   * process, and what its tasks do past the lease is refused (checkpoints,
+   * results, reports), which the crawl check verifies.
+   */
+  resumedPastLease: { overlaps: number; longestMs: number; runs: number };
   notes: string[];
 }
 
@@ -545,12 +573,15 @@ export function check(input: CheckInput): CheckResult {
     activity.push(...p.activity);
     for (const m of p.malformed) notes.push(`${worker}: malformed task line: ${m.slice(0, 300)}`);
   }
-  const { runs, anomalies, refuted } = buildRuns(lines, input.deaths, input.endOfRun, activity);
+  const { runs, anomalies, refuted } = buildRuns(lines, input.deaths, input.endOfRun, activity, input.pauses);
   notes.push(...anomalies);
   for (const l of unexplainedLateStops(lines, input.pauses, LATE_STOP_NOTE_MS)) {
     notes.push(`${l.worker}: a stop written ${l.loggedAt - l.at} ms after the end it claims, with no pause to explain it: ${l.raw}`);
   }
-  const overlaps = findOverlaps(runs);
+  const all = findOverlaps(runs);
+  const isResumed = (o: Overlap): boolean => o.runs.some((r) => r.end === 'resumed-past-lease');
+  const overlaps = all.filter((o) => !isResumed(o));
+  const resumed = all.filter(isResumed);
   const asLogged = findOverlaps(
     buildRuns(lines.map((l) => (l.event === 'stopped' ? { ...l, at: l.loggedAt } : l)), input.deaths, input.endOfRun, activity).runs,
   );
@@ -569,6 +600,7 @@ export function check(input: CheckInput): CheckResult {
     taskLines: lines.length,
     lateStops: lines.filter((l) => l.event === 'stopped' && l.loggedAt - l.at > LATE_STOP_NOTE_MS).length,
     refutedStops: refuted,
+    resumedPastLease: { overlaps: resumed.length, longestMs: resumed.reduce((m, o) => Math.max(m, o.ms), 0), runs: runs.filter((r) => r.end === 'resumed-past-lease').length },
     ifStopsCountedWhenLogged: { overlaps: asLogged.length, longestMs: Math.round(asLogged[0]?.ms ?? 0) },
     notes,
   };

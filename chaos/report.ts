@@ -64,6 +64,8 @@ export interface Results {
     ifStopsCountedWhenLogged: { overlaps: number; longestMs: number };
     /** Late fences whose claimed end the worker's own log refutes (runs extended accordingly). */
     refutedStops: string[];
+    /** Workers paused past their lease that ran again from SIGCONT until their fence (see check.ts); reported, not counted. */
+    resumedPastLease?: { overlaps: number; longestMs: number; runs: number };
   };
   violations: {
     lost: Finding[];
@@ -185,6 +187,13 @@ export function report(r: Results): string {
     `late fences (stop logged >${LATE_STOP_NOTE_MS} ms after the end it claims): ${r.checked.lateStops}; ` +
       `counted until logged instead, they would overlap ${w.overlaps} times (longest ${w.longestMs} ms)`,
   );
+  const rp = r.checked.resumedPastLease;
+  if (rp?.runs) {
+    out.push(
+      `resumed past the lease (SIGSTOP held a worker past its deadline; it ran from SIGCONT until its fence began): ${rp.runs} runs, ` +
+        `${rp.overlaps} overlapping the next owner (longest ${rp.longestMs} ms); not counted: effects past the lease are refused (crawl check)`,
+    );
+  }
   if (r.checked.refutedStops.length) {
     out.push(`late fences refuted by the worker's own log (it ran after the end it claims; runs extended): ${r.checked.refutedStops.length}`);
     for (const x of r.checked.refutedStops.slice(0, 5)) out.push(`    ${x.replace(/\n/g, '\n    ')}`);

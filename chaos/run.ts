@@ -181,6 +181,7 @@ async function main(): Promise<number> {
       lateStops: r.lateStops,
       ifStopsCountedWhenLogged: r.ifStopsCountedWhenLogged,
       refutedStops: r.refutedStops,
+      resumedPastLease: r.resumedPastLease,
     },
     crawls: { started: crawlCheck.crawls, pagesChecked: crawlCheck.pages },
     violations: { lost: r.lost, resurrected: r.resurrected, reanswered: r.reanswered, orphaned: r.orphaned, overlaps: overlapsOut(r, faults), unrecovered, results: crawlCheck.findings },

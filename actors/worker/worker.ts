@@ -29,7 +29,7 @@ import { connectProcess } from '../../src/platform/connect.js';
 import { systemClock, type Clock } from '../../src/platform/clock.js';
 import { createMetrics, metricsHost, startMetricsServer, type GafferMetrics, type MetricsServer } from '../../src/platform/metrics.js';
 import { logger, WorkerLog, type Logger } from '../../src/platform/log.js';
-import { watchStalls } from '../../src/platform/stall.js';
+import { onStall, watchStalls } from '../../src/platform/stall.js';
 import { RESULTS_DEFAULTS, ResultsPublisher } from '../../src/platform/nats/results.js';
 import { Assignments, isAssignEvent, type Action, type Assigned } from './assignments.js';
 import { KindRegistry } from './runtime/kinds.js';
@@ -71,6 +71,7 @@ export class Worker {
   private readonly actor: Actor<Message>;
   private subs: Array<{ unsubscribe(): void }> = [];
   private unhook: () => void = () => undefined;
+  private offStall: () => void = () => undefined;
   private readonly log: Logger;
   private readonly metrics: GafferMetrics;
   private metricsServer: MetricsServer | undefined;
@@ -83,6 +84,8 @@ export class Worker {
   ) {
     this.log = logger().child({ component: 'worker' });
     watchStalls(logger());
+    // Resumed after a stall (a pause, a starved process): fence now if the lease lapsed meanwhile.
+    this.offStall = onStall(() => void (this.lease && !this.stopping && this.leaseHeld()));
     this.bus = new NatsBus(nc);
     this.metrics = createMetrics({ labels: { role: 'worker', id: cfg.id } });
     this.reporter = new Reporter(this.bus, this.clock, cfg.id, this.log);
@@ -287,6 +290,7 @@ export class Worker {
     this.stopping = true;
     for (const s of this.subs) s.unsubscribe();
     this.unhook();
+    this.offStall();
     await this.actor.stop();
     await this.tasks.stopAll('worker stopping', this.graceMs);
     this.tasks.close();
@@ -301,6 +305,7 @@ export class Worker {
   async kill(): Promise<void> {
     this.stopping = true;
     this.unhook();
+    this.offStall();
     this.lease?.release();
     this.reporter.close();
     if (this.tasks) {

@@ -24,6 +24,17 @@ const GC_KINDS: Record<number, string> = {
 };
 
 let installed = false;
+const hooks = new Set<() => void>();
+
+/**
+ * onStall runs fn first thing after a stall is noticed, before it is logged:
+ * a worker resumed past its lease deadline fences at once instead of
+ * whenever its own fence timer comes round. Returns the way to remove it.
+ */
+export function onStall(fn: () => void): () => void {
+  hooks.add(fn);
+  return () => hooks.delete(fn);
+}
 
 /** watchStalls logs late turns and long GC pauses for the whole process; a second call does nothing. */
 export function watchStalls(log: Logger): void {
@@ -33,7 +44,16 @@ export function watchStalls(log: Logger): void {
   setInterval(() => {
     const now = performance.now();
     const late = now - due;
-    if (late > STALL_MS) log.warn({ ms: Math.round(late) }, StallLog.loop);
+    if (late > STALL_MS) {
+      for (const fn of hooks) {
+        try {
+          fn();
+        } catch (err) {
+          log.error({ err: (err as Error).message }, 'stall hook failed');
+        }
+      }
+      log.warn({ ms: Math.round(late) }, StallLog.loop);
+    }
     due = now + TICK_MS;
   }, TICK_MS).unref();
   const obs = new PerformanceObserver((list) => {

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   buildRuns, check, checkOps, classify, findNameOverlaps, findOverlaps, mismatches, parseWorkerLog, unexplainedLateStops,
-  violationCount, type Death, type OpRecord, type Snapshot,
+  violationCount, type Death, type OpRecord, type Pause, type Snapshot,
 } from '../../chaos/check.js';
 import { median } from '../../chaos/report.js';
 import { schedule, FAULT_KINDS } from '../../chaos/faults.js';
@@ -333,7 +333,9 @@ test('check ties it together: a clean run has no violations', () => {
   });
   assert.equal(violationCount(r), 0, JSON.stringify(r, null, 1));
   assert.deepEqual(r.notes, []);
-  assert.equal(r.runs, 3);
+  // a on w1 until its claimed end, and again from the resume (4900) until the stop (no fence line): 100 ms beside w2, reported apart.
+  assert.equal(r.runs, 4);
+  assert.deepEqual(r.resumedPastLease, { overlaps: 1, longestMs: 100, runs: 1 });
   // The late fence mattered: counted until it was logged, w1 would overlap w2 by 1.5 s.
   assert.equal(r.lateStops, 1);
   assert.deepEqual(r.ifStopsCountedWhenLogged, { overlaps: 1, longestMs: 1500 });
@@ -396,10 +398,49 @@ test('a fractional lease deadline is floored: it cannot invent a sub-ms overlap'
 const line = (w: string, t: number, msg: string, extra = ''): string =>
   `{"level":30,"time":${t},"role":"worker","id":"${w}","component":"worker"${extra},"msg":"${msg}"}`;
 
-function runsWithActivity(logs: Record<string, string[]>, deaths: Death[] = [], end = 100_000) {
+function runsWithActivity(logs: Record<string, string[]>, deaths: Death[] = [], end = 100_000, pauses: Pause[] = []) {
   const parsed = Object.entries(logs).map(([w, ls]) => parseWorkerLog(w, ls.join('\n')));
-  return buildRuns(parsed.flatMap((p) => p.lines), deaths, end, parsed.flatMap((p) => p.activity));
+  return buildRuns(parsed.flatMap((p) => p.lines), deaths, end, parsed.flatMap((p) => p.activity), pauses);
 }
+
+test('resumed past its lease: a paused worker runs from SIGCONT until its fence begins, marked apart from violations', () => {
+  // The stall line is written at the resume: the process (and its task threads) ran then.
+  const { runs } = runsWithActivity(
+    {
+      w1: [
+        started('w1', 'a', 'A', 1000),
+        line('w1', 4002, 'event loop stalled', ',"ms":1500'),
+        line('w1', 4010, 'fencing: stopping every task'),
+        stopped('w1', 'a', 'A', 3000, 4200, 'fenced: keepalive overdue (forced)'),
+      ],
+      w2: [started('w2', 'a', 'A', 3500)],
+    },
+    [],
+    100_000,
+    [{ target: 'w1', from: 2500, to: 4000 }],
+  );
+  assert.deepEqual(runs.filter((r) => r.worker === 'w1').map((r) => [r.from, r.to, r.end]), [[1000, 3000, 'stopped'], [4000, 4010, 'resumed-past-lease']]);
+  const o = findOverlaps(runs);
+  assert.deepEqual([o.length, o[0]?.from, o[0]?.ms, o[0]?.runs.some((r) => r.end === 'resumed-past-lease')], [1, 4000, 10, true]);
+});
+
+test('VIOLATION still: a task started after the resume, before the fence, is new work past the lease', () => {
+  const { runs } = runsWithActivity(
+    {
+      w1: [
+        started('w1', 'b', 'B', 4001),
+        line('w1', 4010, 'fencing: stopping every task'),
+        stopped('w1', 'b', 'B', 3000, 4010, 'fenced: keepalive overdue'),
+      ],
+      w2: [started('w2', 'b', 'B', 3800)],
+    },
+    [],
+    100_000,
+    [{ target: 'w1', from: 2500, to: 4000 }],
+  );
+  assert.deepEqual(runs.filter((r) => r.worker === 'w1').map((r) => r.end), ['ran-after-claimed-end']);
+  assert.equal(findOverlaps(runs)[0]?.ms, 9);
+});
 
 test('a late fence with only fence lines after its claimed end keeps the claim', () => {
   const { runs, refuted } = runsWithActivity({
