@@ -18,7 +18,7 @@ import { keys } from '../../src/protocol/keys.js';
 import { packed } from '../../src/protocol/codec.js';
 import type { Guard, KV, Store, WatchEvent } from '../../src/platform/ports.js';
 import type { Clock, Timer } from '../../src/platform/clock.js';
-import type { Logger } from '../../src/platform/log.js';
+import { LeaderLog, type Logger } from '../../src/platform/log.js';
 import { withRetry } from '../../src/platform/retry.js';
 import { readCluster, resourceRow, type ClusterRead, type ResourceRow } from './loader.js';
 
@@ -134,7 +134,7 @@ export class Standby {
     this.applied = read.revision;
     this.phase = 'watching';
     this.watch = this.store.watch(keys.root, read.revision + 1, (events) => this.apply(events), (err) => this.reset(err), { prev: false });
-    this.log.debug({ revision: read.revision, resources: this.resources.size }, 'standby ready');
+    this.log.info({ revision: read.revision, resources: this.resources.size }, LeaderLog.standbyReady);
   }
 
   private reset(err: Error): void {

@@ -47,4 +47,6 @@ export const WorkerLog = {
 export const LeaderLog = {
   read: 'leader read state',
   built: 'leader built state',
+  /** A follower's warm standby has read the state and follows it: a takeover from here needs no read. */
+  standbyReady: 'standby ready',
 } as const;
