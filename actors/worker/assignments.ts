@@ -43,6 +43,8 @@ export class Assignments {
   private readonly seen = new Map<string, number>();
   /** The snapshot's revision: events at or below it are already in it. */
   private floor = 0;
+  /** The assignment last applied per name (from a snapshot or an event), while its key exists. */
+  private readonly known = new Map<string, Assigned>();
 
   /**
    * snapshot replaces the view with etcd's, read at `revision`, and returns
@@ -50,10 +52,12 @@ export class Assignments {
    */
   snapshot(assigned: readonly Assigned[], revision: number, epoch: string, held: HeldLookup, why: string): Action[] {
     this.seen.clear();
+    this.known.clear();
     this.floor = revision;
     const want = new Map<string, AssignedTask>();
     for (const a of assigned) {
       this.seen.set(a.resource.name, a.resource.revision);
+      this.known.set(a.resource.name, a);
       if (a.epoch === epoch) want.set(a.resource.name, a.resource);
     }
     const actions: Action[] = [];
@@ -66,11 +70,27 @@ export class Assignments {
     return actions;
   }
 
+  /**
+   * unchanged returns the assignments last applied if etcd's assignment keys
+   * (read keys-only, at one revision) are exactly those, each at the revision
+   * it was applied at: a resync then needs no values. A thousand-task worker
+   * re-reading its values on every leader change made a fleet read its whole
+   * state from etcd at once; at 100k, etcd answered DEADLINE_EXCEEDED and
+   * every lease lapsed. Undefined if anything differs: read the values.
+   */
+  unchanged(keys: ReadonlyArray<{ name: string; modRevision: number }>): Assigned[] | undefined {
+    if (keys.length !== this.known.size) return undefined;
+    for (const k of keys) if (!this.known.has(k.name) || this.seen.get(k.name) !== k.modRevision) return undefined;
+    return [...this.known.values()];
+  }
+
   /** apply takes one event off worker.<id>.assign; `held` is what this worker has, by name. */
   apply(ev: AssignEvent, epoch: string, held: HeldLookup): Action[] {
     const t = ev.resource;
     if (ev.revision <= Math.max(this.floor, this.seen.get(t.name) ?? 0)) return [];
     this.seen.set(t.name, ev.revision);
+    if (ev.type === 'delete') this.known.delete(t.name);
+    else this.known.set(t.name, { resource: t, epoch: ev.epoch });
     const cur = held.get(t.name);
     if (ev.type === 'delete') return cur === undefined ? [] : [{ kind: 'stop', name: t.name, reason: 'unassigned' }];
     const mine = ev.epoch === epoch;

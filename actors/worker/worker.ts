@@ -243,11 +243,19 @@ export class Worker {
     await this.fencing;
     const lease = this.lease;
     if (!lease) return;
-    const snap = await this.store.range(keys.assignments(this.cfg.id));
+    // Keys first: when they are what we last applied, the values we hold are etcd's.
+    const prefix = keys.assignments(this.cfg.id);
+    const index = await this.store.range(prefix, undefined, { keysOnly: true });
+    const names = index.kvs.flatMap((kv) => {
+      const k = parseKey.assignment(kv.key);
+      return k ? [{ name: k.name, modRevision: kv.modRevision }] : [];
+    });
+    const same = this.assignments.unchanged(names);
+    const snap = same ? index : await this.store.range(prefix);
     if (!lease.alive) return; // a fence fired meanwhile; the next register/restore resyncs
     this.fenced = false;
-    const assigned: Assigned[] = [];
-    for (const kv of snap.kvs) {
+    const assigned: Assigned[] = same ?? [];
+    for (const kv of same ? [] : snap.kvs) {
       if (!parseKey.assignment(kv.key)) continue;
       try {
         assigned.push(decodeAssignment(kv.value, kv.modRevision));
@@ -256,7 +264,7 @@ export class Worker {
       }
     }
     this.act(this.assignments.snapshot(assigned, snap.revision, lease.id, this.tasks.held(), why));
-    this.log.debug({ why, revision: snap.revision, running: this.tasks.running }, 'resynced');
+    this.log.debug({ why, revision: snap.revision, values: same ? 'kept' : 'read', running: this.tasks.running }, 'resynced');
   }
 
   private act(actions: readonly Action[]): void {

@@ -24,6 +24,22 @@ function run(running: Map<string, Held>, actions: Action[]): void {
 const ids = (m: Map<string, Held>) => [...m].map(([n, h]) => [n, h.id]).sort();
 
 describe('Assignments', () => {
+  test('unchanged: the keys at the revisions last applied give back the values held; anything else asks for a read', () => {
+    const a = new Assignments();
+    const running = held();
+    run(running, a.snapshot([{ resource: res('x', 'x1', 5), epoch: 'E' }, { resource: res('y', 'y1', 6), epoch: 'E' }], 10, 'E', running, 'test'));
+    run(running, a.apply(put('z', 'z1', 12), 'E', running));
+    run(running, a.apply(del('y', 'y1', 13), 'E', running));
+    const keys = [{ name: 'x', modRevision: 5 }, { name: 'z', modRevision: 12 }];
+    assert.deepEqual(a.unchanged(keys)?.map((k) => [k.resource.name, k.resource.id, k.epoch]).sort(), [['x', 'x1', 'E'], ['z', 'z1', 'E']]);
+    // A put we missed (newer revision), a key we do not know, a key gone: read the values.
+    assert.equal(a.unchanged([{ name: 'x', modRevision: 5 }, { name: 'z', modRevision: 14 }]), undefined);
+    assert.equal(a.unchanged([...keys, { name: 'w', modRevision: 15 }]), undefined);
+    assert.equal(a.unchanged([{ name: 'x', modRevision: 5 }]), undefined);
+    // A resync from what it gave back changes nothing that runs.
+    assert.deepEqual(a.snapshot(a.unchanged(keys)!, 20, 'E', running, 'test'), []);
+  });
+
   test('snapshot starts our incarnation\'s assignments and stops everything else', () => {
     const a = new Assignments();
     const running = held([['old', 'o1'], ['keep', 'k1']]);
