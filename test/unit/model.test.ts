@@ -333,12 +333,18 @@ describe('batch budget', () => {
     throw new Error('the backlog never emptied');
   };
 
-  test("a lost worker's resources move over several batches; its reports are refused meanwhile", () => {
+  /** filled: a model with w1 (lease L1) holding r0..r{n-1}, all written. */
+  const filled = (n: number): ClusterState => {
     const s = fresh();
     s.workerUp('w1', 1000, 'L1', NOOP);
-    for (let i = 0; i < 40; i++) s.add(`r${i}`, {});
+    for (let i = 0; i < n; i++) s.add(`r${i}`, {});
     s.placePending();
     s.flush();
+    return s;
+  };
+
+  test("a lost worker's resources move over several batches; its reports are refused meanwhile", () => {
+    const s = filled(40);
     s.workerUp('w2', 1000, 'L2', NOOP);
     s.flush();
     const onW1 = [...Array(40).keys()].map((i) => `r${i}`).filter((n) => workerOf(s, n) === 'w1');
@@ -355,11 +361,16 @@ describe('batch budget', () => {
   });
 
   test('a worker back as a new incarnation gets its new attempts over several batches, holds kept', () => {
-    const s = fresh();
-    s.workerUp('w1', 1000, 'L1', NOOP);
-    for (let i = 0; i < 30; i++) s.add(`r${i}`, {});
+    const s = filled(30);
+    // h is on its way to w1 from w0, which has not said it stopped: a hold.
+    s.workerUp('w0', 1000, 'L0', NOOP);
+    s.add('h', {});
     s.placePending();
     s.flush();
+    if (workerOf(s, 'h') !== 'w0') throw new Error('h should be placed on the empty w0');
+    s.move('h', s.workers.get('w1')!, 'rebalance');
+    s.flush();
+    assert.equal(s.assignedTask('h')?.task.hold, true);
     const before = s.view('r0')!.attempt;
     s.beginBatch(8);
     s.workerUp('w1', 1000, 'L1b', NOOP);
@@ -368,6 +379,7 @@ describe('batch budget', () => {
     assert.ok(sizes.every((n) => n <= 8), String(sizes));
     for (let i = 0; i < 30; i++) assert.equal(s.view(`r${i}`)!.attempt, before + 1, `r${i}`);
     assert.equal(s.assignedTask('r0')?.epoch, 'L1b');
+    assert.deepEqual([s.assignedTask('h')?.epoch, s.assignedTask('h')?.task.hold], ['L1b', true], 'still held for w0');
   });
 });
 
