@@ -461,19 +461,26 @@ export class ClusterState {
    * ignores it, and the old one has fenced itself.
    */
   reattempts(): void {
-    for (const name of this.reattempt) {
-      if (this.spent) return void (this.cut = true);
-      this.reattempt.delete(name);
+    this.within(this.reattempt, (name) => {
       const e = this.resources.get(name);
       const w = e?.rec.worker ? this.workers.get(e.rec.worker) : undefined;
       // Moved, finished or deleted meanwhile, or already given one.
-      if (!e || !w || e.assign?.worker !== w.id || e.assign.epoch === w.epoch) continue;
+      if (!e || !w || e.assign?.worker !== w.id || e.assign.epoch === w.epoch) return;
       this.touch(name);
       const attempt = e.rec.attempt + 1;
       e.rec = { ...e.rec, attempt, state: ResourceState.starting };
       // Still held if it is coming from another worker that has not stopped it yet.
       e.assign = { worker: w.id, epoch: w.epoch, attempt, ...(e.rec.checkpoint ? { checkpoint: true } : {}), ...(e.handoff ? { hold: true } : {}) };
       e.cpSeq = undefined;
+    });
+  }
+
+  /** within takes names off `queue` while the batch's budget lasts; what is left waits for the next batch. */
+  private within(queue: Set<string>, each: (name: string) => void): void {
+    for (const name of queue) {
+      if (this.spent) return void (this.cut = true);
+      queue.delete(name);
+      each(name);
     }
   }
 
@@ -648,17 +655,15 @@ export class ClusterState {
 
   /** restamps rewrites the assignments a load found stale, as far as the batch's budget goes. */
   restamps(): void {
-    for (const name of this.restamp) {
-      if (this.spent) return void (this.cut = true);
-      this.restamp.delete(name);
+    this.within(this.restamp, (name) => {
       const e = this.resources.get(name);
       // Moved or deleted since, or its worker is gone (placePending has it then).
-      if (!e || (e.rec.worker && !this.workers.has(e.rec.worker))) continue;
+      if (!e || (e.rec.worker && !this.workers.has(e.rec.worker))) return;
       const want = this.wanted(e);
-      if (sameAssign(want, e.assign)) continue;
+      if (sameAssign(want, e.assign)) return;
       this.touch(name);
       e.assign = want;
-    }
+    });
   }
 
   /** wanted is the assignment key a resource's record calls for, on its worker's current incarnation. */

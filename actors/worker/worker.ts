@@ -24,7 +24,7 @@ import { answerPing, isPing } from '../../src/platform/nats/prober.js';
 import { publishEvent } from '../../src/platform/nats/events.js';
 import { fencingTiming, KeptLease } from '../../src/platform/etcd/lease.js';
 import type { ProcessConfig } from '../../src/platform/config.js';
-import type { Store } from '../../src/platform/ports.js';
+import type { KV, Store } from '../../src/platform/ports.js';
 import { connectProcess } from '../../src/platform/connect.js';
 import { systemClock, type Clock } from '../../src/platform/clock.js';
 import { createMetrics, metricsHost, startMetricsServer, type GafferMetrics, type MetricsServer } from '../../src/platform/metrics.js';
@@ -254,17 +254,23 @@ export class Worker {
     const snap = same ? index : await this.store.range(prefix);
     if (!lease.alive) return; // a fence fired meanwhile; the next register/restore resyncs
     this.fenced = false;
-    const assigned: Assigned[] = same ?? [];
-    for (const kv of same ? [] : snap.kvs) {
+    const assigned = same ?? this.decodeAssigned(snap.kvs);
+    this.act(this.assignments.snapshot(assigned, snap.revision, lease.id, this.tasks.held(), why));
+    this.log.debug({ why, revision: snap.revision, values: same ? 'kept' : 'read', running: this.tasks.running }, 'resynced');
+  }
+
+  /** decodeAssigned reads assignment values; a malformed one is logged and left out. */
+  private decodeAssigned(kvs: readonly KV[]): Assigned[] {
+    const out: Assigned[] = [];
+    for (const kv of kvs) {
       if (!parseKey.assignment(kv.key)) continue;
       try {
-        assigned.push(decodeAssignment(kv.value, kv.modRevision));
+        out.push(decodeAssignment(kv.value, kv.modRevision));
       } catch (err) {
         this.log.warn({ key: kv.key, err: (err as Error).message }, 'ignoring malformed assignment');
       }
     }
-    this.act(this.assignments.snapshot(assigned, snap.revision, lease.id, this.tasks.held(), why));
-    this.log.debug({ why, revision: snap.revision, values: same ? 'kept' : 'read', running: this.tasks.running }, 'resynced');
+    return out;
   }
 
   private act(actions: readonly Action[]): void {
