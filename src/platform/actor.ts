@@ -77,7 +77,12 @@ export class Actor<M> {
     if (!weigh) return Math.min(max, this.queue.length);
     let n = 0;
     let w = 0;
-    while (n < this.queue.length && (n === 0 || w + weigh(this.queue[n]!) <= max)) w += weigh(this.queue[n++]!);
+    while (n < this.queue.length) {
+      const next = weigh(this.queue[n]!);
+      if (n > 0 && w + next > max) break;
+      w += next;
+      n++;
+    }
     return n;
   }
 
