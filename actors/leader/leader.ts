@@ -33,8 +33,6 @@ import { plan, type Input, type Plan } from './plan.js';
 type Message =
   | Input
   | { kind: 'workers'; events: WatchEvent[] }
-  /** A worker we revoked has certainly fenced itself: move its work. */
-  | { kind: 'fenced'; id: string; epoch: string }
   /** A handoff's old owner did not say it stopped in time: fence it. */
   | { kind: 'handoff-timeout'; name: string; worker: string; epoch: string; attempt: number };
 
@@ -106,7 +104,6 @@ export class Leader {
       d.prober,
       this.log,
       (id) => this.model.workers.get(id)?.epoch,
-      (id, epoch) => this.actor.send({ kind: 'fenced', id, epoch }),
       d.clock,
     );
     this.actor = new Actor<Message>((batch) => this.receive(batch), {
@@ -239,7 +236,7 @@ export class Leader {
     const inputs = batch.flatMap((m) => this.inputsOf(m));
     let p: Plan;
     try {
-      p = plan(this.model, this.dedupe, inputs, { leaderId: this.d.id, term: this.d.guard.createRevision, members: this.d.members() });
+      p = plan(this.model, this.dedupe, inputs, { leaderId: this.d.id, term: this.d.guard.createRevision, members: this.d.members(), now: this.d.clock.now() });
     } catch (err) {
       // A bug, or input validation missed: the model may be half changed, so
       // it is thrown away and read again, and this batch is told so rather
@@ -261,7 +258,7 @@ export class Leader {
     // Workers hear of each transaction's assignments as soon as it commits: a
     // lost worker's thousand moves are a few dozen transactions, and the first
     // tasks start while the rest commit.
-    void this.committer.commit(p.txns, p.replies.length, (i, rev) => publishAssigns(this.d.bus, p.txns[i]!.assigns, rev)).then(
+    void this.committer.commit(p.txns, p.replies.length, (i, rev) => publishAssigns(this.d.bus, p.txns[i]!.assigns, rev, this.d.clock.now())).then(
       (revs) => this.committed(p, revs),
       (err) => this.failed(p, err),
     );
@@ -270,11 +267,10 @@ export class Leader {
 
   /** inputsOf turns a mailbox message into plan inputs; worker changes also drive liveness. */
   private inputsOf(m: Message): Input[] {
-    if (m.kind === 'fenced') return this.model.workers.get(m.id)?.epoch === m.epoch ? this.down(m.id) : [];
     if (m.kind === 'handoff-timeout') {
       const from = this.model.handoffFrom(m.name);
       if (from?.worker === m.worker && from.epoch === m.epoch && from.attempt === m.attempt) {
-        // It may be hung or cut off: once its lease is gone and its fence window has passed, it has stopped for sure.
+        // It may be hung or cut off: once its lease is gone, its work moves, to start when its fence window has passed.
         void this.liveness.revoke(m.worker, `${m.worker} did not report ${m.name} stopped in time for a handoff`);
       }
       return [];
@@ -287,9 +283,8 @@ export class Leader {
       if (!id) continue;
       if (ev.type === 'delete') {
         const w = this.model.workers.get(id);
-        // We revoked it ourselves: it may still run its tasks until its fence window passes.
-        if (w && this.liveness.deleted(id, w.epoch)) out.push({ kind: 'worker-suspect', id });
-        else out.push(...this.down(id));
+        // If we revoked it ourselves, it may still run its tasks until its fence window passes.
+        out.push(...this.down(id, w && this.liveness.fencedBy(id, w.epoch)));
         continue;
       }
       try {
@@ -317,9 +312,9 @@ export class Leader {
     }
   }
 
-  private down(id: string): Input[] {
+  private down(id: string, fencedBy: number | undefined): Input[] {
     this.liveness.forget(id);
-    return [{ kind: 'worker-down', id }];
+    return [{ kind: 'worker-down', id, ...(fencedBy !== undefined ? { fencedBy } : {}) }];
   }
 
   private committed(p: Plan, revs: number[]): void {
@@ -380,8 +375,9 @@ export class Leader {
       if (seen.has(key)) continue;
       seen.add(key);
       const now = this.model.assignedTask(c.task.name);
-      if (now?.worker === c.worker) publishAssigns(this.d.bus, [now], this.model.resources.get(c.task.name)!.revision);
-      else publishAssigns(this.d.bus, [removed(c.worker, c.task.name, c.task.id, c.task.attempt, c.epoch)], this.loadRevision);
+      const at = this.d.clock.now();
+      if (now?.worker === c.worker) publishAssigns(this.d.bus, [now], this.model.resources.get(c.task.name)!.revision, at);
+      else publishAssigns(this.d.bus, [removed(c.worker, c.task.name, c.task.id, c.task.attempt, c.epoch)], this.loadRevision, at);
     }
   }
 

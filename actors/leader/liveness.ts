@@ -2,8 +2,11 @@
 // each worker's status subject; when NATS says nobody is there, it revokes the
 // worker's lease at once instead of waiting for its TTL. Because a worker that
 // is alive but cut off from NATS may still run its tasks until its own fence
-// window passes, the work moves only after that window, counted from when the
-// revoke returned (any keepalive the worker saw answered was sent before).
+// window passes, its work may start elsewhere only after that window, counted
+// from when the revoke returned (any keepalive the worker saw answered was
+// sent before). The work is written elsewhere at once, with a start delay
+// that ends with the window (model.ts, fence waits), so the commits of a
+// thousand moves overlap the window instead of following it.
 
 import type { Prober } from '../../src/platform/nats/prober.js';
 import type { Clock } from '../../src/platform/clock.js';
@@ -11,7 +14,7 @@ import type { Store } from '../../src/platform/ports.js';
 import type { Logger } from '../../src/platform/log.js';
 import { subjects } from '../../src/protocol/subjects.js';
 
-/** Slack on top of a worker's fence window before moving work off a worker we revoked. */
+/** Slack on top of a worker's fence window before its work starts elsewhere, after we revoked it. */
 const FENCE_SLACK_MS = 50;
 /** Total worker probes per second the leader allows itself. */
 const PROBES_PER_SECOND = 500;
@@ -20,10 +23,8 @@ const probeKey = (workerId: string): string => `worker:${workerId}`;
 
 interface Revoked {
   epoch: string;
-  /** performance.now() when the revoke returned; unset while it is in flight. */
+  /** clock.now() when the revoke returned; unset while it is in flight. */
   at?: number;
-  /** The watch reported the worker's key gone. */
-  deleted: boolean;
 }
 
 export class WorkerLiveness {
@@ -37,8 +38,6 @@ export class WorkerLiveness {
     private readonly log: Logger,
     /** The worker's current incarnation (lease id), if it is live. */
     private readonly epochOf: (id: string) => string | undefined,
-    /** The revoked worker has certainly fenced itself: move its work. */
-    private readonly onFenced: (id: string, epoch: string) => void,
     private readonly clock: Clock,
   ) {}
 
@@ -52,17 +51,17 @@ export class WorkerLiveness {
   }
 
   /**
-   * deleted is called when the worker's key is gone. It returns true when we
-   * revoked this incarnation ourselves: the caller must place nothing there,
-   * and will get onFenced once its work may move.
+   * fencedBy is called when the worker's key is gone. When we revoked this
+   * incarnation ourselves, it returns the clock time (clock.now()) by which
+   * the worker has certainly stopped its tasks; undefined when its lease
+   * expired, which takes longer than its fence window.
    */
-  deleted(id: string, epoch: string): boolean {
+  fencedBy(id: string, epoch: string): number | undefined {
     this.prober.unwatch(probeKey(id));
     const r = this.revoked.get(id);
-    if (!r || r.epoch !== epoch) return false;
-    r.deleted = true;
-    this.schedule(id);
-    return true;
+    if (!r || r.epoch !== epoch) return undefined;
+    // The watch can report the deletion before the revoke returns: the lease is gone by now either way.
+    return (r.at ?? this.clock.now()) + (this.fenceMs.get(id) ?? 0) + FENCE_SLACK_MS;
   }
 
   forget(id: string): void {
@@ -76,13 +75,13 @@ export class WorkerLiveness {
     for (const id of this.fenceMs.keys()) this.prober.unwatch(probeKey(id));
   }
 
-  /** revoke ends a worker's lease now; its work moves once its fence window has passed (onFenced). */
+  /** revoke ends a worker's lease now; the watch then reports its key gone (fencedBy). */
   async revoke(id: string, why = 'worker is gone from NATS'): Promise<void> {
     const epoch = this.epochOf(id);
     if (epoch === undefined || this.stopped) return;
     this.log.warn({ worker: id, lease: epoch }, `${why}; revoking its lease`);
     // Marked before the call: the watch may report the deletion before the call returns.
-    const r: Revoked = { epoch, deleted: false };
+    const r: Revoked = { epoch };
     this.revoked.set(id, r);
     try {
       await this.store.revokeLease(epoch);
@@ -90,13 +89,5 @@ export class WorkerLiveness {
       this.log.info({ worker: id, err: (err as Error).message }, 'worker lease revoke failed (already gone?)');
     }
     r.at = this.clock.now();
-    this.schedule(id);
-  }
-
-  private schedule(id: string): void {
-    const r = this.revoked.get(id);
-    if (!r || !r.deleted || r.at === undefined) return;
-    const wait = Math.max(0, r.at + (this.fenceMs.get(id) ?? 0) + FENCE_SLACK_MS - this.clock.now());
-    this.clock.after(wait, () => this.onFenced(id, r.epoch));
   }
 }

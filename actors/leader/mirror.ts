@@ -22,14 +22,29 @@ export interface AssignChange {
   /** For a delete, the attempt that was removed; its spec is not sent again. */
   task: Omit<AssignedTask, 'revision'>;
   epoch: string;
+  /**
+   * The leader's clock time (clock.now()) before which the task must not
+   * start, when its previous owner may still run it. The key's delayMs counts
+   * from when the batch was planned; the worker counts from when it hears, so
+   * the event says only what is left of the wait as it leaves.
+   */
+  notBefore?: number;
 }
 
-/** publishAssigns sends each change, stamped with the revision its transaction committed at. */
-export function publishAssigns(bus: Bus, changes: readonly AssignChange[], revision: number): void {
+/** publishAssigns sends each change, stamped with the revision its transaction committed at; `now` is the leader's clock. */
+export function publishAssigns(bus: Bus, changes: readonly AssignChange[], revision: number, now: number): void {
   for (const c of changes) {
-    const ev: AssignEvent = { type: c.type, resource: { ...c.task, revision }, revision, epoch: c.epoch };
+    const ev: AssignEvent = { type: c.type, resource: { ...waitLeft(c, now), revision }, revision, epoch: c.epoch };
     bus.publish(subjects.workerAssign(c.worker), json.encode(ev));
   }
+}
+
+function waitLeft(c: AssignChange, now: number): AssignChange['task'] {
+  if (c.notBefore === undefined) return c.task;
+  const { delayMs: _d, ...task } = c.task;
+  // Rounded up: the worker must not start a millisecond early.
+  const left = Math.ceil(c.notBefore - now);
+  return left > 0 ? { ...task, delayMs: left } : task;
 }
 
 /** removed is the delete of a worker's assignment of `name`, when the task it held is not known. */

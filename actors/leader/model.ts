@@ -29,6 +29,12 @@ export interface Assignment {
   epoch: string;
   attempt: number;
   delayMs?: number;
+  /**
+   * The leader's clock time before which it must not start, when a worker
+   * it was taken from may still run it; delayMs is what was left of that
+   * wait when the batch was planned. Not stored: a new leader has delayMs.
+   */
+  notBefore?: number;
   checkpoint?: boolean;
   /** A handoff: not to be started until the previous owner has stopped. */
   hold?: boolean;
@@ -151,6 +157,16 @@ export class ClusterState {
   private readonly reattempt = new Set<string>();
   /** Resources whose assignment key a load found stale, waiting to be rewritten. */
   private readonly restamp = new Set<string>();
+  /**
+   * Resources taken from a worker we revoked, which may run them until its
+   * fence window passes: by name, the clock time when it has certainly
+   * stopped. Their next attempt waits for it wherever it goes.
+   */
+  private readonly fenceWaits = new Map<string, number>();
+  /** When the last of fenceWaits has passed. */
+  private fenceWaitsEnd = 0;
+  /** The leader's clock as this batch is planned. */
+  private at = 0;
   /** Most resources a batch touches before work that can wait (moves, new attempts) waits for the next one. */
   private budget = Infinity;
   /** This batch left such work for the next. */
@@ -171,9 +187,23 @@ export class ClusterState {
   ) {}
 
   /** beginBatch bounds what the batch about to be planned touches, so no batch holds the leader for long. */
-  beginBatch(budget: number): void {
+  beginBatch(budget: number, now = 0): void {
     this.budget = budget;
     this.cut = false;
+    this.at = now;
+    if (this.fenceWaits.size > 0 && now >= this.fenceWaitsEnd) this.fenceWaits.clear();
+  }
+
+  /**
+   * startAfter is the start delay of a resource's next attempt: the larger of
+   * `delayMs` (a restart's backoff) and what is left of its fence wait.
+   */
+  private startAfter(name: string, delayMs = 0): Pick<Assignment, 'delayMs' | 'notBefore'> {
+    const by = this.fenceWaits.get(name);
+    const wait = by === undefined ? 0 : Math.ceil(by - this.at);
+    const d = Math.max(delayMs, wait);
+    if (d <= 0) return {};
+    return wait > 0 ? { delayMs: d, notBefore: this.at + d } : { delayMs: d };
   }
 
   /** backlog says the last batch left work for the next: the leader plans another soon. */
@@ -306,14 +336,12 @@ export class ClusterState {
     const to = 'slot' in pick ? (pick.slot as WorkerEntry) : undefined;
     if (to) {
       const attempt = e.rec.attempt + 1;
-      const delayMs = opts.delayMs && opts.delayMs > 0 ? opts.delayMs : undefined;
+      const wait = this.startAfter(name, opts.delayMs);
       const { reason: _r, delayMs: _d, ...rest } = e.rec;
-      e.rec = { ...rest, worker: to.id, state: opts.state ?? ResourceState.starting, attempt, ...(delayMs ? { delayMs } : {}) };
+      e.rec = { ...rest, worker: to.id, state: opts.state ?? ResourceState.starting, attempt, ...(wait.delayMs ? { delayMs: wait.delayMs } : {}) };
       // A live previous owner must stop before the next one starts.
       const hold = opts.handoff === true && fromAssign !== undefined;
-      e.assign = {
-        worker: to.id, epoch: to.epoch, attempt, ...(delayMs ? { delayMs } : {}), ...(e.rec.checkpoint ? { checkpoint: true } : {}), ...(hold ? { hold: true } : {}),
-      };
+      e.assign = { worker: to.id, epoch: to.epoch, attempt, ...wait, ...(e.rec.checkpoint ? { checkpoint: true } : {}), ...(hold ? { hold: true } : {}) };
       if (hold) this.beginHandoff(e, fromAssign!, opts.reason ?? 'rebalance', opts.deadlineMs);
       to.names.add(name);
     } else {
@@ -347,15 +375,15 @@ export class ClusterState {
     this.handoffs.push({ name: e.rec.name, from: h.from, started: false });
   }
 
-  /** release lets the new owner start: the old one has stopped (or certainly will have, being fenced). */
+  /** release lets the new owner start: the old one has stopped (or certainly will have, being fenced, after its fence wait). */
   release(name: string): void {
     const e = this.resources.get(name);
     if (!e?.handoff) return;
     this.endHandoff(e);
     if (e.assign?.hold) {
       this.touch(name);
-      const { hold: _h, ...rest } = e.assign;
-      e.assign = rest;
+      const { hold: _h, delayMs: _d, notBefore: _n, ...rest } = e.assign;
+      e.assign = { ...rest, ...this.startAfter(name, e.rec.delayMs) };
     }
   }
 
@@ -409,6 +437,7 @@ export class ClusterState {
     this.endHandoff(e);
     this.pending.delete(name);
     this.resources.delete(name);
+    this.fenceWaits.delete(name);
     this.checkpoints.delete(name);
     if (e.rec.checkpoint) this.dropCheckpoints.add(name);
     this.sorted = undefined;
@@ -470,7 +499,7 @@ export class ClusterState {
       const attempt = e.rec.attempt + 1;
       e.rec = { ...e.rec, attempt, state: ResourceState.starting };
       // Still held if it is coming from another worker that has not stopped it yet.
-      e.assign = { worker: w.id, epoch: w.epoch, attempt, ...(e.rec.checkpoint ? { checkpoint: true } : {}), ...(e.handoff ? { hold: true } : {}) };
+      e.assign = { worker: w.id, epoch: w.epoch, attempt, ...this.startAfter(name), ...(e.rec.checkpoint ? { checkpoint: true } : {}), ...(e.handoff ? { hold: true } : {}) };
       e.cpSeq = undefined;
     });
   }
@@ -494,19 +523,24 @@ export class ClusterState {
     }
   }
 
-  /** suspend keeps a worker's resources where they are but places nothing new there (we revoked it; it is fencing itself). */
-  suspend(id: string): void {
-    const w = this.workers.get(id);
-    if (w) w.capacity = 0;
-  }
-
-  /** workerDown forgets a worker and moves each of its resources: a new attempt elsewhere, not a failure. */
-  workerDown(id: string): void {
-    // What was leaving it may start where it is going: its old owner is gone (fenced before its lease ended).
-    for (const name of [...(this.leaving.get(id) ?? [])]) this.release(name);
+  /**
+   * workerDown forgets a worker and moves each of its resources: a new
+   * attempt elsewhere, not a failure. If the worker may still run them until
+   * `fencedBy` (we revoked it; it is fencing itself), they are written
+   * elsewhere now and start when that has passed: the writes of a thousand
+   * moves overlap the fence window instead of following it.
+   */
+  workerDown(id: string, fencedBy?: number): void {
+    const waits = fencedBy !== undefined && fencedBy > this.at;
+    if (waits) this.fenceWaitsEnd = Math.max(this.fenceWaitsEnd, fencedBy);
+    const leaving = this.leaving.get(id);
+    if (waits) for (const name of leaving ?? []) this.fenceWaits.set(name, fencedBy);
+    // What was leaving it may start where it is going: its old owner is gone, or fenced by then.
+    for (const name of [...(leaving ?? [])]) this.release(name);
     const w = this.workers.get(id);
     if (!w) return;
     this.workers.delete(id);
+    if (waits) for (const name of w.names) this.fenceWaits.set(name, fencedBy);
     // Placed as the batches' budgets allow (placePending): until then each
     // keeps its record and assignment, which the move rewrites.
     for (const name of w.names) this.pending.add(name);
@@ -704,7 +738,7 @@ export class ClusterState {
         const value = assignmentValue(e!, now, this.term);
         ops.push({ put: keys.assignment(now.worker, name), value: packed.encode(value) });
         const { epoch, term: _term, ...task } = value;
-        assigns.push({ type: 'put', worker: now.worker, task, epoch });
+        assigns.push({ type: 'put', worker: now.worker, task, epoch, ...(now.notBefore !== undefined ? { notBefore: now.notBefore } : {}) });
       }
       const cp = this.checkpoints.get(name);
       if (cp) ops.push({ put: keys.checkpoint(name), value: packed.encode(cp) });

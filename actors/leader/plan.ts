@@ -29,9 +29,12 @@ export type Input =
   | { kind: 'release'; name: string; attempt: number }
   /** What a worker says it runs (asked after a load, since "running" is known only in memory). */
   | { kind: 'running'; worker: string; tasks: Array<{ name: string; id: string; attempt: number }> }
-  /** We revoked the worker; it may still run its tasks until its fence window passes. Place nothing there. */
-  | { kind: 'worker-suspect'; id: string }
-  | { kind: 'worker-down'; id: string }
+  /**
+   * The worker's lease is gone: its work moves now. When we revoked it
+   * ourselves it may still run its tasks until fencedBy (clock time), and
+   * its work starts elsewhere only after that.
+   */
+  | { kind: 'worker-down'; id: string; fencedBy?: number }
   /** Nothing to do but repair and place what is pending (after a load). */
   | { kind: 'reconcile' };
 
@@ -71,6 +74,8 @@ export interface PlanContext {
   members: string[];
   /** Overrides BATCH_BUDGET (tests). */
   budget?: number;
+  /** The leader's clock (clock.now()) as the batch is planned: fence waits count from it. */
+  now?: number;
 }
 
 /** Per transaction, one op is kept for the dedupe record and one for the commit chain. */
@@ -88,7 +93,7 @@ const BYTES_PER_TXN = 1024 * 1024;
 export const BATCH_BUDGET = 2000;
 
 export function plan(model: ClusterState, dedupe: Dedupe, batch: readonly Input[], ctx: PlanContext): Plan {
-  model.beginBatch(ctx.budget ?? BATCH_BUDGET);
+  model.beginBatch(ctx.budget ?? BATCH_BUDGET, ctx.now ?? 0);
   const replies: Reply[] = [];
   const events: PlannedEvent[] = [];
   const outcomes = new Map<string, Array<[string, Outcome]>>();
@@ -102,12 +107,9 @@ export function plan(model: ClusterState, dedupe: Dedupe, batch: readonly Input[
         if (!model.workers.has(m.id)) events.push({ kind: 'worker.joined', payload: { worker: m.id, capacity: m.capacity } });
         model.workerUp(m.id, m.capacity, m.epoch, m.kinds, m.labels);
         break;
-      case 'worker-suspect':
-        model.suspend(m.id);
-        break;
       case 'worker-down':
         if (model.workers.has(m.id)) events.push({ kind: 'worker.lost', payload: { worker: m.id } });
-        model.workerDown(m.id);
+        model.workerDown(m.id, m.fencedBy);
         break;
       case 'rebalance':
         planRebalance(model, m.limits);

@@ -9,6 +9,11 @@ import { MAX_TXN_OPS } from '../../src/platform/ports.js';
 import { FakeClock } from '../fakes/clock.js';
 import { MemStore } from '../fakes/store.js';
 import { add, del, get, request } from '../fakes/requests.js';
+import { MemBus } from '../fakes/bus.js';
+import { publishAssigns, type AssignChange } from '../../actors/leader/mirror.js';
+import { json, packed } from '../../src/protocol/codec.js';
+import { keys } from '../../src/protocol/keys.js';
+import type { AssignEvent } from '../../src/protocol/messages.js';
 
 const ctx = { leaderId: 'm1', term: 7, members: ['m1', 'm2'] };
 
@@ -104,15 +109,84 @@ describe('plan', () => {
     for (const e of model.resources.values()) assert.notEqual(e.rec.worker, 'w1');
   });
 
-  test('a suspect worker keeps its resources but takes nothing new', async () => {
+  test('a worker we revoked: its work is written elsewhere at once, each start held back until its fence window has passed', async () => {
     const { model, dedupe } = await setup([['w1', 100]]);
-    plan(model, dedupe, clients(add('a')), ctx);
-    plan(model, dedupe, [{ kind: 'worker-suspect', id: 'w1' }], ctx);
-    plan(model, dedupe, clients(add('b')), ctx);
-    assert.equal(model.view('a')!.worker, 'w1');
-    assert.equal(model.view('b')!.worker, null, 'pending: the only worker is suspect');
+    plan(model, dedupe, clients(add('a'), add('b')), { ...ctx, now: 0 });
+    model.workerUp('w2', 100, 'L-w2', ['noop'], {});
+    // Revoked at 1000: w1 may run a and b until 1850.
+    const p = plan(model, dedupe, [{ kind: 'worker-down', id: 'w1', fencedBy: 1850 }], { ...ctx, budget: 1, now: 1000 });
+    assert.deepEqual(p.events.filter((e) => e.kind === 'worker.lost').map((e) => e.payload), [{ worker: 'w1' }], 'lost at once');
+    const first = p.txns.flatMap((t) => t.assigns).filter((c) => c.type === 'put');
+    assert.equal(first.length, 1, 'the budget of 1 takes one move');
+    assert.equal(first[0]!.worker, 'w2');
+    assert.equal(first[0]!.notBefore, 1850);
+    assert.equal(stored(p, 'w2', first[0]!.task.name).delayMs, 850, 'etcd holds the wait left when planned');
+    // Heard later, the event says only what is left of the wait.
+    assert.equal(heard(first, 1400)[0]!.resource.delayMs, 450);
+    assert.equal(heard(first, 1850)[0]!.resource.delayMs, undefined, 'no wait once the window has passed');
+    // The next batch takes the other, with what is left of its wait then.
+    const q = plan(model, dedupe, [{ kind: 'reconcile' }], { ...ctx, now: 1300 });
+    const second = q.txns.flatMap((t) => t.assigns).filter((c) => c.type === 'put');
+    assert.equal(second.length, 1);
+    assert.equal(stored(q, 'w2', second[0]!.task.name).delayMs, 550);
+  });
+
+  test('a fence wait follows a resource written pending, and ends with the window', async () => {
+    const { model, dedupe } = await setup([['w1', 100]]);
+    plan(model, dedupe, clients(add('a'), add('b')), { ...ctx, now: 0 });
+    plan(model, dedupe, [{ kind: 'worker-down', id: 'w1', fencedBy: 1850 }], { ...ctx, now: 1000 });
+    assert.equal(model.view('a')!.worker, null, 'pending: no other worker');
+    const p = plan(model, dedupe, [{ kind: 'worker-up', id: 'w2', capacity: 1, epoch: 'L-w2', kinds: ['noop'], labels: {} }], { ...ctx, now: 1500 });
+    const placed = p.txns.flatMap((t) => t.assigns).filter((c) => c.type === 'put');
+    assert.equal(placed.length, 1);
+    assert.equal(stored(p, 'w2', placed[0]!.task.name).delayMs, 350);
+    const q = plan(model, dedupe, [{ kind: 'worker-up', id: 'w3', capacity: 1, epoch: 'L-w3', kinds: ['noop'], labels: {} }], { ...ctx, now: 1900 });
+    const late = q.txns.flatMap((t) => t.assigns).filter((c) => c.type === 'put');
+    assert.equal(late.length, 1);
+    assert.equal(stored(q, 'w3', late[0]!.task.name).delayMs, undefined, 'the window has passed');
+    assert.equal(late[0]!.notBefore, undefined);
+  });
+
+  test('a handoff leaving a worker we revoked is released with the fence wait; a lease that expired needs none', async () => {
+    const { model, dedupe } = await setup([['w1', 100], ['w2', 100]]);
+    plan(model, dedupe, clients(add('a')), { ...ctx, now: 0 });
+    const from = model.view('a')!.worker!;
+    const to = from === 'w1' ? 'w2' : 'w1';
+    model.move('a', model.workers.get(to)!, 'rebalance');
+    plan(model, dedupe, [{ kind: 'reconcile' }], { ...ctx, now: 10 });
+    assert.equal(model.resources.get('a')!.assign!.hold, true);
+    const p = plan(model, dedupe, [{ kind: 'worker-down', id: from, fencedBy: 900 }], { ...ctx, now: 100 });
+    const v = stored(p, to, 'a');
+    assert.equal(v.hold, undefined, 'released');
+    assert.equal(v.delayMs, 800);
+    // The new owner is lost too, its lease expired: the first one's wait still holds wherever `a` goes.
+    plan(model, dedupe, [{ kind: 'worker-down', id: to }], { ...ctx, now: 200 });
+    const r = plan(model, dedupe, [{ kind: 'worker-up', id: 'w9', capacity: 5, epoch: 'L-w9', kinds: ['noop'], labels: {} }], { ...ctx, now: 300 });
+    assert.equal(stored(r, 'w9', 'a').delayMs, 600);
+  });
+
+  test('a worker whose lease expired on its own (longer than its fence window): its work starts elsewhere at once', async () => {
+    const { model, dedupe } = await setup([['w1', 100]]);
+    plan(model, dedupe, clients(add('a')), { ...ctx, now: 0 });
+    model.workerUp('w2', 100, 'L-w2', ['noop'], {});
+    const p = plan(model, dedupe, [{ kind: 'worker-down', id: 'w1' }], { ...ctx, now: 100 });
+    assert.equal(stored(p, 'w2', 'a').delayMs, undefined);
+    assert.equal(p.txns.flatMap((t) => t.assigns).find((c) => c.type === 'put')!.notBefore, undefined);
   });
 });
+
+/** stored is the assignment value a plan writes for `name` on `worker`. */
+function stored(p: ReturnType<typeof plan>, worker: string, name: string): { delayMs?: number; hold?: boolean } {
+  const op = p.txns.flatMap((t) => t.ops).find((o) => 'put' in o && o.put === keys.assignment(worker, name));
+  return (op && 'put' in op ? packed.decode(op.value) : undefined) as { delayMs?: number; hold?: boolean };
+}
+
+/** heard is what workers get on worker.<id>.assign for `changes` published at `now`. */
+function heard(changes: AssignChange[], now: number): AssignEvent[] {
+  const bus = new MemBus(new FakeClock());
+  publishAssigns(bus, changes, 9, now);
+  return bus.published.map((m) => json.decode(m.data) as AssignEvent);
+}
 
 // --- the task lifecycle ------------------------------------------------------
 
