@@ -5,6 +5,7 @@
 //   BENCH_SCALE=n                  resources for the scale step (default 100000; quick 1000)
 //   BENCH_KEEP_LOGS=1              keep every cluster's directory (logs) for a post-mortem
 //   BENCH_PYTHON=path              the python that runs Scrapy in the crawl part (default /usr/bin/python3)
+//   BENCH_PROFILE_INFLIGHT=n       the in-flight level the profile part runs (default the top level)
 
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,6 +25,8 @@ export interface BenchConfig {
   cellMs: number;
   /** In-flight levels of every cell. */
   levels: [number, number];
+  /** The in-flight level the profile part runs. */
+  profileInflight: number;
   /** Repetitions of each failover scenario; the median is reported. */
   reps: number;
   /** Resources on the worker that is killed. */
@@ -51,6 +54,9 @@ export function benchConfig(env: NodeJS.ProcessEnv = process.env): BenchConfig {
   const resources = Number(env.BENCH_SCALE ?? (quick ? 1000 : 100_000));
   if (!Number.isInteger(resources) || resources < 10) throw new Error('BENCH_SCALE must be a whole number ≥ 10');
   const workers = quick ? 10 : 100;
+  const levels: [number, number] = [1, 64];
+  const profileInflight = Number(env.BENCH_PROFILE_INFLIGHT ?? levels[1]);
+  if (!Number.isInteger(profileInflight) || profileInflight < 1) throw new Error('BENCH_PROFILE_INFLIGHT must be a whole number ≥ 1');
   return {
     quick,
     only,
@@ -59,7 +65,8 @@ export function benchConfig(env: NodeJS.ProcessEnv = process.env): BenchConfig {
     ttlSeconds: 2,
     warmupMs: quick ? 200 : 500,
     cellMs: quick ? 400 : 4000,
-    levels: [1, 64],
+    levels,
+    profileInflight,
     reps: quick ? 1 : 3,
     workerKillResources: quick ? 200 : 1000,
     scale: {

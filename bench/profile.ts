@@ -1,4 +1,4 @@
-// Profile: the add-via-follower cell at the top in-flight level once more,
+// Profile: the add-via-follower cell once more (at the top in-flight level, or BENCH_PROFILE_INFLIGHT),
 // in a cluster of its own, with the leader under `node --cpu-prof`. The
 // leader is stopped with SIGTERM so node writes the profile; we keep it next
 // to results.json and summarise its self time.
@@ -28,7 +28,7 @@ export async function profile(cfg: BenchConfig, log: (s: string) => void): Promi
     let cell: Cell;
     let window: { fromMs: number; toMs: number };
     try {
-      const inflight = cfg.levels[cfg.levels.length - 1]!;
+      const inflight = cfg.profileInflight;
       const from = performance.now();
       cell = await addCell(fc.nc, cfg, 'follower', inflight, '-prof');
       // The profile starts with the process: keep only the measured cell (after its warmup), not start-up.

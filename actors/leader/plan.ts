@@ -44,6 +44,15 @@ export type RevisionOf = (name: string) => number | undefined;
 export interface Reply {
   req: ClientRequest;
   build: (revisionOf: RevisionOf) => WireReply;
+  /**
+   * The answer may go out without proof that we still lead: it changes
+   * nothing a deposed leader could get wrong. Only accepted start and
+   * progress reports, which live in the leader's memory alone: an ack from a
+   * deposed leader leaves the task running, which the real leader governs
+   * through assignments anyway. A refusal stops a task, so it waits for
+   * proof like everything else.
+   */
+  unfenced?: boolean;
 }
 export type WireReply = { ok: true; [k: string]: unknown } | { ok: false; error: { code: string; message: string } };
 
@@ -145,7 +154,7 @@ export function plan(model: ClusterState, dedupe: Dedupe, batch: readonly Input[
   });
   if (chunks.length === 0 && unwritten.length > 0) txns.push({ names: [], ops: [dedupe.op(unwritten)], entries: unwritten, assigns: [] });
   // Reads are answered only after a fenced transaction proves we still lead.
-  if (txns.length === 0 && replies.length > 0) txns.push({ names: [], ops: [], entries: [], assigns: [] });
+  if (txns.length === 0 && replies.some((r) => !r.unfenced)) txns.push({ names: [], ops: [], entries: [], assigns: [] });
   return { txns, replies, events };
 }
 
@@ -217,12 +226,14 @@ const OK = { ok: true as const };
 
 /** planReport folds a worker's reports in; each is answered once what it changed is written. */
 function planReport(model: ClusterState, req: ClientRequest, c: Extract<Command, { op: 'report' }>): Reply {
+  let unfenced = true;
   const results = c.reports.map((r) => {
     const o = model.report(c.worker, c.epoch, r);
+    if (!o.ok || (r.type !== 'started' && r.type !== 'progress')) unfenced = false;
     // A wire error, not a NotOwnerError: capturing a stack per refused report cost seconds when a worker's lease expired.
     return o.ok ? OK : { ok: false as const, error: { code: ErrorCode.NOT_OWNER, message: o.message } };
   });
-  return { req, build: () => ({ ok: true, results }) };
+  return { req, build: () => ({ ok: true, results }), ...(unfenced ? { unfenced } : {}) };
 }
 
 function planRead(

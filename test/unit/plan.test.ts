@@ -89,6 +89,22 @@ describe('plan', () => {
     assert.equal(status.workers.length, 2);
   });
 
+  test('accepted start and progress reports alone need no transaction; a refusal or a checkpoint waits for proof', async () => {
+    const { model, dedupe } = await setup([['w1', 10]]);
+    plan(model, dedupe, clients(add('a')), ctx);
+    const { id, attempt } = model.resources.get('a')!.rec;
+    const rep = (reports: Array<Record<string, unknown>>) => ({ kind: 'client' as const, req: request({ op: 'report', worker: 'w1', epoch: 'L-w1', reports: reports as never }) });
+    const started = plan(model, dedupe, [rep([{ type: 'started', name: 'a', id, attempt }, { type: 'progress', name: 'a', id, attempt, progress: 1 }])], ctx);
+    assert.deepEqual(started.txns, []);
+    assert.equal(started.replies[0]!.unfenced, true);
+    assert.equal(model.view('a')!.state, 'running');
+    const refused = plan(model, dedupe, [rep([{ type: 'started', name: 'a', id, attempt: attempt + 1 }])], ctx);
+    assert.equal(refused.txns.length, 1, 'a refusal stops a task: only a leader that proves it leads may say so');
+    const cp = plan(model, dedupe, [rep([{ type: 'checkpoint', name: 'a', id, attempt, seq: 1, state: {} }])], ctx);
+    assert.equal(cp.txns.length, 1);
+    assert.ok(cp.txns[0]!.ops.length > 0, 'the checkpoint is written');
+  });
+
   test('a large batch is split into transactions within etcd limits, never splitting one resource', async () => {
     const { model, dedupe } = await setup([['w1', 10_000]]);
     const p = plan(model, dedupe, clients(...Array.from({ length: 300 }, (_, i) => add(`r${i}`))), ctx);
@@ -209,7 +225,7 @@ describe('plan: task reports and the lifecycle', () => {
     const p = plan(model, dedupe, [{ kind: 'client', req: report(worker, epoch, [{ type: 'started', name: 'a', id: e.rec.id, attempt: 1 }]) }], ctx);
     assert.deepEqual(results(p), [{ ok: true }]);
     assert.equal(model.view('a')!.state, 'running');
-    assert.deepEqual(p.txns.map((t) => t.ops.length), [0]);
+    assert.deepEqual(p.txns, [], 'not even a proof that we lead');
   });
 
   test('a report from another incarnation, another worker or another attempt is refused as NOT_OWNER', async () => {
