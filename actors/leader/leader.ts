@@ -6,6 +6,7 @@
 // reach its mailbox straight from master.leader.<id>. Workers hear of their
 // assignments from it too, after each commit (mirror.ts).
 
+import { bulkhead } from 'cockatiel';
 import { keys, parseKey } from '../../src/protocol/keys.js';
 import { subjects } from '../../src/protocol/subjects.js';
 import { decodeWorkerInfo } from '../../src/protocol/stored.js';
@@ -35,6 +36,9 @@ type Message =
   | { kind: 'workers'; events: WatchEvent[] }
   /** A handoff's old owner did not say it stopped in time: fence it. */
   | { kind: 'handoff-timeout'; name: string; worker: string; epoch: string; attempt: number };
+
+/** How many workers a new leader asks at once what they run. */
+const ASK_RUNNING_AT_ONCE = 4;
 
 /** Rebalancing: rounds at most this often, each moving at most max (and a tenth of all) resources. */
 export interface RebalanceOptions {
@@ -202,8 +206,12 @@ export class Leader {
    * leader that has just loaded state learns it again here.
    */
   private async askRunning(ids: string[]): Promise<void> {
+    // A few at a time: at 100k, a hundred workers answering at once (25 to a
+    // process, 1,000 tasks each) blocked their processes past their lease
+    // validity, and half the fleet fenced itself right after a takeover.
+    const few = bulkhead(ASK_RUNNING_AT_ONCE, Infinity);
     await Promise.all(
-      ids.map(async (id) => {
+      ids.map((id) => few.execute(async () => {
         try {
           const m = await this.d.bus.request(subjects.workerStatus(id), json.encode({}), { timeoutMs: 2000 });
           const st = json.decode(m.data) as Partial<WorkerStatusResult>;
@@ -212,7 +220,7 @@ export class Leader {
         } catch {
           // A worker that does not answer reports its starts again as it runs them, or is lost.
         }
-      }),
+      })),
     );
   }
 

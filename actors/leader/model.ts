@@ -111,6 +111,9 @@ export type Lifecycle =
 /** What a report got: accepted, or refused with a reason. */
 export type ReportOutcome = { ok: true } | { ok: false; code: 'NOT_OWNER'; message: string };
 
+/** Pending resources a batch may try to place, per resource its budget lets it touch. */
+const SCAN_PER_BUDGET = 4;
+
 const TERMINAL: ReadonlySet<string> = new Set([ResourceState.completed, ResourceState.failed]);
 
 const sameAssign = (a: Assignment | undefined, b: Assignment | undefined): boolean =>
@@ -151,8 +154,11 @@ export class ClusterState {
   /** Removed resources whose checkpoint key must go too. */
   private readonly dropCheckpoints = new Set<string>();
   private orphans: Array<{ worker: string; name: string }> = [];
-  /** Something changed that may let a pending resource be placed. */
-  private placeable = true;
+  /**
+   * How many pending resources are still to be tried since something changed
+   * that may let them be placed; Infinity asks for a whole pass.
+   */
+  private toTry = Infinity;
   /** Resources whose worker came back as a new incarnation, waiting for their new attempt there. */
   private readonly reattempt = new Set<string>();
   /** Resources whose assignment key a load found stale, waiting to be rewritten. */
@@ -408,7 +414,7 @@ export class ClusterState {
     this.dirtyCordons.add(id);
     const w = this.workers.get(id);
     if (w) this.applyCordon(w);
-    this.placeable = true;
+    this.toTry = Infinity;
   }
 
   /** add creates the resource unless it exists; returns whether it did. */
@@ -456,14 +462,16 @@ export class ClusterState {
   }
 
   private free(worker: string, name: string): void {
-    this.workers.get(worker)?.names.delete(name);
-    this.placeable = true;
+    const w = this.workers.get(worker);
+    if (!w) return;
+    w.names.delete(name);
+    this.toTry = Infinity;
   }
 
   /** workerUp records a live worker; a new incarnation's resources start again there (a new attempt each). */
   workerUp(id: string, capacity: number, epoch: string, kinds: Iterable<string>, labels: Record<string, string> = {}): void {
     const w = this.workers.get(id);
-    this.placeable = true;
+    this.toTry = Infinity;
     if (!w) {
       const nw = new WorkerEntry(id, capacity, epoch, new Set(kinds), labels);
       this.applyCordon(nw);
@@ -544,31 +552,45 @@ export class ClusterState {
     // Placed as the batches' budgets allow (placePending): until then each
     // keeps its record and assignment, which the move rewrites.
     for (const name of w.names) this.pending.add(name);
-    this.placeable = true;
+    this.toTry = Infinity;
     this.placePending();
   }
 
   /**
    * placePending places every pending resource that some worker fits, when
    * anything changed that could allow it, as far as the batch's budget goes.
-   * One whose worker is gone is written as pending if nothing fits.
+   * One whose worker is gone is written as pending if nothing fits. A batch
+   * also tries at most SCAN_PER_BUDGET times its budget: after 88 of 100
+   * workers were lost at 100k, 82k resources waited for room, and each batch
+   * that tried them all held the leader for half a second. One that still
+   * fits nowhere goes to the back, so the next batch goes on with the rest.
    */
   placePending(): void {
-    if (!this.placeable) return;
-    this.placeable = false;
+    let left = Math.min(this.toTry, this.pending.size);
+    // What changes while we place asks for a pass of its own, next time.
+    this.toTry = 0;
+    let tries = 0;
     // No copy of the set (it can hold tens of thousands): place() deletes the
-    // name, and adds it back only once, when a lost one is written pending.
+    // name, and adds it back, at the back, when a lost one is written pending.
     for (const name of this.pending) {
-      if (this.spent) {
+      if (left <= 0) return;
+      if (this.spent || tries >= this.budget * SCAN_PER_BUDGET) {
         this.cut = true;
-        this.placeable = true;
+        this.toTry = Math.max(this.toTry, left);
         return;
       }
+      tries++;
+      left--;
       const e = this.resources.get(name)!;
       const lost = e.rec.worker !== null && !this.workers.has(e.rec.worker);
       const pick = choose(this.workers.values(), wantOf(e.rec.spec));
-      if ('slot' in pick || lost) this.place(e);
-      else if (e.rec.reason !== pick.reason) e.rec = { ...e.rec, reason: pick.reason };
+      if ('slot' in pick || lost) {
+        this.place(e);
+        continue;
+      }
+      if (e.rec.reason !== pick.reason) e.rec = { ...e.rec, reason: pick.reason };
+      this.pending.delete(name);
+      this.pending.add(name);
     }
   }
 
@@ -681,7 +703,7 @@ export class ClusterState {
       if (e.rec.worker && !this.workers.has(e.rec.worker)) {
         // A new attempt elsewhere, or pending if nothing fits (placePending).
         this.pending.add(e.rec.name);
-        this.placeable = true;
+        this.toTry = Infinity;
       } else if (!sameAssign(this.wanted(e), e.assign)) this.restamp.add(e.rec.name);
     }
     this.orphans.push(...orphanAssignments);

@@ -381,6 +381,25 @@ describe('batch budget', () => {
     assert.equal(s.assignedTask('r0')?.epoch, 'L1b');
     assert.deepEqual([s.assignedTask('h')?.epoch, s.assignedTask('h')?.task.hold], ['L1b', true], 'still held for w0');
   });
+
+  test('a batch tries at most four times its budget of pending resources; those that fit nowhere go to the back, and the pass ends', () => {
+    const s = fresh();
+    for (let i = 0; i < 100; i++) s.add(`p${i}`, {});
+    s.flush();
+    assert.equal(s.pending.size, 100, 'no worker yet');
+    s.beginBatch(5);
+    s.workerUp('w1', 3, 'L1', NOOP);
+    s.flush();
+    assert.equal(s.backlog, true);
+    const sizes = drain(s, 5);
+    assert.equal(sizes.length, 4, `100 tries at 20 a batch: ${sizes}`);
+    assert.deepEqual([...Array(100).keys()].filter((i) => workerOf(s, `p${i}`) === 'w1'), [0, 1, 2]);
+    assert.deepEqual([...s.pending].slice(0, 2), ['p3', 'p4'], 'tried in order, each to the back');
+    // Room again: a new pass, which finds the next in line.
+    s.remove('p0');
+    drain(s, 5);
+    assert.equal(workerOf(s, 'p3'), 'w1');
+  });
 });
 
 describe('repair', () => {
