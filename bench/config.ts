@@ -1,6 +1,6 @@
 // BenchConfig: what to run and how long, from the environment.
 //   BENCH_QUICK=1                  a smoke run: tiny counts, short cells, one repetition
-//   BENCH_ONLY=floors,add,...      run only these parts (floors, add, failover, scale, crawl, profile)
+//   BENCH_ONLY=floors,add,...      run only these parts (floors, add, failover, scale, plan, crawl, profile)
 //   BENCH_OUT=path                 where results.json goes (default bench/results.json)
 //   BENCH_SCALE=n                  resources for the scale step (default 100000; quick 1000)
 //   BENCH_KEEP_LOGS=1              keep every cluster's directory (logs) for a post-mortem
@@ -10,7 +10,7 @@
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const SECTIONS = ['floors', 'add', 'failover', 'scale', 'crawl', 'profile'] as const;
+export const SECTIONS = ['floors', 'add', 'failover', 'scale', 'plan', 'crawl', 'profile'] as const;
 export type Section = (typeof SECTIONS)[number];
 
 export interface BenchConfig {

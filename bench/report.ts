@@ -80,6 +80,11 @@ export function report(r: Results): string {
     ])), '');
   }
 
+  const pl = ok(r.plan);
+  if (pl) {
+    out.push(`plan (in process, no I/O): ${pl.lost} of ${pl.workers} workers lost (${pl.lostPerBatch} at a time), at ${pl.resources} resources: ${pl.batches} batches until done, median ${pl.medianMs} ms, longest ${pl.maxMs} ms; ${pl.pending} left pending (no room)`, '');
+  }
+
   const c = ok(r.crawl);
   if (c) {
     const ru = c.rules;

@@ -5,6 +5,7 @@ import type { FloorsResult } from './floors.js';
 import type { AddResult } from './add.js';
 import type { FailoverResult } from './failover.js';
 import type { ScaleResult } from './scale.js';
+import type { PlanResult } from './plan.js';
 import type { CrawlBenchResult } from './crawl.js';
 import type { ProfileResult } from './profile.js';
 import type { Verdict, VsFloors } from './ratios.js';
@@ -31,6 +32,7 @@ export interface Results {
   add: Part<AddResult>;
   failover: Part<FailoverResult>;
   scale: Part<ScaleResult>;
+  plan: Part<PlanResult>;
   crawl: Part<CrawlBenchResult>;
   profile: Part<ProfileResult>;
   vsFloors: VsFloors[];

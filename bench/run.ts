@@ -1,5 +1,6 @@
 // `npm run bench`: start our own servers and clusters on loopback, measure
-// floors, resource.add, failover and scale, crawl a local site beside Scrapy,
+// floors, resource.add, failover and scale, time the leader's planning of a
+// mass loss in process, crawl a local site beside Scrapy,
 // profile the leader once, print a table and write results.json. One part
 // failing is recorded and the rest still run; the exit code is 1 if any part
 // failed. See bench/README.md.
@@ -14,6 +15,7 @@ import { floors } from './floors.js';
 import { add } from './add.js';
 import { failover } from './failover.js';
 import { scale } from './scale.js';
+import { planBench } from './plan.js';
 import { crawl } from './crawl.js';
 import { profile } from './profile.js';
 import { verdicts, vsFloors } from './ratios.js';
@@ -58,6 +60,7 @@ async function main(): Promise<number> {
     add: { skipped: true },
     failover: { skipped: true },
     scale: { skipped: true },
+    plan: { skipped: true },
     crawl: { skipped: true },
     profile: { skipped: true },
     vsFloors: [],
@@ -75,6 +78,7 @@ async function main(): Promise<number> {
     ['add', () => add(cfg, log)],
     ['failover', () => failover(cfg, log)],
     ['scale', () => scale(cfg, log)],
+    ['plan', () => planBench(cfg, log)],
     ['crawl', () => crawl(cfg, log)],
     ['profile', () => profile(cfg, log)],
   ];
