@@ -82,6 +82,10 @@ export async function connectBus(opts: BusOptions): Promise<NatsConnection> {
       timeout: opts.connectTimeoutMs ?? 3000,
       pingInterval: 5000,
       maxPingOut: 2,
+      // nats.js otherwise captures two stacks per request (where it began, and
+      // a timeout error made up front) just in case it fails: 1.3 s of a
+      // worker pool's 43 s of CPU in a 100k run. Our errors carry their own context.
+      noAsyncTraces: true,
     });
     const log = logger().child({ component: 'nats' });
     void (async () => {
