@@ -77,7 +77,9 @@ export function report(r: Results): string {
       t.killed ? `${t.killed} -> ${t.newLeader}` : null,
       t.built ? `${t.built.source}, built in ${t.built.buildMs} ms${t.built.readMs !== undefined ? ` after a ${t.built.readMs} ms read` : ''}` : null,
       t.error ?? t.firstError ?? '',
-    ])), '');
+    ])));
+    if (s.fleet) out.push(`fleet over the scale part: ${s.fleet.fences} worker incarnations fenced themselves, ${s.fleet.leasesLost} lost their lease (every task restarted)`);
+    out.push('');
   }
 
   const pl = ok(r.plan);

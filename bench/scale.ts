@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { HeapLog } from '../src/platform/heap.js';
 import { DEDUPE_WINDOW_MS } from '../actors/leader/dedupe.js';
-import { LeaderLog } from '../src/platform/log.js';
+import { LeaderLog, WorkerLog } from '../src/platform/log.js';
 import type { NatsConnection } from 'nats';
 import { LocalCluster } from '../src/devcluster/cluster.js';
 import { waitFor } from '../src/devcluster/servers.js';
@@ -85,10 +85,33 @@ export interface ScaleResult {
     dedupe: { entries: number; bytes: number; bytesPerEntry: number };
   };
   takeover: Takeover[];
+  /**
+   * Over the whole part, from the pools' logs: worker incarnations that
+   * fenced themselves, and those whose lease then expired on the server
+   * (every task restarted). A healthy fill and takeover has none.
+   */
+  fleet: { fences: number; leasesLost: number };
 }
 
 async function status(nc: NatsConnection, timeoutMs = 2000): Promise<StatusResult> {
   return (await request(nc, ClientSubject.status, {}, { timeoutMs, gaffer: true })) as unknown as StatusResult;
+}
+
+/** fleetHealth counts, in worker logs, the fences and the leases lost to them. */
+function fleetHealth(files: string[]): ScaleResult['fleet'] {
+  let fences = 0;
+  let leasesLost = 0;
+  for (const f of files) {
+    let text = '';
+    try {
+      text = readFileSync(f, 'utf8');
+    } catch {
+      continue;
+    }
+    fences += text.split(`"msg":"${WorkerLog.fencing}"`).length - 1;
+    leasesLost += text.split(`"msg":"${WorkerLog.leaseExpired}"`).length - 1;
+  }
+  return { fences, leasesLost };
 }
 
 const logLength = (file: string): number => {
@@ -344,6 +367,8 @@ export async function scale(cfg: BenchConfig, log: (s: string) => void): Promise
         log(`scale: leader ${signal} at ${added} resources: ${(err as Error).message}`);
       }
     }
+    const fleet = fleetHealth(poolChildren.map((_, i) => join(cluster.dir, `p${i + 1}.log`)));
+    log(`scale: over the part, ${fleet.fences} worker incarnations fenced themselves, ${fleet.leasesLost} lost their lease`);
     return {
       target,
       workers,
@@ -371,6 +396,7 @@ export async function scale(cfg: BenchConfig, log: (s: string) => void): Promise
         dedupe: { entries: filled.dedupeEntries, bytes: dedupeBytes, bytesPerEntry: filled.dedupeEntries > 0 ? Math.round(dedupeBytes / filled.dedupeEntries) : 0 },
       },
       takeover,
+      fleet,
     };
   } finally {
     await nc.close().catch(() => undefined);
