@@ -6,16 +6,21 @@
 // from when the revoke returned (any keepalive the worker saw answered was
 // sent before). The work is written elsewhere at once, with a start delay
 // that ends with the window (model.ts, fence waits), so the commits of a
-// thousand moves overlap the window instead of following it.
+// thousand moves overlap the window instead of following it. Before the
+// revoke, a note under keys.fencing (on a lease that outlives the window)
+// tells a leader that loads state meanwhile to wait the window out too.
 
 import type { Prober } from '../../src/platform/nats/prober.js';
 import type { Clock } from '../../src/platform/clock.js';
 import type { Store } from '../../src/platform/ports.js';
 import type { Logger } from '../../src/platform/log.js';
 import { subjects } from '../../src/protocol/subjects.js';
+import { keys } from '../../src/protocol/keys.js';
+import { packed } from '../../src/protocol/codec.js';
+import type { Fencing } from '../../src/protocol/stored.js';
 
 /** Slack on top of a worker's fence window before its work starts elsewhere, after we revoked it. */
-const FENCE_SLACK_MS = 50;
+export const FENCE_SLACK_MS = 50;
 /** Total worker probes per second the leader allows itself. */
 const PROBES_PER_SECOND = 500;
 
@@ -83,11 +88,31 @@ export class WorkerLiveness {
     // Marked before the call: the watch may report the deletion before the call returns.
     const r: Revoked = { epoch };
     this.revoked.set(id, r);
+    await this.leaveNote(id, epoch);
     try {
       await this.store.revokeLease(epoch);
     } catch (err) {
       this.log.info({ worker: id, err: (err as Error).message }, 'worker lease revoke failed (already gone?)');
     }
     r.at = this.clock.now();
+  }
+
+  /**
+   * leaveNote writes the fencing note before the revoke, so no leader can see
+   * the worker gone without it. Unfenced: a deposed leader's note only makes
+   * a start wait. If it cannot be written, the revoke goes ahead anyway: a
+   * failed worker must not keep its work, and only a takeover within the
+   * window would miss the note.
+   */
+  private async leaveNote(id: string, epoch: string): Promise<void> {
+    const fenceMs = this.fenceMs.get(id) ?? 0;
+    try {
+      // Granted before the revoke, and a second longer than the window: it outlives it.
+      const lease = await this.store.grantLease(Math.ceil((fenceMs + FENCE_SLACK_MS) / 1000) + 1);
+      const note: Fencing = { epoch, fenceMs };
+      await this.store.txn(undefined, [{ put: keys.fencing(id), value: packed.encode(note), lease }]);
+    } catch (err) {
+      this.log.warn({ worker: id, err: (err as Error).message }, 'could not leave a fencing note; revoking anyway');
+    }
   }
 }

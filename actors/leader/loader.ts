@@ -9,13 +9,14 @@
 
 import { setImmediate } from 'node:timers/promises';
 import { keys, parseKey } from '../../src/protocol/keys.js';
-import { decodeRecord, decodeWorkerInfo } from '../../src/protocol/stored.js';
+import { decodeFencing, decodeRecord, decodeWorkerInfo } from '../../src/protocol/stored.js';
 import type { KV, Store } from '../../src/platform/ports.js';
 import { LeaderLog, type Logger } from '../../src/platform/log.js';
 import type { Clock } from '../../src/platform/clock.js';
 import { ClusterState, type Cordon } from './model.js';
 import { packed } from '../../src/protocol/codec.js';
 import { Dedupe } from './dedupe.js';
+import { FENCE_SLACK_MS } from './liveness.js';
 
 /** A resource as read: its record decoded once, by whoever read it (a malformed one as its error). */
 export interface ResourceRow {
@@ -33,6 +34,8 @@ export interface ClusterRead {
   assignments: Iterable<string>;
   chain: Uint8Array | undefined;
   cordons: Iterable<KV>;
+  /** Fencing notes of revoked workers (keys.fencing). */
+  fencing: Iterable<KV>;
   dedupe: Iterable<KV>;
   /** Where it came from, for the log. */
   source: 'etcd' | 'standby';
@@ -69,11 +72,12 @@ export function resourceRow(kv: KV): ResourceRow {
 export async function readCluster(store: Store): Promise<ClusterRead> {
   const workers = await store.range(keys.workersPrefix);
   const revision = workers.revision;
-  const [resources, assigns, chain, cordons, dedupe] = await Promise.all([
+  const [resources, assigns, chain, cordons, fencing, dedupe] = await Promise.all([
     store.range(keys.resourcesPrefix, revision),
     store.range(keys.assignmentsPrefix, revision, { keysOnly: true }),
     store.range(keys.commitChain, revision),
     store.range(keys.cordonsPrefix, revision),
+    store.range(keys.fencingPrefix, revision),
     store.range(keys.dedupePrefix, revision),
   ]);
   const rows: ResourceRow[] = [];
@@ -87,6 +91,7 @@ export async function readCluster(store: Store): Promise<ClusterRead> {
     assignments: assigns.kvs.map((kv) => kv.key),
     chain: chain.kvs.find((kv) => kv.key === keys.commitChain)?.value,
     cordons: cordons.kvs,
+    fencing: fencing.kvs,
     dedupe: dedupe.kvs,
     source: 'etcd',
   };
@@ -114,6 +119,18 @@ export async function buildCluster(read: ClusterRead, store: Store, term: number
       fenceMs.set(id, info.fenceMs);
     } catch (err) {
       log.warn({ key: kv.key, err: (err as Error).message }, 'skipping malformed worker');
+    }
+  }
+  // A revoked worker that may still run its tasks: whatever of its work moves
+  // waits out its whole window, counted from now (we cannot know when the
+  // revoke was), unless it is back, which it is only once it has fenced.
+  for (const kv of read.fencing) {
+    const id = parseKey.fencing(kv.key);
+    if (!id || state.workers.has(id)) continue;
+    try {
+      state.loadFencing(id, clock.now() + decodeFencing(kv.value).fenceMs + FENCE_SLACK_MS);
+    } catch (err) {
+      log.warn({ key: kv.key, err: (err as Error).message }, 'skipping malformed fencing note');
     }
   }
   const present = new Set(read.assignments);

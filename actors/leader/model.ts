@@ -171,6 +171,8 @@ export class ClusterState {
   private readonly fenceWaits = new Map<string, number>();
   /** When the last of fenceWaits has passed. */
   private fenceWaitsEnd = 0;
+  /** Revoked workers a load found fencing notes for (keys.fencing): by id, when they have certainly stopped. */
+  private readonly fencedBy = new Map<string, number>();
   /** The leader's clock as this batch is planned. */
   private at = 0;
   /** Most resources a batch touches before work that can wait (moves, new attempts) waits for the next one. */
@@ -238,6 +240,11 @@ export class ClusterState {
     const c = this.cordons.get(w.id);
     w.cordoned = c !== undefined;
     w.draining = c?.draining ?? false;
+  }
+
+  /** loadFencing records a revoked worker that may run its tasks until `until` (clock time); call before repair. */
+  loadFencing(id: string, until: number): void {
+    this.fencedBy.set(id, until);
   }
 
   /** loadResource adds a resource as etcd has it; call after every loadWorker. */
@@ -539,16 +546,19 @@ export class ClusterState {
    * moves overlap the fence window instead of following it.
    */
   workerDown(id: string, fencedBy?: number): void {
-    const waits = fencedBy !== undefined && fencedBy > this.at;
-    if (waits) this.fenceWaitsEnd = Math.max(this.fenceWaitsEnd, fencedBy);
-    const leaving = this.leaving.get(id);
-    if (waits) for (const name of leaving ?? []) this.fenceWaits.set(name, fencedBy);
+    const wait = (name: string) => {
+      if (fencedBy !== undefined && fencedBy > this.at) this.waitUntil(name, fencedBy);
+    };
+    const leaving = [...(this.leaving.get(id) ?? [])];
     // What was leaving it may start where it is going: its old owner is gone, or fenced by then.
-    for (const name of [...(leaving ?? [])]) this.release(name);
+    for (const name of leaving) {
+      wait(name);
+      this.release(name);
+    }
     const w = this.workers.get(id);
     if (!w) return;
     this.workers.delete(id);
-    if (waits) for (const name of w.names) this.fenceWaits.set(name, fencedBy);
+    for (const name of w.names) wait(name);
     // Placed as the batches' budgets allow (placePending): until then each
     // keeps its record and assignment, which the move rewrites.
     for (const name of w.names) this.pending.add(name);
@@ -697,16 +707,34 @@ export class ClusterState {
    */
   repair(orphanAssignments: Array<{ worker: string; name: string }>): void {
     for (const e of this.resources.values()) {
-      // A handoff whose old owner is gone (or is a later incarnation) may go on: the old attempt certainly stopped.
+      // A handoff whose old owner is gone (or is a later incarnation) may go
+      // on: the old attempt has stopped, or will have once a revoked owner's
+      // fence window has passed.
       const from = e.handoff?.from;
-      if (from && this.workers.get(from.worker)?.epoch !== from.epoch) this.release(e.rec.name);
+      if (from && this.workers.get(from.worker)?.epoch !== from.epoch) {
+        this.waitFor(e.rec.name, from.worker);
+        this.release(e.rec.name);
+      }
       if (e.rec.worker && !this.workers.has(e.rec.worker)) {
+        this.waitFor(e.rec.name, e.rec.worker);
         // A new attempt elsewhere, or pending if nothing fits (placePending).
         this.pending.add(e.rec.name);
         this.toTry = Infinity;
       } else if (!sameAssign(this.wanted(e), e.assign)) this.restamp.add(e.rec.name);
     }
     this.orphans.push(...orphanAssignments);
+  }
+
+  /** waitFor makes a resource's next start wait for a revoked worker's fence window, if a load found one for it. */
+  private waitFor(name: string, worker: string): void {
+    const until = this.fencedBy.get(worker);
+    if (until !== undefined) this.waitUntil(name, until);
+  }
+
+  /** waitUntil holds a resource's next start until `until` (clock time), wherever it goes. */
+  private waitUntil(name: string, until: number): void {
+    this.fenceWaits.set(name, until);
+    this.fenceWaitsEnd = Math.max(this.fenceWaitsEnd, until);
   }
 
   /** restamps rewrites the assignments a load found stale, as far as the batch's budget goes. */

@@ -33,6 +33,7 @@ export class Standby {
   private resources = new Map<string, ResourceRow>();
   private assignments = new Set<string>();
   private cordons = new Map<string, KV>();
+  private fencing = new Map<string, KV>();
   private dedupe = new Map<string, KV>();
   private chain: Uint8Array | undefined;
   /** Every write up to this revision is applied. */
@@ -78,6 +79,7 @@ export class Standby {
         assignments: this.assignments,
         chain: this.chain,
         cordons: this.cordons.values(),
+        fencing: this.fencing.values(),
         dedupe: this.dedupe.values(),
         source: 'standby',
       };
@@ -129,6 +131,7 @@ export class Standby {
     this.resources = byKey(read.resources);
     this.assignments = new Set(read.assignments);
     this.cordons = byKey(read.cordons);
+    this.fencing = byKey(read.fencing);
     this.dedupe = byKey(read.dedupe);
     this.chain = read.chain;
     this.applied = read.revision;
@@ -167,6 +170,9 @@ export class Standby {
       } else if (key.startsWith(keys.cordonsPrefix)) {
         if (put) this.cordons.set(key, ev.kv);
         else this.cordons.delete(key);
+      } else if (key.startsWith(keys.fencingPrefix)) {
+        if (put) this.fencing.set(key, ev.kv);
+        else this.fencing.delete(key);
       } else if (key === keys.commitChain) {
         this.chain = put ? ev.kv.value : undefined;
       }

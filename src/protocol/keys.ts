@@ -23,6 +23,13 @@ export const keys = {
   assignments: (workerId: string): string => `${ROOT}assign/${workerId}/`,
   assignment: (workerId: string, name: string): string => `${ROOT}assign/${workerId}/${name}`,
 
+  /**
+   * Workers the leader revoked, by id, while they may still run their tasks
+   * (alive but cut off): their fence window, on a lease that outlives it, so
+   * a leader that loads state meanwhile waits it out too.
+   */
+  fencingPrefix: `${ROOT}fencing/`,
+  fencing: (workerId: string): string => `${ROOT}fencing/${workerId}`,
   /** Cordoned workers, by id: not on any lease, so a cordon outlives the worker's restarts. */
   cordonsPrefix: `${ROOT}cordons/`,
   cordon: (workerId: string): string => `${ROOT}cordons/${workerId}`,
@@ -51,6 +58,7 @@ function tail(key: string, prefix: string): string | undefined {
 
 export const parseKey = {
   worker: (key: string): string | undefined => tail(key, keys.workersPrefix),
+  fencing: (key: string): string | undefined => tail(key, keys.fencingPrefix),
   resource: (key: string): string | undefined => tail(key, keys.resourcesPrefix),
   assignment(key: string): { workerId: string; name: string } | undefined {
     const rest = tail(key, keys.assignmentsPrefix);

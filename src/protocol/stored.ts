@@ -66,6 +66,18 @@ export interface WorkerInfo {
   labels: Record<string, string>;
 }
 
+/** Fencing is the msgpack value under keys.fencing: a revoked worker incarnation that may still run its tasks for fenceMs. */
+export interface Fencing {
+  epoch: string;
+  fenceMs: number;
+}
+
+export function decodeFencing(value: Uint8Array): Fencing {
+  const v = packed.decode(value) as Partial<Fencing> | null;
+  if (!v || typeof v.epoch !== 'string' || typeof v.fenceMs !== 'number' || !(v.fenceMs >= 0)) throw new Error('stored fencing is malformed');
+  return { epoch: v.epoch, fenceMs: v.fenceMs };
+}
+
 const STATES = new Set<string>(Object.values(ResourceState));
 
 /** toResource is what clients see of a record: without the leader's bookkeeping. */

@@ -30,6 +30,8 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   fc.constantFrom(...workers).map((w) => ({ put: keys.worker(w), value: packed.encode({ id: w, capacity: 10, fenceMs: 1200, kinds: ['noop'] }) })),
   fc.constantFrom(...workers).map((w) => ({ del: keys.worker(w) })),
   fc.constantFrom(...workers).map((w) => ({ put: keys.cordon(w), value: packed.encode({ draining: false }) })),
+  fc.constantFrom(...workers).map((w) => ({ put: keys.fencing(w), value: packed.encode({ epoch: `L-${w}`, fenceMs: 800 }) })),
+  fc.constantFrom(...workers).map((w) => ({ del: keys.fencing(w) })),
   fc.nat(5).map((seq) => ({ put: keys.dedupe(1, 1, seq), value: packed.encode([[`r${seq}`, ['n', 'x']]]) })),
   fc.nat(5).map((seq) => ({ del: keys.dedupe(1, 1, seq) })),
   fc.nat(1000).map((n) => ({ put: keys.commitChain, value: packed.encode(n) })),
@@ -45,6 +47,7 @@ function normal(r: ClusterRead) {
     assignments: [...r.assignments].sort(),
     chain: r.chain && Buffer.from(r.chain).toString('hex'),
     cordons: kvs(r.cordons),
+    fencing: kvs(r.fencing),
     dedupe: kvs(r.dedupe),
   };
 }
@@ -176,4 +179,29 @@ test('a take() waiting for the barrier gives up at once when the watch is reset,
   store.resetWatches();
   await settle();
   assert.equal(result, undefined, 'answered without waiting out the barrier deadline');
+});
+
+test("a revoked worker's fencing note makes a load's moves of its work wait out its window; none without a note", async () => {
+  const clock = new FakeClock();
+  const store = new MemStore(clock);
+  const wl = await store.grantLease(60);
+  await store.txn(undefined, [{ put: keys.worker('w1'), value: packed.encode({ id: 'w1', capacity: 10, fenceMs: 800, kinds: ['noop'] }), lease: wl }]);
+  // w2 was revoked (its key is gone) and may still run its tasks; w3 expired long ago.
+  const nl = await store.grantLease(2);
+  await store.txn(undefined, [{ put: keys.fencing('w2'), value: packed.encode({ epoch: 'L-w2', fenceMs: 1200 }), lease: nl }]);
+  await store.txn(undefined, [
+    { put: keys.resource('a'), value: record('a', 'w2', 1) },
+    { put: keys.assignment('w2', 'a'), value: packed.encode({ name: 'a' }) },
+    { put: keys.resource('b'), value: record('b', 'w3', 1) },
+    { put: keys.assignment('w3', 'b'), value: packed.encode({ name: 'b' }) },
+  ]);
+  const loaded = await buildCluster(await readCluster(store), store, 1, logger(), clock);
+  const m = loaded.state;
+  m.beginBatch(100, clock.now() + 200);
+  m.placePending();
+  const delays = new Map(
+    m.flush().flatMap((u) => u.ops.flatMap((op) => ('put' in op && op.put.startsWith(keys.assignments('w1')) ? [[op.put.slice(keys.assignments('w1').length), (packed.decode(op.value) as { delayMs?: number }).delayMs]] : []))),
+  );
+  assert.equal(delays.get('a'), 1200 + 50 - 200, "its whole window from the load, and the slack, less what has passed");
+  assert.equal(delays.get('b'), undefined);
 });
