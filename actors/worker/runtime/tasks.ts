@@ -224,6 +224,10 @@ export class TaskSet {
     a.timer?.cancel();
     if (a.phase !== 'running' || !a.run) {
       this.d.reporter.drop(name);
+      // Never started (waiting out a delay) and now never will: a move may go
+      // on at once. Without this report a handoff of an attempt waiting out
+      // its fence wait or backoff waited for its 30 s deadline.
+      if (graceMs > 0 && a.phase === 'waiting') this.report(a, { type: 'stopped', name: a.task.name, id: a.task.id, attempt: a.task.attempt });
       return;
     }
     const end = await a.run.stop(graceMs);
