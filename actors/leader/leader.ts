@@ -190,7 +190,8 @@ export class Leader {
     this.committer = this.newCommitter(loaded.chainValue);
     this.loadRevision = rev;
     this.degraded = false;
-    for (const [id, fence] of loaded.fenceMs) this.liveness.track(id, fence);
+    for (const [id, fence] of loaded.fenceMs) this.liveness.track(id, fence, this.model.workers.get(id)!.epoch);
+    for (const [id, epoch] of loaded.noted) this.liveness.noted(id, epoch);
     this.watches.push(store.watch(keys.workersPrefix, rev + 1, (events) => this.actor.send({ kind: 'workers', events }), () => this.reset()));
     this.tellUnsure();
     // Repair and placement go through the mailbox first, ahead of any client request
@@ -297,7 +298,7 @@ export class Leader {
       }
       try {
         const info = decodeWorkerInfo(ev.kv.value);
-        this.liveness.track(id, info.fenceMs);
+        this.liveness.track(id, info.fenceMs, ev.kv.lease);
         out.push({ kind: 'worker-up', id, capacity: info.capacity, epoch: ev.kv.lease, kinds: info.kinds, labels: info.labels });
       } catch (err) {
         this.log.warn({ key: ev.kv.key, err: (err as Error).message }, 'ignoring malformed worker');

@@ -46,9 +46,13 @@ export class WorkerLiveness {
     private readonly clock: Clock,
   ) {}
 
-  /** track starts probing a worker (again). */
-  track(id: string, fenceMs: number): void {
-    this.revoked.delete(id);
+  /**
+   * track starts probing a worker incarnation (again). A revoke of that same
+   * incarnation stays known: a reload while it is in flight must not forget
+   * that the worker may still run its tasks.
+   */
+  track(id: string, fenceMs: number, epoch: string): void {
+    if (this.revoked.get(id)?.epoch !== epoch) this.revoked.delete(id);
     if (this.stopped) return;
     this.fenceMs.set(id, fenceMs);
     const interval = Math.max(100, Math.ceil((this.fenceMs.size / PROBES_PER_SECOND) * 1000));
@@ -67,6 +71,16 @@ export class WorkerLiveness {
     if (!r || r.epoch !== epoch) return undefined;
     // The watch can report the deletion before the revoke returns: the lease is gone by now either way.
     return (r.at ?? this.clock.now()) + (this.fenceMs.get(id) ?? 0) + FENCE_SLACK_MS;
+  }
+
+  /**
+   * noted records that another leader revoked this incarnation, or was about
+   * to (a fencing note names it, and it was still registered at our load).
+   * When it was is unknown, so its fence window counts from when we see its
+   * key gone: it was deleted before that, and nothing renewed it after.
+   */
+  noted(id: string, epoch: string): void {
+    if (!this.revoked.has(id)) this.revoked.set(id, { epoch });
   }
 
   forget(id: string): void {

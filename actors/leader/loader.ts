@@ -49,6 +49,8 @@ export interface Loaded {
   chainValue: Uint8Array | undefined;
   /** Each live worker's declared fence window. */
   fenceMs: Map<string, number>;
+  /** Live worker incarnations a fencing note names: a leader revoked them, or was about to. */
+  noted: Map<string, string>;
 }
 
 /**
@@ -123,12 +125,18 @@ export async function buildCluster(read: ClusterRead, store: Store, term: number
   }
   // A revoked worker that may still run its tasks: whatever of its work moves
   // waits out its whole window, counted from now (we cannot know when the
-  // revoke was), unless it is back, which it is only once it has fenced.
+  // revoke was), unless it is back as a new incarnation, which it is only
+  // once it has fenced.
+  const noted = new Map<string, string>();
   for (const kv of read.fencing) {
     const id = parseKey.fencing(kv.key);
-    if (!id || state.workers.has(id)) continue;
+    if (!id) continue;
     try {
-      state.loadFencing(id, clock.now() + decodeFencing(kv.value).fenceMs + FENCE_SLACK_MS);
+      const note = decodeFencing(kv.value);
+      const live = state.workers.get(id);
+      // Still registered: its revoke is in flight, or never came. The leader's liveness waits it out if its key goes.
+      if (live?.epoch === note.epoch) noted.set(id, note.epoch);
+      else if (!live) state.loadFencing(id, clock.now() + note.fenceMs + FENCE_SLACK_MS);
     } catch (err) {
       log.warn({ key: kv.key, err: (err as Error).message }, 'skipping malformed fencing note');
     }
@@ -162,7 +170,7 @@ export async function buildCluster(read: ClusterRead, store: Store, term: number
     { revision, source: read.source, workers: state.workers.size, resources: state.resources.size, pending: state.pending.size, buildMs: Math.round(clock.now() - t0) },
     LeaderLog.built,
   );
-  return { state, dedupe, revision, chainValue: read.chain, fenceMs };
+  return { state, dedupe, revision, chainValue: read.chain, fenceMs, noted };
 }
 
 /** loadCluster reads from etcd and builds. */

@@ -189,6 +189,8 @@ test("a revoked worker's fencing note makes a load's moves of its work wait out 
   // w2 was revoked (its key is gone) and may still run its tasks; w3 expired long ago.
   const nl = await store.grantLease(2);
   await store.txn(undefined, [{ put: keys.fencing('w2'), value: packed.encode({ epoch: 'L-w2', fenceMs: 1200 }), lease: nl }]);
+  // w1 was about to be revoked when its leader died: still registered, so the new leader's liveness waits if its key goes.
+  await store.txn(undefined, [{ put: keys.fencing('w1'), value: packed.encode({ epoch: wl, fenceMs: 800 }), lease: nl }]);
   await store.txn(undefined, [
     { put: keys.resource('a'), value: record('a', 'w2', 1) },
     { put: keys.assignment('w2', 'a'), value: packed.encode({ name: 'a' }) },
@@ -204,4 +206,5 @@ test("a revoked worker's fencing note makes a load's moves of its work wait out 
   );
   assert.equal(delays.get('a'), 1200 + 50 - 200, "its whole window from the load, and the slack, less what has passed");
   assert.equal(delays.get('b'), undefined);
+  assert.deepEqual([...loaded.noted], [['w1', wl]]);
 });
