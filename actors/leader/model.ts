@@ -22,6 +22,7 @@ import type { Op } from '../../src/platform/ports.js';
 import { choose, type Slot, type Want } from './placement.js';
 import { removed, type AssignChange } from './mirror.js';
 import { afterFailure } from './lifecycle.js';
+import { FenceWaits } from './fence-waits.js';
 
 export interface Assignment {
   worker: string;
@@ -163,18 +164,8 @@ export class ClusterState {
   private readonly reattempt = new Set<string>();
   /** Resources whose assignment key a load found stale, waiting to be rewritten. */
   private readonly restamp = new Set<string>();
-  /**
-   * Resources taken from a worker we revoked, which may run them until its
-   * fence window passes: by name, the clock time when it has certainly
-   * stopped. Their next attempt waits for it wherever it goes.
-   */
-  private readonly fenceWaits = new Map<string, number>();
-  /** When the last of fenceWaits has passed. */
-  private fenceWaitsEnd = 0;
-  /** Revoked workers a load found fencing notes for (keys.fencing): by id, when they have certainly stopped. */
-  private readonly fencedBy = new Map<string, number>();
-  /** The leader's clock as this batch is planned. */
-  private at = 0;
+  /** Resources taken from a worker that may still run them: their next attempt waits. */
+  private readonly fenceWaits = new FenceWaits();
   /** Most resources a batch touches before work that can wait (moves, new attempts) waits for the next one. */
   private budget = Infinity;
   /** This batch left such work for the next. */
@@ -198,20 +189,7 @@ export class ClusterState {
   beginBatch(budget: number, now = 0): void {
     this.budget = budget;
     this.cut = false;
-    this.at = now;
-    if (this.fenceWaits.size > 0 && now >= this.fenceWaitsEnd) this.fenceWaits.clear();
-  }
-
-  /**
-   * startAfter is the start delay of a resource's next attempt: the larger of
-   * `delayMs` (a restart's backoff) and what is left of its fence wait.
-   */
-  private startAfter(name: string, delayMs = 0): Pick<Assignment, 'delayMs' | 'notBefore'> {
-    const by = this.fenceWaits.get(name);
-    const wait = by === undefined ? 0 : Math.ceil(by - this.at);
-    const d = Math.max(delayMs, wait);
-    if (d <= 0) return {};
-    return wait > 0 ? { delayMs: d, notBefore: this.at + d } : { delayMs: d };
+    this.fenceWaits.begin(now);
   }
 
   /** backlog says the last batch left work for the next: the leader plans another soon. */
@@ -244,7 +222,7 @@ export class ClusterState {
 
   /** loadFencing records a revoked worker that may run its tasks until `until` (clock time); call before repair. */
   loadFencing(id: string, until: number): void {
-    this.fencedBy.set(id, until);
+    this.fenceWaits.note(id, until);
   }
 
   /** loadResource adds a resource as etcd has it; call after every loadWorker. */
@@ -349,7 +327,7 @@ export class ClusterState {
     const to = 'slot' in pick ? (pick.slot as WorkerEntry) : undefined;
     if (to) {
       const attempt = e.rec.attempt + 1;
-      const wait = this.startAfter(name, opts.delayMs);
+      const wait = this.fenceWaits.startAfter(name, opts.delayMs);
       const { reason: _r, delayMs: _d, ...rest } = e.rec;
       e.rec = { ...rest, worker: to.id, state: opts.state ?? ResourceState.starting, attempt, ...(wait.delayMs ? { delayMs: wait.delayMs } : {}) };
       // A live previous owner must stop before the next one starts.
@@ -396,7 +374,7 @@ export class ClusterState {
     if (e.assign?.hold) {
       this.touch(name);
       const { hold: _h, delayMs: _d, notBefore: _n, ...rest } = e.assign;
-      e.assign = { ...rest, ...this.startAfter(name, e.rec.delayMs) };
+      e.assign = { ...rest, ...this.fenceWaits.startAfter(name, e.rec.delayMs) };
     }
   }
 
@@ -450,7 +428,7 @@ export class ClusterState {
     this.endHandoff(e);
     this.pending.delete(name);
     this.resources.delete(name);
-    this.fenceWaits.delete(name);
+    this.fenceWaits.drop(name);
     this.checkpoints.delete(name);
     if (e.rec.checkpoint) this.dropCheckpoints.add(name);
     this.sorted = undefined;
@@ -514,7 +492,7 @@ export class ClusterState {
       const attempt = e.rec.attempt + 1;
       e.rec = { ...e.rec, attempt, state: ResourceState.starting };
       // Still held if it is coming from another worker that has not stopped it yet.
-      e.assign = { worker: w.id, epoch: w.epoch, attempt, ...this.startAfter(name), ...(e.rec.checkpoint ? { checkpoint: true } : {}), ...(e.handoff ? { hold: true } : {}) };
+      e.assign = { worker: w.id, epoch: w.epoch, attempt, ...this.fenceWaits.startAfter(name), ...(e.rec.checkpoint ? { checkpoint: true } : {}), ...(e.handoff ? { hold: true } : {}) };
       e.cpSeq = undefined;
     });
   }
@@ -547,7 +525,7 @@ export class ClusterState {
    */
   workerDown(id: string, fencedBy?: number): void {
     const wait = (name: string) => {
-      if (fencedBy !== undefined && fencedBy > this.at) this.waitUntil(name, fencedBy);
+      if (fencedBy !== undefined) this.fenceWaits.hold(name, fencedBy);
     };
     const leaving = [...(this.leaving.get(id) ?? [])];
     // What was leaving it may start where it is going: its old owner is gone, or fenced by then.
@@ -712,29 +690,17 @@ export class ClusterState {
       // fence window has passed.
       const from = e.handoff?.from;
       if (from && this.workers.get(from.worker)?.epoch !== from.epoch) {
-        this.waitFor(e.rec.name, from.worker);
+        this.fenceWaits.holdFor(e.rec.name, from.worker);
         this.release(e.rec.name);
       }
       if (e.rec.worker && !this.workers.has(e.rec.worker)) {
-        this.waitFor(e.rec.name, e.rec.worker);
+        this.fenceWaits.holdFor(e.rec.name, e.rec.worker);
         // A new attempt elsewhere, or pending if nothing fits (placePending).
         this.pending.add(e.rec.name);
         this.toTry = Infinity;
       } else if (!sameAssign(this.wanted(e), e.assign)) this.restamp.add(e.rec.name);
     }
     this.orphans.push(...orphanAssignments);
-  }
-
-  /** waitFor makes a resource's next start wait for a revoked worker's fence window, if a load found one for it. */
-  private waitFor(name: string, worker: string): void {
-    const until = this.fencedBy.get(worker);
-    if (until !== undefined) this.waitUntil(name, until);
-  }
-
-  /** waitUntil holds a resource's next start until `until` (clock time), wherever it goes. */
-  private waitUntil(name: string, until: number): void {
-    this.fenceWaits.set(name, until);
-    this.fenceWaitsEnd = Math.max(this.fenceWaitsEnd, until);
   }
 
   /** restamps rewrites the assignments a load found stale, as far as the batch's budget goes. */
