@@ -8,11 +8,11 @@
 
 import { performance } from 'node:perf_hooks';
 import type { NatsConnection } from 'nats';
-import { LocalCluster } from '../src/devcluster/cluster.js';
-import { waitFor } from '../src/devcluster/servers.js';
-import { ClientSubject } from '../src/protocol/subjects.js';
-import type { StatusResult } from '../src/protocol/messages.js';
-import type { Child } from '../src/devcluster/child.js';
+import { LocalCluster } from '#devcluster/cluster.js';
+import { waitFor } from '#devcluster/servers.js';
+import { ClientSubject } from '#protocol/subjects.js';
+import type { StatusResult } from '#protocol/messages.js';
+import type { Child } from '#devcluster/child.js';
 import type { BenchConfig } from './config.js';
 import { runLoad, type Cell } from './load.js';
 import { clusterPids, cpuPerOp, cpuShare, startMaster } from './procs.js';

@@ -8,11 +8,11 @@
 
 import { performance } from 'node:perf_hooks';
 import type { NatsConnection, Subscription } from 'nats';
-import { LocalCluster } from '../src/devcluster/cluster.js';
-import { waitFor } from '../src/devcluster/servers.js';
-import { ClientSubject, subjects } from '../src/protocol/subjects.js';
-import { json } from '../src/protocol/codec.js';
-import type { StatusResult, WorkerStatusResult } from '../src/protocol/messages.js';
+import { LocalCluster } from '#devcluster/cluster.js';
+import { waitFor } from '#devcluster/servers.js';
+import { ClientSubject, subjects } from '#protocol/subjects.js';
+import { json } from '#protocol/codec.js';
+import type { StatusResult, WorkerStatusResult } from '#protocol/messages.js';
 import type { BenchConfig } from './config.js';
 import { median, runLoad, sleep } from './load.js';
 import { served, type Served } from './probe.js';

@@ -3,7 +3,7 @@
 // every table cell reports. Bounded by time, by count, or both.
 
 import { performance } from 'node:perf_hooks';
-import { median as medianOf, percentile } from '../src/lib/stats.js';
+import { median as medianOf, percentile } from '#lib/stats.js';
 
 export interface LoadOptions {
   inflight: number;
@@ -43,7 +43,7 @@ export interface Cell {
   cpuMsPerOp?: number;
 }
 
-import { sleep } from '../src/platform/clock.js';
+import { sleep } from '#platform/clock.js';
 export { sleep };
 
 /** median as the bench reports it: NaN when there are no samples. */

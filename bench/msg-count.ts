@@ -9,8 +9,8 @@ import { followerCluster } from './add.js';
 import { benchConfig } from './config.js';
 import { sleep } from './load.js';
 import { clientHeaders } from './wire.js';
-import { json } from '../src/protocol/codec.js';
-import { ClientSubject } from '../src/protocol/subjects.js';
+import { json } from '#protocol/codec.js';
+import { ClientSubject } from '#protocol/subjects.js';
 
 /** Subjects with ids or inboxes folded into one row each. */
 function family(subject: string): string {

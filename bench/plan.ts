@@ -8,12 +8,12 @@
 // store), so this measures gaffer's own code and nothing else.
 
 import { performance } from 'node:perf_hooks';
-import { plan, type Input } from '../actors/leader/plan.js';
-import { ClusterState } from '../actors/leader/model.js';
-import { Dedupe } from '../actors/leader/dedupe.js';
-import { FakeClock } from '../test/fakes/clock.js';
-import { MemStore } from '../test/fakes/store.js';
-import { add } from '../test/fakes/requests.js';
+import { plan, type Input } from '#actors/leader/plan.js';
+import { ClusterState } from '#actors/leader/model.js';
+import { Dedupe } from '#actors/leader/dedupe.js';
+import { FakeClock } from '#test/fakes/clock.js';
+import { MemStore } from '#test/fakes/store.js';
+import { add } from '#test/fakes/requests.js';
 import type { BenchConfig } from './config.js';
 
 export interface PlanResult {

@@ -11,9 +11,9 @@
 
 import { performance } from 'node:perf_hooks';
 import type { NatsConnection } from 'nats';
-import { GafferClient } from '../src/client/client.js';
-import { ClientSubject } from '../src/protocol/subjects.js';
-import type { AddResult } from '../src/protocol/messages.js';
+import { GafferClient } from '#client/client.js';
+import { ClientSubject } from '#protocol/subjects.js';
+import type { AddResult } from '#protocol/messages.js';
 import { sleep } from './load.js';
 import type { TermEnd } from './terms.js';
 

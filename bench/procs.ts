@@ -7,8 +7,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { Child } from '../src/devcluster/child.js';
-import { CLI_PATH, type LocalCluster } from '../src/devcluster/cluster.js';
+import { Child } from '#devcluster/child.js';
+import { CLI_PATH, type LocalCluster } from '#devcluster/cluster.js';
 
 const here = (f: string): string => fileURLToPath(new URL(f, import.meta.url));
 

@@ -1,7 +1,7 @@
 // Report: the results as plain-text tables.
 
 import type { Cell as LoadCell } from './load.js';
-import { numbersRight, table as printTable, type Cell } from '../src/lib/table.js';
+import { numbersRight, table as printTable, type Cell } from '#lib/table.js';
 import { ok, type Results } from './results.js';
 import { formatSummary } from './profile-summary.js';
 

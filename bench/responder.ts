@@ -13,8 +13,8 @@
 // SIGTERM drains and exits.
 
 import { headers as natsHeaders, type Msg } from 'nats';
-import { EtcdStore } from '../src/platform/etcd/store.js';
-import { Header } from '../src/protocol/subjects.js';
+import { EtcdStore } from '#platform/etcd/store.js';
+import { Header } from '#protocol/subjects.js';
 import { benchConnect } from './wire.js';
 
 function arg(name: string): string {

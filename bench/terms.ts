@@ -5,8 +5,8 @@
 // from "the new leader serving".
 
 import { performance } from 'node:perf_hooks';
-import { keys } from '../src/protocol/keys.js';
-import { EtcdStore } from '../src/platform/etcd/store.js';
+import { keys } from '#protocol/keys.js';
+import { EtcdStore } from '#platform/etcd/store.js';
 
 export interface TermEnd {
   /** The revision at which the leader's election key was deleted, once seen. */

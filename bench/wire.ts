@@ -3,8 +3,8 @@
 // a JSON body, a Content-Type header, one nats.js request with a deadline.
 
 import { connect, headers as natsHeaders, type MsgHdrs, type NatsConnection } from 'nats';
-import { ContentType, json } from '../src/protocol/codec.js';
-import { Header, subjects } from '../src/protocol/subjects.js';
+import { ContentType, json } from '#protocol/codec.js';
+import { Header, subjects } from '#protocol/subjects.js';
 
 export async function benchConnect(url: string, name: string): Promise<NatsConnection> {
   return connect({ servers: url, name, maxReconnectAttempts: -1, reconnectTimeWait: 100 });

@@ -6,8 +6,8 @@
 //
 // SIGTERM stops every worker (each deregisters) and exits.
 
-import { Worker } from '../actors/worker/worker.js';
-import { rootLogger } from '../src/platform/log.js';
+import { Worker } from '#actors/worker/worker.js';
+import { rootLogger } from '#platform/log.js';
 
 function arg(name: string, fallback?: string): string {
   const i = process.argv.indexOf(`--${name}`);

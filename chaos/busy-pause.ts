@@ -13,10 +13,10 @@
 
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { LocalCluster } from '../src/devcluster/cluster.js';
-import { GafferClient } from '../src/client/client.js';
+import { LocalCluster } from '#devcluster/cluster.js';
+import { GafferClient } from '#client/client.js';
 import { check, type Pause } from './check.js';
-import { sleep } from '../src/platform/clock.js';
+import { sleep } from '#platform/clock.js';
 
 const log = (s: string): void => void process.stderr.write(`[busy-pause] ${s}\n`);
 

@@ -41,7 +41,7 @@
 // least ~1 ms after the start: the 1 ms resolution can hide an overlap
 // shorter than 1 ms, but cannot invent one.
 
-import { WorkerLog } from '../src/platform/log.js';
+import { WorkerLog } from '#platform/log.js';
 
 export type OpKind = 'add' | 'delete';
 /** How a request ended, as far as the client can know. */

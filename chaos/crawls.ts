@@ -13,15 +13,15 @@
 //                        violation, when the run was cut short)
 
 import type { NatsConnection } from 'nats';
-import { startSite, type Site } from '../test/fixtures/site.js';
-import { expect } from '../test/fixtures/crawl-expect.js';
-import { readResults } from '../src/platform/nats/results.js';
-import { keys } from '../src/protocol/keys.js';
-import { decodeCheckpoint, decodeRecord } from '../src/protocol/stored.js';
-import type { GafferClient } from '../src/client/client.js';
-import type { EtcdStore } from '../src/platform/etcd/store.js';
-import type { WatchEvent } from '../src/platform/ports.js';
-import { sleep } from '../src/platform/clock.js';
+import { startSite, type Site } from '#test/fixtures/site.js';
+import { expect } from '#test/fixtures/crawl-expect.js';
+import { readResults } from '#platform/nats/results.js';
+import { keys } from '#protocol/keys.js';
+import { decodeCheckpoint, decodeRecord } from '#protocol/stored.js';
+import type { GafferClient } from '#client/client.js';
+import type { EtcdStore } from '#platform/etcd/store.js';
+import type { WatchEvent } from '#platform/ports.js';
+import { sleep } from '#platform/clock.js';
 import type { Workload } from './workload.js';
 
 export interface CrawlFinding {

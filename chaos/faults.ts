@@ -6,19 +6,19 @@
 // a stopped server started again; only one etcd member (and, in a NATS
 // cluster, one nats-server node) is ever down.
 
-import type { LocalCluster } from '../src/devcluster/cluster.js';
-import type { GafferClient } from '../src/client/client.js';
-import { waitFor } from '../src/devcluster/servers.js';
-import type { StatusResult } from '../src/protocol/messages.js';
+import type { LocalCluster } from '#devcluster/cluster.js';
+import type { GafferClient } from '#client/client.js';
+import { waitFor } from '#devcluster/servers.js';
+import type { StatusResult } from '#protocol/messages.js';
 import type { ChaosConfig } from './config.js';
 import type { Death, Pause } from './check.js';
-import { keys } from '../src/protocol/keys.js';
-import { ClientSubject } from '../src/protocol/subjects.js';
-import type { Store } from '../src/platform/ports.js';
+import { keys } from '#protocol/keys.js';
+import { ClientSubject } from '#protocol/subjects.js';
+import type { Store } from '#platform/ports.js';
 import type { Incarnations } from './observe.js';
-import { etcdHealthy, natsConnectionNames } from '../src/devcluster/probe.js';
+import { etcdHealthy, natsConnectionNames } from '#devcluster/probe.js';
 import type { Rng } from './rng.js';
-import { sleep } from '../src/platform/clock.js';
+import { sleep } from '#platform/clock.js';
 
 export const FAULT_KINDS = [
   'kill-leader', 'kill-follower', 'kill-worker',

@@ -6,15 +6,15 @@
 // runs (names with client requests in flight or just ended are not judged).
 
 import { createConnection } from 'node:net';
-import type { LocalCluster } from '../src/devcluster/cluster.js';
-import type { GafferClient } from '../src/client/client.js';
-import type { ListResult, StatusResult, WorkerStatusResult } from '../src/protocol/messages.js';
-import { keys, parseKey } from '../src/protocol/keys.js';
-import type { Store } from '../src/platform/ports.js';
+import type { LocalCluster } from '#devcluster/cluster.js';
+import type { GafferClient } from '#client/client.js';
+import type { ListResult, StatusResult, WorkerStatusResult } from '#protocol/messages.js';
+import { keys, parseKey } from '#protocol/keys.js';
+import type { Store } from '#platform/ports.js';
 import { mismatches, type Finding, type Snapshot } from './check.js';
-import { sleep } from '../src/platform/clock.js';
-import { etcdHealthy, natsHealthy } from '../src/devcluster/probe.js';
-import { ClientSubject } from '../src/protocol/subjects.js';
+import { sleep } from '#platform/clock.js';
+import { etcdHealthy, natsHealthy } from '#devcluster/probe.js';
+import { ClientSubject } from '#protocol/subjects.js';
 
 /**
  * Incarnations: for each master or worker id, the etcd revision just before

@@ -1,8 +1,8 @@
 // Results of a chaos run (what results.json holds) and the table printed at its end.
 
-import { numbersRight, table as printTable } from '../src/lib/table.js';
+import { numbersRight, table as printTable } from '#lib/table.js';
 import type { CrawlFinding } from './crawls.js';
-import { median as medianOf } from '../src/lib/stats.js';
+import { median as medianOf } from '#lib/stats.js';
 
 import type { CheckResult, EitherWay, Finding, OpRecord, Overlap } from './check.js';
 import { describeOp, LATE_STOP_NOTE_MS } from './check.js';

@@ -10,9 +10,9 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
-import { LocalCluster } from '../src/devcluster/cluster.js';
-import { GafferClient } from '../src/client/client.js';
-import { EtcdStore } from '../src/platform/etcd/store.js';
+import { LocalCluster } from '#devcluster/cluster.js';
+import { GafferClient } from '#client/client.js';
+import { EtcdStore } from '#platform/etcd/store.js';
 import { chaosConfig } from './config.js';
 import { check, violationCount, type Snapshot } from './check.js';
 import { Injector, schedule } from './faults.js';
@@ -21,7 +21,7 @@ import { byKind, eitherWayOut, overlapsOut, report, requestStats, type Results }
 import { Rng } from './rng.js';
 import { Workload } from './workload.js';
 import { Crawls } from './crawls.js';
-import { sleep } from '../src/platform/clock.js';
+import { sleep } from '#platform/clock.js';
 
 const t0 = Date.now();
 const log = (s: string): void => void process.stderr.write(`[chaos +${((Date.now() - t0) / 1000).toFixed(1)}s] ${s}\n`);

@@ -6,13 +6,13 @@
 // for a while and until the cluster has recovered after it, so that a late
 // application does not land in the middle of the next requests.
 
-import type { GafferClient } from '../src/client/client.js';
-import type { Spec } from '../src/protocol/messages.js';
-import { GafferError } from '../src/protocol/errors.js';
+import type { GafferClient } from '#client/client.js';
+import type { Spec } from '#protocol/messages.js';
+import { GafferError } from '#protocol/errors.js';
 import type { ChaosConfig } from './config.js';
 import { classify, type OpKind, type OpRecord } from './check.js';
 import type { Rng } from './rng.js';
-import { sleep } from '../src/platform/clock.js';
+import { sleep } from '#platform/clock.js';
 
 type Belief = 'present' | 'absent' | 'unknown';
 

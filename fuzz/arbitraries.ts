@@ -12,7 +12,7 @@
 import fc from 'fast-check';
 import { Encoder, ExtData, encode as mpEncode } from '@msgpack/msgpack';
 import { headers as natsHeaders, type MsgHdrs } from 'nats';
-import { ClientSubject, Header, WorkerSubject, type RequestSubject } from '../src/protocol/subjects.js';
+import { ClientSubject, Header, WorkerSubject, type RequestSubject } from '#protocol/subjects.js';
 import {
   ODD_TOKENS, REQUEST_SUBJECTS, isRequestTarget, resolve, TARGETS,
   type Live, type MasterRef, type Resolved, type SrvRef, type TargetId, type WorkerRef,

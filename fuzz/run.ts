@@ -14,8 +14,8 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { LocalCluster } from '../src/devcluster/cluster.js';
-import { numbersRight, table } from '../src/lib/table.js';
+import { LocalCluster } from '#devcluster/cluster.js';
+import { numbersRight, table } from '#lib/table.js';
 import { fuzz, type Summary } from './judge.js';
 
 const t0 = Date.now();

@@ -11,7 +11,7 @@
 // A subject nobody serves (an unknown worker or master id, a follower's
 // master.leader.<id>, $SRV.PING.<other>) must get "no responders" at once.
 
-import { ClientSubject, WorkerSubject, subjects, type RequestSubject } from '../src/protocol/subjects.js';
+import { ClientSubject, WorkerSubject, subjects, type RequestSubject } from '#protocol/subjects.js';
 
 export const TARGETS = [
   ClientSubject.add,

@@ -28,8 +28,8 @@
 
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { FAULT_KINDS, type FaultKind } from '../chaos/faults.js';
-import { randomSeed } from '../chaos/rng.js';
+import { FAULT_KINDS, type FaultKind } from '#chaos/faults.js';
+import { randomSeed } from '#chaos/rng.js';
 
 export const METRICS = ['rss', 'heap', 'fds', 'subs'] as const;
 export type Metric = (typeof METRICS)[number];

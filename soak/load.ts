@@ -16,12 +16,12 @@
 // and the soak looks for growth, not for correctness (that is `npm run chaos`).
 
 import { connect, type NatsConnection } from 'nats';
-import type { GafferClient } from '../src/client/client.js';
-import { ErrorCode, GafferError } from '../src/protocol/errors.js';
-import { RESULTS_STREAM, subjects } from '../src/protocol/subjects.js';
-import { sleep } from '../src/platform/clock.js';
-import { startSite, type Site } from '../test/fixtures/site.js';
-import type { Rng } from '../chaos/rng.js';
+import type { GafferClient } from '#client/client.js';
+import { ErrorCode, GafferError } from '#protocol/errors.js';
+import { RESULTS_STREAM, subjects } from '#protocol/subjects.js';
+import { sleep } from '#platform/clock.js';
+import { startSite, type Site } from '#test/fixtures/site.js';
+import type { Rng } from '#chaos/rng.js';
 import type { SoakConfig } from './config.js';
 
 export interface LoadCounts {

@@ -1,6 +1,6 @@
 // What a soak run writes (soak.json, typed here), and the text it prints.
 
-import { table, numbersRight } from '../src/lib/table.js';
+import { table, numbersRight } from '#lib/table.js';
 import { METRICS, METRIC_INFO, type Metric, type SoakConfig } from './config.js';
 import type { Sample, SeriesFit } from './analyze.js';
 import { worst } from './fit.js';

@@ -5,10 +5,10 @@
 import { after } from 'node:test';
 import { spawn } from 'node:child_process';
 import { connect, type NatsConnection, type Subscription } from 'nats';
-import { LocalCluster, type ClusterOptions } from '../src/devcluster/cluster.js';
-import { waitFor } from '../src/devcluster/servers.js';
-import { json } from '../src/protocol/codec.js';
-import type { Resource, WorkerStatusResult } from '../src/protocol/messages.js';
+import { LocalCluster, type ClusterOptions } from '#devcluster/cluster.js';
+import { waitFor } from '#devcluster/servers.js';
+import { json } from '#protocol/codec.js';
+import type { Resource, WorkerStatusResult } from '#protocol/messages.js';
 
 export { waitFor };
 

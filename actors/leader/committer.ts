@@ -10,9 +10,9 @@
 // every later one.
 
 import { randomBytes } from 'node:crypto';
-import { keys } from '../../src/protocol/keys.js';
-import { ChainBrokenError, type ChainLink, type Guard, type Op, type Store } from '../../src/platform/ports.js';
-import type { Clock } from '../../src/platform/clock.js';
+import { keys } from '#protocol/keys.js';
+import { ChainBrokenError, type ChainLink, type Guard, type Op, type Store } from '#platform/ports.js';
+import type { Clock } from '#platform/clock.js';
 
 /**
  * Batches whose commits may be in flight at once. Planning the next batch

@@ -5,13 +5,13 @@
 // get the first outcome instead of a second execution ("created": false, or
 // NOT_FOUND for a delete that did happen).
 
-import { keys } from '../../src/protocol/keys.js';
-import { packed } from '../../src/protocol/codec.js';
-import type { KV, Op, Store } from '../../src/platform/ports.js';
-import type { Clock } from '../../src/platform/clock.js';
-import { ResourceState, type Resource } from '../../src/protocol/messages.js';
-import { toResource, type StoredResource } from '../../src/protocol/stored.js';
-import { NotFoundError } from '../../src/protocol/errors.js';
+import { keys } from '#protocol/keys.js';
+import { packed } from '#protocol/codec.js';
+import type { KV, Op, Store } from '#platform/ports.js';
+import type { Clock } from '#platform/clock.js';
+import { ResourceState, type Resource } from '#protocol/messages.js';
+import { toResource, type StoredResource } from '#protocol/stored.js';
+import { NotFoundError } from '#protocol/errors.js';
 
 /** How long an outcome is remembered; longer than any client deadline plus a failover. */
 export const DEDUPE_WINDOW_MS = 60_000;

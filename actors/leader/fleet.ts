@@ -8,7 +8,7 @@
 // narrows the gap; at most `max` moves and at most a tenth of all resources
 // per round; never a new round while the last one's handoffs are in flight.
 
-import { ResourceState, type Candidate, type Spec } from '../../src/protocol/messages.js';
+import { ResourceState, type Candidate, type Spec } from '#protocol/messages.js';
 import { choose, compareLoad, exclusion, rank, type Slot } from './placement.js';
 import { wantOf, type ClusterState, type Entry, type WorkerEntry } from './model.js';
 

@@ -7,21 +7,21 @@
 // assignments from it too, after each commit (mirror.ts).
 
 import { bulkhead } from 'cockatiel';
-import { keys, parseKey } from '../../src/protocol/keys.js';
-import { subjects } from '../../src/protocol/subjects.js';
-import { decodeWorkerInfo } from '../../src/protocol/stored.js';
-import { json } from '../../src/protocol/codec.js';
-import type { WorkerStatusResult } from '../../src/protocol/messages.js';
-import { InternalError, NotLeaderError, toWire, UnavailableError } from '../../src/protocol/errors.js';
-import { forwardedSubject, ForeignReplyError, parseRequest, requestType, type ClientRequest } from '../../src/protocol/request.js';
-import { Actor } from '../../src/platform/actor.js';
-import { respondError } from '../../src/platform/nats/bus.js';
-import { answerPing, isPing, type Prober } from '../../src/platform/nats/prober.js';
-import { publishEvent } from '../../src/platform/nats/events.js';
-import { ChainBrokenError, type Bus, type Guard, type Store, type WatchEvent } from '../../src/platform/ports.js';
-import type { Clock, Timer } from '../../src/platform/clock.js';
-import type { Logger } from '../../src/platform/log.js';
-import { OK_CODE, type GafferMetrics } from '../../src/platform/metrics.js';
+import { keys, parseKey } from '#protocol/keys.js';
+import { subjects } from '#protocol/subjects.js';
+import { decodeWorkerInfo } from '#protocol/stored.js';
+import { json } from '#protocol/codec.js';
+import type { WorkerStatusResult } from '#protocol/messages.js';
+import { InternalError, NotLeaderError, toWire, UnavailableError } from '#protocol/errors.js';
+import { forwardedSubject, ForeignReplyError, parseRequest, requestType, type ClientRequest } from '#protocol/request.js';
+import { Actor } from '#platform/actor.js';
+import { respondError } from '#platform/nats/bus.js';
+import { answerPing, isPing, type Prober } from '#platform/nats/prober.js';
+import { publishEvent } from '#platform/nats/events.js';
+import { ChainBrokenError, type Bus, type Guard, type Store, type WatchEvent } from '#platform/ports.js';
+import type { Clock, Timer } from '#platform/clock.js';
+import type { Logger } from '#platform/log.js';
+import { OK_CODE, type GafferMetrics } from '#platform/metrics.js';
 import { ClusterState } from './model.js';
 import { Dedupe } from './dedupe.js';
 import { buildCluster, loadCluster, type ClusterRead } from './loader.js';

@@ -5,8 +5,8 @@
 // with `reschedule` prefers a worker that has not failed the task (Nomad's
 // reschedule; Kubernetes' CrashLoopBackOff doubles the same way).
 
-import type { Spec } from '../../src/protocol/messages.js';
-import { restartPolicyOf } from '../../src/protocol/validate.js';
+import type { Spec } from '#protocol/messages.js';
+import { restartPolicyOf } from '#protocol/validate.js';
 
 export type AfterFailure = { give: true } | { give: false; delayMs: number; reschedule: boolean };
 

@@ -10,14 +10,14 @@
 // revoke, a note under keys.fencing (on a lease that outlives the window)
 // tells a leader that loads state meanwhile to wait the window out too.
 
-import type { Prober } from '../../src/platform/nats/prober.js';
-import type { Clock } from '../../src/platform/clock.js';
-import type { Store } from '../../src/platform/ports.js';
-import type { Logger } from '../../src/platform/log.js';
-import { subjects } from '../../src/protocol/subjects.js';
-import { keys } from '../../src/protocol/keys.js';
-import { packed } from '../../src/protocol/codec.js';
-import type { Fencing } from '../../src/protocol/stored.js';
+import type { Prober } from '#platform/nats/prober.js';
+import type { Clock } from '#platform/clock.js';
+import type { Store } from '#platform/ports.js';
+import type { Logger } from '#platform/log.js';
+import { subjects } from '#protocol/subjects.js';
+import { keys } from '#protocol/keys.js';
+import { packed } from '#protocol/codec.js';
+import type { Fencing } from '#protocol/stored.js';
 
 /** Slack on top of a worker's fence window before its work starts elsewhere, after we revoked it. */
 export const FENCE_SLACK_MS = 50;

@@ -8,13 +8,13 @@
 // as they go, so lease keepalives keep running while a large state loads.
 
 import { setImmediate } from 'node:timers/promises';
-import { keys, parseKey } from '../../src/protocol/keys.js';
-import { decodeFencing, decodeRecord, decodeWorkerInfo } from '../../src/protocol/stored.js';
-import type { KV, Store } from '../../src/platform/ports.js';
-import { LeaderLog, type Logger } from '../../src/platform/log.js';
-import type { Clock } from '../../src/platform/clock.js';
+import { keys, parseKey } from '#protocol/keys.js';
+import { decodeFencing, decodeRecord, decodeWorkerInfo } from '#protocol/stored.js';
+import type { KV, Store } from '#platform/ports.js';
+import { LeaderLog, type Logger } from '#platform/log.js';
+import type { Clock } from '#platform/clock.js';
 import { ClusterState, type Cordon } from './model.js';
-import { packed } from '../../src/protocol/codec.js';
+import { packed } from '#protocol/codec.js';
 import { Dedupe } from './dedupe.js';
 import { FENCE_SLACK_MS } from './liveness.js';
 

@@ -9,10 +9,10 @@
 // again from the reloaded state (`truth`), and a new leader's election makes
 // every worker re-read its snapshot.
 
-import { json } from '../../src/protocol/codec.js';
-import { subjects } from '../../src/protocol/subjects.js';
-import type { AssignedTask, AssignEvent } from '../../src/protocol/messages.js';
-import type { Bus } from '../../src/platform/ports.js';
+import { json } from '#protocol/codec.js';
+import { subjects } from '#protocol/subjects.js';
+import type { AssignedTask, AssignEvent } from '#protocol/messages.js';
+import type { Bus } from '#platform/ports.js';
 
 /** AssignChange is one planned change to an assignment key, waiting for its commit's revision. */
 export interface AssignChange {

@@ -13,12 +13,12 @@
 // to a new leader).
 
 import { v4 as uuidv4 } from 'uuid';
-import { keys } from '../../src/protocol/keys.js';
-import { packed } from '../../src/protocol/codec.js';
-import { taskKindOf } from '../../src/protocol/validate.js';
-import { ResourceState, type Constraint, type Json, type MoveReason, type Resource, type Spec, type TaskReport, type WorkerLoad } from '../../src/protocol/messages.js';
-import { toResource, type StoredAssignment, type StoredCheckpoint, type StoredHandoff, type StoredResource } from '../../src/protocol/stored.js';
-import type { Op } from '../../src/platform/ports.js';
+import { keys } from '#protocol/keys.js';
+import { packed } from '#protocol/codec.js';
+import { taskKindOf } from '#protocol/validate.js';
+import { ResourceState, type Constraint, type Json, type MoveReason, type Resource, type Spec, type TaskReport, type WorkerLoad } from '#protocol/messages.js';
+import { toResource, type StoredAssignment, type StoredCheckpoint, type StoredHandoff, type StoredResource } from '#protocol/stored.js';
+import type { Op } from '#platform/ports.js';
 import { choose, type Slot, type Want } from './placement.js';
 import { removed, type AssignChange } from './mirror.js';
 import { afterFailure } from './lifecycle.js';

@@ -7,7 +7,7 @@
 // master computing the same input gets the same answer. Workers to avoid
 // (where the task failed) are taken only when no other is eligible.
 
-import type { Candidate, Constraint } from '../../src/protocol/messages.js';
+import type { Candidate, Constraint } from '#protocol/messages.js';
 
 export interface Slot {
   id: string;

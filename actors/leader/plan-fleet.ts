@@ -2,8 +2,8 @@
 // adds) and the rebalance round: plan.ts hands them here. Like plan, no I/O:
 // they change the model and say how to answer once the batch is written.
 
-import { NotFoundError } from '../../src/protocol/errors.js';
-import type { ClientRequest, Command } from '../../src/protocol/request.js';
+import { NotFoundError } from '#protocol/errors.js';
+import type { ClientRequest, Command } from '#protocol/request.js';
 import type { ClusterState } from './model.js';
 import { dryRun, drainMoves, explain, rebalanceMoves, type RebalanceLimits } from './fleet.js';
 import type { PlannedEvent, Reply, WireReply } from './plan.js';

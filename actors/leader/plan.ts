@@ -8,11 +8,11 @@
 // The model is updated in place, optimistically: if the writes fail, the
 // leader throws the model away and reloads it from etcd.
 
-import { ConflictError, ErrorCode, NotFoundError } from '../../src/protocol/errors.js';
-import { LIST_PAGE_BYTES, LIST_PAGE_MAX, type Resource } from '../../src/protocol/messages.js';
-import type { EventKind, EventPayloads } from '../../src/protocol/events.js';
-import type { ClientRequest, Command } from '../../src/protocol/request.js';
-import { MAX_TXN_OPS, type Op } from '../../src/platform/ports.js';
+import { ConflictError, ErrorCode, NotFoundError } from '#protocol/errors.js';
+import { LIST_PAGE_BYTES, LIST_PAGE_MAX, type Resource } from '#protocol/messages.js';
+import type { EventKind, EventPayloads } from '#protocol/events.js';
+import type { ClientRequest, Command } from '#protocol/request.js';
+import { MAX_TXN_OPS, type Op } from '#platform/ports.js';
 import { chunk, type ClusterState, type Lifecycle, type Move } from './model.js';
 import type { AssignChange } from './mirror.js';
 import { answerOf, type Dedupe, type Outcome } from './dedupe.js';

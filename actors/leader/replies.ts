@@ -3,12 +3,12 @@
 // ids of its requests that were answered (master.ack.<id>), so it can stop
 // tracking them.
 
-import { packed } from '../../src/protocol/codec.js';
-import { subjects } from '../../src/protocol/subjects.js';
-import type { AckMessage } from '../../src/protocol/messages.js';
-import type { ClientRequest } from '../../src/protocol/request.js';
-import { respond } from '../../src/platform/nats/bus.js';
-import type { Bus } from '../../src/platform/ports.js';
+import { packed } from '#protocol/codec.js';
+import { subjects } from '#protocol/subjects.js';
+import type { AckMessage } from '#protocol/messages.js';
+import type { ClientRequest } from '#protocol/request.js';
+import { respond } from '#platform/nats/bus.js';
+import type { Bus } from '#platform/ports.js';
 import type { WireReply } from './plan.js';
 
 export interface Answered {

@@ -14,12 +14,12 @@
 // off (the first read not done in time, the watch reset, the barrier
 // refused) take() says so with undefined, and the leader reads etcd instead.
 
-import { keys } from '../../src/protocol/keys.js';
-import { packed } from '../../src/protocol/codec.js';
-import type { Guard, KV, Store, WatchEvent } from '../../src/platform/ports.js';
-import type { Clock, Timer } from '../../src/platform/clock.js';
-import { LeaderLog, type Logger } from '../../src/platform/log.js';
-import { withRetry } from '../../src/platform/retry.js';
+import { keys } from '#protocol/keys.js';
+import { packed } from '#protocol/codec.js';
+import type { Guard, KV, Store, WatchEvent } from '#platform/ports.js';
+import type { Clock, Timer } from '#platform/clock.js';
+import { LeaderLog, type Logger } from '#platform/log.js';
+import { withRetry } from '#platform/retry.js';
 import { readCluster, resourceRow, type ClusterRead, type ResourceRow } from './loader.js';
 
 /** How long take() waits for the standby's first read, then for its watch to pass the barrier. */

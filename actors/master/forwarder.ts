@@ -5,13 +5,13 @@
 // What a dead or deposed leader never acknowledged is routed again; the
 // leader's dedupe makes a second delivery safe.
 
-import { packed } from '../../src/protocol/codec.js';
-import { subjects } from '../../src/protocol/subjects.js';
-import { forwardHeaders, type ClientRequest } from '../../src/protocol/request.js';
-import type { AckMessage } from '../../src/protocol/messages.js';
-import type { Bus } from '../../src/platform/ports.js';
-import type { Clock, Timer } from '../../src/platform/clock.js';
-import type { Logger } from '../../src/platform/log.js';
+import { packed } from '#protocol/codec.js';
+import { subjects } from '#protocol/subjects.js';
+import { forwardHeaders, type ClientRequest } from '#protocol/request.js';
+import type { AckMessage } from '#protocol/messages.js';
+import type { Bus } from '#platform/ports.js';
+import type { Clock, Timer } from '#platform/clock.js';
+import type { Logger } from '#platform/log.js';
 
 /** A forwarded request with no ack after this long is sent again (dedupe makes that safe). */
 export const RESEND_AFTER_MS = 5000;

@@ -2,8 +2,8 @@
 // holdMs; a leader's arrival takes them all out again. A request that waits
 // too long is handed to onExpire, which answers it.
 
-import type { ClientRequest } from '../../src/protocol/request.js';
-import type { Clock, Timer } from '../../src/platform/clock.js';
+import type { ClientRequest } from '#protocol/request.js';
+import type { Clock, Timer } from '#platform/clock.js';
 
 interface Held {
   req: ClientRequest;

@@ -4,12 +4,12 @@
 // after its TTL. A wrongly revoked leader is harmless: its next fenced write
 // fails and it steps down.
 
-import { subjects } from '../../src/protocol/subjects.js';
-import type { Candidate } from '../../src/platform/etcd/election.js';
-import type { Prober } from '../../src/platform/nats/prober.js';
-import type { Store } from '../../src/platform/ports.js';
-import type { Clock, Timer } from '../../src/platform/clock.js';
-import type { Logger } from '../../src/platform/log.js';
+import { subjects } from '#protocol/subjects.js';
+import type { Candidate } from '#platform/etcd/election.js';
+import type { Prober } from '#platform/nats/prober.js';
+import type { Store } from '#platform/ports.js';
+import type { Clock, Timer } from '#platform/clock.js';
+import type { Logger } from '#platform/log.js';
 
 /** How long after a leader change we start probing the new leader: it subscribes as it learns it leads. */
 export const LEADER_PROBE_GRACE_MS = 500;

@@ -15,7 +15,7 @@
 // It does no I/O: the worker feeds it snapshots and events and carries out
 // the actions it returns.
 
-import type { AssignedTask, AssignEvent } from '../../src/protocol/messages.js';
+import type { AssignedTask, AssignEvent } from '#protocol/messages.js';
 
 export type Action = { kind: 'start'; task: AssignedTask } | { kind: 'stop'; name: string; reason: string };
 

@@ -1,6 +1,6 @@
 // Worker: registers under its own lease (advertising the task kinds it runs),
 // learns its assignments on worker.<id>.assign, and runs one attempt per
-// assigned resource (runtime/tasks.ts), reporting each to the leader.
+// assigned resource (runtime/attempts.ts), reporting each to the leader.
 //
 // Consistency: the assign subscription is made before every snapshot read, and
 // both go through one mailbox; assignments.ts decides what each changes. Core
@@ -13,29 +13,29 @@
 // they no longer run here.
 
 import type { NatsConnection } from 'nats';
-import { ContentType, json, packed } from '../../src/protocol/codec.js';
-import { keys, parseKey } from '../../src/protocol/keys.js';
-import { subjects } from '../../src/protocol/subjects.js';
-import { decodeAssignment, type WorkerInfo } from '../../src/protocol/stored.js';
-import type { AssignEvent, WorkerStatusResult } from '../../src/protocol/messages.js';
-import { Actor } from '../../src/platform/actor.js';
-import { NatsBus, respond } from '../../src/platform/nats/bus.js';
-import { answerPing, isPing } from '../../src/platform/nats/prober.js';
-import { publishEvent } from '../../src/platform/nats/events.js';
-import { fencingTiming, KeptLease } from '../../src/platform/etcd/lease.js';
-import type { ProcessConfig } from '../../src/platform/config.js';
-import type { KV, Store } from '../../src/platform/ports.js';
-import { connectProcess } from '../../src/platform/connect.js';
-import { systemClock, type Clock } from '../../src/platform/clock.js';
-import { createMetrics, metricsHost, startMetricsServer, type GafferMetrics, type MetricsServer } from '../../src/platform/metrics.js';
-import { logger, WorkerLog, type Logger } from '../../src/platform/log.js';
-import { onStall, watchStalls } from '../../src/platform/stall.js';
-import { RESULTS_DEFAULTS, ResultsPublisher } from '../../src/platform/nats/results.js';
+import { ContentType, json, packed } from '#protocol/codec.js';
+import { keys, parseKey } from '#protocol/keys.js';
+import { subjects } from '#protocol/subjects.js';
+import { decodeAssignment, type WorkerInfo } from '#protocol/stored.js';
+import type { AssignEvent, WorkerStatusResult } from '#protocol/messages.js';
+import { Actor } from '#platform/actor.js';
+import { NatsBus, respond } from '#platform/nats/bus.js';
+import { answerPing, isPing } from '#platform/nats/prober.js';
+import { publishEvent } from '#platform/nats/events.js';
+import { fencingTiming, KeptLease } from '#platform/etcd/lease.js';
+import type { ProcessConfig } from '#platform/config.js';
+import type { KV, Store } from '#platform/ports.js';
+import { connectProcess } from '#platform/connect.js';
+import { systemClock, type Clock } from '#platform/clock.js';
+import { createMetrics, metricsHost, startMetricsServer, type GafferMetrics, type MetricsServer } from '#platform/metrics.js';
+import { logger, WorkerLog, type Logger } from '#platform/log.js';
+import { onStall, watchStalls } from '#platform/stall.js';
+import { RESULTS_DEFAULTS, ResultsPublisher } from '#platform/nats/results.js';
 import { Assignments, isAssignEvent, type Action, type Assigned } from './assignments.js';
-import { KindRegistry } from './runtime/kinds.js';
+import { KindRegistry } from './runtime/kind-modules.js';
 import { Reporter } from './runtime/reporter.js';
-import { TaskSet } from './runtime/tasks.js';
-import { builtinKinds } from './tasks/index.js';
+import { Attempts } from './runtime/attempts.js';
+import { builtinKinds } from './kinds/index.js';
 
 export interface WorkerConfig extends ProcessConfig {
   capacity: number;
@@ -57,7 +57,7 @@ const RESYNC_SPREAD_MS = 1000;
 type Message = { kind: 'assign'; ev: AssignEvent } | { kind: 'resync'; why: string } | { kind: 'register'; why: string };
 
 export class Worker {
-  private tasks!: TaskSet;
+  private attempts!: Attempts;
   private kinds!: KindRegistry;
   private readonly assignments = new Assignments();
   private lease: KeptLease | undefined;
@@ -105,7 +105,7 @@ export class Worker {
       w.kinds = await KindRegistry.load(cfg.tasks ?? [], builtinKinds({ ...(cfg.taskMemoryMb ? { memoryMb: cfg.taskMemoryMb } : {}) }), {
         ...(cfg.taskMemoryMb ? { memoryMb: cfg.taskMemoryMb } : {}),
       });
-      w.tasks = w.newTaskSet();
+      w.attempts = w.newAttempts();
       if (cfg.metricsPort) w.metricsServer = await startMetricsServer(cfg.metricsPort, w.metrics.registry, metricsHost());
       await w.run();
     } catch (err) {
@@ -119,8 +119,8 @@ export class Worker {
     return this.cfg.id;
   }
 
-  private newTaskSet(): TaskSet {
-    return new TaskSet({
+  private newAttempts(): Attempts {
+    return new Attempts({
       worker: this.cfg.id,
       hostFor: (kind) => this.kinds.host(kind),
       reporter: this.reporter,
@@ -142,7 +142,7 @@ export class Worker {
   }
 
   status(): WorkerStatusResult {
-    const tasks = this.tasks.status();
+    const tasks = this.attempts.status();
     return { id: this.cfg.id, running: tasks.map((t) => t.name), tasks };
   }
 
@@ -183,7 +183,7 @@ export class Worker {
     if (m.kind === 'register') return this.register().then(() => this.resync('re-registered'));
     if (m.kind === 'resync') return this.resync(m.why);
     if (!this.valid()) return;
-    this.act(this.assignments.apply(m.ev, this.lease!.id, this.tasks.held()));
+    this.act(this.assignments.apply(m.ev, this.lease!.id, this.attempts.held()));
   }
 
   private async register(): Promise<void> {
@@ -229,11 +229,11 @@ export class Worker {
     // ended at the deadline. The log says both.
     const now = this.clock.wall();
     const endedAt = Math.min(now, this.lease?.deadlineWallClock ?? now);
-    this.log.warn({ why, tasks: this.tasks.running }, WorkerLog.fencing);
+    this.log.warn({ why, tasks: this.attempts.running }, WorkerLog.fencing);
     // No grace: nothing may outlive the lease. Registering again waits for
     // this, so no task of the lost lease still runs once a new one is held.
     // A second fence (the lease then expires too) finds nothing left to stop: keep waiting for the first's.
-    this.fencing = Promise.all([this.fencing, this.tasks.stopAll(`fenced: ${why}`, 0, endedAt)]).then(() => undefined);
+    this.fencing = Promise.all([this.fencing, this.attempts.stopAll(`fenced: ${why}`, 0, endedAt)]).then(() => undefined);
   }
 
   /** resync makes the running tasks match our assignments in etcd, as of one revision. */
@@ -255,8 +255,8 @@ export class Worker {
     if (!lease.alive) return; // a fence fired meanwhile; the next register/restore resyncs
     this.fenced = false;
     const assigned = same ?? this.decodeAssigned(snap.kvs);
-    this.act(this.assignments.snapshot(assigned, snap.revision, lease.id, this.tasks.held(), why));
-    this.log.debug({ why, revision: snap.revision, values: same ? 'kept' : 'read', running: this.tasks.running }, 'resynced');
+    this.act(this.assignments.snapshot(assigned, snap.revision, lease.id, this.attempts.held(), why));
+    this.log.debug({ why, revision: snap.revision, values: same ? 'kept' : 'read', running: this.attempts.running }, 'resynced');
   }
 
   /** decodeAssigned reads assignment values; a malformed one is logged and left out. */
@@ -275,8 +275,8 @@ export class Worker {
 
   private act(actions: readonly Action[]): void {
     for (const a of actions) {
-      if (a.kind === 'stop') void this.tasks.stop(a.name, a.reason, this.graceMs);
-      else if (this.valid()) this.tasks.start(a.task);
+      if (a.kind === 'stop') void this.attempts.stop(a.name, a.reason, this.graceMs);
+      else if (this.valid()) this.attempts.start(a.task);
     }
   }
 
@@ -306,8 +306,8 @@ export class Worker {
     this.unhook();
     this.offStall();
     await this.actor.stop();
-    await this.tasks.stopAll('worker stopping', this.graceMs);
-    this.tasks.close();
+    await this.attempts.stopAll('worker stopping', this.graceMs);
+    this.attempts.close();
     this.reporter.close();
     await this.lease?.revoke();
     await this.metricsServer?.close();
@@ -322,9 +322,9 @@ export class Worker {
     this.offStall();
     this.lease?.release();
     this.reporter.close();
-    if (this.tasks) {
-      await this.tasks.stopAll('worker killed', 0);
-      this.tasks.close();
+    if (this.attempts) {
+      await this.attempts.stopAll('worker killed', 0);
+      this.attempts.close();
     }
     await this.actor.stop();
     await this.metricsServer?.close();

@@ -3,9 +3,9 @@
 // the data as JSON or the view for people, and exit with the right code.
 
 import type { Command } from 'commander';
-import { DEFAULTS, tlsFiles, UsageError } from '../platform/config.js';
-import { GafferClient } from '../client/client.js';
-import { GafferError } from '../protocol/errors.js';
+import { DEFAULTS, tlsFiles, UsageError } from '#platform/config.js';
+import { GafferClient } from '#client/client.js';
+import { GafferError } from '#protocol/errors.js';
 import { Exit, fail, flushStdout, UnreachableError } from './exit.js';
 import { merged, type ConnOptions } from './options.js';
 

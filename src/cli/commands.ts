@@ -3,8 +3,8 @@
 // runClient (client-command.ts), which connects, times and prints.
 
 import type { Command } from 'commander';
-import { addAndWait } from '../client/wait.js';
-import type { Spec } from '../protocol/messages.js';
+import { addAndWait } from '#client/wait.js';
+import type { Spec } from '#protocol/messages.js';
 import * as fmt from './format.js';
 import { eventSubjects, watch } from './watch.js';
 import { Exit, fail, flushStdout } from './exit.js';

@@ -2,8 +2,8 @@
 // text), and one line on stderr that names the error's code.
 
 import { InvalidArgumentError } from 'commander';
-import { UsageError } from '../platform/config.js';
-import { GafferError, NoRespondersError } from '../protocol/errors.js';
+import { UsageError } from '#platform/config.js';
+import { GafferError, NoRespondersError } from '#protocol/errors.js';
 import { errorLine } from './format.js';
 import { EventFilterError } from './watch.js';
 

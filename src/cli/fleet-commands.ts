@@ -3,11 +3,11 @@
 
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
-import { subjects } from '../protocol/subjects.js';
-import { json } from '../protocol/codec.js';
-import type { Candidate, DrainResult, ExplainResult } from '../protocol/messages.js';
-import { TimeoutError } from '../protocol/errors.js';
-import { table } from '../lib/table.js';
+import { subjects } from '#protocol/subjects.js';
+import { json } from '#protocol/codec.js';
+import type { Candidate, DrainResult, ExplainResult } from '#protocol/messages.js';
+import { TimeoutError } from '#protocol/errors.js';
+import { table } from '#lib/table.js';
 import { clientOptions, workerArg } from './options.js';
 import { runClient, withoutOk } from './client-command.js';
 import { examples } from './help.js';

@@ -1,8 +1,8 @@
 // Pure text formatting for the CLI: aligned tables, resource and status views,
 // one-line event descriptions. No I/O and no clock: callers pass `now`.
 
-import type { Resource, StatusResult, WorkerLoad } from '../protocol/messages.js';
-import { clean, GAP, pad, table, type Align } from '../lib/table.js';
+import type { Resource, StatusResult, WorkerLoad } from '#protocol/messages.js';
+import { clean, GAP, pad, table, type Align } from '#lib/table.js';
 
 export { clean, table };
 

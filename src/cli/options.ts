@@ -3,9 +3,9 @@
 // resolved configuration of a master or worker.
 
 import { Command, InvalidArgumentError } from 'commander';
-import { DEFAULTS, parsePositiveInt, resolveProcess, type CommonOptions, type ProcessConfig } from '../platform/config.js';
-import { validateId, validateName, validateSpec } from '../protocol/validate.js';
-import type { Spec } from '../protocol/messages.js';
+import { DEFAULTS, parsePositiveInt, resolveProcess, type CommonOptions, type ProcessConfig } from '#platform/config.js';
+import { validateId, validateName, validateSpec } from '#protocol/validate.js';
+import type { Spec } from '#protocol/messages.js';
 
 function invalid(fn: (raw: string) => unknown) {
   return (raw: string) => {

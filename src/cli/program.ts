@@ -11,7 +11,7 @@
 
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
-import { DEFAULTS } from '../platform/config.js';
+import { DEFAULTS } from '#platform/config.js';
 import { Exit, fail, flushStdout } from './exit.js';
 import { connOptions, msArg } from './options.js';
 import { examples } from './help.js';

@@ -9,8 +9,8 @@
 // line, exactly as readResults yields it: {seq, at, resourceId, id, item}.
 
 import type { Command } from 'commander';
-import { readResults, type ResultRecord } from '../platform/nats/results.js';
-import { subjects } from '../protocol/subjects.js';
+import { readResults, type ResultRecord } from '#platform/nats/results.js';
+import { subjects } from '#protocol/subjects.js';
 import { clean, clock, shortId } from './format.js';
 import { Exit, fail, flushStdout } from './exit.js';
 import { clientOptions, merged, nameArg } from './options.js';

@@ -3,8 +3,8 @@
 // (bin/gaffer.ts), so the CLI never depends on the actors.
 
 import type { Command } from 'commander';
-import { DEFAULTS, parseLabels, parseNatsNodes, parseOnOff, parsePositiveInt, parseReplicas, parseTtl, UsageError, type CommonOptions, type ProcessConfig } from '../platform/config.js';
-import { rootLogger } from '../platform/log.js';
+import { DEFAULTS, parseLabels, parseNatsNodes, parseOnOff, parsePositiveInt, parseReplicas, parseTtl, UsageError, type CommonOptions, type ProcessConfig } from '#platform/config.js';
+import { rootLogger } from '#platform/log.js';
 import { Exit } from './exit.js';
 import { processConfig, processOptions, type ConnOptions } from './options.js';
 import { examples } from './help.js';
@@ -126,7 +126,7 @@ export function addRoleCommands(program: Command, roles: Roles): void {
     .option('--secure', 'TLS and auth on: NATS with TLS and nats.conf\'s users, etcd with TLS and RBAC, certificates made by scripts/make-certs.sh')
     .addHelpText('after', examples(['gaffer dev', 'gaffer dev --masters 1 --workers 5', 'gaffer dev --nats-nodes 3', 'gaffer dev --secure']))
     .action(async (o: { masters: string; workers: string; ttl: string; natsNodes: string; secure?: boolean }) => {
-      const { runDev } = await import('../devcluster/dev.js');
+      const { runDev } = await import('#devcluster/dev.js');
       await runDev({
         masters: parsePositiveInt(o.masters, '--masters', 3),
         workers: parsePositiveInt(o.workers, '--workers', 3),

@@ -6,10 +6,10 @@
 // AbortSignal; watch then closes its subscriptions and resolves.
 
 import type { NatsConnection } from 'nats';
-import { json } from '../protocol/codec.js';
-import { EVENT_KINDS } from '../protocol/events.js';
+import { json } from '#protocol/codec.js';
+import { EVENT_KINDS } from '#protocol/events.js';
 import { EventAligner, type EventLike } from './format.js';
-import { subjects } from '../protocol/subjects.js';
+import { subjects } from '#protocol/subjects.js';
 
 export interface WatchOptions {
   /** JSON lines (one event per line, exactly as published) instead of human lines. */

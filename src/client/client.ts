@@ -7,13 +7,13 @@
 
 import { randomUUID } from 'node:crypto';
 import { headers as natsHeaders, type NatsConnection } from 'nats';
-import { connectBus, requestError } from '../platform/nats/bus.js';
-import { withRetry } from '../platform/retry.js';
-import { DEFAULTS, type TlsFiles } from '../platform/config.js';
-import { ContentType, decodeReply, encode } from '../protocol/codec.js';
-import { ErrorCode, fromWire, GafferError, InternalError, NoRespondersError } from '../protocol/errors.js';
-import { ClientSubject, Header, subjects } from '../protocol/subjects.js';
-import type { AddResult, DrainResult, DryRunResult, ExplainResult, ListResult, Resource, Spec, StatusResult, WorkerStatusResult } from '../protocol/messages.js';
+import { connectBus, requestError } from '#platform/nats/bus.js';
+import { withRetry } from '#platform/retry.js';
+import { DEFAULTS, type TlsFiles } from '#platform/config.js';
+import { ContentType, decodeReply, encode } from '#protocol/codec.js';
+import { ErrorCode, fromWire, GafferError, InternalError, NoRespondersError } from '#protocol/errors.js';
+import { ClientSubject, Header, subjects } from '#protocol/subjects.js';
+import type { AddResult, DrainResult, DryRunResult, ExplainResult, ListResult, Resource, Spec, StatusResult, WorkerStatusResult } from '#protocol/messages.js';
 
 export interface ClientOptions {
   /** Total time one call may take, retries included. */

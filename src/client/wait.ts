@@ -3,11 +3,11 @@
 // cannot be missed) or, as a fallback, by polling where it is assigned and
 // asking that worker. Everything happens within one deadline.
 
-import { ErrorCode, GafferError, NotFoundError, TimeoutError } from '../protocol/errors.js';
-import { ClientSubject, subjects } from '../protocol/subjects.js';
-import { json } from '../protocol/codec.js';
-import type { AddResult, Resource, Spec, WorkerStatusResult } from '../protocol/messages.js';
-import { withRetry } from '../platform/retry.js';
+import { ErrorCode, GafferError, NotFoundError, TimeoutError } from '#protocol/errors.js';
+import { ClientSubject, subjects } from '#protocol/subjects.js';
+import { json } from '#protocol/codec.js';
+import type { AddResult, Resource, Spec, WorkerStatusResult } from '#protocol/messages.js';
+import { withRetry } from '#platform/retry.js';
 import type { GafferClient } from './client.js';
 
 export interface WaitOptions {

@@ -3,7 +3,7 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, type WriteStream } from 'node:fs';
-import { sleep } from '../platform/clock.js';
+import { sleep } from '#platform/clock.js';
 
 export interface ChildSpec {
   name: string;

@@ -7,15 +7,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Child } from './child.js';
-import { GafferClient } from '../client/client.js';
+import { GafferClient } from '#client/client.js';
 import { freePort, startEtcd, startNatsCluster, waitFor, type EtcdCluster, type NatsCluster, type NatsServer } from './servers.js';
 import { natsUrlsFor } from './nats-order.js';
 import { randomBytes } from 'node:crypto';
 import { SecureSetup } from './secure.js';
 import { setupEtcdAuth } from './etcd-auth.js';
-import { readEtcdTls } from '../platform/etcd/store.js';
-import type { StatusResult } from '../protocol/messages.js';
-import { ClientSubject } from '../protocol/subjects.js';
+import { readEtcdTls } from '#platform/etcd/store.js';
+import type { StatusResult } from '#protocol/messages.js';
+import { ClientSubject } from '#protocol/subjects.js';
 
 /** The gaffer command, as built (the composition root is bin/gaffer.ts). */
 export const CLI_PATH = fileURLToPath(new URL('../../bin/gaffer.js', import.meta.url));

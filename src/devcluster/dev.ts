@@ -8,8 +8,8 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { LocalCluster } from './cluster.js';
-import { subjects } from '../protocol/subjects.js';
-import type { StatusResult } from '../protocol/messages.js';
+import { subjects } from '#protocol/subjects.js';
+import type { StatusResult } from '#protocol/messages.js';
 
 export interface DevOptions {
   masters: number;

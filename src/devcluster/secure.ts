@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gafferAccounts, type EtcdAccount } from './etcd-auth.js';
 import type { ServerTls } from './servers.js';
-import type { TlsFiles } from '../platform/config.js';
+import type { TlsFiles } from '#platform/config.js';
 
 export const MAKE_CERTS = fileURLToPath(new URL('../../../scripts/make-certs.sh', import.meta.url));
 export const NATS_CONF = fileURLToPath(new URL('../../../nats.conf', import.meta.url));

@@ -8,7 +8,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { Child } from './child.js';
 import { etcdHealthy, natsHealthy, tcpOpen } from './probe.js';
-import { waitFor } from '../platform/retry.js';
+import { waitFor } from '#platform/retry.js';
 
 export { waitFor };
 

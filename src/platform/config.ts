@@ -1,7 +1,7 @@
 // Process configuration: flags override environment, environment overrides defaults.
 
 import { v4 as uuidv4 } from 'uuid';
-import { ID_RE, LABEL_RE } from '../protocol/messages.js';
+import { ID_RE, LABEL_RE } from '#protocol/messages.js';
 
 export const DEFAULTS = {
   natsUrl: 'nats://127.0.0.1:4222',

@@ -7,7 +7,7 @@ import type { NatsConnection } from 'nats';
 import { connectBus } from './nats/bus.js';
 import { DEFAULTS, type ProcessConfig } from './config.js';
 import { EtcdStore, readEtcdTls } from './etcd/store.js';
-import { keys } from '../protocol/keys.js';
+import { keys } from '#protocol/keys.js';
 
 export async function connectProcess(role: string, cfg: ProcessConfig): Promise<{ nc: NatsConnection; store: EtcdStore }> {
   // Read before connecting anywhere: a missing certificate is a usage error.

@@ -8,8 +8,8 @@
 
 import { createServer, type Server } from 'node:http';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { isErrorCode } from '../protocol/errors.js';
-import { isClientSubject } from '../protocol/subjects.js';
+import { isErrorCode } from '#protocol/errors.js';
+import { isClientSubject } from '#protocol/subjects.js';
 
 /** The `code` label of a request that succeeded. */
 export const OK_CODE = 'OK';

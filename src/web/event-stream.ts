@@ -11,7 +11,7 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { NatsConnection, Subscription } from 'nats';
-import { subjects } from '../protocol/subjects.js';
+import { subjects } from '#protocol/subjects.js';
 
 export interface EventStreamOptions {
   /** A comment line this often (default 15 s). */

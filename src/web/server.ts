@@ -12,8 +12,8 @@
 
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { NatsConnection } from 'nats';
-import { toWire } from '../protocol/errors.js';
-import { logger, type Logger } from '../platform/log.js';
+import { toWire } from '#protocol/errors.js';
+import { logger, type Logger } from '#platform/log.js';
 import { loadAssets, type Asset } from './assets.js';
 import { contentSecurityPolicy, securityHeaders } from './csp.js';
 import { EventStream } from './event-stream.js';

@@ -5,8 +5,8 @@
 // the one already running, which may predate the event they react to).
 
 import type { NatsConnection } from 'nats';
-import { GafferClient } from '../client/client.js';
-import type { Resource, StatusResult } from '../protocol/messages.js';
+import { GafferClient } from '#client/client.js';
+import type { Resource, StatusResult } from '#protocol/messages.js';
 
 /** DashboardState is the body of GET /api/state. */
 export interface DashboardState {

@@ -4,9 +4,9 @@
 // nobody subscribes to. It records every publish for assertions.
 
 import type { MsgHdrs } from 'nats';
-import { NoRespondersError, TimeoutError } from '../../src/protocol/errors.js';
-import type { Bus, BusMsg, BusStatus } from '../../src/platform/ports.js';
-import type { Clock } from '../../src/platform/clock.js';
+import { NoRespondersError, TimeoutError } from '#protocol/errors.js';
+import type { Bus, BusMsg, BusStatus } from '#platform/ports.js';
+import type { Clock } from '#platform/clock.js';
 
 interface Sub {
   subject: string;

@@ -2,7 +2,7 @@
 // their due time; between timers every pending promise callback runs, so
 // code awaiting I/O on in-memory fakes makes progress as it would for real.
 
-import type { Clock, Timer } from '../../src/platform/clock.js';
+import type { Clock, Timer } from '#platform/clock.js';
 
 interface Pending {
   at: number;

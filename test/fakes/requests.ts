@@ -1,8 +1,8 @@
 // Client requests as a master hands them to the leader, for unit tests.
 
-import { ContentType } from '../../src/protocol/codec.js';
-import { ClientSubject, WorkerSubject } from '../../src/protocol/subjects.js';
-import type { ClientRequest, Command } from '../../src/protocol/request.js';
+import { ContentType } from '#protocol/codec.js';
+import { ClientSubject, WorkerSubject } from '#protocol/subjects.js';
+import type { ClientRequest, Command } from '#protocol/request.js';
 
 const SUBJECT: Record<Command['op'], ClientRequest['subject']> = {
   add: ClientSubject.add,

@@ -5,9 +5,9 @@
 // keys with them. Tests can make the next operations fail, hang, or apply in
 // another order.
 
-import { NotLeaderError, UnavailableError } from '../../src/protocol/errors.js';
-import { ChainBrokenError, type ChainLink, type Guard, type KV, type Op, type Snapshot, type Store, type WatchEvent } from '../../src/platform/ports.js';
-import type { Clock, Timer } from '../../src/platform/clock.js';
+import { NotLeaderError, UnavailableError } from '#protocol/errors.js';
+import { ChainBrokenError, type ChainLink, type Guard, type KV, type Op, type Snapshot, type Store, type WatchEvent } from '#platform/ports.js';
+import type { Clock, Timer } from '#platform/clock.js';
 
 interface Lease {
   ttl: number;

@@ -9,9 +9,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cluster, waitFor } from '../harness.js';
-import { CLI_PATH } from '../../src/devcluster/cluster.js';
-import { freePort, startNats } from '../../src/devcluster/servers.js';
-import type { AddResult, Resource, StatusResult } from '../../src/protocol/messages.js';
+import { CLI_PATH } from '#devcluster/cluster.js';
+import { freePort, startNats } from '#devcluster/servers.js';
+import type { AddResult, Resource, StatusResult } from '#protocol/messages.js';
 
 interface Run {
   code: number | null;

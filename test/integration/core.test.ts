@@ -8,8 +8,8 @@ import { performance } from 'node:perf_hooks';
 import { headers as natsHeaders } from 'nats';
 import { encode as mpEncode, decode as mpDecode } from '@msgpack/msgpack';
 import { cluster, converged, rawConnect, Recorder, runningEverywhere, waitFor } from '../harness.js';
-import { ErrorCode, GafferError } from '../../src/protocol/errors.js';
-import { json } from '../../src/protocol/codec.js';
+import { ErrorCode, GafferError } from '#protocol/errors.js';
+import { json } from '#protocol/codec.js';
 
 test('core control plane', async (t) => {
   const c = await cluster({ masters: 3, workers: 3, ttlSeconds: 2 });
@@ -253,8 +253,8 @@ test('no leader: requests are held, answered NO_LEADER, and service resumes on i
 
 test('a process that cannot reach NATS or etcd says so in one line and exits non-zero', async () => {
   const { execFile } = await import('node:child_process');
-  const { freePort } = await import('../../src/devcluster/servers.js');
-  const { CLI_PATH } = await import('../../src/devcluster/cluster.js');
+  const { freePort } = await import('#devcluster/servers.js');
+  const { CLI_PATH } = await import('#devcluster/cluster.js');
   const c = await cluster({ masters: 0, workers: 0 });
   const closed = await freePort();
   const run = (args: string[]) =>
@@ -278,7 +278,7 @@ test('a process that cannot reach NATS or etcd says so in one line and exits non
 });
 
 test('--metrics-port serves Prometheus metrics from masters and workers', async () => {
-  const { freePort } = await import('../../src/devcluster/servers.js');
+  const { freePort } = await import('#devcluster/servers.js');
   const [mp, wp] = [await freePort(), await freePort()];
   const c = await cluster({ masters: 0, workers: 0, ttlSeconds: 2 });
   c.startMaster('m1', ['--metrics-port', String(mp)]);

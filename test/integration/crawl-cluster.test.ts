@@ -9,12 +9,12 @@ import assert from 'node:assert/strict';
 import { cluster, rawConnect, Recorder, waitFor } from '../harness.js';
 import { startSite, type Site } from '../fixtures/site.js';
 import { expect } from '../fixtures/crawl-expect.js';
-import { readResults } from '../../src/platform/nats/results.js';
-import { EtcdStore } from '../../src/platform/etcd/store.js';
-import { keys } from '../../src/protocol/keys.js';
-import type { GafferClient } from '../../src/client/client.js';
-import type { LocalCluster } from '../../src/devcluster/cluster.js';
-import type { Resource } from '../../src/protocol/messages.js';
+import { readResults } from '#platform/nats/results.js';
+import { EtcdStore } from '#platform/etcd/store.js';
+import { keys } from '#protocol/keys.js';
+import type { GafferClient } from '#client/client.js';
+import type { LocalCluster } from '#devcluster/cluster.js';
+import type { Resource } from '#protocol/messages.js';
 
 const RPS = 40;
 

@@ -3,8 +3,8 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Json, TaskContext } from '../../src/tasks/api.js';
-import { crawl } from '../../actors/worker/tasks/crawl/index.js';
+import type { Json, TaskContext } from '#kinds/api.js';
+import { crawl } from '#actors/worker/kinds/crawl/index.js';
 import { startSite } from '../fixtures/site.js';
 
 /** maxInWindow is the most requests in any window [t, t + ms) that starts at a request. */

@@ -3,9 +3,9 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { MAX_STATE_BYTES, type Json, type TaskContext } from '../../src/tasks/api.js';
-import { crawl } from '../../actors/worker/tasks/crawl/index.js';
-import { decodeState } from '../../actors/worker/tasks/crawl/checkpoint.js';
+import { MAX_STATE_BYTES, type Json, type TaskContext } from '#kinds/api.js';
+import { crawl } from '#actors/worker/kinds/crawl/index.js';
+import { decodeState } from '#actors/worker/kinds/crawl/checkpoint.js';
 import { ERROR_PATH, REDIRECT_PATH, REDIRECT_TARGET, SLOW_PATH, startSite } from '../fixtures/site.js';
 import { expect } from '../fixtures/crawl-expect.js';
 

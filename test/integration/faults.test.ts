@@ -11,13 +11,13 @@ import { join } from 'node:path';
 import { cluster, converged, rawConnect, Recorder, runningEverywhere, waitFor } from '../harness.js';
 import { headers as natsHeaders } from 'nats';
 import { Proxy } from '../proxy.js';
-import { ErrorCode, GafferError } from '../../src/protocol/errors.js';
-import { GafferClient } from '../../src/client/client.js';
-import { EtcdStore } from '../../src/platform/etcd/store.js';
-import { keys, parseKey } from '../../src/protocol/keys.js';
-import { packed } from '../../src/protocol/codec.js';
-import type { LocalCluster } from '../../src/devcluster/cluster.js';
-import type { AddResult } from '../../src/protocol/messages.js';
+import { ErrorCode, GafferError } from '#protocol/errors.js';
+import { GafferClient } from '#client/client.js';
+import { EtcdStore } from '#platform/etcd/store.js';
+import { keys, parseKey } from '#protocol/keys.js';
+import { packed } from '#protocol/codec.js';
+import type { LocalCluster } from '#devcluster/cluster.js';
+import type { AddResult } from '#protocol/messages.js';
 
 async function store(c: LocalCluster): Promise<EtcdStore> {
   return EtcdStore.connect(c.etcdEndpoints.split(','), { timeoutMs: 3000 });

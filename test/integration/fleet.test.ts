@@ -12,9 +12,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { cluster, Recorder, waitFor } from '../harness.js';
-import { buildRuns, findOverlaps, parseWorkerLog } from '../../chaos/check.js';
-import type { LocalCluster } from '../../src/devcluster/cluster.js';
-import type { GafferClient } from '../../src/client/client.js';
+import { buildRuns, findOverlaps, parseWorkerLog } from '#chaos/check.js';
+import type { LocalCluster } from '#devcluster/cluster.js';
+import type { GafferClient } from '#client/client.js';
 
 const EXAMPLES = fileURLToPath(new URL('../../../examples/kinds.mjs', import.meta.url));
 /** Resources the drain test moves (GAFFER_DRAIN_N=1000 for the closing figure; 200 in npm test). */

@@ -13,10 +13,10 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { headers as natsHeaders, type NatsConnection } from 'nats';
 import { cluster, rawConnect } from '../harness.js';
-import type { LocalCluster } from '../../src/devcluster/cluster.js';
-import { ClientSubject, Header, WorkerSubject, subjects } from '../../src/protocol/subjects.js';
-import { Fuzzer, fuzz } from '../../fuzz/judge.js';
-import { report } from '../../fuzz/run.js';
+import type { LocalCluster } from '#devcluster/cluster.js';
+import { ClientSubject, Header, WorkerSubject, subjects } from '#protocol/subjects.js';
+import { Fuzzer, fuzz } from '#fuzz/judge.js';
+import { report } from '#fuzz/run.js';
 
 /** The quick run's seed and size; `npm run fuzz` takes FUZZ_SEED and FUZZ_RUNS. */
 const SEED = 20260601;

@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
 import { cluster, rawConnect } from '../harness.js';
-import { json } from '../../src/protocol/codec.js';
+import { json } from '#protocol/codec.js';
 
 test('a paused master loses its share of the queue group within about 2 s', async (t) => {
   const c = await cluster({ masters: 3, workers: 1, ttlSeconds: 2 });

@@ -25,13 +25,13 @@ import {
   type Status,
   type Subscription,
 } from 'nats';
-import { Child } from '../../src/devcluster/child.js';
-import { CLI_PATH } from '../../src/devcluster/cluster.js';
-import { GafferClient } from '../../src/client/client.js';
-import { json } from '../../src/protocol/codec.js';
-import { ensureResultsStream, readResults, ResultsPublisher } from '../../src/platform/nats/results.js';
-import { inboxPrefixFor } from '../../src/platform/nats/bus.js';
-import { startEtcd, startNats, waitFor, which, type EtcdCluster, type NatsServer } from '../../src/devcluster/servers.js';
+import { Child } from '#devcluster/child.js';
+import { CLI_PATH } from '#devcluster/cluster.js';
+import { GafferClient } from '#client/client.js';
+import { json } from '#protocol/codec.js';
+import { ensureResultsStream, readResults, ResultsPublisher } from '#platform/nats/results.js';
+import { inboxPrefixFor } from '#platform/nats/bus.js';
+import { startEtcd, startNats, waitFor, which, type EtcdCluster, type NatsServer } from '#devcluster/servers.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const CONF = readFileSync(join(ROOT, 'nats.conf'), 'utf8');

@@ -12,13 +12,13 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type NatsConnection } from 'nats';
-import { CLI_PATH } from '../../src/devcluster/cluster.js';
-import { freePort, startNats, waitFor, type NatsServer } from '../../src/devcluster/servers.js';
+import { CLI_PATH } from '#devcluster/cluster.js';
+import { freePort, startNats, waitFor, type NatsServer } from '#devcluster/servers.js';
 import {
   ensureResultsStream, MAX_MSG_ID, readResults, resultMsgId, ResultsPublisher, type ReadOptions, type ResultRecord,
-} from '../../src/platform/nats/results.js';
-import { BadRequestError, NoRespondersError, UnavailableError } from '../../src/protocol/errors.js';
-import { RESULTS_STREAM } from '../../src/protocol/subjects.js';
+} from '#platform/nats/results.js';
+import { BadRequestError, NoRespondersError, UnavailableError } from '#protocol/errors.js';
+import { RESULTS_STREAM } from '#protocol/subjects.js';
 
 const DEADLINE_MS = 10000;
 

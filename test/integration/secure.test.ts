@@ -16,16 +16,16 @@ import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { connect, ErrorCode as NatsErrorCode, type NatsError } from 'nats';
 import { cluster, converged, waitFor } from '../harness.js';
-import { CLI_PATH } from '../../src/devcluster/cluster.js';
-import { EtcdStore, readEtcdTls } from '../../src/platform/etcd/store.js';
-import { connectBus, inboxPrefixFor } from '../../src/platform/nats/bus.js';
-import { makeCerts } from '../../src/devcluster/secure.js';
-import { startNats } from '../../src/devcluster/servers.js';
-import { readResults } from '../../src/platform/nats/results.js';
-import { parseEtcdAuth, tlsFiles, UsageError } from '../../src/platform/config.js';
-import { isReplySubject } from '../../src/protocol/subjects.js';
-import { keys } from '../../src/protocol/keys.js';
-import type { Resource } from '../../src/protocol/messages.js';
+import { CLI_PATH } from '#devcluster/cluster.js';
+import { EtcdStore, readEtcdTls } from '#platform/etcd/store.js';
+import { connectBus, inboxPrefixFor } from '#platform/nats/bus.js';
+import { makeCerts } from '#devcluster/secure.js';
+import { startNats } from '#devcluster/servers.js';
+import { readResults } from '#platform/nats/results.js';
+import { parseEtcdAuth, tlsFiles, UsageError } from '#platform/config.js';
+import { isReplySubject } from '#protocol/subjects.js';
+import { keys } from '#protocol/keys.js';
+import type { Resource } from '#protocol/messages.js';
 
 const EXAMPLES = fileURLToPath(new URL('../../../examples/kinds.mjs', import.meta.url));
 

@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runScript } from '../harness.js';
-import type { SoakResults } from '../../soak/run.js';
+import type { SoakResults } from '#soak/run.js';
 
 const RUN = fileURLToPath(new URL('../../soak/run.js', import.meta.url));
 const DEADLINE_MS = 150_000;

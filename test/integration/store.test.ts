@@ -5,8 +5,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { cluster } from '../harness.js';
-import { EtcdStore } from '../../src/platform/etcd/store.js';
-import { ChainBrokenError } from '../../src/platform/ports.js';
+import { EtcdStore } from '#platform/etcd/store.js';
+import { ChainBrokenError } from '#platform/ports.js';
 
 test('a chained transaction sent again after it applied gets its revision back; a real break is still refused', async (t) => {
   const c = await cluster({ masters: 0, workers: 0 });

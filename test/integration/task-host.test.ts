@@ -9,17 +9,17 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import type { Json, TaskKind } from '../../src/tasks/api.js';
-import type { RunningTask, TaskCallbacks, TaskEnd, TaskHost, TaskStart } from '../../actors/worker/runtime/host.js';
-import { itemId } from '../../actors/worker/runtime/context.js';
-import { InlineHost } from '../../actors/worker/runtime/inline-host.js';
-import { ThreadHost } from '../../actors/worker/runtime/thread-host.js';
-import { KindModuleError, KindRegistry, loadKindModule } from '../../actors/worker/runtime/kinds.js';
+import type { Json, TaskKind } from '#kinds/api.js';
+import type { RunningTask, TaskCallbacks, TaskEnd, TaskHost, TaskStart } from '#actors/worker/runtime/host.js';
+import { itemId } from '#actors/worker/runtime/context.js';
+import { InlineHost } from '#actors/worker/runtime/inline-host.js';
+import { ThreadHost } from '#actors/worker/runtime/thread-host.js';
+import { KindModuleError, KindRegistry, loadKindModule } from '#actors/worker/runtime/kind-modules.js';
 
 const fixture = (name: string): string => new URL(`../../../test/fixtures/kinds/${name}`, import.meta.url).href;
 const OK = fixture('ok.mjs');
 const BAD = fixture('bad.mjs');
-const CRAWL_MODULE = new URL('../../actors/worker/tasks/crawl/module.js', import.meta.url).href;
+const CRAWL_MODULE = new URL('../../actors/worker/kinds/crawl/module.js', import.meta.url).href;
 
 type Kinds = Record<string, TaskKind>;
 const okKinds = ((await import(OK)) as { default: Kinds }).default;

@@ -11,12 +11,12 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { headers as natsHeaders } from 'nats';
 import { cluster, rawConnect, Recorder, waitFor } from '../harness.js';
-import { EtcdStore } from '../../src/platform/etcd/store.js';
-import { keys } from '../../src/protocol/keys.js';
-import { json, packed } from '../../src/protocol/codec.js';
-import { WorkerSubject } from '../../src/protocol/subjects.js';
-import type { Resource } from '../../src/protocol/messages.js';
-import type { GafferClient } from '../../src/client/client.js';
+import { EtcdStore } from '#platform/etcd/store.js';
+import { keys } from '#protocol/keys.js';
+import { json, packed } from '#protocol/codec.js';
+import { WorkerSubject } from '#protocol/subjects.js';
+import type { Resource } from '#protocol/messages.js';
+import type { GafferClient } from '#client/client.js';
 
 const EXAMPLES = fileURLToPath(new URL('../../../examples/kinds.mjs', import.meta.url));
 const BAD = fileURLToPath(new URL('../../../test/fixtures/kinds/bad.mjs', import.meta.url));

@@ -16,9 +16,9 @@ import { fileURLToPath } from 'node:url';
 import { connect } from 'nats';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 import { cluster, rawConnect, waitFor } from '../harness.js';
-import { startNats } from '../../src/devcluster/servers.js';
-import { startDashboard } from '../../src/web/server.js';
-import { json } from '../../src/protocol/codec.js';
+import { startNats } from '#devcluster/servers.js';
+import { startDashboard } from '#web/server.js';
+import { json } from '#protocol/codec.js';
 
 /** The repository (this file runs from <build>/test/integration/). */
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));

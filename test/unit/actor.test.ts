@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Actor, ActorStatus } from '../../src/platform/actor.js';
+import { Actor, ActorStatus } from '#platform/actor.js';
 
 // No timers: the tests hold handlers open with promises they resolve themselves,
 // and let queued microtasks run with `settle`.

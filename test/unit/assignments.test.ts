@@ -4,8 +4,8 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { Assignments, isAssignEvent, type Action, type Held } from '../../actors/worker/assignments.js';
-import type { AssignedTask, AssignEvent } from '../../src/protocol/messages.js';
+import { Assignments, isAssignEvent, type Action, type Held } from '#actors/worker/assignments.js';
+import type { AssignedTask, AssignEvent } from '#protocol/messages.js';
 
 const res = (name: string, id: string, revision: number, attempt = 1): AssignedTask => ({ name, id, worker: 'w1', spec: {}, createdAt: '', revision, attempt });
 const put = (name: string, id: string, revision: number, epoch = 'E', attempt = 1): AssignEvent => ({ type: 'put', resource: res(name, id, revision, attempt), revision, epoch });

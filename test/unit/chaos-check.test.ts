@@ -8,10 +8,10 @@ import assert from 'node:assert/strict';
 import {
   buildRuns, check, checkOps, classify, findNameOverlaps, findOverlaps, mismatches, parseWorkerLog, unexplainedLateStops,
   violationCount, type Death, type OpRecord, type Pause, type Snapshot,
-} from '../../chaos/check.js';
-import { median } from '../../chaos/report.js';
-import { schedule, FAULT_KINDS } from '../../chaos/faults.js';
-import { Rng } from '../../chaos/rng.js';
+} from '#chaos/check.js';
+import { median } from '#chaos/report.js';
+import { schedule, FAULT_KINDS } from '#chaos/faults.js';
+import { Rng } from '#chaos/rng.js';
 
 // Lines shaped like the worker's pino output: `id` is the process, `resourceId` the task's resource.
 const started = (w: string, name: string, id: string, at: number): string =>

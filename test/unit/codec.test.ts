@@ -9,8 +9,8 @@ import {
   json,
   MAX_REQUEST_BYTES,
   packed,
-} from '../../src/protocol/codec.js';
-import { BadRequestError, ErrorCode, GafferError } from '../../src/protocol/errors.js';
+} from '#protocol/codec.js';
+import { BadRequestError, ErrorCode, GafferError } from '#protocol/errors.js';
 
 const bytes = (...b: number[]): Uint8Array => Uint8Array.from(b);
 const utf8 = (s: string): Uint8Array => new TextEncoder().encode(s);

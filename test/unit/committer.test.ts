@@ -3,9 +3,9 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Committer } from '../../actors/leader/committer.js';
-import { keys } from '../../src/protocol/keys.js';
-import type { Op } from '../../src/platform/ports.js';
+import { Committer } from '#actors/leader/committer.js';
+import { keys } from '#protocol/keys.js';
+import type { Op } from '#platform/ports.js';
 import { FakeClock, settle } from '../fakes/clock.js';
 import { MemStore } from '../fakes/store.js';
 

@@ -10,8 +10,8 @@ import {
   parseTtl,
   resolveProcess,
   UsageError,
-} from '../../src/platform/config.js';
-import { ID_RE } from '../../src/protocol/messages.js';
+} from '#platform/config.js';
+import { ID_RE } from '#protocol/messages.js';
 
 const usage = (fn: () => unknown, mentions: RegExp): void => {
   assert.throws(fn, (err: unknown) => {

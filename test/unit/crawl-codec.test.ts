@@ -5,12 +5,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { deflateRawSync } from 'node:zlib';
-import { MAX_STATE_BYTES, type Json } from '../../src/tasks/api.js';
-import { decodeState, encodeState, stateBytes, type CrawlState } from '../../actors/worker/tasks/crawl/checkpoint.js';
-import { extract } from '../../actors/worker/tasks/crawl/extract.js';
-import { canonicalize, Frontier } from '../../actors/worker/tasks/crawl/frontier.js';
-import { buildItem } from '../../actors/worker/tasks/crawl/item.js';
-import { windowFor } from '../../actors/worker/tasks/crawl/politeness.js';
+import { MAX_STATE_BYTES, type Json } from '#kinds/api.js';
+import { decodeState, encodeState, stateBytes, type CrawlState } from '#actors/worker/kinds/crawl/checkpoint.js';
+import { extract } from '#actors/worker/kinds/crawl/extract.js';
+import { canonicalize, Frontier } from '#actors/worker/kinds/crawl/frontier.js';
+import { buildItem } from '#actors/worker/kinds/crawl/item.js';
+import { windowFor } from '#actors/worker/kinds/crawl/politeness.js';
 
 const urls = fc.webUrl({
   withFragments: true,

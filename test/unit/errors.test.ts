@@ -14,7 +14,7 @@ import {
   TimeoutError,
   toWire,
   UnavailableError,
-} from '../../src/protocol/errors.js';
+} from '#protocol/errors.js';
 
 describe('error classes', () => {
   const cases: Array<[GafferError, string, ErrorCode]> = [

@@ -4,13 +4,13 @@
 
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { plan, type Input } from '../../actors/leader/plan.js';
-import { ClusterState } from '../../actors/leader/model.js';
-import { Dedupe } from '../../actors/leader/dedupe.js';
+import { plan, type Input } from '#actors/leader/plan.js';
+import { ClusterState } from '#actors/leader/model.js';
+import { Dedupe } from '#actors/leader/dedupe.js';
 import { FakeClock } from '../fakes/clock.js';
 import { MemStore } from '../fakes/store.js';
 import { add, request } from '../fakes/requests.js';
-import type { Spec } from '../../src/protocol/messages.js';
+import type { Spec } from '#protocol/messages.js';
 
 const ctx = { leaderId: 'm1', term: 7, members: ['m1'] };
 type W = [id: string, capacity: number, labels?: Record<string, string>];

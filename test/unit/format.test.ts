@@ -14,10 +14,10 @@ import {
   shortId,
   status,
   table,
-} from '../../src/cli/format.js';
-import { decodeEvent, eventSubjects, EventFilterError } from '../../src/cli/watch.js';
-import { json } from '../../src/protocol/codec.js';
-import type { Resource } from '../../src/protocol/messages.js';
+} from '#cli/format.js';
+import { decodeEvent, eventSubjects, EventFilterError } from '#cli/watch.js';
+import { json } from '#protocol/codec.js';
+import type { Resource } from '#protocol/messages.js';
 
 const NOW = new Date('2026-01-02T03:04:05.000Z');
 

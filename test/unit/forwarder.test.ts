@@ -2,12 +2,12 @@
 
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Forwarder, FORGET_AFTER_MS, RESEND_AFTER_MS } from '../../actors/master/forwarder.js';
-import { HoldQueue } from '../../actors/master/hold.js';
-import { packed } from '../../src/protocol/codec.js';
-import { Header } from '../../src/protocol/subjects.js';
-import { logger } from '../../src/platform/log.js';
-import type { ClientRequest } from '../../src/protocol/request.js';
+import { Forwarder, FORGET_AFTER_MS, RESEND_AFTER_MS } from '#actors/master/forwarder.js';
+import { HoldQueue } from '#actors/master/hold.js';
+import { packed } from '#protocol/codec.js';
+import { Header } from '#protocol/subjects.js';
+import { logger } from '#platform/log.js';
+import type { ClientRequest } from '#protocol/request.js';
 import { FakeClock } from '../fakes/clock.js';
 import { MemBus } from '../fakes/bus.js';
 import { add } from '../fakes/requests.js';

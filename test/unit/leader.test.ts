@@ -4,14 +4,14 @@
 
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Leader } from '../../actors/leader/leader.js';
-import { keys } from '../../src/protocol/keys.js';
-import { json, packed } from '../../src/protocol/codec.js';
-import { createMetrics } from '../../src/platform/metrics.js';
-import { Prober } from '../../src/platform/nats/prober.js';
-import { logger } from '../../src/platform/log.js';
-import type { ClientRequest } from '../../src/protocol/request.js';
-import type { Op } from '../../src/platform/ports.js';
+import { Leader } from '#actors/leader/leader.js';
+import { keys } from '#protocol/keys.js';
+import { json, packed } from '#protocol/codec.js';
+import { createMetrics } from '#platform/metrics.js';
+import { Prober } from '#platform/nats/prober.js';
+import { logger } from '#platform/log.js';
+import type { ClientRequest } from '#protocol/request.js';
+import type { Op } from '#platform/ports.js';
 import { FakeClock, settle } from '../fakes/clock.js';
 import { MemStore } from '../fakes/store.js';
 import { MemBus } from '../fakes/bus.js';

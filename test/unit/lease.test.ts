@@ -2,7 +2,7 @@
 
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { fencingTiming, KeptLease } from '../../src/platform/etcd/lease.js';
+import { fencingTiming, KeptLease } from '#platform/etcd/lease.js';
 import { FakeClock } from '../fakes/clock.js';
 import { MemStore } from '../fakes/store.js';
 

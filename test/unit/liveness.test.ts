@@ -3,11 +3,11 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { WorkerLiveness, FENCE_SLACK_MS } from '../../actors/leader/liveness.js';
-import { Prober } from '../../src/platform/nats/prober.js';
-import { keys } from '../../src/protocol/keys.js';
-import { packed } from '../../src/protocol/codec.js';
-import { logger } from '../../src/platform/log.js';
+import { WorkerLiveness, FENCE_SLACK_MS } from '#actors/leader/liveness.js';
+import { Prober } from '#platform/nats/prober.js';
+import { keys } from '#protocol/keys.js';
+import { packed } from '#protocol/codec.js';
+import { logger } from '#platform/log.js';
 import { FakeClock } from '../fakes/clock.js';
 import { MemBus } from '../fakes/bus.js';
 import { MemStore } from '../fakes/store.js';

@@ -5,11 +5,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { plan, type Input } from '../../actors/leader/plan.js';
-import { ClusterState } from '../../actors/leader/model.js';
-import { Dedupe } from '../../actors/leader/dedupe.js';
-import { packed } from '../../src/protocol/codec.js';
-import { parseKey } from '../../src/protocol/keys.js';
+import { plan, type Input } from '#actors/leader/plan.js';
+import { ClusterState } from '#actors/leader/model.js';
+import { Dedupe } from '#actors/leader/dedupe.js';
+import { packed } from '#protocol/codec.js';
+import { parseKey } from '#protocol/keys.js';
 import { FakeClock } from '../fakes/clock.js';
 import { MemStore } from '../fakes/store.js';
 import { add, del, request } from '../fakes/requests.js';

@@ -1,11 +1,11 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chunk, ClusterState, type Unit } from '../../actors/leader/model.js';
-import type { StoredAssignment } from '../../src/protocol/stored.js';
-import { keys, parseKey } from '../../src/protocol/keys.js';
-import { packed } from '../../src/protocol/codec.js';
-import type { Op } from '../../src/platform/ports.js';
-import type { StoredResource } from '../../src/protocol/stored.js';
+import { chunk, ClusterState, type Unit } from '#actors/leader/model.js';
+import type { StoredAssignment } from '#protocol/stored.js';
+import { keys, parseKey } from '#protocol/keys.js';
+import { packed } from '#protocol/codec.js';
+import type { Op } from '#platform/ports.js';
+import type { StoredResource } from '#protocol/stored.js';
 
 // --- helpers ---------------------------------------------------------------
 

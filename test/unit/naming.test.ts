@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ClientSubject, Header, isClientSubject, MASTERS_QUEUE, subjects } from '../../src/protocol/subjects.js';
-import { keys, parseKey } from '../../src/protocol/keys.js';
+import { ClientSubject, Header, isClientSubject, MASTERS_QUEUE, subjects } from '#protocol/subjects.js';
+import { keys, parseKey } from '#protocol/keys.js';
 
 // Names may contain dots (NAME_RE allows them); worker ids may not.
 const names = ['a', 'svc.alpha', 'a.b.c', 'a..b', 'x.', 'job-1_v2', 'n'.repeat(128)];

@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { choose, compareLoad, pick, type Slot } from '../../actors/leader/placement.js';
+import { choose, compareLoad, pick, type Slot } from '#actors/leader/placement.js';
 
 const slot = (id: string, assigned: number, capacity: number, kinds = ['noop'], labels: Record<string, string> = {}): Slot => ({
   id, assigned, capacity, kinds: new Set(kinds), labels, cordoned: false,

@@ -2,18 +2,18 @@
 
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { plan, type Input } from '../../actors/leader/plan.js';
-import { ClusterState } from '../../actors/leader/model.js';
-import { Dedupe } from '../../actors/leader/dedupe.js';
-import { MAX_TXN_OPS } from '../../src/platform/ports.js';
+import { plan, type Input } from '#actors/leader/plan.js';
+import { ClusterState } from '#actors/leader/model.js';
+import { Dedupe } from '#actors/leader/dedupe.js';
+import { MAX_TXN_OPS } from '#platform/ports.js';
 import { FakeClock } from '../fakes/clock.js';
 import { MemStore } from '../fakes/store.js';
 import { add, del, get, request } from '../fakes/requests.js';
 import { MemBus } from '../fakes/bus.js';
-import { publishAssigns, type AssignChange } from '../../actors/leader/mirror.js';
-import { json, packed } from '../../src/protocol/codec.js';
-import { keys } from '../../src/protocol/keys.js';
-import type { AssignEvent } from '../../src/protocol/messages.js';
+import { publishAssigns, type AssignChange } from '#actors/leader/mirror.js';
+import { json, packed } from '#protocol/codec.js';
+import { keys } from '#protocol/keys.js';
+import type { AssignEvent } from '#protocol/messages.js';
 
 const ctx = { leaderId: 'm1', term: 7, members: ['m1', 'm2'] };
 

@@ -2,7 +2,7 @@
 
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { answerPing, Prober } from '../../src/platform/nats/prober.js';
+import { answerPing, Prober } from '#platform/nats/prober.js';
 import { FakeClock } from '../fakes/clock.js';
 import { MemBus } from '../fakes/bus.js';
 

@@ -1,11 +1,11 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { restartPolicyOf, taskKindOf, validateAdd, validateEmpty, validateId, validateName, validateNameRequest, validateSpec } from '../../src/protocol/validate.js';
-import { decodeStored, decodeWorkerInfo } from '../../src/protocol/stored.js';
-import { BadRequestError, ErrorCode } from '../../src/protocol/errors.js';
-import { packed } from '../../src/protocol/codec.js';
-import { respond, respondError } from '../../src/platform/nats/bus.js';
-import { answerPing } from '../../src/platform/nats/prober.js';
+import { restartPolicyOf, taskKindOf, validateAdd, validateEmpty, validateId, validateName, validateNameRequest, validateSpec } from '#protocol/validate.js';
+import { decodeStored, decodeWorkerInfo } from '#protocol/stored.js';
+import { BadRequestError, ErrorCode } from '#protocol/errors.js';
+import { packed } from '#protocol/codec.js';
+import { respond, respondError } from '#platform/nats/bus.js';
+import { answerPing } from '#platform/nats/prober.js';
 import { MemBus } from '../fakes/bus.js';
 import { FakeClock } from '../fakes/clock.js';
 

@@ -3,13 +3,13 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Reporter } from '../../actors/worker/runtime/reporter.js';
-import { ContentType, decodeRequest } from '../../src/protocol/codec.js';
-import { WorkerSubject } from '../../src/protocol/subjects.js';
-import { validateReportRequest } from '../../src/protocol/validate-report.js';
-import { respond, respondError } from '../../src/platform/nats/bus.js';
-import { logger } from '../../src/platform/log.js';
-import type { TaskReport } from '../../src/protocol/messages.js';
+import { Reporter } from '#actors/worker/runtime/reporter.js';
+import { ContentType, decodeRequest } from '#protocol/codec.js';
+import { WorkerSubject } from '#protocol/subjects.js';
+import { validateReportRequest } from '#protocol/validate-report.js';
+import { respond, respondError } from '#platform/nats/bus.js';
+import { logger } from '#platform/log.js';
+import type { TaskReport } from '#protocol/messages.js';
 import { FakeClock, settle } from '../fakes/clock.js';
 import { MemBus } from '../fakes/bus.js';
 

@@ -6,12 +6,12 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { excludedAfter, floor, judge, lagSamples, leastSquares, secondHalf, worst, type FitRules, type Point } from '../../soak/fit.js';
-import { analyze, fillRoles, lines, markExcluded, roleChanges, series, type Sample } from '../../soak/analyze.js';
-import { SOAK_DEFAULT_KINDS, soakConfig } from '../../soak/config.js';
-import { promLabeled, promValue, subsByName } from '../../soak/sample.js';
-import { niceTicks, plot } from '../../soak/plot.js';
-import { Rng } from '../../chaos/rng.js';
+import { excludedAfter, floor, judge, lagSamples, leastSquares, secondHalf, worst, type FitRules, type Point } from '#soak/fit.js';
+import { analyze, fillRoles, lines, markExcluded, roleChanges, series, type Sample } from '#soak/analyze.js';
+import { SOAK_DEFAULT_KINDS, soakConfig } from '#soak/config.js';
+import { promLabeled, promValue, subsByName } from '#soak/sample.js';
+import { niceTicks, plot } from '#soak/plot.js';
+import { Rng } from '#chaos/rng.js';
 
 const RULES: FitRules = { threshold: 1, minWindowMin: 3, minPoints: 4, minT: 3, lagMin: 1 };
 

@@ -6,12 +6,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { Standby } from '../../actors/leader/standby.js';
-import { buildCluster, readCluster, type ClusterRead } from '../../actors/leader/loader.js';
-import { keys } from '../../src/protocol/keys.js';
-import { packed } from '../../src/protocol/codec.js';
-import { logger } from '../../src/platform/log.js';
-import type { Guard, Op } from '../../src/platform/ports.js';
+import { Standby } from '#actors/leader/standby.js';
+import { buildCluster, readCluster, type ClusterRead } from '#actors/leader/loader.js';
+import { keys } from '#protocol/keys.js';
+import { packed } from '#protocol/codec.js';
+import { logger } from '#platform/log.js';
+import type { Guard, Op } from '#platform/ports.js';
 import { FakeClock, settle } from '../fakes/clock.js';
 import { MemStore } from '../fakes/store.js';
 

@@ -3,7 +3,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { MAX_DEPTH, toJson } from '../../actors/worker/runtime/context.js';
+import { MAX_DEPTH, toJson } from '#actors/worker/runtime/context.js';
 
 test('a "__proto__" key is refused where the task can be told, not later by the leader', () => {
   const v = JSON.parse('{"a":{"__proto__":{"x":1}}}') as unknown;

@@ -5,7 +5,7 @@
 // thread can post to the host without going through this file.
 
 import { createHash } from 'node:crypto';
-import { MAX_STATE_BYTES, type Json, type TaskContext, type TaskLog } from '../../../src/tasks/api.js';
+import { MAX_STATE_BYTES, type Json, type TaskContext, type TaskLog } from '#kinds/api.js';
 import type { TaskCallbacks, TaskStart } from './host.js';
 
 export const MAX_DEPTH = 64;

@@ -7,7 +7,7 @@
 // signal) and thread (every kind loaded from a module, and any kind that may
 // block or leak: one worker thread per attempt, terminated on a forced stop).
 
-import type { Json, TaskResource } from '../../../src/tasks/api.js';
+import type { Json, TaskResource } from '#kinds/api.js';
 
 export interface TaskStart {
   resource: TaskResource;

@@ -8,7 +8,7 @@
 // their signal and never block: only gaffer's own built-ins run inline;
 // every kind loaded from a module runs in a ThreadHost.
 
-import type { TaskKind } from '../../../src/tasks/api.js';
+import type { TaskKind } from '#kinds/api.js';
 import { errorText, makeContext, toJson, type ContextHandle } from './context.js';
 import type { RunningTask, TaskCallbacks, TaskEnd, TaskHost, TaskStart } from './host.js';
 

@@ -8,14 +8,14 @@
 // at a time, so the one at fault is refused alone and the rest still land.
 
 import { headers as natsHeaders } from 'nats';
-import { ContentType, encode, decodeReply } from '../../../src/protocol/codec.js';
-import { Header, WorkerSubject } from '../../../src/protocol/subjects.js';
-import { MAX_REPORTS, type ReportResult, type TaskReport } from '../../../src/protocol/messages.js';
-import { BadRequestError, ErrorCode, fromWire, GafferError, NotOwnerError } from '../../../src/protocol/errors.js';
-import { newRequestId } from '../../../src/protocol/request.js';
-import type { Bus } from '../../../src/platform/ports.js';
-import type { Clock, Timer } from '../../../src/platform/clock.js';
-import type { Logger } from '../../../src/platform/log.js';
+import { ContentType, encode, decodeReply } from '#protocol/codec.js';
+import { Header, WorkerSubject } from '#protocol/subjects.js';
+import { MAX_REPORTS, type ReportResult, type TaskReport } from '#protocol/messages.js';
+import { BadRequestError, ErrorCode, fromWire, GafferError, NotOwnerError } from '#protocol/errors.js';
+import { newRequestId } from '#protocol/request.js';
+import type { Bus } from '#platform/ports.js';
+import type { Clock, Timer } from '#platform/clock.js';
+import type { Logger } from '#platform/log.js';
 
 /** How long reports wait to be sent together. */
 const BATCH_MS = 20;

@@ -17,7 +17,7 @@ import { isAbsolute } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import type { Json } from '../../../src/tasks/api.js';
+import type { Json } from '#kinds/api.js';
 import { checkId, errorText, LOG_LEVELS, logArgs, MAX_TEXT, toJson, truncate, type LogLevel } from './context.js';
 import type { RunningTask, TaskCallbacks, TaskEnd, TaskHost, TaskStart } from './host.js';
 import type { FromThread, ThreadData, ToThread } from './thread-main.js';

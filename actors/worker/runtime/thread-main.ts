@@ -9,7 +9,7 @@
 // post anything on parentPort itself, so the host checks every message again.
 
 import { parentPort, workerData } from 'node:worker_threads';
-import type { Json, TaskKind } from '../../../src/tasks/api.js';
+import type { Json, TaskKind } from '#kinds/api.js';
 import type { TaskCallbacks, TaskStart } from './host.js';
 import { errorText, makeContext, toJson, type ContextHandle, type LogLevel } from './context.js';
 

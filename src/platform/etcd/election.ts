@@ -9,7 +9,7 @@
 // key still exists can commit. Non-guarantee: the belief itself is not
 // exclusive; code must never act outside etcd on leadership alone.
 
-import { keys } from '../../protocol/keys.js';
+import { keys } from '#protocol/keys.js';
 import type { Guard, KV, Store } from '../ports.js';
 import { KeptLease, type LeaseTiming } from './lease.js';
 import { logger } from '../log.js';

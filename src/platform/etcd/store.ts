@@ -8,8 +8,8 @@
 import { readFileSync } from 'node:fs';
 import { Etcd3, isRecoverableError, type ICompare, type IKeyValue, type IRequestOp, type IWatchResponse } from 'etcd3';
 import { handleWhen, noop, retry } from 'cockatiel';
-import { NotLeaderError, UnavailableError } from '../../protocol/errors.js';
-import { keys } from '../../protocol/keys.js';
+import { NotLeaderError, UnavailableError } from '#protocol/errors.js';
+import { keys } from '#protocol/keys.js';
 import { logger } from '../log.js';
 import { UsageError, type EtcdAuth, type TlsFiles } from '../config.js';
 import { ChainBrokenError, MAX_TXN_OPS, type ChainLink, type Guard, type KV, type Op, type Snapshot, type Store, type WatchEvent } from '../ports.js';

@@ -4,9 +4,9 @@
 
 import { readFileSync } from 'node:fs';
 import { connect, ErrorCode as NatsErrorCode, headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection, type TlsOptions } from 'nats';
-import { ContentType, encode } from '../../protocol/codec.js';
-import { Header, isReplySubject } from '../../protocol/subjects.js';
-import { InternalError, NoRespondersError, TimeoutError, toWire, UnavailableError } from '../../protocol/errors.js';
+import { ContentType, encode } from '#protocol/codec.js';
+import { Header, isReplySubject } from '#protocol/subjects.js';
+import { InternalError, NoRespondersError, TimeoutError, toWire, UnavailableError } from '#protocol/errors.js';
 import type { Bus, BusMsg, BusStatus } from '../ports.js';
 import { logger } from '../log.js';
 import { parseNatsUrls, UsageError, type TlsFiles } from '../config.js';

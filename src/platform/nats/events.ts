@@ -1,9 +1,9 @@
 // publishEvent puts one observable event on events.<kind>, as JSON, so
 // `nats sub 'events.>'` shows what the cluster does.
 
-import { json } from '../../protocol/codec.js';
-import { subjects } from '../../protocol/subjects.js';
-import type { EventKind, EventPayloads } from '../../protocol/events.js';
+import { json } from '#protocol/codec.js';
+import { subjects } from '#protocol/subjects.js';
+import type { EventKind, EventPayloads } from '#protocol/events.js';
 import type { Bus } from '../ports.js';
 
 export function publishEvent<K extends EventKind>(bus: Bus, by: string, kind: K, payload: EventPayloads[K], wallMs = Date.now()): void {

@@ -11,8 +11,8 @@
 // resets the clock too.
 
 import { Empty, headers as natsHeaders, type MsgHdrs } from 'nats';
-import { Header, isReplySubject } from '../../protocol/subjects.js';
-import { NoRespondersError } from '../../protocol/errors.js';
+import { Header, isReplySubject } from '#protocol/subjects.js';
+import { NoRespondersError } from '#protocol/errors.js';
 import type { Bus, BusMsg } from '../ports.js';
 import { systemClock, type Clock, type Timer } from '../clock.js';
 

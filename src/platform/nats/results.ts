@@ -14,10 +14,10 @@ import {
   consumerOpts, DiscardPolicy, ErrorCode as NatsErrorCode, headers as natsHeaders, nanos, RetentionPolicy, StorageType,
   type JetStreamSubscription, type JsMsg, type NatsConnection, type StreamConfig, type StreamInfo,
 } from 'nats';
-import { ContentType } from '../../protocol/codec.js';
-import { BadRequestError, GafferError, InternalError, NoRespondersError, UnavailableError } from '../../protocol/errors.js';
-import { Header, RESULTS_STREAM, subjects } from '../../protocol/subjects.js';
-import { validateId, validateName } from '../../protocol/validate.js';
+import { ContentType } from '#protocol/codec.js';
+import { BadRequestError, GafferError, InternalError, NoRespondersError, UnavailableError } from '#protocol/errors.js';
+import { Header, RESULTS_STREAM, subjects } from '#protocol/subjects.js';
+import { validateId, validateName } from '#protocol/validate.js';
 import { withRetry } from '../retry.js';
 
 /** JetStream API error codes (`err_code`) we act on; any API error with code 503 is "unavailable" too. */

@@ -10,8 +10,8 @@
 import type { Msg, NatsConnection, Subscription } from 'nats';
 import { nuid } from 'nats';
 import { performance } from 'node:perf_hooks';
-import { json } from '../../protocol/codec.js';
-import { ClientSubject, isReplySubject, MASTERS_QUEUE, WorkerSubject, type RequestSubject } from '../../protocol/subjects.js';
+import { json } from '#protocol/codec.js';
+import { ClientSubject, isReplySubject, MASTERS_QUEUE, WorkerSubject, type RequestSubject } from '#protocol/subjects.js';
 import { BudgetedQueue } from './budgeted-queue.js';
 
 export const SERVICE_NAME = 'gaffer';

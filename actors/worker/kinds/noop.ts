@@ -1,7 +1,7 @@
 // noop runs until it is stopped and does nothing meanwhile: the default kind,
 // and the one tests and benchmarks use. It never completes on its own.
 
-import type { TaskKind } from '../../../src/tasks/api.js';
+import type { TaskKind } from '#kinds/api.js';
 
 export const noop: TaskKind = {
   run: (ctx) =>

@@ -1,4 +1,4 @@
-// TaskSet is the worker's set of task attempts, by resource name: each one
+// Attempts is the worker's set of task attempts, by resource name: each one
 // waiting out its start delay, running in its host, or ended on its own and
 // reported. It carries out what assignments.ts decides, wires each attempt's
 // effects to the outside (reports to the leader, results to JetStream,
@@ -7,15 +7,15 @@
 // "task stopped" line, and the latter is written only once it has certainly
 // stopped (a thread is gone, or was never started).
 
-import { keys } from '../../../src/protocol/keys.js';
-import { decodeCheckpoint } from '../../../src/protocol/stored.js';
-import { taskKindOf } from '../../../src/protocol/validate.js';
-import { NotOwnerError } from '../../../src/protocol/errors.js';
-import type { AssignedTask, Json } from '../../../src/protocol/messages.js';
-import { publishEvent } from '../../../src/platform/nats/events.js';
-import type { Bus, Store } from '../../../src/platform/ports.js';
-import type { Clock, Timer } from '../../../src/platform/clock.js';
-import { WorkerLog, type Logger } from '../../../src/platform/log.js';
+import { keys } from '#protocol/keys.js';
+import { decodeCheckpoint } from '#protocol/stored.js';
+import { taskKindOf } from '#protocol/validate.js';
+import { NotOwnerError } from '#protocol/errors.js';
+import type { AssignedTask, Json } from '#protocol/messages.js';
+import { publishEvent } from '#platform/nats/events.js';
+import type { Bus, Store } from '#platform/ports.js';
+import type { Clock, Timer } from '#platform/clock.js';
+import { WorkerLog, type Logger } from '#platform/log.js';
 import type { Held, HeldLookup } from '../assignments.js';
 import type { RunningTask, TaskEnd, TaskHost } from './host.js';
 import type { Reporter } from './reporter.js';
@@ -27,7 +27,7 @@ export interface ResultsSink {
   emit(name: string, resourceId: string, itemId: string, item: unknown): Promise<unknown>;
 }
 
-export interface TaskSetDeps {
+export interface AttemptsDeps {
   worker: string;
   hostFor(kind: string): TaskHost | undefined;
   reporter: Reporter;
@@ -58,12 +58,12 @@ interface Attempt {
   stopped: boolean;
 }
 
-export class TaskSet {
+export class Attempts {
   private readonly attempts = new Map<string, Attempt>();
   private runningCount = 0;
   private readonly ticker: Timer;
 
-  constructor(private readonly d: TaskSetDeps) {
+  constructor(private readonly d: AttemptsDeps) {
     this.ticker = d.clock.every(PROGRESS_EVERY_MS, () => this.sendProgress());
   }
 

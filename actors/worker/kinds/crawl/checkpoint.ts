@@ -10,7 +10,7 @@
 // sorted (which is what makes it small) and the frontier in queue order.
 
 import { deflateSync, inflateSync } from 'fflate';
-import type { Json } from '../../../../src/tasks/api.js';
+import type { Json } from '#kinds/api.js';
 import type { Entry } from './frontier.js';
 
 export const CHECKPOINT_VERSION = 1;

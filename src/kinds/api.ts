@@ -6,12 +6,12 @@
 // untrusted input, and bounds what it may send (checkpoints and results are
 // JSON of at most MAX_STATE_BYTES).
 
-import type { Json } from '../protocol/messages.js';
+import type { Json } from '#protocol/messages.js';
 
 /** JSON values: what checkpoints, progress, results and emitted items may hold. */
 export type { Json };
 /** The largest checkpoint, result or emitted item, as JSON bytes. */
-export { MAX_STATE_BYTES } from '../protocol/messages.js';
+export { MAX_STATE_BYTES } from '#protocol/messages.js';
 
 /** TaskLog is a pino-style logger: `log.info({ url }, 'fetched')` or `log.warn('slow')`. */
 export interface TaskLog {

@@ -5,7 +5,7 @@
 
 import { InlineHost } from '../runtime/inline-host.js';
 import { ThreadHost } from '../runtime/thread-host.js';
-import type { BuiltinKind } from '../runtime/kinds.js';
+import type { BuiltinKind } from '../runtime/kind-modules.js';
 import { noop } from './noop.js';
 
 const CRAWL_MODULE = new URL('./crawl/module.js', import.meta.url).href;

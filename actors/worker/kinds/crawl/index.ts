@@ -19,7 +19,7 @@
 // pages that were queued or in flight then.
 
 import { setMaxListeners } from 'node:events';
-import { MAX_STATE_BYTES, type Json, type TaskContext, type TaskKind } from '../../../../src/tasks/api.js';
+import { MAX_STATE_BYTES, type Json, type TaskContext, type TaskKind } from '#kinds/api.js';
 import { decodeState, encodeState, stateBytes } from './checkpoint.js';
 import { extract, type Extracted } from './extract.js';
 import { Fetcher, FetchError, isHtml } from './fetch.js';

@@ -9,7 +9,7 @@ import { createRequire } from 'node:module';
 import { isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { KIND_RE } from '../../../src/protocol/messages.js';
+import { KIND_RE } from '#protocol/messages.js';
 import { errorText } from './context.js';
 import type { TaskHost } from './host.js';
 import type { ThreadData } from './thread-main.js';

@@ -3,7 +3,7 @@
 // When an item would be too big, the links list is cut first, then field
 // texts, and the item says `truncated: true` (the only field not always there).
 
-import { MAX_STATE_BYTES, type Json } from '../../../../src/tasks/api.js';
+import { MAX_STATE_BYTES, type Json } from '#kinds/api.js';
 import type { Extracted } from './extract.js';
 
 export interface Item {

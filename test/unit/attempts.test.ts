@@ -1,15 +1,15 @@
-// TaskSet: an attempt stopped while it waits out its start delay never runs,
+// Attempts: an attempt stopped while it waits out its start delay never runs,
 // and says it stopped (a handoff waits for that), unless a fence stopped it.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { TaskSet } from '../../actors/worker/runtime/tasks.js';
-import { Reporter } from '../../actors/worker/runtime/reporter.js';
-import { ContentType, decodeRequest } from '../../src/protocol/codec.js';
-import { WorkerSubject } from '../../src/protocol/subjects.js';
-import { respond } from '../../src/platform/nats/bus.js';
-import { logger } from '../../src/platform/log.js';
-import type { ReportRequest } from '../../src/protocol/messages.js';
+import { Attempts } from '#actors/worker/runtime/attempts.js';
+import { Reporter } from '#actors/worker/runtime/reporter.js';
+import { ContentType, decodeRequest } from '#protocol/codec.js';
+import { WorkerSubject } from '#protocol/subjects.js';
+import { respond } from '#platform/nats/bus.js';
+import { logger } from '#platform/log.js';
+import type { ReportRequest } from '#protocol/messages.js';
 import { FakeClock, settle } from '../fakes/clock.js';
 import { MemBus } from '../fakes/bus.js';
 import { MemStore } from '../fakes/store.js';
@@ -24,7 +24,7 @@ function setup() {
     respond(bus, msg.reply, ContentType.msgpack, { ok: true, results: req.reports.map(() => ({ ok: true })) });
   });
   let launched = 0;
-  const tasks = new TaskSet({
+  const tasks = new Attempts({
     worker: 'w1',
     hostFor: () => {
       launched++;

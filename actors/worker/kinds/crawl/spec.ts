@@ -3,7 +3,7 @@
 // a crawl that quietly does something else.
 
 import { load } from 'cheerio/slim';
-import type { Json } from '../../../../src/tasks/api.js';
+import type { Json } from '#kinds/api.js';
 
 export interface CrawlSpec {
   seeds: string[];
