@@ -6,7 +6,7 @@
 //
 // SIGTERM stops every worker (each deregisters) and exits.
 
-import { Worker } from '#actors/worker/worker.js';
+import { WorkerProcess } from '#actors/worker/process.js';
 import { rootLogger } from '#platform/log.js';
 
 function arg(name: string, fallback?: string): string {
@@ -22,7 +22,7 @@ async function main(): Promise<void> {
   const capacity = Number(arg('capacity', '1000'));
   rootLogger({ role: 'worker-pool', id: prefix });
   const base = { natsUrl: arg('nats'), etcd: arg('etcd').split(','), ttlSeconds: Number(arg('ttl', '2')), capacity };
-  const workers: Worker[] = [];
+  const workers: WorkerProcess[] = [];
   let stopping = false;
   const stop = async () => {
     if (stopping) return;
@@ -35,7 +35,7 @@ async function main(): Promise<void> {
   // A few at a time: each start registers a lease and reads a snapshot.
   const ids = Array.from({ length: count }, (_, i) => `${prefix}-w${i + 1}`);
   for (let i = 0; i < ids.length && !stopping; i += 5) {
-    const started = await Promise.all(ids.slice(i, i + 5).map((id) => Worker.start({ ...base, id })));
+    const started = await Promise.all(ids.slice(i, i + 5).map((id) => WorkerProcess.start({ ...base, id })));
     workers.push(...started);
   }
   process.stdout.write(`worker-pool ${prefix}: ${workers.length} workers started\n`);

@@ -1,197 +1,151 @@
-// Master: serves the client subjects in the `masters` queue group. Every
-// request is validated here, then routed to the leader: straight into our own
-// Leader actor when we lead, forwarded to master.leader.<id> when another
-// master leads (forwarder.ts), or held until a leader is known (hold.ts). It
-// runs in the election, and starts a Leader when it wins.
+// Master: the router in front of the leader. Every client request is
+// validated here, then routed: straight into our own Leader actor when we
+// lead, forwarded to master.leader.<id> when another master leads
+// (forwarder.ts), or parked until a leader is known (parked.ts). It runs in
+// the election, and starts a Leader when it wins.
+//
+// It talks to the outside only through the ports it is given (bus, store,
+// clock, the election); process.ts composes it with NATS, etcd, the client
+// service, metrics and the dashboard.
 
-import type { Msg, NatsConnection } from 'nats';
-import { subjects } from '#protocol/subjects.js';
 import { NoLeaderError, toWire, UnavailableError } from '#protocol/errors.js';
 import { ForeignReplyError, newRequestId, parseRequest, requestType, type ClientRequest } from '#protocol/request.js';
-import { DEFAULTS, type ProcessConfig } from '#platform/config.js';
-import { Election } from '#platform/etcd/election.js';
-import { leaseTiming } from '#platform/etcd/lease.js';
-import { NatsBus, respondError } from '#platform/nats/bus.js';
+import { subjects } from '#protocol/subjects.js';
+import type { ElectionCallbacks, Election } from '#platform/etcd/election.js';
+import { respondError } from '#platform/nats/bus.js';
 import { Prober } from '#platform/nats/prober.js';
-import { ClientService } from '#platform/nats/service.js';
-import { ensureResultsStream } from '#platform/nats/results.js';
 import { publishEvent } from '#platform/nats/events.js';
-import { reportHeapOnSignal } from '#platform/heap.js';
-import { createMetrics, metricsHost, startMetricsServer, type GafferMetrics, type MetricsServer } from '#platform/metrics.js';
-import { connectProcess } from '#platform/connect.js';
-import { dashboardHost, startDashboard, type Dashboard } from '#web/server.js';
-import { systemClock, type Clock } from '#platform/clock.js';
+import type { GafferMetrics } from '#platform/metrics.js';
+import type { Clock } from '#platform/clock.js';
 import { withRetry } from '#platform/retry.js';
-import { logger, type Logger } from '#platform/log.js';
-import { watchStalls } from '#platform/stall.js';
-import type { Guard, Store } from '#platform/ports.js';
+import type { Logger } from '#platform/log.js';
+import type { Bus, BusMsg, Guard, Store } from '#platform/ports.js';
 import { Leader, type RebalanceOptions } from '#actors/leader/leader.js';
 import { Standby } from '#actors/leader/standby.js';
 import { Forwarder } from './forwarder.js';
-import { HoldQueue } from './hold.js';
+import { ParkedRequests } from './parked.js';
 import { LeaderWatch } from './leader-watch.js';
 
-export interface MasterConfig extends ProcessConfig {
-  holdMs?: number;
-  /** false: do not join the `masters` queue group (a master that only leads; benchmarks use it). */
-  serveClients?: boolean;
+/** Elector is what a master needs of its election (platform/etcd/election.ts); tests decide who leads. */
+export type Elector = Pick<Election, 'currentLeader' | 'storeReachable' | 'members' | 'start' | 'stepDown' | 'resign' | 'close'>;
+
+export interface MasterDeps {
+  id: string;
+  bus: Bus;
+  store: Store;
+  clock: Clock;
+  log: Logger;
+  metrics: GafferMetrics;
+  /** Joins the election with these callbacks. */
+  elect(cb: ElectionCallbacks): Elector;
+  /** How long a request stays parked while no leader is known before it is answered. */
+  parkMs: number;
+  /** Keep a warm standby of the leader's state while following. */
+  standby: boolean;
   rebalance?: RebalanceOptions;
-  /** Copies of the results stream in a clustered JetStream (default 1). */
-  resultsReplicas?: number;
-  /** false: keep no warm standby while following (less memory; a takeover reads all state from etcd). */
-  standby?: boolean;
+  /** A request of this subject was answered with an error (the client service counts them). */
+  countError(subject: string, err: Error): void;
 }
 
 export class Master {
   private leader: Leader | undefined;
-  private readonly bus: NatsBus;
-  private readonly clock: Clock = systemClock;
   private readonly forwarder: Forwarder;
-  private readonly hold: HoldQueue;
+  private readonly parked: ParkedRequests;
   private readonly prober: Prober;
   private readonly leaderWatch: LeaderWatch;
+  private readonly election: Elector;
+  private ackSub: { unsubscribe(): void } | undefined;
   /** Resolves once the last Leader we ran has stopped. */
   private retiring: Promise<unknown> = Promise.resolve();
-  private service: ClientService | undefined;
-  private readonly metrics: GafferMetrics;
-  private metricsServer: MetricsServer | undefined;
-  private dashboard: Dashboard | undefined;
   private stopping = false;
-  private readonly stopped = new AbortController();
-  private readonly election: Election;
-  private readonly log: Logger;
   /** The state a takeover starts from, kept current while we follow. */
   private standby: Standby | undefined;
 
-  private constructor(
-    private readonly cfg: MasterConfig,
-    private readonly nc: NatsConnection,
-    private readonly store: Store,
-  ) {
-    this.log = logger().child({ component: 'master' });
-    watchStalls(logger());
-    this.bus = new NatsBus(nc);
-    this.metrics = createMetrics({ labels: { role: 'master', id: cfg.id } });
-    reportHeapOnSignal(this.log, () => ({ dedupeEntries: this.metrics.dedupeEntries }));
-    this.prober = new Prober(this.bus, undefined, this.clock);
-    this.forwarder = new Forwarder(this.bus, this.clock, cfg.id, {
+  constructor(private readonly deps: MasterDeps) {
+    const { bus, clock, id, log, metrics } = deps;
+    this.prober = new Prober(bus, undefined, clock);
+    this.forwarder = new Forwarder(bus, clock, id, {
       route: (req) => this.route(req),
       acked: (req, seconds, failed) => {
-        this.metrics.observeForward(seconds);
-        if (failed) this.service?.countError(req.subject, new Error('answered with an error by the leader'));
+        metrics.observeForward(seconds);
+        if (failed) deps.countError(req.subject, new Error('answered with an error by the leader'));
       },
-    }, this.log);
-    this.hold = new HoldQueue(this.clock, cfg.holdMs ?? DEFAULTS.holdMs, (req) => this.expire(req));
-    this.election = new Election(store, cfg.id, leaseTiming(cfg.ttlSeconds), {
+    }, log);
+    this.parked = new ParkedRequests(clock, deps.parkMs, (req) => this.expire(req));
+    this.election = deps.elect({
       onLeaderChange: (l) => {
-        this.log.info({ leader: l?.id }, 'leader is now');
-        for (const req of this.hold.take()) this.route(req);
+        log.info({ leader: l?.id }, 'leader is now');
+        for (const req of this.parked.take()) this.route(req);
         this.forwarder.resend((leader) => leader !== l?.id);
         if (!this.stopping) this.leaderWatch.follow(l);
       },
       onStartedLeading: (guard) => void this.lead(guard),
       onStoppedLeading: (reason) => void this.unlead(reason),
     });
-    this.leaderWatch = new LeaderWatch(cfg.id, this.prober, store, this.clock, () => this.election.currentLeader, this.log);
-  }
-
-  static async start(cfg: MasterConfig): Promise<Master> {
-    const { nc, store } = await connectProcess('master', cfg);
-    const m = new Master(cfg, nc, store);
-    try {
-      if (cfg.metricsPort) m.metricsServer = await startMetricsServer(cfg.metricsPort, m.metrics.registry, metricsHost());
-      if (cfg.httpPort) m.dashboard = await startDashboard({ nc, port: cfg.httpPort, id: cfg.id, ...dashboardHost() });
-      await m.run();
-    } catch (err) {
-      m.forwarder.stop();
-      await m.metricsServer?.close();
-      await m.dashboard?.close();
-      await nc.close();
-      store.close();
-      throw err;
-    }
-    return m;
+    this.leaderWatch = new LeaderWatch(id, this.prober, deps.store, clock, () => this.election.currentLeader, log);
   }
 
   get id(): string {
-    return this.cfg.id;
+    return this.deps.id;
   }
 
-  private async run(): Promise<void> {
-    this.bus.subscribe(subjects.masterAck(this.cfg.id), (msg) => this.forwarder.onAck(msg.data));
-    if (this.cfg.serveClients !== false) {
-      this.service = await ClientService.start(this.nc, this.cfg.id, (subject, msg) => this.onClientMessage(subject, msg));
-    }
+  /** start listens for the leader's acks and joins the election; it resolves once our candidacy is observed. */
+  async start(): Promise<void> {
+    this.ackSub = this.deps.bus.subscribe(subjects.masterAck(this.deps.id), (msg) => this.forwarder.onAck(msg.data));
     this.warmUp();
     await this.election.start();
-    void this.ensureResults();
   }
 
-  /**
-   * ensureResults creates or updates the results stream, idempotently, from
-   * every master (so it exists wherever the cluster runs), retrying in the
-   * background while JetStream is unavailable: task results wait for it, the
-   * control plane does not.
-   */
-  private async ensureResults(): Promise<void> {
-    await withRetry(() => ensureResultsStream(this.nc, { replicas: this.cfg.resultsReplicas ?? 1 }), {
-      initialMs: 500,
-      maxMs: 10_000,
-      signal: this.stopped.signal,
-      onRetry: (err, attempt) => {
-        if (attempt === 1) this.log.warn({ err: (err as Error)?.message }, 'results stream unavailable (is JetStream on?); task results cannot be stored until it is');
-      },
-    }).catch(() => undefined);
-  }
-
-  /** onClientMessage never throws: the services API would turn a throw into a bare error reply. */
-  private onClientMessage(subject: string, msg: Msg): void {
+  /** receive takes one client request off the wire. It never throws: the services API would turn a throw into a bare error reply. */
+  receive(subject: string, msg: BusMsg): void {
+    const { bus, clock, log, metrics } = this.deps;
     let req: ClientRequest;
     try {
-      req = parseRequest(subject, msg.data, msg.headers, msg.reply, this.clock.now());
+      req = parseRequest(subject, msg.data, msg.headers, msg.reply, clock.now());
     } catch (err) {
-      this.service?.countError(subject, err as Error);
-      this.metrics.observeRequest(subject, toWire(err).code, 0);
-      if (err instanceof ForeignReplyError) return this.log.warn({ subject, err: err.message }, 'request dropped');
-      return respondError(this.bus, msg.reply, requestType(msg.headers), err);
+      this.deps.countError(subject, err as Error);
+      metrics.observeRequest(subject, toWire(err).code, 0);
+      if (err instanceof ForeignReplyError) return log.warn({ subject, err: err.message }, 'request dropped');
+      return respondError(bus, msg.reply, requestType(msg.headers), err);
     }
-    if (!req.id) req.id = newRequestId(this.cfg.id);
+    if (!req.id) req.id = newRequestId(this.deps.id);
     this.route(req);
   }
 
   /** warmUp starts a standby, unless one runs, we lead, or it is off. */
   private warmUp(): void {
-    if (this.cfg.standby === false || this.standby || this.leader || this.stopping) return;
-    this.standby = new Standby(this.store, this.log, this.clock).start();
+    if (!this.deps.standby || this.standby || this.leader || this.stopping) return;
+    this.standby = new Standby(this.deps.store, this.deps.log, this.deps.clock).start();
   }
 
-  /** route sends a request toward the leader: ours, another master's, or the hold queue. */
+  /** route sends a request toward the leader: ours, another master's, or the parked requests. */
   private route(req: ClientRequest): void {
     if (this.leader?.submit(req)) return;
     const l = this.election.currentLeader;
-    if (l && l.id !== this.cfg.id) return this.forwarder.forward(req, l.id);
-    this.hold.hold(req);
+    if (l && l.id !== this.deps.id) return this.forwarder.forward(req, l.id);
+    this.parked.park(req);
   }
 
-  /** expire answers a request held past the hold time. */
+  /** expire answers a request parked past the wait. */
   private expire(req: ClientRequest): void {
     // If we cannot reach etcd ourselves, say so: that is what the operator must fix.
     const err = this.election.storeReachable
-      ? new NoLeaderError(`no leader elected within ${this.hold.holdMs} ms`)
-      : new UnavailableError(`etcd is unreachable from master ${this.cfg.id}; no leader can be confirmed`);
-    respondError(this.bus, req.reply, req.type, err);
-    this.service?.countError(req.subject, err);
-    this.metrics.observeRequest(req.subject, err.code, (this.clock.now() - req.receivedAt) / 1000);
+      ? new NoLeaderError(`no leader elected within ${this.parked.waitMs} ms`)
+      : new UnavailableError(`etcd is unreachable from master ${this.deps.id}; no leader can be confirmed`);
+    respondError(this.deps.bus, req.reply, req.type, err);
+    this.deps.countError(req.subject, err);
+    this.deps.metrics.observeRequest(req.subject, err.code, (this.deps.clock.now() - req.receivedAt) / 1000);
   }
 
   private async lead(guard: Guard): Promise<void> {
+    const { bus, store, clock, id, log, metrics } = this.deps;
     const standby = this.standby;
     this.standby = undefined;
     const leader = new Leader({
-      bus: this.bus,
-      store: this.store,
-      clock: this.clock,
-      id: this.cfg.id,
+      bus,
+      store,
+      clock,
+      id,
       guard,
       members: () => this.election.members,
       onFenceLost: (unanswered) => {
@@ -200,16 +154,16 @@ export class Master {
         for (const r of unanswered) this.route(r);
       },
       onRejected: (req) => this.route(req),
-      log: this.log,
-      metrics: this.metrics,
+      log,
+      metrics,
       prober: this.prober,
-      ...(this.cfg.rebalance ? { rebalance: this.cfg.rebalance } : {}),
+      ...(this.deps.rebalance ? { rebalance: this.deps.rebalance } : {}),
       ...(standby ? { warm: () => standby.take(guard) } : {}),
     });
     this.leader = leader;
-    this.metrics.setLeader(true);
+    metrics.setLeader(true);
     leader.listen();
-    for (const req of this.hold.take()) this.route(req);
+    for (const req of this.parked.take()) this.route(req);
     // A leader of ours that is still stopping (fenced, then restored) may have
     // commits in flight; ours would race them on the commit chain.
     await this.retiring;
@@ -217,22 +171,22 @@ export class Master {
     await withRetry(async () => (this.leader === leader ? leader.start() : undefined), {
       initialMs: 100,
       maxMs: 2000,
-      onRetry: (err) => this.log.warn({ err: (err as Error)?.message }, 'leader could not load state; retrying'),
+      onRetry: (err) => log.warn({ err: (err as Error)?.message }, 'leader could not load state; retrying'),
     });
     // Handed over (and stopped) by start(), unless this Leader never started.
     standby?.stop();
     if (this.leader !== leader) return;
-    this.log.info({ term: guard.createRevision }, 'leading');
-    publishEvent(this.bus, this.cfg.id, 'leader.elected', { leader: this.cfg.id, term: guard.createRevision });
+    log.info({ term: guard.createRevision }, 'leading');
+    publishEvent(bus, id, 'leader.elected', { leader: id, term: guard.createRevision });
   }
 
   private async unlead(reason: string): Promise<void> {
     const leader = this.leader;
     if (!leader) return;
     this.leader = undefined;
-    this.metrics.setLeader(false);
-    this.log.warn({ reason }, 'no longer leading');
-    publishEvent(this.bus, this.cfg.id, 'leader.resigned', { leader: this.cfg.id, reason });
+    this.deps.metrics.setLeader(false);
+    this.deps.log.warn({ reason }, 'no longer leading');
+    publishEvent(this.deps.bus, this.deps.id, 'leader.resigned', { leader: this.deps.id, reason });
     const stopped = leader.stop();
     this.retiring = stopped.catch(() => undefined);
     for (const r of await stopped) this.route(r);
@@ -241,34 +195,37 @@ export class Master {
 
   /**
    * stop resigns at once (another master leads immediately), and hands every
-   * request it still holds, queued or unacknowledged, to the next leader,
-   * waiting at most the hold timeout for the acknowledgements.
+   * request it still has, queued or unacknowledged, to the next leader,
+   * waiting at most the park time for the acknowledgements.
    */
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
-    this.stopped.abort();
+    const { bus, clock, id, metrics } = this.deps;
     this.standby?.stop();
-    await this.service?.stop();
     const leader = this.leader;
     this.leader = undefined;
     if (leader) {
-      this.metrics.setLeader(false);
-      publishEvent(this.bus, this.cfg.id, 'leader.resigned', { leader: this.cfg.id, reason: 'stopping' });
+      metrics.setLeader(false);
+      publishEvent(bus, id, 'leader.resigned', { leader: id, reason: 'stopping' });
     }
     const rest = (await leader?.stop()) ?? [];
     await this.election.resign();
     for (const r of rest) this.route(r);
-    const deadline = this.clock.now() + this.hold.holdMs;
-    while ((this.hold.size > 0 || this.forwarder.pending > 0) && this.clock.now() < deadline) await this.clock.sleep(10);
+    const deadline = clock.now() + this.parked.waitMs;
+    while ((this.parked.size > 0 || this.forwarder.pending > 0) && clock.now() < deadline) await clock.sleep(10);
+    await this.halt();
+  }
+
+  /** halt drops everything at once, handing nothing on: for a start that failed, and the end of stop. */
+  async halt(): Promise<void> {
+    this.stopping = true;
+    this.standby?.stop();
     this.forwarder.stop();
     this.leaderWatch.stop();
     this.prober.close();
-    this.hold.take();
+    this.parked.take();
+    this.ackSub?.unsubscribe();
     await this.election.close();
-    await this.metricsServer?.close();
-    await this.dashboard?.close();
-    await this.nc.drain().catch(() => undefined);
-    this.store.close();
   }
 }

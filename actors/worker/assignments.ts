@@ -101,20 +101,3 @@ export class Assignments {
     return actions;
   }
 }
-
-/** isAssignEvent checks the shape of an event off the wire before it is trusted. */
-export function isAssignEvent(v: unknown): v is AssignEvent {
-  if (!v || typeof v !== 'object') return false;
-  const e = v as Partial<AssignEvent>;
-  const r = e.resource as Partial<AssignedTask> | undefined;
-  return (
-    (e.type === 'put' || e.type === 'delete') &&
-    typeof e.revision === 'number' &&
-    typeof e.epoch === 'string' &&
-    !!r &&
-    typeof r.name === 'string' &&
-    typeof r.id === 'string' &&
-    typeof r.attempt === 'number' &&
-    (r.spec === undefined || (typeof r.spec === 'object' && r.spec !== null))
-  );
-}

@@ -11,54 +11,61 @@
 // written for. When keepalives stop succeeding we stop every task before the
 // server can expire the lease, so by the time the leader moves our resources,
 // they no longer run here.
+//
+// It talks to the outside only through the ports it is given (bus, store,
+// clock, randomness); process.ts composes it with NATS, etcd, the kind
+// modules, JetStream and the metrics server.
 
-import type { NatsConnection } from 'nats';
-import { ContentType, json, packed } from '#protocol/codec.js';
+import { ContentType, packed } from '#protocol/codec.js';
 import { keys, parseKey } from '#protocol/keys.js';
 import { subjects } from '#protocol/subjects.js';
-import { decodeAssignment, type WorkerInfo } from '#protocol/stored.js';
+import type { WorkerInfo } from '#protocol/stored.js';
+import { decodeAssignEvent, decodeAssignments } from '#protocol/assigned.js';
 import type { AssignEvent, WorkerStatusResult } from '#protocol/messages.js';
 import { Actor } from '#platform/actor.js';
-import { NatsBus, respond } from '#platform/nats/bus.js';
+import { respond } from '#platform/nats/bus.js';
 import { answerPing, isPing } from '#platform/nats/prober.js';
-import { publishEvent } from '#platform/nats/events.js';
 import { fencingTiming, KeptLease } from '#platform/etcd/lease.js';
-import type { ProcessConfig } from '#platform/config.js';
-import type { KV, Store } from '#platform/ports.js';
-import { connectProcess } from '#platform/connect.js';
-import { systemClock, type Clock } from '#platform/clock.js';
-import { createMetrics, metricsHost, startMetricsServer, type GafferMetrics, type MetricsServer } from '#platform/metrics.js';
-import { logger, WorkerLog, type Logger } from '#platform/log.js';
-import { onStall, watchStalls } from '#platform/stall.js';
-import { RESULTS_DEFAULTS, ResultsPublisher } from '#platform/nats/results.js';
-import { Assignments, isAssignEvent, type Action, type Assigned } from './assignments.js';
-import { KindRegistry } from './runtime/kind-modules.js';
+import type { Bus, KV, Store } from '#platform/ports.js';
+import type { Clock } from '#platform/clock.js';
+import type { GafferMetrics } from '#platform/metrics.js';
+import { WorkerLog, type Logger } from '#platform/log.js';
+import { Assignments, type Action, type Assigned } from './assignments.js';
+import type { KindRegistry } from './runtime/kind-modules.js';
 import { Reporter } from './runtime/reporter.js';
-import { Attempts } from './runtime/attempts.js';
-import { builtinKinds } from './kinds/index.js';
-
-export interface WorkerConfig extends ProcessConfig {
-  capacity: number;
-  /** Task-kind modules (paths or package names), each run in worker threads. */
-  tasks?: string[];
-  /** How long a task may take to return after its signal aborts before it is stopped by force. */
-  stopGraceMs?: number;
-  /** Heap limit of each task thread. */
-  taskMemoryMb?: number;
-  /** Labels for placement constraints and preferences (--label k=v). */
-  labels?: Record<string, string>;
-}
+import { Attempts, type ResultsSink } from './runtime/attempts.js';
 
 export const DEFAULT_STOP_GRACE_MS = 2000;
 
 /** How far apart the resyncs of a whole fleet are spread. */
 const RESYNC_SPREAD_MS = 1000;
 
+export interface WorkerDeps {
+  id: string;
+  capacity: number;
+  /** Labels for placement constraints and preferences. */
+  labels: Record<string, string>;
+  /** The lease TTL the fencing timing derives from. */
+  ttlSeconds: number;
+  /** How long a task may take to return after its signal aborts before it is stopped by force. */
+  stopGraceMs: number;
+  bus: Bus;
+  store: Store;
+  clock: Clock;
+  log: Logger;
+  metrics: GafferMetrics;
+  /** Uniform in [0, 1), like Math.random: spreads a fleet's resyncs. */
+  random: () => number;
+  /** The kinds this worker runs, and the host of each. */
+  kinds: Pick<KindRegistry, 'kinds' | 'host'>;
+  /** Where task results go (JetStream). */
+  results: ResultsSink;
+}
+
 type Message = { kind: 'assign'; ev: AssignEvent } | { kind: 'resync'; why: string } | { kind: 'register'; why: string };
 
 export class Worker {
-  private attempts!: Attempts;
-  private kinds!: KindRegistry;
+  private readonly attempts: Attempts;
   private readonly assignments = new Assignments();
   private lease: KeptLease | undefined;
   private fenced = true;
@@ -66,28 +73,20 @@ export class Worker {
   private fencing: Promise<void> = Promise.resolve();
   private natsUp = true;
   private stopping = false;
-  private readonly bus: NatsBus;
-  private readonly clock: Clock = systemClock;
+  private readonly bus: Bus;
+  private readonly store: Store;
+  private readonly clock: Clock;
+  private readonly log: Logger;
   private readonly actor: Actor<Message>;
   private subs: Array<{ unsubscribe(): void }> = [];
   private unhook: () => void = () => undefined;
-  private offStall: () => void = () => undefined;
-  private readonly log: Logger;
-  private readonly metrics: GafferMetrics;
-  private metricsServer: MetricsServer | undefined;
   private readonly reporter: Reporter;
 
-  private constructor(
-    private readonly cfg: WorkerConfig,
-    private readonly nc: NatsConnection,
-    private readonly store: Store,
-  ) {
-    this.log = logger().child({ component: 'worker' });
-    watchStalls(logger());
-    // Resumed after a stall (a pause, a starved process): fence now if the lease lapsed meanwhile.
-    this.offStall = onStall(() => void (this.lease && !this.stopping && this.leaseHeld()));
-    this.bus = new NatsBus(nc);
-    this.metrics = createMetrics({ labels: { role: 'worker', id: cfg.id } });
+  constructor(private readonly cfg: WorkerDeps) {
+    this.bus = cfg.bus;
+    this.store = cfg.store;
+    this.clock = cfg.clock;
+    this.log = cfg.log;
     this.reporter = new Reporter(this.bus, this.clock, cfg.id, this.log);
     this.actor = new Actor<Message>(([m]) => this.receive(m!), {
       onError: (err) => {
@@ -95,37 +94,11 @@ export class Worker {
         this.clock.after(500, () => this.actor.send(this.lease ? { kind: 'resync', why: 'retry' } : { kind: 'register', why: 'retry' }));
       },
     });
-  }
-
-  static async start(cfg: WorkerConfig): Promise<Worker> {
-    const { nc, store } = await connectProcess('worker', cfg);
-    const w = new Worker(cfg, nc, store);
-    try {
-      // Kind modules are loaded (in throwaway threads) before we register, so we advertise only kinds we can run.
-      w.kinds = await KindRegistry.load(cfg.tasks ?? [], builtinKinds({ ...(cfg.taskMemoryMb ? { memoryMb: cfg.taskMemoryMb } : {}) }), {
-        ...(cfg.taskMemoryMb ? { memoryMb: cfg.taskMemoryMb } : {}),
-      });
-      w.attempts = w.newAttempts();
-      if (cfg.metricsPort) w.metricsServer = await startMetricsServer(cfg.metricsPort, w.metrics.registry, metricsHost());
-      await w.run();
-    } catch (err) {
-      await w.kill();
-      throw err;
-    }
-    return w;
-  }
-
-  get id(): string {
-    return this.cfg.id;
-  }
-
-  private newAttempts(): Attempts {
-    return new Attempts({
-      worker: this.cfg.id,
-      hostFor: (kind) => this.kinds.host(kind),
+    this.attempts = new Attempts({
+      worker: cfg.id,
+      hostFor: (kind) => cfg.kinds.host(kind),
       reporter: this.reporter,
-      // Retried: a clustered results stream has no leader for a few seconds after its server dies.
-      results: new ResultsPublisher(this.nc, { retryMs: RESULTS_DEFAULTS.emitRetryMs }),
+      results: cfg.results,
       store: this.store,
       bus: this.bus,
       clock: this.clock,
@@ -133,12 +106,16 @@ export class Worker {
       epoch: () => this.lease?.id,
       mayStart: () => this.valid(),
       leaseHeld: () => this.leaseHeld(),
-      onCountChange: (n) => this.metrics.setRunningTasks(n),
+      onCountChange: (n) => cfg.metrics.setRunningTasks(n),
     });
   }
 
+  get id(): string {
+    return this.cfg.id;
+  }
+
   private get graceMs(): number {
-    return this.cfg.stopGraceMs ?? DEFAULT_STOP_GRACE_MS;
+    return this.cfg.stopGraceMs;
   }
 
   status(): WorkerStatusResult {
@@ -146,17 +123,25 @@ export class Worker {
     return { id: this.cfg.id, running: tasks.map((t) => t.name), tasks };
   }
 
-  private async run(): Promise<void> {
+  /**
+   * checkLease fences now if the lease lapsed unnoticed: the process calls
+   * it when it resumes after a stall (a pause, a starved process).
+   */
+  checkLease(): void {
+    if (this.lease && !this.stopping) this.leaseHeld();
+  }
+
+  /**
+   * start subscribes, registers and takes the first snapshot before it
+   * resolves, so a caller knows the worker is live; failures here are start
+   * failures.
+   */
+  async start(): Promise<void> {
     const { bus, cfg } = this;
     this.subs.push(
       bus.subscribe(subjects.workerAssign(cfg.id), (msg) => {
-        let ev: unknown;
-        try {
-          ev = json.decode(msg.data);
-        } catch {
-          ev = undefined;
-        }
-        if (isAssignEvent(ev)) this.actor.send({ kind: 'assign', ev });
+        const ev = decodeAssignEvent(msg.data);
+        if (ev) this.actor.send({ kind: 'assign', ev });
         else this.log.warn({ subject: msg.subject }, 'ignoring malformed assign event');
       }),
       bus.subscribe(subjects.workerStatus(cfg.id), (msg) =>
@@ -172,8 +157,6 @@ export class Worker {
       else this.actor.send({ kind: 'register', why: 'nats reconnected' });
     });
     this.actor.start();
-    // Register and take the first snapshot before start() resolves, so a caller
-    // knows the worker is live; failures here are start failures.
     await this.register();
     await this.resync('start');
   }
@@ -205,7 +188,7 @@ export class Worker {
       },
       this.clock,
     );
-    const info: WorkerInfo = { id: this.cfg.id, capacity: this.cfg.capacity, fenceMs: timing.validityMs, kinds: this.kinds.kinds(), labels: this.cfg.labels ?? {} };
+    const info: WorkerInfo = { id: this.cfg.id, capacity: this.cfg.capacity, fenceMs: timing.validityMs, kinds: this.cfg.kinds.kinds(), labels: this.cfg.labels };
     await this.store.txn(undefined, [{ put: keys.worker(this.cfg.id), value: packed.encode(info), lease: lease.id }]);
     this.lease = lease;
     this.log.info({ lease: lease.id, capacity: this.cfg.capacity, kinds: info.kinds }, 'worker registered');
@@ -218,7 +201,7 @@ export class Worker {
    * starves etcd of the CPU it needs to answer lease keepalives.
    */
   private resyncSoon(why: string): void {
-    this.clock.after(Math.random() * RESYNC_SPREAD_MS, () => this.actor.send({ kind: 'resync', why }));
+    this.clock.after(this.cfg.random() * RESYNC_SPREAD_MS, () => this.actor.send({ kind: 'resync', why }));
   }
 
   /** fence stops every task now, outside the mailbox: it must not wait behind a slow etcd read. */
@@ -261,16 +244,9 @@ export class Worker {
 
   /** decodeAssigned reads assignment values; a malformed one is logged and left out. */
   private decodeAssigned(kvs: readonly KV[]): Assigned[] {
-    const out: Assigned[] = [];
-    for (const kv of kvs) {
-      if (!parseKey.assignment(kv.key)) continue;
-      try {
-        out.push(decodeAssignment(kv.value, kv.modRevision));
-      } catch (err) {
-        this.log.warn({ key: kv.key, err: (err as Error).message }, 'ignoring malformed assignment');
-      }
-    }
-    return out;
+    const { assigned, malformed } = decodeAssignments(kvs);
+    for (const m of malformed) this.log.warn(m, 'ignoring malformed assignment');
+    return assigned;
   }
 
   private act(actions: readonly Action[]): void {
@@ -304,31 +280,22 @@ export class Worker {
     this.stopping = true;
     for (const s of this.subs) s.unsubscribe();
     this.unhook();
-    this.offStall();
     await this.actor.stop();
     await this.attempts.stopAll('worker stopping', this.graceMs);
     this.attempts.close();
     this.reporter.close();
     await this.lease?.revoke();
-    await this.metricsServer?.close();
-    await this.nc.drain().catch(() => undefined);
-    this.store.close();
   }
 
-  /** kill drops everything without deregistering; for tests of the lease path only. */
+  /** kill drops everything without deregistering: for a start that failed, and tests of the lease path. */
   async kill(): Promise<void> {
     this.stopping = true;
+    for (const s of this.subs) s.unsubscribe();
     this.unhook();
-    this.offStall();
     this.lease?.release();
     this.reporter.close();
-    if (this.attempts) {
-      await this.attempts.stopAll('worker killed', 0);
-      this.attempts.close();
-    }
+    await this.attempts.stopAll('worker killed', 0);
+    this.attempts.close();
     await this.actor.stop();
-    await this.metricsServer?.close();
-    await this.nc.close();
-    this.store.close();
   }
 }

@@ -4,7 +4,8 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { Assignments, isAssignEvent, type Action, type Held } from '#actors/worker/assignments.js';
+import { Assignments, type Action, type Held } from '#actors/worker/assignments.js';
+import { isAssignEvent } from '#protocol/assigned.js';
 import type { AssignedTask, AssignEvent } from '#protocol/messages.js';
 
 const res = (name: string, id: string, revision: number, attempt = 1): AssignedTask => ({ name, id, worker: 'w1', spec: {}, createdAt: '', revision, attempt });

@@ -1,9 +1,9 @@
-// Master forwarding: forward, ack, resend, sweep; and the hold queue.
+// Master forwarding: forward, ack, resend, sweep; and the parked requests.
 
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Forwarder, FORGET_AFTER_MS, RESEND_AFTER_MS } from '#actors/master/forwarder.js';
-import { HoldQueue } from '#actors/master/hold.js';
+import { ParkedRequests } from '#actors/master/parked.js';
 import { packed } from '#protocol/codec.js';
 import { Header } from '#protocol/subjects.js';
 import { logger } from '#platform/log.js';
@@ -82,14 +82,14 @@ describe('Forwarder', () => {
   });
 });
 
-describe('HoldQueue', () => {
-  test('holds until taken, or expires each request after holdMs', async () => {
+describe('ParkedRequests', () => {
+  test('parks until taken, or expires each request after waitMs', async () => {
     const clock = new FakeClock();
     const expired: string[] = [];
-    const q = new HoldQueue(clock, 3000, (req) => expired.push(req.id));
-    q.hold(add('a', { id: 'x1' }));
+    const q = new ParkedRequests(clock, 3000, (req) => expired.push(req.id));
+    q.park(add('a', { id: 'x1' }));
     await clock.advance(2000);
-    q.hold(add('b', { id: 'x2' }));
+    q.park(add('b', { id: 'x2' }));
     await clock.advance(1500);
     assert.deepEqual(expired, ['x1']);
     assert.deepEqual(q.take().map((r) => r.id), ['x2']);

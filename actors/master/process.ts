@@ -1,0 +1,125 @@
+// The master process: connects to NATS and etcd, builds the real ports and
+// the Master actor over them, and adds what only a process has: the client
+// service in the `masters` queue group, the metrics server, the dashboard,
+// heap reports on a signal, and the results stream.
+
+import type { NatsConnection } from 'nats';
+import { DEFAULTS, type ProcessConfig } from '#platform/config.js';
+import { Election } from '#platform/etcd/election.js';
+import { leaseTiming } from '#platform/etcd/lease.js';
+import { NatsBus } from '#platform/nats/bus.js';
+import { ClientService } from '#platform/nats/service.js';
+import { ensureResultsStream } from '#platform/nats/results.js';
+import { reportHeapOnSignal } from '#platform/heap.js';
+import { createMetrics, metricsHost, startMetricsServer, type MetricsServer } from '#platform/metrics.js';
+import { connectProcess } from '#platform/connect.js';
+import { systemClock } from '#platform/clock.js';
+import { withRetry } from '#platform/retry.js';
+import { logger, type Logger } from '#platform/log.js';
+import { watchStalls } from '#platform/stall.js';
+import type { Store } from '#platform/ports.js';
+import { dashboardHost, startDashboard, type Dashboard } from '#web/server.js';
+import type { RebalanceOptions } from '#actors/leader/leader.js';
+import { Master } from './master.js';
+
+export interface MasterConfig extends ProcessConfig {
+  /** How long a request stays parked while no leader is known (default DEFAULTS.holdMs). */
+  parkMs?: number;
+  /** false: do not join the `masters` queue group (a master that only leads; benchmarks use it). */
+  serveClients?: boolean;
+  rebalance?: RebalanceOptions;
+  /** Copies of the results stream in a clustered JetStream (default 1). */
+  resultsReplicas?: number;
+  /** false: keep no warm standby while following (less memory; a takeover reads all state from etcd). */
+  standby?: boolean;
+}
+
+export class MasterProcess {
+  private service: ClientService | undefined;
+  private metricsServer: MetricsServer | undefined;
+  private dashboard: Dashboard | undefined;
+  private stopping = false;
+  private readonly stopped = new AbortController();
+
+  private constructor(
+    private readonly cfg: MasterConfig,
+    private readonly nc: NatsConnection,
+    private readonly store: Store,
+    readonly master: Master,
+    private readonly log: Logger,
+  ) {}
+
+  /** start connects, serves clients and joins the election; it resolves once our candidacy is observed. */
+  static async start(cfg: MasterConfig): Promise<MasterProcess> {
+    const { nc, store } = await connectProcess('master', cfg);
+    const log = logger().child({ component: 'master' });
+    watchStalls(logger());
+    const metrics = createMetrics({ labels: { role: 'master', id: cfg.id } });
+    reportHeapOnSignal(log, () => ({ dedupeEntries: metrics.dedupeEntries }));
+    let p: MasterProcess | undefined;
+    const master = new Master({
+      id: cfg.id,
+      bus: new NatsBus(nc),
+      store,
+      clock: systemClock,
+      log,
+      metrics,
+      elect: (cb) => new Election(store, cfg.id, leaseTiming(cfg.ttlSeconds), cb),
+      parkMs: cfg.parkMs ?? DEFAULTS.holdMs,
+      standby: cfg.standby !== false,
+      ...(cfg.rebalance ? { rebalance: cfg.rebalance } : {}),
+      countError: (subject, err) => p?.service?.countError(subject, err),
+    });
+    p = new MasterProcess(cfg, nc, store, master, log);
+    try {
+      if (cfg.metricsPort) p.metricsServer = await startMetricsServer(cfg.metricsPort, metrics.registry, metricsHost());
+      if (cfg.httpPort) p.dashboard = await startDashboard({ nc, port: cfg.httpPort, id: cfg.id, ...dashboardHost() });
+      if (cfg.serveClients !== false) p.service = await ClientService.start(nc, cfg.id, (subject, msg) => master.receive(subject, msg));
+      await master.start();
+    } catch (err) {
+      await master.halt();
+      await p.service?.stop();
+      await p.metricsServer?.close();
+      await p.dashboard?.close();
+      await nc.close();
+      store.close();
+      throw err;
+    }
+    void p.ensureResults();
+    return p;
+  }
+
+  get id(): string {
+    return this.cfg.id;
+  }
+
+  /**
+   * ensureResults creates or updates the results stream, idempotently, from
+   * every master (so it exists wherever the cluster runs), retrying in the
+   * background while JetStream is unavailable: task results wait for it, the
+   * control plane does not.
+   */
+  private async ensureResults(): Promise<void> {
+    await withRetry(() => ensureResultsStream(this.nc, { replicas: this.cfg.resultsReplicas ?? 1 }), {
+      initialMs: 500,
+      maxMs: 10_000,
+      signal: this.stopped.signal,
+      onRetry: (err, attempt) => {
+        if (attempt === 1) this.log.warn({ err: (err as Error)?.message }, 'results stream unavailable (is JetStream on?); task results cannot be stored until it is');
+      },
+    }).catch(() => undefined);
+  }
+
+  /** stop takes no more client requests, stops the master (which hands on what it has), then closes the connections. */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.stopped.abort();
+    await this.service?.stop();
+    await this.master.stop();
+    await this.metricsServer?.close();
+    await this.dashboard?.close();
+    await this.nc.drain().catch(() => undefined);
+    this.store.close();
+  }
+}
