@@ -27,7 +27,7 @@ interface InFlight {
 }
 
 export interface ForwarderHooks {
-  /** Routes a request again: to the current leader, ours, or the hold queue. */
+  /** Routes a request again: to the current leader, ours, or the parked requests. */
   route(req: ClientRequest): void;
   /** The leader acknowledged a request we forwarded, this long after we received it. */
   acked(req: ClientRequest, seconds: number, failed: boolean): void;

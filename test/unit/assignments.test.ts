@@ -5,7 +5,9 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { Assignments, type Action, type Held } from '#actors/worker/assignments.js';
-import { isAssignEvent } from '#protocol/assigned.js';
+import { decodeAssignEvent, decodeAssignments, isAssignEvent } from '#protocol/assigned.js';
+import { json, packed } from '#protocol/codec.js';
+import { keys } from '#protocol/keys.js';
 import type { AssignedTask, AssignEvent } from '#protocol/messages.js';
 
 const res = (name: string, id: string, revision: number, attempt = 1): AssignedTask => ({ name, id, worker: 'w1', spec: {}, createdAt: '', revision, attempt });
@@ -144,5 +146,19 @@ describe('Assignments', () => {
     for (const bad of [null, 1, 'x', {}, { type: 'put', revision: 1, epoch: 'E' }, { type: 'nope', resource: res('x', 'y', 1), revision: 1, epoch: 'E' }]) {
       assert.equal(isAssignEvent(bad), false, JSON.stringify(bad));
     }
+  });
+
+  test('decodeAssignEvent reads an event off the wire; decodeAssignments skips foreign keys and names malformed values', () => {
+    assert.deepEqual(decodeAssignEvent(json.encode(put('x', 'x1', 3))), put('x', 'x1', 3));
+    assert.equal(decodeAssignEvent(new TextEncoder().encode('{not json')), undefined);
+    assert.equal(decodeAssignEvent(json.encode({ type: 'put' })), undefined);
+    const value = packed.encode({ name: 'x', id: 'x1', worker: 'w1', spec: {}, createdAt: '', attempt: 2, epoch: 'E', term: 1, hold: true });
+    const { assigned, malformed } = decodeAssignments([
+      { key: keys.assignment('w1', 'x'), value, modRevision: 7 },
+      { key: keys.assignment('w1', 'bad'), value: packed.encode({ name: 'bad' }), modRevision: 8 },
+      { key: keys.worker('w1'), value, modRevision: 9 },
+    ]);
+    assert.deepEqual(assigned, [{ resource: { name: 'x', id: 'x1', worker: 'w1', spec: {}, createdAt: '', revision: 7, attempt: 2, hold: true }, epoch: 'E' }]);
+    assert.deepEqual(malformed.map((m) => m.key), [keys.assignment('w1', 'bad')]);
   });
 });

@@ -1,9 +1,8 @@
-// Master forwarding: forward, ack, resend, sweep; and the parked requests.
+// Master forwarding: forward, ack, resend, sweep.
 
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Forwarder, FORGET_AFTER_MS, RESEND_AFTER_MS } from '#actors/master/forwarder.js';
-import { ParkedRequests } from '#actors/master/parked.js';
 import { packed } from '#protocol/codec.js';
 import { Header } from '#protocol/subjects.js';
 import { logger } from '#platform/log.js';
@@ -79,22 +78,5 @@ describe('Forwarder', () => {
     await clock.advance(RESEND_AFTER_MS * 3);
     assert.equal(routed.length, resends, 'and never sent again');
     f.stop();
-  });
-});
-
-describe('ParkedRequests', () => {
-  test('parks until taken, or expires each request after waitMs', async () => {
-    const clock = new FakeClock();
-    const expired: string[] = [];
-    const q = new ParkedRequests(clock, 3000, (req) => expired.push(req.id));
-    q.park(add('a', { id: 'x1' }));
-    await clock.advance(2000);
-    q.park(add('b', { id: 'x2' }));
-    await clock.advance(1500);
-    assert.deepEqual(expired, ['x1']);
-    assert.deepEqual(q.take().map((r) => r.id), ['x2']);
-    await clock.advance(5000);
-    assert.deepEqual(expired, ['x1'], 'a taken request never expires');
-    assert.equal(q.size, 0);
   });
 });
