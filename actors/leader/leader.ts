@@ -7,13 +7,9 @@
 // mailbox straight from master.leader.<id>. Workers hear of their
 // assignments from it too, after each commit (assign-publisher.ts).
 
-import { bulkhead } from 'cockatiel';
 import { v4 as uuidv4 } from 'uuid';
-import { keys, parseKey } from '#protocol/keys.js';
+import { keys } from '#protocol/keys.js';
 import { subjects } from '#protocol/subjects.js';
-import { decodeWorkerInfo } from '#protocol/stored.js';
-import { json } from '#protocol/codec.js';
-import { decodeRunning } from '#protocol/worker-status.js';
 import { InternalError, NotLeaderError, toWire, UnavailableError } from '#protocol/errors.js';
 import { forwardedSubject, ForeignReplyError, parseRequest, requestType, type ClientRequest } from '#protocol/request.js';
 import { Actor } from '#platform/actor.js';
@@ -27,13 +23,16 @@ import { OK_CODE, type GafferMetrics } from '#platform/metrics.js';
 import { ClusterState } from './core/state.js';
 import { plan } from './core/plan.js';
 import type { Input, Plan, PlanContext } from './core/batch.js';
-import type { HandoffChange } from './core/change-log.js';
+import { HandoffDeadlines } from './handoff-deadlines.js';
+import { askRunning } from './ask-running.js';
 import { DedupeLease } from './dedupe-lease.js';
 import { buildCluster, loadCluster, type ClusterRead } from './loader.js';
 import { WorkerLiveness } from './liveness.js';
 import { Committer } from './committer.js';
-import { assignedTask, txns as encode, type Txn } from './encode.js';
-import { publishAssigns, removed, type AssignChange } from './assign-publisher.js';
+import { txns as encode, type Txn } from './encode.js';
+import { publishAssigns } from './assign-publisher.js';
+import { UnsureAssigns } from './unsure-assigns.js';
+import { workerInputs } from './worker-watch.js';
 import { answer, type Answered } from './replies.js';
 
 type Message =
@@ -42,9 +41,6 @@ type Message =
   /** A handoff's old owner did not say it stopped in time: fence it. */
   | { kind: 'handoff-timeout'; name: string; worker: string; epoch: string; attempt: number };
 
-/** How many workers a new leader asks at once what they run. */
-const ASK_RUNNING_AT_ONCE = 4;
-
 /** Rebalancing: rounds at most this often, each moving at most max (and a tenth of all) resources. */
 export interface RebalanceOptions {
   enabled: boolean;
@@ -52,8 +48,6 @@ export interface RebalanceOptions {
   intervalMs: number;
 }
 export const DEFAULT_REBALANCE: RebalanceOptions = { enabled: true, max: 10, intervalMs: 2000 };
-/** How long a handoff's old owner gets to report its task stopped before it is fenced, unless a drain says otherwise. */
-export const HANDOFF_DEADLINE_MS = 30_000;
 
 export interface LeaderDeps {
   bus: Bus;
@@ -96,10 +90,9 @@ export class Leader {
   private readonly retried = new WeakSet<ClientRequest>();
   private readonly log: Logger;
   private ticker: Timer | undefined;
-  /** Deadlines of handoffs in flight, by resource name. */
-  private readonly deadlines = new Map<string, Timer>();
+  private readonly deadlines: HandoffDeadlines;
   /** Assignment changes whose commit failed with an unknown outcome: told again from etcd's state after the reload. */
-  private unsure: AssignChange[] = [];
+  private readonly unsure = new UnsureAssigns();
   /** The last batch threw in planning: the next reload does not plan again at once. */
   private planFailed = false;
   private warm: LeaderDeps['warm'];
@@ -109,6 +102,7 @@ export class Leader {
     this.warm = d.warm;
     this.lease = new DedupeLease(d.store, d.clock, d.guard.createRevision, 0);
     this.committer = this.newCommitter(undefined);
+    this.deadlines = new HandoffDeadlines(d.clock, (name, { worker, epoch, attempt }) => this.actor.send({ kind: 'handoff-timeout', name, worker, epoch, attempt }));
     this.liveness = new WorkerLiveness(
       d.store,
       d.prober,
@@ -159,8 +153,7 @@ export class Leader {
   async stop(): Promise<ClientRequest[]> {
     this.sub?.unsubscribe();
     this.ticker?.cancel();
-    for (const t of this.deadlines.values()) t.cancel();
-    this.deadlines.clear();
+    this.deadlines.cancelAll();
     this.liveness.stop();
     const rest = await this.actor.stop();
     this.d.metrics.setDedupeEntries(0);
@@ -201,35 +194,12 @@ export class Leader {
     for (const [id, fence] of loaded.fenceMs) this.liveness.track(id, fence, this.state.epochOf(id)!);
     for (const [id, epoch] of loaded.noted) this.liveness.noted(id, epoch);
     this.watches.push(store.watch(keys.workersPrefix, rev + 1, (events) => this.actor.send({ kind: 'workers', events }), () => this.reset()));
-    this.tellUnsure();
+    this.unsure.tell(this.d.bus, this.state, term, rev, this.d.clock.now());
     // Repair and placement go through the mailbox first, ahead of any client request
     // (after a batch that failed to plan, on the retry timer instead).
     if (!this.planFailed) this.actor.send({ kind: 'reconcile' });
     this.planFailed = false;
-    void this.askRunning(this.state.loads().map((w) => w.id));
-  }
-
-  /**
-   * askRunning asks each worker what it runs. "Running" lives only in a
-   * leader's memory (workers report starts, which are not written), so a
-   * leader that has just loaded state learns it again here.
-   */
-  private async askRunning(ids: string[]): Promise<void> {
-    // A few at a time: at 100k, a hundred workers answering at once (25 to a
-    // process, 1,000 tasks each) blocked their processes past their lease
-    // validity, and half the fleet fenced itself right after a takeover.
-    const few = bulkhead(ASK_RUNNING_AT_ONCE, Infinity);
-    await Promise.all(
-      ids.map((id) => few.execute(async () => {
-        try {
-          const m = await this.d.bus.request(subjects.workerStatus(id), json.encode({}), { timeoutMs: 2000 });
-          const tasks = decodeRunning(m.data);
-          if (tasks.length > 0) this.actor.send({ kind: 'running', worker: id, tasks });
-        } catch {
-          // A worker that does not answer reports its starts again as it runs them, or is lost.
-        }
-      })),
-    );
+    void askRunning(this.d.bus, this.state.loads().map((w) => w.id), (worker, tasks) => this.actor.send({ kind: 'running', worker, tasks }));
   }
 
   private reset(): void {
@@ -274,7 +244,7 @@ export class Leader {
     // Also when no write comes to expire them, so the window's memory is bounded by time alone.
     this.state.outcomes.expire(this.d.clock.now());
     this.d.metrics.setDedupeEntries(this.state.outcomes.size);
-    this.armHandoffs(p.handoffs);
+    this.deadlines.apply(p.handoffs);
     // Workers hear of each transaction's assignments as soon as it commits: a
     // lost worker's thousand moves are a few dozen transactions, and the first
     // tasks start while the rest commit.
@@ -296,45 +266,7 @@ export class Leader {
       return [];
     }
     if (m.kind !== 'workers') return [m];
-    const out: Input[] = [];
-    for (const ev of m.events) {
-      if (ev.kv.modRevision <= this.loadRevision) continue;
-      const id = parseKey.worker(ev.kv.key);
-      if (!id) continue;
-      if (ev.type === 'delete') {
-        const epoch = this.state.epochOf(id);
-        // If we revoked it ourselves, it may still run its tasks until its fence window passes.
-        out.push(...this.down(id, epoch === undefined ? undefined : this.liveness.fencedBy(id, epoch)));
-        continue;
-      }
-      try {
-        const info = decodeWorkerInfo(ev.kv.value);
-        this.liveness.track(id, info.fenceMs, ev.kv.lease);
-        out.push({ kind: 'worker-up', id, capacity: info.capacity, epoch: ev.kv.lease, kinds: info.kinds, labels: info.labels });
-      } catch (err) {
-        this.log.warn({ key: ev.kv.key, err: (err as Error).message }, 'ignoring malformed worker');
-      }
-    }
-    return out;
-  }
-
-  /** armHandoffs sets a deadline for each handoff the batch started, and drops those it ended. */
-  private armHandoffs(handoffs: readonly HandoffChange[]): void {
-    for (const h of handoffs) {
-      this.deadlines.get(h.name)?.cancel();
-      this.deadlines.delete(h.name);
-      if (!h.started) continue;
-      const { worker, epoch, attempt } = h.from;
-      this.deadlines.set(
-        h.name,
-        this.d.clock.after(h.deadlineMs ?? HANDOFF_DEADLINE_MS, () => this.actor.send({ kind: 'handoff-timeout', name: h.name, worker, epoch, attempt })),
-      );
-    }
-  }
-
-  private down(id: string, fencedBy: number | undefined): Input[] {
-    this.liveness.forget(id);
-    return [{ kind: 'worker-down', id, ...(fencedBy !== undefined ? { fencedBy } : {}) }];
+    return workerInputs(m.events, { loadRevision: this.loadRevision, epochOf: (id) => this.state.epochOf(id), liveness: this.liveness, log: this.log });
   }
 
   private committed(p: Plan, txns: Txn[], revs: number[]): void {
@@ -364,7 +296,7 @@ export class Leader {
     // The outcome of the failed transaction is unknown (and later ones in
     // flight fail their chain link): forget the state and reload first.
     this.degraded = true;
-    this.unsure.push(...txns.flatMap((t) => t.assigns));
+    this.unsure.add(txns.flatMap((t) => t.assigns));
     this.actor.send({ kind: 'reconcile' });
     // A broken chain: an earlier transaction we gave up on applied late, or
     // etcd3 re-sent this one to another member after a lost answer and it
@@ -381,25 +313,6 @@ export class Leader {
     }
     this.log.warn({ err: (err as Error).message, requests: p.replies.length, again: p.replies.length - told.length }, 'commit failed; reloading state');
     this.finish(told);
-  }
-
-  /**
-   * tellUnsure tells workers, from the state just loaded, how each
-   * assignment stands whose change may or may not have committed: a put at
-   * the revision its record was last written (the assignment has not changed
-   * since), or a delete as of the load.
-   */
-  private tellUnsure(): void {
-    const seen = new Set<string>();
-    for (const c of this.unsure.splice(0)) {
-      const key = `${c.worker}/${c.task.name}`;
-      if (seen.has(key)) continue;
-      seen.add(key);
-      const now = assignedTask(this.state.entry(c.task.name), this.d.guard.createRevision);
-      const at = this.d.clock.now();
-      if (now?.worker === c.worker) publishAssigns(this.d.bus, [now], this.state.revisionOf(c.task.name)!, at);
-      else publishAssigns(this.d.bus, [removed(c.worker, c.task.name, c.task.id, c.task.attempt, c.epoch)], this.loadRevision, at);
-    }
   }
 
   /** context is what a batch is planned with: this leader's term and members, and the world as of now. */

@@ -6,8 +6,14 @@
 import type { EventKind, EventPayloads } from '#protocol/events.js';
 import type { ClientRequest } from '#protocol/request.js';
 import type { Outcome } from '#protocol/outcomes.js';
-import type { RebalanceLimits } from './fleet.js';
 import type { Changes, HandoffChange } from './change-log.js';
+
+export interface RebalanceLimits {
+  /** Most moves in one round (--rebalance-max). */
+  max: number;
+  /** Most moves in one round as a fraction of all resources. */
+  fraction: number;
+}
 
 /** Input is one thing a batch handles; the Leader turns watch events and client messages into these. */
 export type Input =

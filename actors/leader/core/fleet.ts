@@ -15,7 +15,7 @@ import { choose, compareLoad, exclusion, place, rank, wantOf, type Slot } from '
 import type { ClusterState } from './state.js';
 import { TERMINAL, type Entry, type WorkerEntry } from './records.js';
 import { applyCordon } from './workers.js';
-import type { PlannedEvent, PlannedReply, WireReply } from './batch.js';
+import type { PlannedEvent, PlannedReply, RebalanceLimits, WireReply } from './batch.js';
 
 /** slotOf is a worker as placement sees it, with its load adjusted by delta (for planning several moves). */
 function slotOf(w: WorkerEntry, delta = 0): Slot {
@@ -25,13 +25,6 @@ function slotOf(w: WorkerEntry, delta = 0): Slot {
 /** movable: not completed or failed, not opted out, not already in a handoff. */
 function movable(e: Entry): boolean {
   return !TERMINAL.has(e.rec.state) && e.rec.spec.rebalance !== false && e.handoff === undefined;
-}
-
-export interface RebalanceLimits {
-  /** Most moves in one round (--rebalance-max). */
-  max: number;
-  /** Most moves in one round as a fraction of all resources. */
-  fraction: number;
 }
 
 /** rebalanceMoves plans one round; empty when balanced or while a round's handoffs are still in flight. */
