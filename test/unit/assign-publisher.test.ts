@@ -1,6 +1,6 @@
-// The assign mirror is built from the plan rather than read back from an etcd
-// watch, so it must say exactly what the transactions write: replaying what
-// each worker hears must give the assignment keys etcd holds.
+// What the assignment publisher sends is built from the plan rather than read
+// back from an etcd watch, so it must say exactly what the transactions write:
+// replaying what each worker hears must give the assignment keys etcd holds.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -1,3 +1,7 @@
+// The core's rules called one by one on a ClusterState, and what the encoder
+// writes for them: adds and removes, workers lost and back, batch budgets,
+// repair after a load, and etcd kept equal to the state under random batches.
+
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ClusterState } from '#actors/leader/core/state.js';
