@@ -28,7 +28,7 @@ function movable(e: Entry): boolean {
 }
 
 /** rebalanceMoves plans one round; empty when balanced or while a round's handoffs are still in flight. */
-export function rebalanceMoves(s: ClusterState, limits: RebalanceLimits): Array<{ name: string; to: WorkerEntry }> {
+function rebalanceMoves(s: ClusterState, limits: RebalanceLimits): Array<{ name: string; to: WorkerEntry }> {
   if (s.leaving.size > 0) return [];
   const budget = Math.min(limits.max, Math.max(1, Math.floor(s.resources.size * limits.fraction)));
   // Working copies of each worker's load, so the round can plan several moves.
@@ -58,7 +58,7 @@ export function rebalanceMoves(s: ClusterState, limits: RebalanceLimits): Array<
 }
 
 /** drainMoves plans moving everything movable off a worker: where each goes, and what must stay. */
-export function drainMoves(s: ClusterState, worker: string): { moves: Array<{ name: string; to: WorkerEntry }>; remaining: string[] } {
+function drainMoves(s: ClusterState, worker: string): { moves: Array<{ name: string; to: WorkerEntry }>; remaining: string[] } {
   const w = s.workers.get(worker);
   if (!w) return { moves: [], remaining: [] };
   const others = [...s.workers.values()].filter((o) => o.id !== worker);
@@ -98,7 +98,7 @@ export function cordon(s: ClusterState, id: string, on: boolean, draining = fals
 }
 
 /** explain says where a resource is (or would go) and why, with every live worker ranked. */
-export function explain(s: ClusterState, name: string): { worker: string | null; reason: string; candidates: Candidate[] } | undefined {
+function explain(s: ClusterState, name: string): { worker: string | null; reason: string; candidates: Candidate[] } | undefined {
   const e = s.resources.get(name);
   if (!e) return undefined;
   const want = wantOf(e.rec.spec);
@@ -118,7 +118,7 @@ export function explain(s: ClusterState, name: string): { worker: string | null;
 }
 
 /** dryRun answers where an add would place a resource, writing nothing: its current worker if it exists. */
-export function dryRun(s: ClusterState, name: string, spec: Spec): { worker: string | null; reason?: string; candidates: Candidate[] } {
+function dryRun(s: ClusterState, name: string, spec: Spec): { worker: string | null; reason?: string; candidates: Candidate[] } {
   const existing = explain(s, name);
   if (existing) return { worker: existing.worker, reason: `${name} exists: an add would leave it as it is (${existing.reason})`, candidates: existing.candidates };
   const want = wantOf(spec);

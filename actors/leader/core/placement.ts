@@ -45,12 +45,12 @@ export function compareLoad(a: Pick<Slot, 'id' | 'capacity' | 'assigned'>, b: Pi
 }
 
 /** describe renders a constraint as people write it: `zone in [eu,us]`, `gpu exists`. */
-export function describe(c: Constraint): string {
+function describe(c: Constraint): string {
   return c.op === 'in' || c.op === 'notIn' ? `${c.key} ${c.op} [${(c.values ?? []).join(',')}]` : `${c.key} ${c.op}`;
 }
 
 /** satisfies says whether labels meet one constraint. */
-export function satisfies(labels: Readonly<Record<string, string>>, c: Constraint): boolean {
+function satisfies(labels: Readonly<Record<string, string>>, c: Constraint): boolean {
   const has = Object.prototype.hasOwnProperty.call(labels, c.key);
   switch (c.op) {
     case 'exists':
@@ -74,7 +74,7 @@ export function exclusion(s: Slot, want: Want, opts: { ignoreRoom?: boolean } = 
 }
 
 /** score is higher for better slots: whole points per satisfied preference, plus the free fraction. */
-export function score(s: Slot, want: Want): number {
+function score(s: Slot, want: Want): number {
   const preferred = (want.prefer ?? []).filter((c) => satisfies(s.labels, c)).length;
   const free = s.capacity > 0 ? 1 - s.assigned / s.capacity : 0;
   return Math.round((preferred + free) * 1000) / 1000;

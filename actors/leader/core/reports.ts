@@ -19,13 +19,13 @@ import { place } from './placement.js';
 /** What a report got: accepted, or refused with a reason. */
 export type ReportOutcome = { ok: true } | { ok: false; code: 'NOT_OWNER'; message: string };
 
-export type AfterFailure = { give: true } | { give: false; delayMs: number; reschedule: boolean };
+type AfterFailure = { give: true } | { give: false; delayMs: number; reschedule: boolean };
 
 /** JITTER: the backoff is reduced by up to this fraction. */
 const JITTER = 0.25;
 
 /** afterFailure decides, given the failures so far (this one included); random() is in [0, 1). */
-export function afterFailure(spec: Spec, failures: number, random: () => number): AfterFailure {
+function afterFailure(spec: Spec, failures: number, random: () => number): AfterFailure {
   const p = restartPolicyOf(spec);
   if (failures >= p.attempts) return { give: true };
   const base = Math.min(p.maxDelayMs, p.delayMs * 2 ** Math.min(failures - 1, 40));
