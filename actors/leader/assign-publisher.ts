@@ -6,9 +6,9 @@
 // after the reply. Commits resolve in order, so events leave in revision
 // order; workers apply only what is newer than what they know
 // (actors/worker/assignments.ts), so a repeat is harmless. A change whose
-// commit outcome is unknown is published again from the reloaded state (the
-// leader's tellUnsure), and a new leader's election makes every worker
-// re-read its snapshot.
+// commit outcome is unknown is published again from the reloaded state
+// (unsure-assigns.ts), and a new leader's election makes every worker re-read
+// its snapshot.
 
 import { json } from '#protocol/codec.js';
 import { subjects } from '#protocol/subjects.js';

@@ -15,10 +15,9 @@ export function context(over: Partial<PlanContext> = {}): PlanContext {
   return { leaderId: 'm1', term: 7, members: ['m1'], ...tick(), ...over };
 }
 
-let seq = 0;
-
-/** planned plans a batch and encodes it as the leader would, dedupe records included. */
+/** planned plans a batch and encodes it as the leader would, dedupe records included (numbered within the batch). */
 export function planned(s: ClusterState, batch: readonly Input[], ctx: PlanContext): Plan & { txns: Txn[] } {
+  let seq = 0;
   const p = plan(s, batch, ctx);
   return { ...p, txns: txns(p, ctx.term, (entries) => ({ put: keys.dedupe(ctx.term, 0, ++seq), value: encodeOutcomes(entries) })) };
 }

@@ -6,12 +6,18 @@ import type { Tick } from '#actors/leader/core/batch.js';
 
 let ids = 0;
 
-/** tick is the world at `now` (the leader's clock), for one batch or a whole test. */
-export function tick(now = 0, random = 0.5): Tick {
+const uuidOf = (n: number): string => `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
+
+/**
+ * tick is the world at `now` (the leader's clock), for one batch or a whole
+ * test. Ids are unique across every tick of the process unless `idsFrom`
+ * starts a sequence of its own (to replay the same batches twice).
+ */
+export function tick(now = 0, random = 0.5, idsFrom?: { n: number }): Tick {
   return {
     now,
     wall: new Date(0).toISOString(),
-    newId: () => `00000000-0000-4000-8000-${String(++ids).padStart(12, '0')}`,
+    newId: () => uuidOf(idsFrom ? ++idsFrom.n : ++ids),
     random: () => random,
   };
 }

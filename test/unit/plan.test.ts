@@ -2,6 +2,7 @@
 
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import type { Input } from '#actors/leader/core/batch.js';
 import { ClusterState } from '#actors/leader/core/state.js';
 import { loadWorker } from '#actors/leader/core/repair.js';
@@ -12,6 +13,7 @@ import { FakeClock } from '../fakes/clock.js';
 import { add, del, get, request } from '../fakes/requests.js';
 import { MemBus } from '../fakes/bus.js';
 import { context, planned } from '../fakes/core.js';
+import { tick } from '../fakes/tick.js';
 import { publishAssigns, type AssignChange } from '#actors/leader/assign-publisher.js';
 import { json, packed } from '#protocol/codec.js';
 import { keys } from '#protocol/keys.js';
@@ -311,5 +313,37 @@ describe('plan: task reports and the lifecycle', () => {
     assert.deepEqual([model.view('k')!.state, model.view('k')!.reason], ['pending', 'no live worker runs kind crawl2']);
     planned(model, [{ kind: 'worker-up', id: 'w9', capacity: 10, epoch: 'L9', kinds: ['noop', 'crawl2'], labels: {} }], ctx);
     assert.deepEqual([model.view('k')!.state, model.view('k')!.worker], ['starting', 'w9']);
+  });
+});
+
+// --- purity ------------------------------------------------------------------
+
+describe('plan is a function of the state, the batch and the tick', () => {
+  const WORKERS = ['w1', 'w2', 'w3'];
+  const NAMES = ['a', 'b', 'c', 'd'];
+  const input: fc.Arbitrary<Input> = fc.oneof(
+    fc.constantFrom(...NAMES).map((n): Input => ({ kind: 'client', req: add(n, { id: `add-${n}` }) })),
+    fc.constantFrom(...NAMES).map((n): Input => ({ kind: 'client', req: del(n, { id: `del-${n}` }) })),
+    fc.constantFrom(...WORKERS).map((id): Input => ({ kind: 'worker-down', id, fencedBy: 500 })),
+    fc.tuple(fc.constantFrom(...WORKERS), fc.nat(2)).map(([id, inc]): Input => ({ kind: 'worker-up', id, capacity: 2, epoch: `L-${id}-${inc}`, kinds: ['noop'], labels: {} })),
+    fc.constant<Input>({ kind: 'rebalance', limits: { max: 2, fraction: 1 } }),
+  );
+
+  test('the same batches on the same state with the same ticks give the same plans', () => {
+    fc.assert(
+      fc.property(fc.array(fc.array(input, { minLength: 1, maxLength: 5 }), { minLength: 1, maxLength: 12 }), fc.double({ min: 0, max: 0.999, noNaN: true }), (batches, random) => {
+        const run = () => {
+          const s = new ClusterState();
+          loadWorker(s, 'w1', 2, 'L-w1-0', ['noop']);
+          const ids = { n: 0 };
+          return batches.map((batch, i) => {
+            const p = planned(s, batch, context({ ...tick(i * 100, random, ids), budget: 3 }));
+            return { txns: p.txns.map((t) => ({ ...t, ops: t.ops.map((op) => ('put' in op ? { put: op.put, value: [...op.value] } : op)) })), events: p.events, backlog: p.backlog, handoffs: p.handoffs, replies: p.replies.map((r) => r.build(() => 1)) };
+          });
+        };
+        assert.deepEqual(run(), run());
+      }),
+      { numRuns: 100 },
+    );
   });
 });
