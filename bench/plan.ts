@@ -4,15 +4,16 @@
 // until the leader has nothing left to do. A batch holds the leader's event
 // loop (its lease keepalives included), so its longest is what matters.
 //
-// No etcd or NATS: plan() does no I/O (the dedupe window gets an in-memory
-// store), so this measures gaffer's own code and nothing else.
+// No etcd or NATS: plan() does no I/O, so this measures gaffer's own code
+// (the core and the encoder) and nothing else.
 
 import { performance } from 'node:perf_hooks';
-import { plan, type Input } from '#actors/leader/plan.js';
-import { ClusterState } from '#actors/leader/model.js';
-import { Dedupe } from '#actors/leader/dedupe.js';
-import { FakeClock } from '#test/fakes/clock.js';
-import { MemStore } from '#test/fakes/store.js';
+import { plan } from '#actors/leader/core/plan.js';
+import type { Input } from '#actors/leader/core/batch.js';
+import { ClusterState } from '#actors/leader/core/state.js';
+import { loadWorker } from '#actors/leader/core/repair.js';
+import { txns } from '#actors/leader/encode.js';
+import { tick } from '#test/fakes/tick.js';
 import { add } from '#test/fakes/requests.js';
 import type { BenchConfig } from './config.js';
 
@@ -36,19 +37,19 @@ const LOST_PER_BATCH = 8;
 export async function planBench(cfg: BenchConfig, log: (s: string) => void): Promise<PlanResult> {
   const resources = cfg.scale.resources;
   const workers = cfg.scale.workers;
-  const clock = new FakeClock();
-  const dedupe = new Dedupe(new MemStore(clock), 7, clock);
-  await dedupe.renew();
-  const model = new ClusterState(7);
+  const model = new ClusterState();
   const capacity = Math.ceil((resources / workers) * 1.5);
-  for (let i = 0; i < workers; i++) model.loadWorker(`w${i}`, capacity, `L-w${i}`, ['noop']);
+  for (let i = 0; i < workers; i++) loadWorker(model, `w${i}`, capacity, `L-w${i}`, ['noop']);
   const ctx = { leaderId: 'm1', term: 7, members: ['m1'] };
   let revision = 0;
+  let backlog = false;
   const run = (inputs: Input[], now: number): number => {
     const t0 = performance.now();
-    const p = plan(model, dedupe, inputs, { ...ctx, now });
+    const p = plan(model, inputs, { ...ctx, ...tick(now) });
+    const written = txns(p, 7, () => ({ put: 'gaffer/dedupe/7/0/0', value: new Uint8Array() }));
     const ms = performance.now() - t0;
-    model.committed(p.txns.flatMap((t) => t.names), ++revision);
+    backlog = p.backlog;
+    model.committed(written.flatMap((t) => t.names), ++revision);
     return ms;
   };
   for (let n = 0; n < resources; n += 1000) {
@@ -63,7 +64,7 @@ export async function planBench(cfg: BenchConfig, log: (s: string) => void): Pro
     times.push(run(downs, now));
     now += 50;
   }
-  for (let guard = 0; model.backlog && guard < 10_000; guard++) {
+  for (let guard = 0; backlog && guard < 10_000; guard++) {
     times.push(run([{ kind: 'reconcile' }], now));
     now += 50;
   }

@@ -9,7 +9,7 @@ import { performance } from 'node:perf_hooks';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { HeapLog } from '#platform/heap.js';
-import { DEDUPE_WINDOW_MS } from '#actors/leader/dedupe.js';
+import { DEDUPE_WINDOW_MS } from '#actors/leader/core/dedupe-window.js';
 import { LeaderLog, WorkerLog } from '#platform/log.js';
 import type { NatsConnection } from 'nats';
 import { LocalCluster } from '#devcluster/cluster.js';

@@ -1,17 +1,15 @@
 // Leader: the one actor that changes cluster state. It exists only while this
 // master leads. It loads workers, resources and assignments at one etcd
 // revision, then serves from its mailbox a batch at a time: plan the batch
-// (plan.ts), write it (committer.ts), and only then answer each request
-// (replies.ts) and announce what changed (group commit). Forwarded requests
-// reach its mailbox straight from master.leader.<id>. Workers hear of their
-// assignments from it too, after each commit (mirror.ts).
+// (core/plan.ts), encode it (encode.ts), write it (committer.ts), and only
+// then answer each request (replies.ts) and announce what changed (group
+// commit); core/README.md walks the loop. Forwarded requests reach its
+// mailbox straight from master.leader.<id>. Workers hear of their
+// assignments from it too, after each commit (assign-publisher.ts).
 
-import { bulkhead } from 'cockatiel';
-import { keys, parseKey } from '#protocol/keys.js';
+import { v4 as uuidv4 } from 'uuid';
+import { keys } from '#protocol/keys.js';
 import { subjects } from '#protocol/subjects.js';
-import { decodeWorkerInfo } from '#protocol/stored.js';
-import { json } from '#protocol/codec.js';
-import type { WorkerStatusResult } from '#protocol/messages.js';
 import { InternalError, NotLeaderError, toWire, UnavailableError } from '#protocol/errors.js';
 import { forwardedSubject, ForeignReplyError, parseRequest, requestType, type ClientRequest } from '#protocol/request.js';
 import { Actor } from '#platform/actor.js';
@@ -22,23 +20,26 @@ import { ChainBrokenError, type Bus, type Guard, type Store, type WatchEvent } f
 import type { Clock, Timer } from '#platform/clock.js';
 import type { Logger } from '#platform/log.js';
 import { OK_CODE, type GafferMetrics } from '#platform/metrics.js';
-import { ClusterState } from './model.js';
-import { Dedupe } from './dedupe.js';
+import { ClusterState } from './core/state.js';
+import { plan } from './core/plan.js';
+import type { Input, Plan, PlanContext } from './core/batch.js';
+import { HandoffDeadlines } from './handoff-deadlines.js';
+import { askRunning } from './ask-running.js';
+import { DedupeLease } from './dedupe-lease.js';
 import { buildCluster, loadCluster, type ClusterRead } from './loader.js';
 import { WorkerLiveness } from './liveness.js';
 import { Committer } from './committer.js';
-import { publishAssigns, removed, type AssignChange } from './mirror.js';
+import { txns as encode, type Txn } from './encode.js';
+import { publishAssigns } from './assign-publisher.js';
+import { UnsureAssigns } from './unsure-assigns.js';
+import { workerInputs } from './worker-watch.js';
 import { answer, type Answered } from './replies.js';
-import { plan, type Input, type Plan } from './plan.js';
 
 type Message =
   | Input
   | { kind: 'workers'; events: WatchEvent[] }
   /** A handoff's old owner did not say it stopped in time: fence it. */
   | { kind: 'handoff-timeout'; name: string; worker: string; epoch: string; attempt: number };
-
-/** How many workers a new leader asks at once what they run. */
-const ASK_RUNNING_AT_ONCE = 4;
 
 /** Rebalancing: rounds at most this often, each moving at most max (and a tenth of all) resources. */
 export interface RebalanceOptions {
@@ -47,8 +48,6 @@ export interface RebalanceOptions {
   intervalMs: number;
 }
 export const DEFAULT_REBALANCE: RebalanceOptions = { enabled: true, max: 10, intervalMs: 2000 };
-/** How long a handoff's old owner gets to report its task stopped before it is fenced, unless a drain says otherwise. */
-export const HANDOFF_DEADLINE_MS = 30_000;
 
 export interface LeaderDeps {
   bus: Bus;
@@ -77,8 +76,9 @@ const PLAN_RETRY_MS = 1000;
 const MAX_BATCH = 1024;
 
 export class Leader {
-  private model = new ClusterState();
-  private dedupe: Dedupe;
+  private state = new ClusterState();
+  /** The lease the dedupe records of the loaded state go on (replaced at each load). */
+  private lease: DedupeLease;
   private committer: Committer;
   private readonly actor: Actor<Message>;
   private watches: Array<{ close(): Promise<void> }> = [];
@@ -90,10 +90,9 @@ export class Leader {
   private readonly retried = new WeakSet<ClientRequest>();
   private readonly log: Logger;
   private ticker: Timer | undefined;
-  /** Deadlines of handoffs in flight, by resource name. */
-  private readonly deadlines = new Map<string, Timer>();
+  private readonly deadlines: HandoffDeadlines;
   /** Assignment changes whose commit failed with an unknown outcome: told again from etcd's state after the reload. */
-  private unsure: AssignChange[] = [];
+  private readonly unsure = new UnsureAssigns();
   /** The last batch threw in planning: the next reload does not plan again at once. */
   private planFailed = false;
   private warm: LeaderDeps['warm'];
@@ -101,13 +100,14 @@ export class Leader {
   constructor(private readonly d: LeaderDeps) {
     this.log = d.log.child({ component: 'leader' });
     this.warm = d.warm;
-    this.dedupe = new Dedupe(d.store, d.guard.createRevision, d.clock);
+    this.lease = new DedupeLease(d.store, d.clock, d.guard.createRevision, 0);
     this.committer = this.newCommitter(undefined);
+    this.deadlines = new HandoffDeadlines(d.clock, (name, { worker, epoch, attempt }) => this.actor.send({ kind: 'handoff-timeout', name, worker, epoch, attempt }));
     this.liveness = new WorkerLiveness(
       d.store,
       d.prober,
       this.log,
-      (id) => this.model.workers.get(id)?.epoch,
+      (id) => this.state.epochOf(id),
       d.clock,
     );
     this.actor = new Actor<Message>((batch) => this.receive(batch), {
@@ -153,8 +153,7 @@ export class Leader {
   async stop(): Promise<ClientRequest[]> {
     this.sub?.unsubscribe();
     this.ticker?.cancel();
-    for (const t of this.deadlines.values()) t.cancel();
-    this.deadlines.clear();
+    this.deadlines.cancelAll();
     this.liveness.stop();
     const rest = await this.actor.stop();
     this.d.metrics.setDedupeEntries(0);
@@ -183,46 +182,24 @@ export class Leader {
     const warm = this.warm;
     this.warm = undefined;
     const read = await warm?.();
-    const loaded = read ? await buildCluster(read, store, term, this.log, this.d.clock) : await loadCluster(store, term, this.log, this.d.clock);
+    const loaded = read ? await buildCluster(read, this.log, this.d.clock) : await loadCluster(store, this.log, this.d.clock);
     const rev = loaded.revision;
-    this.model = loaded.state;
-    this.dedupe = loaded.dedupe;
+    const lease = new DedupeLease(store, this.d.clock, term, rev);
+    await lease.start();
+    this.state = loaded.state;
+    this.lease = lease;
     this.committer = this.newCommitter(loaded.chainValue);
     this.loadRevision = rev;
     this.degraded = false;
-    for (const [id, fence] of loaded.fenceMs) this.liveness.track(id, fence, this.model.workers.get(id)!.epoch);
+    for (const [id, fence] of loaded.fenceMs) this.liveness.track(id, fence, this.state.epochOf(id)!);
     for (const [id, epoch] of loaded.noted) this.liveness.noted(id, epoch);
     this.watches.push(store.watch(keys.workersPrefix, rev + 1, (events) => this.actor.send({ kind: 'workers', events }), () => this.reset()));
-    this.tellUnsure();
+    this.unsure.tell(this.d.bus, this.state, term, rev, this.d.clock.now());
     // Repair and placement go through the mailbox first, ahead of any client request
     // (after a batch that failed to plan, on the retry timer instead).
     if (!this.planFailed) this.actor.send({ kind: 'reconcile' });
     this.planFailed = false;
-    void this.askRunning([...this.model.workers.keys()]);
-  }
-
-  /**
-   * askRunning asks each worker what it runs. "Running" lives only in a
-   * leader's memory (workers report starts, which are not written), so a
-   * leader that has just loaded state learns it again here.
-   */
-  private async askRunning(ids: string[]): Promise<void> {
-    // A few at a time: at 100k, a hundred workers answering at once (25 to a
-    // process, 1,000 tasks each) blocked their processes past their lease
-    // validity, and half the fleet fenced itself right after a takeover.
-    const few = bulkhead(ASK_RUNNING_AT_ONCE, Infinity);
-    await Promise.all(
-      ids.map((id) => few.execute(async () => {
-        try {
-          const m = await this.d.bus.request(subjects.workerStatus(id), json.encode({}), { timeoutMs: 2000 });
-          const st = json.decode(m.data) as Partial<WorkerStatusResult>;
-          const tasks = Array.isArray(st.tasks) ? st.tasks.filter((t) => t && typeof t.name === 'string' && typeof t.id === 'string' && typeof t.attempt === 'number') : [];
-          if (tasks.length > 0) this.actor.send({ kind: 'running', worker: id, tasks });
-        } catch {
-          // A worker that does not answer reports its starts again as it runs them, or is lost.
-        }
-      })),
-    );
+    void askRunning(this.d.bus, this.state.loads().map((w) => w.id), (worker, tasks) => this.actor.send({ kind: 'running', worker, tasks }));
   }
 
   private reset(): void {
@@ -244,10 +221,12 @@ export class Leader {
     }
     const inputs = batch.flatMap((m) => this.inputsOf(m));
     let p: Plan;
+    let txns: Txn[];
     try {
-      p = plan(this.model, this.dedupe, inputs, { leaderId: this.d.id, term: this.d.guard.createRevision, members: this.d.members(), now: this.d.clock.now() });
+      p = plan(this.state, inputs, this.context());
+      txns = encode(p, this.d.guard.createRevision, (entries) => this.lease.record(entries));
     } catch (err) {
-      // A bug, or input validation missed: the model may be half changed, so
+      // A bug, or input validation missed: the state may be half changed, so
       // it is thrown away and read again, and this batch is told so rather
       // than left waiting.
       this.log.error({ err }, 'planning a batch failed; reloading state');
@@ -260,16 +239,18 @@ export class Leader {
       return;
     }
     // Work the batch's budget left over goes on in the next batch, after whatever is waiting now.
-    if (this.model.backlog) this.actor.send({ kind: 'reconcile' });
-    this.dedupe.maintain();
-    this.d.metrics.setDedupeEntries(this.dedupe.size);
-    this.armHandoffs();
+    if (p.backlog) this.actor.send({ kind: 'reconcile' });
+    this.lease.maintain();
+    // Also when no write comes to expire them, so the window's memory is bounded by time alone.
+    this.state.outcomes.expire(this.d.clock.now());
+    this.d.metrics.setDedupeEntries(this.state.outcomes.size);
+    this.deadlines.apply(p.handoffs);
     // Workers hear of each transaction's assignments as soon as it commits: a
     // lost worker's thousand moves are a few dozen transactions, and the first
     // tasks start while the rest commit.
-    void this.committer.commit(p.txns, p.replies.length, (i, rev) => publishAssigns(this.d.bus, p.txns[i]!.assigns, rev, this.d.clock.now())).then(
-      (revs) => this.committed(p, revs),
-      (err) => this.failed(p, err),
+    void this.committer.commit(txns, p.replies.length, (i, rev) => publishAssigns(this.d.bus, txns[i]!.assigns, rev, this.d.clock.now())).then(
+      (revs) => this.committed(p, txns, revs),
+      (err) => this.failed(p, txns, err),
     );
     await this.committer.room();
   }
@@ -277,7 +258,7 @@ export class Leader {
   /** inputsOf turns a mailbox message into plan inputs; worker changes also drive liveness. */
   private inputsOf(m: Message): Input[] {
     if (m.kind === 'handoff-timeout') {
-      const from = this.model.handoffFrom(m.name);
+      const from = this.state.handoffFrom(m.name);
       if (from?.worker === m.worker && from.epoch === m.epoch && from.attempt === m.attempt) {
         // It may be hung or cut off: once its lease is gone, its work moves, to start when its fence window has passed.
         void this.liveness.revoke(m.worker, `${m.worker} did not report ${m.name} stopped in time for a handoff`);
@@ -285,74 +266,37 @@ export class Leader {
       return [];
     }
     if (m.kind !== 'workers') return [m];
-    const out: Input[] = [];
-    for (const ev of m.events) {
-      if (ev.kv.modRevision <= this.loadRevision) continue;
-      const id = parseKey.worker(ev.kv.key);
-      if (!id) continue;
-      if (ev.type === 'delete') {
-        const w = this.model.workers.get(id);
-        // If we revoked it ourselves, it may still run its tasks until its fence window passes.
-        out.push(...this.down(id, w && this.liveness.fencedBy(id, w.epoch)));
-        continue;
-      }
-      try {
-        const info = decodeWorkerInfo(ev.kv.value);
-        this.liveness.track(id, info.fenceMs, ev.kv.lease);
-        out.push({ kind: 'worker-up', id, capacity: info.capacity, epoch: ev.kv.lease, kinds: info.kinds, labels: info.labels });
-      } catch (err) {
-        this.log.warn({ key: ev.kv.key, err: (err as Error).message }, 'ignoring malformed worker');
-      }
-    }
-    return out;
+    return workerInputs(m.events, { loadRevision: this.loadRevision, epochOf: (id) => this.state.epochOf(id), liveness: this.liveness, log: this.log });
   }
 
-  /** armHandoffs sets a deadline for each handoff the batch started, and drops those it ended. */
-  private armHandoffs(): void {
-    for (const h of this.model.takeHandoffs()) {
-      this.deadlines.get(h.name)?.cancel();
-      this.deadlines.delete(h.name);
-      if (!h.started) continue;
-      const { worker, epoch, attempt } = h.from;
-      this.deadlines.set(
-        h.name,
-        this.d.clock.after(h.deadlineMs ?? HANDOFF_DEADLINE_MS, () => this.actor.send({ kind: 'handoff-timeout', name: h.name, worker, epoch, attempt })),
-      );
-    }
-  }
-
-  private down(id: string, fencedBy: number | undefined): Input[] {
-    this.liveness.forget(id);
-    return [{ kind: 'worker-down', id, ...(fencedBy !== undefined ? { fencedBy } : {}) }];
-  }
-
-  private committed(p: Plan, revs: number[]): void {
+  private committed(p: Plan, txns: Txn[], revs: number[]): void {
     const revisions = new Map<string, number>();
-    p.txns.forEach((t, i) => {
+    const now = this.d.clock.now();
+    txns.forEach((t, i) => {
       const rev = revs[i]!;
       for (const n of t.names) revisions.set(n, rev);
-      this.model.committed(t.names, rev);
-      this.dedupe.remember(t.entries, rev);
+      this.state.committed(t.names, rev);
+      this.state.outcomes.remember(t.entries, rev, now);
     });
-    const revisionOf = (n: string) => revisions.get(n) ?? (this.model.resources.get(n)?.revision || undefined);
+    const revisionOf = (n: string) => revisions.get(n) ?? (this.state.revisionOf(n) || undefined);
     this.finish(p.replies.map((r) => ({ req: r.req, reply: r.build(revisionOf) })));
-    this.d.metrics.setWorkerLoads(this.model.loads());
+    this.d.metrics.setWorkerLoads(this.state.loads());
     for (const e of p.events) {
       if (e.kind === 'worker.joined' || e.kind === 'worker.lost') this.log.info({ worker: e.payload.worker }, e.kind);
       publishEvent(this.d.bus, this.d.id, e.kind, e.payload, this.d.clock.wall());
     }
   }
 
-  private failed(p: Plan, err: unknown): void {
+  private failed(p: Plan, txns: Txn[], err: unknown): void {
     if (err instanceof NotLeaderError) {
       this.log.warn({ err: err.message }, 'fence failed; stepping down');
       this.d.onFenceLost(p.replies.map((r) => r.req));
       return;
     }
     // The outcome of the failed transaction is unknown (and later ones in
-    // flight fail their chain link): forget the model and reload first.
+    // flight fail their chain link): forget the state and reload first.
     this.degraded = true;
-    this.unsure.push(...p.txns.flatMap((t) => t.assigns));
+    this.unsure.add(txns.flatMap((t) => t.assigns));
     this.actor.send({ kind: 'reconcile' });
     // A broken chain: an earlier transaction we gave up on applied late, or
     // etcd3 re-sent this one to another member after a lost answer and it
@@ -371,23 +315,18 @@ export class Leader {
     this.finish(told);
   }
 
-  /**
-   * tellUnsure tells workers, from the state just loaded, how each
-   * assignment stands whose change may or may not have committed: a put at
-   * the revision its record was last written (the assignment has not changed
-   * since), or a delete as of the load.
-   */
-  private tellUnsure(): void {
-    const seen = new Set<string>();
-    for (const c of this.unsure.splice(0)) {
-      const key = `${c.worker}/${c.task.name}`;
-      if (seen.has(key)) continue;
-      seen.add(key);
-      const now = this.model.assignedTask(c.task.name);
-      const at = this.d.clock.now();
-      if (now?.worker === c.worker) publishAssigns(this.d.bus, [now], this.model.resources.get(c.task.name)!.revision, at);
-      else publishAssigns(this.d.bus, [removed(c.worker, c.task.name, c.task.id, c.task.attempt, c.epoch)], this.loadRevision, at);
-    }
+  /** context is what a batch is planned with: this leader's term and members, and the world as of now. */
+  private context(): PlanContext {
+    const { clock } = this.d;
+    return {
+      leaderId: this.d.id,
+      term: this.d.guard.createRevision,
+      members: this.d.members(),
+      now: clock.now(),
+      wall: new Date(clock.wall()).toISOString(),
+      newId: uuidv4,
+      random: Math.random,
+    };
   }
 
   private finish(done: Answered[]): void {

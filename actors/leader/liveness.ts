@@ -5,7 +5,7 @@
 // window passes, its work may start elsewhere only after that window, counted
 // from when the revoke returned (any keepalive the worker saw answered was
 // sent before). The work is written elsewhere at once, with a start delay
-// that ends with the window (model.ts, fence waits), so the commits of a
+// that ends with the window (core/fence-waits.ts), so the commits of a
 // thousand moves overlap the window instead of following it. Before the
 // revoke, a note under keys.fencing (on a lease that outlives the window)
 // tells a leader that loads state meanwhile to wait the window out too.

@@ -3,19 +3,20 @@
 // resource record names its own assignment's epoch), the commit chain,
 // cordons and recent write outcomes. readCluster reads it from etcd;
 // a warm standby (standby.ts) keeps the same read current from a watch, so a
-// takeover need not read it at all. buildCluster turns either into the model
-// and marks what needs repair; neither writes. Both yield to the event loop
+// takeover need not read it at all. buildCluster decodes either into the
+// core's state (core/repair.ts loads it and marks what needs repair);
+// neither writes. Both yield to the event loop
 // as they go, so lease keepalives keep running while a large state loads.
 
 import { setImmediate } from 'node:timers/promises';
 import { keys, parseKey } from '#protocol/keys.js';
-import { decodeFencing, decodeRecord, decodeWorkerInfo } from '#protocol/stored.js';
+import { decodeCordon, decodeFencing, decodeRecord, decodeWorkerInfo } from '#protocol/stored.js';
+import { decodeOutcomes } from '#protocol/outcomes.js';
 import type { KV, Store } from '#platform/ports.js';
 import { LeaderLog, type Logger } from '#platform/log.js';
 import type { Clock } from '#platform/clock.js';
-import { ClusterState, type Cordon } from './model.js';
-import { packed } from '#protocol/codec.js';
-import { Dedupe } from './dedupe.js';
+import { ClusterState } from './core/state.js';
+import { loadCordon, loadFencing, loadResource, loadWorker, repair } from './core/repair.js';
 import { FENCE_SLACK_MS } from './liveness.js';
 
 /** A resource as read: its record decoded once, by whoever read it (a malformed one as its error). */
@@ -43,7 +44,6 @@ export interface ClusterRead {
 
 export interface Loaded {
   state: ClusterState;
-  dedupe: Dedupe;
   revision: number;
   /** The commit chain's current value (undefined: the key does not exist yet). */
   chainValue: Uint8Array | undefined;
@@ -55,8 +55,8 @@ export interface Loaded {
 
 /**
  * Records decoded or built between yields to the event loop: at a few
- * hundred ms per 10,000 on a loaded 2-core machine, bigger chunks held back
- * lease keepalives past a 2 s TTL while a large state loaded.
+ * hundred ms per 10,000 on a loaded 2-core machine, bigger chunks would hold
+ * lease keepalives back past a 2 s TTL while a large state loads.
  */
 const YIELD_EVERY = 2_000;
 
@@ -99,25 +99,23 @@ export async function readCluster(store: Store): Promise<ClusterRead> {
   };
 }
 
-/** buildCluster builds the model a leader of `term` serves from; its dedupe window needs a lease, so it needs the store. */
-export async function buildCluster(read: ClusterRead, store: Store, term: number, log: Logger, clock: Clock): Promise<Loaded> {
+/** buildCluster builds the state a leader serves from, with the write outcomes earlier leaders recorded. */
+export async function buildCluster(read: ClusterRead, log: Logger, clock: Clock): Promise<Loaded> {
   const t0 = clock.now();
   const { revision } = read;
-  const dedupe = new Dedupe(store, term, clock);
-  await dedupe.load(revision, read.dedupe);
-  const state = new ClusterState(term);
+  const state = new ClusterState();
+  state.outcomes.load(
+    [...read.dedupe].map((kv) => ({ revision: kv.modRevision, entries: decodeOutcomes(kv.value) })),
+    clock.now(),
+  );
   const fenceMs = new Map<string, number>();
-  for (const kv of read.cordons) {
-    const id = kv.key.slice(keys.cordonsPrefix.length);
-    const c = packed.decode(kv.value) as Partial<Cordon> | null;
-    state.loadCordon(id, { draining: c?.draining === true, ...(typeof c?.moved === 'number' ? { moved: c.moved } : {}) });
-  }
+  for (const kv of read.cordons) loadCordon(state, kv.key.slice(keys.cordonsPrefix.length), decodeCordon(kv.value));
   for (const kv of read.workers) {
     const id = parseKey.worker(kv.key);
     if (!id) continue;
     try {
       const info = decodeWorkerInfo(kv.value);
-      state.loadWorker(id, info.capacity, kv.lease, info.kinds, info.labels);
+      loadWorker(state, id, info.capacity, kv.lease, info.kinds, info.labels);
       fenceMs.set(id, info.fenceMs);
     } catch (err) {
       log.warn({ key: kv.key, err: (err as Error).message }, 'skipping malformed worker');
@@ -136,7 +134,7 @@ export async function buildCluster(read: ClusterRead, store: Store, term: number
       const live = state.workers.get(id);
       // Still registered: its revoke is in flight, or never came. The leader's liveness waits it out if its key goes.
       if (live?.epoch === note.epoch) noted.set(id, note.epoch);
-      else if (!live) state.loadFencing(id, clock.now() + note.fenceMs + FENCE_SLACK_MS);
+      else if (!live) loadFencing(state, id, clock.now() + note.fenceMs + FENCE_SLACK_MS);
     } catch (err) {
       log.warn({ key: kv.key, err: (err as Error).message }, 'skipping malformed fencing note');
     }
@@ -158,25 +156,25 @@ export async function buildCluster(read: ClusterRead, store: Store, term: number
       key && present.delete(key) && epoch !== undefined
         ? { worker: rec.worker!, epoch, attempt: rec.attempt, ...(rec.delayMs ? { delayMs: rec.delayMs } : {}), ...(rec.checkpoint ? { checkpoint: true } : {}) }
         : undefined;
-    state.loadResource(rec, row.modRevision, mine, handoff);
+    loadResource(state, rec, row.modRevision, mine, handoff);
   }
   const orphans: Array<{ worker: string; name: string }> = [];
   for (const key of present) {
     const k = parseKey.assignment(key);
     if (k) orphans.push({ worker: k.workerId, name: k.name });
   }
-  state.repair(orphans);
+  repair(state, orphans);
   log.info(
     { revision, source: read.source, workers: state.workers.size, resources: state.resources.size, pending: state.pending.size, buildMs: Math.round(clock.now() - t0) },
     LeaderLog.built,
   );
-  return { state, dedupe, revision, chainValue: read.chain, fenceMs, noted };
+  return { state, revision, chainValue: read.chain, fenceMs, noted };
 }
 
 /** loadCluster reads from etcd and builds. */
-export async function loadCluster(store: Store, term: number, log: Logger, clock: Clock): Promise<Loaded> {
+export async function loadCluster(store: Store, log: Logger, clock: Clock): Promise<Loaded> {
   const t0 = clock.now();
   const read = await readCluster(store);
   log.info({ revision: read.revision, readMs: Math.round(clock.now() - t0) }, LeaderLog.read);
-  return buildCluster(read, store, term, log, clock);
+  return buildCluster(read, log, clock);
 }

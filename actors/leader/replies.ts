@@ -9,7 +9,7 @@ import type { AckMessage } from '#protocol/messages.js';
 import type { ClientRequest } from '#protocol/request.js';
 import { respond } from '#platform/nats/bus.js';
 import type { Bus } from '#platform/ports.js';
-import type { WireReply } from './plan.js';
+import type { WireReply } from './core/batch.js';
 
 export interface Answered {
   req: ClientRequest;

@@ -1,9 +1,8 @@
 // Standby keeps a master that does not lead ready to: it holds the read a new
 // leader's state is built from (loader.ts), kept current by one watch on all
 // of gaffer's keys, each resource record decoded as it arrives. A takeover
-// then costs a barrier write and the build, not a read of every resource:
-// at 100k resources that read took seconds on a slow machine, seconds in
-// which nobody served.
+// then costs a barrier write and the build, not a read of every resource,
+// which at a hundred thousand resources takes seconds in which nobody serves.
 //
 // take() is the handover. The new leader writes a barrier key, fenced on its
 // own election key. A watch delivers events in revision order, a revision's

@@ -170,3 +170,17 @@ export function decodeCheckpoint(value: Uint8Array): StoredCheckpoint {
   }
   return { id: v.id, attempt: v.attempt, seq: v.seq, worker: String(v.worker ?? ''), state: v.state as Json, at: String(v.at ?? '') };
 }
+
+/** StoredCordon is the msgpack value under keys.cordon. */
+export interface StoredCordon {
+  draining: boolean;
+  /** For a drain: how many moves it started, for the worker.drained event. */
+  moved?: number;
+  deadlineMs?: number;
+}
+
+/** decodeCordon reads a cordon back as a new leader needs it: a drain's mark and count (its deadline was for the handoffs of the leader that started it). */
+export function decodeCordon(value: Uint8Array): StoredCordon {
+  const c = packed.decode(value) as Partial<StoredCordon> | null;
+  return { draining: c?.draining === true, ...(typeof c?.moved === 'number' ? { moved: c.moved } : {}) };
+}

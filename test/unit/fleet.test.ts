@@ -4,26 +4,22 @@
 
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { plan, type Input } from '#actors/leader/plan.js';
-import { ClusterState } from '#actors/leader/model.js';
-import { Dedupe } from '#actors/leader/dedupe.js';
-import { FakeClock } from '../fakes/clock.js';
-import { MemStore } from '../fakes/store.js';
+import type { Input } from '#actors/leader/core/batch.js';
+import { ClusterState } from '#actors/leader/core/state.js';
+import { loadWorker } from '#actors/leader/core/repair.js';
 import { add, request } from '../fakes/requests.js';
+import { context, planned } from '../fakes/core.js';
 import type { Spec } from '#protocol/messages.js';
 
-const ctx = { leaderId: 'm1', term: 7, members: ['m1'] };
+const ctx = context();
 type W = [id: string, capacity: number, labels?: Record<string, string>];
 
-async function setup(workers: W[]) {
-  const clock = new FakeClock();
-  const dedupe = new Dedupe(new MemStore(clock), 7, clock);
-  await dedupe.renew();
-  const model = new ClusterState(7, () => new Date(0), () => 0.5);
-  for (const [id, cap, labels] of workers) model.loadWorker(id, cap, `L-${id}`, ['noop'], labels ?? {});
-  const run = (inputs: Input[]) => plan(model, dedupe, inputs, ctx);
+function setup(workers: W[]) {
+  const model = new ClusterState();
+  for (const [id, cap, labels] of workers) loadWorker(model, id, cap, `L-${id}`, ['noop'], labels ?? {});
+  const run = (inputs: Input[]) => planned(model, inputs, ctx);
   const clients = (...reqs: ReturnType<typeof add>[]) => run(reqs.map((req) => ({ kind: 'client' as const, req })));
-  const reply = (p: ReturnType<typeof plan>, i = 0) => p.replies[i]!.build(() => 9) as Record<string, any>;
+  const reply = (p: ReturnType<typeof planned>, i = 0) => p.replies[i]!.build(() => 9) as Record<string, any>;
   const report = (worker: string, reports: Array<Record<string, unknown>>) =>
     run([{ kind: 'client', req: request({ op: 'report', worker, epoch: `L-${worker}`, reports: reports as never }) }]);
   const addSpec = (name: string, spec: Spec) => clients(request({ op: 'add', name, spec }));
@@ -33,8 +29,8 @@ async function setup(workers: W[]) {
 const on = (m: ClusterState, name: string) => m.view(name)!.worker;
 
 describe('cordon', () => {
-  test('a cordoned worker keeps what it runs and gets nothing new; uncordon undoes it; unknown ids are NOT_FOUND', async () => {
-    const s = await setup([['w1', 10], ['w2', 10]]);
+  test('a cordoned worker keeps what it runs and gets nothing new; uncordon undoes it; unknown ids are NOT_FOUND', () => {
+    const s = setup([['w1', 10], ['w2', 10]]);
     s.clients(add('a'));
     const first = on(s.model, 'a')!;
     const p = s.clients(request({ op: 'cordon', worker: first }), request({ op: 'cordon', worker: 'nope' }));
@@ -52,8 +48,8 @@ describe('cordon', () => {
 });
 
 describe('drain and the stop-before-start handoff', () => {
-  test('drain moves everything off a worker; the new worker holds until the old one reports stopped', async () => {
-    const s = await setup([['w1', 100], ['w2', 100]]);
+  test('drain moves everything off a worker; the new worker holds until the old one reports stopped', () => {
+    const s = setup([['w1', 100], ['w2', 100]]);
     for (let i = 0; i < 6; i++) s.clients(add(`r${i}`));
     const onW1 = [...s.model.workers.get('w1')!.names].sort();
     assert.ok(onW1.length > 0);
@@ -92,8 +88,8 @@ describe('drain and the stop-before-start handoff', () => {
     assert.equal(s.model.loads().find((w) => w.id === 'w1')!.cordoned, true);
   });
 
-  test('a handoff whose old worker dies is released: the new owner may start at once', async () => {
-    const s = await setup([['w1', 100], ['w2', 100]]);
+  test('a handoff whose old worker dies is released: the new owner may start at once', () => {
+    const s = setup([['w1', 100], ['w2', 100]]);
     s.clients(add('a'));
     const from = on(s.model, 'a')!;
     s.clients(request({ op: 'drain', worker: from }));
@@ -102,8 +98,8 @@ describe('drain and the stop-before-start handoff', () => {
     assert.equal(s.model.resources.get('a')!.assign!.hold, undefined);
   });
 
-  test('what no other worker can take stays, and is counted as remaining', async () => {
-    const s = await setup([['w1', 10, { gpu: 'yes' }], ['w2', 10]]);
+  test('what no other worker can take stays, and is counted as remaining', () => {
+    const s = setup([['w1', 10, { gpu: 'yes' }], ['w2', 10]]);
     s.addSpec('g', { constraints: [{ key: 'gpu', op: 'exists' }] });
     s.clients(add('plain'));
     const p = s.clients(request({ op: 'drain', worker: 'w1' }));
@@ -113,8 +109,8 @@ describe('drain and the stop-before-start handoff', () => {
 });
 
 describe('rebalance', () => {
-  test('a new worker gets load in rounds of at most max and 10% of all, never while a round is in flight', async () => {
-    const s = await setup([['w1', 1000], ['w2', 1000], ['w3', 1000]]);
+  test('a new worker gets load in rounds of at most max and 10% of all, never while a round is in flight', () => {
+    const s = setup([['w1', 1000], ['w2', 1000], ['w3', 1000]]);
     for (let i = 0; i < 90; i++) s.clients(add(`r${String(i).padStart(2, '0')}`));
     s.run([{ kind: 'worker-up', id: 'w4', capacity: 1000, epoch: 'L-w4', kinds: ['noop'], labels: {} }]);
     const round = (max: number) => s.run([{ kind: 'rebalance', limits: { max, fraction: 0.1 } }]);
@@ -141,8 +137,8 @@ describe('rebalance', () => {
     assert.ok(Math.max(...loads) - Math.min(...loads) <= 1, `within one of even: ${loads}`);
   });
 
-  test('completed resources and spec.rebalance false never move', async () => {
-    const s = await setup([['w1', 100]]);
+  test('completed resources and spec.rebalance false never move', () => {
+    const s = setup([['w1', 100]]);
     s.addSpec('pinned', { rebalance: false });
     for (let i = 0; i < 9; i++) s.clients(add(`x${i}`));
     s.run([{ kind: 'worker-up', id: 'w2', capacity: 100, epoch: 'L-w2', kinds: ['noop'], labels: {} }]);
@@ -154,8 +150,8 @@ describe('rebalance', () => {
 });
 
 describe('constraints, preferences, explain and dry-run', () => {
-  test('constraints are hard, preferences soft; an unsatisfiable resource is pending with the rule, placed when a match joins', async () => {
-    const s = await setup([['eu1', 10, { zone: 'eu' }], ['us1', 10, { zone: 'us', ssd: 'yes' }]]);
+  test('constraints are hard, preferences soft; an unsatisfiable resource is pending with the rule, placed when a match joins', () => {
+    const s = setup([['eu1', 10, { zone: 'eu' }], ['us1', 10, { zone: 'us', ssd: 'yes' }]]);
     s.addSpec('eu-only', { constraints: [{ key: 'zone', op: 'in', values: ['eu'] }] });
     assert.equal(on(s.model, 'eu-only'), 'eu1');
     s.addSpec('likes-ssd', { prefer: [{ key: 'ssd', op: 'exists' }] });
@@ -168,8 +164,8 @@ describe('constraints, preferences, explain and dry-run', () => {
     assert.equal(on(s.model, 'asia'), 'as1');
   });
 
-  test('explain ranks every live worker; dry-run writes nothing and picks what the add picks', async () => {
-    const s = await setup([['a', 10, { zone: 'eu' }], ['b', 10, { zone: 'us' }], ['c', 10, { zone: 'eu' }]]);
+  test('explain ranks every live worker; dry-run writes nothing and picks what the add picks', () => {
+    const s = setup([['a', 10, { zone: 'eu' }], ['b', 10, { zone: 'us' }], ['c', 10, { zone: 'eu' }]]);
     s.clients(request({ op: 'cordon', worker: 'c' }));
     const spec = { constraints: [{ key: 'zone', op: 'in' as const, values: ['eu'] }] };
     const dry = s.clients(request({ op: 'add', name: 'x', spec, dryRun: true }));
@@ -192,8 +188,8 @@ describe('constraints, preferences, explain and dry-run', () => {
 });
 
 describe('handoffs and new incarnations', () => {
-  test('a worker that comes back as a new incarnation releases what was leaving its old one', async () => {
-    const s = await setup([['w1', 100], ['w2', 100]]);
+  test('a worker that comes back as a new incarnation releases what was leaving its old one', () => {
+    const s = setup([['w1', 100], ['w2', 100]]);
     s.clients(add('a'));
     const from = on(s.model, 'a')!;
     s.clients(request({ op: 'drain', worker: from }));

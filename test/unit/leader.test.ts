@@ -310,8 +310,8 @@ describe('Leader on in-memory ports', () => {
   });
 
   test('a reload within a term does not overwrite the outcomes recorded before it', async () => {
-    // Chaos seed 2718281: after a reload the sequence of dedupe keys started again, the next batch's
-    // record replaced a delete's, and the delete's retry found nothing to delete (NOT_FOUND: a lost add).
+    // Each load starts its sequence of dedupe keys again: if the keys did not name the load, the next
+    // batch's record would replace the delete's, and the delete's retry would find nothing (NOT_FOUND).
     const { clock, store, bus, leader } = await setup();
     const send = (r: ClientRequest) => submitted(leader, clock, r);
     await send(add('x'));

@@ -1,6 +1,12 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { choose, compareLoad, pick, type Slot } from '#actors/leader/placement.js';
+import { choose, compareLoad, type Slot } from '#actors/leader/core/placement.js';
+
+/** pick is choose for a plain kind: the best slot with room, or undefined. */
+function pick<S extends Slot>(slots: Iterable<S>, kind: string): S | undefined {
+  const c = choose(slots, { kind });
+  return 'slot' in c ? c.slot : undefined;
+}
 
 const slot = (id: string, assigned: number, capacity: number, kinds = ['noop'], labels: Record<string, string> = {}): Slot => ({
   id, assigned, capacity, kinds: new Set(kinds), labels, cordoned: false,
@@ -42,7 +48,7 @@ describe('compareLoad', () => {
   });
 });
 
-describe('pick', () => {
+describe('choose, for a plain kind', () => {
   test('returns the least-loaded slot', () => {
     const got = pick([slot('a', 5, 10), slot('b', 2, 10), slot('c', 4, 10)], 'noop');
     assert.equal(got?.id, 'b');

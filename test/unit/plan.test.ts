@@ -2,29 +2,29 @@
 
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { plan, type Input } from '#actors/leader/plan.js';
-import { ClusterState } from '#actors/leader/model.js';
-import { Dedupe } from '#actors/leader/dedupe.js';
+import fc from 'fast-check';
+import type { Input } from '#actors/leader/core/batch.js';
+import { ClusterState } from '#actors/leader/core/state.js';
+import { loadWorker } from '#actors/leader/core/repair.js';
+import { workerUp } from '#actors/leader/core/workers.js';
+import { move } from '#actors/leader/core/fleet.js';
 import { MAX_TXN_OPS } from '#platform/ports.js';
 import { FakeClock } from '../fakes/clock.js';
-import { MemStore } from '../fakes/store.js';
 import { add, del, get, request } from '../fakes/requests.js';
 import { MemBus } from '../fakes/bus.js';
-import { publishAssigns, type AssignChange } from '#actors/leader/mirror.js';
+import { context, planned } from '../fakes/core.js';
+import { tick } from '../fakes/tick.js';
+import { publishAssigns, type AssignChange } from '#actors/leader/assign-publisher.js';
 import { json, packed } from '#protocol/codec.js';
 import { keys } from '#protocol/keys.js';
 import type { AssignEvent } from '#protocol/messages.js';
 
-const ctx = { leaderId: 'm1', term: 7, members: ['m1', 'm2'] };
+const ctx = context({ members: ['m1', 'm2'] });
 
-async function setup(workers: Array<[string, number]> = [['w1', 100], ['w2', 100]]) {
-  const clock = new FakeClock();
-  const store = new MemStore(clock);
-  const dedupe = new Dedupe(store, 7, clock);
-  await dedupe.renew();
-  const model = new ClusterState(7);
-  for (const [id, cap] of workers) model.loadWorker(id, cap, `L-${id}`, ['noop']);
-  return { model, dedupe };
+function setup(workers: Array<[string, number]> = [['w1', 100], ['w2', 100]]) {
+  const model = new ClusterState();
+  for (const [id, cap] of workers) loadWorker(model, id, cap, `L-${id}`, ['noop']);
+  return { model };
 }
 
 const clients = (...reqs: ReturnType<typeof add>[]): Input[] => reqs.map((req) => ({ kind: 'client', req }));
@@ -33,9 +33,9 @@ const rev = (r: number) => () => r;
 const body = <T>(r: unknown): T => r as T;
 
 describe('plan', () => {
-  test('adds become one transaction with resource and assignment keys and the dedupe record; answered with the commit revision', async () => {
-    const { model, dedupe } = await setup();
-    const p = plan(model, dedupe, clients(add('a'), add('b')), ctx);
+  test('adds become one transaction with resource and assignment keys and the dedupe record; answered with the commit revision', () => {
+    const { model } = setup();
+    const p = planned(model, clients(add('a'), add('b')), ctx);
     assert.equal(p.txns.length, 1);
     const keys = p.txns[0]!.ops.map((op) => ('put' in op ? op.put : op.del));
     assert.ok(keys.includes('gaffer/resources/a') && keys.includes('gaffer/resources/b'));
@@ -49,39 +49,39 @@ describe('plan', () => {
     assert.deepEqual(p.events.map((e) => e.kind), ['resource.placed', 'resource.placed']);
   });
 
-  test('the same request id twice in one batch runs once and both get the first outcome', async () => {
-    const { model, dedupe } = await setup();
-    const p = plan(model, dedupe, clients(add('a', { id: 'x' }), add('a', { id: 'x' })), ctx);
+  test('the same request id twice in one batch runs once and both get the first outcome', () => {
+    const { model } = setup();
+    const p = planned(model, clients(add('a', { id: 'x' }), add('a', { id: 'x' })), ctx);
     const [r1, r2] = p.replies.map((r) => r.build(rev(5)));
     assert.deepEqual(r1, r2);
     assert.equal(body<{ created: boolean }>(r1).created, true);
   });
 
-  test('a request re-sent after its commit gets its first outcome from dedupe, with no write', async () => {
-    const { model, dedupe } = await setup();
-    const first = plan(model, dedupe, clients(add('a', { id: 'x' })), ctx);
+  test('a request re-sent after its commit gets its first outcome from dedupe, with no write', () => {
+    const { model } = setup();
+    const first = planned(model, clients(add('a', { id: 'x' })), ctx);
     model.committed(first.txns[0]!.names, 10);
-    dedupe.remember(first.txns[0]!.entries, 10);
-    const again = plan(model, dedupe, clients(add('a', { id: 'x' })), ctx);
+    model.outcomes.remember(first.txns[0]!.entries, 10, 0);
+    const again = planned(model, clients(add('a', { id: 'x' })), ctx);
     const reply = body<{ created: boolean; resource: { revision: number } }>(again.replies[0]!.build(rev(11)));
     assert.equal(reply.created, true, 'the first outcome, not "exists"');
     assert.equal(reply.resource.revision, 10);
     assert.deepEqual(again.txns.map((t) => t.ops.length), [0], 'only a read-only proof of leadership');
   });
 
-  test('a second add of a name under a new id answers created: false; deleting an unknown name is NOT_FOUND', async () => {
-    const { model, dedupe } = await setup();
-    plan(model, dedupe, clients(add('a')), ctx);
-    const p = plan(model, dedupe, clients(add('a'), del('nope')), ctx);
+  test('a second add of a name under a new id answers created: false; deleting an unknown name is NOT_FOUND', () => {
+    const { model } = setup();
+    planned(model, clients(add('a')), ctx);
+    const p = planned(model, clients(add('a'), del('nope')), ctx);
     const [r1, r2] = p.replies.map((r) => r.build(rev(3)));
     assert.equal(body<{ created: boolean }>(r1).created, false);
     assert.equal(r2!.ok, false);
     assert.equal(body<{ error: { code: string } }>(r2).error.code, 'NOT_FOUND');
   });
 
-  test('reads alone still get a transaction: answered only after a fenced proof that we lead', async () => {
-    const { model, dedupe } = await setup();
-    const p = plan(model, dedupe, clients(get('a'), request({ op: 'status' })), ctx);
+  test('reads alone still get a transaction: answered only after a fenced proof that we lead', () => {
+    const { model } = setup();
+    const p = planned(model, clients(get('a'), request({ op: 'status' })), ctx);
     assert.deepEqual(p.txns, [{ names: [], ops: [], entries: [], assigns: [] }]);
     const status = body<{ leader: string; masters: string[]; workers: unknown[] }>(p.replies[1]!.build(rev(1)));
     assert.equal(status.leader, 'm1');
@@ -89,48 +89,48 @@ describe('plan', () => {
     assert.equal(status.workers.length, 2);
   });
 
-  test('accepted start and progress reports alone need no transaction; a refusal or a checkpoint waits for proof', async () => {
-    const { model, dedupe } = await setup([['w1', 10]]);
-    plan(model, dedupe, clients(add('a')), ctx);
+  test('accepted start and progress reports alone need no transaction; a refusal or a checkpoint waits for proof', () => {
+    const { model } = setup([['w1', 10]]);
+    planned(model, clients(add('a')), ctx);
     const { id, attempt } = model.resources.get('a')!.rec;
     const rep = (reports: Array<Record<string, unknown>>) => ({ kind: 'client' as const, req: request({ op: 'report', worker: 'w1', epoch: 'L-w1', reports: reports as never }) });
-    const started = plan(model, dedupe, [rep([{ type: 'started', name: 'a', id, attempt }, { type: 'progress', name: 'a', id, attempt, progress: 1 }])], ctx);
+    const started = planned(model, [rep([{ type: 'started', name: 'a', id, attempt }, { type: 'progress', name: 'a', id, attempt, progress: 1 }])], ctx);
     assert.deepEqual(started.txns, []);
     assert.equal(started.replies[0]!.unfenced, true);
     assert.equal(model.view('a')!.state, 'running');
-    const refused = plan(model, dedupe, [rep([{ type: 'started', name: 'a', id, attempt: attempt + 1 }])], ctx);
+    const refused = planned(model, [rep([{ type: 'started', name: 'a', id, attempt: attempt + 1 }])], ctx);
     assert.equal(refused.txns.length, 1, 'a refusal stops a task: only a leader that proves it leads may say so');
-    const cp = plan(model, dedupe, [rep([{ type: 'checkpoint', name: 'a', id, attempt, seq: 1, state: {} }])], ctx);
+    const cp = planned(model, [rep([{ type: 'checkpoint', name: 'a', id, attempt, seq: 1, state: {} }])], ctx);
     assert.equal(cp.txns.length, 1);
     assert.ok(cp.txns[0]!.ops.length > 0, 'the checkpoint is written');
   });
 
-  test('a large batch is split into transactions within etcd limits, never splitting one resource', async () => {
-    const { model, dedupe } = await setup([['w1', 10_000]]);
-    const p = plan(model, dedupe, clients(...Array.from({ length: 300 }, (_, i) => add(`r${i}`))), ctx);
+  test('a large batch is split into transactions within etcd limits, never splitting one resource', () => {
+    const { model } = setup([['w1', 10_000]]);
+    const p = planned(model, clients(...Array.from({ length: 300 }, (_, i) => add(`r${i}`))), ctx);
     assert.ok(p.txns.length >= 5);
     for (const t of p.txns) assert.ok(t.ops.length <= MAX_TXN_OPS - 1, `txn of ${t.ops.length} ops leaves room for the chain link`);
     const names = p.txns.flatMap((t) => t.names);
     assert.equal(new Set(names).size, 300);
   });
 
-  test('a lost worker: its resources move to the others, announced as moves; a new worker is announced', async () => {
-    const { model, dedupe } = await setup();
-    plan(model, dedupe, clients(add('a'), add('b'), add('c'), add('d')), ctx);
+  test('a lost worker: its resources move to the others, announced as moves; a new worker is announced', () => {
+    const { model } = setup();
+    planned(model, clients(add('a'), add('b'), add('c'), add('d')), ctx);
     const onW1 = [...model.resources.values()].filter((e) => e.rec.worker === 'w1').map((e) => e.rec.name);
-    const p = plan(model, dedupe, [{ kind: 'worker-up', id: 'w3', capacity: 100, epoch: 'L-w3', kinds: ['noop'], labels: {} }, { kind: 'worker-down', id: 'w1' }], ctx);
+    const p = planned(model, [{ kind: 'worker-up', id: 'w3', capacity: 100, epoch: 'L-w3', kinds: ['noop'], labels: {} }, { kind: 'worker-down', id: 'w1' }], ctx);
     assert.deepEqual(p.events.filter((e) => e.kind.startsWith('worker.')).map((e) => e.kind), ['worker.joined', 'worker.lost']);
     const moved = p.events.filter((e) => e.kind === 'resource.moved').map((e) => (e.payload as { name: string }).name);
     assert.deepEqual(moved.sort(), onW1.sort());
     for (const e of model.resources.values()) assert.notEqual(e.rec.worker, 'w1');
   });
 
-  test('a worker we revoked: its work is written elsewhere at once, each start held back until its fence window has passed', async () => {
-    const { model, dedupe } = await setup([['w1', 100]]);
-    plan(model, dedupe, clients(add('a'), add('b')), { ...ctx, now: 0 });
-    model.workerUp('w2', 100, 'L-w2', ['noop'], {});
+  test('a worker we revoked: its work is written elsewhere at once, each start held back until its fence window has passed', () => {
+    const { model } = setup([['w1', 100]]);
+    planned(model, clients(add('a'), add('b')), { ...ctx, now: 0 });
+    workerUp(model, 'w2', 100, 'L-w2', ['noop'], {});
     // Revoked at 1000: w1 may run a and b until 1850.
-    const p = plan(model, dedupe, [{ kind: 'worker-down', id: 'w1', fencedBy: 1850 }], { ...ctx, budget: 1, now: 1000 });
+    const p = planned(model, [{ kind: 'worker-down', id: 'w1', fencedBy: 1850 }], { ...ctx, budget: 1, now: 1000 });
     assert.deepEqual(p.events.filter((e) => e.kind === 'worker.lost').map((e) => e.payload), [{ worker: 'w1' }], 'lost at once');
     const first = p.txns.flatMap((t) => t.assigns).filter((c) => c.type === 'put');
     assert.equal(first.length, 1, 'the budget of 1 takes one move');
@@ -141,58 +141,58 @@ describe('plan', () => {
     assert.equal(heard(first, 1400)[0]!.resource.delayMs, 450);
     assert.equal(heard(first, 1850)[0]!.resource.delayMs, undefined, 'no wait once the window has passed');
     // The next batch takes the other, with what is left of its wait then.
-    const q = plan(model, dedupe, [{ kind: 'reconcile' }], { ...ctx, now: 1300 });
+    const q = planned(model, [{ kind: 'reconcile' }], { ...ctx, now: 1300 });
     const second = q.txns.flatMap((t) => t.assigns).filter((c) => c.type === 'put');
     assert.equal(second.length, 1);
     assert.equal(stored(q, 'w2', second[0]!.task.name).delayMs, 550);
   });
 
-  test('a fence wait follows a resource written pending, and ends with the window', async () => {
-    const { model, dedupe } = await setup([['w1', 100]]);
-    plan(model, dedupe, clients(add('a'), add('b')), { ...ctx, now: 0 });
-    plan(model, dedupe, [{ kind: 'worker-down', id: 'w1', fencedBy: 1850 }], { ...ctx, now: 1000 });
+  test('a fence wait follows a resource written pending, and ends with the window', () => {
+    const { model } = setup([['w1', 100]]);
+    planned(model, clients(add('a'), add('b')), { ...ctx, now: 0 });
+    planned(model, [{ kind: 'worker-down', id: 'w1', fencedBy: 1850 }], { ...ctx, now: 1000 });
     assert.equal(model.view('a')!.worker, null, 'pending: no other worker');
-    const p = plan(model, dedupe, [{ kind: 'worker-up', id: 'w2', capacity: 1, epoch: 'L-w2', kinds: ['noop'], labels: {} }], { ...ctx, now: 1500 });
+    const p = planned(model, [{ kind: 'worker-up', id: 'w2', capacity: 1, epoch: 'L-w2', kinds: ['noop'], labels: {} }], { ...ctx, now: 1500 });
     const placed = p.txns.flatMap((t) => t.assigns).filter((c) => c.type === 'put');
     assert.equal(placed.length, 1);
     assert.equal(stored(p, 'w2', placed[0]!.task.name).delayMs, 350);
-    const q = plan(model, dedupe, [{ kind: 'worker-up', id: 'w3', capacity: 1, epoch: 'L-w3', kinds: ['noop'], labels: {} }], { ...ctx, now: 1900 });
+    const q = planned(model, [{ kind: 'worker-up', id: 'w3', capacity: 1, epoch: 'L-w3', kinds: ['noop'], labels: {} }], { ...ctx, now: 1900 });
     const late = q.txns.flatMap((t) => t.assigns).filter((c) => c.type === 'put');
     assert.equal(late.length, 1);
     assert.equal(stored(q, 'w3', late[0]!.task.name).delayMs, undefined, 'the window has passed');
     assert.equal(late[0]!.notBefore, undefined);
   });
 
-  test('a handoff leaving a worker we revoked is released with the fence wait; a lease that expired needs none', async () => {
-    const { model, dedupe } = await setup([['w1', 100], ['w2', 100]]);
-    plan(model, dedupe, clients(add('a')), { ...ctx, now: 0 });
+  test('a handoff leaving a worker we revoked is released with the fence wait; a lease that expired needs none', () => {
+    const { model } = setup([['w1', 100], ['w2', 100]]);
+    planned(model, clients(add('a')), { ...ctx, now: 0 });
     const from = model.view('a')!.worker!;
     const to = from === 'w1' ? 'w2' : 'w1';
-    model.move('a', model.workers.get(to)!, 'rebalance');
-    plan(model, dedupe, [{ kind: 'reconcile' }], { ...ctx, now: 10 });
+    move(model, 'a', model.workers.get(to)!, 'rebalance');
+    planned(model, [{ kind: 'reconcile' }], { ...ctx, now: 10 });
     assert.equal(model.resources.get('a')!.assign!.hold, true);
-    const p = plan(model, dedupe, [{ kind: 'worker-down', id: from, fencedBy: 900 }], { ...ctx, now: 100 });
+    const p = planned(model, [{ kind: 'worker-down', id: from, fencedBy: 900 }], { ...ctx, now: 100 });
     const v = stored(p, to, 'a');
     assert.equal(v.hold, undefined, 'released');
     assert.equal(v.delayMs, 800);
     // The new owner is lost too, its lease expired: the first one's wait still holds wherever `a` goes.
-    plan(model, dedupe, [{ kind: 'worker-down', id: to }], { ...ctx, now: 200 });
-    const r = plan(model, dedupe, [{ kind: 'worker-up', id: 'w9', capacity: 5, epoch: 'L-w9', kinds: ['noop'], labels: {} }], { ...ctx, now: 300 });
+    planned(model, [{ kind: 'worker-down', id: to }], { ...ctx, now: 200 });
+    const r = planned(model, [{ kind: 'worker-up', id: 'w9', capacity: 5, epoch: 'L-w9', kinds: ['noop'], labels: {} }], { ...ctx, now: 300 });
     assert.equal(stored(r, 'w9', 'a').delayMs, 600);
   });
 
-  test('a worker whose lease expired on its own (longer than its fence window): its work starts elsewhere at once', async () => {
-    const { model, dedupe } = await setup([['w1', 100]]);
-    plan(model, dedupe, clients(add('a')), { ...ctx, now: 0 });
-    model.workerUp('w2', 100, 'L-w2', ['noop'], {});
-    const p = plan(model, dedupe, [{ kind: 'worker-down', id: 'w1' }], { ...ctx, now: 100 });
+  test('a worker whose lease expired on its own (longer than its fence window): its work starts elsewhere at once', () => {
+    const { model } = setup([['w1', 100]]);
+    planned(model, clients(add('a')), { ...ctx, now: 0 });
+    workerUp(model, 'w2', 100, 'L-w2', ['noop'], {});
+    const p = planned(model, [{ kind: 'worker-down', id: 'w1' }], { ...ctx, now: 100 });
     assert.equal(stored(p, 'w2', 'a').delayMs, undefined);
     assert.equal(p.txns.flatMap((t) => t.assigns).find((c) => c.type === 'put')!.notBefore, undefined);
   });
 });
 
 /** stored is the assignment value a plan writes for `name` on `worker`. */
-function stored(p: ReturnType<typeof plan>, worker: string, name: string): { delayMs?: number; hold?: boolean } {
+function stored(p: ReturnType<typeof planned>, worker: string, name: string): { delayMs?: number; hold?: boolean } {
   const op = p.txns.flatMap((t) => t.ops).find((o) => 'put' in o && o.put === keys.assignment(worker, name));
   return (op && 'put' in op ? packed.decode(op.value) : undefined) as { delayMs?: number; hold?: boolean };
 }
@@ -210,52 +210,52 @@ const report = (worker: string, epoch: string, reports: Array<Record<string, unk
   request({ op: 'report', worker, epoch, reports: reports as never });
 
 describe('plan: task reports and the lifecycle', () => {
-  async function placed(spec: Record<string, unknown> = {}, workers: Array<[string, number]> = [['w1', 100], ['w2', 100], ['w3', 100]]) {
-    const s = await setup(workers);
-    const p = plan(s.model, s.dedupe, clients(request({ op: 'add', name: 'a', spec: spec as never })), ctx);
+  function placed(spec: Record<string, unknown> = {}, workers: Array<[string, number]> = [['w1', 100], ['w2', 100], ['w3', 100]]) {
+    const s = setup(workers);
+    const p = planned(s.model, clients(request({ op: 'add', name: 'a', spec: spec as never })), ctx);
     s.model.committed(p.txns[0]!.names, 2);
     const e = s.model.resources.get('a')!;
     return { ...s, e, worker: e.rec.worker!, epoch: e.assign!.epoch };
   }
-  const results = (p: ReturnType<typeof plan>) => body<{ results: Array<{ ok: boolean; error?: { code: string } }> }>(p.replies[0]!.build(rev(9))).results;
-  const eventKinds = (p: ReturnType<typeof plan>) => p.events.map((e) => e.kind);
+  const results = (p: ReturnType<typeof planned>) => body<{ results: Array<{ ok: boolean; error?: { code: string } }> }>(p.replies[0]!.build(rev(9))).results;
+  const eventKinds = (p: ReturnType<typeof planned>) => p.events.map((e) => e.kind);
 
-  test('started: running, in memory only (nothing written)', async () => {
-    const { model, dedupe, e, worker, epoch } = await placed();
-    const p = plan(model, dedupe, [{ kind: 'client', req: report(worker, epoch, [{ type: 'started', name: 'a', id: e.rec.id, attempt: 1 }]) }], ctx);
+  test('started: running, in memory only (nothing written)', () => {
+    const { model, e, worker, epoch } = placed();
+    const p = planned(model, [{ kind: 'client', req: report(worker, epoch, [{ type: 'started', name: 'a', id: e.rec.id, attempt: 1 }]) }], ctx);
     assert.deepEqual(results(p), [{ ok: true }]);
     assert.equal(model.view('a')!.state, 'running');
     assert.deepEqual(p.txns, [], 'not even a proof that we lead');
   });
 
-  test('a report from another incarnation, another worker or another attempt is refused as NOT_OWNER', async () => {
-    const { model, dedupe, e, worker, epoch } = await placed();
+  test('a report from another incarnation, another worker or another attempt is refused as NOT_OWNER', () => {
+    const { model, e, worker, epoch } = placed();
     const bad = [
       report(worker, 'OLD', [{ type: 'checkpoint', name: 'a', id: e.rec.id, attempt: 1, seq: 1, state: { x: 1 } }]),
       report('w9', epoch, [{ type: 'completed', name: 'a', id: e.rec.id, attempt: 1 }]),
       report(worker, epoch, [{ type: 'failed', name: 'a', id: e.rec.id, attempt: 2, error: 'x' }]),
       report(worker, epoch, [{ type: 'started', name: 'a', id: 'other-id', attempt: 1 }]),
     ];
-    const p = plan(model, dedupe, bad.map((req) => ({ kind: 'client' as const, req })), ctx);
+    const p = planned(model, bad.map((req) => ({ kind: 'client' as const, req })), ctx);
     for (const r of p.replies) assert.equal(body<{ results: Array<{ error: { code: string } }> }>(r.build(rev(1))).results[0]!.error.code, 'NOT_OWNER');
     assert.equal(model.view('a')!.state, 'starting');
     assert.deepEqual(p.txns.map((t) => t.ops.length), [0], 'nothing written');
   });
 
-  test('checkpoint: written with the record, and a late duplicate never overwrites a newer one', async () => {
-    const { model, dedupe, e, worker, epoch } = await placed();
+  test('checkpoint: written with the record, and a late duplicate never overwrites a newer one', () => {
+    const { model, e, worker, epoch } = placed();
     const cp = (seq: number) => ({ type: 'checkpoint', name: 'a', id: e.rec.id, attempt: 1, seq, state: { seq } });
-    const p1 = plan(model, dedupe, [{ kind: 'client', req: report(worker, epoch, [cp(2)]) }], ctx);
+    const p1 = planned(model, [{ kind: 'client', req: report(worker, epoch, [cp(2)]) }], ctx);
     const put = p1.txns[0]!.ops.find((op) => 'put' in op && op.put === 'gaffer/checkpoints/a');
     assert.ok(put, 'the checkpoint is written');
-    const p2 = plan(model, dedupe, [{ kind: 'client', req: report(worker, epoch, [cp(1)]) }], ctx);
+    const p2 = planned(model, [{ kind: 'client', req: report(worker, epoch, [cp(1)]) }], ctx);
     assert.deepEqual(results(p2), [{ ok: true }], 'accepted (idempotent), but...');
     assert.equal(p2.txns[0]!.ops.filter((op) => 'put' in op && op.put === 'gaffer/checkpoints/a').length, 0, '...not written');
   });
 
-  test('completed: the result is kept, the worker freed, and it does not run again', async () => {
-    const { model, dedupe, e, worker, epoch } = await placed();
-    const p = plan(model, dedupe, [{ kind: 'client', req: report(worker, epoch, [{ type: 'completed', name: 'a', id: e.rec.id, attempt: 1, result: { pages: 3 } }]) }], ctx);
+  test('completed: the result is kept, the worker freed, and it does not run again', () => {
+    const { model, e, worker, epoch } = placed();
+    const p = planned(model, [{ kind: 'client', req: report(worker, epoch, [{ type: 'completed', name: 'a', id: e.rec.id, attempt: 1, result: { pages: 3 } }]) }], ctx);
     const v = model.view('a')!;
     assert.deepEqual([v.state, v.worker, v.result], ['completed', null, { pages: 3 }]);
     assert.equal(model.pending.has('a'), false);
@@ -263,13 +263,13 @@ describe('plan: task reports and the lifecycle', () => {
     assert.deepEqual(eventKinds(p), ['task.completed']);
   });
 
-  test('failures restart on the same worker, then elsewhere, with doubling backoff, until attempts run out', async () => {
-    const { model, dedupe, e, worker: first } = await placed({ restart: { attempts: 3, delayMs: 100, maxDelayMs: 1000 } });
+  test('failures restart on the same worker, then elsewhere, with doubling backoff, until attempts run out', () => {
+    const { model, e, worker: first } = placed({ restart: { attempts: 3, delayMs: 100, maxDelayMs: 1000 } });
     const id = e.rec.id;
     const seen: Array<{ worker: string | null; delayMs?: number; state: string }> = [];
     for (let attempt = 1; attempt <= 3; attempt++) {
       const cur = model.resources.get('a')!;
-      const p = plan(model, dedupe, [{ kind: 'client', req: report(cur.rec.worker!, cur.assign!.epoch, [{ type: 'failed', name: 'a', id, attempt, error: `boom ${attempt}` }]) }], ctx);
+      const p = planned(model, [{ kind: 'client', req: report(cur.rec.worker!, cur.assign!.epoch, [{ type: 'failed', name: 'a', id, attempt, error: `boom ${attempt}` }]) }], ctx);
       assert.deepEqual(results(p), [{ ok: true }]);
       const after = model.resources.get('a')!;
       seen.push({ worker: after.rec.worker, state: after.rec.state, ...(after.assign?.delayMs ? { delayMs: after.assign.delayMs } : {}) });
@@ -287,30 +287,63 @@ describe('plan: task reports and the lifecycle', () => {
     assert.deepEqual([v.failures, v.attempt, v.error], [3, 3, 'boom 3']);
   });
 
-  test('a worker that dies is not a failure: the attempt grows, failures do not', async () => {
-    const { model, dedupe, worker } = await placed();
-    plan(model, dedupe, [{ kind: 'worker-down', id: worker }], ctx);
+  test('a worker that dies is not a failure: the attempt grows, failures do not', () => {
+    const { model, worker } = placed();
+    planned(model, [{ kind: 'worker-down', id: worker }], ctx);
     const v = model.view('a')!;
     assert.notEqual(v.worker, worker);
     assert.deepEqual([v.attempt, v.failures, v.state], [2, 0, 'starting']);
   });
 
-  test('resource.restart runs a completed or failed resource again with failures reset; others CONFLICT, unknown NOT_FOUND', async () => {
-    const { model, dedupe, e, worker, epoch } = await placed();
-    const early = plan(model, dedupe, clients(request({ op: 'restart', name: 'a' }), request({ op: 'restart', name: 'zz' })), ctx);
+  test('resource.restart runs a completed or failed resource again with failures reset; others CONFLICT, unknown NOT_FOUND', () => {
+    // One attempt only: its first failure leaves it failed.
+    const { model, e, worker, epoch } = placed({ restart: { attempts: 1 } });
+    const early = planned(model, clients(request({ op: 'restart', name: 'a' }), request({ op: 'restart', name: 'zz' })), ctx);
     assert.deepEqual(early.replies.map((r) => body<{ error: { code: string } }>(r.build(rev(1))).error.code), ['CONFLICT', 'NOT_FOUND']);
-    plan(model, dedupe, [{ kind: 'client', req: report(worker, epoch, [{ type: 'failed', name: 'a', id: e.rec.id, attempt: 1, error: 'x' }]) }], ctx);
-    model.resources.get('a')!.rec = { ...model.resources.get('a')!.rec, state: 'failed', worker: null };
-    const p = plan(model, dedupe, clients(request({ op: 'restart', name: 'a' })), ctx);
+    planned(model, [{ kind: 'client', req: report(worker, epoch, [{ type: 'failed', name: 'a', id: e.rec.id, attempt: 1, error: 'x' }]) }], ctx);
+    assert.deepEqual([model.view('a')!.state, model.view('a')!.worker], ['failed', null]);
+    const p = planned(model, clients(request({ op: 'restart', name: 'a' })), ctx);
     const v = body<{ resource: { state: string; failures: number; attempt: number } }>(p.replies[0]!.build(rev(5))).resource;
     assert.deepEqual([v.state, v.failures], ['starting', 0]);
   });
 
-  test('an unknown kind is pending with a reason, and placed when a worker that runs it joins', async () => {
-    const { model, dedupe } = await setup();
-    plan(model, dedupe, clients(request({ op: 'add', name: 'k', spec: { kind: 'crawl2' } })), ctx);
+  test('an unknown kind is pending with a reason, and placed when a worker that runs it joins', () => {
+    const { model } = setup();
+    planned(model, clients(request({ op: 'add', name: 'k', spec: { kind: 'crawl2' } })), ctx);
     assert.deepEqual([model.view('k')!.state, model.view('k')!.reason], ['pending', 'no live worker runs kind crawl2']);
-    plan(model, dedupe, [{ kind: 'worker-up', id: 'w9', capacity: 10, epoch: 'L9', kinds: ['noop', 'crawl2'], labels: {} }], ctx);
+    planned(model, [{ kind: 'worker-up', id: 'w9', capacity: 10, epoch: 'L9', kinds: ['noop', 'crawl2'], labels: {} }], ctx);
     assert.deepEqual([model.view('k')!.state, model.view('k')!.worker], ['starting', 'w9']);
+  });
+});
+
+// --- purity ------------------------------------------------------------------
+
+describe('plan is a function of the state, the batch and the tick', () => {
+  const WORKERS = ['w1', 'w2', 'w3'];
+  const NAMES = ['a', 'b', 'c', 'd'];
+  const input: fc.Arbitrary<Input> = fc.oneof(
+    fc.constantFrom(...NAMES).map((n): Input => ({ kind: 'client', req: add(n, { id: `add-${n}` }) })),
+    fc.constantFrom(...NAMES).map((n): Input => ({ kind: 'client', req: del(n, { id: `del-${n}` }) })),
+    fc.constantFrom(...WORKERS).map((id): Input => ({ kind: 'worker-down', id, fencedBy: 500 })),
+    fc.tuple(fc.constantFrom(...WORKERS), fc.nat(2)).map(([id, inc]): Input => ({ kind: 'worker-up', id, capacity: 2, epoch: `L-${id}-${inc}`, kinds: ['noop'], labels: {} })),
+    fc.constant<Input>({ kind: 'rebalance', limits: { max: 2, fraction: 1 } }),
+  );
+
+  test('the same batches on the same state with the same ticks give the same plans', () => {
+    fc.assert(
+      fc.property(fc.array(fc.array(input, { minLength: 1, maxLength: 5 }), { minLength: 1, maxLength: 12 }), fc.double({ min: 0, max: 0.999, noNaN: true }), (batches, random) => {
+        const run = () => {
+          const s = new ClusterState();
+          loadWorker(s, 'w1', 2, 'L-w1-0', ['noop']);
+          const ids = { n: 0 };
+          return batches.map((batch, i) => {
+            const p = planned(s, batch, context({ ...tick(i * 100, random, ids), budget: 3 }));
+            return { txns: p.txns.map((t) => ({ ...t, ops: t.ops.map((op) => ('put' in op ? { put: op.put, value: [...op.value] } : op)) })), events: p.events, backlog: p.backlog, handoffs: p.handoffs, replies: p.replies.map((r) => r.build(() => 1)) };
+          });
+        };
+        assert.deepEqual(run(), run());
+      }),
+      { numRuns: 100 },
+    );
   });
 });

@@ -1,13 +1,14 @@
-// The assign mirror tells each worker, on worker.<id>.assign, every change a
-// commit made to its assignment keys. The changes are taken from what the
-// leader planned and committed (flush builds them beside the etcd ops), not
-// read back from an etcd watch: a watch would decode every value the leader
-// has just encoded, and deliver it on a stream of its own, after the reply.
-// Commits resolve in order, so events leave in revision order; workers apply
-// only what is newer than what they know (actors/worker/assignments.ts), so a
-// repeat is harmless. A change whose commit outcome is unknown is published
-// again from the reloaded state (`truth`), and a new leader's election makes
-// every worker re-read its snapshot.
+// The assignment publisher tells each worker, on worker.<id>.assign, every
+// change a commit made to its assignment keys. The changes are taken from
+// what the leader planned and committed (encode.ts builds them beside the
+// etcd ops), not read back from an etcd watch: a watch would decode every
+// value the leader has just encoded, and deliver it on a stream of its own,
+// after the reply. Commits resolve in order, so events leave in revision
+// order; workers apply only what is newer than what they know
+// (actors/worker/assignments.ts), so a repeat is harmless. A change whose
+// commit outcome is unknown is published again from the reloaded state
+// (unsure-assigns.ts), and a new leader's election makes every worker re-read
+// its snapshot.
 
 import { json } from '#protocol/codec.js';
 import { subjects } from '#protocol/subjects.js';

@@ -1,17 +1,16 @@
-// The assign mirror is built from the plan rather than read back from an etcd
-// watch, so it must say exactly what the transactions write: replaying what
-// each worker hears must give the assignment keys etcd holds.
+// What the assignment publisher sends is built from the plan rather than read
+// back from an etcd watch, so it must say exactly what the transactions write:
+// replaying what each worker hears must give the assignment keys etcd holds.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { plan, type Input } from '#actors/leader/plan.js';
-import { ClusterState } from '#actors/leader/model.js';
-import { Dedupe } from '#actors/leader/dedupe.js';
+import type { Input } from '#actors/leader/core/batch.js';
+import { ClusterState } from '#actors/leader/core/state.js';
+import { loadWorker } from '#actors/leader/core/repair.js';
+import { context, planned } from '../fakes/core.js';
 import { packed } from '#protocol/codec.js';
 import { parseKey } from '#protocol/keys.js';
-import { FakeClock } from '../fakes/clock.js';
-import { MemStore } from '../fakes/store.js';
 import { add, del, request } from '../fakes/requests.js';
 
 const WORKERS = ['w1', 'w2', 'w3'];
@@ -34,19 +33,16 @@ const input: fc.Arbitrary<Input> = fc.oneof(
 
 type Heard = { revision: number; epoch: string; id: string; attempt: number; hold: boolean } | null;
 
-test('what workers hear on worker.<id>.assign, replayed, is what etcd holds under gaffer/assign/', async () => {
-  await fc.assert(
-    fc.asyncProperty(fc.array(fc.array(input, { minLength: 1, maxLength: 6 }), { minLength: 1, maxLength: 25 }), async (batches) => {
-      const clock = new FakeClock();
-      const dedupe = new Dedupe(new MemStore(clock), 7, clock);
-      await dedupe.renew();
-      const model = new ClusterState(7);
-      model.loadWorker('w1', 3, 'L-w1-0', ['noop']);
+test('what workers hear on worker.<id>.assign, replayed, is what etcd holds under gaffer/assign/', () => {
+  fc.assert(
+    fc.property(fc.array(fc.array(input, { minLength: 1, maxLength: 6 }), { minLength: 1, maxLength: 25 }), (batches) => {
+      const model = new ClusterState();
+      loadWorker(model, 'w1', 3, 'L-w1-0', ['noop']);
       const etcd = new Map<string, Uint8Array>();
       const heard = new Map<string, Heard>(); // "<worker>/<name>" -> last event applied
       let revision = 1;
       for (const batch of batches) {
-        const p = plan(model, dedupe, batch, { leaderId: 'm1', term: 7, members: ['m1'] });
+        const p = planned(model, batch, context());
         for (const t of p.txns) {
           revision++;
           for (const op of t.ops) {

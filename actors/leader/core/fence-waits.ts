@@ -1,11 +1,16 @@
 // FenceWaits says when a resource's next attempt may start while a worker it
 // was taken from may still run it: one we revoked, which is fencing itself
-// (liveness.ts), or one a load found a fencing note for (loader.ts). The
+// (the shell's liveness.ts), or one a load found a fencing note for (loader.ts). The
 // wait follows the resource wherever it goes until the window has passed.
 // Times are the leader's clock (clock.now()); a batch planned later gets
 // only what is left of a wait.
 
-import type { Assignment } from './model.js';
+/** StartDelay is how long an attempt waits to start, and when that wait ends if a fence window sets it. */
+export interface StartDelay {
+  delayMs?: number;
+  /** The leader's clock time the wait ends at (see Assignment.notBefore). */
+  notBefore?: number;
+}
 
 export class FenceWaits {
   /** By resource name, the clock time when the worker it was taken from has certainly stopped. */
@@ -23,8 +28,8 @@ export class FenceWaits {
     if (this.waits.size > 0 && now >= this.end) this.waits.clear();
   }
 
-  /** hold makes `name` wait until `until`, unless that has passed. */
-  hold(name: string, until: number): void {
+  /** wait makes `name`'s next attempt wait until `until`, unless that has passed. */
+  wait(name: string, until: number): void {
     if (until <= this.at) return;
     this.waits.set(name, until);
     this.end = Math.max(this.end, until);
@@ -35,10 +40,10 @@ export class FenceWaits {
     this.noted.set(worker, until);
   }
 
-  /** holdFor makes `name` wait for `worker`'s fence window, if a load found a note for it. */
-  holdFor(name: string, worker: string): void {
+  /** waitForNoted makes `name` wait for `worker`'s fence window, if a load found a note for it. */
+  waitForNoted(name: string, worker: string): void {
     const until = this.noted.get(worker);
-    if (until !== undefined) this.hold(name, until);
+    if (until !== undefined) this.wait(name, until);
   }
 
   drop(name: string): void {
@@ -49,9 +54,9 @@ export class FenceWaits {
    * startAfter is the start delay of `name`'s next attempt: the larger of
    * `delayMs` (a restart's backoff) and what is left of its wait, with the
    * time it ends when the wait is what holds it (the assign event says what
-   * is left as it leaves: mirror.ts).
+   * is left as it leaves: assign-publisher.ts).
    */
-  startAfter(name: string, delayMs = 0): Pick<Assignment, 'delayMs' | 'notBefore'> {
+  startAfter(name: string, delayMs = 0): StartDelay {
     const by = this.waits.get(name);
     const wait = by === undefined ? 0 : Math.ceil(by - this.at);
     const d = Math.max(delayMs, wait);

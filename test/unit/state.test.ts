@@ -1,6 +1,19 @@
+// The core's rules called one by one on a ClusterState, and what the encoder
+// writes for them: adds and removes, workers lost and back, batch budgets,
+// repair after a load, and etcd kept equal to the state under random batches.
+
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chunk, ClusterState, type Unit } from '#actors/leader/model.js';
+import { ClusterState } from '#actors/leader/core/state.js';
+import { add, remove } from '#actors/leader/core/resources.js';
+import { reattempts, workerDown, workerUp } from '#actors/leader/core/workers.js';
+import { loadResource, loadWorker, repair, restamps } from '#actors/leader/core/repair.js';
+import { placePending } from '#actors/leader/core/placement.js';
+import { report } from '#actors/leader/core/reports.js';
+import { move } from '#actors/leader/core/fleet.js';
+import { assignedTask, chunk, type Unit } from '#actors/leader/encode.js';
+import { flush } from '../fakes/core.js';
+import { tick } from '../fakes/tick.js';
 import type { StoredAssignment } from '#protocol/stored.js';
 import { keys, parseKey } from '#protocol/keys.js';
 import { packed } from '#protocol/codec.js';
@@ -9,8 +22,10 @@ import type { StoredResource } from '#protocol/stored.js';
 
 // --- helpers ---------------------------------------------------------------
 
-// The default constructor only: its optional parameters are still changing.
 const fresh = (): ClusterState => new ClusterState();
+const T = tick();
+/** list is every resource, in name order. */
+const list = (s: ClusterState) => s.page(undefined, Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER).resources;
 const EPOCH0 = new Date(0);
 
 const rec = (name: string, worker: string | null): StoredResource => ({
@@ -31,10 +46,10 @@ function loaded(
   resources: Array<[name: string, worker: string | null]>,
 ): ClusterState {
   const s = fresh();
-  for (const [id, cap, epoch] of workers) s.loadWorker(id, cap, epoch, NOOP);
+  for (const [id, cap, epoch] of workers) loadWorker(s, id, cap, epoch, NOOP);
   for (const [name, worker] of resources) {
     const w = workers.find(([id]) => id === worker);
-    s.loadResource(rec(name, worker), 10, w && { worker: w[0], epoch: w[2], attempt: 1 });
+    loadResource(s, rec(name, worker), 10, w && { worker: w[0], epoch: w[2], attempt: 1 });
   }
   return s;
 }
@@ -55,23 +70,22 @@ const workerOf = (s: ClusterState, name: string): string | null | undefined => s
 describe('add', () => {
   test('creates once; a second add of the same name is a no-op that reports created=false', () => {
     const s = loaded([['w1', 10, 'L1']], []);
-    assert.equal(s.add('a', { kind: 'noop' }), true);
+    assert.equal(add(s, 'a', { kind: 'noop' }, T), true);
     const first = s.view('a');
-    assert.equal(s.add('a', { other: 1 }), false);
+    assert.equal(add(s, 'a', { other: 1 }, T), false);
     // The second add must not replace the record (new id, new spec) within the same batch...
     assert.deepEqual(s.view('a'), first);
-    const units = s.flush();
+    const units = flush(s);
     assert.deepEqual(opsByName(units), { a: ['put gaffer/resources/a', 'put gaffer/assign/w1/a'] });
     // ...nor in a later one.
-    assert.equal(s.add('a', { other: 2 }), false);
-    assert.equal(s.hasChanges, false);
-    assert.deepEqual(s.flush(), []);
+    assert.equal(add(s, 'a', { other: 2 }, T), false);
+    assert.deepEqual(flush(s), []);
   });
 
   test('the stored record carries the resource and its assignment\'s epoch; the assignment is one attempt for one incarnation', () => {
     const s = loaded([['w1', 10, 'L1']], []);
-    s.add('a.b', { kind: 'noop' });
-    const units = s.flush();
+    add(s, 'a.b', { kind: 'noop' }, T);
+    const units = flush(s);
     const stored = valueOf(units, keys.resource('a.b')) as StoredResource;
     assert.equal(stored.name, 'a.b');
     assert.equal(stored.worker, 'w1');
@@ -90,17 +104,17 @@ describe('add', () => {
 
   test('with no workers the resource stays pending, and workerUp places it', () => {
     const s = fresh();
-    s.add('a', {});
+    add(s, 'a', {}, T);
     assert.equal(workerOf(s, 'a'), null);
     assert.deepEqual([...s.pending], ['a']);
-    const u1 = s.flush();
+    const u1 = flush(s);
     assert.deepEqual(opsByName(u1), { a: ['put gaffer/resources/a'] });
     assert.equal((valueOf(u1, keys.resource('a')) as StoredResource).worker, null);
 
-    s.workerUp('w1', 5, 'L1', NOOP);
+    workerUp(s, 'w1', 5, 'L1', NOOP);
     assert.equal(workerOf(s, 'a'), 'w1');
     assert.equal(s.pending.size, 0);
-    const u2 = s.flush();
+    const u2 = flush(s);
     assert.deepEqual(opsByName(u2), { a: ['put gaffer/resources/a', 'put gaffer/assign/w1/a'] });
     assert.equal((valueOf(u2, keys.assignment('w1', 'a')) as StoredAssignment).epoch, 'L1');
   });
@@ -113,9 +127,9 @@ describe('add', () => {
       ],
       [['x', 'w1']],
     );
-    s.add('a', {}); // w1 1/2 vs w2 0/1 -> w2
-    s.add('b', {}); // w2 full -> w1
-    s.add('c', {}); // everyone full
+    add(s, 'a', {}, T); // w1 1/2 vs w2 0/1 -> w2
+    add(s, 'b', {}, T); // w2 full -> w1
+    add(s, 'c', {}, T); // everyone full
     assert.deepEqual([workerOf(s, 'a'), workerOf(s, 'b'), workerOf(s, 'c')], ['w2', 'w1', null]);
     assert.deepEqual([...s.pending], ['c']);
     assert.deepEqual(s.loads(), [
@@ -128,32 +142,31 @@ describe('add', () => {
 describe('remove', () => {
   test('a placed resource: deletes its resource key and its assignment key', () => {
     const s = loaded([['w1', 10, 'L1']], [['a', 'w1']]);
-    const gone = s.remove('a');
+    const gone = remove(s, 'a');
     assert.deepEqual(gone, { ...rec('a', 'w1'), revision: 10 });
     assert.equal(s.view('a'), undefined);
     assert.deepEqual(s.loads(), [{ id: 'w1', capacity: 10, resources: 0, kinds: ['noop'], labels: {}, cordoned: false, draining: false }]);
-    assert.deepEqual(opsByName(s.flush()), { a: ['del gaffer/resources/a', 'del gaffer/assign/w1/a'] });
+    assert.deepEqual(opsByName(flush(s)), { a: ['del gaffer/resources/a', 'del gaffer/assign/w1/a'] });
   });
 
   test('a pending resource: deletes only its resource key', () => {
     const s = loaded([], [['a', null]]);
-    s.remove('a');
+    remove(s, 'a');
     assert.equal(s.pending.size, 0);
-    assert.deepEqual(opsByName(s.flush()), { a: ['del gaffer/resources/a'] });
+    assert.deepEqual(opsByName(flush(s)), { a: ['del gaffer/resources/a'] });
   });
 
   test('an unknown name returns undefined and changes nothing', () => {
     const s = loaded([['w1', 10, 'L1']], [['a', 'w1']]);
-    assert.equal(s.remove('nope'), undefined);
-    assert.equal(s.hasChanges, false);
-    assert.deepEqual(s.flush(), []);
+    assert.equal(remove(s, 'nope'), undefined);
+    assert.deepEqual(flush(s), []);
   });
 
   test('add then remove of a new name in one batch emits no operations at all', () => {
     const s = loaded([['w1', 10, 'L1']], []);
-    s.add('a', {});
-    s.remove('a');
-    assert.deepEqual(s.flush(), []);
+    add(s, 'a', {}, T);
+    remove(s, 'a');
+    assert.deepEqual(flush(s), []);
     assert.deepEqual(s.loads(), [{ id: 'w1', capacity: 10, resources: 0, kinds: ['noop'], labels: {}, cordoned: false, draining: false }]);
   });
 
@@ -168,9 +181,9 @@ describe('remove', () => {
         ['b', 'w1'],
       ],
     );
-    s.remove('a');
-    s.add('a', { v: 2 }); // w1 holds b, so a goes to w2
-    const units = s.flush();
+    remove(s, 'a');
+    add(s, 'a', { v: 2 }, T); // w1 holds b, so a goes to w2
+    const units = flush(s);
     assert.deepEqual(opsByName(units), {
       a: ['put gaffer/resources/a', 'del gaffer/assign/w1/a', 'put gaffer/assign/w2/a'],
     });
@@ -197,14 +210,14 @@ describe('workerDown', () => {
         ['d', 'w2'],
       ],
     );
-    s.workerDown('w1');
+    workerDown(s, 'w1');
     // a -> w3 (0 vs 1); b -> w2 (1 vs 1, smaller id); c -> w3 (2 vs 1).
     assert.deepEqual(['a', 'b', 'c', 'd'].map((n) => workerOf(s, n)), ['w3', 'w2', 'w3', 'w2']);
     assert.deepEqual(s.loads(), [
       { id: 'w2', capacity: 10, resources: 2, kinds: ['noop'], labels: {}, cordoned: false, draining: false },
       { id: 'w3', capacity: 10, resources: 2, kinds: ['noop'], labels: {}, cordoned: false, draining: false },
     ]);
-    const units = s.flush();
+    const units = flush(s);
     assert.deepEqual(opsByName(units), {
       a: ['put gaffer/resources/a', 'del gaffer/assign/w1/a', 'put gaffer/assign/w3/a'],
       b: ['put gaffer/resources/b', 'del gaffer/assign/w1/b', 'put gaffer/assign/w2/b'],
@@ -229,19 +242,19 @@ describe('workerDown', () => {
         ['d', 'w2'],
       ],
     );
-    s.workerDown('w1');
+    workerDown(s, 'w1');
     assert.deepEqual(['a', 'b', 'c'].map((n) => workerOf(s, n)), ['w3', 'w3', null]);
     assert.deepEqual([...s.pending], ['c']);
-    assert.deepEqual(opsByName(s.flush()).c, ['put gaffer/resources/c', 'del gaffer/assign/w1/c']);
+    assert.deepEqual(opsByName(flush(s)).c, ['put gaffer/resources/c', 'del gaffer/assign/w1/c']);
   });
 
   test('with no live worker left, everything goes pending and loses its assignment key', () => {
     const s = loaded([['w1', 10, 'L1']], [['a', 'w1'], ['b', 'w1']]);
-    s.workerDown('w1');
+    workerDown(s, 'w1');
     assert.deepEqual(s.loads(), []);
     assert.deepEqual([...s.pending].sort(), ['a', 'b']);
     assert.equal(workerOf(s, 'a'), null);
-    const units = s.flush();
+    const units = flush(s);
     assert.deepEqual(opsByName(units), {
       a: ['put gaffer/resources/a', 'del gaffer/assign/w1/a'],
       b: ['put gaffer/resources/b', 'del gaffer/assign/w1/b'],
@@ -251,17 +264,17 @@ describe('workerDown', () => {
 
   test('an unknown worker is ignored', () => {
     const s = loaded([['w1', 10, 'L1']], [['a', 'w1']]);
-    s.workerDown('w9');
-    assert.equal(s.hasChanges, false);
+    workerDown(s, 'w9');
+    assert.deepEqual(flush(s), []);
   });
 
   test('down then up again in one batch: the resource ends where it started, written once', () => {
     const s = loaded([['w1', 10, 'L1']], [['a', 'w1']]);
-    s.workerDown('w1');
-    s.workerUp('w1', 10, 'L1b', NOOP);
+    workerDown(s, 'w1');
+    workerUp(s, 'w1', 10, 'L1b', NOOP);
     assert.equal(workerOf(s, 'a'), 'w1');
     // Same worker before and after, so no delete; the put carries the new lease.
-    const units = s.flush();
+    const units = flush(s);
     assert.deepEqual(opsByName(units), { a: ['put gaffer/resources/a', 'put gaffer/assign/w1/a'] });
     assert.equal((valueOf(units, keys.assignment('w1', 'a')) as StoredAssignment).epoch, 'L1b');
   });
@@ -280,8 +293,8 @@ describe('workerUp', () => {
         ['c', 'w2'],
       ],
     );
-    s.workerUp('w1', 10, 'L1-new', NOOP);
-    const units = s.flush();
+    workerUp(s, 'w1', 10, 'L1-new', NOOP);
+    const units = flush(s);
     assert.deepEqual(opsByName(units), {
       a: ['put gaffer/resources/a', 'put gaffer/assign/w1/a'],
       b: ['put gaffer/resources/b', 'put gaffer/assign/w1/b'],
@@ -295,22 +308,21 @@ describe('workerUp', () => {
 
   test('the same epoch again is a no-op', () => {
     const s = loaded([['w1', 10, 'L1']], [['a', 'w1']]);
-    s.workerUp('w1', 10, 'L1', NOOP);
-    assert.equal(s.hasChanges, false);
-    assert.deepEqual(s.flush(), []);
+    workerUp(s, 'w1', 10, 'L1', NOOP);
+    assert.deepEqual(flush(s), []);
   });
 
   test('more capacity on a known worker places pending work', () => {
     const s = loaded([['w1', 1, 'L1']], [['a', 'w1'], ['b', null]]);
     assert.deepEqual([...s.pending], ['b']);
-    s.workerUp('w1', 2, 'L1', NOOP);
+    workerUp(s, 'w1', 2, 'L1', NOOP);
     assert.equal(workerOf(s, 'b'), 'w1');
-    assert.deepEqual(opsByName(s.flush()), { b: ['put gaffer/resources/b', 'put gaffer/assign/w1/b'] });
+    assert.deepEqual(opsByName(flush(s)), { b: ['put gaffer/resources/b', 'put gaffer/assign/w1/b'] });
   });
 
   test('a new worker takes pending work up to its capacity', () => {
     const s = loaded([], [['a', null], ['b', null], ['c', null]]);
-    s.workerUp('w1', 2, 'L1', NOOP);
+    workerUp(s, 'w1', 2, 'L1', NOOP);
     assert.equal(s.pending.size, 1);
     assert.deepEqual(s.loads(), [{ id: 'w1', capacity: 2, resources: 2, kinds: ['noop'], labels: {}, cordoned: false, draining: false }]);
   });
@@ -323,12 +335,12 @@ describe('batch budget', () => {
   const drain = (s: ClusterState, budget: number): number[] => {
     const sizes: number[] = [];
     for (let i = 0; i < 100; i++) {
-      s.beginBatch(budget);
-      s.restamps();
-      s.reattempts();
-      s.placePending();
-      sizes.push(s.flush().length);
-      if (!s.backlog) return sizes;
+      s.begin(budget, 0);
+      restamps(s);
+      reattempts(s);
+      placePending(s);
+      sizes.push(flush(s).length);
+      if (!s.cut) return sizes;
     }
     throw new Error('the backlog never emptied');
   };
@@ -336,26 +348,26 @@ describe('batch budget', () => {
   /** filled: a model with w1 (lease L1) holding r0..r{n-1}, all written. */
   const filled = (n: number): ClusterState => {
     const s = fresh();
-    s.workerUp('w1', 1000, 'L1', NOOP);
-    for (let i = 0; i < n; i++) s.add(`r${i}`, {});
-    s.placePending();
-    s.flush();
+    workerUp(s, 'w1', 1000, 'L1', NOOP);
+    for (let i = 0; i < n; i++) add(s, `r${i}`, {}, T);
+    placePending(s);
+    flush(s);
     return s;
   };
 
   test("a lost worker's resources move over several batches; its reports are refused meanwhile", () => {
     const s = filled(40);
-    s.workerUp('w2', 1000, 'L2', NOOP);
-    s.flush();
+    workerUp(s, 'w2', 1000, 'L2', NOOP);
+    flush(s);
     const onW1 = [...Array(40).keys()].map((i) => `r${i}`).filter((n) => workerOf(s, n) === 'w1');
-    s.beginBatch(10);
-    s.workerDown('w1');
-    const first = s.flush().length;
+    s.begin(10, 0);
+    workerDown(s, 'w1');
+    const first = flush(s).length;
     assert.ok(first <= 10, String(first));
-    assert.equal(s.backlog, true);
+    assert.equal(s.cut, true);
     const waiting = onW1.find((n) => workerOf(s, n) === 'w1')!;
     const id = s.view(waiting)!.id;
-    assert.equal(s.report('w1', 'L1', { type: 'completed', name: waiting, id, attempt: s.view(waiting)!.attempt }).ok, false);
+    assert.equal(report(s, 'w1', 'L1', { type: 'completed', name: waiting, id, attempt: s.view(waiting)!.attempt }, T).ok, false);
     drain(s, 10);
     for (const n of onW1) assert.equal(workerOf(s, n), 'w2', n);
   });
@@ -363,40 +375,40 @@ describe('batch budget', () => {
   test('a worker back as a new incarnation gets its new attempts over several batches, holds kept', () => {
     const s = filled(30);
     // h is on its way to w1 from w0, which has not said it stopped: a hold.
-    s.workerUp('w0', 1000, 'L0', NOOP);
-    s.add('h', {});
-    s.placePending();
-    s.flush();
+    workerUp(s, 'w0', 1000, 'L0', NOOP);
+    add(s, 'h', {}, T);
+    placePending(s);
+    flush(s);
     if (workerOf(s, 'h') !== 'w0') throw new Error('h should be placed on the empty w0');
-    s.move('h', s.workers.get('w1')!, 'rebalance');
-    s.flush();
-    assert.equal(s.assignedTask('h')?.task.hold, true);
+    move(s, 'h', s.workers.get('w1')!, 'rebalance');
+    flush(s);
+    assert.equal(assignedTask(s.entry('h'), 0)?.task.hold, true);
     const before = s.view('r0')!.attempt;
-    s.beginBatch(8);
-    s.workerUp('w1', 1000, 'L1b', NOOP);
-    assert.ok(s.flush().length <= 8);
+    s.begin(8, 0);
+    workerUp(s, 'w1', 1000, 'L1b', NOOP);
+    assert.ok(flush(s).length <= 8);
     const sizes = drain(s, 8);
     assert.ok(sizes.every((n) => n <= 8), String(sizes));
     for (let i = 0; i < 30; i++) assert.equal(s.view(`r${i}`)!.attempt, before + 1, `r${i}`);
-    assert.equal(s.assignedTask('r0')?.epoch, 'L1b');
-    assert.deepEqual([s.assignedTask('h')?.epoch, s.assignedTask('h')?.task.hold], ['L1b', true], 'still held for w0');
+    assert.equal(assignedTask(s.entry('r0'), 0)?.epoch, 'L1b');
+    assert.deepEqual([assignedTask(s.entry('h'), 0)?.epoch, assignedTask(s.entry('h'), 0)?.task.hold], ['L1b', true], 'still held for w0');
   });
 
   test('a batch tries at most four times its budget of pending resources; those that fit nowhere go to the back, and the pass ends', () => {
     const s = fresh();
-    for (let i = 0; i < 100; i++) s.add(`p${i}`, {});
-    s.flush();
+    for (let i = 0; i < 100; i++) add(s, `p${i}`, {}, T);
+    flush(s);
     assert.equal(s.pending.size, 100, 'no worker yet');
-    s.beginBatch(5);
-    s.workerUp('w1', 3, 'L1', NOOP);
-    s.flush();
-    assert.equal(s.backlog, true);
+    s.begin(5, 0);
+    workerUp(s, 'w1', 3, 'L1', NOOP);
+    flush(s);
+    assert.equal(s.cut, true);
     const sizes = drain(s, 5);
     assert.equal(sizes.length, 4, `100 tries at 20 a batch: ${sizes}`);
     assert.deepEqual([...Array(100).keys()].filter((i) => workerOf(s, `p${i}`) === 'w1'), [0, 1, 2]);
     assert.deepEqual([...s.pending].slice(0, 2), ['p3', 'p4'], 'tried in order, each to the back');
     // Room again: a new pass, which finds the next in line.
-    s.remove('p0');
+    remove(s, 'p0');
     drain(s, 5);
     assert.equal(workerOf(s, 'p3'), 'w1');
   });
@@ -405,42 +417,42 @@ describe('batch budget', () => {
 describe('repair', () => {
   test('a batch budget spreads the repair of a large load over batches, and every stale key is rewritten in the end', () => {
     const s = fresh();
-    s.loadWorker('w1', 1000, 'L1-new', NOOP);
-    s.loadWorker('w2', 1000, 'L2', NOOP);
-    for (let i = 0; i < 50; i++) s.loadResource(rec(`s${i}`, 'w1'), 5, { worker: 'w1', epoch: 'L1-old', attempt: 1 });
-    for (let i = 0; i < 30; i++) s.loadResource(rec(`d${i}`, 'dead'), 5, { worker: 'dead', epoch: 'Ld', attempt: 1 });
-    s.repair([]);
+    loadWorker(s, 'w1', 1000, 'L1-new', NOOP);
+    loadWorker(s, 'w2', 1000, 'L2', NOOP);
+    for (let i = 0; i < 50; i++) loadResource(s, rec(`s${i}`, 'w1'), 5, { worker: 'w1', epoch: 'L1-old', attempt: 1 });
+    for (let i = 0; i < 30; i++) loadResource(s, rec(`d${i}`, 'dead'), 5, { worker: 'dead', epoch: 'Ld', attempt: 1 });
+    repair(s, []);
     const sizes: number[] = [];
     const written = new Map<string, StoredAssignment>();
     for (let batch = 0; batch < 20; batch++) {
-      s.beginBatch(16);
-      s.restamps();
-      s.placePending();
-      const units = s.flush();
+      s.begin(16, 0);
+      restamps(s);
+      placePending(s);
+      const units = flush(s);
       sizes.push(units.length);
       for (const u of units) for (const op of u.ops) if ('put' in op && op.put.startsWith('gaffer/assign/')) written.set(op.put, packed.decode(op.value) as StoredAssignment);
-      if (!s.backlog) break;
+      if (!s.cut) break;
     }
     assert.ok(sizes.every((n) => n <= 16), String(sizes));
     assert.equal(sizes.reduce((a, b) => a + b, 0), 80);
     for (let i = 0; i < 50; i++) assert.equal(written.get(keys.assignment('w1', `s${i}`))?.epoch, 'L1-new');
     for (let i = 0; i < 30; i++) assert.ok(['w1', 'w2'].includes(workerOf(s, `d${i}`)!), `d${i} placed`);
-    assert.equal(s.backlog, false);
+    assert.equal(s.cut, false);
   });
 
   test('rewrites stale and missing assignment keys and deletes orphans; leaves good ones alone', () => {
     const s = fresh();
-    s.loadWorker('w1', 10, 'L1-new', NOOP);
-    s.loadResource(rec('stale', 'w1'), 5, { worker: 'w1', epoch: 'L1-old', attempt: 1 });
-    s.loadResource(rec('missing', 'w1'), 6, undefined);
-    s.loadResource(rec('good', 'w1'), 7, { worker: 'w1', epoch: 'L1-new', attempt: 1 });
-    s.repair([
+    loadWorker(s, 'w1', 10, 'L1-new', NOOP);
+    loadResource(s, rec('stale', 'w1'), 5, { worker: 'w1', epoch: 'L1-old', attempt: 1 });
+    loadResource(s, rec('missing', 'w1'), 6, undefined);
+    loadResource(s, rec('good', 'w1'), 7, { worker: 'w1', epoch: 'L1-new', attempt: 1 });
+    repair(s, [
       { worker: 'w9', name: 'zombie' },
       { worker: 'w2', name: 'good' },
     ]);
-    assert.equal(s.hasChanges, true);
-    s.restamps(); // the leader's plan() does this, within the batch's budget
-    const units = s.flush();
+    assert.equal(s.log.orphans.length, 2, 'the orphans wait in the change log');
+    restamps(s); // the leader's plan() does this, within the batch's budget
+    const units = flush(s);
     assert.deepEqual(
       units.map((u) => [u.name, u.ops.map(show)]),
       [
@@ -452,18 +464,17 @@ describe('repair', () => {
     );
     assert.equal((valueOf(units, keys.assignment('w1', 'stale')) as StoredAssignment).epoch, 'L1-new');
     // Orphans are deleted once, not on every flush.
-    assert.equal(s.hasChanges, false);
-    assert.deepEqual(s.flush(), []);
+    assert.deepEqual(flush(s), []);
   });
 
   test("deletes the assignment key of a resource whose worker is gone", () => {
     const s = fresh();
-    s.loadWorker('w2', 10, 'L2', NOOP);
-    s.loadResource(rec('a', 'dead'), 5, { worker: 'dead', epoch: 'Ld', attempt: 1 });
-    s.repair([]);
+    loadWorker(s, 'w2', 10, 'L2', NOOP);
+    loadResource(s, rec('a', 'dead'), 5, { worker: 'dead', epoch: 'Ld', attempt: 1 });
+    repair(s, []);
     assert.deepEqual([...s.pending], ['a']);
-    s.placePending();
-    const ops = opsByName(s.flush()).a;
+    placePending(s);
+    const ops = opsByName(flush(s)).a;
     assert.ok(ops?.includes('del gaffer/assign/dead/a'), String(ops));
   });
 
@@ -471,12 +482,12 @@ describe('repair', () => {
     "a loaded resource whose worker is gone reads as pending (worker null) until it is placed",
     () => {
       const s = fresh();
-      s.loadResource(rec('a', 'dead'), 5, { worker: 'dead', epoch: 'Ld', attempt: 1 });
-      s.repair([]);
-      s.placePending(); // no live worker: stays pending
+      loadResource(s, rec('a', 'dead'), 5, { worker: 'dead', epoch: 'Ld', attempt: 1 });
+      repair(s, []);
+      placePending(s); // no live worker: stays pending
       assert.deepEqual([...s.pending], ['a']);
       assert.equal(s.view('a')?.worker, null);
-      const stored = valueOf(s.flush(), keys.resource('a')) as StoredResource;
+      const stored = valueOf(flush(s), keys.resource('a')) as StoredResource;
       assert.equal(stored.worker, null);
     },
   );
@@ -485,12 +496,12 @@ describe('repair', () => {
     'an orphan delete never targets a key the same flush puts',
     () => {
       const s = fresh();
-      s.loadWorker('w1', 10, 'L1', NOOP);
-      s.loadResource(rec('a', null), 5, undefined);
-      s.repair([{ worker: 'w1', name: 'a' }]);
-      s.placePending(); // the leader's receive() does this in the same batch
+      loadWorker(s, 'w1', 10, 'L1', NOOP);
+      loadResource(s, rec('a', null), 5, undefined);
+      repair(s, [{ worker: 'w1', name: 'a' }]);
+      placePending(s); // the leader's receive() does this in the same batch
       assert.equal(workerOf(s, 'a'), 'w1');
-      const units = s.flush();
+      const units = flush(s);
       const puts = new Set(units.flatMap((u) => u.ops.filter((o) => 'put' in o).map(keyOf)));
       const dels = units.flatMap((u) => u.ops.filter((o) => 'del' in o).map(keyOf));
       assert.deepEqual(dels.filter((k) => puts.has(k)), []);
@@ -522,7 +533,7 @@ function model(v: unknown): unknown {
 /** expected is what etcd should hold for this model: every resource key, and one assignment key per placed resource. */
 function expected(s: ClusterState): Map<string, unknown> {
   const out = new Map<string, unknown>();
-  for (const r of s.list()) {
+  for (const r of list(s)) {
     // The pending reason is derived, kept in memory and recomputed by a new leader: not part of what etcd must hold.
     const { revision: _, reason: _r, ...stored } = r;
     // A placed resource's record names the epoch of its assignment, so a new leader can trust it without reading the assignment.
@@ -548,18 +559,18 @@ describe('flush under random batches', () => {
         const steps = 1 + Math.floor(rand() * 6);
         for (let i = 0; i < steps; i++) {
           const r = rand();
-          if (r < 0.35) s.add(pickOf(names), { n: i });
-          else if (r < 0.6) s.remove(pickOf(names));
+          if (r < 0.35) add(s, pickOf(names), { n: i }, T);
+          else if (r < 0.6) remove(s, pickOf(names));
           else if (r < 0.8) {
             const id = pickOf(workerIds);
             const known = s.workers.get(id);
             // Usually a new incarnation, sometimes a capacity change on the same lease.
             const epoch = known && rand() < 0.5 ? known.epoch : `L${++lease}`;
-            s.workerUp(id, 1 + Math.floor(rand() * 4), epoch, NOOP);
-          } else s.workerDown(pickOf(workerIds));
+            workerUp(s, id, 1 + Math.floor(rand() * 4), epoch, NOOP);
+          } else workerDown(s, pickOf(workerIds));
         }
-        s.placePending();
-        const units = s.flush();
+        placePending(s);
+        const units = flush(s);
         for (const txn of chunk(units, 7)) {
           const seen = new Set<string>();
           for (const u of txn) {
@@ -581,7 +592,7 @@ describe('flush under random batches', () => {
         }
         assert.deepEqual(etcd, expected(s), `batch ${batch}`);
         // The planner's own bookkeeping agrees with the records.
-        for (const r of s.list()) {
+        for (const r of list(s)) {
           assert.equal(s.pending.has(r.name), r.worker === null, `batch ${batch}: ${r.name} pending flag`);
           if (r.worker) assert.ok(s.workers.get(r.worker)!.names.has(r.name));
         }
@@ -595,8 +606,8 @@ describe('flush under random batches', () => {
 
   test('every assignment key the planner writes parses back to its worker and name', () => {
     const s = loaded([['w1', 10, 'L1']], []);
-    s.add('svc.alpha.v2', {});
-    const [unit] = s.flush();
+    add(s, 'svc.alpha.v2', {}, T);
+    const [unit] = flush(s);
     const put = unit!.ops.find((o) => 'put' in o && o.put.startsWith(keys.assignmentsPrefix))!;
     assert.deepEqual(parseKey.assignment(keyOf(put)), { workerId: 'w1', name: 'svc.alpha.v2' });
   });
@@ -670,9 +681,9 @@ describe('chunk', () => {
 describe('page', () => {
   test('pages cover every name once, in order, honouring limit and the byte budget', () => {
     const s = fresh();
-    s.loadWorker('w1', 10_000, 'L1', NOOP);
+    loadWorker(s, 'w1', 10_000, 'L1', NOOP);
     const names = Array.from({ length: 250 }, (_, i) => `n${String(i).padStart(3, '0')}`);
-    for (const n of [...names].reverse()) s.add(n, {});
+    for (const n of [...names].reverse()) add(s, n, {}, T);
     const seen: string[] = [];
     let after: string | undefined;
     let pages = 0;

@@ -1,5 +1,6 @@
-// Placement is pure: given the live workers, which one takes a resource, and
-// why each other one does not. A worker is eligible when it runs the
+// Placement: given the live workers, which one takes a resource, and why
+// each other one does not (choose, rank); and the rules that carry a choice
+// out on the state (place, placePending). A worker is eligible when it runs the
 // resource's kind, is not cordoned, has room, and satisfies every hard
 // constraint (spec.constraints). Among eligible workers the one that
 // satisfies most preferences (spec.prefer) wins, then the least loaded by
@@ -7,7 +8,14 @@
 // master computing the same input gets the same answer. Workers to avoid
 // (where the task failed) are taken only when no other is eligible.
 
-import type { Candidate, Constraint } from '#protocol/messages.js';
+import { ResourceState, type Candidate, type Constraint, type MoveReason, type Spec } from '#protocol/messages.js';
+import { taskKindOf } from '#protocol/validate.js';
+import type { ClusterState } from './state.js';
+import type { Entry, WorkerEntry } from './records.js';
+import { beginHandoff, endHandoff } from './handoffs.js';
+
+/** Pending resources a batch may try to place, per resource its budget lets it touch. */
+const SCAN_PER_BUDGET = 4;
 
 export interface Slot {
   id: string;
@@ -37,12 +45,12 @@ export function compareLoad(a: Pick<Slot, 'id' | 'capacity' | 'assigned'>, b: Pi
 }
 
 /** describe renders a constraint as people write it: `zone in [eu,us]`, `gpu exists`. */
-export function describe(c: Constraint): string {
+function describe(c: Constraint): string {
   return c.op === 'in' || c.op === 'notIn' ? `${c.key} ${c.op} [${(c.values ?? []).join(',')}]` : `${c.key} ${c.op}`;
 }
 
 /** satisfies says whether labels meet one constraint. */
-export function satisfies(labels: Readonly<Record<string, string>>, c: Constraint): boolean {
+function satisfies(labels: Readonly<Record<string, string>>, c: Constraint): boolean {
   const has = Object.prototype.hasOwnProperty.call(labels, c.key);
   switch (c.op) {
     case 'exists':
@@ -66,7 +74,7 @@ export function exclusion(s: Slot, want: Want, opts: { ignoreRoom?: boolean } = 
 }
 
 /** score is higher for better slots: whole points per satisfied preference, plus the free fraction. */
-export function score(s: Slot, want: Want): number {
+function score(s: Slot, want: Want): number {
   const preferred = (want.prefer ?? []).filter((c) => satisfies(s.labels, c)).length;
   const free = s.capacity > 0 ? 1 - s.assigned / s.capacity : 0;
   return Math.round((preferred + free) * 1000) / 1000;
@@ -125,8 +133,96 @@ export function rank<S extends Slot>(slots: Iterable<S>, want: Want): Candidate[
   return [...ok.map((s) => ({ worker: s.id, score: score(s, want) })), ...out];
 }
 
-/** pick returns the best slot with room for a kind, or undefined. */
-export function pick<S extends Slot>(slots: Iterable<S>, kind: string): S | undefined {
-  const c = choose(slots, { kind });
-  return 'slot' in c ? c.slot : undefined;
+/** wantOf is what placement needs of a spec: its kind and its label rules. */
+export function wantOf(spec: Spec): Want {
+  return {
+    kind: taskKindOf(spec),
+    ...(Array.isArray(spec.constraints) ? { constraints: spec.constraints as unknown as Constraint[] } : {}),
+    ...(Array.isArray(spec.prefer) ? { prefer: spec.prefer as unknown as Constraint[] } : {}),
+  };
+}
+
+export interface PlaceOptions {
+  avoid?: ReadonlySet<string>;
+  /** Holds the start back (a restart's backoff). */
+  delayMs?: number;
+  state?: ResourceState;
+  to?: WorkerEntry;
+  reason?: MoveReason;
+  /** A move: the current owner must stop before `to` starts. */
+  handoff?: boolean;
+  deadlineMs?: number;
+}
+
+/**
+ * place gives the resource its next attempt on the best worker for it,
+ * avoiding `avoid` when it can, or makes it pending with the reason none fits.
+ */
+export function place(s: ClusterState, e: Entry, opts: PlaceOptions = {}): void {
+  const name = e.rec.name;
+  s.touch(name);
+  const from = e.rec.worker;
+  const fromAssign = e.assign;
+  if (from) s.free(from, name);
+  s.pending.delete(name);
+  endHandoff(s, e);
+  const pick = opts.to ? { slot: opts.to } : choose(s.workers.values(), { ...wantOf(e.rec.spec), ...(opts.avoid ? { avoid: opts.avoid } : {}) });
+  const to = 'slot' in pick ? (pick.slot as WorkerEntry) : undefined;
+  if (to) {
+    const attempt = e.rec.attempt + 1;
+    const wait = s.fenceWaits.startAfter(name, opts.delayMs);
+    const { reason: _r, delayMs: _d, ...rest } = e.rec;
+    e.rec = { ...rest, worker: to.id, state: opts.state ?? ResourceState.starting, attempt, ...(wait.delayMs ? { delayMs: wait.delayMs } : {}) };
+    // A live previous owner must stop before the next one starts.
+    const hold = opts.handoff === true && fromAssign !== undefined;
+    e.assign = { worker: to.id, epoch: to.epoch, attempt, ...wait, ...(e.rec.checkpoint ? { checkpoint: true } : {}), ...(hold ? { hold: true } : {}) };
+    if (hold) beginHandoff(s, e, fromAssign!, opts.reason ?? 'rebalance', opts.deadlineMs);
+    to.names.add(name);
+  } else {
+    const { delayMs: _d, ...rest } = e.rec;
+    e.rec = { ...rest, worker: null, state: ResourceState.pending, reason: 'reason' in pick ? pick.reason : 'no worker' };
+    e.assign = undefined;
+    s.pending.add(name);
+  }
+  e.cpSeq = undefined;
+  const moved = from !== (to?.id ?? null);
+  if (moved || e.revision === 0) s.log.moves.push({ name, id: e.rec.id, from, to: to?.id ?? null, deleted: false, reason: opts.reason ?? 'lost' });
+}
+
+/**
+ * placePending places every pending resource that some worker fits, when
+ * anything changed that could allow it, as far as the batch's budget goes.
+ * One whose worker is gone is written as pending if nothing fits. A batch
+ * tries at most SCAN_PER_BUDGET times its budget, so that a large loss with
+ * little room left does not make every batch try every pending resource;
+ * one that still fits nowhere goes to the back, and the next batch goes on
+ * with the rest.
+ */
+export function placePending(s: ClusterState): void {
+  let left = Math.min(s.toTry, s.pending.size);
+  // What changes while we place asks for a pass of its own, next time.
+  s.toTry = 0;
+  let tries = 0;
+  // No copy of the set (it can hold tens of thousands): place() deletes the
+  // name, and adds it back, at the back, when a lost one is written pending.
+  for (const name of s.pending) {
+    if (left <= 0) return;
+    if (s.spent || tries >= s.budgetSize * SCAN_PER_BUDGET) {
+      s.cut = true;
+      s.toTry = Math.max(s.toTry, left);
+      return;
+    }
+    tries++;
+    left--;
+    const e = s.resources.get(name)!;
+    const lost = e.rec.worker !== null && !s.workers.has(e.rec.worker);
+    const pick = choose(s.workers.values(), wantOf(e.rec.spec));
+    if ('slot' in pick || lost) {
+      place(s, e);
+      continue;
+    }
+    if (e.rec.reason !== pick.reason) e.rec = { ...e.rec, reason: pick.reason };
+    s.pending.delete(name);
+    s.pending.add(name);
+  }
 }

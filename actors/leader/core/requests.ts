@@ -1,0 +1,115 @@
+// Client requests in a batch: writes (add, delete, restart) with their
+// outcomes remembered for re-sent copies, task reports, reads, and the fleet
+// commands (fleet.ts). Each is answered once the batch is written; reads
+// too, since only a written batch proves this leader still leads.
+
+import { ConflictError, ErrorCode, NotFoundError } from '#protocol/errors.js';
+import { LIST_PAGE_BYTES, LIST_PAGE_MAX, type Resource } from '#protocol/messages.js';
+import type { ClientRequest, Command } from '#protocol/request.js';
+import type { Outcome } from '#protocol/outcomes.js';
+import type { ClusterState } from './state.js';
+import { answerOf } from './dedupe-window.js';
+import { planFleet } from './fleet.js';
+import { report } from './reports.js';
+import { add, remove, restart } from './resources.js';
+import type { PlanContext, PlannedEvent, PlannedReply, RevisionOf, WireReply } from './batch.js';
+
+/** What the requests of one batch share: replies by request id, and outcomes by the name they describe. */
+export interface RequestScope {
+  inBatch: Map<string, PlannedReply>;
+  outcomes: Map<string, Array<[string, Outcome]>>;
+  events: PlannedEvent[];
+}
+
+export function planRequest(s: ClusterState, req: ClientRequest, ctx: PlanContext, scope: RequestScope): PlannedReply {
+  const c = req.command;
+  if (c.op === 'report') return planReport(s, req, c, ctx);
+  if (c.op === 'cordon' || c.op === 'uncordon' || c.op === 'drain' || c.op === 'explain' || (c.op === 'add' && c.dryRun)) {
+    return planFleet(s, req, c, scope.events);
+  }
+  if (c.op !== 'add' && c.op !== 'delete' && c.op !== 'restart') return planRead(s, req, c, ctx);
+  // A re-sent request gets its first outcome, whether from this batch or an earlier one.
+  const again = scope.inBatch.get(req.id);
+  if (again) return { req, build: again.build };
+  const known = s.outcomes.lookup(req.id);
+  // Read at answer time: an outcome planned by an earlier batch has its revision once that batch is written.
+  if (known) return { req, build: () => answerOf(s.outcomes.lookup(req.id) ?? known, (name) => s.view(name)) as WireReply };
+  const { reply, outcome } = planWrite(s, req, c, ctx);
+  if (req.id) {
+    scope.inBatch.set(req.id, reply);
+    if (outcome) {
+      scope.outcomes.set(outcome.name, [...(scope.outcomes.get(outcome.name) ?? []), [req.id, outcome.outcome]]);
+      s.outcomes.planned(req.id, outcome.outcome, ctx.now);
+    }
+  }
+  return reply;
+}
+
+const stamp = (r: Resource, rev: RevisionOf): Resource => ({ ...r, revision: rev(r.name) ?? r.revision });
+const notFound = (name: string): WireReply => ({ ok: false, error: new NotFoundError(`no resource named ${name}`).toWire() });
+
+function planWrite(
+  s: ClusterState,
+  req: ClientRequest,
+  c: Extract<Command, { op: 'add' | 'delete' | 'restart' }>,
+  ctx: PlanContext,
+): { reply: PlannedReply; outcome?: { name: string; outcome: Outcome } } {
+  if (c.op === 'restart') {
+    const r = restart(s, c.name);
+    if (r === undefined) return { reply: { req, build: () => notFound(c.name) }, outcome: { name: c.name, outcome: { op: 'absent', name: c.name } } };
+    if (typeof r === 'string') {
+      const error = new ConflictError(`${c.name} is ${r}; only a completed or failed resource can be restarted`).toWire();
+      return { reply: { req, build: () => ({ ok: false, error }) } };
+    }
+    const rec = s.resources.get(c.name)!.rec;
+    return { reply: { req, build: (rev) => ({ ok: true, resource: stamp(r, rev) }) }, outcome: { name: c.name, outcome: { op: 'restart', rec } } };
+  }
+  if (c.op === 'add') {
+    const created = add(s, c.name, c.spec, ctx);
+    const r = s.view(c.name)!;
+    // The state's own record (never mutated, only replaced), not a copy: the dedupe window keeps it for a minute.
+    const rec = s.resources.get(c.name)!.rec;
+    const reply: PlannedReply = { req, build: (rev) => ({ ok: true, created, resource: stamp(r, rev) }) };
+    return { reply, outcome: { name: c.name, outcome: { op: 'add', created, rec } } };
+  }
+  const r = remove(s, c.name);
+  if (!r) return { reply: { req, build: () => notFound(c.name) }, outcome: { name: c.name, outcome: { op: 'absent', name: c.name } } };
+  const { revision: _r, ...rec } = r;
+  return { reply: { req, build: (rev) => ({ ok: true, resource: stamp(r, rev) }) }, outcome: { name: c.name, outcome: { op: 'delete', rec } } };
+}
+
+const OK = { ok: true as const };
+
+/** planReport folds a worker's reports in; each is answered once what it changed is written. */
+function planReport(s: ClusterState, req: ClientRequest, c: Extract<Command, { op: 'report' }>, ctx: PlanContext): PlannedReply {
+  let unfenced = true;
+  const results = c.reports.map((r) => {
+    const o = report(s, c.worker, c.epoch, r, ctx);
+    if (!o.ok || (r.type !== 'started' && r.type !== 'progress')) unfenced = false;
+    // A wire error, not a NotOwnerError: no stack is captured per refused report, and a lost worker's are many.
+    return o.ok ? OK : { ok: false as const, error: { code: ErrorCode.NOT_OWNER, message: o.message } };
+  });
+  return { req, build: () => ({ ok: true, results }), ...(unfenced ? { unfenced } : {}) };
+}
+
+function planRead(s: ClusterState, req: ClientRequest, c: Extract<Command, { op: 'get' | 'list' | 'status' }>, ctx: PlanContext): PlannedReply {
+  switch (c.op) {
+    case 'get': {
+      const r = s.view(c.name);
+      if (!r) return { req, build: () => notFound(c.name) };
+      return { req, build: (rev) => ({ ok: true, resource: stamp(r, rev) }) };
+    }
+    case 'list': {
+      const page = s.page(c.after, c.limit ?? LIST_PAGE_MAX, LIST_PAGE_BYTES);
+      return {
+        req,
+        build: (rev) => ({ ok: true, resources: page.resources.map((r) => stamp(r, rev)), ...(page.next ? { next: page.next } : {}) }),
+      };
+    }
+    case 'status': {
+      const workers = s.loads();
+      const pending = s.pending.size;
+      return { req, build: () => ({ ok: true, leader: ctx.leaderId, term: ctx.term, masters: ctx.members, workers, pending }) };
+    }
+  }
+}
