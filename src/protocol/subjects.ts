@@ -15,6 +15,10 @@ export const ClientSubject = {
   cordon: 'worker.cordon',
   uncordon: 'worker.uncordon',
   drain: 'worker.drain',
+  schedulePause: 'schedule.pause',
+  scheduleResume: 'schedule.resume',
+  scheduleTrigger: 'schedule.trigger',
+  scheduleBackfill: 'schedule.backfill',
 } as const;
 export type ClientSubject = (typeof ClientSubject)[keyof typeof ClientSubject];
 

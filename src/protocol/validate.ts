@@ -3,6 +3,7 @@
 
 import { BadRequestError } from './errors.js';
 import { packed } from './codec.js';
+import { validateSchedule } from './schedule.js';
 import {
   DEFAULT_KIND, DEFAULT_RESTART, ID_RE, KIND_RE, LABEL_RE, LIST_PAGE_MAX, MAX_SPEC_BYTES, MAX_SPEC_DEPTH, NAME_RE, type Constraint,
   type AddRequest, type DrainRequest, type ListRequest, type NameRequest, type RestartPolicy, type Spec, type WorkerRequest,
@@ -57,6 +58,7 @@ export function validateSpec(spec: unknown): Spec {
   if (s.restart !== undefined) validateRestart(s.restart);
   if (s.constraints !== undefined) validateConstraints(s.constraints, 'spec.constraints');
   if (s.prefer !== undefined) validateConstraints(s.prefer, 'spec.prefer');
+  if (s.schedule !== undefined) validateSchedule(s.schedule);
   if (s.rebalance !== undefined && typeof s.rebalance !== 'boolean') throw new BadRequestError('"spec.rebalance" must be true or false');
   if (packed.encode(spec).byteLength > MAX_SPEC_BYTES) {
     throw new BadRequestError(`"spec" is larger than ${MAX_SPEC_BYTES} bytes`);

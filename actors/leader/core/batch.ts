@@ -32,7 +32,9 @@ export type Input =
    */
   | { kind: 'worker-down'; id: string; fencedBy?: number }
   /** Nothing to do but repair and place what is pending (after a load, or with a backlog). */
-  | { kind: 'reconcile' };
+  | { kind: 'reconcile' }
+  /** A schedule's fire time has come (the shell's timer for Plan.wakeAt). */
+  | { kind: 'tick' };
 
 /** Tick is the world as a batch sees it, given by the shell (tests give deterministic ones). */
 export interface Tick {
@@ -95,4 +97,6 @@ export interface Plan {
   handoffs: HandoffChange[];
   /** The batch's budget left work for the next batch: plan another soon. */
   backlog: boolean;
+  /** The next schedule fire is due at this wall time (epoch ms): plan a batch then. */
+  wakeAt?: number;
 }

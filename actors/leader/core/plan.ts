@@ -18,6 +18,7 @@ import { placePending } from './placement.js';
 import { restamps } from './repair.js';
 import { planRequest, type RequestScope } from './requests.js';
 import { markRunning, reattempts, workerDown, workerUp } from './workers.js';
+import { fireSchedules } from './schedules.js';
 
 /**
  * Most resources one batch touches before work that can wait (moving a lost
@@ -30,6 +31,7 @@ export const BATCH_BUDGET = 2000;
 
 export function plan(s: ClusterState, batch: readonly Input[], ctx: PlanContext): Plan {
   s.begin(ctx.budget ?? BATCH_BUDGET, ctx.now);
+  s.schedules.begin(Date.parse(ctx.wall));
   const replies: PlannedReply[] = [];
   const events: PlannedEvent[] = [];
   const scope: RequestScope = { inBatch: new Map(), outcomes: new Map(), events };
@@ -56,16 +58,19 @@ export function plan(s: ClusterState, batch: readonly Input[], ctx: PlanContext)
         markRunning(s, m.worker, m.tasks);
         break;
       case 'reconcile':
+      case 'tick':
         break;
     }
   }
+  fireSchedules(s);
   restamps(s);
   reattempts(s);
   placePending(s);
   drained(s, events);
   const { moves, tasks, handoffs, ...writes } = s.takeChanges();
-  events.push(...announce(moves), ...tasks.map(taskEvent));
-  return { writes, outcomes: scope.outcomes, replies, events, handoffs, backlog: s.cut };
+  events.push(...announce(moves), ...tasks.map(taskEvent), ...s.schedules.takeEvents());
+  const wakeAt = s.schedules.wakeAt;
+  return { writes, outcomes: scope.outcomes, replies, events, handoffs, backlog: s.cut, ...(wakeAt !== undefined ? { wakeAt } : {}) };
 }
 
 function taskEvent(t: TaskChange): PlannedEvent {

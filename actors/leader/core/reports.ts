@@ -15,6 +15,7 @@ import type { Assignment, Entry } from './records.js';
 import type { Tick } from './batch.js';
 import { endHandoff, release } from './handoffs.js';
 import { place } from './placement.js';
+import { endRun } from './schedules.js';
 
 /** What a report got: accepted, or refused with a reason. */
 export type ReportOutcome = { ok: true } | { ok: false; code: 'NOT_OWNER'; message: string };
@@ -117,6 +118,7 @@ function finish(s: ClusterState, e: Entry, worker: string, state: ResourceState,
   const { delayMs: _d, reason: _r, ...rest } = e.rec;
   e.rec = { ...rest, worker: null, state, ...(result !== undefined ? { result } : {}) };
   e.assign = undefined;
+  if (state === ResourceState.completed || state === ResourceState.failed) endRun(s, e, state);
 }
 
 function fail(s: ClusterState, e: Entry, worker: string, error: string, tick: Tick): void {

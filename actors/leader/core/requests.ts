@@ -13,6 +13,7 @@ import { planFleet } from './fleet.js';
 import { report } from './reports.js';
 import { add, remove, restart } from './resources.js';
 import type { PlanContext, PlannedEvent, PlannedReply, RevisionOf, WireReply } from './batch.js';
+import { planSchedule, viewOf } from './schedule-requests.js';
 
 /** What the requests of one batch share: replies by request id, and outcomes by the name they describe. */
 export interface RequestScope {
@@ -27,7 +28,7 @@ export function planRequest(s: ClusterState, req: ClientRequest, ctx: PlanContex
   if (c.op === 'cordon' || c.op === 'uncordon' || c.op === 'drain' || c.op === 'explain' || (c.op === 'add' && c.dryRun)) {
     return planFleet(s, req, c, scope.events);
   }
-  if (c.op !== 'add' && c.op !== 'delete' && c.op !== 'restart') return planRead(s, req, c, ctx);
+  if (c.op !== 'add' && c.op !== 'delete' && c.op !== 'restart' && c.op !== 'schedule') return planRead(s, req, c, ctx);
   // A re-sent request gets its first outcome, whether from this batch or an earlier one.
   const again = scope.inBatch.get(req.id);
   if (again) return { req, build: again.build };
@@ -51,9 +52,10 @@ const notFound = (name: string): WireReply => ({ ok: false, error: new NotFoundE
 function planWrite(
   s: ClusterState,
   req: ClientRequest,
-  c: Extract<Command, { op: 'add' | 'delete' | 'restart' }>,
+  c: Extract<Command, { op: 'add' | 'delete' | 'restart' | 'schedule' }>,
   ctx: PlanContext,
 ): { reply: PlannedReply; outcome?: { name: string; outcome: Outcome } } {
+  if (c.op === 'schedule') return planSchedule(s, req, c);
   if (c.op === 'restart') {
     const r = restart(s, c.name);
     if (r === undefined) return { reply: { req, build: () => notFound(c.name) }, outcome: { name: c.name, outcome: { op: 'absent', name: c.name } } };
@@ -95,12 +97,14 @@ function planReport(s: ClusterState, req: ClientRequest, c: Extract<Command, { o
 function planRead(s: ClusterState, req: ClientRequest, c: Extract<Command, { op: 'get' | 'list' | 'status' }>, ctx: PlanContext): PlannedReply {
   switch (c.op) {
     case 'get': {
-      const r = s.view(c.name);
+      const e = s.resources.get(c.name);
+      const r = e && viewOf(e, s.schedules.wall);
       if (!r) return { req, build: () => notFound(c.name) };
       return { req, build: (rev) => ({ ok: true, resource: stamp(r, rev) }) };
     }
     case 'list': {
       const page = s.page(c.after, c.limit ?? LIST_PAGE_MAX, LIST_PAGE_BYTES);
+      page.resources = page.resources.map((r) => (s.schedules.names.has(r.name) ? viewOf(s.resources.get(r.name)!, s.schedules.wall) : r));
       return {
         req,
         build: (rev) => ({ ok: true, resources: page.resources.map((r) => stamp(r, rev)), ...(page.next ? { next: page.next } : {}) }),

@@ -16,6 +16,7 @@ import { ChangeLog, type Changes } from './change-log.js';
 import { DedupeWindow } from './dedupe-window.js';
 import { FenceWaits } from './fence-waits.js';
 import type { Assignment, Cordon, Entry, WorkerEntry } from './records.js';
+import { ScheduleBook } from './schedule-book.js';
 
 export class ClusterState {
   readonly resources = new Map<string, Entry>();
@@ -34,6 +35,8 @@ export class ClusterState {
   readonly reattempt = new Set<string>();
   /** Resources whose assignment key a load found stale, waiting to be rewritten. */
   readonly restamp = new Set<string>();
+  /** Scheduled resources, their next fires and the events their rules announce. */
+  readonly schedules = new ScheduleBook();
   readonly log = new ChangeLog();
   /**
    * How many pending resources are still to be tried since something changed
