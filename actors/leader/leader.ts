@@ -34,6 +34,7 @@ import { publishAssigns } from './assign-publisher.js';
 import { UnsureAssigns } from './unsure-assigns.js';
 import { workerInputs } from './worker-watch.js';
 import { answer, type Answered } from './replies.js';
+import { WakeTimer } from './wake-timer.js';
 
 type Message =
   | Input
@@ -96,6 +97,8 @@ export class Leader {
   /** The last batch threw in planning: the next reload does not plan again at once. */
   private planFailed = false;
   private warm: LeaderDeps['warm'];
+  /** Wakes the mailbox when the next schedule fire is due. */
+  private readonly fires: WakeTimer;
 
   constructor(private readonly d: LeaderDeps) {
     this.log = d.log.child({ component: 'leader' });
@@ -110,6 +113,7 @@ export class Leader {
       (id) => this.state.epochOf(id),
       d.clock,
     );
+    this.fires = new WakeTimer(d.clock, () => this.actor.send({ kind: 'tick' }));
     this.actor = new Actor<Message>((batch) => this.receive(batch), {
       maxBatch: MAX_BATCH,
       // A report request carries up to MAX_REPORTS reports: each costs about what a request does.
@@ -153,6 +157,7 @@ export class Leader {
   async stop(): Promise<ClientRequest[]> {
     this.sub?.unsubscribe();
     this.ticker?.cancel();
+    this.fires.cancel();
     this.deadlines.cancelAll();
     this.liveness.stop();
     const rest = await this.actor.stop();
@@ -245,6 +250,7 @@ export class Leader {
     this.state.outcomes.expire(this.d.clock.now());
     this.d.metrics.setDedupeEntries(this.state.outcomes.size);
     this.deadlines.apply(p.handoffs);
+    this.fires.set(p.wakeAt);
     // Workers hear of each transaction's assignments as soon as it commits: a
     // lost worker's thousand moves are a few dozen transactions, and the first
     // tasks start while the rest commit.

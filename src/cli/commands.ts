@@ -14,6 +14,7 @@ import { Progress } from './progress.js';
 import { examples } from './help.js';
 import { addResultsCommand } from './results.js';
 import { addFleetCommands, candidateTable } from './fleet-commands.js';
+import { addScheduleCommands, nextFire } from './schedule-commands.js';
 
 export function addClientCommands(program: Command): void {
   const add = clientOptions(program.command('add'))
@@ -94,7 +95,10 @@ export function addClientCommands(program: Command): void {
         const all = await ctx.client.list();
         const list = o.worker === undefined ? all : all.filter((r) => r.worker === o.worker);
         const where = o.worker === undefined ? '' : ` on ${o.worker}`;
-        const human = list.length === 0 ? `No resources${where}.` : `${fmt.resources(list, new Date())}\n\n${fmt.resourceSummary(list)}${where}`;
+        const now = new Date();
+        // Scheduled resources show when they fire next.
+        const next = list.some((r) => r.schedule) ? { header: 'NEXT FIRE', value: (r: (typeof list)[number]) => nextFire(r, now) } : undefined;
+        const human = list.length === 0 ? `No resources${where}.` : `${fmt.resources(list, now, next)}\n\n${fmt.resourceSummary(list)}${where}`;
         return { data: list, human };
       }),
     );
@@ -150,4 +154,5 @@ export function addClientCommands(program: Command): void {
 
   addResultsCommand(program);
   addFleetCommands(program);
+  addScheduleCommands(program);
 }

@@ -208,6 +208,8 @@ export interface AssignedTask {
   checkpoint?: boolean;
   /** Handed off from another worker that has not stopped yet: do not start until released. */
   hold?: boolean;
+  /** A scheduled resource's run this attempt belongs to (its results carry it). */
+  run?: number;
 }
 
 /** AssignEvent is published on worker.<id>.assign for each committed change to that worker's assignment keys. */

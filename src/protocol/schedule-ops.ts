@@ -85,3 +85,15 @@ export interface ScheduleView {
   /** Fires skipped so far (overlap, catch-up window, paused). */
   skipped: number;
 }
+
+/** ScheduleResult answers a schedule request: the resource as it now is, and what a trigger or backfill did. */
+export interface ScheduleResult {
+  resource: import('./messages.js').Resource;
+  /** trigger: whether the run started, waits in the queue, or was skipped. */
+  fired?: 'started' | 'queued' | 'skipped';
+  /** backfill: the fire times in the range, and what became of them. */
+  fires?: number;
+  started?: number;
+  queued?: number;
+  skipped?: number;
+}

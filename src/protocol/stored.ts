@@ -42,6 +42,8 @@ export interface StoredAssignment {
   checkpoint?: boolean;
   /** The worker incarnation (lease id) it is for. */
   epoch: string;
+  /** A scheduled resource's run. */
+  run?: number;
   /** The leader term that wrote it, for audits. */
   term: number;
 }
@@ -164,6 +166,7 @@ export function decodeAssignment(value: Uint8Array, revision: number): { resourc
     ...(typeof v.delayMs === 'number' && v.delayMs > 0 ? { delayMs: v.delayMs } : {}),
     ...(v.checkpoint === true ? { checkpoint: true } : {}),
     ...(v.hold === true ? { hold: true } : {}),
+    ...(typeof v.run === 'number' && Number.isSafeInteger(v.run) && v.run > 0 ? { run: v.run } : {}),
   };
   return { resource, epoch: v.epoch };
 }

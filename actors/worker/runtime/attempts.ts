@@ -24,7 +24,7 @@ import type { Reporter } from './reporter.js';
 export const PROGRESS_EVERY_MS = 1000;
 
 export interface ResultsSink {
-  emit(name: string, resourceId: string, itemId: string, item: unknown): Promise<unknown>;
+  emit(name: string, resourceId: string, itemId: string, item: unknown, run?: number): Promise<unknown>;
 }
 
 export interface AttemptsDeps {
@@ -174,7 +174,7 @@ export class Attempts {
 
   private async emit(a: Attempt, item: Json, id: string): Promise<void> {
     if (a.phase !== 'running' || !this.d.leaseHeld()) throw new NotOwnerError(`${a.task.name} attempt ${a.task.attempt} no longer runs here`);
-    await this.d.results.emit(a.task.name, a.task.id, id, item);
+    await this.d.results.emit(a.task.name, a.task.id, id, item, a.task.run);
   }
 
   /** ended records an attempt that ended on its own and reports how. */
