@@ -212,6 +212,9 @@ describe('schedule rules', () => {
     assert.equal(e.assign!.hold, true, 'the new run waits');
     assert.equal(e.handoff!.from.attempt, first.attempt, 'for the old attempt to stop');
     assert.deepEqual(w.get('r').runs.map((r) => [r.run, r.state]), [[1, 'replaced']]);
+    // The old attempt checkpoints as it stops: the new run does not resume from it.
+    w.batch([{ kind: 'client', req: request({ op: 'report', worker: 'w1', epoch: 'L-w1', reports: [{ type: 'checkpoint', name: 'r', id: e.rec.id, attempt: first.attempt, seq: 1, state: { at: 3 } }] }) }]);
+    assert.equal(w.s.resources.get('r')!.assign!.checkpoint, undefined);
     // The old attempt reports it stopped: the new one is released.
     w.batch([{ kind: 'client', req: request({ op: 'report', worker: 'w1', epoch: 'L-w1', reports: [{ type: 'stopped', name: 'r', id: e.rec.id, attempt: first.attempt }] }) }]);
     assert.equal(w.s.resources.get('r')!.assign!.hold, undefined);

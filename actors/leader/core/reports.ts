@@ -87,6 +87,9 @@ function checkpoint(s: ClusterState, e: Entry, worker: string, r: Extract<TaskRe
  * the new owner may start.
  */
 function reportLeaving(s: ClusterState, e: Entry, worker: string, r: TaskReport, tick: Tick): ReportOutcome {
+  // A run replaced by a newer one (spec.schedule overlap "replace"): its end is only the stop, and the new run starts afresh.
+  if (e.handoff?.reason === 'replace' && r.type !== 'stopped' && r.type !== 'failed' && r.type !== 'completed') return { ok: true };
+  if (e.handoff?.reason === 'replace' && r.type === 'completed') return release(s, r.name), { ok: true };
   switch (r.type) {
     case 'checkpoint':
       if (r.seq > (e.cpSeq ?? 0)) {
