@@ -16,6 +16,11 @@ import { readResults } from '#platform/nats/results.js';
 import type { Json, Resource } from '#protocol/messages.js';
 import type { GafferClient } from '#client/client.js';
 import type { LocalCluster } from '#devcluster/cluster.js';
+import { request as httpRequest } from 'node:http';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import puppeteer, { type Browser } from 'puppeteer-core';
 
 const EXAMPLES = fileURLToPath(new URL('../../../examples/kinds.mjs', import.meta.url));
 const KILLS = Number(process.env.SCHEDULE_KILLS ?? 5);
@@ -145,4 +150,60 @@ test(`schedules: the leader SIGKILLed within 100 ms of a fire time, ${KILLS} tim
   assert.equal(new Set(times).size, times.length, `a fire time ran twice: ${runs.map((x) => x.fireTime).join(' ')}`);
   assert.deepEqual([...times].sort((a, b) => a - b), expected, 'every fire time from the first to the last kill ran, none lost');
   assert.deepEqual(runs.map((x) => x.run), runs.map((_, i) => runs[0]!.run - i), 'run numbers are consecutive');
+});
+
+/** post sends a dashboard write with the given headers; resolves with the status and the JSON body. */
+function post(url: string, path: string, body: unknown, headers: Record<string, string>): Promise<{ status: number; body: Record<string, any> }> {
+  return new Promise((resolve, reject) => {
+    const data = Buffer.from(JSON.stringify(body));
+    const req = httpRequest(new URL(path, url), { method: 'POST', headers: { ...headers, 'Content-Length': String(data.length) } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(Buffer.concat(chunks).toString() || '{}') }));
+    });
+    req.on('error', reject);
+    req.end(data);
+  });
+}
+
+test('the dashboard shows schedules and pauses one with its button; writes from anywhere but its own page are refused', async () => {
+  const c = await cluster({ masters: 1, workers: 1, ttlSeconds: 2, http: true });
+  await c.ready(1);
+  const client = await c.client();
+  await client.add('dash', { schedule: { every: '1h' } });
+  const url = c.httpUrl('m1');
+  const origin = url.replace(/\/$/, '');
+  const json = { 'Content-Type': 'application/json' };
+  const refused = [
+    await post(url, '/api/schedule/pause', { name: 'dash' }, { ...json, Origin: 'http://evil.example' }),
+    await post(url, '/api/schedule/pause', { name: 'dash' }, { ...json }),
+    await post(url, '/api/schedule/pause', { name: 'dash' }, { 'Content-Type': 'text/plain', Origin: origin }),
+    await post(url, '/api/schedule/pause', { name: 'dash' }, { ...json, Origin: 'http://rebound.example:1', Host: 'rebound.example:1' }),
+  ];
+  assert.deepEqual(refused.map((r) => r.status), [403, 403, 403, 403]);
+  assert.equal((await client.get('dash')).schedule!.paused, false, 'nothing refused was written');
+
+  const profile = mkdtempSync(join(tmpdir(), 'gaffer-chromium-'));
+  let browser: Browser | undefined;
+  try {
+    browser = await puppeteer.launch({
+      executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+      headless: true,
+      userDataDir: profile,
+      args: ['--no-sandbox', '--disable-dev-shm-usage', '--headless=new', '--disable-gpu', '--no-first-run'],
+    });
+    const page = await browser.newPage();
+    await page.goto(url);
+    const row = '[data-schedule="dash"]';
+    await page.waitForSelector(`${row}[data-paused="false"]`, { timeout: 20000 });
+    const next = await page.$eval(`${row} [data-testid="schedule-next"]`, (el) => el.textContent ?? '');
+    assert.match(next, /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}/, 'the next fire is shown');
+    await page.click(`${row} [data-testid="schedule-toggle"]`);
+    await page.waitForSelector(`${row}[data-paused="true"]`, { timeout: 20000 });
+    assert.equal((await client.get('dash')).schedule!.paused, true);
+    await page.click(`${row} [data-testid="schedule-toggle"]`);
+    await page.waitForSelector(`${row}[data-paused="false"]`, { timeout: 20000 });
+  } finally {
+    await browser?.close();
+  }
 });
