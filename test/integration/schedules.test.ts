@@ -17,6 +17,8 @@ import type { Json, Resource } from '#protocol/messages.js';
 import type { GafferClient } from '#client/client.js';
 import type { LocalCluster } from '#devcluster/cluster.js';
 import { request as httpRequest } from 'node:http';
+import { execFile } from 'node:child_process';
+import { CLI_PATH } from '#devcluster/cluster.js';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -119,6 +121,34 @@ test('schedules: overlap policies, operations over raw NATS, and results per run
     const run2: Array<{ run?: number; item: unknown }> = [];
     for await (const x of readResults(nc, 'ops', { run: 2 })) run2.push(x);
     assert.deepEqual(run2.map((x) => [x.run, x.item]), [[2, { n: 2 }], [2, { n: 1 }]]);
+  });
+
+  await t.test('the CLI: schedule ls, pause, backfill, ls with NEXT FIRE, results --run', async () => {
+    const gaffer = (...args: string[]) =>
+      new Promise<{ code: number; out: string; err: string }>((resolve) =>
+        execFile(process.execPath, [CLI_PATH, '--nats', c.natsUrl, ...args], { timeout: 60000 }, (e, out, err) => resolve({ code: e ? Number(e.code) : 0, out, err })),
+      );
+    const ls = await gaffer('schedule', 'ls');
+    assert.equal(ls.code, 0, ls.err);
+    assert.match(ls.out, /^NAME\s+SCHEDULE\s+OVERLAP\s+NEXT FIRE\s+RUNNING\s+LAST RUN\s+SKIPPED\s+NOTE/);
+    assert.match(ls.out, /\nops\s+every 1h\s+skip\s+\d{4}-\S+ \(in \d+m\)\s+-\s+run 2 completed/);
+    const all = await gaffer('ls');
+    assert.match(all.out.split('\n')[0]!, /NEXT FIRE$/);
+    const res = await gaffer('results', 'ops', '--run', '1', '--json');
+    assert.deepEqual(res.out.trim().split('\n').map((l) => (JSON.parse(l) as { run: number }).run), [1, 1]);
+    const paused = await gaffer('schedule', 'pause', 'ops', '--note', 'by the CLI');
+    assert.equal(paused.code, 0, paused.err);
+    const twice = await gaffer('schedule', 'pause', 'ops');
+    assert.equal(twice.code, 1);
+    assert.match(twice.err, /CONFLICT: ops is paused already/);
+    const now = Date.now();
+    const bf = await gaffer('schedule', 'backfill', 'ops', '--from', new Date(now - 3 * 3_600_000).toISOString(), '--to', new Date(now).toISOString(), '--overlap', 'queue', '--json');
+    assert.equal(bf.code, 0, bf.err);
+    assert.deepEqual((({ fires, started, queued }) => [fires, started, queued])(JSON.parse(bf.out) as Record<string, number>), [3, 1, 2]);
+    await waitFor('the backfilled runs to end', async () => {
+      const r = await client.get('ops');
+      return r.runs!.filter((x) => x.cause === 'backfill' && x.state === 'completed').length === 3 ? true : undefined;
+    });
   });
 });
 
