@@ -131,7 +131,7 @@ test('schedules: overlap policies, operations over raw NATS, and results per run
     const ls = await gaffer('schedule', 'ls');
     assert.equal(ls.code, 0, ls.err);
     assert.match(ls.out, /^NAME\s+SCHEDULE\s+OVERLAP\s+NEXT FIRE\s+RUNNING\s+LAST RUN\s+SKIPPED\s+NOTE/);
-    assert.match(ls.out, /\nops\s+every 1h\s+skip\s+\d{4}-\S+ \(in \d+m\)\s+-\s+run 2 completed/);
+    assert.match(ls.out, /\nops\s+every 1h\s+skip\s+\d{4}-\S+ \(in \d+[smh]\)\s+-\s+run 2 completed/);
     const all = await gaffer('ls');
     assert.match(all.out.split('\n')[0]!, /NEXT FIRE$/);
     const res = await gaffer('results', 'ops', '--run', '1', '--json');
