@@ -14,6 +14,7 @@ import { Dedupe } from '#actors/leader/dedupe.js';
 import { FakeClock } from '#test/fakes/clock.js';
 import { MemStore } from '#test/fakes/store.js';
 import { add } from '#test/fakes/requests.js';
+import { median } from '#lib/stats.js';
 import type { BenchConfig } from './config.js';
 
 export interface PlanResult {
@@ -75,7 +76,7 @@ export async function planBench(cfg: BenchConfig, log: (s: string) => void): Pro
     lost,
     lostPerBatch: LOST_PER_BATCH,
     batches: times.length,
-    medianMs: round(sorted[Math.floor(sorted.length / 2)]!),
+    medianMs: round(median(times) ?? NaN),
     maxMs: round(sorted[sorted.length - 1]!),
     pending: model.pending.size,
   };

@@ -19,7 +19,8 @@ import { json } from '#protocol/codec.js';
 import type { StatusResult, WorkerStatusResult } from '#protocol/messages.js';
 import type { Child } from '#devcluster/child.js';
 import type { BenchConfig } from './config.js';
-import { median, runLoad, sleep } from './load.js';
+import { median } from '#lib/stats.js';
+import { runLoad, sleep } from './load.js';
 import { served, type Served } from './probe.js';
 import { watchTermEnd } from './terms.js';
 import { rssBytes, startPool, stopAll } from './procs.js';
@@ -174,7 +175,7 @@ async function rss(pid: number | undefined): Promise<number> {
     xs.push(rssBytes(pid));
     await sleep(200);
   }
-  return median(xs);
+  return median(xs) ?? NaN;
 }
 
 async function listOnce(nc: NatsConnection, resources: number): Promise<ListSample> {
@@ -198,7 +199,7 @@ async function listLatency(nc: NatsConnection, resources: number): Promise<ListS
     if (!s.ok) return s;
     xs.push(s);
   }
-  return { ...xs[0]!, ms: median(xs.map((x) => x.ms)) };
+  return { ...xs[0]!, ms: median(xs.map((x) => x.ms)) ?? NaN };
 }
 
 async function allRunning(nc: NatsConnection, workerIds: string[], want: number): Promise<boolean> {

@@ -15,7 +15,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { LocalCluster } from '#devcluster/cluster.js';
 import { GafferClient } from '#client/client.js';
-import { check, type Pause } from './check.js';
+import type { Pause } from '#harness/faults.js';
+import { check } from './check.js';
 import { sleep } from '#platform/clock.js';
 
 const log = (s: string): void => void process.stderr.write(`[busy-pause] ${s}\n`);

@@ -42,6 +42,8 @@
 // shorter than 1 ms, but cannot invent one.
 
 import { WorkerLog } from '#platform/log.js';
+import type { Death, Pause } from '#harness/faults.js';
+import { mismatches, type Finding, type Listed, type Snapshot } from '#harness/snapshot.js';
 
 export type OpKind = 'add' | 'delete';
 /** How a request ended, as far as the client can know. */
@@ -138,19 +140,6 @@ export function parseWorkerLog(worker: string, text: string): { lines: TaskLine[
 }
 
 // --- run intervals and overlaps --------------------------------------------
-
-/** Death: the injector SIGKILLed this worker; the exit was seen at `at`. */
-export interface Death {
-  worker: string;
-  at: number;
-}
-
-/** Pause: the injector held this process in SIGSTOP from `from` to `to`. */
-export interface Pause {
-  target: string;
-  from: number;
-  to: number;
-}
 
 export interface Run {
   worker: string;
@@ -330,24 +319,6 @@ export function unexplainedLateStops(lines: TaskLine[], pauses: Pause[], thresho
 
 // --- acknowledged adds and deletes -----------------------------------------
 
-export interface Listed {
-  name: string;
-  id: string;
-  worker: string | null;
-  /** The lifecycle state; completed and failed resources run nowhere, restarting ones may wait out a backoff. */
-  state?: string;
-}
-
-const NOT_RUNNING: ReadonlySet<string | undefined> = new Set(['completed', 'failed']);
-
-export interface Finding {
-  kind: 'lost' | 'resurrected' | 'reanswered' | 'orphaned';
-  name: string;
-  detail: string;
-  /** Requests and log lines that show it. */
-  evidence: string[];
-}
-
 export interface EitherWay {
   name: string;
   last: OpRecord;
@@ -459,55 +430,6 @@ export function checkOps(
     }
   }
   return { lost, resurrected, reanswered, eitherWay, anomalies };
-}
-
-// --- convergence and orphans -----------------------------------------------
-
-export interface RunningTask {
-  name: string;
-  id: string;
-}
-
-/** Snapshot: the list and what every worker says it runs (null: the worker did not answer). */
-export interface Snapshot {
-  at: number;
-  list: Listed[];
-  running: Record<string, RunningTask[] | null>;
-}
-
-/**
- * mismatches lists every way the snapshot differs from "each listed resource
- * runs on exactly its assigned worker, with its id, and nothing else runs",
- * ignoring the names in `skip` (requests on them are in flight or just ended).
- */
-export function mismatches(s: Snapshot, skip: ReadonlySet<string> = new Set()): Finding[] {
-  const out: Finding[] = [];
-  const listed = new Map(s.list.map((r) => [r.name, r]));
-  const where = new Map<string, Array<{ worker: string; id: string }>>();
-  for (const [worker, tasks] of Object.entries(s.running)) {
-    for (const t of tasks ?? []) where.set(t.name, [...(where.get(t.name) ?? []), { worker, id: t.id }]);
-  }
-  const orphan = (name: string, detail: string): void => void out.push({ kind: 'orphaned', name, detail, evidence: [] });
-  for (const [name, at] of [...where].sort()) {
-    if (skip.has(name)) continue;
-    const r = listed.get(name);
-    for (const t of at) {
-      if (!r) orphan(name, `runs on ${t.worker} (id ${t.id}) but is not listed`);
-      else if (r.id !== t.id) orphan(name, `runs on ${t.worker} with id ${t.id}, but the listed id is ${r.id}`);
-      else if (r.worker !== t.worker) orphan(name, `runs on ${t.worker} but is assigned to ${r.worker ?? 'no worker'}`);
-    }
-  }
-  for (const r of [...s.list].sort((a, b) => (a.name < b.name ? -1 : 1))) {
-    if (skip.has(r.name) || NOT_RUNNING.has(r.state) || r.state === 'restarting') continue;
-    if (r.worker === null) {
-      orphan(r.name, `listed (id ${r.id}) but pending: assigned to no worker`);
-      continue;
-    }
-    const tasks = s.running[r.worker];
-    if (tasks === null) orphan(r.name, `listed on ${r.worker}, which did not answer`);
-    else if (!(tasks ?? []).some((t) => t.name === r.name && t.id === r.id)) orphan(r.name, `listed (id ${r.id}) on ${r.worker} but does not run there`);
-  }
-  return out;
 }
 
 // --- the whole check ---------------------------------------------------------

@@ -19,10 +19,10 @@
 
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { randomSeed } from './rng.js';
-import { FAULT_KINDS, faultKinds, KILL_NATS_MIN_NODES, type FaultKind } from './faults.js';
+import { randomSeed } from '#harness/rng.js';
+import { FAULT_KINDS, faultKinds, KILL_NATS_MIN_NODES, type FaultKind, type FaultTimings } from '#harness/faults.js';
 
-export interface ChaosConfig {
+export interface ChaosConfig extends FaultTimings {
   faults: number;
   kinds: FaultKind[];
   seed: number;
@@ -43,15 +43,6 @@ export interface ChaosConfig {
   crawls: { concurrent: number; pages: number; perHostRps: number };
   /** Workload time between a recovery and the next fault: [min, max] ms. */
   gapMs: [number, number];
-  /** SIGKILLed processes are restarted after [min, max] ms. */
-  killDownMs: [number, number];
-  /** SIGSTOPped processes are resumed after [min, max] ms (the TTL is 2 s, so sometimes past it). */
-  pauseMs: [number, number];
-  /** restart-nats: every node down for [min, max] ms. */
-  natsDownMs: [number, number];
-  /** kill-nats: one SIGKILLed node is started again after [min, max] ms. */
-  natsKillDownMs: [number, number];
-  etcdDownMs: [number, number];
   recoverMs: number;
   /** A name whose last request ended less than this before a convergence snapshot is not judged by it. */
   settleMs: number;

@@ -31,8 +31,7 @@ import { ErrorCode, isErrorCode } from '#protocol/errors.js';
 import { ClientSubject, Header, WorkerSubject } from '#protocol/subjects.js';
 import { ID_RE, type StatusResult } from '#protocol/messages.js';
 import { sleep } from '#platform/clock.js';
-import { mismatches, type Finding } from '#chaos/check.js';
-import { snapshot } from '#chaos/observe.js';
+import { mismatches, snapshot, type Finding } from '#harness/snapshot.js';
 import { MAX_REQUEST, REQUEST_ID_RE, fuzzCase, materialize, type FuzzCase, type Materialized } from './arbitraries.js';
 import { REQUEST_SUBJECTS, type Live, type TargetId } from './targets.js';
 

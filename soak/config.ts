@@ -28,8 +28,8 @@
 
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { FAULT_KINDS, type FaultKind } from '#chaos/faults.js';
-import { randomSeed } from '#chaos/rng.js';
+import { FAULT_KINDS, type FaultKind, type FaultTimings } from '#harness/faults.js';
+import { randomSeed } from '#harness/rng.js';
 
 export const METRICS = ['rss', 'heap', 'fds', 'subs'] as const;
 export type Metric = (typeof METRICS)[number];
@@ -97,6 +97,15 @@ export const SOAK_DEFAULT_KINDS: readonly FaultKind[] = [
   'restart-nats', 'restart-etcd',
   'drain-worker',
 ];
+
+/** How long the soak's faults keep their target down (ms): the full chaos run's ranges. */
+export const SOAK_FAULT_TIMINGS: FaultTimings = {
+  killDownMs: [200, 3000],
+  pauseMs: [500, 4000],
+  natsDownMs: [0, 2000],
+  natsKillDownMs: [200, 3000],
+  etcdDownMs: [500, 3000],
+};
 
 function kinds(raw: string | undefined): FaultKind[] {
   if (!raw) return [...SOAK_DEFAULT_KINDS];

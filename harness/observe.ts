@@ -5,13 +5,14 @@
 // resource runs on exactly its assigned worker with its id, and nothing else
 // runs (names with client requests in flight or just ended are not judged).
 
-import { createConnection } from 'node:net';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { LocalCluster } from '#devcluster/cluster.js';
 import type { GafferClient } from '#client/client.js';
-import type { ListResult, StatusResult, WorkerStatusResult } from '#protocol/messages.js';
+import type { StatusResult } from '#protocol/messages.js';
 import { keys, parseKey } from '#protocol/keys.js';
 import type { Store } from '#platform/ports.js';
-import { mismatches, type Finding, type Snapshot } from './check.js';
+import { mismatches, snapshot, type Finding } from './snapshot.js';
 import { sleep } from '#platform/clock.js';
 import { etcdHealthy, natsHealthy } from '#devcluster/probe.js';
 import { ClientSubject } from '#protocol/subjects.js';
@@ -23,24 +24,24 @@ import { ClientSubject } from '#protocol/subjects.js';
  */
 export type Incarnations = Map<string, number>;
 
+/** waitUntil polls `cond` every 50 ms until it holds (true) or timeoutMs passes (false). */
+export async function waitUntil(cond: () => boolean, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) return false;
+    await sleep(50);
+  }
+  return true;
+}
 
-
-/** snapshot reads the list, then asks every worker what it runs (null when it does not answer). */
-export async function snapshot(c: LocalCluster, client: GafferClient, timeoutMs = 3000): Promise<Snapshot> {
-  const at = Date.now();
-  const list = (await client.call<ListResult>(ClientSubject.list, {}, timeoutMs)).resources;
-  const running: Snapshot['running'] = {};
-  await Promise.all(
-    [...c.workers.keys()].map(async (id) => {
-      try {
-        const st = await client.call<WorkerStatusResult>(`worker.${id}.status`, {}, 1500);
-        running[id] = st.tasks.map((t) => ({ name: t.name, id: t.id }));
-      } catch {
-        running[id] = null;
-      }
-    }),
-  );
-  return { at, list: list.map((r) => ({ name: r.name, id: r.id, worker: r.worker, state: r.state })), running };
+/** workerLogs reads every worker's log file from the cluster's directory, by worker id ('' for a worker that wrote none). */
+export function workerLogs(c: LocalCluster): Record<string, string> {
+  const logs: Record<string, string> = {};
+  for (const id of c.workers.keys()) {
+    const f = join(c.dir, `${id}.log`);
+    logs[id] = existsSync(f) ? readFileSync(f, 'utf8') : '';
+  }
+  return logs;
 }
 
 /** registered says why etcd does not yet hold exactly one live key per master and worker incarnation. */
