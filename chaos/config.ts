@@ -17,9 +17,9 @@
 //   CHAOS_CRAWLS=2           crawl resources running at once, each on its own loopback site (0: none)
 //   CHAOS_NATS_NODES=3       nats-servers, routed into one cluster (1: a single server, and no kill-nats)
 
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { envNumber } from '#harness/env.js';
 import { randomSeed } from '#harness/rng.js';
+import { repoPath } from '#harness/runner.js';
 import { FAULT_KINDS, faultKinds, KILL_NATS_MIN_NODES, type FaultKind, type FaultTimings } from '#harness/faults.js';
 
 export interface ChaosConfig extends FaultTimings {
@@ -50,16 +50,7 @@ export interface ChaosConfig extends FaultTimings {
   warmupMs: number;
 }
 
-// dist/chaos/config.js -> <repo>/chaos/results.json
-const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-
-function int(env: NodeJS.ProcessEnv, key: string, fallback: number, min: number): number {
-  const raw = env[key];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min) throw new Error(`${key} must be a whole number ≥ ${min}, not ${JSON.stringify(raw)}`);
-  return n;
-}
+const int = (env: NodeJS.ProcessEnv, key: string, fallback: number, min: number): number => envNumber(env, key, fallback, { min, whole: true });
 
 function kinds(raw: string | undefined, natsNodes: number): FaultKind[] {
   if (!raw) return faultKinds(natsNodes);
@@ -89,7 +80,7 @@ export function chaosConfig(env: NodeJS.ProcessEnv = process.env): ChaosConfig {
     kinds: kinds(env.CHAOS_KINDS, natsNodes),
     seed: int(env, 'CHAOS_SEED', randomSeed(), 0),
     quick,
-    out: env.CHAOS_OUT || join(repoRoot, 'chaos', 'results.json'),
+    out: env.CHAOS_OUT || repoPath('chaos', 'results.json'),
     keepLogs: env.CHAOS_KEEP_LOGS === '1',
     cluster: { masters: 3, workers: 4, etcdMembers: 3, natsNodes, ttlSeconds: 2 },
     workload: {

@@ -10,25 +10,18 @@
 //   FUZZ_TIMEOUT_MS=8000 how long a request may take to be answered
 //   FUZZ_TRACE=1         print every case as it is sent
 
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { LocalCluster } from '#devcluster/cluster.js';
 import { numbersRight, table } from '#lib/table.js';
+import { envNumber } from '#harness/env.js';
 import { commit } from '#harness/git.js';
 import { randomSeed } from '#harness/rng.js';
-import { elapsedLog, isEntryPoint, runMain, writeJson } from '#harness/runner.js';
+import { elapsedLog, isEntryPoint, repoPath, runMain, writeJson } from '#harness/runner.js';
 import { fuzz, type Summary } from './judge.js';
 
 const t0 = Date.now();
 const log = elapsedLog('fuzz', t0);
 
-function int(name: string, fallback: number): number {
-  const v = process.env[name];
-  if (v === undefined || v === '') return fallback;
-  const n = Number(v);
-  if (!Number.isInteger(n)) throw new Error(`${name} must be a whole number, got ${JSON.stringify(v)}`);
-  return n;
-}
+const int = (name: string, fallback: number): number => envNumber(process.env, name, fallback, { whole: true });
 
 /** report prints the summary tables. */
 export function report(s: Summary): string {
@@ -92,7 +85,7 @@ async function main(): Promise<number> {
     await stop();
   }
   process.stdout.write(`${report(summary)}\n`);
-  const out = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'fuzz', 'results.json');
+  const out = repoPath('fuzz', 'results.json');
   writeJson(out, {
     meta: { startedAt: new Date(t0).toISOString(), finishedAt: new Date().toISOString(), commit: commit(), node: process.version, timeoutMs, maxMs, ...(keep ? { logs: c.dir } : {}) },
     ...summary,

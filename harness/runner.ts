@@ -2,8 +2,8 @@
 // results file, and how main's outcome becomes the process's exit code.
 
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 export type Log = (line: string) => void;
 
@@ -15,6 +15,14 @@ export function elapsedLog(name: string, t0: number): Log {
 /** clockLog writes `[name 12:34:56] line` to stderr, with the UTC time of day. */
 export function clockLog(name: string): Log {
   return (s) => void process.stderr.write(`[${name} ${new Date().toISOString().slice(11, 19)}] ${s}\n`);
+}
+
+// dist/harness/runner.js -> <repo>
+const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/** repoPath is a path inside the repository, where results go by default (the scripts run from dist/). */
+export function repoPath(...parts: string[]): string {
+  return join(repoRoot, ...parts);
 }
 
 /** writeJson writes `value` as indented JSON ending in a newline, creating its directory first. */
