@@ -17,6 +17,7 @@ import type { Store } from '#platform/ports.js';
 import type { Incarnations } from './observe.js';
 import { etcdHealthy, natsConnectionNames } from '#devcluster/probe.js';
 import type { Rng } from './rng.js';
+import { isRaftLeader } from './etcd.js';
 import { sleep } from '#platform/clock.js';
 
 export const FAULT_KINDS = [
@@ -87,16 +88,6 @@ export function schedule(rng: Rng, n: number, kinds: readonly FaultKind[] = FAUL
   const out: FaultKind[] = [];
   while (out.length < n) out.push(...rng.shuffle(kinds));
   return out.slice(0, n);
-}
-
-async function etcdRaftLeader(clientUrl: string): Promise<boolean> {
-  try {
-    const res = await fetch(`${clientUrl}/v3/maintenance/status`, { method: 'POST', body: '{}', signal: AbortSignal.timeout(1000) });
-    const s = (await res.json()) as { header?: { member_id?: string }; leader?: string };
-    return s.leader !== undefined && s.leader === s.header?.member_id;
-  } catch {
-    return false;
-  }
 }
 
 export class Injector {
@@ -262,7 +253,7 @@ export class Injector {
     // Quorum holds only if every other member is up; recovery checked that, check again.
     for (const m of members) if (!(await etcdHealthy(m.clientUrl))) throw new Error(`${m.name} is not healthy; not taking another member down`);
     const m = this.rng.pick(members);
-    rec.target = (await etcdRaftLeader(m.clientUrl)) ? `${m.name} (raft leader)` : m.name;
+    rec.target = (await isRaftLeader(m.clientUrl)) ? `${m.name} (raft leader)` : m.name;
     rec.startedAt = Date.now();
     await m.child.kill();
     await sleep(this.range(this.cfg.etcdDownMs));

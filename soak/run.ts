@@ -22,6 +22,7 @@ import { EtcdStore } from '#platform/etcd/store.js';
 import { sleep } from '#platform/clock.js';
 import { ClientSubject } from '#protocol/subjects.js';
 import type { StatusResult } from '#protocol/messages.js';
+import { etcdCompact, etcdRevision } from '#harness/etcd.js';
 import { Injector, schedule, type FaultKind, type FaultRecord } from '#harness/faults.js';
 import { commit } from '#harness/git.js';
 import { unhealthy, type Incarnations } from '#harness/observe.js';
@@ -49,38 +50,6 @@ interface Proc {
   conn?: string;
   /** For etcd members: the client URL (their own sizes are recorded with each sample). */
   etcdUrl?: string;
-}
-
-async function etcdPost(url: string, path: string, body: unknown): Promise<Record<string, unknown>> {
-  const res = await fetch(`${url}${path}`, { method: 'POST', body: JSON.stringify(body), signal: AbortSignal.timeout(2000) });
-  const out = (await res.json()) as Record<string, unknown>;
-  if (!res.ok) throw new Error(`${path}: ${res.status} ${JSON.stringify(out).slice(0, 200)}`);
-  return out;
-}
-
-/** etcdRevision: the cluster's current revision, from whichever member answers. */
-async function etcdRevision(urls: readonly string[]): Promise<number | null> {
-  for (const u of urls) {
-    try {
-      const s = (await etcdPost(u, '/v3/maintenance/status', {})) as { header?: { revision?: string } };
-      if (s.header?.revision) return Number(s.header.revision);
-    } catch {
-      /* next member */
-    }
-  }
-  return null;
-}
-
-async function etcdCompact(urls: readonly string[], revision: number): Promise<boolean> {
-  for (const u of urls) {
-    try {
-      await etcdPost(u, '/v3/kv/compaction', { revision: String(revision) });
-      return true;
-    } catch (err) {
-      if (/compacted/.test((err as Error).message)) return true;
-    }
-  }
-  return false;
 }
 
 async function main(): Promise<number> {
