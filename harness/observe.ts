@@ -5,8 +5,6 @@
 // resource runs on exactly its assigned worker with its id, and nothing else
 // runs (names with client requests in flight or just ended are not judged).
 
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type { LocalCluster } from '#devcluster/cluster.js';
 import type { GafferClient } from '#client/client.js';
 import type { StatusResult } from '#protocol/messages.js';
@@ -32,16 +30,6 @@ export async function waitUntil(cond: () => boolean, timeoutMs: number): Promise
     await sleep(50);
   }
   return true;
-}
-
-/** workerLogs reads every worker's log file from the cluster's directory, by worker id ('' for a worker that wrote none). */
-export function workerLogs(c: LocalCluster): Record<string, string> {
-  const logs: Record<string, string> = {};
-  for (const id of c.workers.keys()) {
-    const f = join(c.dir, `${id}.log`);
-    logs[id] = existsSync(f) ? readFileSync(f, 'utf8') : '';
-  }
-  return logs;
 }
 
 /** registered says why etcd does not yet hold exactly one live key per master and worker incarnation. */
