@@ -3,10 +3,11 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { envNumber } from '#harness/env.js';
+import { linesSince, logSize } from '#harness/logs.js';
 import { repoPath, writeJson } from '#harness/runner.js';
 
 test('envNumber: the fallback when unset or empty, the value when it keeps the rule, an error naming the key otherwise', () => {
@@ -28,6 +29,24 @@ test('writeJson creates the directory and ends the file in a newline', () => {
     writeJson(path, { x: [1, 2] }, 1);
     const text = readFileSync(path, 'utf8');
     assert.equal(text, '{\n "x": [\n  1,\n  2\n ]\n}\n');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('linesSince reads the whole lines after a mark and leaves a line still being written for the next read', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'gaffer-harness-'));
+  try {
+    const file = join(dir, 'w1.log');
+    assert.deepEqual(linesSince(file, 0), { lines: [], next: 0 });
+    appendFileSync(file, '{"msg":"before"}\n');
+    const mark = logSize(file);
+    appendFileSync(file, '{"msg":"dé日"}\n{"msg":"half');
+    const first = linesSince(file, mark);
+    assert.deepEqual(first.lines, ['{"msg":"dé日"}']);
+    appendFileSync(file, ' done"}\n');
+    assert.deepEqual(linesSince(file, first.next), { lines: ['{"msg":"half done"}'], next: logSize(file) });
+    assert.deepEqual(linesSince(file, logSize(file)).lines, []);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
