@@ -9,13 +9,14 @@
 import { rmSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { LocalCluster } from '#devcluster/cluster.js';
+import { waitFor } from '#devcluster/servers.js';
 import { GafferClient } from '#client/client.js';
 import { EtcdStore } from '#platform/etcd/store.js';
 import { sleep } from '#platform/clock.js';
 import { Injector, schedule } from '#harness/faults.js';
 import { commit } from '#harness/git.js';
 import { workerLogs } from '#harness/logs.js';
-import { waitRecovered, waitUntil, type Recovery } from '#harness/observe.js';
+import { waitRecovered, type Recovery } from '#harness/observe.js';
 import { Rng } from '#harness/rng.js';
 import { elapsedLog, runMain, writeJson } from '#harness/runner.js';
 import { snapshot, type Snapshot } from '#harness/snapshot.js';
@@ -92,7 +93,10 @@ async function main(): Promise<number> {
         break;
       }
       // The next fault should meet a client that is sending again, not one waiting out attempts lost in this one.
-      const flowing = await waitUntil(() => wl!.completedAfter(rcv.at) >= cfg.workload.inflight, cfg.recoverMs);
+      const flowing = await waitFor('answers again', async () => wl!.completedAfter(rcv.at) >= cfg.workload.inflight, cfg.recoverMs).then(
+        () => true,
+        () => false,
+      );
       rec.flowingMs = flowing ? Date.now() - rcv.at : null;
       if (!flowing) log(`#${rec.n}: the client did not get ${cfg.workload.inflight} answers within ${cfg.recoverMs} ms of recovery`);
     }

@@ -22,16 +22,6 @@ import { ClientSubject } from '#protocol/subjects.js';
  */
 export type Incarnations = Map<string, number>;
 
-/** waitUntil polls `cond` every 50 ms until it holds (true) or timeoutMs passes (false). */
-export async function waitUntil(cond: () => boolean, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) return false;
-    await sleep(50);
-  }
-  return true;
-}
-
 /** registered says why etcd does not yet hold exactly one live key per master and worker incarnation. */
 async function registered(c: LocalCluster, store: Store, since: Incarnations): Promise<string | undefined> {
   const election = await store.range(keys.electionPrefix);
