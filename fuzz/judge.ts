@@ -30,7 +30,7 @@ import { ClientSubject, Header, WorkerSubject } from '#protocol/subjects.js';
 import { ID_RE, type StatusResult } from '#protocol/messages.js';
 import { sleep } from '#platform/clock.js';
 import { linesSince, logPath } from '#harness/logs.js';
-import { mismatches, snapshot, type Finding } from '#harness/snapshot.js';
+import { convergence, snapshot, type Finding } from '#harness/snapshot.js';
 import { MAX_REQUEST, REQUEST_ID_RE, fuzzCase, materialize, type FuzzCase, type Materialized } from './arbitraries.js';
 import { REQUEST_SUBJECTS, type Live, type TargetId } from './targets.js';
 
@@ -712,12 +712,6 @@ export class Fuzzer {
           continue;
         }
         const s = await snapshot(this.cluster, this.client);
-        const silent = Object.entries(s.running).filter(([, t]) => t === null).map(([x]) => x);
-        if (silent.length > 0) {
-          why = `${silent.join(', ')} did not answer worker status`;
-          await sleep(200);
-          continue;
-        }
         const skip = new Set<string>();
         for (const r of s.list) {
           if (r.worker !== null || r.state !== 'pending') continue;
@@ -725,12 +719,14 @@ export class Fuzzer {
           const ex = await this.client.explain(r.name).catch(() => undefined);
           if (ex && ex.candidates.every((x) => 'excluded' in x)) skip.add(r.name);
         }
-        last = mismatches(s, skip);
-        if (last.length === 0) {
+        const v = convergence(s, skip);
+        if (v.ok) {
+          last = [];
           converged = true;
           break;
         }
-        why = `not converged: ${last.slice(0, 3).map((x) => `${x.name} ${x.detail}`).join('; ')}${last.length > 3 ? ` (+${last.length - 3} more)` : ''}`;
+        why = v.why;
+        if (v.mismatches) last = v.mismatches;
       } catch (err) {
         why = (err as Error).message;
       }

@@ -10,7 +10,7 @@ import type { GafferClient } from '#client/client.js';
 import type { StatusResult } from '#protocol/messages.js';
 import { keys, parseKey } from '#protocol/keys.js';
 import type { Store } from '#platform/ports.js';
-import { mismatches, snapshot, type Finding } from './snapshot.js';
+import { convergence, snapshot, type Finding } from './snapshot.js';
 import { sleep } from '#platform/clock.js';
 import { etcdHealthy, natsHealthy } from '#devcluster/probe.js';
 import { ClientSubject } from '#protocol/subjects.js';
@@ -102,16 +102,10 @@ export async function waitRecovered(
     else {
       try {
         const s = await snapshot(c, client);
-        const silent = Object.entries(s.running).filter(([, t]) => t === null).map(([w]) => w);
-        if (silent.length > 0) {
-          why = `${silent.join(', ')} did not answer worker status`;
-          await sleep(200);
-          continue;
-        }
-        const mm = mismatches(s, dirty(s.at - settleMs));
-        if (mm.length === 0) return { ok: true, at: Date.now() };
-        last = mm;
-        why = `not converged: ${mm.slice(0, 3).map((m) => `${m.name} ${m.detail}`).join('; ')}${mm.length > 3 ? ` (+${mm.length - 3} more)` : ''}`;
+        const v = convergence(s, dirty(s.at - settleMs));
+        if (v.ok) return { ok: true, at: Date.now() };
+        why = v.why;
+        if (v.mismatches) last = v.mismatches;
       } catch (err) {
         why = `snapshot: ${(err as Error).message}`;
       }

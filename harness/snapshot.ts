@@ -73,6 +73,19 @@ export function mismatches(s: Snapshot, skip: ReadonlySet<string> = new Set()): 
   return out;
 }
 
+/** Convergence: a snapshot's verdict; when not converged, why in one line, and the mismatches when there were any. */
+export type Convergence = { ok: true } | { ok: false; why: string; mismatches?: Finding[] };
+
+/** convergence judges a snapshot: every worker answered, and mismatches (ignoring `skip`) finds nothing. */
+export function convergence(s: Snapshot, skip: ReadonlySet<string>): Convergence {
+  const silent = Object.entries(s.running).filter(([, t]) => t === null).map(([w]) => w);
+  if (silent.length > 0) return { ok: false, why: `${silent.join(', ')} did not answer worker status` };
+  const mm = mismatches(s, skip);
+  if (mm.length === 0) return { ok: true };
+  const first = mm.slice(0, 3).map((m) => `${m.name} ${m.detail}`).join('; ');
+  return { ok: false, why: `not converged: ${first}${mm.length > 3 ? ` (+${mm.length - 3} more)` : ''}`, mismatches: mm };
+}
+
 /** snapshot reads the list, then asks every worker what it runs (null when it does not answer). */
 export async function snapshot(c: LocalCluster, client: GafferClient, timeoutMs = 3000): Promise<Snapshot> {
   const at = Date.now();

@@ -9,6 +9,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { envNumber } from '#harness/env.js';
 import { linesSince, logSize } from '#harness/logs.js';
 import { repoPath, writeJson } from '#harness/runner.js';
+import { convergence } from '#harness/snapshot.js';
 
 test('envNumber: the fallback when unset or empty, the value when it keeps the rule, an error naming the key otherwise', () => {
   assert.equal(envNumber({}, 'K', 7), 7);
@@ -50,6 +51,17 @@ test('linesSince reads the whole lines after a mark and leaves a line still bein
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('convergence: every worker answered and nothing mismatches, else why in one line', () => {
+  const list = [{ name: 'a', id: 'A', worker: 'w1' }];
+  assert.deepEqual(convergence({ at: 0, list, running: { w1: [{ name: 'a', id: 'A' }], w2: [] } }, new Set()), { ok: true });
+  assert.deepEqual(convergence({ at: 0, list, running: { w1: null, w2: [] } }, new Set()), { ok: false, why: 'w1 did not answer worker status' });
+  const v = convergence({ at: 0, list, running: { w1: [], w2: [{ name: 'a', id: 'A' }] } }, new Set());
+  assert.equal(v.ok, false);
+  assert.match(v.ok ? '' : v.why, /^not converged: a runs on w2 but is assigned to w1; a listed \(id A\) on w1 but does not run there$/);
+  assert.equal(v.ok ? 0 : v.mismatches?.length, 2);
+  assert.deepEqual(convergence({ at: 0, list, running: { w1: [], w2: [{ name: 'a', id: 'A' }] } }, new Set(['a'])), { ok: true });
 });
 
 /** importsOf: the repository files a TypeScript source imports (type imports too), through relative paths and "#room/*" aliases. */
