@@ -3,7 +3,8 @@
 import { numbersRight, table as printTable } from '#lib/table.js';
 import type { CrawlFinding } from './crawls.js';
 import { median } from '#lib/stats.js';
-import type { CheckResult, EitherWay, OpRecord, Overlap } from './check.js';
+import type { CheckResult, EitherWay, OpRecord } from './check.js';
+import type { Overlap } from './runs.js';
 import type { Finding } from '#harness/snapshot.js';
 import { describeOp, LATE_STOP_NOTE_MS } from './check.js';
 import { FAULT_KINDS, type FaultKind, type FaultRecord } from '#harness/faults.js';

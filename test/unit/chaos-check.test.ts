@@ -5,10 +5,8 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  buildRuns, check, checkOps, classify, findNameOverlaps, findOverlaps, parseWorkerLog, unexplainedLateStops,
-  violationCount, type OpRecord,
-} from '#chaos/check.js';
+import { check, checkOps, classify, violationCount, type OpRecord } from '#chaos/check.js';
+import { buildRuns, findNameOverlaps, findOverlaps, parseWorkerLog, unexplainedLateStops } from '#chaos/runs.js';
 import { median } from '#lib/stats.js';
 import { schedule, FAULT_KINDS, type Death, type Pause } from '#harness/faults.js';
 import { Rng } from '#harness/rng.js';
