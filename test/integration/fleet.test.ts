@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { cluster, Recorder, waitFor } from '../harness.js';
-import { buildRuns, findOverlaps, parseWorkerLog } from '#chaos/check.js';
+import { buildRuns, findOverlaps, parseWorkerLog } from '#chaos/runs.js';
 import type { LocalCluster } from '#devcluster/cluster.js';
 import type { GafferClient } from '#client/client.js';
 
