@@ -14,7 +14,7 @@ import { Progress } from './progress.js';
 import { examples } from './help.js';
 import { addResultsCommand } from './results.js';
 import { addFleetCommands, candidateTable } from './fleet-commands.js';
-import { addScheduleCommands, nextFire } from './schedule-commands.js';
+import { addScheduleCommands, nextFire, runsTable, scheduleTable } from './schedule-commands.js';
 
 export function addClientCommands(program: Command): void {
   const add = clientOptions(program.command('add'))
@@ -82,7 +82,10 @@ export function addClientCommands(program: Command): void {
     .action((name: string) =>
       runClient(program, get, async (ctx) => {
         const r = await ctx.client.get(name);
-        return { data: r, human: fmt.resources([r], new Date()) };
+        const now = new Date();
+        // A scheduled resource shows its schedule and runs under it.
+        const runs = r.schedule ? `\n\n${scheduleTable([r], now)}\n\n${runsTable(r, now)}` : '';
+        return { data: r, human: `${fmt.resources([r], now)}${runs}` };
       }),
     );
 

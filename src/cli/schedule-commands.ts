@@ -74,6 +74,25 @@ export function scheduleTable(list: readonly Resource[], now: Date): string {
   });
 }
 
+/** runsTable lists a scheduled resource's running and ended runs, newest first. */
+export function runsTable(r: Resource, now: Date): string {
+  const runs = [...(r.schedule?.running ? [r.schedule.running] : []), ...(r.runs ?? [])];
+  if (runs.length === 0) return 'No runs yet.';
+  return table(
+    ['RUN', 'FIRE TIME', 'CAUSE', 'STATE', 'STARTED', 'ENDED', 'RESULT'],
+    runs.map((x) => [
+      String(x.run),
+      x.fireTime,
+      x.cause,
+      x.state,
+      `${age(x.startedAt, now)} ago`,
+      x.endedAt ? `${age(x.endedAt, now)} ago` : '-',
+      x.error ?? (x.result === undefined ? '' : JSON.stringify(x.result).slice(0, 48)),
+    ]),
+    { align: ['right', 'left', 'left', 'left', 'right', 'right', 'left'] },
+  );
+}
+
 export function addScheduleCommands(program: Command): void {
   const group = program.command('schedule').description('scheduled resources (spec.schedule): list, pause, resume, trigger, backfill');
 
