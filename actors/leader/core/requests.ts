@@ -68,7 +68,7 @@ function planWrite(
   }
   if (c.op === 'add') {
     const created = add(s, c.name, c.spec, ctx);
-    const r = s.view(c.name)!;
+    const r = viewOf(s.resources.get(c.name)!, s.schedules.wall);
     // The state's own record (never mutated, only replaced), not a copy: the dedupe window keeps it for a minute.
     const rec = s.resources.get(c.name)!.rec;
     const reply: PlannedReply = { req, build: (rev) => ({ ok: true, created, resource: stamp(r, rev) }) };
