@@ -5,6 +5,12 @@
 
 import type { Clock, Timer } from '#platform/clock.js';
 
+/**
+ * The longest one timer waits; a later fire is waited for in steps. Node
+ * runs a timer of more than 2^31-1 ms (24.8 days: a monthly cron) at once.
+ */
+export const MAX_WAIT_MS = 3_600_000;
+
 export class WakeTimer {
   private timer: Timer | undefined;
   private at: number | undefined;
@@ -20,7 +26,7 @@ export class WakeTimer {
     this.cancel();
     if (at === undefined) return;
     this.at = at;
-    this.timer = this.clock.after(Math.max(0, at - this.clock.wall()), () => {
+    this.timer = this.clock.after(Math.min(MAX_WAIT_MS, Math.max(0, at - this.clock.wall())), () => {
       this.timer = undefined;
       this.at = undefined;
       this.wake();

@@ -6,6 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Leader } from '#actors/leader/leader.js';
+import { MAX_WAIT_MS, WakeTimer } from '#actors/leader/wake-timer.js';
 import { keys } from '#protocol/keys.js';
 import { json, packed } from '#protocol/codec.js';
 import { decodeRecord } from '#protocol/stored.js';
@@ -73,4 +74,24 @@ test('with no request coming, the leader wakes at the fire time, commits the run
   const skipped = bus.published.filter((m) => m.subject === 'events.schedule.skipped').map((m) => json.decode(m.data) as { fireTime: string; why: string; by: string });
   assert.deepEqual(skipped.map((e) => [e.fireTime, e.why, e.by]), [[new Date(fireAt + 10_000).toISOString(), 'overlap: run 1 is still going', 'm2']]);
   await second.stop();
+});
+
+test('a fire months away is waited for in steps of at most an hour, not by one timer Node would run at once', async () => {
+  const clock = new FakeClock();
+  const woken: number[] = [];
+  const t = new WakeTimer(clock, () => woken.push(clock.wall()));
+  const far = clock.wall() + 40 * 86_400_000;
+  t.set(far);
+  await clock.advance(MAX_WAIT_MS - 1);
+  assert.deepEqual(woken, []);
+  await clock.advance(1);
+  assert.equal(woken.length, 1, 'woken after an hour, to plan and set the timer again');
+  t.set(clock.wall() + 500);
+  t.set(clock.wall() + 500);
+  await clock.advance(500);
+  assert.equal(woken.length, 2, 'one wake for a time set twice');
+  t.set(clock.wall() + 500);
+  t.cancel();
+  await clock.advance(1000);
+  assert.equal(woken.length, 2);
 });

@@ -134,7 +134,10 @@ function setSched(s: ClusterState, e: Entry, sched: StoredSchedule): void {
  */
 export function fire(s: ClusterState, e: Entry, fireTime: number, cause: RunCause, overlap: Overlap): 'started' | 'queued' | 'skipped' {
   const st = e.rec.sched!;
-  if (!st.current) return startRun(s, e, fireTime, cause, false), 'started';
+  if (!st.current) {
+    startRun(s, e, fireTime, cause, false);
+    return 'started';
+  }
   switch (overlap) {
     case 'skip':
       setSched(s, e, { ...st, skipped: st.skipped + 1 });
