@@ -15,6 +15,7 @@ export const ClientSubject = {
   cordon: 'worker.cordon',
   uncordon: 'worker.uncordon',
   drain: 'worker.drain',
+  apply: 'resource.apply',
 } as const;
 export type ClientSubject = (typeof ClientSubject)[keyof typeof ClientSubject];
 

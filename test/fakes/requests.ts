@@ -16,6 +16,7 @@ const SUBJECT: Record<Command['op'], ClientRequest['subject']> = {
   uncordon: ClientSubject.uncordon,
   drain: ClientSubject.drain,
   report: WorkerSubject.report,
+  apply: ClientSubject.apply,
 };
 
 let n = 0;

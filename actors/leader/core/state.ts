@@ -135,6 +135,11 @@ export class ClusterState {
     return this.resources.get(name);
   }
 
+  /** names is every resource name in order (kept until the next add or remove). */
+  names(): readonly string[] {
+    return (this.sorted ??= [...this.resources.keys()].sort(byName));
+  }
+
   /**
    * page lists resources in name order after `after`, at most `limit` of
    * them and stopping near `maxBytes` of JSON; `next` is set when more remain.
