@@ -20,8 +20,9 @@ describe('subjects', () => {
       cordon: 'worker.cordon',
       uncordon: 'worker.uncordon',
       drain: 'worker.drain',
+      apply: 'resource.apply',
     });
-    assert.equal(new Set(Object.values(ClientSubject)).size, 10);
+    assert.equal(new Set(Object.values(ClientSubject)).size, 11);
     assert.equal(MASTERS_QUEUE, 'masters');
   });
 
