@@ -62,9 +62,21 @@ function sizeOf(e: Entry): number {
   return 300 + e.rec.name.length + j(e.rec.spec) + j(e.rec.result) + j(e.rec.progress);
 }
 
-/** summary counts resources by state: what cluster.status answers instead of a listing. */
-export function summary(s: ClusterState): ResourceSummary {
+/**
+ * How long a summary is answered again before it is counted anew: counting a
+ * million resources takes tens of milliseconds of the leader's loop, and a
+ * dashboard or a script may poll cluster.status many times a second.
+ */
+export const SUMMARY_MAX_AGE_MS = 1000;
+const counted = new WeakMap<ClusterState, { at: number; value: ResourceSummary }>();
+
+/** summary counts resources by state: what cluster.status answers instead of a listing. With `now`, a count up to SUMMARY_MAX_AGE_MS old is reused. */
+export function summary(s: ClusterState, now?: number): ResourceSummary {
+  const last = now === undefined ? undefined : counted.get(s);
+  if (last && now! - last.at < SUMMARY_MAX_AGE_MS && now! >= last.at) return last.value;
   const byState: Partial<Record<ResourceState, number>> = {};
   for (const e of s.resources.values()) byState[e.rec.state] = (byState[e.rec.state] ?? 0) + 1;
-  return { total: s.resources.size, byState };
+  const value = { total: s.resources.size, byState };
+  if (now !== undefined) counted.set(s, { at: now, value });
+  return value;
 }

@@ -20,7 +20,7 @@ export function add(s: ClusterState, name: string, spec: Spec, tick: Pick<Tick, 
     assign: undefined,
   };
   s.resources.set(name, e);
-  s.renamed();
+  s.renamed(name, true);
   place(s, e);
   return true;
 }
@@ -39,7 +39,7 @@ export function remove(s: ClusterState, name: string): Resource | undefined {
   s.fenceWaits.drop(name);
   s.log.checkpoints.delete(name);
   if (e.rec.checkpoint) s.log.dropCheckpoints.add(name);
-  s.renamed();
+  s.renamed(name, false);
   return view;
 }
 
