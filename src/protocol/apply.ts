@@ -65,8 +65,12 @@ export interface ApplyResult {
 
 export const isRefused = (i: ApplyItem | RefusedItem): i is RefusedItem => 'error' in i;
 
+/** A refused item's message is cut to this: a thousand of them are recorded whole for re-sent copies, within etcd's request limit. */
+const MAX_REFUSAL_CHARS = 200;
+
 function refusal(err: unknown): WireError {
-  return err instanceof GafferError ? err.toWire() : { code: ErrorCode.BAD_REQUEST, message: String(err) };
+  const e = err instanceof GafferError ? err.toWire() : { code: ErrorCode.BAD_REQUEST, message: String(err) };
+  return e.message.length > MAX_REFUSAL_CHARS ? { ...e, message: `${e.message.slice(0, MAX_REFUSAL_CHARS - 1)}…` } : e;
 }
 
 /** validateItem checks one item; a bad one becomes a RefusedItem, named as well as it can be. */
