@@ -8,7 +8,7 @@ import { performance } from 'node:perf_hooks';
 import { Etcd3 } from 'etcd3';
 import type { NatsConnection } from 'nats';
 import { HeapLog } from '#platform/heap.js';
-import { WorkerLog } from '#platform/log.js';
+import { LeaderLog, WorkerLog } from '#platform/log.js';
 import { waitFor } from '#devcluster/servers.js';
 import type { Child } from '#devcluster/child.js';
 import { ClientSubject } from '#protocol/subjects.js';
@@ -55,6 +55,31 @@ export function fleetHealth(files: string[]): { fences: number; leasesLost: numb
     leasesLost += text.split(`"msg":"${WorkerLog.leaseExpired}"`).length - 1;
   }
   return { fences, leasesLost };
+}
+
+/** builtFrom reads how a new leader built its state (the warm standby, or a read of etcd) from its log after `from` characters. */
+export function builtFrom(logFile: string, from: number): { source: string; buildMs: number } | undefined {
+  let text = '';
+  try {
+    text = readFileSync(logFile, 'utf8').slice(from);
+  } catch {
+    return undefined;
+  }
+  for (const line of text.split('\n')) {
+    if (!line.includes(`"${LeaderLog.built}"`)) continue;
+    const o = JSON.parse(line) as { source?: string; buildMs?: number };
+    return { source: o.source ?? '?', buildMs: o.buildMs ?? NaN };
+  }
+  return undefined;
+}
+
+/** logLength is how far a log has been written, to read only what comes after. */
+export function logLength(file: string): number {
+  try {
+    return readFileSync(file, 'utf8').length;
+  } catch {
+    return 0;
+  }
 }
 
 export interface EtcdSize {

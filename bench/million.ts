@@ -24,7 +24,7 @@ import { cpuMs, rssBytes, startPool, stopAll } from './procs.js';
 import { served, type Served } from './probe.js';
 import { watchTermEnd } from './terms.js';
 import { benchConnect, request, runId } from './wire.js';
-import { etcdSize, fleetHealth, heapAfterGc, running, sequential, status, type EtcdSize, type Latency } from './million-probes.js';
+import { builtFrom, etcdSize, fleetHealth, heapAfterGc, logLength, running, sequential, status, type EtcdSize, type Latency } from './million-probes.js';
 
 export interface MillionConfig {
   resources: number;
@@ -96,7 +96,7 @@ export interface MillionResult {
   /** A worker holding ~N/workers resources SIGKILLed: ms until every resource runs again (target ≤ 1,500). */
   workerKill: { resources: number; allRunningMs: number; error?: string };
   /** The leader SIGKILLed at the full count: ms until an add is served by the new leader, from the standby (target ≤ 2,000). */
-  takeover: (Partial<Served> & { error?: string }) | undefined;
+  takeover: (Partial<Served> & { error?: string; built?: { source: string; buildMs: number } }) | undefined;
   fleet: { fences: number; leasesLost: number };
 }
 
@@ -227,8 +227,9 @@ export async function million(_cfg: BenchConfig, log: (s: string) => void, m: Mi
     const listPage = await sequential(m.samples, (i) => request(nc, ClientSubject.list, { limit: 1000, after: `m${String((i * 7919) % N).padStart(7, '0')}` }, { gaffer: true, timeoutMs: 10000 }).then(() => undefined));
     log(`million: at ${total}: single add p99 ${fullAdd.p99} ms (empty ${emptyAdd.p99} ms); list page p99 ${listPage.p99} ms (cold ${coldMs} ms)`);
 
-    const etcd = { ...(await etcdSize(cluster.etcdEndpoints, true)), quotaBytes: Number(ETCD_STORAGE_FLAGS[1]) };
-    log(`million: etcd db ${Math.round(etcd.dbSize / 1048576)} MiB (${Math.round(etcd.dbSizeInUse / 1048576)} in use), after compaction and defrag ${Math.round((etcd.compacted?.dbSize ?? NaN) / 1048576)} MiB`);
+    // The size now; compaction and defrag come last, since a defrag blocks etcd (leases included) for seconds at this size.
+    const etcdAtFull = await etcdSize(cluster.etcdEndpoints, false);
+    log(`million: etcd db ${Math.round(etcdAtFull.dbSize / 1048576)} MiB (${Math.round(etcdAtFull.dbSizeInUse / 1048576)} in use)`);
 
     // A worker with its share of resources SIGKILLed: every resource running again.
     const victimId = 'v-w1';
@@ -246,6 +247,8 @@ export async function million(_cfg: BenchConfig, log: (s: string) => void, m: Mi
     let takeover: MillionResult['takeover'];
     try {
       const term = await watchTermEnd(cluster.etcdEndpoints, 'm1');
+      const m2Log = join(cluster.dir, 'm2.log');
+      const from = logLength(m2Log);
       const tk = performance.now();
       leader.signal('SIGKILL');
       try {
@@ -253,11 +256,16 @@ export async function million(_cfg: BenchConfig, log: (s: string) => void, m: Mi
       } finally {
         await term.close();
       }
-      log(`million: leader SIGKILL at ${total}: served by the new leader after ${takeover.servedMs} ms`);
+      const built = builtFrom(m2Log, from);
+      if (built) takeover = { ...takeover, built };
+      log(`million: leader SIGKILL at ${total}: served by the new leader after ${takeover.servedMs} ms (state from ${built?.source ?? '?'} in ${built?.buildMs ?? '?'} ms)`);
     } catch (err) {
       takeover = { error: (err as Error).message };
     }
     const fleet = fleetHealth(['v', ...Array.from({ length: pools }, (_, i) => `p${i + 1}`)].map((name) => join(cluster.dir, `${name}.log`)));
+    const compacted = await etcdSize(cluster.etcdEndpoints, true).catch(() => undefined);
+    const etcd = { ...etcdAtFull, ...(compacted?.compacted ? { compacted: compacted.compacted } : {}), quotaBytes: Number(ETCD_STORAGE_FLAGS[1]) };
+    log(`million: etcd after compaction and defrag ${Math.round((etcd.compacted?.dbSize ?? NaN) / 1048576)} MiB (${etcd.compacted?.ms ?? '?'} ms)`);
     return {
       config: m,
       pools,

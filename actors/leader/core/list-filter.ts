@@ -65,9 +65,10 @@ function sizeOf(e: Entry): number {
 /**
  * How long a summary is answered again before it is counted anew: counting a
  * million resources takes tens of milliseconds of the leader's loop, and a
- * dashboard or a script may poll cluster.status many times a second.
+ * dashboard or a script may poll cluster.status many times a second. Short
+ * enough that a poller timing a recovery is off by at most this much.
  */
-export const SUMMARY_MAX_AGE_MS = 1000;
+export const SUMMARY_MAX_AGE_MS = 250;
 const counted = new WeakMap<ClusterState, { at: number; value: ResourceSummary }>();
 
 /** summary counts resources by state: what cluster.status answers instead of a listing. With `now`, a count up to SUMMARY_MAX_AGE_MS old is reused. */
