@@ -10,7 +10,7 @@ export function millionReport(m: MillionResult): string {
   const a = m.apply;
   const rows: Array<[string, string, string, string]> = [
     ['apply -> all running', `${a.ratePerSec}/s`, '≥ 4000/s (C1M 3750/s)', verdict(Number.isFinite(a.ratePerSec) ? a.ratePerSec >= 4000 : undefined)],
-    ['CPU per resource, all processes', `${a.cpuMsPerResource} ms`, '-', '-'],
+    ['CPU per resource, all processes', `${a.cpuMsPerResource} ms (${a.cpuMsPerResourceAboveIdle} above idle)`, '-', '-'],
     ['leader heap per resource (after GC)', `${m.memory.bytesPerResource} B`, '≤ 600 B', verdict(m.memory.bytesPerResource <= 600)],
     ['takeover after leader SIGKILL', `${m.takeover?.servedMs ?? '-'} ms`, '≤ 2000 ms', verdict(m.takeover?.servedMs === undefined ? undefined : m.takeover.servedMs <= 2000)],
     [`worker SIGKILL (${m.workerKill.resources} resources)`, `${m.workerKill.allRunningMs} ms`, '≤ 1500 ms', verdict(Number.isFinite(m.workerKill.allRunningMs) ? m.workerKill.allRunningMs <= 1500 : undefined)],
@@ -32,6 +32,7 @@ export function millionReport(m: MillionResult): string {
         ['etcd after compaction + defrag', `${mib(m.etcd.compacted?.dbSize ?? NaN)} (${m.etcd.compacted?.ms ?? '-'} ms)`],
         ['etcd quota', mib(m.etcd.quotaBytes)],
         ['assign / event messages per resource', `${a.assignMsgsPerResource} / ${a.eventMsgsPerResource}`],
+        ['idle cluster CPU, all processes', `${a.idleCpuMsPerSec} ms/s`],
       ],
       { align: numbersRight(2), rule: true },
     ),

@@ -20,7 +20,7 @@ import { ClientSubject, Header, subjects } from '#protocol/subjects.js';
 import { MAX_APPLY_ITEMS } from '#protocol/apply.js';
 import type { BenchConfig } from './config.js';
 import { sleep } from './load.js';
-import { cpuMs, rssBytes, startPool, stopAll } from './procs.js';
+import { cpuMs, startPool, stopAll } from './procs.js';
 import { served, type Served } from './probe.js';
 import { watchTermEnd } from './terms.js';
 import { benchConnect, request, runId } from './wire.js';
@@ -74,6 +74,10 @@ export interface MillionResult {
     ratePerSec: number;
     /** CPU of every process (masters, pools, nats-server, etcd, this one) from the first apply to all running, per resource. */
     cpuMsPerResource: number;
+    /** The same less what the idle cluster used over as long (lease keepalives, probes, pings of 1,000 workers). */
+    cpuMsPerResourceAboveIdle: number;
+    /** CPU ms per second of the idle cluster, all processes, measured for IDLE_MS before the apply. */
+    idleCpuMsPerSec: number;
     cpuMsByProc: Record<string, number>;
     /** Messages on worker.*.assign and events.resource.> per resource applied (the batching decision, docs/scale.md). */
     assignMsgsPerResource: number;
@@ -101,6 +105,14 @@ export interface MillionResult {
 }
 
 const enc = (v: unknown) => json.encode(v);
+/** How long the idle cluster's CPU is sampled before the apply. */
+const IDLE_MS = 5000;
+/** How long after the takeover's first served add the fleet is watched before its health is counted. */
+const OBSERVE_MS = 10_000;
+
+const cpuOf = (pids: Record<string, number | undefined>): Record<string, number> => Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuMs(pid)]));
+const cpuSum = (a: Record<string, number>, b: Record<string, number>): number =>
+  Object.keys(b).map((k) => b[k]! - (a[k] ?? NaN)).filter(Number.isFinite).reduce((x, y) => x + y, 0);
 
 /** applyOne sends one file (a resource.apply) with its own request id, retrying within its deadline: a re-sent apply gets its first answer. */
 async function applyOne(nc: NatsConnection, id: string, items: Array<{ name: string; spec: object }>): Promise<{ applied: number; refused: number }> {
@@ -173,7 +185,11 @@ export async function million(_cfg: BenchConfig, log: (s: string) => void, m: Mi
     const files = Math.ceil(N / MAX_APPLY_ITEMS);
     const assigns = counting(nc, subjects.allWorkerAssign);
     const events = counting(nc, 'events.resource.>');
-    const cpu0 = Object.fromEntries(Object.entries(pids()).map(([k, pid]) => [k, cpuMs(pid)]));
+    const idle0 = cpuOf(pids());
+    const tIdle = performance.now();
+    await sleep(IDLE_MS);
+    const idleCpuMsPerSec = Math.round((cpuSum(idle0, cpuOf(pids())) / (performance.now() - tIdle)) * 1000);
+    const cpu0 = cpuOf(pids());
     const tApply = performance.now();
     let next = 0;
     let applied = 0;
@@ -205,8 +221,10 @@ export async function million(_cfg: BenchConfig, log: (s: string) => void, m: Mi
     const answeredMs = Math.round(performance.now() - tApply);
     const want = applied + emptyAdd.n;
     const allRunningMs = await waitFor('every resource running', async () => ((await running(nc)).running >= want ? Math.round(performance.now() - tApply) : undefined), Math.max(60_000, m.limitMs - answeredMs), 500).catch(() => NaN);
-    const cpuMsByProc = Object.fromEntries(Object.entries(pids()).map(([k, pid]) => [k, cpuMs(pid) - (cpu0[k] ?? NaN)]));
-    const cpuTotal = Object.values(cpuMsByProc).filter(Number.isFinite).reduce((a, b) => a + b, 0);
+    const cpu1 = cpuOf(pids());
+    const cpuMsByProc = Object.fromEntries(Object.keys(cpu1).map((k) => [k, cpu1[k]! - (cpu0[k] ?? NaN)]));
+    const cpuTotal = cpuSum(cpu0, cpu1);
+    const cpuAboveIdle = cpuTotal - (idleCpuMsPerSec * (Number.isFinite(allRunningMs) ? allRunningMs : performance.now() - tApply)) / 1000;
     assigns.stop();
     events.stop();
     const rate = Number.isFinite(allRunningMs) ? Math.round((applied / allRunningMs) * 1000) : NaN;
@@ -258,6 +276,8 @@ export async function million(_cfg: BenchConfig, log: (s: string) => void, m: Mi
       }
       const built = builtFrom(m2Log, from);
       if (built) takeover = { ...takeover, built };
+      // A leader change makes every worker read its assignments again: the fleet's health counts what that did too.
+      await sleep(OBSERVE_MS);
       log(`million: leader SIGKILL at ${total}: served by the new leader after ${takeover.servedMs} ms (state from ${built?.source ?? '?'} in ${built?.buildMs ?? '?'} ms)`);
     } catch (err) {
       takeover = { error: (err as Error).message };
@@ -275,11 +295,13 @@ export async function million(_cfg: BenchConfig, log: (s: string) => void, m: Mi
         files, applied, refused, failedRequests, ...(firstError ? { firstError } : {}),
         answeredMs, allRunningMs, ratePerSec: rate,
         cpuMsPerResource: Math.round((cpuTotal / Math.max(1, applied)) * 1000) / 1000,
+        cpuMsPerResourceAboveIdle: Math.round((cpuAboveIdle / Math.max(1, applied)) * 1000) / 1000,
+        idleCpuMsPerSec,
         cpuMsByProc,
         assignMsgsPerResource: Math.round((assigns.n() / Math.max(1, applied)) * 100) / 100,
         eventMsgsPerResource: Math.round((events.n() / Math.max(1, applied)) * 100) / 100,
       },
-      memory: { leader: 'm1', heap0: heap0.heapUsed, heapN: heapN.heapUsed, bytesPerResource, leaderRss: rssBytes(leader.pid), standby: { id: 'm2', heapUsed: standby.heapUsed, rss: standby.rss } },
+      memory: { leader: 'm1', heap0: heap0.heapUsed, heapN: heapN.heapUsed, bytesPerResource, leaderRss: heapN.rss, standby: { id: 'm2', heapUsed: standby.heapUsed, rss: standby.rss } },
       etcd,
       singleAdd: { empty: emptyAdd, full: fullAdd, p99Ratio: Math.round((fullAdd.p99 / emptyAdd.p99) * 100) / 100 },
       listPage: { ...listPage, coldMs },
