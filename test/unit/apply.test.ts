@@ -242,6 +242,18 @@ describe('resource.list filters and the status summary', () => {
     );
   });
 
+  test('cluster.status counts as of its batch: one count shared within a batch, a new one in the next', () => {
+    const s = setup();
+    const status = () => ({ kind: 'client' as const, req: request({ op: 'status' }) });
+    const total = (p: ReturnType<typeof s.run>, i = 0) => (p.replies[i]!.build(() => 1) as unknown as { resources: { total: number } }).resources.total;
+    assert.equal(total(s.run(status())), 0);
+    s.apply({ resources: items('a', 'b') });
+    const both = s.run(status(), status());
+    assert.equal(total(both), 2);
+    const counts = both.replies.map((r) => (r.build(() => 1) as unknown as { resources: object }).resources);
+    assert.equal(counts[0], counts[1], 'one count for the batch');
+  });
+
   test('the summary counts every resource by state', () => {
     const m = cluster([['a', {}], ['b', {}], ['c', { kind: 'nope' }]]);
     assert.deepEqual(summary(m), { total: 3, byState: { starting: 2, pending: 1 } });

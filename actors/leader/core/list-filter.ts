@@ -63,21 +63,20 @@ function sizeOf(e: Entry): number {
 }
 
 /**
- * How long a summary is answered again before it is counted anew: counting a
- * million resources takes tens of milliseconds of the leader's loop, and a
- * dashboard or a script may poll cluster.status many times a second. Short
- * enough that a poller timing a recovery is off by at most this much.
+ * Summaries counted, by state and batch: every cluster.status in one batch
+ * shares one count (a million resources take tens of milliseconds to count,
+ * and many pollers may ask at once), and the next batch counts again, so an
+ * answer never misses what an earlier batch did.
  */
-export const SUMMARY_MAX_AGE_MS = 250;
-const counted = new WeakMap<ClusterState, { at: number; value: ResourceSummary }>();
+const counted = new WeakMap<ClusterState, { batch: number; value: ResourceSummary }>();
 
-/** summary counts resources by state: what cluster.status answers instead of a listing. With `now`, a count up to SUMMARY_MAX_AGE_MS old is reused. */
-export function summary(s: ClusterState, now?: number): ResourceSummary {
-  const last = now === undefined ? undefined : counted.get(s);
-  if (last && now! - last.at < SUMMARY_MAX_AGE_MS && now! >= last.at) return last.value;
+/** summary counts resources by state: what cluster.status answers instead of a listing. */
+export function summary(s: ClusterState): ResourceSummary {
+  const last = counted.get(s);
+  if (last && last.batch === s.batch) return last.value;
   const byState: Partial<Record<ResourceState, number>> = {};
   for (const e of s.resources.values()) byState[e.rec.state] = (byState[e.rec.state] ?? 0) + 1;
   const value = { total: s.resources.size, byState };
-  if (now !== undefined) counted.set(s, { at: now, value });
+  counted.set(s, { batch: s.batch, value });
   return value;
 }

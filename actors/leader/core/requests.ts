@@ -124,7 +124,7 @@ function planRead(s: ClusterState, req: ClientRequest, c: Extract<Command, { op:
     case 'status': {
       const workers = s.loads();
       const pending = s.pending.size;
-      const resources = summary(s, ctx.now);
+      const resources = summary(s);
       return { req, build: () => ({ ok: true, leader: ctx.leaderId, term: ctx.term, masters: ctx.members, workers, pending, resources }) };
     }
   }

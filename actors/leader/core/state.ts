@@ -53,8 +53,12 @@ export class ClusterState {
   /** Names in order, for page. */
   private readonly order = new SortedNames();
 
+  /** Batches begun so far: what is computed once per batch (the status summary) is keyed on it. */
+  batch = 0;
+
   /** begin starts a batch planned at `now` (the leader's clock) that touches at most `budget` resources. */
   begin(budget: number, now: number): void {
+    this.batch++;
     this.budget = budget;
     this.cut = false;
     this.fenceWaits.begin(now);
