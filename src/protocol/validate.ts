@@ -4,6 +4,8 @@
 import { BadRequestError } from './errors.js';
 import { packed } from './codec.js';
 import { validateSchedule } from './schedule.js';
+import { validateLabels } from './labels.js';
+import { LIST_FILTER_FIELDS, validateListFilter } from './list-query.js';
 import {
   DEFAULT_KIND, DEFAULT_RESTART, ID_RE, KIND_RE, LABEL_RE, LIST_PAGE_MAX, MAX_SPEC_BYTES, MAX_SPEC_DEPTH, NAME_RE, type Constraint,
   type AddRequest, type DrainRequest, type ListRequest, type NameRequest, type RestartPolicy, type Spec, type WorkerRequest,
@@ -60,6 +62,7 @@ export function validateSpec(spec: unknown): Spec {
   if (s.prefer !== undefined) validateConstraints(s.prefer, 'spec.prefer');
   if (s.schedule !== undefined) validateSchedule(s.schedule);
   if (s.rebalance !== undefined && typeof s.rebalance !== 'boolean') throw new BadRequestError('"spec.rebalance" must be true or false');
+  if (s.labels !== undefined) validateLabels(s.labels, 'spec.labels');
   if (packed.encode(spec).byteLength > MAX_SPEC_BYTES) {
     throw new BadRequestError(`"spec" is larger than ${MAX_SPEC_BYTES} bytes`);
   }
@@ -106,8 +109,8 @@ export function validateNameRequest(body: unknown): NameRequest {
 
 export function validateList(body: unknown): ListRequest {
   const r = record(body);
-  onlyFields(r, ['after', 'limit']);
-  const out: ListRequest = {};
+  onlyFields(r, ['after', 'limit', ...LIST_FILTER_FIELDS]);
+  const out: ListRequest = validateListFilter(r);
   if (r.after !== undefined) out.after = validateName(r.after);
   if (r.limit !== undefined) {
     if (typeof r.limit !== 'number' || !Number.isInteger(r.limit) || r.limit < 1 || r.limit > LIST_PAGE_MAX) {

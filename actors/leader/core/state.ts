@@ -17,6 +17,7 @@ import { DedupeWindow } from './dedupe-window.js';
 import { FenceWaits } from './fence-waits.js';
 import type { Assignment, Cordon, Entry, WorkerEntry } from './records.js';
 import { ScheduleBook } from './schedule-book.js';
+import { SortedNames } from './sorted-names.js';
 
 export class ClusterState {
   readonly resources = new Map<string, Entry>();
@@ -52,11 +53,15 @@ export class ClusterState {
   }
   /** This batch left work for the next. */
   cut = false;
-  /** Names in order, rebuilt after adds and removes. */
-  private sorted: string[] | undefined;
+  /** Names in order, for page. */
+  private readonly order = new SortedNames();
+
+  /** Batches begun so far: what is computed once per batch (the status summary) is keyed on it. */
+  batch = 0;
 
   /** begin starts a batch planned at `now` (the leader's clock) that touches at most `budget` resources. */
   begin(budget: number, now: number): void {
+    this.batch++;
     this.budget = budget;
     this.cut = false;
     this.fenceWaits.begin(now);
@@ -91,9 +96,9 @@ export class ClusterState {
     }
   }
 
-  /** renamed says the set of names changed (an add or a remove), for page. */
-  renamed(): void {
-    this.sorted = undefined;
+  /** renamed says the set of names changed: `name` added or removed, or (no name) anything. */
+  renamed(name?: string, added?: boolean): void {
+    this.order.changed(name, added);
   }
 
   /** takeChanges empties the change log into what the shell encodes and announces. */
@@ -138,12 +143,17 @@ export class ClusterState {
     return this.resources.get(name);
   }
 
+  /** names is every resource name in order (kept until the next add or remove). */
+  names(): readonly string[] {
+    return this.order.of(this.resources);
+  }
+
   /**
    * page lists resources in name order after `after`, at most `limit` of
    * them and stopping near `maxBytes` of JSON; `next` is set when more remain.
    */
   page(after: string | undefined, limit: number, maxBytes: number): { resources: Resource[]; next?: string } {
-    const names = (this.sorted ??= [...this.resources.keys()].sort(byName));
+    const names = this.names();
     let i = 0;
     if (after !== undefined) {
       // First index whose name is greater than `after`.
@@ -182,8 +192,4 @@ export class ClusterState {
 
 function jsonSize(v: unknown): number {
   return v === undefined ? 0 : JSON.stringify(v).length;
-}
-
-function byName(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
 }
