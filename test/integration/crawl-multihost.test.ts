@@ -98,3 +98,32 @@ test('50 hosts: every reachable allowed page once, each host polite, 429s waited
     await site.close();
   }
 });
+
+test('sitemaps: true reads the seed host\'s robots.txt Sitemap line, follows the index, and crawls the pages only it lists', async () => {
+  const site = await startMultiSite({ hosts: 5, pages: 60, throttled: [], unavailable: [], hang: false, crawlDelay: 0, sitemap: true });
+  try {
+    const runWith = async (sitemaps: boolean): Promise<string[]> => {
+      const emitted: string[] = [];
+      const ctx: TaskContext = {
+        resource: { name: 'crawl-sitemaps', id: 'r1' },
+        spec: { seeds: [site.seed], sameHost: false, maxDepth: 100, perHostRps: 1e6, concurrency: 8, sitemaps } as { [k: string]: Json },
+        signal: new AbortController().signal,
+        log: { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} },
+        attempt: 1,
+        checkpointed: undefined,
+        checkpoint: async () => {},
+        progress: () => {},
+        emit: async (_item, o) => void emitted.push(o!.id!),
+      };
+      await crawl.run(ctx);
+      return emitted;
+    };
+    const without = await runWith(false);
+    for (const o of site.orphans) assert.ok(!without.includes(o), `${o} crawled without sitemaps`);
+    const withMaps = new Set(await runWith(true));
+    for (const o of site.orphans) assert.ok(withMaps.has(o), `${o} not crawled from the sitemap`);
+    assert.equal(withMaps.size, site.reachable().size + site.orphans.length);
+  } finally {
+    await site.close();
+  }
+});
