@@ -163,7 +163,11 @@ class Crawl {
             .finally(() => this.running.delete(p));
           this.running.add(p);
         }
-        if (this.running.size === 0 && this.side.size === 0 && (this.frontier.queued === 0 || this.pages + this.errors >= maxPages)) break;
+        if (this.running.size === 0 && this.side.size === 0) {
+          if (this.frontier.queued === 0 || this.pages + this.errors >= maxPages) break;
+          // Nothing runs that could free a host: waiting would hang for good.
+          if (nextAt === undefined) throw new Error(`crawl: ${this.frontier.queued} URLs queued but no host can be scheduled`);
+        }
         await this.idle(nextAt);
       }
       if (this.fatal) throw this.fatal;
