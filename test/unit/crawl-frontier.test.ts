@@ -9,6 +9,7 @@ import fc from 'fast-check';
 import { SeenSet, SeenSetError } from '#actors/worker/kinds/crawl/seen-set.js';
 import { Politeness, windowFor, windowWithDelay, type Release } from '#actors/worker/kinds/crawl/politeness.js';
 import { HostQueues } from '#actors/worker/kinds/crawl/host-queues.js';
+import { Frontier } from '#actors/worker/kinds/crawl/frontier.js';
 import { HostHealth } from '#actors/worker/kinds/crawl/host-health.js';
 import { backoffMs, MAX_RETRY_AFTER_MS, parseRetryAfter } from '#actors/worker/kinds/crawl/backoff.js';
 import { parseSitemap } from '#actors/worker/kinds/crawl/sitemaps.js';
@@ -260,4 +261,20 @@ test('checkpoint: parked hosts round-trip, and a crawl with none checkpoints exa
   assert.ok(!('parked' in (without as object)));
   assert.deepEqual(decodeState(encodeState({ ...base, parked: ['b:80'] })).parked, ['b:80']);
   assert.throws(() => decodeState({ ...(without as object), parked: [1] } as never), /parked must be a list of hosts/);
+});
+
+test('frontier: once the visited URLs are forgotten it still dedupes and counts, but offers no snapshot', () => {
+  const clock = new FakeClock();
+  const f = new Frontier(new Politeness({ rps: 100, concurrency: 2, clock }), { setup: false }, ['http://h/done'], [{ url: 'http://h/a', depth: 0 }]);
+  f.start();
+  assert.ok(f.snapshot());
+  f.forgetVisited();
+  assert.equal(f.snapshot(), undefined);
+  const t = f.take(clock.now());
+  assert.ok(t && 'entry' in t);
+  f.finish('http://h/a');
+  assert.equal(f.visitedCount, 2);
+  assert.equal(f.push('http://h/done', 1), false);
+  assert.equal(f.push('http://h/a', 1), false);
+  assert.equal(f.push('http://h/b', 1), true);
 });
