@@ -19,6 +19,7 @@ import { publishEvent } from '#platform/nats/events.js';
 import { reportHeapOnSignal } from '#platform/heap.js';
 import { createMetrics, metricsHost, startMetricsServer, type GafferMetrics, type MetricsServer } from '#platform/metrics.js';
 import { connectProcess } from '#platform/connect.js';
+import { etcdCheck, healthProbe, loopCheck, natsCheck } from '#platform/health.js';
 import { dashboardHost, startDashboard, type Dashboard } from '#web/server.js';
 import { systemClock, type Clock } from '#platform/clock.js';
 import { withRetry } from '#platform/retry.js';
@@ -99,7 +100,8 @@ export class Master {
     const { nc, store } = await connectProcess('master', cfg);
     const m = new Master(cfg, nc, store);
     try {
-      if (cfg.metricsPort) m.metricsServer = await startMetricsServer(cfg.metricsPort, m.metrics.registry, metricsHost());
+      const health = healthProbe({ loop: loopCheck(), nats: natsCheck(nc), etcd: etcdCheck(() => m.election.storeReachable) });
+      if (cfg.metricsPort) m.metricsServer = await startMetricsServer(cfg.metricsPort, m.metrics.registry, { ...metricsHost(), health });
       if (cfg.httpPort) m.dashboard = await startDashboard({ nc, port: cfg.httpPort, id: cfg.id, ...dashboardHost() });
       await m.run();
     } catch (err) {

@@ -27,6 +27,7 @@ import type { ProcessConfig } from '#platform/config.js';
 import type { KV, Store } from '#platform/ports.js';
 import { connectProcess } from '#platform/connect.js';
 import { systemClock, type Clock } from '#platform/clock.js';
+import { etcdCheck, healthProbe, loopCheck, natsCheck } from '#platform/health.js';
 import { createMetrics, metricsHost, startMetricsServer, type GafferMetrics, type MetricsServer } from '#platform/metrics.js';
 import { logger, WorkerLog, type Logger } from '#platform/log.js';
 import { onStall, watchStalls } from '#platform/stall.js';
@@ -106,7 +107,8 @@ export class Worker {
         ...(cfg.taskMemoryMb ? { memoryMb: cfg.taskMemoryMb } : {}),
       });
       w.attempts = w.newAttempts();
-      if (cfg.metricsPort) w.metricsServer = await startMetricsServer(cfg.metricsPort, w.metrics.registry, metricsHost());
+      const health = healthProbe({ loop: loopCheck(), nats: natsCheck(nc), etcd: etcdCheck(() => w.lease?.alive ?? false) });
+      if (cfg.metricsPort) w.metricsServer = await startMetricsServer(cfg.metricsPort, w.metrics.registry, { ...metricsHost(), health });
       await w.run();
     } catch (err) {
       await w.kill();
