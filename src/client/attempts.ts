@@ -1,0 +1,60 @@
+// How the typed client spends a call's time: a short first attempt, then
+// re-sends with the same request id (the leader's dedupe records make that
+// exactly once) and growing timeouts. A request sent to a master that has
+// just died is never answered; the short attempt stops it costing the whole
+// hold time (a master holding a request for want of a leader answers
+// NO_LEADER only after holdMs).
+//
+// Short attempts are what could turn overload into a retry storm (a slow
+// leader makes them time out, and each re-send adds load), so they are
+// rationed per client, the way gRPC throttles retries: every short attempt
+// that times out costs a token, every answered call earns a tenth of one,
+// and while half the tokens are gone attempts are long from the start. So at
+// most about one call in ten re-sends early in steady state, and a client
+// whose attempts keep timing out falls back to waiting out the hold time.
+
+import { DEFAULTS } from '#platform/config.js';
+
+export const ATTEMPTS = {
+  /** The first attempt's timeout while short attempts are allowed: far above an answer's p99.9 under load (tens of ms). */
+  firstMs: 500,
+  /** A long attempt outlasts a master's hold, so it is answered NO_LEADER rather than timing out. */
+  longMs: DEFAULTS.holdMs + 500,
+  /** Most attempts one call makes. */
+  max: 6,
+  /** Backoff between attempts (cockatiel's decorrelated jitter): first delay and cap, in ms. */
+  backoffMs: { initial: 50, max: 500 },
+} as const;
+
+/** attemptTimeoutMs: attempt 0 is the first; short ones double from firstMs up to longMs. */
+export function attemptTimeoutMs(attempt: number, short: boolean): number {
+  if (!short) return ATTEMPTS.longMs;
+  return Math.min(ATTEMPTS.longMs, ATTEMPTS.firstMs * 2 ** Math.max(0, attempt));
+}
+
+/** RetryBudget rations short attempts (gRPC's retry throttling: tokens, a ratio, a threshold at half). */
+export class RetryBudget {
+  private tokens: number;
+
+  constructor(
+    private readonly maxTokens = 10,
+    private readonly ratio = 0.1,
+  ) {
+    this.tokens = maxTokens;
+  }
+
+  /** short: whether a call may start with a short attempt now. */
+  get short(): boolean {
+    return this.tokens > this.maxTokens / 2;
+  }
+
+  /** timedOut: a short attempt went unanswered. */
+  timedOut(): void {
+    this.tokens = Math.max(0, this.tokens - 1);
+  }
+
+  /** answered: a call got its answer. */
+  answered(): void {
+    this.tokens = Math.min(this.maxTokens, this.tokens + this.ratio);
+  }
+}
