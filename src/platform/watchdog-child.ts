@@ -16,6 +16,9 @@ process.on('message', () => {
   last = performance.now();
 });
 process.on('disconnect', () => process.exit(0));
+// Ctrl-C in a terminal reaches the whole process group: the watched process
+// stops gracefully and we leave with its channel, not before it.
+process.on('SIGINT', () => undefined);
 setInterval(() => {
   const now = performance.now();
   // We were not run either (the machine or the container was paused, or the
