@@ -60,7 +60,8 @@ export class Supervisor {
     }
     if (this.stopped) return;
     if (code !== undefined) {
-      if (code !== w.lastCode && (code !== 200 || w.lastCode !== undefined)) this.opts.note(`${w.child.spec.name}: /healthz ${code}`);
+      // Changes only: a process starting up answers 503 until its lease is granted.
+      if (w.lastCode !== undefined && code !== w.lastCode) this.opts.note(`${w.child.spec.name}: /healthz ${code}`);
       w.seen = true;
       w.missed = 0;
       w.lastCode = code;
