@@ -1,9 +1,11 @@
 // How the typed client spends a call's time: a short first attempt, then
 // re-sends with the same request id (the leader's dedupe records make that
-// exactly once) and growing timeouts. A request sent to a master that has
-// just died is never answered; the short attempt stops it costing the whole
-// hold time (a master holding a request for want of a leader answers
-// NO_LEADER only after holdMs).
+// exactly once), each long enough to outlast a master's hold. A request sent
+// to a master that has just died is never answered; the short attempt stops
+// it costing the whole hold time. Later attempts are long so that a request
+// held for want of a leader gets its NO_LEADER answer (after holdMs), and a
+// slow answer (a leader reloading from a stalled etcd) its typed error,
+// rather than the caller a bare TIMEOUT.
 //
 // Short attempts are what could turn overload into a retry storm (a slow
 // leader makes them time out, and each re-send adds load), so they are
@@ -26,10 +28,14 @@ export const ATTEMPTS = {
   backoffMs: { initial: 50, max: 500 },
 } as const;
 
-/** attemptTimeoutMs: attempt 0 is the first; short ones double from firstMs up to longMs. */
-export function attemptTimeoutMs(attempt: number, short: boolean): number {
-  if (!short) return ATTEMPTS.longMs;
-  return Math.min(ATTEMPTS.longMs, ATTEMPTS.firstMs * 2 ** Math.max(0, attempt));
+/**
+ * attemptTimeoutMs: attempt 0 is the first. It is short when the budget
+ * allows; every other attempt is long: the hold time and more, and half the
+ * call's deadline when that is longer.
+ */
+export function attemptTimeoutMs(attempt: number, short: boolean, callMs: number): number {
+  if (short && attempt === 0) return ATTEMPTS.firstMs;
+  return Math.max(ATTEMPTS.longMs, Math.floor(callMs / 2));
 }
 
 /** RetryBudget rations short attempts (gRPC's retry throttling: tokens, a ratio, a threshold at half). */

@@ -122,12 +122,12 @@ export class GafferClient {
         const left = deadline - Date.now();
         // The backoff ate the time left: the last error says more than a 1 ms timeout would.
         if (left < MIN_ATTEMPT_MS && last !== undefined) throw last;
-        const timeout = attemptTimeoutMs(attempt, short);
+        const timeout = attemptTimeoutMs(attempt, short, timeoutMs);
         try {
           return await this.once<T>(subject, body, Math.max(1, Math.min(left, timeout)), id);
         } catch (err) {
           last = err;
-          if (short && timeout < ATTEMPTS.longMs && err instanceof GafferError && err.code === ErrorCode.TIMEOUT) this.budget.timedOut();
+          if (timeout === ATTEMPTS.firstMs && err instanceof GafferError && err.code === ErrorCode.TIMEOUT) this.budget.timedOut();
           throw err;
         }
       },
