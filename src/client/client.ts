@@ -3,7 +3,7 @@
 // leader answers a repeated write with its first outcome. That makes it safe
 // to retry, within the call's deadline and a few attempts, on "no
 // responders", NO_LEADER and timeouts (a dead master, a leader failover in
-// progress); attempts.ts says how long each attempt waits. Everything else
+// progress); call-policy.ts says how long each try waits. Everything else
 // surfaces as a typed GafferError at once.
 
 import { randomUUID } from 'node:crypto';
@@ -14,7 +14,7 @@ import type { TlsFiles } from '#platform/config.js';
 import { ContentType, decodeReply, encode } from '#protocol/codec.js';
 import { ErrorCode, fromWire, GafferError, InternalError, NoRespondersError } from '#protocol/errors.js';
 import { ClientSubject, Header, subjects } from '#protocol/subjects.js';
-import { ATTEMPTS, attemptTimeoutMs, RetryBudget } from './attempts.js';
+import { CALL_POLICY, tryTimeoutMs, RetryBudget } from './call-policy.js';
 import type { AddResult, DrainResult, DryRunResult, ExplainResult, ListResult, Resource, Spec, StatusResult, WorkerStatusResult } from '#protocol/messages.js';
 
 export interface ClientOptions {
@@ -109,7 +109,7 @@ export class GafferClient {
     return this.call<WorkerStatusResult>(subjects.workerStatus(workerId), {});
   }
 
-  /** call sends one request and unwraps `{ok:true,...}`, retrying only what is safe to retry (attempts.ts). */
+  /** call sends one request and unwraps `{ok:true,...}`, retrying only what is safe to retry (call-policy.ts). */
   async call<T>(subject: string, body: unknown, timeoutMs = this.timeoutMs): Promise<T> {
     const deadline = Date.now() + timeoutMs;
     const id = randomUUID();
@@ -122,19 +122,19 @@ export class GafferClient {
         const left = deadline - Date.now();
         // The backoff ate the time left: the last error says more than a 1 ms timeout would.
         if (left < MIN_ATTEMPT_MS && last !== undefined) throw last;
-        const timeout = attemptTimeoutMs(attempt, short, timeoutMs);
+        const timeout = tryTimeoutMs(attempt, short, timeoutMs);
         try {
           return await this.once<T>(subject, body, Math.max(1, Math.min(left, timeout)), id);
         } catch (err) {
           last = err;
-          if (timeout === ATTEMPTS.firstMs && err instanceof GafferError && err.code === ErrorCode.TIMEOUT) this.budget.timedOut();
+          if (timeout === CALL_POLICY.firstMs && err instanceof GafferError && err.code === ErrorCode.TIMEOUT) this.budget.timedOut();
           throw err;
         }
       },
       {
-        initialMs: ATTEMPTS.backoffMs.initial,
-        maxMs: ATTEMPTS.backoffMs.max,
-        maxAttempts: ATTEMPTS.max,
+        initialMs: CALL_POLICY.backoffMs.initial,
+        maxMs: CALL_POLICY.backoffMs.max,
+        maxAttempts: CALL_POLICY.max,
         // Retry only while another attempt could still be answered in time.
         retryable: (err) =>
           (err instanceof NoRespondersError || (err instanceof GafferError && RETRYABLE.has(err.code))) && deadline - Date.now() > MIN_ATTEMPT_MS,

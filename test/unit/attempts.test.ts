@@ -1,64 +1,69 @@
-// The typed client's attempts: a short first one, then long ones; and the budget
-// that rations short attempts so overload does not become a retry storm.
+// Attempts: an attempt stopped while it waits out its start delay never runs,
+// and says it stopped (a handoff waits for that), unless a fence stopped it.
 
-import { describe, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import fc from 'fast-check';
-import { ATTEMPTS, attemptTimeoutMs, RetryBudget } from '#client/attempts.js';
+import { Attempts } from '#actors/worker/runtime/attempts.js';
+import { Reporter } from '#actors/worker/runtime/reporter.js';
+import { ContentType, decodeRequest } from '#protocol/codec.js';
+import { WorkerSubject } from '#protocol/subjects.js';
+import { respond } from '#platform/nats/bus.js';
+import { logger } from '#platform/log.js';
+import type { ReportRequest } from '#protocol/messages.js';
+import { FakeClock, settle } from '../fakes/clock.js';
+import { MemBus } from '../fakes/bus.js';
+import { MemStore } from '../fakes/store.js';
 
-describe('attemptTimeoutMs', () => {
-  test('only a first attempt the budget allows is short; every other outlasts the hold, and half the deadline', () => {
-    fc.assert(
-      fc.property(fc.nat(20), fc.boolean(), fc.integer({ min: 1, max: 120_000 }), (n, short, callMs) => {
-        const t = attemptTimeoutMs(n, short, callMs);
-        if (n === 0 && short) assert.equal(t, ATTEMPTS.firstMs);
-        else assert.equal(t, Math.max(ATTEMPTS.longMs, Math.floor(callMs / 2)));
-      }),
-    );
+function setup() {
+  const clock = new FakeClock();
+  const bus = new MemBus(clock);
+  const reports: ReportRequest['reports'] = [];
+  bus.subscribe(WorkerSubject.report, (msg) => {
+    const req = decodeRequest(msg.data, ContentType.msgpack) as ReportRequest;
+    reports.push(...req.reports);
+    respond(bus, msg.reply, ContentType.msgpack, { ok: true, results: req.reports.map(() => ({ ok: true })) });
   });
+  let launched = 0;
+  const tasks = new Attempts({
+    worker: 'w1',
+    hostFor: () => {
+      launched++;
+      return undefined;
+    },
+    reporter: new Reporter(bus, clock, 'w1', logger()),
+    results: { emit: async () => undefined },
+    store: new MemStore(clock),
+    bus,
+    clock,
+    log: logger(),
+    epoch: () => 'L1',
+    mayStart: () => true,
+    leaseHeld: () => true,
+    onCountChange: () => undefined,
+  });
+  const task = { name: 'a', id: 'id-a', worker: 'w1', spec: {}, createdAt: '', revision: 5, attempt: 2, delayMs: 850 };
+  return { clock, tasks, reports, task, launched: () => launched };
+}
 
-  test('a long attempt outlasts the hold, so a held request is answered NO_LEADER rather than timed out', () => {
-    assert.ok(ATTEMPTS.longMs > 3000);
-    assert.ok(ATTEMPTS.firstMs < ATTEMPTS.longMs);
-  });
+test('an attempt stopped while it waits out its delay never runs, and reports it stopped', async () => {
+  const { clock, tasks, reports, task, launched } = setup();
+  tasks.start(task);
+  await clock.advance(100);
+  await tasks.stop('a', 'unassigned', 2000);
+  await clock.advance(2000);
+  await settle();
+  assert.equal(launched(), 0, 'never launched');
+  assert.deepEqual(reports, [{ type: 'stopped', name: 'a', id: 'id-a', attempt: 2 }]);
+  tasks.close();
 });
 
-describe('RetryBudget', () => {
-  test('allows short attempts while fresh, and not after a run of timeouts', () => {
-    const b = new RetryBudget();
-    assert.equal(b.short, true);
-    for (let i = 0; i < 5; i++) b.timedOut();
-    assert.equal(b.short, false);
-  });
-
-  test('short attempts that time out are at most 5 plus a tenth of the answered calls, whatever the order', () => {
-    fc.assert(
-      fc.property(fc.array(fc.boolean(), { maxLength: 500 }), (events) => {
-        const b = new RetryBudget();
-        let answered = 0;
-        let wasted = 0;
-        for (const timeout of events) {
-          if (timeout) {
-            // Only a call that started short can waste a short attempt.
-            if (b.short) {
-              b.timedOut();
-              wasted++;
-            }
-          } else {
-            b.answered();
-            answered++;
-          }
-        }
-        assert.ok(wasted <= 5 + Math.ceil(answered / 10) + 1, `${wasted} wasted with ${answered} answered`);
-      }),
-    );
-  });
-
-  test('recovers once calls are answered again', () => {
-    const b = new RetryBudget();
-    for (let i = 0; i < 10; i++) b.timedOut();
-    assert.equal(b.short, false);
-    for (let i = 0; i < 60; i++) b.answered();
-    assert.equal(b.short, true);
-  });
+test('a fence stops a waiting attempt without a report', async () => {
+  const { clock, tasks, reports, task, launched } = setup();
+  tasks.start(task);
+  await tasks.stop('a', 'fenced', 0);
+  await clock.advance(2000);
+  await settle();
+  assert.equal(launched(), 0);
+  assert.deepEqual(reports, []);
+  tasks.close();
 });
