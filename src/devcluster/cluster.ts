@@ -171,7 +171,8 @@ export class LocalCluster {
       name: id,
       cmd: process.execPath,
       args,
-      env: { ...process.env, GAFFER_LOG_LEVEL: process.env.GAFFER_LOG_LEVEL ?? 'info', ...this.opts.env, ...this.secure?.env(role, id) },
+      // Only opts.watchdogMs turns the watchdog on, never the caller's environment: chaos and the tests pause processes on purpose.
+      env: { ...process.env, GAFFER_WATCHDOG_MS: undefined, GAFFER_LOG_LEVEL: process.env.GAFFER_LOG_LEVEL ?? 'info', ...this.opts.env, ...this.secure?.env(role, id) },
       logFile: join(this.dir, `${id}.log`),
       inherit: this.opts.inherit ?? false,
     }).start();
