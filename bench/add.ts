@@ -1,5 +1,9 @@
 // Add: resource.add throughput and latency, through a follower and straight
-// to the leader, at each in-flight level.
+// to the leader, at each in-flight level. Through the follower twice: with a
+// plain NATS client (one nats.js request each, no retries: what `nats req`
+// and any other language's client do, so every "no responders" or timeout
+// shows in the cell's errors), and with the typed client (GafferClient, which
+// re-sends what it safely can).
 //
 // The cluster: m1 starts first with --no-serve-clients and is given time to
 // lead; m2 starts after it and serves clients, so every client request goes
@@ -11,6 +15,8 @@ import type { NatsConnection } from 'nats';
 import { LocalCluster } from '#devcluster/cluster.js';
 import { waitFor } from '#devcluster/servers.js';
 import { ClientSubject } from '#protocol/subjects.js';
+import { GafferClient } from '#client/client.js';
+import { DEFAULTS } from '#platform/config.js';
 import type { StatusResult } from '#protocol/messages.js';
 import type { Child } from '#devcluster/child.js';
 import type { BenchConfig } from './config.js';
@@ -23,8 +29,11 @@ export const FOLLOWER = 'm2';
 
 export interface AddResult {
   setup: { masters: string[]; leader: string; follower: string; workers: number; ttlSeconds: number };
+  /** A plain NATS client through the follower. */
   follower: Record<string, Cell>;
   leader: Record<string, Cell>;
+  /** The typed client (GafferClient) through the follower. */
+  typed: Record<string, Cell>;
 }
 
 export interface FollowerCluster {
@@ -72,11 +81,13 @@ export async function followerCluster(cfg: BenchConfig, o: { nodeArgs?: string[]
   }
 }
 
-/** addCell runs one resource.add cell through the follower (the client subject) or straight to the leader. */
-export function addCell(nc: NatsConnection, cfg: BenchConfig, via: 'follower' | 'leader', inflight: number, tag = ''): Promise<Cell> {
+/** addCell runs one resource.add cell through the follower (the client subject, plain or typed) or straight to the leader. */
+export function addCell(nc: NatsConnection, cfg: BenchConfig, via: 'follower' | 'leader' | 'typed', inflight: number, tag = ''): Promise<Cell> {
+  const typed = via === 'typed' ? new GafferClient(nc, { timeoutMs: DEFAULTS.requestTimeoutMs }) : undefined;
   return runLoad({ inflight, warmupMs: cfg.warmupMs, durationMs: cfg.cellMs }, async (i) => {
     const name = `a-${runId}${tag}-${via}-${inflight}-${i}`;
-    if (via === 'follower') await request(nc, ClientSubject.add, { name }, { gaffer: true });
+    if (typed) await typed.add(name);
+    else if (via === 'follower') await request(nc, ClientSubject.add, { name }, { gaffer: true });
     else await toLeader(nc, LEADER, ClientSubject.add, { name });
   });
 }
@@ -88,8 +99,9 @@ export async function add(cfg: BenchConfig, log: (s: string) => void): Promise<A
       setup: { masters: [LEADER, FOLLOWER], leader: LEADER, follower: FOLLOWER, workers: 2, ttlSeconds: cfg.ttlSeconds },
       follower: {},
       leader: {},
+      typed: {},
     };
-    for (const via of ['follower', 'leader'] as const) {
+    for (const via of ['follower', 'typed', 'leader'] as const) {
       for (const inflight of cfg.levels) {
         const { value: cell, cpu, cpuMs } = await cpuShare(clusterPids(fc.cluster), () => addCell(fc.nc, cfg, via, inflight));
         cell.cpu = cpu;

@@ -26,13 +26,13 @@ export function report(r: Results): string {
   }
   const a = ok(r.add);
   if (a) {
-    for (const v of ['follower', 'leader'] as const) for (const l of Object.keys(a[v])) rows.push(cellRow(`add via ${v}@${l}`, a[v][l]));
+    for (const v of ['follower', 'typed', 'leader'] as const) for (const l of Object.keys(a[v] ?? {})) rows.push(cellRow(addCellName(v, l), a[v][l]));
   }
   if (rows.length) out.push(table(['cell', 'req/s', 'gaffer CPU ms/req', 'p50 ms', 'p99 ms', 'p99.9 ms', 'samples', 'errors'], rows), '');
 
   const cpuCells: Array<[string, LoadCell | undefined]> = [];
   if (f) for (const k of ['echo', 'hop', 'serialized'] as const) for (const l of Object.keys(f[k])) cpuCells.push([`floor ${k}@${l}`, f[k][l]]);
-  if (a) for (const v of ['follower', 'leader'] as const) for (const l of Object.keys(a[v])) cpuCells.push([`add via ${v}@${l}`, a[v][l]]);
+  if (a) for (const v of ['follower', 'typed', 'leader'] as const) for (const l of Object.keys(a[v] ?? {})) cpuCells.push([addCellName(v, l), a[v][l]]);
   const procs = [...new Set(cpuCells.flatMap(([, c]) => Object.keys(c?.cpu ?? {})))];
   if (procs.length) {
     out.push(table([`CPU % of one core (${m.cpus * 100} = all)`, ...procs], cpuCells.map(([n, c]) => [n, ...procs.map((p) => c?.cpu?.[p])])), '');
@@ -120,4 +120,9 @@ export function report(r: Results): string {
     if (v && typeof v === 'object' && 'skipped' in v) out.push(`${k}: skipped`);
   }
   return out.join('\n');
+}
+
+/** addCellName: the follower cells are a plain NATS client's, the typed ones GafferClient's (also through the follower). */
+function addCellName(via: 'follower' | 'typed' | 'leader', inflight: string): string {
+  return via === 'typed' ? `add typed client@${inflight}` : `add via ${via}@${inflight}`;
 }

@@ -12,6 +12,7 @@ import { ClientService } from '#platform/nats/service.js';
 import { ensureResultsStream } from '#platform/nats/results.js';
 import { reportHeapOnSignal } from '#platform/heap.js';
 import { createMetrics, metricsHost, startMetricsServer, type MetricsServer } from '#platform/metrics.js';
+import { etcdCheck, healthProbe, loopCheck, natsCheck } from '#platform/health.js';
 import { connectProcess } from '#platform/connect.js';
 import { systemClock } from '#platform/clock.js';
 import { withRetry } from '#platform/retry.js';
@@ -57,6 +58,7 @@ export class MasterProcess {
     const metrics = createMetrics({ labels: { role: 'master', id: cfg.id } });
     reportHeapOnSignal(log, () => ({ dedupeEntries: metrics.dedupeEntries }));
     let p: MasterProcess | undefined;
+    let election: Election | undefined;
     const master = new Master({
       id: cfg.id,
       bus: new NatsBus(nc),
@@ -64,7 +66,7 @@ export class MasterProcess {
       clock: systemClock,
       log,
       metrics,
-      elect: (cb) => new Election(store, cfg.id, leaseTiming(cfg.ttlSeconds), cb),
+      elect: (cb) => (election = new Election(store, cfg.id, leaseTiming(cfg.ttlSeconds), cb)),
       parkMs: cfg.parkMs ?? DEFAULTS.holdMs,
       standby: cfg.standby !== false,
       ...(cfg.rebalance ? { rebalance: cfg.rebalance } : {}),
@@ -72,7 +74,8 @@ export class MasterProcess {
     });
     p = new MasterProcess(cfg, nc, store, master, log);
     try {
-      if (cfg.metricsPort) p.metricsServer = await startMetricsServer(cfg.metricsPort, metrics.registry, metricsHost());
+      const health = healthProbe({ loop: loopCheck(), nats: natsCheck(nc), etcd: etcdCheck(() => election?.storeReachable ?? false) });
+      if (cfg.metricsPort) p.metricsServer = await startMetricsServer(cfg.metricsPort, metrics.registry, { ...metricsHost(), health });
       if (cfg.httpPort) p.dashboard = await startDashboard({ nc, port: cfg.httpPort, id: cfg.id, ...dashboardHost() });
       if (cfg.serveClients !== false) p.service = await ClientService.start(nc, cfg.id, (subject, msg) => master.receive(subject, msg));
       await master.start();

@@ -11,6 +11,7 @@ import { RESULTS_DEFAULTS, ResultsPublisher } from '#platform/nats/results.js';
 import { connectProcess } from '#platform/connect.js';
 import { systemClock } from '#platform/clock.js';
 import { createMetrics, metricsHost, startMetricsServer, type MetricsServer } from '#platform/metrics.js';
+import { etcdCheck, healthProbe, loopCheck, natsCheck } from '#platform/health.js';
 import { logger } from '#platform/log.js';
 import { onStall, watchStalls } from '#platform/stall.js';
 import { KindRegistry } from './runtime/kind-modules.js';
@@ -75,7 +76,8 @@ export class WorkerProcess {
     const p = new WorkerProcess(nc, store, worker);
     p.offStall = onStall(() => worker.checkLease());
     try {
-      if (cfg.metricsPort) p.metricsServer = await startMetricsServer(cfg.metricsPort, metrics.registry, metricsHost());
+      const health = healthProbe({ loop: loopCheck(), nats: natsCheck(nc), etcd: etcdCheck(() => worker.leaseAlive) });
+      if (cfg.metricsPort) p.metricsServer = await startMetricsServer(cfg.metricsPort, metrics.registry, { ...metricsHost(), health });
       await worker.start();
     } catch (err) {
       await p.kill();

@@ -127,6 +127,11 @@ export class Worker {
    * checkLease fences now if the lease lapsed unnoticed: the process calls
    * it when it resumes after a stall (a pause, a starved process).
    */
+  /** leaseAlive: our lease is certainly alive, so etcd answered our keepalives recently (for /healthz). */
+  get leaseAlive(): boolean {
+    return this.lease?.alive ?? false;
+  }
+
   checkLease(): void {
     if (this.lease && !this.stopping) this.leaseHeld();
   }

@@ -5,6 +5,7 @@
 import type { Command } from 'commander';
 import { DEFAULTS, parseLabels, parseNatsNodes, parseOnOff, parsePositiveInt, parseReplicas, parseTtl, UsageError, type CommonOptions, type ProcessConfig } from '#platform/config.js';
 import { rootLogger } from '#platform/log.js';
+import { startWatchdog } from '#platform/watchdog.js';
 import { Exit } from './exit.js';
 import { processConfig, processOptions, type ConnOptions } from './options.js';
 import { examples } from './help.js';
@@ -39,8 +40,9 @@ export interface Roles {
   worker(cfg: ProcessConfig & WorkerOptions): Promise<Running>;
 }
 
-/** serve starts a long-running role and wires SIGINT/SIGTERM to its graceful stop. */
-async function serve(role: 'master' | 'worker', start: () => Promise<{ stop(): Promise<void> }>): Promise<void> {
+/** serve starts a long-running role (with its watchdog, if asked) and wires SIGINT/SIGTERM to its graceful stop. */
+async function serve(role: 'master' | 'worker', cfg: ProcessConfig, start: () => Promise<{ stop(): Promise<void> }>): Promise<void> {
+  const watchdog = cfg.watchdogMs ? startWatchdog(cfg.watchdogMs) : undefined;
   let proc: { stop(): Promise<void> };
   try {
     proc = await start();
@@ -53,6 +55,7 @@ async function serve(role: 'master' | 'worker', start: () => Promise<{ stop(): P
     if (stopping) return;
     stopping = true;
     await proc.stop().catch(() => undefined);
+    watchdog?.stop();
     process.exit(0);
   };
   process.on('SIGINT', () => void stop());
@@ -90,7 +93,7 @@ export function addRoleCommands(program: Command, roles: Roles): void {
         },
       };
       rootLogger({ role: 'master', id: cfg.id });
-      await serve('master', () => roles.master(cfg));
+      await serve('master', cfg, () => roles.master(cfg));
     });
 
   processOptions(program.command('worker').description('run a worker'))
@@ -113,7 +116,7 @@ export function addRoleCommands(program: Command, roles: Roles): void {
         taskMemoryMb: parsePositiveInt(o.taskMemoryMb, '--task-memory-mb', DEFAULTS.taskMemoryMb),
       };
       rootLogger({ role: 'worker', id: cfg.id });
-      await serve('worker', () => roles.worker(cfg));
+      await serve('worker', cfg, () => roles.worker(cfg));
     });
 
   program

@@ -1,19 +1,21 @@
 // GafferClient is the typed client for the client-facing subjects. Every call
 // carries one request id (Gaffer-Request-Id) across its attempts, so the
 // leader answers a repeated write with its first outcome. That makes it safe
-// to retry, within the call's deadline, on "no responders", NO_LEADER and
-// timeouts (a leader failover in progress). Everything else surfaces as a
-// typed GafferError at once.
+// to retry, within the call's deadline and a few attempts, on "no
+// responders", NO_LEADER and timeouts (a dead master, a leader failover in
+// progress); call-policy.ts says how long each try waits. Everything else
+// surfaces as a typed GafferError at once.
 
 import { randomUUID } from 'node:crypto';
 import { headers as natsHeaders, type NatsConnection } from 'nats';
 import { connectBus, requestError } from '#platform/nats/bus.js';
 import { withRetry } from '#platform/retry.js';
-import { DEFAULTS, type TlsFiles } from '#platform/config.js';
+import type { TlsFiles } from '#platform/config.js';
 import { ContentType, decodeReply, encode } from '#protocol/codec.js';
 import { ErrorCode, fromWire, GafferError, InternalError, NoRespondersError } from '#protocol/errors.js';
 import { ClientSubject, Header, subjects } from '#protocol/subjects.js';
 import type { ScheduleAction, ScheduleRequest, ScheduleResult } from '#protocol/schedule-ops.js';
+import { CALL_POLICY, tryTimeoutMs, RetryBudget } from './call-policy.js';
 import type { AddResult, DrainResult, DryRunResult, ExplainResult, ListResult, Resource, Spec, StatusResult, WorkerStatusResult } from '#protocol/messages.js';
 import type { ApplyResult, PruneSelector } from '#protocol/apply.js';
 import type { ListFilter } from '#protocol/list-query.js';
@@ -31,6 +33,8 @@ const MIN_ATTEMPT_MS = 50;
 export class GafferClient {
   private readonly timeoutMs: number;
   private readonly encoding: ContentType;
+  /** Rations short attempts across this client's calls. */
+  private readonly budget = new RetryBudget();
 
   constructor(readonly nc: NatsConnection, opts: ClientOptions = {}) {
     this.timeoutMs = opts.timeoutMs ?? 5000;
@@ -121,35 +125,39 @@ export class GafferClient {
     return this.call<WorkerStatusResult>(subjects.workerStatus(workerId), {});
   }
 
-  /** call sends one request and unwraps `{ok:true,...}`, retrying only what is safe to retry. */
+  /** call sends one request and unwraps `{ok:true,...}`, retrying only what is safe to retry (call-policy.ts). */
   async call<T>(subject: string, body: unknown, timeoutMs = this.timeoutMs): Promise<T> {
     const deadline = Date.now() + timeoutMs;
     const id = randomUUID();
-    // A request lost with a crashed leader gets no answer at all: try again
-    // within the deadline (the same id makes that safe), but not before a
-    // master holding it for want of a leader could have answered NO_LEADER.
-    const perAttempt = Math.max(DEFAULTS.holdMs + 500, Math.floor(timeoutMs / 2));
+    // A request lost with a crashed master gets no answer at all: re-send it
+    // (the same id makes that safe), soon while the budget allows.
+    const short = this.budget.short;
     let last: unknown;
-    return withRetry(
-      async () => {
+    const reply = await withRetry(
+      async (attempt) => {
         const left = deadline - Date.now();
         // The backoff ate the time left: the last error says more than a 1 ms timeout would.
         if (left < MIN_ATTEMPT_MS && last !== undefined) throw last;
+        const timeout = tryTimeoutMs(attempt, short, timeoutMs);
         try {
-          return await this.once<T>(subject, body, Math.max(1, Math.min(left, perAttempt)), id);
+          return await this.once<T>(subject, body, Math.max(1, Math.min(left, timeout)), id);
         } catch (err) {
           last = err;
+          if (timeout === CALL_POLICY.firstMs && err instanceof GafferError && err.code === ErrorCode.TIMEOUT) this.budget.timedOut();
           throw err;
         }
       },
       {
-        initialMs: 50,
-        maxMs: 500,
+        initialMs: CALL_POLICY.backoffMs.initial,
+        maxMs: CALL_POLICY.backoffMs.max,
+        maxAttempts: CALL_POLICY.max,
         // Retry only while another attempt could still be answered in time.
         retryable: (err) =>
           (err instanceof NoRespondersError || (err instanceof GafferError && RETRYABLE.has(err.code))) && deadline - Date.now() > MIN_ATTEMPT_MS,
       },
     );
+    this.budget.answered();
+    return reply;
   }
 
   private async once<T>(subject: string, body: unknown, timeout: number, id: string): Promise<T> {

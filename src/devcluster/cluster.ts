@@ -54,6 +54,10 @@ export interface ClusterOptions {
   secure?: boolean;
   /** With secure: etcd's --auth-token-ttl in seconds (default 300). */
   etcdAuthTokenTtl?: number;
+  /** Start every master and worker with --watchdog-ms (watchdog.ts). Off by default: tests and chaos pause processes on purpose. */
+  watchdogMs?: number;
+  /** Every master and worker serves /metrics and /healthz on a port of its own: see healthUrl. */
+  healthz?: boolean;
 }
 
 export class LocalCluster {
@@ -62,6 +66,8 @@ export class LocalCluster {
   private clientP: Promise<GafferClient> | undefined;
   /** Dashboard ports by master id (with opts.http); a restarted master keeps its port. */
   private readonly httpPorts = new Map<string, number>();
+  /** Metrics and /healthz ports by process id (with opts.healthz); a restarted process keeps its port. */
+  private readonly metricsPorts = new Map<string, number>();
 
   private constructor(
     readonly dir: string,
@@ -137,6 +143,10 @@ export class LocalCluster {
         c.httpPorts.set(`m${i}`, i === 1 && opts.httpPort ? opts.httpPort : await freePort());
       }
     }
+    if (opts.healthz) {
+      for (let i = 1; i <= (opts.masters ?? 0); i++) c.metricsPorts.set(`m${i}`, await freePort());
+      for (let i = 1; i <= (opts.workers ?? 0); i++) c.metricsPorts.set(`w${i}`, await freePort());
+    }
     for (let i = 1; i <= (opts.masters ?? 0); i++) c.startMaster(`m${i}`);
     for (let i = 1; i <= (opts.workers ?? 0); i++) c.startWorker(`w${i}`);
     return c;
@@ -153,13 +163,16 @@ export class LocalCluster {
       CLI_PATH, role, '--id', id,
       ...this.natsArgs(id), '--etcd', this.etcdEndpoints,
       '--ttl', String(this.opts.ttlSeconds ?? 2),
+      ...(this.opts.watchdogMs ? ['--watchdog-ms', String(this.opts.watchdogMs)] : []),
+      ...(this.metricsPorts.has(id) ? ['--metrics-port', String(this.metricsPorts.get(id))] : []),
       ...extra,
     ];
     return new Child({
       name: id,
       cmd: process.execPath,
       args,
-      env: { ...process.env, GAFFER_LOG_LEVEL: process.env.GAFFER_LOG_LEVEL ?? 'info', ...this.opts.env, ...this.secure?.env(role, id) },
+      // Only opts.watchdogMs turns the watchdog on, never the caller's environment: chaos and the tests pause processes on purpose.
+      env: { ...process.env, GAFFER_WATCHDOG_MS: undefined, GAFFER_LOG_LEVEL: process.env.GAFFER_LOG_LEVEL ?? 'info', ...this.opts.env, ...this.secure?.env(role, id) },
       logFile: join(this.dir, `${id}.log`),
       inherit: this.opts.inherit ?? false,
     }).start();
@@ -186,6 +199,12 @@ export class LocalCluster {
     const port = this.httpPorts.get(masterId);
     if (port === undefined) throw new Error(`master ${masterId} serves no dashboard (start the cluster with http: true)`);
     return `http://127.0.0.1:${port}/`;
+  }
+
+  /** healthUrl is where a process started with opts.healthz answers /healthz (undefined without). */
+  healthUrl(id: string): string | undefined {
+    const port = this.metricsPorts.get(id);
+    return port === undefined ? undefined : `http://127.0.0.1:${port}/healthz`;
   }
 
   /** client is one shared typed client for this cluster. */

@@ -8,6 +8,8 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { LocalCluster } from './cluster.js';
+import { DEV_SUPERVISOR, Supervisor } from './supervise.js';
+import { DEV_WATCHDOG_MS } from '#platform/watchdog.js';
 import { subjects } from '#protocol/subjects.js';
 import type { StatusResult } from '#protocol/messages.js';
 
@@ -47,12 +49,21 @@ export async function runDev(opts: DevOptions): Promise<void> {
     ...(process.env.ETCD_ENDPOINTS && !opts.secure ? { etcdEndpoints: process.env.ETCD_ENDPOINTS } : {}),
     inherit: true,
     env: { GAFFER_LOG_PRETTY: process.env.GAFFER_LOG_PRETTY ?? '1' },
+    // A hung process leaves the masters' queue group within the watchdog's limit, and one that stops answering is restarted.
+    watchdogMs: DEV_WATCHDOG_MS,
+    healthz: true,
   });
+  const children = [...cluster.masters.values(), ...cluster.workers.values()];
+  const supervisor = new Supervisor(
+    children.map((child) => ({ child, url: cluster.healthUrl(child.spec.name)! })),
+    { ...DEV_SUPERVISOR, note: (line) => console.log(`gaffer dev: ${line}`) },
+  );
 
   let stopping = false;
   const shutdown = async (sig: string) => {
     if (stopping) return;
     stopping = true;
+    supervisor.stop();
     console.log(`\n${sig}: stopping ${cluster.masters.size + cluster.workers.size} gaffer processes and the servers…`);
     await cluster.stop();
     process.exit(0);

@@ -49,6 +49,8 @@ export interface CommonOptions {
   etcdKey?: string;
   /** etcd user (its password comes from ETCD_PASSWORD only: flags show in ps). */
   etcdUser?: string;
+  /** End the process when its event loop stalls this long (watchdog.ts). */
+  watchdogMs?: string;
 }
 
 /** TlsFiles names PEM files: a CA to trust (the system's when absent), and an optional client certificate and key. */
@@ -83,6 +85,8 @@ export interface ProcessConfig {
   metricsPort?: number;
   /** Serve the web dashboard on this port (masters only; --http-port, GAFFER_HTTP_PORT). */
   httpPort?: number;
+  /** A watchdog SIGKILLs the process when its event loop stalls this long (--watchdog-ms, GAFFER_WATCHDOG_MS; off when absent). */
+  watchdogMs?: number;
 }
 
 export function parseId(raw: string | undefined, role: string): string {
@@ -228,7 +232,22 @@ export function resolveProcess(role: string, opts: CommonOptions, env: NodeJS.Pr
   if (metrics !== undefined && metrics !== '') cfg.metricsPort = parsePort(metrics, '--metrics-port');
   const http = opts.httpPort ?? env.GAFFER_HTTP_PORT;
   if (http !== undefined && http !== '') cfg.httpPort = parsePort(http, '--http-port');
+  const watchdog = parseWatchdogMs(opts.watchdogMs ?? env.GAFFER_WATCHDOG_MS);
+  if (watchdog !== undefined) cfg.watchdogMs = watchdog;
   return cfg;
+}
+
+/** The bounds of --watchdog-ms: below the least, an ordinary GC pause would count as a hang. */
+export const WATCHDOG_MS = { min: 500, max: 600_000 } as const;
+
+/** parseWatchdogMs reads --watchdog-ms: 0, off or absent turn the watchdog off. */
+export function parseWatchdogMs(raw: string | undefined): number | undefined {
+  if (raw === undefined || raw === '' || raw === '0' || raw === 'off') return undefined;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < WATCHDOG_MS.min || n > WATCHDOG_MS.max) {
+    throw new UsageError(`invalid --watchdog-ms ${JSON.stringify(raw)}: 0 (off) or a whole number of ms from ${WATCHDOG_MS.min} to ${WATCHDOG_MS.max}`);
+  }
+  return n;
 }
 
 /**

@@ -10,6 +10,7 @@ import { createServer, type Server } from 'node:http';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { isErrorCode } from '#protocol/errors.js';
 import { isClientSubject } from '#protocol/subjects.js';
+import type { HealthProbe } from './health.js';
 
 /** The `code` label of a request that succeeded. */
 export const OK_CODE = 'OK';
@@ -180,19 +181,27 @@ export interface MetricsServer {
 
 /**
  * startMetricsServer serves the registry at GET /metrics on host:port
- * (127.0.0.1 unless told otherwise; port 0 picks a free one). It resolves
- * once listening and rejects if it cannot listen. close() stops it.
+ * (127.0.0.1 unless told otherwise; port 0 picks a free one), and with
+ * `health` the liveness report at GET /healthz (200, or 503 when a check
+ * fails; JSON either way). It resolves once listening and rejects if it
+ * cannot listen. close() stops it.
  */
-export function startMetricsServer(port: number, registry: Registry, opts: { host?: string } = {}): Promise<MetricsServer> {
+export function startMetricsServer(port: number, registry: Registry, opts: { host?: string; health?: HealthProbe } = {}): Promise<MetricsServer> {
   const host = opts.host ?? '127.0.0.1';
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
-    if (path !== '/metrics') {
-      res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' }).end('not found; try /metrics\n');
+    if (path !== '/metrics' && !(path === '/healthz' && opts.health)) {
+      res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' }).end(`not found; try /metrics${opts.health ? ' or /healthz' : ''}\n`);
       return;
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { Allow: 'GET, HEAD' }).end();
+      return;
+    }
+    if (path === '/healthz') {
+      const report = opts.health!();
+      res.writeHead(report.ok ? 200 : 503, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' });
+      res.end(req.method === 'HEAD' ? undefined : `${JSON.stringify(report)}\n`);
       return;
     }
     registry.metrics().then(

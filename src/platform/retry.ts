@@ -11,6 +11,8 @@ export interface RetryOptions {
   maxMs: number;
   /** Stops retrying; the last error is thrown. */
   signal?: AbortSignal;
+  /** Most attempts in all (the first included); past it the last error is thrown. Default: no limit. */
+  maxAttempts?: number;
   /** Only errors this accepts are retried; others are thrown at once. Default: all. */
   retryable?: (err: unknown) => boolean;
   /** Called before each retry's delay, e.g. to log. */
@@ -21,6 +23,7 @@ export interface RetryOptions {
 export async function withRetry<T>(fn: (attempt: number) => Promise<T>, opts: RetryOptions): Promise<T> {
   const policy = retry(opts.retryable ? handleWhen((e) => opts.retryable!(e)) : handleAll, {
     backoff: new ExponentialBackoff({ initialDelay: opts.initialMs, maxDelay: opts.maxMs }),
+    ...(opts.maxAttempts !== undefined ? { maxAttempts: opts.maxAttempts - 1 } : {}),
   }).dangerouslyUnref();
   const sub = opts.onRetry
     ? policy.onRetry((r) => opts.onRetry!('error' in r ? r.error : undefined, r.attempt, r.delay))

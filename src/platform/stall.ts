@@ -25,6 +25,13 @@ const GC_KINDS: Record<number, string> = {
 
 let installed = false;
 const hooks = new Set<() => void>();
+/** When the watcher's next turn is due (0: not watching). */
+let nextDue = 0;
+
+/** loopLagMs: how late the event loop is now, as the stall watcher sees it (0 when it is not on). */
+export function loopLagMs(): number {
+  return nextDue === 0 ? 0 : Math.max(0, performance.now() - nextDue);
+}
 
 /**
  * onStall runs fn first thing after a stall is noticed, before it is logged:
@@ -40,7 +47,7 @@ export function onStall(fn: () => void): () => void {
 export function watchStalls(log: Logger): void {
   if (installed) return;
   installed = true;
-  let due = performance.now() + TICK_MS;
+  let due = (nextDue = performance.now() + TICK_MS);
   setInterval(() => {
     const now = performance.now();
     const late = now - due;
@@ -54,7 +61,7 @@ export function watchStalls(log: Logger): void {
       }
       log.warn({ ms: Math.round(late) }, StallLog.loop);
     }
-    due = now + TICK_MS;
+    due = nextDue = now + TICK_MS;
   }, TICK_MS).unref();
   const obs = new PerformanceObserver((list) => {
     for (const e of list.getEntries()) {

@@ -3,7 +3,7 @@
 // serves (the client subjects and task.report), in the `masters` queue group.
 // It speaks the micro protocol itself (io.nats.micro.v1) rather than through
 // nats.js's Service, for two reasons: each endpoint's queue subscription is a
-// BudgetedQueue, so a hung master cannot keep its share of the group; and the
+// BudgetedQueue, so what a hung master can keep of the group is bounded; and the
 // errors we answer ourselves (often later, by the leader) count in the
 // endpoint's num_errors, which the library counts only for handler throws.
 
