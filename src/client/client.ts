@@ -127,8 +127,8 @@ export class GafferClient {
     const id = randomUUID();
     // A request lost with a crashed leader gets no answer at all: try again
     // within the deadline (the same id makes that safe), but not before a
-    // master holding it for want of a leader could have answered NO_LEADER.
-    const perAttempt = Math.max(DEFAULTS.holdMs + 500, Math.floor(timeoutMs / 2));
+    // master parking it for want of a leader could have answered NO_LEADER.
+    const perAttempt = Math.max(DEFAULTS.parkMs + 500, Math.floor(timeoutMs / 2));
     let last: unknown;
     return withRetry(
       async () => {
