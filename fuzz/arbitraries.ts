@@ -187,6 +187,16 @@ const rule = fc.oneof(
   fc.record({ key: fc.constantFrom('zone', 'gpu'), op: fc.constantFrom('exists', 'notExists') }),
 );
 
+/** Schedules that do not fire while a fuzz run lasts (runs come from triggers and backfills), some paused. */
+const schedule = fc.record(
+  {
+    when: fc.constantFrom<Record<string, unknown>>({ every: '1h' }, { every: '6h', jitterMs: 1000 }, { cron: '0 3 * * *', timeZone: 'Europe/Paris' }),
+    overlap: fc.constantFrom('skip', 'queue', 'replace', 'allow'),
+    paused: fc.boolean(),
+  },
+  { requiredKeys: ['when'] },
+).map(({ when, ...rest }) => ({ ...when, ...rest }));
+
 /** Valid specs: noop by default; kinds nobody runs (pending); crawl that fails or fetches nothing reachable; rules and restart policies; odd extra keys. */
 const sometimes = <T>(a: fc.Arbitrary<T>, freq = 5): fc.Arbitrary<T | undefined> => fc.option(a, { freq, nil: undefined });
 const validSpec: fc.Arbitrary<Record<string, unknown>> = fc
@@ -196,6 +206,7 @@ const validSpec: fc.Arbitrary<Record<string, unknown>> = fc
     constraints: sometimes(fc.array(rule, { maxLength: 3 }), 8),
     prefer: sometimes(fc.array(rule, { maxLength: 3 }), 6),
     rebalance: sometimes(fc.boolean(), 6),
+    schedule: sometimes(schedule, 6),
     extra: sometimes(fc.array(fc.tuple(fc.constantFrom('a', 'b', 'x', 'constructor', 'é', '', 'seeds'), jsonish), { maxLength: 3 }), 3),
     crawlTo: fc.boolean(),
   })
@@ -276,7 +287,8 @@ function validRequest(subject: RequestSubject): fc.Arbitrary<unknown> {
     case ClientSubject.scheduleTrigger:
       return validName.map((name) => ({ name }));
     case ClientSubject.scheduleBackfill:
-      return fc.tuple(validName, fc.integer({ min: 0, max: 2 ** 40 })).map(([name, from]) => ({ name, from, to: from + 60_000 }));
+      // A range valid for the schedule it names holds 1 to 1000 fire times: an hourly one has 3 in 3 h, a daily one maybe none.
+      return fc.tuple(validName, fc.integer({ min: 0, max: 2 ** 40 }), fc.constantFrom(60_000, 3 * 3_600_000)).map(([name, from, span]) => ({ name, from, to: from + span }));
   }
 }
 
@@ -535,6 +547,7 @@ const srvRef: fc.Arbitrary<SrvRef> = fc.record({
 const TARGET_WEIGHTS: Record<TargetId, number> = {
   'resource.add': 14, 'resource.delete': 8, 'resource.get': 6, 'resource.list': 5, 'resource.restart': 4, 'resource.explain': 4,
   'cluster.status': 4, 'worker.cordon': 3, 'worker.uncordon': 3, 'worker.drain': 3, 'resource.apply': 4, 'task.report': 12,
+  'schedule.pause': 2, 'schedule.resume': 2, 'schedule.trigger': 2, 'schedule.backfill': 2,
   $SRV: 4, 'worker.assign': 6, 'worker.status': 4, 'master.leader': 12, 'master.ack': 4,
 };
 
@@ -877,7 +890,12 @@ function buildHuge(b: Extract<Body, { k: 'huge' }>, effective: string, room: num
   const rnd = prng(b.seed);
   switch (b.shape) {
     case 'pad-valid': {
-      const req = effective === ClientSubject.add ? { name: b.name } : effective === ClientSubject.list || effective === ClientSubject.status ? {} : effective.startsWith('worker.') ? { worker: 'w1' } : { name: b.name };
+      const req =
+        effective === ClientSubject.add ? { name: b.name }
+        : effective === ClientSubject.list || effective === ClientSubject.status ? {}
+        : effective === ClientSubject.apply ? { resources: [] }
+        : effective === ClientSubject.scheduleBackfill ? { name: b.name, from: 0, to: 3 * 3_600_000 }
+        : effective.startsWith('worker.') ? { worker: 'w1' } : { name: b.name };
       const text = JSON.stringify(req);
       const data = utf8.encode(text + ' '.repeat(Math.max(0, size - text.length)));
       const validSubject = (REQUEST_SUBJECTS as readonly string[]).includes(effective) && effective !== WorkerSubject.report;

@@ -15,7 +15,7 @@
 //   - a certainly invalid request gets BAD_REQUEST, a valid one anything else;
 //   - a valid request's answer agrees with what the fuzzer has seen exist
 //     (its shadow: name -> id, absent, or unknown after a write it could not
-//     see answered).
+//     see answered); resource.apply and schedule.* by apply-schedule-rules.ts.
 
 import fc from 'fast-check';
 import { decode as mpDecode } from '@msgpack/msgpack';
@@ -33,6 +33,7 @@ import { linesSince, logPath } from '#harness/logs.js';
 import { convergence, snapshot, type Finding } from '#harness/snapshot.js';
 import { MAX_REQUEST, REQUEST_ID_RE, fuzzCase, materialize, type FuzzCase, type Materialized } from './arbitraries.js';
 import { REQUEST_SUBJECTS, type Live, type TargetId } from './targets.js';
+import { SCHEDULE_SUBJECTS, itemNames, judgeApply, judgeSchedule, refusedByState, type RuleScope } from './apply-schedule-rules.js';
 
 export interface JudgeOptions {
   /** How long a request that must be answered may take. */
@@ -87,19 +88,21 @@ function preview(data: Uint8Array): string {
   return `${data.byteLength} bytes: ${printable ? JSON.stringify(text) : `hex ${head.subarray(0, 48).toString('hex')}`}${data.byteLength > 160 ? '…' : ''}`;
 }
 
-const WRITES: ReadonlySet<string> = new Set([ClientSubject.add, ClientSubject.delete, ClientSubject.restart]);
+/** Requests that create or delete resources. */
+const WRITES: ReadonlySet<string> = new Set([ClientSubject.add, ClientSubject.delete, ClientSubject.restart, ClientSubject.apply]);
 
-/** touchedName is the resource a request names (read as the product reads it), if any. */
-function touchedName(m: Materialized): string | undefined {
-  if (!(REQUEST_SUBJECTS as readonly string[]).includes(m.effective) || m.data.byteLength > MAX_REQUEST) return undefined;
+/** touchedNames are the resources a request names (read as the product reads it): its name, or an apply's items. */
+function touchedNames(m: Materialized): string[] {
+  if (!(REQUEST_SUBJECTS as readonly string[]).includes(m.effective) || m.data.byteLength > MAX_REQUEST) return [];
   let body: unknown;
   try {
     body = effectiveType(m) === 'msgpack' ? mpDecode(m.data) : JSON.parse(Buffer.from(m.data).toString('utf8'));
   } catch {
-    return undefined;
+    return [];
   }
+  if (m.effective === ClientSubject.apply) return [...new Set(itemNames(body))];
   const name = (body as { name?: unknown } | null)?.name;
-  return typeof name === 'string' ? name : undefined;
+  return typeof name === 'string' ? [name] : [];
 }
 
 /** effectiveType is how the product must read a body: msgpack when Content-Type says so (README), else JSON. */
@@ -271,10 +274,10 @@ export class Fuzzer {
     const seen = new Map<string, number>();
     const written = new Set<string>();
     for (const m of ms) {
-      const n = touchedName(m);
-      if (n === undefined) continue;
-      seen.set(n, (seen.get(n) ?? 0) + 1);
-      if (WRITES.has(m.effective)) written.add(n);
+      for (const n of touchedNames(m)) {
+        seen.set(n, (seen.get(n) ?? 0) + 1);
+        if (WRITES.has(m.effective)) written.add(n);
+      }
     }
     this.contended = new Set([...seen].filter(([n, k]) => k > 1 && written.has(n)).map(([n]) => n));
     this.racing = all.length > 1 ? written : new Set();
@@ -384,8 +387,7 @@ export class Fuzzer {
   /** A write published without a reply may or may not have run: its name is unknown from now on. */
   private notePublishedWrite(m: Materialized): void {
     if (!WRITES.has(m.effective)) return;
-    const name = touchedName(m);
-    if (name !== undefined) this.learn(name, { k: 'unknown' });
+    for (const name of touchedNames(m)) this.learn(name, { k: 'unknown' });
   }
 
   private judgeGaffer(c: FuzzCase, m: Materialized, reply: Msg, caseNo: number): string {
@@ -433,7 +435,9 @@ export class Fuzzer {
     const mustAccept = !mustRefuse && m.intent === 'valid';
     const why = badId ? 'an invalid Gaffer-Request-Id or Gaffer-Origin' : !known ? `subject ${JSON.stringify(m.effective)}` : big ? `${m.data.byteLength} bytes` : mismatch ? `a ${m.bodyEnc} body read as ${want}` : m.note;
     if (mustRefuse && code !== ErrorCode.BAD_REQUEST) bad(`expected BAD_REQUEST (${why}), got ${code ?? 'ok'}: ${preview(reply.data)}`);
-    if (mustAccept && code === ErrorCode.BAD_REQUEST) bad(`a valid request was refused: ${(r.error as { message?: string }).message}`);
+    if (mustAccept && code === ErrorCode.BAD_REQUEST && !refusedByState(m.effective, code, r.error?.message)) {
+      bad(`a valid request was refused: ${(r.error as { message?: string }).message}`);
+    }
     if (code !== undefined && TRANSIENT.has(code)) {
       // The outcome of a write is unknown (TIMEOUT), or may be (UNAVAILABLE from a commit that failed).
       this.notePublishedWrite(m);
@@ -446,6 +450,10 @@ export class Fuzzer {
 
   /** learnFrom keeps the shadow true to a write the product took although the fuzzer expected a refusal (reported already). */
   private learnFrom(m: Materialized, r: Record<string, unknown>): void {
+    if (m.effective === ClientSubject.apply && Array.isArray(r.results)) {
+      for (const x of r.results as Array<{ name?: unknown }>) if (typeof x?.name === 'string') this.learn(x.name, { k: 'unknown' });
+      return;
+    }
     const res = r.resource as { name?: unknown; id?: unknown } | undefined;
     if (!WRITES.has(m.effective) || typeof res?.name !== 'string' || typeof res.id !== 'string') return;
     if (m.reusedId || this.contended.has(res.name)) this.learn(res.name, { k: 'unknown' });
@@ -457,7 +465,7 @@ export class Fuzzer {
    * checkContent: the answer to a request the product accepted agrees with
    * its subject's contract and with what the fuzzer has seen exist.
    */
-  private checkContent(c: FuzzCase, m: Materialized, r: Record<string, unknown>, code: string | undefined, bad: (d: string) => void): void {
+  private checkContent(c: FuzzCase, m: Materialized, r: Record<string, unknown>, code: string | undefined, bad: (d: string, kind?: Failure['kind']) => void): void {
     const subject = m.effective;
     const req = m.request ?? {};
     // A body the fuzzer did not build as valid may still be one: the answer names what it touched.
@@ -467,6 +475,22 @@ export class Fuzzer {
     if (write && m.reusedId) {
       // The first outcome of an earlier write with this id may answer: it says nothing of this name.
       if (name) this.learn(name, { k: 'unknown' });
+      return;
+    }
+    if (m.reusedId && (subject === ClientSubject.apply || SCHEDULE_SUBJECTS.has(subject))) {
+      // The same, for every item of an apply; a schedule request changes no name's existence.
+      if (subject === ClientSubject.apply) for (const n of itemNames(req)) this.learn(n, { k: 'unknown' });
+      return;
+    }
+    const scope: RuleScope = {
+      before: (n) => this.shadow.get(n) ?? { k: 'unknown' },
+      checkable: (n) => !this.contended.has(n),
+      learn: (n, k) => this.learn(n, k),
+      bad: (d, kind) => bad(d, kind),
+    };
+    if (subject === ClientSubject.apply) return judgeApply(req, r, code, m.intent === 'valid', scope);
+    if (SCHEDULE_SUBJECTS.has(subject)) {
+      if (name) judgeSchedule(subject, name, r, code, m.intent === 'valid', scope);
       return;
     }
     const res = r.resource as { name?: unknown; id?: unknown } | undefined;

@@ -12,11 +12,11 @@ export interface Listed {
   name: string;
   id: string;
   worker: string | null;
-  /** The lifecycle state; completed and failed resources run nowhere, restarting ones may wait out a backoff. */
+  /** The lifecycle state; completed, failed and scheduled (between runs) resources run nowhere, restarting ones may wait out a backoff. */
   state?: string;
 }
 
-const NOT_RUNNING: ReadonlySet<string | undefined> = new Set(['completed', 'failed']);
+const NOT_RUNNING: ReadonlySet<string | undefined> = new Set(['completed', 'failed', 'scheduled']);
 
 export interface Finding {
   kind: 'lost' | 'resurrected' | 'reanswered' | 'orphaned';

@@ -24,7 +24,7 @@ import type { RebalanceOptions } from '#actors/leader/leader.js';
 import { Master } from './master.js';
 
 export interface MasterConfig extends ProcessConfig {
-  /** How long a request stays parked while no leader is known (default DEFAULTS.holdMs). */
+  /** How long a request stays parked while no leader is known (default DEFAULTS.parkMs). */
   parkMs?: number;
   /** false: do not join the `masters` queue group (a master that only leads; benchmarks use it). */
   serveClients?: boolean;
@@ -67,7 +67,7 @@ export class MasterProcess {
       log,
       metrics,
       elect: (cb) => (election = new Election(store, cfg.id, leaseTiming(cfg.ttlSeconds), cb)),
-      parkMs: cfg.parkMs ?? DEFAULTS.holdMs,
+      parkMs: cfg.parkMs ?? DEFAULTS.parkMs,
       standby: cfg.standby !== false,
       ...(cfg.rebalance ? { rebalance: cfg.rebalance } : {}),
       countError: (subject, err) => p?.service?.countError(subject, err),

@@ -24,19 +24,19 @@ export interface Assigned {
   epoch: string;
 }
 
-/** Held is the attempt this worker has for a name: running, waiting to start, or ended on its own. */
-export interface Held {
+/** Known is the attempt this worker knows it has for a name: running, waiting to start, or ended on its own. */
+export interface Known {
   id: string;
   attempt: number;
 }
 
-/** HeldLookup is what a worker has, by name: a Map will do, and the task set gives a live view. */
-export interface HeldLookup {
-  get(name: string): Held | undefined;
-  [Symbol.iterator](): Iterator<[string, Held]>;
+/** KnownLookup is what a worker has, by name: a Map will do, and the task set gives a live view. */
+export interface KnownLookup {
+  get(name: string): Known | undefined;
+  [Symbol.iterator](): Iterator<[string, Known]>;
 }
 
-const same = (h: Held | undefined, t: { id: string; attempt: number }): boolean => !!h && h.id === t.id && h.attempt === t.attempt;
+const same = (h: Known | undefined, t: { id: string; attempt: number }): boolean => !!h && h.id === t.id && h.attempt === t.attempt;
 
 export class Assignments {
   /** Per-name revision of the last change applied; anything not newer is old news. */
@@ -50,7 +50,7 @@ export class Assignments {
    * snapshot replaces the view with etcd's, read at `revision`, and returns
    * what to stop and start so that exactly our incarnation's assignments run.
    */
-  snapshot(assigned: readonly Assigned[], revision: number, epoch: string, held: HeldLookup, why: string): Action[] {
+  snapshot(assigned: readonly Assigned[], revision: number, epoch: string, known: KnownLookup, why: string): Action[] {
     this.seen.clear();
     this.known.clear();
     this.floor = revision;
@@ -61,12 +61,12 @@ export class Assignments {
       if (a.epoch === epoch) want.set(a.resource.name, a.resource);
     }
     const actions: Action[] = [];
-    for (const [name, h] of held) {
+    for (const [name, h] of known) {
       const w = want.get(name);
       if (!w || !same(h, w)) actions.push({ kind: 'stop', name, reason: `resync (${why})` });
     }
     // A handed-off attempt waits for the leader's release (a put without hold).
-    for (const t of want.values()) if (!t.hold && !same(held.get(t.name), t)) actions.push({ kind: 'start', task: t });
+    for (const t of want.values()) if (!t.hold && !same(known.get(t.name), t)) actions.push({ kind: 'start', task: t });
     return actions;
   }
 
@@ -84,14 +84,14 @@ export class Assignments {
     return [...this.known.values()];
   }
 
-  /** apply takes one event off worker.<id>.assign; `held` is what this worker has, by name. */
-  apply(ev: AssignEvent, epoch: string, held: HeldLookup): Action[] {
+  /** apply takes one event off worker.<id>.assign; `known` is what this worker has, by name. */
+  apply(ev: AssignEvent, epoch: string, known: KnownLookup): Action[] {
     const t = ev.resource;
     if (ev.revision <= Math.max(this.floor, this.seen.get(t.name) ?? 0)) return [];
     this.seen.set(t.name, ev.revision);
     if (ev.type === 'delete') this.known.delete(t.name);
     else this.known.set(t.name, { resource: t, epoch: ev.epoch });
-    const cur = held.get(t.name);
+    const cur = known.get(t.name);
     if (ev.type === 'delete') return cur === undefined ? [] : [{ kind: 'stop', name: t.name, reason: 'unassigned' }];
     const mine = ev.epoch === epoch;
     if (mine && same(cur, t)) return [];

@@ -171,7 +171,7 @@ export class Worker {
     if (m.kind === 'register') return this.register().then(() => this.resync('re-registered'));
     if (m.kind === 'resync') return this.resync(m.why);
     if (!this.valid()) return;
-    this.act(this.assignments.apply(m.ev, this.lease!.id, this.attempts.held()));
+    this.act(this.assignments.apply(m.ev, this.lease!.id, this.attempts.known()));
   }
 
   private async register(): Promise<void> {
@@ -243,7 +243,7 @@ export class Worker {
     if (!lease.alive) return; // a fence fired meanwhile; the next register/restore resyncs
     this.fenced = false;
     const assigned = same ?? this.decodeAssigned(snap.kvs);
-    this.act(this.assignments.snapshot(assigned, snap.revision, lease.id, this.attempts.held(), why));
+    this.act(this.assignments.snapshot(assigned, snap.revision, lease.id, this.attempts.known(), why));
     this.log.debug({ why, revision: snap.revision, values: same ? 'kept' : 'read', running: this.attempts.running }, 'resynced');
   }
 

@@ -3,7 +3,7 @@
 // exactly once), each long enough to outlast a master's hold. A request sent
 // to a master that has just died is never answered; the short try stops
 // it costing the whole hold time. Later tries are long so that a request
-// held for want of a leader gets its NO_LEADER answer (after holdMs), and a
+// held for want of a leader gets its NO_LEADER answer (after parkMs), and a
 // slow answer (a leader reloading from a stalled etcd) its typed error,
 // rather than the caller a bare TIMEOUT.
 //
@@ -21,7 +21,7 @@ export const CALL_POLICY = {
   /** The first try's timeout while short tries are allowed: far above an answer's p99.9 under load (tens of ms). */
   firstMs: 500,
   /** A long try outlasts a master's hold, so it is answered NO_LEADER rather than timing out. */
-  longMs: DEFAULTS.holdMs + 500,
+  longMs: DEFAULTS.parkMs + 500,
   /** Most tries one call makes. */
   max: 6,
   /** Backoff between tries (cockatiel's decorrelated jitter): first delay and cap, in ms. */

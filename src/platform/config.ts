@@ -14,8 +14,8 @@ export const DEFAULTS = {
   taskMemoryMb: 256,
   rebalanceMax: 10,
   rebalanceIntervalMs: 2000,
-  /** How long a master holds a request while no leader is known. */
-  holdMs: 3000,
+  /** How long a master parks a request while no leader is known (ParkedRequests). */
+  parkMs: 3000,
   /** Deadline for one etcd call; past it the caller sees UNAVAILABLE. */
   etcdTimeoutMs: 2000,
   requestTimeoutMs: 5000,

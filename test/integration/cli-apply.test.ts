@@ -5,35 +5,12 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after } from 'node:test';
 import { cluster } from '../harness.js';
-import { CLI_PATH } from '#devcluster/cluster.js';
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function cliEnv(): NodeJS.ProcessEnv {
-  const env = { ...process.env };
-  for (const k of ['NATS_URL', 'NATS_USER', 'NATS_PASSWORD', 'GAFFER_LOG_LEVEL']) delete env[k];
-  return env;
-}
-
-function gaffer(args: string[], stdin?: string): Promise<Run> {
-  return new Promise((resolve) => {
-    const child = execFile(process.execPath, [CLI_PATH, ...args], { env: cliEnv(), timeout: 120000, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === 'number' ? err.code : null) : 0;
-      resolve({ code, stdout, stderr });
-    });
-    if (stdin !== undefined) child.stdin!.end(stdin);
-  });
-}
+import { gaffer, type Run } from '../cli-runner.js';
 
 /** row finds the summary line for an outcome and returns its count. */
 function count(out: string, outcome: string): string | undefined {
@@ -76,7 +53,7 @@ test('gaffer apply and diff', async (t) => {
     assert.equal(count(r.stdout, 'would be created'), '1');
     assert.deepEqual((await client.list({ prefix: 'crawl-' })).map((x) => x.name), ['crawl-a', 'crawl-b', 'crawl-c'], 'diff changed nothing');
     // The same from stdin, for real.
-    const real = await gaffer([...at, 'apply', '-f', '-', '--prune-prefix', 'crawl-'], JSON.stringify({ resources: [{ name: 'crawl-a', spec: { labels: { team: 'search' } } }, { name: 'crawl-b', spec: { v: 2 } }, { name: 'crawl-d' }] }));
+    const real = await gaffer([...at, 'apply', '-f', '-', '--prune-prefix', 'crawl-'], { stdin: JSON.stringify({ resources: [{ name: 'crawl-a', spec: { labels: { team: 'search' } } }, { name: 'crawl-b', spec: { v: 2 } }, { name: 'crawl-d' }] }) });
     ok(real);
     assert.equal(count(real.stdout, 'pruned'), '1');
     assert.deepEqual((await client.list({ prefix: 'crawl-' })).map((x) => x.name), ['crawl-a', 'crawl-b', 'crawl-d']);

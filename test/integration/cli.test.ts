@@ -4,37 +4,15 @@
 
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cluster, waitFor } from '../harness.js';
+import { cliEnv, gaffer, type Run } from '../cli-runner.js';
 import { CLI_PATH } from '#devcluster/cluster.js';
 import { freePort, startNats } from '#devcluster/servers.js';
 import type { AddResult, Resource, StatusResult } from '#protocol/messages.js';
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** A clean environment: nothing from the caller's shell may point the CLI elsewhere. */
-function cliEnv(): NodeJS.ProcessEnv {
-  const env = { ...process.env };
-  for (const k of ['NATS_URL', 'NATS_USER', 'NATS_PASSWORD', 'GAFFER_LOG_LEVEL']) delete env[k];
-  return env;
-}
-
-/** gaffer runs the built CLI to completion; a hung CLI is killed after a generous bound and fails the test. */
-function gaffer(args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [CLI_PATH, ...args], { env: cliEnv(), timeout: 60000 }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === 'number' ? err.code : null) : 0;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 function lines(s: string): string[] {
   return s.split('\n').filter((l) => l.length > 0);

@@ -224,7 +224,7 @@ test('no worker yet: adds stay pending and are placed when one appears', async (
   await converged(c);
 });
 
-test('no leader: requests are held, answered NO_LEADER, and service resumes on its own', async () => {
+test('no leader: requests are parked, answered NO_LEADER, and service resumes on its own', async () => {
   const c = await cluster({ masters: 1, workers: 0, ttlSeconds: 2 });
   await c.ready(0);
   const client = await c.client();

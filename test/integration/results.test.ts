@@ -7,12 +7,13 @@
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type NatsConnection } from 'nats';
 import { CLI_PATH } from '#devcluster/cluster.js';
+import { cliEnv, gaffer } from '../cli-runner.js';
 import { freePort, startNats, waitFor, type NatsServer } from '#devcluster/servers.js';
 import {
   ensureResultsStream, MAX_MSG_ID, readResults, resultMsgId, ResultsPublisher, type ReadOptions, type ResultRecord,
@@ -37,26 +38,6 @@ async function all(nc: NatsConnection, name: string, opts: ReadOptions = {}): Pr
     for await (const r of readResults(nc, name, opts)) out.push(r);
   })(), `readResults(${name}) to end`);
   return out;
-}
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function cliEnv(): NodeJS.ProcessEnv {
-  const env = { ...process.env };
-  for (const k of ['NATS_URL', 'NATS_USER', 'NATS_PASSWORD', 'GAFFER_LOG_LEVEL']) delete env[k];
-  return env;
-}
-
-function gaffer(args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [CLI_PATH, ...args], { env: cliEnv(), timeout: 30000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : null) : 0, stdout, stderr });
-    });
-  });
 }
 
 const lines = (s: string) => s.split('\n').filter((l) => l.length > 0);

@@ -4,7 +4,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { Assignments, type Action, type Held } from '#actors/worker/assignments.js';
+import { Assignments, type Action, type Known } from '#actors/worker/assignments.js';
 import { decodeAssignEvent, decodeAssignments, isAssignEvent } from '#protocol/assigned.js';
 import { json, packed } from '#protocol/codec.js';
 import { keys } from '#protocol/keys.js';
@@ -14,22 +14,22 @@ const res = (name: string, id: string, revision: number, attempt = 1): AssignedT
 const put = (name: string, id: string, revision: number, epoch = 'E', attempt = 1): AssignEvent => ({ type: 'put', resource: res(name, id, revision, attempt), revision, epoch });
 const del = (name: string, id: string, revision: number, epoch = 'E'): AssignEvent => ({ type: 'delete', resource: res(name, id, revision), revision, epoch });
 
-/** held builds what a worker has: name -> attempt 1 of that id. */
-const held = (entries: Array<[string, string]> = []) => new Map(entries.map(([n, id]) => [n, { id, attempt: 1 }]));
+/** known builds what a worker has: name -> attempt 1 of that id. */
+const known = (entries: Array<[string, string]> = []) => new Map(entries.map(([n, id]) => [n, { id, attempt: 1 }]));
 
-/** run applies actions to the held set, as the worker does. */
-function run(running: Map<string, Held>, actions: Action[]): void {
+/** run applies actions to the known set, as the worker does. */
+function run(running: Map<string, Known>, actions: Action[]): void {
   for (const a of actions) {
     if (a.kind === 'stop') running.delete(a.name);
     else running.set(a.task.name, { id: a.task.id, attempt: a.task.attempt });
   }
 }
-const ids = (m: Map<string, Held>) => [...m].map(([n, h]) => [n, h.id]).sort();
+const ids = (m: Map<string, Known>) => [...m].map(([n, h]) => [n, h.id]).sort();
 
 describe('Assignments', () => {
   test('unchanged: the keys at the revisions last applied give back the values held; anything else asks for a read', () => {
     const a = new Assignments();
-    const running = held();
+    const running = known();
     run(running, a.snapshot([{ resource: res('x', 'x1', 5), epoch: 'E' }, { resource: res('y', 'y1', 6), epoch: 'E' }], 10, 'E', running, 'test'));
     run(running, a.apply(put('z', 'z1', 12), 'E', running));
     run(running, a.apply(del('y', 'y1', 13), 'E', running));
@@ -45,7 +45,7 @@ describe('Assignments', () => {
 
   test('snapshot starts our incarnation\'s assignments and stops everything else', () => {
     const a = new Assignments();
-    const running = held([['old', 'o1'], ['keep', 'k1']]);
+    const running = known([['old', 'o1'], ['keep', 'k1']]);
     const actions = a.snapshot(
       [
         { resource: res('keep', 'k1', 5), epoch: 'E' },
@@ -60,7 +60,7 @@ describe('Assignments', () => {
 
   test('events at or below the snapshot revision are already in it (no duplicate)', () => {
     const a = new Assignments();
-    const running = held();
+    const running = known();
     run(running, a.snapshot([], 10, 'E', running, 'test'));
     assert.deepEqual(a.apply(put('x', 'x1', 9), 'E', running), []);
     assert.deepEqual(a.apply(put('x', 'x1', 10), 'E', running), []);
@@ -69,7 +69,7 @@ describe('Assignments', () => {
 
   test('a repeated or older event for a name changes nothing (no going back)', () => {
     const a = new Assignments();
-    const running = held();
+    const running = known();
     run(running, a.snapshot([], 1, 'E', running, 'test'));
     run(running, a.apply(put('x', 'x1', 5), 'E', running));
     run(running, a.apply(del('x', 'x1', 7), 'E', running));
@@ -79,7 +79,7 @@ describe('Assignments', () => {
 
   test('an assignment for another incarnation is not ours: it stops what runs and starts nothing', () => {
     const a = new Assignments();
-    const running = held([['x', 'x1']]);
+    const running = known([['x', 'x1']]);
     run(running, a.snapshot([{ resource: res('x', 'x1', 2), epoch: 'E' }], 2, 'E', running, 'test'));
     const actions = a.apply(put('x', 'x1', 3, 'OTHER'), 'E', running);
     assert.deepEqual(actions, [{ kind: 'stop', name: 'x', reason: 'not ours' }]);
@@ -87,7 +87,7 @@ describe('Assignments', () => {
 
   test('a re-created name (new id) replaces the running task', () => {
     const a = new Assignments();
-    const running = held([['x', 'x1']]);
+    const running = known([['x', 'x1']]);
     run(running, a.snapshot([{ resource: res('x', 'x1', 2), epoch: 'E' }], 2, 'E', running, 'test'));
     const actions = a.apply(put('x', 'x2', 4), 'E', running);
     assert.deepEqual(actions.map((x) => x.kind), ['stop', 'start']);
@@ -107,7 +107,7 @@ describe('Assignments', () => {
           [delivered[i], delivered[j]] = [delivered[j]!, delivered[i]!];
         }
         const a = new Assignments();
-        const running = held();
+        const running = known();
         run(running, a.snapshot([], 1, 'E', running, 'test'));
         for (const ev of delivered) run(running, a.apply(ev, 'E', running));
         // Expected: for each name, its newest event decides.
@@ -125,19 +125,19 @@ describe('Assignments', () => {
     );
   });
 
-  test('a newer attempt of the same resource replaces the one held; the same attempt again changes nothing', () => {
+  test('a newer attempt of the same resource replaces the one it knows; the same attempt again changes nothing', () => {
     const a = new Assignments();
-    const running = held([['x', 'x1']]);
+    const running = known([['x', 'x1']]);
     run(running, a.snapshot([{ resource: res('x', 'x1', 2), epoch: 'E' }], 2, 'E', running, 'test'));
-    assert.deepEqual(a.apply(put('x', 'x1', 3, 'E', 1), 'E', running), [], 'attempt 1 is already held');
+    assert.deepEqual(a.apply(put('x', 'x1', 3, 'E', 1), 'E', running), [], 'attempt 1 is already known');
     const actions = a.apply(put('x', 'x1', 4, 'E', 2), 'E', running);
     assert.deepEqual(actions.map((x) => x.kind), ['stop', 'start']);
     assert.equal(actions[1]?.kind === 'start' && actions[1].task.attempt, 2);
   });
 
-  test('an attempt that ended on its own is held: a resync never starts it again', () => {
+  test('an attempt that ended on its own is still known: a resync never starts it again', () => {
     const a = new Assignments();
-    const ended = held([['x', 'x1']]); // completed and reported, still assigned until the leader says otherwise
+    const ended = known([['x', 'x1']]); // completed and reported, still assigned until the leader says otherwise
     assert.deepEqual(a.snapshot([{ resource: res('x', 'x1', 5), epoch: 'E' }], 5, 'E', ended, 'test'), []);
   });
 

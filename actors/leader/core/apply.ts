@@ -4,8 +4,9 @@
 // the apply does not name. A dry run answers the same without changing the
 // state. What an update does to a running resource:
 //
-// - Only spec.labels changed: the record takes them; the task keeps running
-//   (labels select resources, the task never sees them).
+// - Only spec.labels or spec.schedule changed: the record takes them; the
+//   task keeps running (labels select resources; the schedule says when runs
+//   start, which schedule-update.ts applies).
 // - Running, starting or restarting: its next attempt runs the new spec,
 //   stop-before-start like a handoff: the new assignment is written held,
 //   and released once the old attempt says it stopped (or is fenced). It
@@ -20,9 +21,11 @@
 // - Completed or failed: the record takes the spec and stays as it is;
 //   resource.restart runs it again, with the new spec.
 // - spec.rebalance only changes what later rebalance rounds may move.
+// - spec.schedule added, changed or removed: schedule-update.ts (a pending
+//   resource that gains one waits for its first fire rather than being placed).
 
 import { ApplyOutcome, isRefused, MAX_PRUNE, type ApplyItemResult, type ApplyRequest, type PruneSelector } from '#protocol/apply.js';
-import { labelsOf, matchesLabels } from '#protocol/labels.js';
+import { matchesLabels } from '#protocol/labels.js';
 import type { Json, Spec } from '#protocol/messages.js';
 import type { ClientRequest } from '#protocol/request.js';
 import type { Outcome } from '#protocol/outcomes.js';
@@ -30,6 +33,8 @@ import type { ClusterState } from './state.js';
 import { TERMINAL, type Entry } from './records.js';
 import { exclusion, place, wantOf } from './placement.js';
 import { add, remove } from './resources.js';
+import { isIdle, respecSchedule } from './schedule-update.js';
+import { scheduleOf } from '#protocol/schedule.js';
 import type { PlannedReply, Tick } from './batch.js';
 
 /** planApply applies (or, dry, compares) every item in order, then prunes; the outcome is recorded for re-sent copies. */
@@ -69,13 +74,17 @@ export function compare(e: Readonly<Entry> | undefined, spec: Spec): ApplyOutcom
 
 /** update gives a resource its new spec, with the consequences described at the top of this file. */
 export function update(s: ClusterState, e: Entry, spec: Spec): void {
-  const name = e.rec.name;
-  s.touch(name);
-  const labelsOnly = sameJson(withoutLabels(e.rec.spec), withoutLabels(spec));
-  if (labelsOnly || e.handoff || TERMINAL.has(e.rec.state)) {
-    e.rec = { ...e.rec, spec };
-    return;
-  }
+  const was = e.rec.spec;
+  s.touch(e.rec.name);
+  const taskSame = sameJson(taskPart(was), taskPart(spec));
+  const toSchedule = !scheduleOf(was) && scheduleOf(spec) !== undefined && isIdle(e);
+  if (taskSame || e.handoff || TERMINAL.has(e.rec.state) || toSchedule) e.rec = { ...e.rec, spec };
+  else rollout(s, e, spec);
+  respecSchedule(s, e, was);
+}
+
+/** rollout runs the new spec as the resource's next attempt, stop-before-start. */
+function rollout(s: ClusterState, e: Entry, spec: Spec): void {
   const { failedOn: _f, error: _e, ...rest } = e.rec;
   e.rec = { ...rest, spec, failures: 0 };
   const w = e.rec.worker === null ? undefined : s.workers.get(e.rec.worker);
@@ -101,9 +110,10 @@ export function pruneSet(s: ClusterState, p: PruneSelector, named: ReadonlySet<s
   return { names: match.slice(0, MAX_PRUNE), more: match.length > MAX_PRUNE };
 }
 
-function withoutLabels(spec: Spec): Spec {
-  if (Object.keys(labelsOf(spec)).length === 0 && spec.labels === undefined) return spec;
-  const { labels: _l, ...rest } = spec;
+/** taskPart is what of a spec the task and its placement see: all but labels and schedule. */
+function taskPart(spec: Spec): Spec {
+  if (spec.labels === undefined && spec.schedule === undefined) return spec;
+  const { labels: _l, schedule: _s, ...rest } = spec;
   return rest;
 }
 

@@ -1,8 +1,10 @@
 // ScheduleBook is what the schedule rules keep between and during batches:
 // which resources have a schedule, the batch's wall time, the events the
 // rules announce, when the next fire is due (the shell sets a timer for it),
-// and each schedule's next due time, computed once per bookkeeping value.
+// and each schedule's next due time, computed once per bookkeeping value and
+// schedule (an apply may change the schedule and leave the bookkeeping).
 
+import type { ScheduleSpec } from '#protocol/schedule.js';
 import type { StoredSchedule } from '#protocol/stored-schedule.js';
 import type { PlannedEvent } from './batch.js';
 
@@ -16,7 +18,7 @@ export class ScheduleBook {
   /** The earliest fire still ahead (epoch ms, jitter included), after the batch. */
   wakeAt: number | undefined;
   private events: PlannedEvent[] = [];
-  private readonly due = new WeakMap<StoredSchedule, number | undefined>();
+  private readonly due = new WeakMap<StoredSchedule, { sch: ScheduleSpec; at: number | undefined }>();
 
   begin(wall: number): void {
     this.wall = wall;
@@ -40,11 +42,12 @@ export class ScheduleBook {
     return out;
   }
 
-  /** cached is the due time of a schedule's bookkeeping value, computed once for each value. */
-  cached(st: StoredSchedule, compute: () => number | undefined): number | undefined {
-    if (this.due.has(st)) return this.due.get(st);
-    const v = compute();
-    this.due.set(st, v);
-    return v;
+  /** cached is the due time of a schedule's bookkeeping value under `sch`, computed once for each pair. */
+  cached(st: StoredSchedule, sch: ScheduleSpec, compute: () => number | undefined): number | undefined {
+    const hit = this.due.get(st);
+    if (hit?.sch === sch) return hit.at;
+    const at = compute();
+    this.due.set(st, { sch, at });
+    return at;
   }
 }

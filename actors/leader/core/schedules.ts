@@ -83,7 +83,7 @@ export function fireSchedules(s: ClusterState): void {
 function dueAt(book: ScheduleBook, e: Entry, sch: ScheduleSpec): number | undefined {
   const st = e.rec.sched!;
   if (st.paused || (sch.limit !== undefined && st.fired >= sch.limit)) return undefined;
-  return book.cached(st, () => {
+  return book.cached(st, sch, () => {
     const f = fireAfter(sch, st.through);
     return f === undefined ? undefined : f + jitterOf(e.rec.name, f, sch.jitterMs);
   });
@@ -123,7 +123,7 @@ function fireDue(s: ClusterState, e: Entry, sch: ScheduleSpec): void {
 }
 
 /** setSched replaces a record's schedule bookkeeping (records are replaced, never changed in place). */
-function setSched(s: ClusterState, e: Entry, sched: StoredSchedule): void {
+export function setSched(s: ClusterState, e: Entry, sched: StoredSchedule): void {
   s.touch(e.rec.name);
   e.rec = { ...e.rec, sched };
 }
@@ -213,9 +213,14 @@ export function endRun(s: ClusterState, e: Entry, state: 'completed' | 'failed')
     startRun(s, e, next.fireTime, next.cause, false);
     return;
   }
+  if (firesLeft(e)) e.rec = { ...e.rec, state: ResourceState.scheduled };
+}
+
+/** firesLeft says whether the resource's schedule has a fire ahead (within its limit and endAt). */
+export function firesLeft(e: Pick<Entry, 'rec'>): boolean {
   const sch = scheduleOf(e.rec.spec);
-  const more = sch !== undefined && (sch.limit === undefined || st.fired < sch.limit) && fireAfter(sch, st.through) !== undefined;
-  if (more) e.rec = { ...e.rec, state: ResourceState.scheduled };
+  const st = e.rec.sched;
+  return sch !== undefined && st !== undefined && (sch.limit === undefined || st.fired < sch.limit) && fireAfter(sch, st.through) !== undefined;
 }
 
 /** pause stops fires (a running run goes on); resume counts what was missed meanwhile as skipped. */

@@ -16,7 +16,7 @@ import { publishEvent } from '#platform/nats/events.js';
 import type { Bus, Store } from '#platform/ports.js';
 import type { Clock, Timer } from '#platform/clock.js';
 import { WorkerLog, type Logger } from '#platform/log.js';
-import type { Held, HeldLookup } from '../assignments.js';
+import type { Known, KnownLookup } from '../assignments.js';
 import type { RunningTask, TaskEnd, TaskHost } from './host.js';
 import type { Reporter } from './reporter.js';
 
@@ -68,15 +68,15 @@ export class Attempts {
   }
 
   /**
-   * held is every attempt this worker has, for assignments.ts: a live view,
+   * known is every attempt this worker has, for assignments.ts: a live view,
    * not a copy, since it is asked on every assign event (a copy made filling
    * a thousand slots quadratic).
    */
-  held(): HeldLookup {
+  known(): KnownLookup {
     const attempts = this.attempts;
     return {
       get: (name) => attempts.get(name)?.task,
-      *[Symbol.iterator](): IterableIterator<[string, Held]> {
+      *[Symbol.iterator](): IterableIterator<[string, Known]> {
         for (const [name, a] of attempts) yield [name, a.task];
       },
     };
