@@ -2,6 +2,7 @@
 // names, ids and specs. Anything malformed is a BadRequestError.
 
 import { BadRequestError } from './errors.js';
+import { validateShards } from './shards.js';
 import { packed } from './codec.js';
 import {
   DEFAULT_KIND, DEFAULT_RESTART, ID_RE, KIND_RE, LABEL_RE, LIST_PAGE_MAX, MAX_SPEC_BYTES, MAX_SPEC_DEPTH, NAME_RE, type Constraint,
@@ -58,6 +59,7 @@ export function validateSpec(spec: unknown): Spec {
   if (s.constraints !== undefined) validateConstraints(s.constraints, 'spec.constraints');
   if (s.prefer !== undefined) validateConstraints(s.prefer, 'spec.prefer');
   if (s.rebalance !== undefined && typeof s.rebalance !== 'boolean') throw new BadRequestError('"spec.rebalance" must be true or false');
+  if (s.shards !== undefined) validateShards(s.shards);
   if (packed.encode(spec).byteLength > MAX_SPEC_BYTES) {
     throw new BadRequestError(`"spec" is larger than ${MAX_SPEC_BYTES} bytes`);
   }

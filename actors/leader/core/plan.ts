@@ -18,6 +18,7 @@ import { placePending } from './placement.js';
 import { restamps } from './repair.js';
 import { planRequest, type RequestScope } from './requests.js';
 import { markRunning, reattempts, workerDown, workerUp } from './workers.js';
+import { checkShards, foldTouched, queuesAnswered } from './shards.js';
 
 /**
  * Most resources one batch touches before work that can wait (moving a lost
@@ -57,15 +58,22 @@ export function plan(s: ClusterState, batch: readonly Input[], ctx: PlanContext)
         break;
       case 'reconcile':
         break;
+      case 'shard-queues':
+        queuesAnswered(s, m.name, m.id, m.token, m.queued);
+        break;
     }
   }
   restamps(s);
   reattempts(s);
   placePending(s);
   drained(s, events);
+  foldTouched(s);
+  const shardProbes = checkShards(s);
+  const shardDrops = s.shardDrops;
+  s.shardDrops = [];
   const { moves, tasks, handoffs, ...writes } = s.takeChanges();
   events.push(...announce(moves), ...tasks.map(taskEvent));
-  return { writes, outcomes: scope.outcomes, replies, events, handoffs, backlog: s.cut };
+  return { writes, outcomes: scope.outcomes, replies, events, handoffs, backlog: s.cut, shardProbes, shardDrops };
 }
 
 function taskEvent(t: TaskChange): PlannedEvent {

@@ -5,6 +5,7 @@
 // budgets allow (restamps, and placePending for what a dead worker held).
 
 import type { MoveReason } from '#protocol/messages.js';
+import { isShardedRecord } from '#protocol/shards.js';
 import type { StoredHandoff, StoredResource } from '#protocol/stored.js';
 import type { ClusterState } from './state.js';
 import { sameAssign, TERMINAL, WorkerEntry, type Assignment, type Cordon, type Entry } from './records.js';
@@ -38,7 +39,8 @@ export function loadResource(s: ClusterState, rec: StoredResource, revision: num
   s.renamed();
   const w = rec.worker ? s.workers.get(rec.worker) : undefined;
   if (w) w.names.add(rec.name);
-  else if (!TERMINAL.has(rec.state)) s.pending.add(rec.name);
+  // A sharded resource's own record runs nowhere: its shards are placed.
+  else if (!TERMINAL.has(rec.state) && !isShardedRecord(rec.name, rec.spec)) s.pending.add(rec.name);
 }
 
 /**

@@ -11,11 +11,12 @@
 // knows, not what must survive it (workers report again to a new leader).
 
 import type { Resource, WorkerLoad } from '#protocol/messages.js';
-import { toResource } from '#protocol/stored.js';
+import { isShardName } from '#protocol/shards.js';
 import { ChangeLog, type Changes } from './change-log.js';
 import { DedupeWindow } from './dedupe-window.js';
 import { FenceWaits } from './fence-waits.js';
 import type { Assignment, Cordon, Entry, WorkerEntry } from './records.js';
+import { viewOf } from './shards.js';
 
 export class ClusterState {
   readonly resources = new Map<string, Entry>();
@@ -35,6 +36,10 @@ export class ClusterState {
   /** Resources whose assignment key a load found stale, waiting to be rewritten. */
   readonly restamp = new Set<string>();
   readonly log = new ChangeLog();
+  /** Sharded resources whose shards reported something that may let them complete (shards.ts). */
+  readonly shardChecks = new Set<string>();
+  /** Ids of sharded resources removed this batch: the shell drops their queues. */
+  shardDrops: string[] = [];
   /**
    * How many pending resources are still to be tried since something changed
    * that may let them be placed; Infinity asks for a whole pass.
@@ -112,7 +117,7 @@ export class ClusterState {
 
   view(name: string): Resource | undefined {
     const e = this.resources.get(name);
-    return e && toResource(e.rec, e.revision);
+    return e && viewOf(this, e);
   }
 
   /** revisionOf is the revision a resource was last written at (0 until its first commit). */
@@ -140,7 +145,8 @@ export class ClusterState {
    * them and stopping near `maxBytes` of JSON; `next` is set when more remain.
    */
   page(after: string | undefined, limit: number, maxBytes: number): { resources: Resource[]; next?: string } {
-    const names = (this.sorted ??= [...this.resources.keys()].sort(byName));
+    // A shard is listed with its resource (viewOf), not as a resource of its own.
+    const names = (this.sorted ??= [...this.resources.keys()].filter((n) => !isShardName(n)).sort(byName));
     let i = 0;
     if (after !== undefined) {
       // First index whose name is greater than `after`.
@@ -157,7 +163,7 @@ export class ClusterState {
       const e = this.resources.get(names[i]!)!;
       bytes += 300 + e.rec.name.length + JSON.stringify(e.rec.spec).length + jsonSize(e.rec.result) + jsonSize(e.rec.progress);
       if (bytes > maxBytes && out.length > 0) break;
-      out.push(toResource(e.rec, e.revision));
+      out.push(viewOf(this, e));
     }
     return i < names.length ? { resources: out, next: out[out.length - 1]!.name } : { resources: out };
   }
