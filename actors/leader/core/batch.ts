@@ -101,5 +101,5 @@ export interface Plan {
   /** Sharded resources whose queues the shell must count (shards.ts), answered with a 'shard-queues' input. */
   shardProbes: ShardProbe[];
   /** Ids of sharded resources removed: the shell drops their queues. */
-  shardDrops: string[];
+  shardDrops: Array<{ id: string; count: number }>;
 }

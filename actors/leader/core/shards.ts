@@ -100,7 +100,7 @@ export function removeSharded(s: ClusterState, name: string): Resource | undefin
   const view = viewOf(s, e);
   for (const x of shardsOf(s, e)) remove(s, x.rec.name);
   remove(s, name);
-  s.shardDrops.push(e.rec.id);
+  s.shardDrops.push({ id: e.rec.id, count: shardCount(e.rec.spec) ?? 0 });
   return view;
 }
 

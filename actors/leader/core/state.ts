@@ -39,7 +39,7 @@ export class ClusterState {
   /** Sharded resources whose shards reported something that may let them complete (shards.ts). */
   readonly shardChecks = new Set<string>();
   /** Ids of sharded resources removed this batch: the shell drops their queues. */
-  shardDrops: string[] = [];
+  shardDrops: Array<{ id: string; count: number }> = [];
   /**
    * How many pending resources are still to be tried since something changed
    * that may let them be placed; Infinity asks for a whole pass.
