@@ -14,6 +14,7 @@ import { Progress } from './progress.js';
 import { examples } from './help.js';
 import { addResultsCommand } from './results.js';
 import { addFleetCommands, candidateTable } from './fleet-commands.js';
+import { shardTable } from './shards-format.js';
 
 export function addClientCommands(program: Command): void {
   const add = clientOptions(program.command('add'))
@@ -81,7 +82,7 @@ export function addClientCommands(program: Command): void {
     .action((name: string) =>
       runClient(program, get, async (ctx) => {
         const r = await ctx.client.get(name);
-        return { data: r, human: fmt.resources([r], new Date()) };
+        return { data: r, human: fmt.resources([r], new Date()) + shardTable(r) };
       }),
     );
 

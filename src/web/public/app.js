@@ -6,7 +6,7 @@
 import { h, render } from 'preact';
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import htm from 'htm';
-import { changesState } from './format.js';
+import { applyProgress, changesState } from './format.js';
 import { Feed, Header, Resources, Workers } from './views.js';
 
 const html = htm.bind(h);
@@ -140,7 +140,7 @@ function App() {
   const onEvent = (ev) => {
     if (ev.kind === 'task.progress') {
       // Progress is applied in place: no refetch for it.
-      setData((d) => (d ? { ...d, resources: d.resources.map((r) => (r.name === ev.name && r.id === ev.id ? { ...r, progress: ev.progress } : r)) } : d));
+      setData((d) => (d ? { ...d, resources: applyProgress(d.resources, ev) } : d));
       if (!progressShown.current) return;
     } else if (changesState(ev.kind)) refresh();
     push(ev);
