@@ -47,6 +47,8 @@ export interface ShardIoDeps {
 const KEEP_MS = 3000;
 /** How long one pull waits before it is asked again (while the attempt runs). */
 const PULL_MS = 2000;
+/** How long a pull that failed waits before it is tried again. */
+const RETRY_MS = 500;
 /** Changes of activity within this long go to the leader as one report. */
 const REPORT_MS = 50;
 
@@ -64,10 +66,14 @@ export class ShardIo {
   private draining = false;
   private inbox: Awaited<ReturnType<ShardQueuesPort['inbox']>> | undefined;
   private readonly keep: Timer;
+  /** Resolves (to undefined) when the attempt stops: a pending pull is not waited for. */
+  private readonly stopping: Promise<undefined>;
+  private stop!: () => void;
   private pendingReport: Timer | undefined;
 
   constructor(private readonly d: ShardIoDeps) {
     this.keep = d.clock.every(KEEP_MS, () => this.keepAlive());
+    this.stopping = new Promise((resolve) => (this.stop = () => resolve(undefined)));
   }
 
   /** send stores one item on shard `index`'s queue; refused once not owned, or when idle with nothing held. */
@@ -92,8 +98,19 @@ export class ShardIo {
     this.changed();
     try {
       while (!this.closed && !this.draining) {
-        this.inbox ??= await this.d.queues.inbox(this.d.resourceId, this.d.index);
-        const got = await this.inbox.next(PULL_MS);
+        let got: Awaited<ReturnType<NonNullable<typeof this.inbox>['next']>>;
+        try {
+          this.inbox ??= await this.d.queues.inbox(this.d.resourceId, this.d.index);
+          const pull = this.inbox.next(PULL_MS);
+          got = await Promise.race([pull, this.stopping]);
+          // Stopping won the race: an item the pull brings later goes back at once.
+          if (got === undefined && (this.closed || this.draining)) void pull.then((late) => late?.msg.nak(), () => undefined);
+        } catch {
+          // JetStream unavailable for a moment, or the consumer is being created: try again shortly.
+          this.inbox = undefined;
+          await this.d.clock.sleep(RETRY_MS);
+          continue;
+        }
         if (!got) continue;
         if (this.closed || this.draining || !this.d.owns()) return void got.msg.nak();
         let item: Json;
@@ -133,6 +150,7 @@ export class ShardIo {
   /** drain ends the inbox (a pending next ends after its pull) as the attempt is asked to stop. */
   drain(): void {
     this.draining = true;
+    this.stop();
   }
 
   /**
@@ -143,6 +161,7 @@ export class ShardIo {
   close(release: boolean): void {
     if (this.closed) return;
     this.closed = true;
+    this.stop();
     this.keep.cancel();
     this.pendingReport?.cancel();
     if (release && this.d.owns()) for (const m of this.held.values()) m.nak();
