@@ -71,6 +71,13 @@ describe('sharded resources: entries', () => {
     assert.equal(c.s.pending.size, 0);
   });
 
+  test('explain says where each shard is', () => {
+    const c = new Cluster('crawl', 2);
+    const p = c.batch([{ kind: 'client', req: request({ op: 'explain', name: 'crawl' }) }]);
+    const reply = p.replies[0]!.build(() => 1) as { ok: true; reason: string };
+    assert.match(reply.reason, /^sharded: .*shard 0 on w\d, shard 1 on w\d/);
+  });
+
   test('resource.list shows the resource with its shards, never a shard as a resource', () => {
     const c = new Cluster('crawl', 2);
     const page = c.s.page(undefined, 100, 1 << 20);

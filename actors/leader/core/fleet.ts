@@ -13,6 +13,7 @@ import type { Candidate, MoveReason, Spec } from '#protocol/messages.js';
 import type { ClientRequest, Command } from '#protocol/request.js';
 import { choose, compareLoad, exclusion, place, rank, wantOf, type Slot } from './placement.js';
 import type { ClusterState } from './state.js';
+import { isSharded, whereShards } from './shards.js';
 import { TERMINAL, type Entry, type WorkerEntry } from './records.js';
 import { applyCordon } from './workers.js';
 import type { PlannedEvent, PlannedReply, RebalanceLimits, WireReply } from './batch.js';
@@ -106,6 +107,7 @@ function explain(s: ClusterState, name: string): { worker: string | null; reason
   const slots = [...s.workers.values()].map((w) => slotOf(w, w.names.has(name) ? -1 : 0));
   const candidates = rank(slots, want);
   if (TERMINAL.has(e.rec.state)) return { worker: null, reason: `${e.rec.state}: it does not run again until resource.restart`, candidates };
+  if (isSharded(e)) return { worker: null, reason: whereShards(s, e), candidates };
   if (!e.rec.worker) return { worker: null, reason: e.rec.reason ?? 'pending', candidates };
   const at = e.rec.worker;
   const top = candidates[0];

@@ -262,6 +262,12 @@ export function foldTouched(s: ClusterState): void {
   }
 }
 
+/** whereShards says where each shard of a sharded resource is, for explain (each is placed like a resource). */
+export function whereShards(s: ClusterState, e: Pick<Entry, 'rec'>): string {
+  const where = shardsOf(s, e).map((x) => `${parseShard(x.rec.name)!.index} ${x.rec.worker ? `on ${x.rec.worker}` : `${x.rec.state}${x.rec.reason ? ` (${x.rec.reason})` : ''}`}`);
+  return `sharded: it runs nowhere itself; each shard is placed like a resource (shard ${where.join(', shard ')})`;
+}
+
 /** viewOf is what clients see of a sharded resource: its record, each shard, and the shards' progress combined. */
 export function viewOf(s: ClusterState, e: Pick<Entry, 'rec' | 'revision'>): Resource {
   const r = toResource(e.rec, e.revision);
