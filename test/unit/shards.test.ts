@@ -9,7 +9,7 @@ import fc from 'fast-check';
 import type { Input, Plan } from '#actors/leader/core/batch.js';
 import { plan } from '#actors/leader/core/plan.js';
 import { ClusterState } from '#actors/leader/core/state.js';
-import { loadWorker } from '#actors/leader/core/repair.js';
+import { loadResource, loadWorker, repair } from '#actors/leader/core/repair.js';
 import type { ShardProbe } from '#actors/leader/core/shards.js';
 import type { Resource, TaskReport } from '#protocol/messages.js';
 import { shardName } from '#protocol/shards.js';
@@ -69,6 +69,20 @@ describe('sharded resources: entries', () => {
     assert.equal(c.view.state, 'running');
     assert.deepEqual(c.view.shards!.map((x) => [x.index, x.state, x.attempt]), [[0, 'running', 1], [1, 'running', 1], [2, 'running', 1]]);
     assert.equal(c.s.pending.size, 0);
+  });
+
+  test('a load that finds a sharded resource missing shards (its add spanned transactions) writes and places them', () => {
+    const s = new ClusterState();
+    for (const w of ['w1', 'w2']) loadWorker(s, w, 10, `L-${w}`, ['noop']);
+    loadResource(s, { name: 'big', id: 'id-big', worker: null, spec: { shards: 3 }, createdAt: 'x', state: 'starting', attempt: 1, failures: 0 }, 5, undefined);
+    loadResource(s, { name: 'big/0', id: 'id-big_s0', worker: 'w1', spec: { shards: 3 }, createdAt: 'x', state: 'starting', attempt: 1, failures: 0 }, 5, { worker: 'w1', epoch: 'L-w1', attempt: 1 });
+    repair(s, []);
+    assert.equal(s.pending.has('big'), false, 'the resource itself is never placed');
+    const p = plan(s, [{ kind: 'reconcile' }], context());
+    const written = p.writes.resources.map((r) => r.name).sort();
+    assert.deepEqual(written.filter((n) => n.startsWith('big/')), ['big/1', 'big/2']);
+    assert.ok(s.resources.get('big/1')!.rec.worker && s.resources.get('big/2')!.rec.worker);
+    assert.equal(s.resources.get('big/2')!.rec.id, 'id-big_s2');
   });
 
   test('explain says where each shard is', () => {

@@ -11,6 +11,7 @@ import type { ClusterState } from './state.js';
 import { sameAssign, TERMINAL, WorkerEntry, type Assignment, type Cordon, type Entry } from './records.js';
 import { beginHandoff, release } from './handoffs.js';
 import { applyCordon } from './workers.js';
+import { restoreShards } from './shards.js';
 
 /** loadCordon records a cordon as etcd has it; call before loadWorker. */
 export function loadCordon(s: ClusterState, id: string, c: Cordon): void {
@@ -68,6 +69,7 @@ export function repair(s: ClusterState, orphanAssignments: Array<{ worker: strin
     } else if (!sameAssign(wanted(s, e), e.assign)) s.restamp.add(e.rec.name);
   }
   s.log.orphans.push(...orphanAssignments);
+  restoreShards(s);
 }
 
 /** restamps rewrites the assignments a load found stale, as far as the batch's budget goes. */

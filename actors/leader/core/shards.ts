@@ -93,6 +93,28 @@ export function addSharded(s: ClusterState, name: string, spec: Spec, tick: Pick
   return true;
 }
 
+/**
+ * restoreShards, after a load, gives a sharded resource the shard entries it
+ * lacks: its add can span several transactions (etcd takes 128 operations
+ * in one), and a leader that failed between them left the rest unwritten.
+ * They are written pending and placed by the next batches.
+ */
+export function restoreShards(s: ClusterState): void {
+  for (const e of [...s.resources.values()]) {
+    if (!isSharded(e) || TERMINAL.has(e.rec.state)) continue;
+    for (let i = 0; i < shardCount(e.rec.spec)!; i++) {
+      const n = shardName(e.rec.name, i);
+      if (s.resources.has(n)) continue;
+      s.touch(n);
+      const { name: _n, id: _i, result: _r, error: _e, reason: _re, progress: _p, ...rest } = e.rec;
+      s.resources.set(n, { rec: { ...rest, name: n, id: shardId(e.rec.id, i), worker: null, state: ResourceState.pending, attempt: 0, failures: 0 }, revision: 0, assign: undefined });
+      s.pending.add(n);
+      s.toTry = Infinity;
+      s.renamed();
+    }
+  }
+}
+
 /** removeSharded deletes the resource and its shards (their checkpoints too); the shell drops their queues. */
 export function removeSharded(s: ClusterState, name: string): Resource | undefined {
   const e = s.resources.get(name);
