@@ -49,8 +49,9 @@ const KEEP_MS = 3000;
 const PULL_MS = 2000;
 /** How long a pull that failed waits before it is tried again. */
 const RETRY_MS = 500;
-/** Changes of activity within this long go to the leader as one report. */
+/** Changes of activity within this long go to the leader as one report (idle, and busy). */
 const REPORT_MS = 50;
+const BUSY_REPORT_MS = 1000;
 
 export class ShardIo {
   private readonly held = new Map<number, HeldMsg>();
@@ -70,6 +71,7 @@ export class ShardIo {
   private readonly stopping: Promise<undefined>;
   private stop!: () => void;
   private pendingReport: Timer | undefined;
+  private pendingMs = 0;
 
   constructor(private readonly d: ShardIoDeps) {
     this.keep = d.clock.every(KEEP_MS, () => this.keepAlive());
@@ -178,12 +180,17 @@ export class ShardIo {
     this.idle = idle;
     this.seq++;
     if (idle) this.wasIdle = true;
-    if (!this.pendingReport && !this.closed) {
-      this.pendingReport = this.d.clock.after(REPORT_MS, () => {
-        this.pendingReport = undefined;
-        this.say();
-      });
-    }
+    if (this.closed) return;
+    // Idle is what completion waits for: said soon. Busy only informs (completion
+    // never relies on it), so a shard flipping per item says it at most once a second.
+    const ms = idle ? REPORT_MS : BUSY_REPORT_MS;
+    if (this.pendingReport && this.pendingMs <= ms) return;
+    this.pendingReport?.cancel();
+    this.pendingMs = ms;
+    this.pendingReport = this.d.clock.after(ms, () => {
+      this.pendingReport = undefined;
+      this.say();
+    });
   }
 
   private say(): void {
