@@ -14,7 +14,7 @@ import { Progress } from './progress.js';
 import { examples } from './help.js';
 import { addResultsCommand } from './results.js';
 import { addFleetCommands, candidateTable } from './fleet-commands.js';
-import { shardTable } from './shards-format.js';
+import { onWorker, shardTable } from './shards-format.js';
 
 export function addClientCommands(program: Command): void {
   const add = clientOptions(program.command('add'))
@@ -93,7 +93,7 @@ export function addClientCommands(program: Command): void {
     .action((o: { worker?: string }) =>
       runClient(program, ls, async (ctx) => {
         const all = await ctx.client.list();
-        const list = o.worker === undefined ? all : all.filter((r) => r.worker === o.worker);
+        const list = o.worker === undefined ? all : all.filter((r) => onWorker(r, o.worker!));
         const where = o.worker === undefined ? '' : ` on ${o.worker}`;
         const human = list.length === 0 ? `No resources${where}.` : `${fmt.resources(list, new Date())}\n\n${fmt.resourceSummary(list)}${where}`;
         return { data: list, human };
