@@ -7,8 +7,8 @@
 //   BENCH_PYTHON=path              the python that runs Scrapy in the crawl part (default /usr/bin/python3)
 //   BENCH_PROFILE_INFLIGHT=n       the in-flight level the profile part runs (default the top level)
 
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { envNumber } from '#harness/env.js';
+import { repoPath } from '#harness/runner.js';
 
 export const SECTIONS = ['floors', 'add', 'failover', 'scale', 'plan', 'crawl', 'profile'] as const;
 export type Section = (typeof SECTIONS)[number];
@@ -40,9 +40,6 @@ export interface BenchConfig {
   crawl: { pages: number; deadlineMs: number; python: string };
 }
 
-// dist/bench/config.js -> <repo>/bench/results.json
-const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-
 export function benchConfig(env: NodeJS.ProcessEnv = process.env): BenchConfig {
   const quick = env.BENCH_QUICK === '1';
   const only = new Set<Section>();
@@ -51,16 +48,14 @@ export function benchConfig(env: NodeJS.ProcessEnv = process.env): BenchConfig {
     only.add(s as Section);
   }
   if (only.size === 0) for (const s of SECTIONS) only.add(s);
-  const resources = Number(env.BENCH_SCALE ?? (quick ? 1000 : 100_000));
-  if (!Number.isInteger(resources) || resources < 10) throw new Error('BENCH_SCALE must be a whole number ≥ 10');
+  const resources = envNumber(env, 'BENCH_SCALE', quick ? 1000 : 100_000, { min: 10, whole: true });
   const workers = quick ? 10 : 100;
   const levels: [number, number] = [1, 64];
-  const profileInflight = Number(env.BENCH_PROFILE_INFLIGHT ?? levels[1]);
-  if (!Number.isInteger(profileInflight) || profileInflight < 1) throw new Error('BENCH_PROFILE_INFLIGHT must be a whole number ≥ 1');
+  const profileInflight = envNumber(env, 'BENCH_PROFILE_INFLIGHT', levels[1], { min: 1, whole: true });
   return {
     quick,
     only,
-    out: env.BENCH_OUT ?? join(repoRoot, 'bench', 'results.json'),
+    out: env.BENCH_OUT ?? repoPath('bench', 'results.json'),
     keepLogs: env.BENCH_KEEP_LOGS === '1',
     ttlSeconds: 2,
     warmupMs: quick ? 200 : 500,

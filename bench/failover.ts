@@ -14,7 +14,8 @@ import { ClientSubject, subjects } from '#protocol/subjects.js';
 import { json } from '#protocol/codec.js';
 import type { StatusResult, WorkerStatusResult } from '#protocol/messages.js';
 import type { BenchConfig } from './config.js';
-import { median, runLoad, sleep } from './load.js';
+import { median } from '#lib/stats.js';
+import { runLoad, sleep } from './load.js';
 import { served, type Served } from './probe.js';
 import { watchTermEnd } from './terms.js';
 import { benchConnect, request, runId } from './wire.js';
@@ -97,7 +98,7 @@ async function leaderScenarios(cfg: BenchConfig, log: (s: string) => void): Prom
         cluster.startMaster(old);
       }
     }
-    const sc = (runs: LeaderRun[]): Scenario<LeaderRun> => ({ runs, medianMs: median(runs.map((r) => r.servedMs)) });
+    const sc = (runs: LeaderRun[]): Scenario<LeaderRun> => ({ runs, medianMs: median(runs.map((r) => r.servedMs)) ?? NaN });
     return [sc(out.SIGKILL!), sc(out.SIGTERM!)];
   } finally {
     await nc.close().catch(() => undefined);
@@ -177,6 +178,6 @@ export async function failover(cfg: BenchConfig, log: (s: string) => void): Prom
     ttlSeconds: cfg.ttlSeconds,
     leaderSigkill,
     leaderSigterm,
-    workerSigkill: { runs, medianMs: median(runs.map((r) => (Number.isFinite(r.allRunningMs) ? r.allRunningMs : r.verifiedMs))) },
+    workerSigkill: { runs, medianMs: median(runs.map((r) => (Number.isFinite(r.allRunningMs) ? r.allRunningMs : r.verifiedMs))) ?? NaN },
   };
 }

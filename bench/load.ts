@@ -3,7 +3,7 @@
 // every table cell reports. Bounded by time, by count, or both.
 
 import { performance } from 'node:perf_hooks';
-import { median as medianOf, percentile } from '#lib/stats.js';
+import { percentile } from '#lib/stats.js';
 
 export interface LoadOptions {
   inflight: number;
@@ -45,11 +45,6 @@ export interface Cell {
 
 import { sleep } from '#platform/clock.js';
 export { sleep };
-
-/** median as the bench reports it: NaN when there are no samples. */
-export function median(xs: number[]): number {
-  return medianOf(xs) ?? NaN;
-}
 
 const round = (x: number, d = 3): number => (Number.isFinite(x) ? Math.round(x * 10 ** d) / 10 ** d : x);
 

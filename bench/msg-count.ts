@@ -9,6 +9,7 @@ import { followerCluster } from './add.js';
 import { benchConfig } from './config.js';
 import { sleep } from './load.js';
 import { clientHeaders } from './wire.js';
+import { runMain } from '#harness/runner.js';
 import { json } from '#protocol/codec.js';
 import { ClientSubject } from '#protocol/subjects.js';
 
@@ -18,7 +19,7 @@ function family(subject: string): string {
   return subject.replace(/^worker\.[^.]+\./, 'worker.<id>.').replace(/^master\.ack\..+$/, 'master.ack.<id>');
 }
 
-async function main(): Promise<void> {
+async function main(): Promise<number> {
   const adds = Number(process.argv[2] ?? 500);
   if (!Number.isInteger(adds) || adds < 1) throw new Error('usage: msg-count.js [adds ≥ 1]');
   const fc = await followerCluster(benchConfig());
@@ -49,12 +50,7 @@ async function main(): Promise<void> {
   } finally {
     await fc.stop();
   }
+  return 0;
 }
 
-main().then(
-  () => process.exit(0),
-  (err) => {
-    process.stderr.write(`msg-count: ${(err as Error).stack ?? err}\n`);
-    process.exit(1);
-  },
-);
+runMain('msg-count', main, { crashCode: 1 });

@@ -15,6 +15,7 @@ import { loadWorker } from '#actors/leader/core/repair.js';
 import { txns } from '#actors/leader/encode.js';
 import { tick } from '#test/fakes/tick.js';
 import { add } from '#test/fakes/requests.js';
+import { median } from '#lib/stats.js';
 import type { BenchConfig } from './config.js';
 
 export interface PlanResult {
@@ -76,7 +77,7 @@ export async function planBench(cfg: BenchConfig, log: (s: string) => void): Pro
     lost,
     lostPerBatch: LOST_PER_BATCH,
     batches: times.length,
-    medianMs: round(sorted[Math.floor(sorted.length / 2)]!),
+    medianMs: round(median(times) ?? NaN),
     maxMs: round(sorted[sorted.length - 1]!),
     pending: model.pending.size,
   };

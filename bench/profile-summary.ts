@@ -5,7 +5,7 @@
 //   node dist/bench/profile-summary.js some.cpuprofile [top] [fromMs toMs]
 
 import { readFileSync } from 'node:fs';
-import { pathToFileURL } from 'node:url';
+import { isEntryPoint } from '#harness/runner.js';
 
 interface CallFrame {
   functionName: string;
@@ -123,7 +123,7 @@ export function formatSummary(s: ProfileSummary): string {
   ].join('\n');
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+if (isEntryPoint(import.meta.url)) {
   const file = process.argv[2];
   if (!file) {
     process.stderr.write('usage: node dist/bench/profile-summary.js <file.cpuprofile> [top]\n');

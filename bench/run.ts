@@ -5,11 +5,10 @@
 // failing is recorded and the rest still run; the exit code is 1 if any part
 // failed. See bench/README.md.
 
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
-import { dirname } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { commit, dirty } from '#harness/git.js';
+import { clockLog, runMain, writeJson } from '#harness/runner.js';
 import { benchConfig, type Section } from './config.js';
 import { floors } from './floors.js';
 import { add } from './add.js';
@@ -22,23 +21,7 @@ import { verdicts, vsFloors } from './ratios.js';
 import { ok, type Results } from './results.js';
 import { report } from './report.js';
 
-function dirty(): boolean {
-  try {
-    return execFileSync('git', ['status', '--porcelain', '--', 'src', 'actors'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() !== '';
-  } catch {
-    return false;
-  }
-}
-
-function commit(): string {
-  try {
-    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-  } catch {
-    return 'unknown';
-  }
-}
-
-const log = (s: string): void => void process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${s}\n`);
+const log = clockLog('bench');
 
 async function main(): Promise<number> {
   const cfg = benchConfig();
@@ -49,7 +32,7 @@ async function main(): Promise<number> {
       quick: cfg.quick,
       only: [...only],
       commit: commit(),
-      dirty: dirty(),
+      dirty: dirty(['src', 'actors']),
       node: process.version,
       cpus: cpus().length,
       loadavg: loadavg().map((x) => Math.round(x * 100) / 100),
@@ -70,8 +53,7 @@ async function main(): Promise<number> {
     const parts = { floors: ok(r.floors), add: ok(r.add), failover: ok(r.failover), scale: ok(r.scale), crawl: ok(r.crawl) };
     r.vsFloors = vsFloors(parts);
     r.verdicts = verdicts(parts);
-    mkdirSync(dirname(cfg.out), { recursive: true });
-    writeFileSync(cfg.out, `${JSON.stringify(r, null, 2)}\n`);
+    writeJson(cfg.out, r);
   };
   const steps: Array<[Section, () => Promise<unknown>]> = [
     ['floors', () => floors(cfg, log)],
@@ -103,14 +85,4 @@ async function main(): Promise<number> {
   return failed > 0 ? 1 : 0;
 }
 
-// Signals end the run through process.exit, so every Child we started is killed on the way out.
-process.on('SIGINT', () => process.exit(130));
-process.on('SIGTERM', () => process.exit(143));
-
-main().then(
-  (code) => process.exit(code),
-  (err) => {
-    process.stderr.write(`bench: ${(err as Error).stack ?? err}\n`);
-    process.exit(1);
-  },
-);
+runMain('bench', main, { crashCode: 1 });

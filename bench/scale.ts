@@ -6,8 +6,6 @@
 // far it got.
 
 import { performance } from 'node:perf_hooks';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { HeapLog } from '#platform/heap.js';
 import { DEDUPE_WINDOW_MS } from '#actors/leader/core/dedupe-window.js';
 import { LeaderLog, WorkerLog } from '#platform/log.js';
@@ -19,7 +17,9 @@ import { json } from '#protocol/codec.js';
 import type { StatusResult, WorkerStatusResult } from '#protocol/messages.js';
 import type { Child } from '#devcluster/child.js';
 import type { BenchConfig } from './config.js';
-import { median, runLoad, sleep } from './load.js';
+import { median } from '#lib/stats.js';
+import { linesSince, logPath, logSize } from '#harness/logs.js';
+import { runLoad, sleep } from './load.js';
 import { served, type Served } from './probe.js';
 import { watchTermEnd } from './terms.js';
 import { rssBytes, startPool, stopAll } from './procs.js';
@@ -102,33 +102,20 @@ function fleetHealth(files: string[]): ScaleResult['fleet'] {
   let fences = 0;
   let leasesLost = 0;
   for (const f of files) {
-    let text = '';
-    try {
-      text = readFileSync(f, 'utf8');
-    } catch {
-      continue;
+    for (const line of linesSince(f, 0).lines) {
+      if (line.includes(`"msg":"${WorkerLog.fencing}"`)) fences++;
+      else if (line.includes(`"msg":"${WorkerLog.leaseExpired}"`)) leasesLost++;
     }
-    fences += text.split(`"msg":"${WorkerLog.fencing}"`).length - 1;
-    leasesLost += text.split(`"msg":"${WorkerLog.leaseExpired}"`).length - 1;
   }
   return { fences, leasesLost };
 }
 
-const logLength = (file: string): number => {
-  try {
-    return readFileSync(file, 'utf8').length;
-  } catch {
-    return 0;
-  }
-};
-
 /** heap after a forced GC in a process started with --expose-gc: SIGUSR2, then the line it logs (see src/platform/heap.ts). */
 async function heapAfterGc(child: Child, logFile: string): Promise<{ heapUsed: number; dedupeEntries: number }> {
-  const before = readFileSync(logFile, 'utf8').length;
+  const before = logSize(logFile);
   child.signal('SIGUSR2');
   return waitFor('the heap report', async () => {
-    const text = readFileSync(logFile, 'utf8').slice(before);
-    for (const line of text.split('\n')) {
+    for (const line of linesSince(logFile, before).lines) {
       if (!line.includes(HeapLog)) continue;
       const o = JSON.parse(line) as { heapUsed: number; dedupeEntries?: number };
       return { heapUsed: o.heapUsed, dedupeEntries: o.dedupeEntries ?? 0 };
@@ -137,28 +124,18 @@ async function heapAfterGc(child: Child, logFile: string): Promise<{ heapUsed: n
   }, 30000);
 }
 
-/** builtState reads how a leader built its state, from the first 'leader built state' line of its log after `from` characters. */
-/** Where each master's log stood when it was last started: its lines since then are this incarnation's. */
+/** Where each master's log stood (bytes) when it was last started: its lines since then are this incarnation's. */
 const startedAt = new Map<string, number>();
 
 /** standbyReady: the master's standby has logged that it is ready since `from`. */
 function standbyReady(logFile: string, from: number): boolean {
-  try {
-    return readFileSync(logFile, 'utf8').slice(from).includes(`"${LeaderLog.standbyReady}"`);
-  } catch {
-    return false;
-  }
+  return linesSince(logFile, from).lines.some((line) => line.includes(`"${LeaderLog.standbyReady}"`));
 }
 
+/** builtState reads how a leader built its state, from the first 'leader built state' line of its log after byte `from`. */
 function builtState(logFile: string, from: number): Takeover['built'] {
-  let text = '';
-  try {
-    text = readFileSync(logFile, 'utf8').slice(from);
-  } catch {
-    return undefined;
-  }
   let readMs: number | undefined;
-  for (const line of text.split('\n')) {
+  for (const line of linesSince(logFile, from).lines) {
     if (line.includes(`"${LeaderLog.read}"`)) readMs = (JSON.parse(line) as { readMs?: number }).readMs;
     if (!line.includes(`"${LeaderLog.built}"`)) continue;
     const o = JSON.parse(line) as { source?: string; buildMs?: number };
@@ -174,7 +151,7 @@ async function rss(pid: number | undefined): Promise<number> {
     xs.push(rssBytes(pid));
     await sleep(200);
   }
-  return median(xs);
+  return median(xs) ?? NaN;
 }
 
 async function listOnce(nc: NatsConnection, resources: number): Promise<ListSample> {
@@ -198,7 +175,7 @@ async function listLatency(nc: NatsConnection, resources: number): Promise<ListS
     if (!s.ok) return s;
     xs.push(s);
   }
-  return { ...xs[0]!, ms: median(xs.map((x) => x.ms)) };
+  return { ...xs[0]!, ms: median(xs.map((x) => x.ms)) ?? NaN };
 }
 
 async function allRunning(nc: NatsConnection, workerIds: string[], want: number): Promise<boolean> {
@@ -236,13 +213,13 @@ async function takeoverOnce(
   if (process.env.GAFFER_STANDBY !== 'off') {
     for (const id of cluster.masters.keys()) {
       if (id === s0.leader) continue;
-      const file = join(cluster.dir, `${id}.log`);
+      const file = logPath(cluster.dir, id);
       await waitFor(`${id}'s standby to be ready`, async () => standbyReady(file, startedAt.get(id) ?? 0), 60000).catch(() => log(`scale: ${id}'s standby was not ready within 60 s; taking over anyway`));
     }
   }
   await sleep(500);
   const child = cluster.masters.get(s0.leader)!;
-  const logSizes = new Map([...cluster.masters.keys()].map((id) => [id, logLength(join(cluster.dir, `${id}.log`))]));
+  const logSizes = new Map([...cluster.masters.keys()].map((id) => [id, logSize(logPath(cluster.dir, id))]));
   let elections = 0;
   const sub = nc.subscribe(subjects.event('leader.elected'), { callback: () => void elections++ });
   const term = await watchTermEnd(cluster.etcdEndpoints, s0.leader);
@@ -261,10 +238,10 @@ async function takeoverOnce(
   await child.kill();
   const after = await status(nc, 10000).catch(() => undefined);
   log(`scale: leader ${signal} at ${resources} resources -> new leader served after ${s.servedMs} ms (term end ${s.termEndMs} ms, single client ${s.singleMs} ms, worst wait ${s.worstMs} ms); ${elections} elections until ${observeMs} ms after that`);
-  startedAt.set(s0.leader, logLength(join(cluster.dir, `${s0.leader}.log`)));
+  startedAt.set(s0.leader, logSize(logPath(cluster.dir, s0.leader)));
   cluster.startMaster(s0.leader);
   const newLeader = after?.leader ?? '?';
-  const built = builtState(join(cluster.dir, `${newLeader}.log`), logSizes.get(newLeader) ?? 0);
+  const built = builtState(logPath(cluster.dir, newLeader), logSizes.get(newLeader) ?? 0);
   if (built) log(`scale: the new leader built its state from ${built.source} in ${built.buildMs} ms${built.readMs !== undefined ? ` after a ${built.readMs} ms read` : ''}`);
   return { signal, resources, killed: s0.leader, newLeader, elections, observeMs, ...(built ? { built } : {}), ...s };
 }
@@ -293,7 +270,7 @@ export async function scale(cfg: BenchConfig, log: (s: string) => void): Promise
     log(`scale: ${workers} workers in ${pools} pools up after ${workersUpMs} ms`);
     const leader = cluster.masters.get(st.leader)!;
     await sleep(1000);
-    const leaderLog = join(cluster.dir, `${st.leader}.log`);
+    const leaderLog = logPath(cluster.dir, st.leader);
     const rss0 = await rss(leader.pid);
     const heap0 = await heapAfterGc(leader, leaderLog);
 
@@ -367,7 +344,7 @@ export async function scale(cfg: BenchConfig, log: (s: string) => void): Promise
         log(`scale: leader ${signal} at ${added} resources: ${(err as Error).message}`);
       }
     }
-    const fleet = fleetHealth(poolChildren.map((_, i) => join(cluster.dir, `p${i + 1}.log`)));
+    const fleet = fleetHealth(poolChildren.map((_, i) => logPath(cluster.dir, `p${i + 1}`)));
     log(`scale: over the part, ${fleet.fences} worker incarnations fenced themselves, ${fleet.leasesLost} lost their lease`);
     return {
       target,

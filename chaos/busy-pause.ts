@@ -11,11 +11,12 @@
 // Exits 1 with the overlapping runs as soon as one is found, 0 if none was
 // found in all rounds (which does not prove the race is gone).
 
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { LocalCluster } from '#devcluster/cluster.js';
 import { GafferClient } from '#client/client.js';
-import { check, type Pause } from './check.js';
+import type { Pause } from '#harness/faults.js';
+import { workerLogs } from '#harness/logs.js';
+import { runMain } from '#harness/runner.js';
+import { check } from './check.js';
 import { sleep } from '#platform/clock.js';
 
 const log = (s: string): void => void process.stderr.write(`[busy-pause] ${s}\n`);
@@ -42,7 +43,7 @@ async function main(): Promise<number> {
       pauses.push({ target: 'w1', from, to });
       await adds;
       await sleep(2500);
-      const logs = Object.fromEntries(['w1', 'w2'].map((id) => [id, readFileSync(join(c.dir, `${id}.log`), 'utf8')]));
+      const logs = workerLogs(c);
       const r = check({ ops: [], logs, deaths: [], pauses, final: { at: 0, list: [], running: {} }, endOfRun: Date.now() });
       log(`round ${round + 1}/${rounds}: ${r.refutedStops.length} refuted late fences, ${r.overlaps.length} overlaps`);
       if (r.overlaps.length > 0) {
@@ -64,13 +65,4 @@ async function main(): Promise<number> {
   return found ? 1 : 0;
 }
 
-process.on('SIGINT', () => process.exit(130));
-process.on('SIGTERM', () => process.exit(143));
-
-main().then(
-  (code) => process.exit(code),
-  (err) => {
-    process.stderr.write(`busy-pause: ${(err as Error).stack ?? err}\n`);
-    process.exit(2);
-  },
-);
+runMain('busy-pause', main, { crashCode: 2 });

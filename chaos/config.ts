@@ -17,12 +17,12 @@
 //   CHAOS_CRAWLS=2           crawl resources running at once, each on its own loopback site (0: none)
 //   CHAOS_NATS_NODES=3       nats-servers, routed into one cluster (1: a single server, and no kill-nats)
 
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { randomSeed } from './rng.js';
-import { FAULT_KINDS, faultKinds, KILL_NATS_MIN_NODES, type FaultKind } from './faults.js';
+import { envNumber } from '#harness/env.js';
+import { randomSeed } from '#harness/rng.js';
+import { repoPath } from '#harness/runner.js';
+import { FAULT_KINDS, faultKinds, KILL_NATS_MIN_NODES, type FaultKind, type FaultTimings } from '#harness/faults.js';
 
-export interface ChaosConfig {
+export interface ChaosConfig extends FaultTimings {
   faults: number;
   kinds: FaultKind[];
   seed: number;
@@ -43,15 +43,6 @@ export interface ChaosConfig {
   crawls: { concurrent: number; pages: number; perHostRps: number };
   /** Workload time between a recovery and the next fault: [min, max] ms. */
   gapMs: [number, number];
-  /** SIGKILLed processes are restarted after [min, max] ms. */
-  killDownMs: [number, number];
-  /** SIGSTOPped processes are resumed after [min, max] ms (the TTL is 2 s, so sometimes past it). */
-  pauseMs: [number, number];
-  /** restart-nats: every node down for [min, max] ms. */
-  natsDownMs: [number, number];
-  /** kill-nats: one SIGKILLed node is started again after [min, max] ms. */
-  natsKillDownMs: [number, number];
-  etcdDownMs: [number, number];
   recoverMs: number;
   /** A name whose last request ended less than this before a convergence snapshot is not judged by it. */
   settleMs: number;
@@ -59,16 +50,7 @@ export interface ChaosConfig {
   warmupMs: number;
 }
 
-// dist/chaos/config.js -> <repo>/chaos/results.json
-const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-
-function int(env: NodeJS.ProcessEnv, key: string, fallback: number, min: number): number {
-  const raw = env[key];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min) throw new Error(`${key} must be a whole number ≥ ${min}, not ${JSON.stringify(raw)}`);
-  return n;
-}
+const int = (env: NodeJS.ProcessEnv, key: string, fallback: number, min: number): number => envNumber(env, key, fallback, { min, whole: true });
 
 function kinds(raw: string | undefined, natsNodes: number): FaultKind[] {
   if (!raw) return faultKinds(natsNodes);
@@ -98,7 +80,7 @@ export function chaosConfig(env: NodeJS.ProcessEnv = process.env): ChaosConfig {
     kinds: kinds(env.CHAOS_KINDS, natsNodes),
     seed: int(env, 'CHAOS_SEED', randomSeed(), 0),
     quick,
-    out: env.CHAOS_OUT || join(repoRoot, 'chaos', 'results.json'),
+    out: env.CHAOS_OUT || repoPath('chaos', 'results.json'),
     keepLogs: env.CHAOS_KEEP_LOGS === '1',
     cluster: { masters: 3, workers: 4, etcdMembers: 3, natsNodes, ttlSeconds: 2 },
     workload: {

@@ -2,11 +2,12 @@
 
 import { numbersRight, table as printTable } from '#lib/table.js';
 import type { CrawlFinding } from './crawls.js';
-import { median as medianOf } from '#lib/stats.js';
-
-import type { CheckResult, EitherWay, Finding, OpRecord, Overlap } from './check.js';
+import { median } from '#lib/stats.js';
+import type { CheckResult, EitherWay, OpRecord } from './check.js';
+import type { Overlap } from './runs.js';
+import type { Finding } from '#harness/snapshot.js';
 import { describeOp, LATE_STOP_NOTE_MS } from './check.js';
-import { FAULT_KINDS, type FaultKind, type FaultRecord } from './faults.js';
+import { FAULT_KINDS, type FaultKind, type FaultRecord } from '#harness/faults.js';
 
 export interface KindStats {
   count: number;
@@ -95,11 +96,8 @@ export interface Results {
   ops: OpRecord[];
 }
 
-/** median in whole ms, null when there is nothing to summarize. */
-export function median(xs: number[]): number | null {
-  const m = medianOf(xs);
-  return m === undefined ? null : Math.round(m);
-}
+/** wholeMs rounds a summary to whole ms; null when there was nothing to summarize. */
+const wholeMs = (x: number | undefined): number | null => (x === undefined ? null : Math.round(x));
 
 const max = (xs: number[]): number | null => (xs.length ? Math.max(...xs) : null);
 
@@ -112,9 +110,9 @@ export function byKind(faults: FaultRecord[]): Record<FaultKind, KindStats> {
     out[k] = {
       count: fs.length,
       unrecovered: fs.filter((f) => f.recoveredAt === null).length,
-      recoverMedianMs: median(rec),
+      recoverMedianMs: wholeMs(median(rec)),
       recoverMaxMs: max(rec),
-      afterHealMedianMs: median(heal),
+      afterHealMedianMs: wholeMs(median(heal)),
       afterHealMaxMs: max(heal),
     };
   }

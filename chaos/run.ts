@@ -6,42 +6,28 @@
 // writes results.json, exits 1 on any violation (2 if the run itself failed).
 // See chaos/config.ts for the knobs.
 
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { cpus } from 'node:os';
-import { dirname, join } from 'node:path';
 import { LocalCluster } from '#devcluster/cluster.js';
+import { waitFor } from '#devcluster/servers.js';
 import { GafferClient } from '#client/client.js';
 import { EtcdStore } from '#platform/etcd/store.js';
+import { sleep } from '#platform/clock.js';
+import { Injector, schedule } from '#harness/faults.js';
+import { commit } from '#harness/git.js';
+import { workerLogs } from '#harness/logs.js';
+import { waitRecovered, type Recovery } from '#harness/observe.js';
+import { Rng } from '#harness/rng.js';
+import { elapsedLog, runMain, writeJson } from '#harness/runner.js';
+import { snapshot, type Snapshot } from '#harness/snapshot.js';
 import { chaosConfig } from './config.js';
-import { check, violationCount, type Snapshot } from './check.js';
-import { Injector, schedule } from './faults.js';
-import { snapshot, waitRecovered, type Recovery } from './observe.js';
+import { check, violationCount } from './check.js';
 import { byKind, eitherWayOut, overlapsOut, report, requestStats, type Results } from './report.js';
-import { Rng } from './rng.js';
 import { Workload } from './workload.js';
 import { Crawls } from './crawls.js';
-import { sleep } from '#platform/clock.js';
 
 const t0 = Date.now();
-const log = (s: string): void => void process.stderr.write(`[chaos +${((Date.now() - t0) / 1000).toFixed(1)}s] ${s}\n`);
-
-async function waitUntil(cond: () => boolean, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) return false;
-    await sleep(50);
-  }
-  return true;
-}
-
-function commit(): string {
-  try {
-    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-  } catch {
-    return 'unknown';
-  }
-}
+const log = elapsedLog('chaos', t0);
 
 async function main(): Promise<number> {
   const cfg = chaosConfig();
@@ -107,7 +93,10 @@ async function main(): Promise<number> {
         break;
       }
       // The next fault should meet a client that is sending again, not one waiting out attempts lost in this one.
-      const flowing = await waitUntil(() => wl!.completedAfter(rcv.at) >= cfg.workload.inflight, cfg.recoverMs);
+      const flowing = await waitFor('answers again', async () => wl!.completedAfter(rcv.at) >= cfg.workload.inflight, cfg.recoverMs).then(
+        () => true,
+        () => false,
+      );
       rec.flowingMs = flowing ? Date.now() - rcv.at : null;
       if (!flowing) log(`#${rec.n}: the client did not get ${cfg.workload.inflight} answers within ${cfg.recoverMs} ms of recovery`);
     }
@@ -134,11 +123,7 @@ async function main(): Promise<number> {
     endOfRun = Date.now();
   }
 
-  const logs: Record<string, string> = {};
-  for (const id of c.workers.keys()) {
-    const f = join(c.dir, `${id}.log`);
-    logs[id] = existsSync(f) ? readFileSync(f, 'utf8') : '';
-  }
+  const logs = workerLogs(c);
   const ops = wl?.ops ?? [];
   const faults = inj?.faults ?? [];
   const r = check({ ops, logs, deaths: inj?.deaths ?? [], pauses: inj?.pauses ?? [], final, endOfRun });
@@ -200,22 +185,11 @@ async function main(): Promise<number> {
     notes,
     ops,
   };
-  mkdirSync(dirname(cfg.out), { recursive: true });
-  writeFileSync(cfg.out, `${JSON.stringify(results, null, 2)}\n`);
+  writeJson(cfg.out, results);
   if (keep) log(`logs kept in ${c.dir}`);
   else rmSync(c.dir, { recursive: true, force: true });
   process.stdout.write(`${report(results)}\nresults: ${cfg.out}\n`);
   return total > 0 ? 1 : 0;
 }
 
-// Signals end the run through process.exit, so every Child we started is SIGKILLed on the way out.
-process.on('SIGINT', () => process.exit(130));
-process.on('SIGTERM', () => process.exit(143));
-
-main().then(
-  (code) => process.exit(code),
-  (err) => {
-    process.stderr.write(`chaos: ${(err as Error).stack ?? err}\n`);
-    process.exit(2);
-  },
-);
+runMain('chaos', main, { crashCode: 2 });

@@ -11,7 +11,7 @@ import type { Spec } from '#protocol/messages.js';
 import { GafferError } from '#protocol/errors.js';
 import type { ChaosConfig } from './config.js';
 import { classify, type OpKind, type OpRecord } from './check.js';
-import type { Rng } from './rng.js';
+import type { Rng } from '#harness/rng.js';
 import { sleep } from '#platform/clock.js';
 
 type Belief = 'present' | 'absent' | 'unknown';

@@ -122,14 +122,8 @@ const invalidName: fc.Arbitrary<unknown> = fc.oneof(
   w(3, fc.string({ unit: 'grapheme', minLength: 1, maxLength: 20 }).filter((s) => !NAME_RE.test(s))),
   w(1, fc.constantFrom(null, 5, true, ['a'], { name: 'a' })),
 );
-const anyName = fc.oneof(w(8, validName), w(2, invalidName));
 
 const LIVE_WORKERS = ['w1', 'w2'];
-const workerInBody: fc.Arbitrary<unknown> = fc.oneof(
-  w(6, fc.constantFrom(...LIVE_WORKERS)),
-  w(1, fc.constantFrom('w9', 'W1', 'w1_', 'x'.repeat(64))),
-  w(2, fc.constantFrom('', 'a.b', '*', '>', 'w1.x', 'x'.repeat(65), 'wörker', ' w1', 5, null)),
-);
 const validWorkerInBody = fc.oneof(w(6, fc.constantFrom(...LIVE_WORKERS)), w(1, fc.constantFrom('w9', 'W1', 'w1_', 'x'.repeat(64))));
 
 /** Object keys, including those JavaScript treats specially. */

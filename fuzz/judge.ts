@@ -17,8 +17,6 @@
 //     (its shadow: name -> id, absent, or unknown after a write it could not
 //     see answered).
 
-import { closeSync, openSync, readSync, statSync } from 'node:fs';
-import { join } from 'node:path';
 import fc from 'fast-check';
 import { decode as mpDecode } from '@msgpack/msgpack';
 import { connect, ErrorCode as NatsErrorCode, type Msg, type NatsConnection } from 'nats';
@@ -31,8 +29,8 @@ import { ErrorCode, isErrorCode } from '#protocol/errors.js';
 import { ClientSubject, Header, WorkerSubject } from '#protocol/subjects.js';
 import { ID_RE, type StatusResult } from '#protocol/messages.js';
 import { sleep } from '#platform/clock.js';
-import { mismatches, type Finding } from '#chaos/check.js';
-import { snapshot } from '#chaos/observe.js';
+import { linesSince, logPath } from '#harness/logs.js';
+import { convergence, snapshot, type Finding } from '#harness/snapshot.js';
 import { MAX_REQUEST, REQUEST_ID_RE, fuzzCase, materialize, type FuzzCase, type Materialized } from './arbitraries.js';
 import { REQUEST_SUBJECTS, type Live, type TargetId } from './targets.js';
 
@@ -119,28 +117,10 @@ class LogWatch {
   scan(ids: Iterable<string>): Array<{ id: string; why: string; line: string }> {
     const out: Array<{ id: string; why: string; line: string }> = [];
     for (const id of ids) {
-      const file = join(this.dir, `${id}.log`);
-      let size: number;
-      try {
-        size = statSync(file).size;
-      } catch {
-        continue;
-      }
-      const from = this.offsets.get(id) ?? 0;
-      if (size <= from) continue;
-      const buf = Buffer.alloc(size - from);
-      const fd = openSync(file, 'r');
-      try {
-        readSync(fd, buf, 0, buf.length, from);
-      } finally {
-        closeSync(fd);
-      }
       // Only whole lines; a partial last line is read next time.
-      const text = buf.toString('utf8');
-      const end = text.lastIndexOf('\n');
-      if (end < 0) continue;
-      this.offsets.set(id, from + Buffer.byteLength(text.slice(0, end + 1)));
-      for (const line of text.slice(0, end).split('\n')) {
+      const { lines, next } = linesSince(logPath(this.dir, id), this.offsets.get(id) ?? 0);
+      this.offsets.set(id, next);
+      for (const line of lines) {
         if (line.trim() === '') continue;
         if (!line.startsWith('{')) {
           if (!BENIGN_STDERR.test(line)) out.push({ id, why: 'output that is not a log line (stderr)', line: line.slice(0, 500) });
@@ -732,12 +712,6 @@ export class Fuzzer {
           continue;
         }
         const s = await snapshot(this.cluster, this.client);
-        const silent = Object.entries(s.running).filter(([, t]) => t === null).map(([x]) => x);
-        if (silent.length > 0) {
-          why = `${silent.join(', ')} did not answer worker status`;
-          await sleep(200);
-          continue;
-        }
         const skip = new Set<string>();
         for (const r of s.list) {
           if (r.worker !== null || r.state !== 'pending') continue;
@@ -745,12 +719,14 @@ export class Fuzzer {
           const ex = await this.client.explain(r.name).catch(() => undefined);
           if (ex && ex.candidates.every((x) => 'excluded' in x)) skip.add(r.name);
         }
-        last = mismatches(s, skip);
-        if (last.length === 0) {
+        const v = convergence(s, skip);
+        if (v.ok) {
+          last = [];
           converged = true;
           break;
         }
-        why = `not converged: ${last.slice(0, 3).map((x) => `${x.name} ${x.detail}`).join('; ')}${last.length > 3 ? ` (+${last.length - 3} more)` : ''}`;
+        why = v.why;
+        if (v.mismatches) last = v.mismatches;
       } catch (err) {
         why = (err as Error).message;
       }

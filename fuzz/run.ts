@@ -10,32 +10,18 @@
 //   FUZZ_TIMEOUT_MS=8000 how long a request may take to be answered
 //   FUZZ_TRACE=1         print every case as it is sent
 
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import { LocalCluster } from '#devcluster/cluster.js';
 import { numbersRight, table } from '#lib/table.js';
+import { envNumber } from '#harness/env.js';
+import { commit } from '#harness/git.js';
+import { randomSeed } from '#harness/rng.js';
+import { elapsedLog, isEntryPoint, repoPath, runMain, writeJson } from '#harness/runner.js';
 import { fuzz, type Summary } from './judge.js';
 
 const t0 = Date.now();
-const log = (s: string): void => void process.stderr.write(`[fuzz +${((Date.now() - t0) / 1000).toFixed(1)}s] ${s}\n`);
+const log = elapsedLog('fuzz', t0);
 
-function int(name: string, fallback: number): number {
-  const v = process.env[name];
-  if (v === undefined || v === '') return fallback;
-  const n = Number(v);
-  if (!Number.isInteger(n)) throw new Error(`${name} must be a whole number, got ${JSON.stringify(v)}`);
-  return n;
-}
-
-function commit(): string {
-  try {
-    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-  } catch {
-    return 'unknown';
-  }
-}
+const int = (name: string, fallback: number): number => envNumber(process.env, name, fallback, { whole: true });
 
 /** report prints the summary tables. */
 export function report(s: Summary): string {
@@ -65,7 +51,7 @@ export function report(s: Summary): string {
 }
 
 async function main(): Promise<number> {
-  const seed = int('FUZZ_SEED', Math.floor(Math.random() * 2 ** 31));
+  const seed = int('FUZZ_SEED', randomSeed());
   const runs = int('FUZZ_RUNS', 5000);
   const maxMs = int('FUZZ_MAX_MS', 30 * 60_000);
   const timeoutMs = int('FUZZ_TIMEOUT_MS', 8000);
@@ -99,31 +85,15 @@ async function main(): Promise<number> {
     await stop();
   }
   process.stdout.write(`${report(summary)}\n`);
-  const out = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'fuzz', 'results.json');
-  mkdirSync(dirname(out), { recursive: true });
-  writeFileSync(
-    out,
-    JSON.stringify(
-      {
-        meta: { startedAt: new Date(t0).toISOString(), finishedAt: new Date().toISOString(), commit: commit(), node: process.version, timeoutMs, maxMs, ...(keep ? { logs: c.dir } : {}) },
-        ...summary,
-        failures: summary.failures.slice(0, 500),
-      },
-      null,
-      2,
-    ),
-  );
+  const out = repoPath('fuzz', 'results.json');
+  writeJson(out, {
+    meta: { startedAt: new Date(t0).toISOString(), finishedAt: new Date().toISOString(), commit: commit(), node: process.version, timeoutMs, maxMs, ...(keep ? { logs: c.dir } : {}) },
+    ...summary,
+    failures: summary.failures.slice(0, 500),
+  });
   log(`wrote ${out}`);
   return summary.failures.length > 0 ? 1 : 0;
 }
 
-// Run only as the entry point: the quick test imports report() from here.
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  main().then(
-    (code) => process.exit(code),
-    (err) => {
-      log(`run failed: ${(err as Error)?.stack ?? String(err)}`);
-      process.exit(2);
-    },
-  );
-}
+// Run only as the entry point: the quick test imports report() from here. main stops the cluster itself on a signal.
+if (isEntryPoint(import.meta.url)) runMain('fuzz', main, { crashCode: 2, exitOnSignal: false });

@@ -26,10 +26,10 @@
 //   SOAK_MIN_T=3                   a slope above its threshold fails only this many standard errors above zero (0: always)
 //   SOAK_KEEP_LOGS=1               keep the cluster's log directory even when the run passes
 
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { FAULT_KINDS, type FaultKind } from '#chaos/faults.js';
-import { randomSeed } from '#chaos/rng.js';
+import { FAULT_KINDS, type FaultKind, type FaultTimings } from '#harness/faults.js';
+import { envNumber } from '#harness/env.js';
+import { randomSeed } from '#harness/rng.js';
+import { repoPath } from '#harness/runner.js';
 
 export const METRICS = ['rss', 'heap', 'fds', 'subs'] as const;
 export type Metric = (typeof METRICS)[number];
@@ -72,18 +72,7 @@ export interface SoakConfig {
   minMajorGcs: number;
 }
 
-// dist/soak/config.js -> <repo>/soak/results
-const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-
-function num(env: NodeJS.ProcessEnv, key: string, fallback: number, min: number, whole = false): number {
-  const raw = env[key];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isFinite(n) || n < min || (whole && !Number.isInteger(n))) {
-    throw new Error(`${key} must be ${whole ? 'a whole number' : 'a number'} ≥ ${min}, not ${JSON.stringify(raw)}`);
-  }
-  return n;
-}
+const num = (env: NodeJS.ProcessEnv, key: string, fallback: number, min: number, whole = false): number => envNumber(env, key, fallback, { min, whole });
 
 /**
  * The chaos Injector's kinds that fit the soak's cluster (one nats-server,
@@ -97,6 +86,15 @@ export const SOAK_DEFAULT_KINDS: readonly FaultKind[] = [
   'restart-nats', 'restart-etcd',
   'drain-worker',
 ];
+
+/** How long the soak's faults keep their target down (ms): the full chaos run's ranges. */
+export const SOAK_FAULT_TIMINGS: FaultTimings = {
+  killDownMs: [200, 3000],
+  pauseMs: [500, 4000],
+  natsDownMs: [0, 2000],
+  natsKillDownMs: [200, 3000],
+  etcdDownMs: [500, 3000],
+};
 
 function kinds(raw: string | undefined): FaultKind[] {
   if (!raw) return [...SOAK_DEFAULT_KINDS];
@@ -121,7 +119,7 @@ export function soakConfig(env: NodeJS.ProcessEnv = process.env): SoakConfig {
     kinds: kinds(env.SOAK_KINDS),
     witnesses: (env.SOAK_WITNESSES ?? 'm1,w1').split(',').map((x) => x.trim()).filter(Boolean),
     seed: num(env, 'SOAK_SEED', randomSeed(), 0, true),
-    outDir: env.SOAK_OUT || join(repoRoot, 'soak', 'results'),
+    outDir: env.SOAK_OUT || repoPath('soak', 'results'),
     keepLogs: env.SOAK_KEEP_LOGS === '1',
     cluster: {
       masters: num(env, 'SOAK_MASTERS', 3, 1, true),

@@ -26,6 +26,8 @@
 // that is not is reported as "noise", not as a failure. minT = 0 turns that
 // guard off.
 
+import { median } from '#lib/stats.js';
+
 export interface Point {
   /** Minutes since the start of the run. */
   t: number;
@@ -203,9 +205,8 @@ export function judge(series: readonly Point[], rules: FitRules): Fit {
 /** lagSamples: how many neighbouring samples `lagMin` minutes cover, at the window's median spacing (at least 1 when lagMin > 0). */
 export function lagSamples(pts: ReadonlyArray<{ t: number }>, lagMin: number): number {
   if (lagMin <= 0 || pts.length < 3) return 0;
-  const gaps = pts.slice(1).map((p, i) => p.t - pts[i]!.t).sort((a, b) => a - b);
-  const median = gaps[Math.floor(gaps.length / 2)]!;
-  return median > 0 ? Math.max(1, Math.round(lagMin / median)) : 1;
+  const spacing = median(pts.slice(1).map((p, i) => p.t - pts[i]!.t))!;
+  return spacing > 0 ? Math.max(1, Math.round(lagMin / spacing)) : 1;
 }
 
 /** excludedAfter says whether time t falls during one of `faults` ([start, healed] in minutes) or within `quietMin` minutes after it healed. */

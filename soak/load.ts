@@ -21,7 +21,7 @@ import { ErrorCode, GafferError } from '#protocol/errors.js';
 import { RESULTS_STREAM, subjects } from '#protocol/subjects.js';
 import { sleep } from '#platform/clock.js';
 import { startSite, type Site } from '#test/fixtures/site.js';
-import type { Rng } from '#chaos/rng.js';
+import type { Rng } from '#harness/rng.js';
 import type { SoakConfig } from './config.js';
 
 export interface LoadCounts {

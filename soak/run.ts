@@ -11,25 +11,24 @@
 // table, exits 0 (no steady growth), 1 (growth) or 2 (the run itself failed).
 // Knobs: soak/config.ts and soak/README.md.
 
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalCluster } from '#devcluster/cluster.js';
 import { freePort, startNats, waitFor, type NatsServer } from '#devcluster/servers.js';
 import type { Child } from '#devcluster/child.js';
-import { tcpOpen } from '#devcluster/probe.js';
 import { GafferClient } from '#client/client.js';
 import { EtcdStore } from '#platform/etcd/store.js';
 import { sleep } from '#platform/clock.js';
-import { chaosConfig } from '#chaos/config.js';
-import { Injector, schedule, type FaultKind, type FaultRecord } from '#chaos/faults.js';
-import { keys } from '#protocol/keys.js';
 import { ClientSubject } from '#protocol/subjects.js';
 import type { StatusResult } from '#protocol/messages.js';
-import { unhealthy, type Incarnations } from '#chaos/observe.js';
-import { Rng } from '#chaos/rng.js';
-import { METRICS, METRIC_INFO, soakConfig, type Metric } from './config.js';
+import { etcdCompact, etcdRevision } from '#harness/etcd.js';
+import { Injector, schedule, type FaultKind, type FaultRecord } from '#harness/faults.js';
+import { commit } from '#harness/git.js';
+import { unhealthy, type Incarnations } from '#harness/observe.js';
+import { Rng } from '#harness/rng.js';
+import { elapsedLog, runMain, writeJson } from '#harness/runner.js';
+import { METRICS, METRIC_INFO, SOAK_FAULT_TIMINGS, soakConfig, type Metric } from './config.js';
 import { connectionName, connz, etcdExtras, fdCount, natsVarz, rss, scrape, subsByName } from './sample.js';
 import { analyze, fillRoles, incarnation, lines, markExcluded, roleChanges, type FaultWindow, type Sample } from './analyze.js';
 import { worst } from './fit.js';
@@ -40,7 +39,7 @@ import { Load } from './load.js';
 export type { SoakResults } from './report.js';
 
 const t0 = Date.now();
-const log = (s: string): void => void process.stderr.write(`[soak +${((Date.now() - t0) / 1000).toFixed(1)}s] ${s}\n`);
+const log = elapsedLog('soak', t0);
 
 interface Proc {
   id: string;
@@ -51,46 +50,6 @@ interface Proc {
   conn?: string;
   /** For etcd members: the client URL (their own sizes are recorded with each sample). */
   etcdUrl?: string;
-}
-
-function commit(): string {
-  try {
-    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-  } catch {
-    return 'unknown';
-  }
-}
-
-async function etcdPost(url: string, path: string, body: unknown): Promise<Record<string, unknown>> {
-  const res = await fetch(`${url}${path}`, { method: 'POST', body: JSON.stringify(body), signal: AbortSignal.timeout(2000) });
-  const out = (await res.json()) as Record<string, unknown>;
-  if (!res.ok) throw new Error(`${path}: ${res.status} ${JSON.stringify(out).slice(0, 200)}`);
-  return out;
-}
-
-/** etcdRevision: the cluster's current revision, from whichever member answers. */
-async function etcdRevision(urls: readonly string[]): Promise<number | null> {
-  for (const u of urls) {
-    try {
-      const s = (await etcdPost(u, '/v3/maintenance/status', {})) as { header?: { revision?: string } };
-      if (s.header?.revision) return Number(s.header.revision);
-    } catch {
-      /* next member */
-    }
-  }
-  return null;
-}
-
-async function etcdCompact(urls: readonly string[], revision: number): Promise<boolean> {
-  for (const u of urls) {
-    try {
-      await etcdPost(u, '/v3/kv/compaction', { revision: String(revision) });
-      return true;
-    } catch (err) {
-      if (/compacted/.test((err as Error).message)) return true;
-    }
-  }
-  return false;
 }
 
 async function main(): Promise<number> {
@@ -160,14 +119,8 @@ async function main(): Promise<number> {
     workClient = await GafferClient.connect(c.natsUrl, { timeoutMs: cfg.load.clientTimeoutMs });
     store = await EtcdStore.connect(c.etcdEndpoints.split(','), { timeoutMs: 2000 });
     const since: Incarnations = new Map();
-    const chaosCfg = {
-      ...chaosConfig({ CHAOS_SEED: String(cfg.seed) }),
-      killDownMs: [200, 3000] as [number, number],
-      pauseMs: [500, 4000] as [number, number],
-      natsDownMs: [0, 2000] as [number, number],
-      etcdDownMs: [500, 3000] as [number, number],
-    };
-    const inj = new Injector(c, checkClient, faultRng, chaosCfg, store, since);
+    // The nats-server is ours, not the cluster's: restart-nats takes it down.
+    const inj = new Injector(c, checkClient, faultRng, SOAK_FAULT_TIMINGS, store, since, [nats]);
 
     load = new Load(workClient, c.natsUrl, cfg, loadRng, log);
     await load.start();
@@ -176,27 +129,9 @@ async function main(): Promise<number> {
     const minutes = (at: number): number => Number(((at - runStart) / 60000).toFixed(4));
     const gafferIds = [...masterIds, ...workerIds];
 
-    // restart-nats is ours to do: the nats-server is ours, not the cluster's (the Injector's copy of this needs c.nats).
-    const restartNats = async (n: number): Promise<FaultRecord> => {
-      const rec: FaultRecord = {
-        n, kind: 'restart-nats', target: 'nats-server', startedAt: Date.now(), healedAt: 0, recoveredAt: null, downMs: 0, recoverMs: null, afterHealMs: null,
-      };
-      try {
-        await nats.child.stop();
-        await sleep(faultRng.between(chaosCfg.natsDownMs[0], chaosCfg.natsDownMs[1]));
-        nats.child.start();
-        await waitFor('nats-server to listen again', async () => (await tcpOpen(nats.port)) || undefined, 15000);
-      } catch (err) {
-        rec.error = (err as Error).message;
-      }
-      rec.healedAt = Date.now();
-      rec.downMs = rec.healedAt - rec.startedAt;
-      return rec;
-    };
-
     // Kills spare the witnesses (SOAK_WITNESSES), so that some series span the whole run: with a fault every
-    // 30 s everyone else is killed every few minutes. The Injector picks its own targets, so kills are done
-    // here the way it does them; when every candidate is a witness (the witness leads, say), it is paused instead.
+    // 30 s everyone else is killed every few minutes. The Injector picks its own targets, so targets are picked
+    // here and the Injector kills them; when every candidate is a witness (the witness leads, say), it is paused instead.
     const witnesses = new Set(cfg.witnesses);
     const killSparing = async (n: number, kind: FaultKind): Promise<FaultRecord & { asked?: FaultKind }> => {
       const rec: FaultRecord = {
@@ -216,13 +151,7 @@ async function main(): Promise<number> {
         }
         const id = faultRng.pick(targets);
         rec.target = id;
-        rec.startedAt = Date.now();
-        await (role === 'master' ? cluster.masters : cluster.workers).get(id)!.kill();
-        await sleep(faultRng.between(chaosCfg.killDownMs[0], chaosCfg.killDownMs[1]));
-        // Anything the new incarnation writes to etcd is newer than this (the recovery check reads it).
-        since.set(id, (await waitFor('the etcd revision', () => store!.range(keys.workersPrefix), 15000)).revision);
-        if (role === 'master') cluster.startMaster(id);
-        else cluster.startWorker(id);
+        await inj.killAndRestart(role, id, rec);
       } catch (err) {
         rec.error = (err as Error).message ?? String(err);
       }
@@ -305,11 +234,7 @@ async function main(): Promise<number> {
       }
       const asked = kinds[(n - 1) % kinds.length]!;
       const rec: FaultRecord & { asked?: FaultKind } =
-        asked === 'restart-nats'
-          ? await restartNats(n)
-          : asked.startsWith('kill-') && witnesses.size > 0
-            ? await killSparing(n, asked)
-            : await inj.inject(n, asked);
+        asked.startsWith('kill-') && witnesses.size > 0 ? await killSparing(n, asked) : await inj.inject(n, asked);
       const kind = rec.kind;
       const target = rec.target.split(' ')[0]!;
       // A nats-server restart cuts every gaffer process's connection: all of them resubscribe.
@@ -414,10 +339,9 @@ async function main(): Promise<number> {
         pass: failing === 0,
       },
     };
-    mkdirSync(cfg.outDir, { recursive: true });
     const jsonPath = join(cfg.outDir, 'soak.json');
     const svgPath = join(cfg.outDir, 'soak.svg');
-    writeFileSync(jsonPath, `${JSON.stringify(results, null, 1)}\n`);
+    writeJson(jsonPath, results, 1);
     writeFileSync(
       svgPath,
       plot({
@@ -453,14 +377,4 @@ async function main(): Promise<number> {
   }
 }
 
-// Signals end the run through process.exit, so every Child we started is SIGKILLed on the way out.
-process.on('SIGINT', () => process.exit(130));
-process.on('SIGTERM', () => process.exit(143));
-
-main().then(
-  (code) => process.exit(code),
-  (err) => {
-    process.stderr.write(`soak: ${(err as Error).stack ?? err}\n`);
-    process.exit(2);
-  },
-);
+runMain('soak', main, { crashCode: 2 });

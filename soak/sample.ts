@@ -8,6 +8,7 @@
 // no monitoring port, and a sample with a hole is still a sample.
 
 import { readFile, readdir } from 'node:fs/promises';
+import { etcdStatus } from '#harness/etcd.js';
 
 const MiB = 1024 * 1024;
 
@@ -157,9 +158,7 @@ export async function natsVarz(monitorUrl: string, timeoutMs = 2000): Promise<{ 
 export async function etcdExtras(clientUrl: string, timeoutMs = 2000): Promise<Record<string, number | null> | null> {
   try {
     const [st, metrics] = await Promise.all([
-      fetch(`${clientUrl}/v3/maintenance/status`, { method: 'POST', body: '{}', signal: AbortSignal.timeout(timeoutMs) }).then(
-        (r) => r.json() as Promise<{ raftIndex?: string; dbSizeInUse?: string; dbSize?: string }>,
-      ),
+      etcdStatus(clientUrl, timeoutMs),
       fetch(`${clientUrl}/metrics`, { signal: AbortSignal.timeout(timeoutMs) }).then((r) => r.text()),
     ]);
     const heap = promValue(metrics, 'go_memstats_heap_inuse_bytes');

@@ -13,7 +13,7 @@ import { natsUrlsFor } from './nats-order.js';
 import { randomBytes } from 'node:crypto';
 import { SecureSetup } from './secure.js';
 import { setupEtcdAuth } from './etcd-auth.js';
-import { readEtcdTls } from '#platform/etcd/store.js';
+import { readEtcdTls } from '#platform/etcd/tls.js';
 import type { StatusResult } from '#protocol/messages.js';
 import { ClientSubject } from '#protocol/subjects.js';
 

@@ -17,7 +17,7 @@
 import { pathToFileURL } from 'node:url';
 import { Etcd3, EtcdRoleExistsError, EtcdUserExistsError, Range } from 'etcd3';
 import { keys } from '#protocol/keys.js';
-import { readEtcdTls, type EtcdTls } from '#platform/etcd/store.js';
+import { readEtcdTls, type EtcdTls } from '#platform/etcd/tls.js';
 import { parseEndpoints } from '#platform/config.js';
 
 export type Permission = 'Read' | 'Write' | 'Readwrite';

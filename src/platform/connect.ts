@@ -6,7 +6,8 @@
 import type { NatsConnection } from 'nats';
 import { connectBus } from './nats/bus.js';
 import { DEFAULTS, type ProcessConfig } from './config.js';
-import { EtcdStore, readEtcdTls } from './etcd/store.js';
+import { EtcdStore } from './etcd/store.js';
+import { readEtcdTls } from './etcd/tls.js';
 import { keys } from '#protocol/keys.js';
 
 export async function connectProcess(role: string, cfg: ProcessConfig): Promise<{ nc: NatsConnection; store: EtcdStore }> {

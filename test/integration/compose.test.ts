@@ -24,7 +24,8 @@ import { ensureResultsStream, readResults, ResultsPublisher, type ResultRecord }
 import { inboxPrefixFor } from '#platform/nats/bus.js';
 import { makeCerts, type Certs } from '#devcluster/secure.js';
 import { Etcd3 } from 'etcd3';
-import { EtcdStore, readEtcdTls } from '#platform/etcd/store.js';
+import { EtcdStore } from '#platform/etcd/store.js';
+import { readEtcdTls } from '#platform/etcd/tls.js';
 import { keys } from '#protocol/keys.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { cluster, Recorder, waitFor } from '../harness.js';
-import { buildRuns, findOverlaps, parseWorkerLog } from '#chaos/check.js';
+import { buildRuns, findOverlaps, parseWorkerLog } from '#chaos/runs.js';
 import type { LocalCluster } from '#devcluster/cluster.js';
 import type { GafferClient } from '#client/client.js';
 
@@ -47,6 +47,12 @@ test(`fleet: drain ${DRAIN_N} resources with stop-before-start handoffs, checkpo
   await Promise.all(Array.from({ length: DRAIN_N - 5 }, (_, i) => client.add(`r${String(i).padStart(4, '0')}`)));
   for (let i = 0; i < 5; i++) await client.add(`count${i}`, { kind: 'countdown', from: 100_000, stepMs: 20 });
   await allRunning(client, DRAIN_N);
+  // Each countdown has taken a step (so a checkpoint below its start exists)
+  // before the drain: the check below is that it resumes from there.
+  await waitFor('every countdown to take a step', async () => {
+    const left = await Promise.all(Array.from({ length: 5 }, async (_, i) => ((await client.get(`count${i}`)).progress as { left?: number } | undefined)?.left));
+    return left.every((n) => n !== undefined && n < 100_000);
+  }, 60_000, 200);
   await client.uncordon('w2');
   await client.uncordon('w3');
   const drained = await Recorder.start<{ worker: string; moved: number }>(c.natsUrl, 'events.worker.drained');

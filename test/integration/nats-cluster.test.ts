@@ -24,9 +24,11 @@ import type { NatsServer } from '#devcluster/servers.js';
 import type { Resource } from '#protocol/messages.js';
 import { RESULTS_STREAM, subjects } from '#protocol/subjects.js';
 import { Workload } from '#chaos/workload.js';
-import { check, mismatches, violationCount, type Death } from '#chaos/check.js';
-import { snapshot, waitRecovered } from '#chaos/observe.js';
-import { Rng } from '#chaos/rng.js';
+import { check, violationCount } from '#chaos/check.js';
+import type { Death } from '#harness/faults.js';
+import { waitRecovered } from '#harness/observe.js';
+import { Rng } from '#harness/rng.js';
+import { mismatches, snapshot } from '#harness/snapshot.js';
 
 const EXAMPLES = fileURLToPath(new URL('../../../examples/kinds.mjs', import.meta.url));
 /** Steps of each countdown task: one result each, 100 ms apart, so it runs through the fault. */

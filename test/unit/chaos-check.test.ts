@@ -5,13 +5,12 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  buildRuns, check, checkOps, classify, findNameOverlaps, findOverlaps, mismatches, parseWorkerLog, unexplainedLateStops,
-  violationCount, type Death, type OpRecord, type Pause, type Snapshot,
-} from '#chaos/check.js';
-import { median } from '#chaos/report.js';
-import { schedule, FAULT_KINDS } from '#chaos/faults.js';
-import { Rng } from '#chaos/rng.js';
+import { check, checkOps, classify, violationCount, type OpRecord } from '#chaos/check.js';
+import { buildRuns, findNameOverlaps, findOverlaps, parseWorkerLog, unexplainedLateStops } from '#chaos/runs.js';
+import { median } from '#lib/stats.js';
+import { schedule, FAULT_KINDS, type Death, type Pause } from '#harness/faults.js';
+import { Rng } from '#harness/rng.js';
+import { mismatches, type Snapshot } from '#harness/snapshot.js';
 
 // Lines shaped like the worker's pino output: `id` is the process, `resourceId` the task's resource.
 const started = (w: string, name: string, id: string, at: number): string =>
@@ -375,9 +374,10 @@ test('the fault schedule deals every kind in rounds and repeats for a seed', () 
 });
 
 test('median', () => {
-  assert.equal(median([]), null);
+  assert.equal(median([]), undefined);
   assert.equal(median([5, 1, 3]), 3);
-  assert.equal(median([4, 1, 3, 2]), 3);
+  assert.equal(median([4, 1, 3, 2]), 2.5);
+  assert.equal(median([NaN, 2, Infinity]), 2);
 });
 
 test('a fractional lease deadline is floored: it cannot invent a sub-ms overlap', () => {

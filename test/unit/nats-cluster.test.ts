@@ -7,9 +7,9 @@ import assert from 'node:assert/strict';
 import { DEFAULTS, parseNatsNodes, parseNatsUrls, parseReplicas, resolveProcess, UsageError } from '#platform/config.js';
 import { natsNodeFor, natsUrlsFor } from '#devcluster/nats-order.js';
 import { natsConfig, routesConfig } from '#devcluster/servers.js';
-import { FAULT_KINDS, faultKinds, schedule } from '#chaos/faults.js';
+import { FAULT_KINDS, faultKinds, schedule } from '#harness/faults.js';
 import { chaosConfig } from '#chaos/config.js';
-import { Rng } from '#chaos/rng.js';
+import { Rng } from '#harness/rng.js';
 
 const usage = (fn: () => unknown, mentions: RegExp): void => {
   assert.throws(fn, (err: unknown) => {

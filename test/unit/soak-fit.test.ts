@@ -11,7 +11,7 @@ import { analyze, fillRoles, lines, markExcluded, roleChanges, series, type Samp
 import { SOAK_DEFAULT_KINDS, soakConfig } from '#soak/config.js';
 import { promLabeled, promValue, subsByName } from '#soak/sample.js';
 import { niceTicks, plot } from '#soak/plot.js';
-import { Rng } from '#chaos/rng.js';
+import { Rng } from '#harness/rng.js';
 
 const RULES: FitRules = { threshold: 1, minWindowMin: 3, minPoints: 4, minT: 3, lagMin: 1 };
 

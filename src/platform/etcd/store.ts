@@ -5,21 +5,14 @@
 // only code that touches the etcd3 client. TLS and etcd's RBAC (a user and
 // password) are options.
 
-import { readFileSync } from 'node:fs';
 import { Etcd3, isRecoverableError, type ICompare, type IKeyValue, type IRequestOp, type IWatchResponse } from 'etcd3';
 import { handleWhen, noop, retry } from 'cockatiel';
 import { NotLeaderError, UnavailableError } from '#protocol/errors.js';
 import { keys } from '#protocol/keys.js';
 import { logger } from '../log.js';
-import { UsageError, type EtcdAuth, type TlsFiles } from '../config.js';
+import type { EtcdAuth } from '../config.js';
+import type { EtcdTls } from './tls.js';
 import { ChainBrokenError, MAX_TXN_OPS, type ChainLink, type Guard, type KV, type Op, type Snapshot, type Store, type WatchEvent } from '../ports.js';
-
-/** EtcdTls is the PEM contents: the CA to trust (the system's when absent) and an optional client certificate. */
-export interface EtcdTls {
-  ca?: Buffer;
-  cert?: Buffer;
-  key?: Buffer;
-}
 
 export interface StoreOptions {
   timeoutMs: number;
@@ -31,22 +24,6 @@ export interface StoreOptions {
    * (default `gaffer/`): with RBAC, a prefix this identity may read.
    */
   probePrefix?: string;
-}
-
-/** readEtcdTls reads the PEM files; an unreadable one is a usage error. */
-export function readEtcdTls(files: TlsFiles): EtcdTls {
-  const read = (path: string, flag: string): Buffer => {
-    try {
-      return readFileSync(path);
-    } catch (err) {
-      throw new UsageError(`cannot read ${flag} ${JSON.stringify(path)}: ${(err as Error).message}`);
-    }
-  };
-  return {
-    ...(files.caFile ? { ca: read(files.caFile, '--etcd-ca') } : {}),
-    ...(files.certFile ? { cert: read(files.certFile, '--etcd-cert') } : {}),
-    ...(files.keyFile ? { key: read(files.keyFile, '--etcd-key') } : {}),
-  };
 }
 
 /** How long a broken watch stream waits before it is opened again: doubling from the first to the last. */

@@ -5,13 +5,12 @@
 // resource runs on exactly its assigned worker with its id, and nothing else
 // runs (names with client requests in flight or just ended are not judged).
 
-import { createConnection } from 'node:net';
 import type { LocalCluster } from '#devcluster/cluster.js';
 import type { GafferClient } from '#client/client.js';
-import type { ListResult, StatusResult, WorkerStatusResult } from '#protocol/messages.js';
+import type { StatusResult } from '#protocol/messages.js';
 import { keys, parseKey } from '#protocol/keys.js';
 import type { Store } from '#platform/ports.js';
-import { mismatches, type Finding, type Snapshot } from './check.js';
+import { convergence, snapshot, type Finding } from './snapshot.js';
 import { sleep } from '#platform/clock.js';
 import { etcdHealthy, natsHealthy } from '#devcluster/probe.js';
 import { ClientSubject } from '#protocol/subjects.js';
@@ -22,26 +21,6 @@ import { ClientSubject } from '#protocol/subjects.js';
  * of the dead one (alive until its lease runs out) is not.
  */
 export type Incarnations = Map<string, number>;
-
-
-
-/** snapshot reads the list, then asks every worker what it runs (null when it does not answer). */
-export async function snapshot(c: LocalCluster, client: GafferClient, timeoutMs = 3000): Promise<Snapshot> {
-  const at = Date.now();
-  const list = (await client.call<ListResult>(ClientSubject.list, {}, timeoutMs)).resources;
-  const running: Snapshot['running'] = {};
-  await Promise.all(
-    [...c.workers.keys()].map(async (id) => {
-      try {
-        const st = await client.call<WorkerStatusResult>(`worker.${id}.status`, {}, 1500);
-        running[id] = st.tasks.map((t) => ({ name: t.name, id: t.id }));
-      } catch {
-        running[id] = null;
-      }
-    }),
-  );
-  return { at, list: list.map((r) => ({ name: r.name, id: r.id, worker: r.worker, state: r.state })), running };
-}
 
 /** registered says why etcd does not yet hold exactly one live key per master and worker incarnation. */
 async function registered(c: LocalCluster, store: Store, since: Incarnations): Promise<string | undefined> {
@@ -123,16 +102,10 @@ export async function waitRecovered(
     else {
       try {
         const s = await snapshot(c, client);
-        const silent = Object.entries(s.running).filter(([, t]) => t === null).map(([w]) => w);
-        if (silent.length > 0) {
-          why = `${silent.join(', ')} did not answer worker status`;
-          await sleep(200);
-          continue;
-        }
-        const mm = mismatches(s, dirty(s.at - settleMs));
-        if (mm.length === 0) return { ok: true, at: Date.now() };
-        last = mm;
-        why = `not converged: ${mm.slice(0, 3).map((m) => `${m.name} ${m.detail}`).join('; ')}${mm.length > 3 ? ` (+${mm.length - 3} more)` : ''}`;
+        const v = convergence(s, dirty(s.at - settleMs));
+        if (v.ok) return { ok: true, at: Date.now() };
+        why = v.why;
+        if (v.mismatches) last = v.mismatches;
       } catch (err) {
         why = `snapshot: ${(err as Error).message}`;
       }

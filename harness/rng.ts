@@ -1,5 +1,5 @@
-// Rng: a small seeded PRNG (mulberry32), so a chaos run's fault sequence,
-// targets, durations and workload choices repeat for the same CHAOS_SEED.
+// Rng: a small seeded PRNG (mulberry32), so a chaos or soak run's fault
+// sequence, targets, durations and workload choices repeat for the same seed.
 // Timing still differs between runs: the processes race the injector.
 
 export class Rng {

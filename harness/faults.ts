@@ -4,20 +4,20 @@
 // record of every fault. Every fault heals itself before inject() returns:
 // a killed process is started again with the same id, a paused one resumed,
 // a stopped server started again; only one etcd member (and, in a NATS
-// cluster, one nats-server node) is ever down.
+// cluster, one nats-server node) is ever down. chaos injects faults from
+// here, and so does soak, which keeps some processes out of its kills.
 
 import type { LocalCluster } from '#devcluster/cluster.js';
 import type { GafferClient } from '#client/client.js';
-import { waitFor } from '#devcluster/servers.js';
+import { waitFor, type NatsServer } from '#devcluster/servers.js';
 import type { StatusResult } from '#protocol/messages.js';
-import type { ChaosConfig } from './config.js';
-import type { Death, Pause } from './check.js';
 import { keys } from '#protocol/keys.js';
 import { ClientSubject } from '#protocol/subjects.js';
 import type { Store } from '#platform/ports.js';
 import type { Incarnations } from './observe.js';
 import { etcdHealthy, natsConnectionNames } from '#devcluster/probe.js';
 import type { Rng } from './rng.js';
+import { isRaftLeader } from './etcd.js';
 import { sleep } from '#platform/clock.js';
 
 export const FAULT_KINDS = [
@@ -28,6 +28,32 @@ export const FAULT_KINDS = [
   'kill-nats',
 ] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
+
+/** How long each fault keeps its target down: a random whole number of ms in [min, max]. */
+export interface FaultTimings {
+  /** SIGKILLed processes are restarted after [min, max] ms. */
+  killDownMs: [number, number];
+  /** SIGSTOPped processes are resumed after [min, max] ms (the TTL is 2 s, so sometimes past it). */
+  pauseMs: [number, number];
+  /** restart-nats: every node down for [min, max] ms. */
+  natsDownMs: [number, number];
+  /** kill-nats: one SIGKILLed node is started again after [min, max] ms. */
+  natsKillDownMs: [number, number];
+  etcdDownMs: [number, number];
+}
+
+/** Death: the injector SIGKILLed this worker; the exit was seen at `at`. */
+export interface Death {
+  worker: string;
+  at: number;
+}
+
+/** Pause: the injector held this process in SIGSTOP from `from` to `to`. */
+export interface Pause {
+  target: string;
+  from: number;
+  to: number;
+}
 
 /** kill-nats takes one node of a NATS cluster down: it needs 3 nodes, so the other two keep JetStream's quorum. */
 export const KILL_NATS_MIN_NODES = 3;
@@ -57,22 +83,11 @@ export interface FaultRecord {
   error?: string;
 }
 
-
 /** schedule deals the kinds in shuffled rounds, so every kind comes up about equally often. */
 export function schedule(rng: Rng, n: number, kinds: readonly FaultKind[] = FAULT_KINDS): FaultKind[] {
   const out: FaultKind[] = [];
   while (out.length < n) out.push(...rng.shuffle(kinds));
   return out.slice(0, n);
-}
-
-async function etcdRaftLeader(clientUrl: string): Promise<boolean> {
-  try {
-    const res = await fetch(`${clientUrl}/v3/maintenance/status`, { method: 'POST', body: '{}', signal: AbortSignal.timeout(1000) });
-    const s = (await res.json()) as { header?: { member_id?: string }; leader?: string };
-    return s.leader !== undefined && s.leader === s.header?.member_id;
-  } catch {
-    return false;
-  }
 }
 
 export class Injector {
@@ -84,10 +99,12 @@ export class Injector {
     private readonly c: LocalCluster,
     private readonly client: GafferClient,
     private readonly rng: Rng,
-    private readonly cfg: ChaosConfig,
+    private readonly cfg: FaultTimings,
     private readonly store: Store,
     /** Updated at every restart, for the recovery check. */
     readonly since: Incarnations,
+    /** The nats-servers that restart-nats and kill-nats take down: the cluster's own, unless it was given a server of the caller's. */
+    private readonly nats: readonly NatsServer[] = c.natsCluster?.nodes ?? [],
   ) {}
 
   private async leader(): Promise<string> {
@@ -114,7 +131,7 @@ export class Injector {
           const leader = await this.leader();
           const id = kind.endsWith('leader') ? leader : this.rng.pick([...this.c.masters.keys()].filter((m) => m !== leader).sort());
           rec.target = id;
-          if (kind.startsWith('kill')) await this.kill('master', id, rec);
+          if (kind.startsWith('kill')) await this.killAndRestart('master', id, rec);
           else await this.pause(this.c.masters.get(id)!, id, rec);
           break;
         }
@@ -122,12 +139,12 @@ export class Injector {
         case 'pause-worker': {
           const id = this.rng.pick([...this.c.workers.keys()].sort());
           rec.target = id;
-          if (kind === 'kill-worker') await this.kill('worker', id, rec);
+          if (kind === 'kill-worker') await this.killAndRestart('worker', id, rec);
           else await this.pause(this.c.workers.get(id)!, id, rec);
           break;
         }
         case 'restart-nats':
-          rec.target = (this.c.natsCluster?.nodes.length ?? 1) > 1 ? 'every nats-server node' : 'nats-server';
+          rec.target = this.nats.length > 1 ? 'every nats-server node' : 'nats-server';
           await this.restartNats(rec);
           break;
         case 'kill-nats':
@@ -148,7 +165,8 @@ export class Injector {
     return rec;
   }
 
-  private async kill(role: 'master' | 'worker', id: string, rec: FaultRecord): Promise<void> {
+  /** killAndRestart SIGKILLs one master or worker, and starts it again with the same id after cfg.killDownMs. */
+  async killAndRestart(role: 'master' | 'worker', id: string, rec: FaultRecord): Promise<void> {
     const child = (role === 'master' ? this.c.masters : this.c.workers).get(id)!;
     rec.startedAt = Date.now();
     await child.kill();
@@ -198,7 +216,8 @@ export class Injector {
 
   /** restartNats stops every nats-server (the whole NATS cluster is down) and starts them again on the same ports. */
   private async restartNats(rec: FaultRecord): Promise<void> {
-    const nodes = this.c.natsCluster!.nodes;
+    const nodes = this.nats;
+    if (nodes.length === 0) throw new Error('no nats-server of ours to restart');
     rec.startedAt = Date.now();
     await Promise.all(nodes.map((n) => n.child.stop()));
     await sleep(this.range(this.cfg.natsDownMs));
@@ -214,7 +233,7 @@ export class Injector {
    * were connected to it, the leader starred: they must reconnect elsewhere.
    */
   private async killNats(rec: FaultRecord): Promise<void> {
-    const nodes = this.c.natsCluster?.nodes ?? [];
+    const nodes = this.nats;
     if (nodes.length < KILL_NATS_MIN_NODES) throw new Error(`kill-nats needs ${KILL_NATS_MIN_NODES} NATS nodes, the cluster has ${nodes.length}`);
     const node = this.rng.pick(nodes);
     const leader = await this.leader().catch(() => undefined);
@@ -234,7 +253,7 @@ export class Injector {
     // Quorum holds only if every other member is up; recovery checked that, check again.
     for (const m of members) if (!(await etcdHealthy(m.clientUrl))) throw new Error(`${m.name} is not healthy; not taking another member down`);
     const m = this.rng.pick(members);
-    rec.target = (await etcdRaftLeader(m.clientUrl)) ? `${m.name} (raft leader)` : m.name;
+    rec.target = (await isRaftLeader(m.clientUrl)) ? `${m.name} (raft leader)` : m.name;
     rec.startedAt = Date.now();
     await m.child.kill();
     await sleep(this.range(this.cfg.etcdDownMs));
