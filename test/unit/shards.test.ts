@@ -85,6 +85,28 @@ describe('sharded resources: entries', () => {
     assert.equal(s.resources.get('big/2')!.rec.id, 'id-big_s2');
   });
 
+  test('a drain sends a shard where none of its other shards is; a rebalance never puts two on one worker', () => {
+    const c = new Cluster('crawl', 2, ['w1', 'w2', 'w3']);
+    assert.deepEqual([0, 1].map((i) => c.shard(i).rec.worker), ['w1', 'w2']);
+    // Load w3 so that, by load alone, the drained shard would go to its sibling's worker (w2).
+    c.s.workers.get('w3')!.labels = { pin: 'yes' };
+    for (let k = 0; k < 5; k++) c.batch([{ kind: 'client', req: request({ op: 'add', name: `x${k}`, spec: { constraints: [{ key: 'pin', op: 'exists' }] } }) }]);
+    c.batch([{ kind: 'client', req: request({ op: 'drain', worker: 'w1' }) }]);
+    assert.equal(c.shard(0).rec.worker, 'w3', 'not onto its sibling while another worker can take it');
+
+    const r = new Cluster('spread', 2, ['w1', 'w2']);
+    // Everything else lands on w1 (w2 cordoned meanwhile): a rebalance then moves from w1 to w2, and
+    // spread/0 (first by name) must not be what it moves.
+    r.batch([{ kind: 'client', req: request({ op: 'cordon', worker: 'w2' }) }]);
+    for (let k = 0; k < 6; k++) r.batch([{ kind: 'client', req: request({ op: 'add', name: `y${k}`, spec: {} }) }]);
+    r.batch([{ kind: 'client', req: request({ op: 'uncordon', worker: 'w2' }) }]);
+    for (let k = 0; k < 5; k++) {
+      r.batch([{ kind: 'rebalance', limits: { max: 10, fraction: 1 } }]);
+      for (const e of r.s.resources.values()) if (e.handoff) r.batch([{ kind: 'release', name: e.rec.name, attempt: e.handoff.from.attempt }]);
+    }
+    assert.notEqual(r.shard(0).rec.worker, r.shard(1).rec.worker);
+  });
+
   test('explain says where each shard is', () => {
     const c = new Cluster('crawl', 2);
     const p = c.batch([{ kind: 'client', req: request({ op: 'explain', name: 'crawl' }) }]);

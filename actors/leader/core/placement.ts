@@ -192,7 +192,7 @@ export function place(s: ClusterState, e: Entry, opts: PlaceOptions = {}): void 
 }
 
 /** siblings are the workers of a shard's other shards: a shard prefers a worker none of them is on. */
-function siblings(s: ClusterState, name: string): ReadonlySet<string> | undefined {
+export function siblings(s: ClusterState, name: string): ReadonlySet<string> | undefined {
   const p = parseShard(name);
   const count = p && shardCount(s.resources.get(p.name)?.rec.spec ?? {});
   if (!p || !count) return undefined;
