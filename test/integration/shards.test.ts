@@ -15,6 +15,7 @@ import { readResults } from '#platform/nats/results.js';
 import { SHARDS_STREAM } from '#protocol/subjects.js';
 import type { Resource } from '#protocol/messages.js';
 import type { GafferClient } from '#client/client.js';
+import { addAndWait } from '#client/wait.js';
 import type { NatsConnection } from 'nats';
 
 const KINDS = fileURLToPath(new URL('../../../test/fixtures/kinds/shards.mjs', import.meta.url));
@@ -143,6 +144,12 @@ test('sharded resources', async (t) => {
     const sentLate = rs.filter((x) => x.type === 'delivery' && x.item.by.shard === 2 && x.item.by.attempt === oldAttempt && x.item.sentAt >= resumedAt);
     assert.deepEqual(sentLate, [], 'nothing it sent after it resumed was stored');
     assert.equal(completedEvents('paused'), 1);
+  });
+
+  await t.test('add --wait returns once every shard runs, naming their workers', async () => {
+    const res = await addAndWait(client, 'waited', { shards: 3 }, { deadline: Date.now() + 30000 });
+    assert.deepEqual(res.runningOn.split(',').sort(), ['w1', 'w2', 'w3']);
+    await client.delete('waited');
   });
 
   await t.test('a shard that returned runs again for items sent to it; the resource completes after', async () => {
