@@ -112,6 +112,24 @@ test('sharded resources', async (t) => {
     await c.ready(3);
   });
 
+  await t.test("a drained shard hands what it holds to its next owner at once, and the resource completes", async () => {
+    await client.add('drained', { kind: 'relay', shards: 3, items: 45, hops: 3, slowMs: 150, hold: 4 });
+    const before = await waitFor('items flowing', async () => {
+      const r = await client.get('drained');
+      const handled = (r.progress as { handled?: number } | undefined)?.handled ?? 0;
+      return handled >= 15 && r.shards?.[0]?.state === 'running' ? r : undefined;
+    }, 60000);
+    const from = before.shards![0]!.worker!;
+    const drainedAt = Date.now();
+    const res = await client.drain(from);
+    assert.ok(res.moved >= 1);
+    const r = await settled(client, 'drained', ['completed', 'failed'], 120000);
+    assert.equal(r.state, 'completed', r.error);
+    t.diagnostic(`drain to completed: ${Date.now() - drainedAt} ms`);
+    checkRelay(await results(nc, 'drained'), 45, 3);
+    await client.uncordon(from);
+  });
+
   await t.test("a shard's worker SIGSTOPped past its lease, then resumed, sends, acks and stores nothing after its fence", async () => {
     await client.add('paused', { kind: 'relay', shards: 3, items: 45, hops: 3, slowMs: 150, hold: 4 });
     const before = await waitFor('items flowing', async () => {

@@ -207,7 +207,8 @@ export class Attempts {
       index,
       count,
       clock: this.d.clock,
-      owns: () => a.phase === 'running' && !a.stopped && this.d.leaseHeld(),
+      // As for emits: while its stop's grace lasts a shard may finish what it holds (a move's new owner waits for it).
+      owns: () => a.phase === 'running' && this.d.leaseHeld(),
       report: (idle, seq) => this.report(a, { type: 'activity', name: task.name, id: task.id, attempt: task.attempt, seq, idle }),
     });
   }
@@ -225,14 +226,14 @@ export class Attempts {
     const io = a.io;
     if (end.kind === 'completed') {
       const done = () => {
-        io?.close(true);
+        io?.close(this.d.leaseHeld());
         this.report(a, { type: 'completed', name: task.name, id: task.id, attempt: task.attempt, ...(end.result !== undefined ? { result: end.result } : {}) });
       };
       // A shard that returned reports it only once its sends are stored: the leader counts on it.
       if (io) void io.settled().then(done);
       else done();
     } else if (end.kind === 'failed') {
-      io?.close(true);
+      io?.close(this.d.leaseHeld());
       this.report(a, { type: 'failed', name: task.name, id: task.id, attempt: task.attempt, error: end.error });
     }
   }
@@ -276,7 +277,7 @@ export class Attempts {
     a.io?.drain();
     const end = await a.run.stop(graceMs);
     // Items it still holds go to the next owner at once on a clean stop; after a fence, after ack_wait.
-    a.io?.close(graceMs > 0);
+    a.io?.close(graceMs > 0 && this.d.leaseHeld());
     // Still 'running': the run's own end is ignored once stopped (launch), so only this ends it.
     if (a.phase === 'running') this.runningCount--;
     a.phase = 'ended';

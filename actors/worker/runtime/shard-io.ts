@@ -157,8 +157,9 @@ export class ShardIo {
 
   /**
    * close ends the attempt's queue work: a pending next ends, and the held
-   * items are nak'd when `release` (a clean stop with the lease held: the
-   * next owner gets them at once); otherwise they come back after ack_wait.
+   * items are nak'd when `release` (the caller's: a clean stop with the lease
+   * held, so the next owner gets them at once); otherwise they come back
+   * after ack_wait.
    */
   close(release: boolean): void {
     if (this.closed) return;
@@ -166,7 +167,7 @@ export class ShardIo {
     this.stop();
     this.keep.cancel();
     this.pendingReport?.cancel();
-    if (release && this.d.owns()) for (const m of this.held.values()) m.nak();
+    if (release) for (const m of this.held.values()) m.nak();
     this.held.clear();
   }
 
