@@ -20,7 +20,16 @@ import { toJson } from './context.js';
 /** What a shard needs of JetStream (src/platform/nats/shard-queues.ts). */
 export interface ShardQueuesPort {
   send(resourceId: string, index: number, itemId: string, item: unknown): Promise<unknown>;
-  inbox(resourceId: string, index: number): Promise<{ next(expiresMs: number): Promise<{ item: unknown; msg: HeldMsg } | undefined> }>;
+  inbox(resourceId: string, index: number): Promise<InboxPort>;
+}
+
+/** A shard's open inbox: items it took ahead of the kind wait there, kept alive, and go back on close. */
+export interface InboxPort {
+  next(expiresMs: number): Promise<{ item: unknown; msg: HeldMsg } | undefined>;
+  /** The pull has ended (it is opened again). */
+  readonly ended?: boolean;
+  keep?(): void;
+  close?(release: boolean): void;
 }
 
 /** The part of a JetStream message a held item needs. */
@@ -58,14 +67,16 @@ export class ShardIo {
   private refs = 0;
   private sending = 0;
   private readonly settledWaiters: Array<() => void> = [];
-  private awaiting = false;
+  /** Calls of next() not yet answered: the kind awaits its inbox. */
+  private awaiting = 0;
+  private pulling: Promise<unknown> = Promise.resolve();
   private wasIdle = false;
   private idle = false;
   private seq = 0;
   private closed = false;
   /** The attempt is stopping: the inbox gives nothing more, but held items may still be acknowledged. */
   private draining = false;
-  private inbox: Awaited<ReturnType<ShardQueuesPort['inbox']>> | undefined;
+  private inbox: InboxPort | undefined;
   private readonly keep: Timer;
   /** Resolves (to undefined) when the attempt stops: a pending pull is not waited for. */
   private readonly stopping: Promise<undefined>;
@@ -95,42 +106,49 @@ export class ShardIo {
   }
 
   /** next is the inbox's next item, or undefined once the attempt has ended. */
-  async next(): Promise<{ ref: number; item: Json } | undefined> {
-    this.awaiting = true;
+  next(): Promise<{ ref: number; item: Json } | undefined> {
+    // One pull at a time: a kind may ask for several items at once; they are taken in turn.
+    const turn = this.pulling.then(() => this.take());
+    this.pulling = turn.catch(() => undefined);
+    this.awaiting++;
     this.changed();
-    try {
-      while (!this.closed && !this.draining) {
-        let got: Awaited<ReturnType<NonNullable<typeof this.inbox>['next']>>;
-        try {
-          this.inbox ??= await this.d.queues.inbox(this.d.resourceId, this.d.index);
-          const pull = this.inbox.next(PULL_MS);
-          got = await Promise.race([pull, this.stopping]);
-          // Stopping won the race: an item the pull brings later goes back at once.
-          if (got === undefined && (this.closed || this.draining)) void pull.then((late) => late?.msg.nak(), () => undefined);
-        } catch {
-          // JetStream unavailable for a moment, or the consumer is being created: try again shortly.
-          this.inbox = undefined;
-          await this.d.clock.sleep(RETRY_MS);
-          continue;
-        }
-        if (!got) continue;
-        if (this.closed || this.draining || !this.d.owns()) return void got.msg.nak();
-        let item: Json;
-        try {
-          item = toJson(got.item, 'received item');
-        } catch {
-          got.msg.term(); // not an item any shard sent: never deliver it again
-          continue;
-        }
-        const ref = ++this.refs;
-        this.held.set(ref, got.msg);
-        return { ref, item };
-      }
-      return undefined;
-    } finally {
-      this.awaiting = false;
+    return turn.finally(() => {
+      this.awaiting--;
       this.changed();
+    });
+  }
+
+  private async take(): Promise<{ ref: number; item: Json } | undefined> {
+    while (!this.closed && !this.draining) {
+      let got: Awaited<ReturnType<InboxPort['next']>>;
+      try {
+        if (this.inbox?.ended) this.inbox = undefined;
+        this.inbox ??= await this.d.queues.inbox(this.d.resourceId, this.d.index);
+        const pull = this.inbox.next(PULL_MS);
+        got = await Promise.race([pull, this.stopping]);
+        // Stopping won the race: an item the pull brings later goes back at once.
+        if (got === undefined && (this.closed || this.draining)) void pull.then((late) => late?.msg.nak(), () => undefined);
+      } catch {
+        // JetStream unavailable for a moment, or the consumer is being created: try again shortly.
+        this.inbox?.close?.(false);
+        this.inbox = undefined;
+        await this.d.clock.sleep(RETRY_MS);
+        continue;
+      }
+      if (!got) continue;
+      if (this.closed || this.draining || !this.d.owns()) return void got.msg.nak();
+      let item: Json;
+      try {
+        item = toJson(got.item, 'received item');
+      } catch {
+        got.msg.term(); // not an item any shard sent: never deliver it again
+        continue;
+      }
+      const ref = ++this.refs;
+      this.held.set(ref, got.msg);
+      return { ref, item };
     }
+    return undefined;
   }
 
   /** ack removes a held item from its queue for good, once every send made before it is stored. */
@@ -169,6 +187,7 @@ export class ShardIo {
     this.pendingReport?.cancel();
     if (release) for (const m of this.held.values()) m.nak();
     this.held.clear();
+    this.inbox?.close?.(release);
   }
 
   private fence(what: string): void {
@@ -176,7 +195,7 @@ export class ShardIo {
   }
 
   private changed(): void {
-    const idle = this.awaiting && this.held.size === 0 && this.sending === 0;
+    const idle = this.awaiting > 0 && this.held.size === 0 && this.sending === 0;
     if (idle === this.idle) return;
     this.idle = idle;
     this.seq++;
@@ -201,6 +220,7 @@ export class ShardIo {
   private keepAlive(): void {
     if (this.closed || !this.d.owns()) return;
     for (const m of this.held.values()) m.working();
+    this.inbox?.keep?.();
     this.say();
   }
 }

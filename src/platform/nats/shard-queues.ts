@@ -85,6 +85,11 @@ export async function dropQueues(nc: NatsConnection, resourceId: string, count: 
   for (let i = 0; i < count; i++) await jsm.consumers.delete(SHARDS_STREAM, consumerName(resourceId, i)).catch(() => undefined);
 }
 
+/** Most items a shard's inbox takes ahead of its kind. */
+const INBOX_BATCH = 64;
+/** How long one pull request waits for items (the client takes no less than 1 s). */
+const FETCH_MS = 2000;
+
 /** QueuedItem is one item as a shard receives it. */
 export interface QueuedItem {
   item: unknown;
@@ -139,13 +144,51 @@ export class ShardQueues {
   }
 }
 
-/** ShardInbox pulls one shard's items, one at a time. */
+/**
+ * ShardInbox takes one shard's items ahead of its kind, up to INBOX_BATCH,
+ * with one pull request (fetch) at a time. Items waiting here are delivered
+ * but not acknowledged, so they stay stored (what the completion count
+ * sees), are kept alive with working() like held ones, and are handed back
+ * (nak) when the attempt ends cleanly. A pull is never cut short: closing
+ * lets the one in flight run out (at most FETCH_MS) and naks what it still
+ * brings, since an item the server sent to a pull nobody reads would wait
+ * out ack_wait before its next owner gets it.
+ */
 export class ShardInbox {
-  constructor(private readonly consumer: Consumer) {}
+  private readonly queue: JsMsg[] = [];
+  private waiter: ((m: JsMsg | undefined) => void) | undefined;
+  private room: (() => void) | undefined;
+  private closed = false;
+  private release = false;
+  /** The pulls failed (consumer deleted, connection closed): the caller opens the inbox again. */
+  ended = false;
 
-  /** next waits up to expiresMs (at least 1 s: the client refuses less) for the next item; undefined if none came. */
+  constructor(private readonly consumer: Consumer) {
+    void this.pull();
+  }
+
+  private async pull(): Promise<void> {
+    while (!this.closed) {
+      if (this.queue.length >= INBOX_BATCH) {
+        await new Promise<void>((resolve) => (this.room = resolve));
+        continue;
+      }
+      try {
+        const batch = await this.consumer.fetch({ max_messages: INBOX_BATCH - this.queue.length, expires: FETCH_MS });
+        for await (const m of batch) this.offer(m);
+      } catch {
+        this.ended = true;
+        break;
+      }
+    }
+    this.wake(undefined);
+  }
+
+  /** next is the next item, waiting up to expiresMs; undefined if none came. */
   async next(expiresMs: number): Promise<QueuedItem | undefined> {
-    const m = await this.consumer.next({ expires: Math.max(1000, expiresMs) });
+    const m = this.queue.shift() ?? (this.ended || this.closed ? undefined : await this.wait(expiresMs));
+    this.room?.();
+    this.room = undefined;
     if (!m) return undefined;
     let item: unknown;
     try {
@@ -154,5 +197,46 @@ export class ShardInbox {
       item = null;
     }
     return { item, msg: m };
+  }
+
+  /** keep pushes back the ack deadline of every item waiting here. */
+  keep(): void {
+    for (const m of this.queue) m.working();
+  }
+
+  /** close stops pulling; what waits here, or still arrives, goes back at once when `release`, else after ack_wait. */
+  close(release: boolean): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.release = release;
+    if (release) for (const m of this.queue.splice(0)) m.nak();
+    this.room?.();
+    this.wake(undefined);
+  }
+
+  private offer(m: JsMsg): void {
+    if (this.closed) {
+      if (this.release) m.nak();
+      return;
+    }
+    if (this.waiter) this.wake(m);
+    else this.queue.push(m);
+  }
+
+  private wait(ms: number): Promise<JsMsg | undefined> {
+    return new Promise((resolve) => {
+      const t = setTimeout(() => this.wake(undefined), ms);
+      this.waiter = (m) => {
+        clearTimeout(t);
+        resolve(m);
+      };
+    });
+  }
+
+  private wake(m: JsMsg | undefined): void {
+    const w = this.waiter;
+    this.waiter = undefined;
+    if (w) w(m);
+    else if (m) this.queue.push(m);
   }
 }
