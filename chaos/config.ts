@@ -15,6 +15,7 @@
 //   CHAOS_KINDS=a,b          inject only these fault kinds (for reproducing one; default: all)
 //   CHAOS_PAUSE_MS=lo-hi     SIGSTOP durations in ms (default 500-4000; quick 500-3500)
 //   CHAOS_CRAWLS=2           crawl resources running at once, each on its own loopback site (0: none)
+//   CHAOS_SCHEDULES=2        scheduled resources firing throughout (overlap replace; 0: none)
 //   CHAOS_NATS_NODES=3       nats-servers, routed into one cluster (1: a single server, and no kill-nats)
 
 import { envNumber } from '#harness/env.js';
@@ -41,6 +42,8 @@ export interface ChaosConfig extends FaultTimings {
   };
   /** Crawls under chaos (chaos/crawls.ts). */
   crawls: { concurrent: number; pages: number; perHostRps: number };
+  /** Scheduled resources under chaos (chaos/schedules.ts). */
+  schedules: { count: number; everySeconds: number };
   /** Workload time between a recovery and the next fault: [min, max] ms. */
   gapMs: [number, number];
   recoverMs: number;
@@ -91,6 +94,7 @@ export function chaosConfig(env: NodeJS.ProcessEnv = process.env): ChaosConfig {
       quarantineMs: quick ? 12000 : 20000,
     },
     crawls: { concurrent: int(env, 'CHAOS_CRAWLS', 2, 0), pages: quick ? 80 : 150, perHostRps: quick ? 10 : 8 },
+    schedules: { count: int(env, 'CHAOS_SCHEDULES', 2, 0), everySeconds: quick ? 3 : 5 },
     gapMs: quick ? [500, 1500] : [1000, 3000],
     killDownMs: quick ? [200, 1500] : [200, 3000],
     pauseMs: range(env, 'CHAOS_PAUSE_MS', quick ? [500, 3500] : [500, 4000]),

@@ -2,6 +2,7 @@
 
 import { numbersRight, table as printTable } from '#lib/table.js';
 import type { CrawlFinding } from './crawls.js';
+import type { ScheduleFinding } from './schedules.js';
 import { median } from '#lib/stats.js';
 import type { CheckResult, EitherWay, OpRecord } from './check.js';
 import type { Overlap } from './runs.js';
@@ -77,8 +78,11 @@ export interface Results {
     unrecovered: Array<{ n: number; kind: FaultKind; target: string; why: string }>;
     /** The crawls' promises: results lost or duplicated, checkpoints from a non-owner. */
     results: CrawlFinding[];
+    /** Scheduled resources' fires: doubled, lost, stalled (chaos/schedules.ts). */
+    schedules?: ScheduleFinding[];
   };
   crawls: { started: number; pagesChecked: number };
+  schedules?: { resources: number; firesChecked: number };
   summary: {
     lost: number;
     resurrected: number;
@@ -88,6 +92,7 @@ export interface Results {
     longestOverlapMs: number;
     unrecovered: number;
     results: number;
+    schedules?: number;
     total: number;
   };
   nameOverlaps: Array<{ name: string; workers: [string, string]; ms: number; ids: string }>;
@@ -208,6 +213,7 @@ export function report(r: Results): string {
       ['longest overlap ms', String(s.longestOverlapMs)],
       ['unrecovered faults', String(s.unrecovered)],
       [`crawl results and checkpoints (${r.crawls.started} crawls, ${r.crawls.pagesChecked} pages)`, String(s.results)],
+      ...(r.schedules ? [[`schedule fires (${r.schedules.resources} schedules, ${r.schedules.firesChecked} fires)`, String(s.schedules ?? 0)]] : []),
       ['total', String(s.total)],
     ]),
   );
@@ -233,6 +239,7 @@ export function report(r: Results): string {
   }
   for (const u of r.violations.unrecovered) out.push(`UNRECOVERED after #${u.n} ${u.kind} ${u.target}: ${u.why}`);
   for (const f of r.violations.results.slice(0, 10)) out.push(`${f.kind.toUpperCase()} ${f.name}: ${f.detail}`);
+  for (const f of (r.violations.schedules ?? []).slice(0, 10)) out.push(`${f.kind.toUpperCase()} ${f.name}: ${f.detail}`);
   if (r.nameOverlaps.length) {
     out.push(`(info) same name, different ids, on two workers at once: ${r.nameOverlaps.length}, longest ${Math.round(Math.max(...r.nameOverlaps.map((o) => o.ms)))} ms`);
   }

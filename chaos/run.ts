@@ -25,6 +25,7 @@ import { check, violationCount } from './check.js';
 import { byKind, eitherWayOut, overlapsOut, report, requestStats, type Results } from './report.js';
 import { Workload } from './workload.js';
 import { Crawls } from './crawls.js';
+import { Schedules } from './schedules.js';
 
 const t0 = Date.now();
 const log = elapsedLog('chaos', t0);
@@ -48,6 +49,9 @@ async function main(): Promise<number> {
   let crawls: Crawls | undefined;
   let crawlNotes: string[] = [];
   let crawlCheck: Awaited<ReturnType<Crawls['check']>> = { findings: [], crawls: 0, pages: 0 };
+  let schedules: Schedules | undefined;
+  let scheduleNotes: string[] = [];
+  let scheduleCheck: Awaited<ReturnType<Schedules['check']>> = { findings: [], fires: 0 };
   try {
     await c.ready(cfg.cluster.workers, 60000);
     checkClient = await GafferClient.connect(c.natsUrl, { timeoutMs: 3000 });
@@ -61,6 +65,10 @@ async function main(): Promise<number> {
     wl.start();
     crawls = new Crawls(wl, checkClient, cfg.crawls, log);
     if (cfg.crawls.concurrent > 0) crawls.start();
+    schedules = new Schedules(wl, checkClient, cfg.schedules, log);
+    await schedules.start();
+    // Their runs change every few seconds by design: the schedule checker judges them, not the recovery check.
+    const dirty = (since: number) => new Set([...wl!.dirty(since), ...schedules!.names]);
     await sleep(cfg.warmupMs);
     const deadline = Date.now() + cfg.deadlineMs;
     const kinds = schedule(faultRng, cfg.faults, cfg.kinds);
@@ -72,7 +80,7 @@ async function main(): Promise<number> {
       }
       await sleep(faultRng.between(cfg.gapMs[0], cfg.gapMs[1]));
       const rec = await inj.inject(i + 1, kinds[i]!);
-      const rcv = await waitRecovered(observed, (since) => wl!.dirty(since), cfg.settleMs, cfg.recoverMs);
+      const rcv = await waitRecovered(observed, dirty, cfg.settleMs, cfg.recoverMs);
       if (rcv.ok) {
         rec.recoveredAt = rcv.at;
         rec.recoverMs = rcv.at - rec.startedAt;
@@ -101,7 +109,13 @@ async function main(): Promise<number> {
       if (!flowing) log(`#${rec.n}: the client did not get ${cfg.workload.inflight} answers within ${cfg.recoverMs} ms of recovery`);
     }
     log('stopping the workload');
+    const faultsEnded = Date.now();
     await wl.stop();
+    if (schedules.names.length > 0) {
+      scheduleNotes = await schedules.finish();
+      scheduleCheck = await schedules.check(faultsEnded);
+      log(`${schedules.names.length} schedules, ${scheduleCheck.fires} fires checked: ${scheduleCheck.findings.length} findings`);
+    }
     if (cfg.crawls.concurrent > 0) {
       log('waiting for the crawls to complete');
       crawlNotes = await crawls.finish(cfg.recoverMs * 2);
@@ -133,11 +147,12 @@ async function main(): Promise<number> {
   const notes = [
     ...faults.filter((f) => f.error).map((f) => `fault #${f.n} ${f.kind}: injector error: ${f.error}`),
     ...crawlNotes,
+    ...scheduleNotes,
     ...r.notes,
   ];
   // A final state that never converged shows up as orphans; say why too.
   if (!finalRecovery.ok) notes.unshift(`final convergence not reached: ${finalRecovery.why}`);
-  const total = violationCount(r) + unrecovered.length + crawlCheck.findings.length;
+  const total = violationCount(r) + unrecovered.length + crawlCheck.findings.length + scheduleCheck.findings.length;
   // Keep the logs for anything worth a look: violations, anomalies, refuted fences.
   const keep = cfg.keepLogs || total > 0 || notes.length > 0 || r.refutedStops.length > 0;
   const results: Results = {
@@ -169,7 +184,11 @@ async function main(): Promise<number> {
       resumedPastLease: r.resumedPastLease,
     },
     crawls: { started: crawlCheck.crawls, pagesChecked: crawlCheck.pages },
-    violations: { lost: r.lost, resurrected: r.resurrected, reanswered: r.reanswered, orphaned: r.orphaned, overlaps: overlapsOut(r, faults), unrecovered, results: crawlCheck.findings },
+    schedules: { resources: schedules?.names.length ?? 0, firesChecked: scheduleCheck.fires },
+    violations: {
+      lost: r.lost, resurrected: r.resurrected, reanswered: r.reanswered, orphaned: r.orphaned, overlaps: overlapsOut(r, faults), unrecovered, results: crawlCheck.findings,
+      schedules: scheduleCheck.findings,
+    },
     summary: {
       lost: r.lost.length,
       resurrected: r.resurrected.length,
@@ -179,6 +198,7 @@ async function main(): Promise<number> {
       longestOverlapMs: r.longestOverlapMs,
       unrecovered: unrecovered.length,
       results: crawlCheck.findings.length,
+      schedules: scheduleCheck.findings.length,
       total,
     },
     nameOverlaps: r.nameOverlaps.map((o) => ({ name: o.name, workers: o.workers, ms: o.ms, ids: o.id })),

@@ -265,6 +265,13 @@ function validRequest(subject: RequestSubject): fc.Arbitrary<unknown> {
     case WorkerSubject.report:
       // Reports are built against the live cluster: see reportBody.
       return fc.constant({});
+    case ClientSubject.schedulePause:
+    case ClientSubject.scheduleResume:
+      return fc.record({ name: validName, note: fc.string({ maxLength: 20 }) }, { requiredKeys: ['name'] });
+    case ClientSubject.scheduleTrigger:
+      return validName.map((name) => ({ name }));
+    case ClientSubject.scheduleBackfill:
+      return fc.tuple(validName, fc.integer({ min: 0, max: 2 ** 40 })).map(([name, from]) => ({ name, from, to: from + 60_000 }));
   }
 }
 
@@ -287,6 +294,10 @@ function invalidRequest(subject: RequestSubject): fc.Arbitrary<unknown> {
     case ClientSubject.get:
     case ClientSubject.restart:
     case ClientSubject.explain:
+    case ClientSubject.schedulePause:
+    case ClientSubject.scheduleResume:
+    case ClientSubject.scheduleTrigger:
+    case ClientSubject.scheduleBackfill:
       return fc.oneof(notObject, unknownField, invalidName.map((name) => ({ name })), fc.constant({}));
     case ClientSubject.list:
       return fc.oneof(

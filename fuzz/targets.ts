@@ -36,7 +36,7 @@ export type TargetId = (typeof TARGETS)[number];
 /** Subjects masters take requests on (the client subjects and task.report). */
 export const REQUEST_SUBJECTS: readonly RequestSubject[] = [...Object.values(ClientSubject), ...Object.values(WorkerSubject)];
 
-export function isRequestTarget(t: TargetId): t is RequestSubject {
+export function isRequestTarget(t: TargetId): t is TargetId & RequestSubject {
   return (REQUEST_SUBJECTS as readonly string[]).includes(t);
 }
 

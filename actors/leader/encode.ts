@@ -117,6 +117,7 @@ function assignmentValue(e: Pick<Entry, 'rec'>, a: Assignment, term: number): St
     ...(a.delayMs ? { delayMs: a.delayMs } : {}),
     ...(a.checkpoint ? { checkpoint: true } : {}),
     ...(a.hold ? { hold: true } : {}),
+    ...(e.rec.sched?.current ? { run: e.rec.sched.current.run } : {}),
     epoch: a.epoch, term,
   };
 }

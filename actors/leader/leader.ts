@@ -34,6 +34,7 @@ import { publishAssigns } from './assign-publisher.js';
 import { UnsureAssigns } from './unsure-assigns.js';
 import { workerInputs } from './worker-watch.js';
 import { answer, type Answered } from './replies.js';
+import { WakeTimer } from './wake-timer.js';
 
 type Message =
   | Input
@@ -107,6 +108,8 @@ export class Leader {
   /** The last batch threw in planning: the next reload does not plan again at once. */
   private planFailed = false;
   private warm: LeaderDeps['warm'];
+  /** Wakes the mailbox when the next schedule fire is due. */
+  private readonly fires: WakeTimer;
 
   constructor(private readonly d: LeaderDeps) {
     this.log = d.log.child({ component: 'leader' });
@@ -121,6 +124,7 @@ export class Leader {
       (id) => this.state.epochOf(id),
       d.clock,
     );
+    this.fires = new WakeTimer(d.clock, () => this.actor.send({ kind: 'tick' }));
     this.actor = new Actor<Message>((batch) => this.receive(batch), {
       maxBatch: MAX_BATCH,
       // A report request carries up to MAX_REPORTS reports: each costs about what a request does.
@@ -164,6 +168,7 @@ export class Leader {
   async stop(): Promise<ClientRequest[]> {
     this.sub?.unsubscribe();
     this.ticker?.cancel();
+    this.fires.cancel();
     this.deadlines.cancelAll();
     this.liveness.stop();
     const rest = await this.actor.stop();
@@ -257,6 +262,7 @@ export class Leader {
     this.d.metrics.setDedupeEntries(this.state.outcomes.size);
     this.deadlines.apply(p.handoffs);
     this.shardQueues(p);
+    this.fires.set(p.wakeAt);
     // Workers hear of each transaction's assignments as soon as it commits: a
     // lost worker's thousand moves are a few dozen transactions, and the first
     // tasks start while the rest commit.

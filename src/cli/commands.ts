@@ -15,6 +15,7 @@ import { examples } from './help.js';
 import { addResultsCommand } from './results.js';
 import { addFleetCommands, candidateTable } from './fleet-commands.js';
 import { onWorker, shardTable } from './shards-format.js';
+import { addScheduleCommands, nextFire, runsTable, scheduleTable } from './schedule-commands.js';
 
 export function addClientCommands(program: Command): void {
   const add = clientOptions(program.command('add'))
@@ -82,7 +83,10 @@ export function addClientCommands(program: Command): void {
     .action((name: string) =>
       runClient(program, get, async (ctx) => {
         const r = await ctx.client.get(name);
-        return { data: r, human: fmt.resources([r], new Date()) + shardTable(r) };
+        const now = new Date();
+        // A scheduled resource shows its schedule and runs under it.
+        const runs = r.schedule ? `\n\n${scheduleTable([r], now)}\n\n${runsTable(r, now)}` : '';
+        return { data: r, human: `${fmt.resources([r], now)}${runs}${shardTable(r)}` };
       }),
     );
 
@@ -95,7 +99,10 @@ export function addClientCommands(program: Command): void {
         const all = await ctx.client.list();
         const list = o.worker === undefined ? all : all.filter((r) => onWorker(r, o.worker!));
         const where = o.worker === undefined ? '' : ` on ${o.worker}`;
-        const human = list.length === 0 ? `No resources${where}.` : `${fmt.resources(list, new Date())}\n\n${fmt.resourceSummary(list)}${where}`;
+        const now = new Date();
+        // Scheduled resources show when they fire next.
+        const next = list.some((r) => r.schedule) ? { header: 'NEXT FIRE', value: (r: (typeof list)[number]) => nextFire(r, now) } : undefined;
+        const human = list.length === 0 ? `No resources${where}.` : `${fmt.resources(list, now, next)}\n\n${fmt.resourceSummary(list)}${where}`;
         return { data: list, human };
       }),
     );
@@ -151,4 +158,5 @@ export function addClientCommands(program: Command): void {
 
   addResultsCommand(program);
   addFleetCommands(program);
+  addScheduleCommands(program);
 }

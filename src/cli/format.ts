@@ -174,6 +174,14 @@ export function eventFields(ev: EventLike): { subject: string; detail: string } 
       return { subject: e('name'), detail: `attempt ${e('attempt')} on ${e('worker')} in ${e('delayMs')} ms` };
     case 'task.progress':
       return { subject: e('name'), detail: e('progress') };
+    case 'schedule.fired':
+      return { subject: e('name'), detail: `run ${e('run')} for ${e('fireTime')} (${e('cause')})` };
+    case 'schedule.skipped':
+      return { subject: e('name'), detail: `${e('count')} fire${ev.count === 1 ? '' : 's'} from ${e('fireTime')}: ${e('why')}` };
+    case 'run.completed':
+      return { subject: e('name'), detail: `run ${e('run')} for ${e('fireTime')}` };
+    case 'run.failed':
+      return { subject: e('name'), detail: `run ${e('run')} for ${e('fireTime')}: ${e('error')}` };
     default: {
       const { kind: _k, at: _a, by: _b, ...rest } = ev;
       return { subject: '', detail: Object.keys(rest).length ? JSON.stringify(rest) : '' };

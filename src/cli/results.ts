@@ -14,6 +14,7 @@ import { subjects } from '#protocol/subjects.js';
 import { clean, clock, shortId } from './format.js';
 import { Exit, fail, flushStdout } from './exit.js';
 import { clientOptions, merged, nameArg } from './options.js';
+import { runArg } from './schedule-commands.js';
 import { connect } from './client-command.js';
 import { examples } from './help.js';
 
@@ -30,7 +31,7 @@ export function stamp(iso: string): string {
 
 /** resultLine is one result for people: time, short resource id, compact JSON, at most `width` characters. */
 export function resultLine(r: ResultRecord, width = MAX_LINE): string {
-  const line = clean(`${stamp(r.at)}  ${shortId(r.resourceId) || '-'}  ${JSON.stringify(r.item) ?? 'null'}`);
+  const line = clean(`${stamp(r.at)}  ${shortId(r.resourceId) || '-'}${r.run !== undefined ? `  run ${r.run}` : ''}  ${JSON.stringify(r.item) ?? 'null'}`);
   return line.length <= width ? line : `${line.slice(0, Math.max(0, width - 1))}…`;
 }
 
@@ -53,15 +54,17 @@ export function addResultsCommand(program: Command): void {
     .description('print the task results a resource stored, oldest first')
     .argument('<name>', 'resource name; results outlive the resource', nameArg)
     .option('--follow', 'after the stored results, keep printing new ones until Ctrl-C')
+    .option('--run <n>', 'only the results of this run of a scheduled resource', runArg)
     .addHelpText(
       'after',
       examples([
         'gaffer results books',
         'gaffer results books --follow',
+        'gaffer results nightly --run 3',
         'gaffer results books --json | jq -c .item',
       ]),
     )
-    .action(async (name: string, o: { follow?: boolean }) => {
+    .action(async (name: string, o: { follow?: boolean; run?: number }) => {
       const opts = merged(program, cmd);
       const follow = o.follow === true;
       let conn: Awaited<ReturnType<typeof connect>>;
@@ -83,6 +86,7 @@ export function addResultsCommand(program: Command): void {
           follow,
           signal: ac.signal,
           timeoutMs: conn.timeoutMs,
+          ...(o.run !== undefined ? { run: o.run } : {}),
           onReady: () => {
             if (follow) process.stderr.write(`following ${subjects.results(name)} on ${conn.url} (Ctrl-C to stop)\n`);
           },

@@ -13,6 +13,7 @@ import { DEFAULTS, type TlsFiles } from '#platform/config.js';
 import { ContentType, decodeReply, encode } from '#protocol/codec.js';
 import { ErrorCode, fromWire, GafferError, InternalError, NoRespondersError } from '#protocol/errors.js';
 import { ClientSubject, Header, subjects } from '#protocol/subjects.js';
+import type { ScheduleAction, ScheduleRequest, ScheduleResult } from '#protocol/schedule-ops.js';
 import type { AddResult, DrainResult, DryRunResult, ExplainResult, ListResult, Resource, Spec, StatusResult, WorkerStatusResult } from '#protocol/messages.js';
 
 export interface ClientOptions {
@@ -79,6 +80,11 @@ export class GafferClient {
   /** restart runs a completed or failed resource again, from its checkpoint. */
   async restart(name: string): Promise<Resource> {
     return (await this.call<{ resource: Resource }>(ClientSubject.restart, { name })).resource;
+  }
+  /** schedule pauses, resumes, triggers or backfills a scheduled resource (times as epoch ms). */
+  async schedule(action: ScheduleAction, req: ScheduleRequest): Promise<ScheduleResult> {
+    const subject = { pause: ClientSubject.schedulePause, resume: ClientSubject.scheduleResume, trigger: ClientSubject.scheduleTrigger, backfill: ClientSubject.scheduleBackfill }[action];
+    return this.call<ScheduleResult>(subject, req);
   }
   async get(name: string): Promise<Resource> {
     return (await this.call<{ resource: Resource }>(ClientSubject.get, { name })).resource;

@@ -28,12 +28,21 @@ export interface EventPayloads {
   'task.restarting': { name: string; id: string; worker: string; delayMs: number; attempt: number };
   /** What the task last reported (at most one per second per resource). */
   'task.progress': { name: string; id: string; worker: string; progress: unknown };
+  /** A scheduled resource started run `run` for the fire time (ISO 8601). */
+  'schedule.fired': { name: string; run: number; fireTime: string; cause: string };
+  /** A fire did not start a run (why: overlap, catch-up window, paused); `count` fires from fireTime to `until`. */
+  'schedule.skipped': { name: string; fireTime: string; why: string; count: number; until?: string };
+  'schedule.paused': { name: string; note?: string };
+  'schedule.resumed': { name: string; note?: string };
+  'run.completed': { name: string; run: number; fireTime: string };
+  'run.failed': { name: string; run: number; fireTime: string; error: string };
 }
 export type EventKind = keyof EventPayloads;
 export const EVENT_KINDS: readonly EventKind[] = [
   'leader.elected', 'leader.resigned', 'worker.joined', 'worker.lost', 'worker.cordoned', 'worker.uncordoned', 'worker.drained', 'resource.placed',
   'resource.moved', 'resource.pending', 'resource.deleted', 'task.started', 'task.stopped',
   'task.completed', 'task.failed', 'task.restarting', 'task.progress',
+  'schedule.fired', 'schedule.skipped', 'schedule.paused', 'schedule.resumed', 'run.completed', 'run.failed',
 ];
 
 export type GafferEvent<K extends EventKind = EventKind> = EventPayloads[K] & { kind: K; at: string; by: string };

@@ -2,6 +2,7 @@
 // limits on them. Validation is in validate.ts, stored values in stored.ts.
 
 import type { WireError } from './errors.js';
+import type { RunView, ScheduleView } from './schedule-ops.js';
 
 /** Resource names are subject-safe and key-safe: no spaces, slashes, wildcards or leading dots. */
 export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
@@ -35,6 +36,8 @@ export const ResourceState = {
   completed: 'completed',
   /** Failed `attempts` times in a row. */
   failed: 'failed',
+  /** Has a schedule and waits for its next fire (see `schedule.next`). */
+  scheduled: 'scheduled',
 } as const;
 export type ResourceState = (typeof ResourceState)[keyof typeof ResourceState];
 
@@ -61,6 +64,10 @@ export interface Resource {
   reason?: string;
   /** A sharded resource's shards (spec.shards), by index. */
   shards?: import('./shards.js').ShardView[];
+  /** spec.schedule as it stands: next fires, the running run, pause. */
+  schedule?: ScheduleView;
+  /** The last ended runs of a scheduled resource, newest first. */
+  runs?: RunView[];
 }
 
 /** spec.restart: how failed attempts are retried. */
@@ -176,7 +183,7 @@ export interface DrainResult {
 }
 
 /** Why a resource moved. */
-export type MoveReason = 'lost' | 'drain' | 'rebalance' | 'reschedule';
+export type MoveReason = 'lost' | 'drain' | 'rebalance' | 'reschedule' | 'replace';
 export interface StatusResult {
   leader: string;
   /** The leader's term (its fencing token): higher is newer. */
@@ -203,6 +210,8 @@ export interface AssignedTask {
   checkpoint?: boolean;
   /** Handed off from another worker that has not stopped yet: do not start until released. */
   hold?: boolean;
+  /** A scheduled resource's run this attempt belongs to (its results carry it). */
+  run?: number;
 }
 
 /** AssignEvent is published on worker.<id>.assign for each committed change to that worker's assignment keys. */

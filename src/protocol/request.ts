@@ -9,6 +9,7 @@ import { BadRequestError } from './errors.js';
 import { ClientSubject, Header, INBOX_PREFIX, isReplySubject, isRequestSubject, WorkerSubject, type RequestSubject } from './subjects.js';
 import { validateReportRequest } from './validate-report.js';
 import { validateAdd, validateDrain, validateEmpty, validateList, validateNameRequest, validateWorkerRequest } from './validate.js';
+import { validateScheduleRequest, type ScheduleAction, type ScheduleRequest } from './schedule-ops.js';
 import { ID_RE, type DrainRequest, type ListRequest, type ReportRequest, type Spec } from './messages.js';
 
 export type Command =
@@ -22,6 +23,7 @@ export type Command =
   | { op: 'cordon'; worker: string }
   | { op: 'uncordon'; worker: string }
   | ({ op: 'drain' } & DrainRequest)
+  | ({ op: 'schedule'; action: ScheduleAction } & ScheduleRequest)
   /** A worker's reports about its tasks (task.report). */
   | ({ op: 'report' } & ReportRequest);
 
@@ -76,6 +78,14 @@ export function parseCommand(subject: RequestSubject, body: unknown): Command {
       return { op: 'uncordon', ...validateWorkerRequest(body) };
     case ClientSubject.drain:
       return { op: 'drain', ...validateDrain(body) };
+    case ClientSubject.schedulePause:
+      return { op: 'schedule', action: 'pause', ...validateScheduleRequest('pause', body) };
+    case ClientSubject.scheduleResume:
+      return { op: 'schedule', action: 'resume', ...validateScheduleRequest('resume', body) };
+    case ClientSubject.scheduleTrigger:
+      return { op: 'schedule', action: 'trigger', ...validateScheduleRequest('trigger', body) };
+    case ClientSubject.scheduleBackfill:
+      return { op: 'schedule', action: 'backfill', ...validateScheduleRequest('backfill', body) };
     case WorkerSubject.report:
       return { op: 'report', ...validateReportRequest(body) };
   }

@@ -3,6 +3,7 @@
 
 import { packed } from './codec.js';
 import { ResourceState, type AssignedTask, type Json, type Resource, type Spec } from './messages.js';
+import { decodeSchedule, type StoredSchedule } from './stored-schedule.js';
 
 /**
  * StoredResource is the msgpack value under keys.resource: what clients see,
@@ -15,6 +16,8 @@ export type StoredResource = Omit<Resource, 'revision'> & {
   checkpoint?: boolean;
   /** Workers on which attempts failed since the last success, for rescheduling elsewhere. */
   failedOn?: string[];
+  /** A scheduled resource's fires and runs. */
+  sched?: StoredSchedule;
 };
 
 /** A handoff in progress, kept in the record so a new leader finishes it: the old owner's attempt. */
@@ -39,6 +42,8 @@ export interface StoredAssignment {
   checkpoint?: boolean;
   /** The worker incarnation (lease id) it is for. */
   epoch: string;
+  /** A scheduled resource's run. */
+  run?: number;
   /** The leader term that wrote it, for audits. */
   term: number;
 }
@@ -82,7 +87,7 @@ const STATES = new Set<string>(Object.values(ResourceState));
 
 /** toResource is what clients see of a record: without the leader's bookkeeping. */
 export function toResource(rec: StoredResource, revision: number): Resource {
-  const { delayMs: _d, checkpoint: _c, failedOn: _f, ...shown } = rec;
+  const { delayMs: _d, checkpoint: _c, failedOn: _f, sched: _s, ...shown } = rec;
   return { ...shown, revision };
 }
 
@@ -121,6 +126,8 @@ export function decodeRecord(value: Uint8Array): { rec: StoredResource; epoch?: 
   if (typeof v.reason === 'string') rec.reason = v.reason;
   if (typeof v.delayMs === 'number' && v.delayMs > 0) rec.delayMs = v.delayMs;
   if (v.checkpoint === true) rec.checkpoint = true;
+  const sched = decodeSchedule(v.sched);
+  if (sched) rec.sched = sched;
   if (Array.isArray(v.failedOn)) rec.failedOn = v.failedOn.filter((w): w is string => typeof w === 'string');
   const h = v.handoff;
   const handoff =
@@ -159,6 +166,7 @@ export function decodeAssignment(value: Uint8Array, revision: number): { resourc
     ...(typeof v.delayMs === 'number' && v.delayMs > 0 ? { delayMs: v.delayMs } : {}),
     ...(v.checkpoint === true ? { checkpoint: true } : {}),
     ...(v.hold === true ? { hold: true } : {}),
+    ...(typeof v.run === 'number' && Number.isSafeInteger(v.run) && v.run > 0 ? { run: v.run } : {}),
   };
   return { resource, epoch: v.epoch };
 }

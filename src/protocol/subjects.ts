@@ -15,6 +15,10 @@ export const ClientSubject = {
   cordon: 'worker.cordon',
   uncordon: 'worker.uncordon',
   drain: 'worker.drain',
+  schedulePause: 'schedule.pause',
+  scheduleResume: 'schedule.resume',
+  scheduleTrigger: 'schedule.trigger',
+  scheduleBackfill: 'schedule.backfill',
 } as const;
 export type ClientSubject = (typeof ClientSubject)[keyof typeof ClientSubject];
 
@@ -50,6 +54,8 @@ export const Header = {
   ping: 'Gaffer-Ping',
   /** On a stored task result: the id of the resource incarnation that emitted it. */
   resourceId: 'Gaffer-Resource-Id',
+  /** On a stored task result of a scheduled resource: the run that emitted it. */
+  run: 'Gaffer-Run',
   /** JetStream's dedupe key: a result published again with the same id is stored once. */
   msgId: 'Nats-Msg-Id',
 } as const;

@@ -4,6 +4,7 @@
 import { BadRequestError } from './errors.js';
 import { validateShards } from './shards.js';
 import { packed } from './codec.js';
+import { validateSchedule } from './schedule.js';
 import {
   DEFAULT_KIND, DEFAULT_RESTART, ID_RE, KIND_RE, LABEL_RE, LIST_PAGE_MAX, MAX_SPEC_BYTES, MAX_SPEC_DEPTH, NAME_RE, type Constraint,
   type AddRequest, type DrainRequest, type ListRequest, type NameRequest, type RestartPolicy, type Spec, type WorkerRequest,
@@ -58,8 +59,11 @@ export function validateSpec(spec: unknown): Spec {
   if (s.restart !== undefined) validateRestart(s.restart);
   if (s.constraints !== undefined) validateConstraints(s.constraints, 'spec.constraints');
   if (s.prefer !== undefined) validateConstraints(s.prefer, 'spec.prefer');
+  if (s.schedule !== undefined) validateSchedule(s.schedule);
   if (s.rebalance !== undefined && typeof s.rebalance !== 'boolean') throw new BadRequestError('"spec.rebalance" must be true or false');
   if (s.shards !== undefined) validateShards(s.shards);
+  // A scheduled run of a sharded resource would need its runs to start and end every shard: not built.
+  if (s.shards !== undefined && s.schedule !== undefined) throw new BadRequestError('"spec.shards" and "spec.schedule" cannot be combined');
   if (packed.encode(spec).byteLength > MAX_SPEC_BYTES) {
     throw new BadRequestError(`"spec" is larger than ${MAX_SPEC_BYTES} bytes`);
   }

@@ -5,6 +5,7 @@
 //   GET /vendor/<file>    allow-listed preact and htm modules from node_modules
 //   GET /api/state        { status, resources, servedBy } through the typed client; 503 with the error code on failure
 //   GET /api/events       server-sent events: every message on events.>
+//   POST /api/schedule/<pause|resume|trigger>   a schedule operation, guarded (writes.ts)
 //
 // HEAD is answered like GET without a body; any other method is 405 and any
 // other path 404. It listens on 127.0.0.1 unless told otherwise
@@ -18,6 +19,7 @@ import { loadAssets, type Asset } from './assets.js';
 import { contentSecurityPolicy, securityHeaders } from './csp.js';
 import { EventStream } from './event-stream.js';
 import { StateSource } from './state.js';
+import { DashboardWrites, WRITE_PREFIX, writesAllowed } from './writes.js';
 
 export interface DashboardOptions {
   nc: NatsConnection;
@@ -31,6 +33,8 @@ export interface DashboardOptions {
   heartbeatMs?: number;
   /** Deadline of one /api/state read, retries included (default 5 s). */
   stateTimeoutMs?: number;
+  /** Take schedule writes (default: only when listening on a loopback address). */
+  writes?: boolean;
   /** Where the app's files are (default: public/ beside this module). */
   publicDir?: string;
   log?: Logger;
@@ -62,6 +66,8 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
   const headers = securityHeaders(contentSecurityPolicy(assets.index.body.toString('utf8')));
   const state = new StateSource(opts.nc, opts.id, opts.stateTimeoutMs);
   const events = new EventStream(opts.nc, { servedBy: opts.id, ...(opts.heartbeatMs ? { heartbeatMs: opts.heartbeatMs } : {}) });
+  let port = 0;
+  const writes = new DashboardWrites(opts.nc, () => port, writesAllowed(host, opts.writes), opts.stateTimeoutMs);
 
   const sendAsset = (req: IncomingMessage, res: ServerResponse, a: Asset | undefined): void => {
     if (!a) return notFound(res, headers);
@@ -76,7 +82,7 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
 
   const apiState: Handler = (req, res) => {
     state.fetch().then(
-      (s) => sendJson(req, res, 200, s, headers),
+      (s) => sendJson(req, res, 200, { ...s, writable: writes.enabled }, headers),
       (err: unknown) => sendJson(req, res, 503, { ok: false, error: toWire(err) }, headers),
     );
   };
@@ -95,6 +101,7 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
 
   const server = createServer((req, res) => {
     const path = pathOf(req.url);
+    if (path?.startsWith(WRITE_PREFIX)) return writes.handle(req, res, path, (code, body) => sendJson(req, res, code, body, headers));
     const handler = path === undefined ? undefined : route(path);
     if (!handler) return notFound(res, headers);
     if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -122,7 +129,7 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
   });
   server.on('error', (err) => log.warn({ err: err.message }, 'dashboard server error'));
 
-  const port = (server.address() as { port: number }).port;
+  port = (server.address() as { port: number }).port;
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}/`;
   log.info({ url }, 'dashboard listening');
   let closing: Promise<void> | undefined;

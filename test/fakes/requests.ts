@@ -16,6 +16,7 @@ const SUBJECT: Record<Command['op'], ClientRequest['subject']> = {
   uncordon: ClientSubject.uncordon,
   drain: ClientSubject.drain,
   report: WorkerSubject.report,
+  schedule: ClientSubject.scheduleTrigger,
 };
 
 let n = 0;

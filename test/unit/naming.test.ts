@@ -20,8 +20,12 @@ describe('subjects', () => {
       cordon: 'worker.cordon',
       uncordon: 'worker.uncordon',
       drain: 'worker.drain',
+      schedulePause: 'schedule.pause',
+      scheduleResume: 'schedule.resume',
+      scheduleTrigger: 'schedule.trigger',
+      scheduleBackfill: 'schedule.backfill',
     });
-    assert.equal(new Set(Object.values(ClientSubject)).size, 10);
+    assert.equal(new Set(Object.values(ClientSubject)).size, 14);
     assert.equal(MASTERS_QUEUE, 'masters');
   });
 

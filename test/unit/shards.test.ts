@@ -12,7 +12,9 @@ import { ClusterState } from '#actors/leader/core/state.js';
 import { loadResource, loadWorker, repair } from '#actors/leader/core/repair.js';
 import type { ShardProbe } from '#actors/leader/core/shards.js';
 import type { Resource, TaskReport } from '#protocol/messages.js';
-import { shardName } from '#protocol/shards.js';
+import { parseShard, shardId, shardName } from '#protocol/shards.js';
+import { validateSpec } from '#protocol/validate.js';
+import { validateReportRequest } from '#protocol/validate-report.js';
 import { request } from '../fakes/requests.js';
 import { context } from '../fakes/core.js';
 import { tick } from '../fakes/tick.js';
@@ -61,6 +63,18 @@ class Cluster {
 }
 
 describe('sharded resources: entries', () => {
+  test('spec.shards is a whole number from 1 to 256, not with spec.schedule; shard names and ids read back; workers may report on shards', () => {
+    for (const bad of [0, 257, 1.5, '3', null]) assert.throws(() => validateSpec({ shards: bad }), /spec\.shards/);
+    assert.deepEqual(validateSpec({ shards: 256 }), { shards: 256 });
+    assert.throws(() => validateSpec({ shards: 2, schedule: { every: '1h' } }), /cannot be combined/);
+    assert.deepEqual(parseShard(shardName('a.b', 7), shardId('id-1', 7)), { name: 'a.b', index: 7, id: 'id-1' });
+    assert.equal(parseShard('a/b/7'), undefined, 'the resource part is a resource name');
+    assert.equal(parseShard('a/256'), undefined);
+    const r = validateReportRequest({ worker: 'w1', epoch: '1', reports: [{ type: 'activity', name: 'a/1', id: 'x_s1', attempt: 1, seq: 1, idle: true }] });
+    assert.equal(r.reports[0]!.name, 'a/1');
+    assert.throws(() => validateReportRequest({ worker: 'w1', epoch: '1', reports: [{ type: 'started', name: 'a/1/2', id: 'x', attempt: 1 }] }));
+  });
+
   test('spec.shards adds one entry per shard, each placed on a distinct worker while there are enough; the resource runs nowhere itself', () => {
     const c = new Cluster('crawl', 3);
     const workers = [0, 1, 2].map((i) => c.shard(i).rec.worker);

@@ -35,7 +35,9 @@ export type Input =
   /** Nothing to do but repair and place what is pending (after a load, or with a backlog). */
   | { kind: 'reconcile' }
   /** The shell's answer to a ShardProbe: items waiting in each queue of a sharded resource (undefined: could not count). */
-  | { kind: 'shard-queues'; name: string; id: string; token: string; queued: number[] | undefined };
+  | { kind: 'shard-queues'; name: string; id: string; token: string; queued: number[] | undefined }
+  /** A schedule's fire time has come (the shell's timer for Plan.wakeAt). */
+  | { kind: 'tick' };
 
 /** Tick is the world as a batch sees it, given by the shell (tests give deterministic ones). */
 export interface Tick {
@@ -102,4 +104,6 @@ export interface Plan {
   shardProbes: ShardProbe[];
   /** Ids of sharded resources removed: the shell drops their queues. */
   shardDrops: Array<{ id: string; count: number }>;
+  /** The next schedule fire is due at this wall time (epoch ms): plan a batch then. */
+  wakeAt?: number;
 }

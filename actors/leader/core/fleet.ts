@@ -108,7 +108,10 @@ function explain(s: ClusterState, name: string): { worker: string | null; reason
   // Judge every worker as if this resource were not on it yet, so its own worker is not "full" of it.
   const slots = [...s.workers.values()].map((w) => slotOf(w, w.names.has(name) ? -1 : 0));
   const candidates = rank(slots, want);
-  if (TERMINAL.has(e.rec.state)) return { worker: null, reason: `${e.rec.state}: it does not run again until resource.restart`, candidates };
+  if (TERMINAL.has(e.rec.state)) {
+    const until = e.rec.state === 'scheduled' ? 'its next fire (or schedule.trigger)' : 'resource.restart';
+    return { worker: null, reason: `${e.rec.state}: it does not run again until ${until}`, candidates };
+  }
   if (isSharded(e)) return { worker: null, reason: whereShards(s, e), candidates };
   if (!e.rec.worker) return { worker: null, reason: e.rec.reason ?? 'pending', candidates };
   const at = e.rec.worker;

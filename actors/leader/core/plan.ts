@@ -19,6 +19,7 @@ import { restamps } from './repair.js';
 import { planRequest, type RequestScope } from './requests.js';
 import { markRunning, reattempts, workerDown, workerUp } from './workers.js';
 import { checkShards, foldTouched, queuesAnswered } from './shards.js';
+import { fireSchedules } from './schedules.js';
 
 /**
  * Most resources one batch touches before work that can wait (moving a lost
@@ -31,6 +32,7 @@ export const BATCH_BUDGET = 2000;
 
 export function plan(s: ClusterState, batch: readonly Input[], ctx: PlanContext): Plan {
   s.begin(ctx.budget ?? BATCH_BUDGET, ctx.now);
+  s.schedules.begin(Date.parse(ctx.wall));
   const replies: PlannedReply[] = [];
   const events: PlannedEvent[] = [];
   const scope: RequestScope = { inBatch: new Map(), outcomes: new Map(), events };
@@ -57,12 +59,14 @@ export function plan(s: ClusterState, batch: readonly Input[], ctx: PlanContext)
         markRunning(s, m.worker, m.tasks);
         break;
       case 'reconcile':
+      case 'tick':
         break;
       case 'shard-queues':
         queuesAnswered(s, m.name, m.id, m.token, m.queued);
         break;
     }
   }
+  fireSchedules(s);
   restamps(s);
   reattempts(s);
   placePending(s);
@@ -72,8 +76,9 @@ export function plan(s: ClusterState, batch: readonly Input[], ctx: PlanContext)
   const shardDrops = s.shardDrops;
   s.shardDrops = [];
   const { moves, tasks, handoffs, ...writes } = s.takeChanges();
-  events.push(...announce(moves), ...tasks.map(taskEvent));
-  return { writes, outcomes: scope.outcomes, replies, events, handoffs, backlog: s.cut, shardProbes, shardDrops };
+  events.push(...announce(moves), ...tasks.map(taskEvent), ...s.schedules.takeEvents());
+  const wakeAt = s.schedules.wakeAt;
+  return { writes, outcomes: scope.outcomes, replies, events, handoffs, backlog: s.cut, shardProbes, shardDrops, ...(wakeAt !== undefined ? { wakeAt } : {}) };
 }
 
 function taskEvent(t: TaskChange): PlannedEvent {

@@ -80,5 +80,5 @@ export const sameAssign = (a: Assignment | undefined, b: Assignment | undefined)
     a.checkpoint === b.checkpoint &&
     a.hold === b.hold);
 
-/** Completed and failed resources run nowhere until resource.restart. */
-export const TERMINAL: ReadonlySet<string> = new Set([ResourceState.completed, ResourceState.failed]);
+/** Completed and failed resources run nowhere until resource.restart; scheduled ones until their next fire. */
+export const TERMINAL: ReadonlySet<string> = new Set([ResourceState.completed, ResourceState.failed, ResourceState.scheduled]);

@@ -16,6 +16,7 @@ import type { Tick } from './batch.js';
 import { endHandoff, release } from './handoffs.js';
 import { place } from './placement.js';
 import { noteActivity } from './shards.js';
+import { endRun } from './schedules.js';
 
 /** What a report got: accepted, or refused with a reason. */
 export type ReportOutcome = { ok: true } | { ok: false; code: 'NOT_OWNER'; message: string };
@@ -90,6 +91,9 @@ function checkpoint(s: ClusterState, e: Entry, worker: string, r: Extract<TaskRe
  * the new owner may start.
  */
 function reportLeaving(s: ClusterState, e: Entry, worker: string, r: TaskReport, tick: Tick): ReportOutcome {
+  // A run replaced by a newer one (spec.schedule overlap "replace"): its end is only the stop, and the new run starts afresh.
+  if (e.handoff?.reason === 'replace' && r.type !== 'stopped' && r.type !== 'failed' && r.type !== 'completed') return { ok: true };
+  if (e.handoff?.reason === 'replace' && r.type === 'completed') return release(s, r.name), { ok: true };
   switch (r.type) {
     case 'checkpoint':
       if (r.seq > (e.cpSeq ?? 0)) {
@@ -121,6 +125,7 @@ function finish(s: ClusterState, e: Entry, worker: string, state: ResourceState,
   const { delayMs: _d, reason: _r, ...rest } = e.rec;
   e.rec = { ...rest, worker: null, state, ...(result !== undefined ? { result } : {}) };
   e.assign = undefined;
+  if (state === ResourceState.completed || state === ResourceState.failed) endRun(s, e, state);
 }
 
 function fail(s: ClusterState, e: Entry, worker: string, error: string, tick: Tick): void {

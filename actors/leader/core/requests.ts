@@ -12,9 +12,10 @@ import { answerOf } from './dedupe-window.js';
 import { planFleet } from './fleet.js';
 import { report } from './reports.js';
 import { add, remove, restart } from './resources.js';
-import { addSharded, isSharded, removeSharded, restartSharded, shardReported } from './shards.js';
+import { addSharded, isSharded, removeSharded, restartSharded, shardReported, withShards } from './shards.js';
 import { shardCount } from '#protocol/shards.js';
 import type { PlanContext, PlannedEvent, PlannedReply, RevisionOf, WireReply } from './batch.js';
+import { planSchedule, viewOf } from './schedule-requests.js';
 
 /** What the requests of one batch share: replies by request id, and outcomes by the name they describe. */
 export interface RequestScope {
@@ -29,7 +30,7 @@ export function planRequest(s: ClusterState, req: ClientRequest, ctx: PlanContex
   if (c.op === 'cordon' || c.op === 'uncordon' || c.op === 'drain' || c.op === 'explain' || (c.op === 'add' && c.dryRun)) {
     return planFleet(s, req, c, scope.events);
   }
-  if (c.op !== 'add' && c.op !== 'delete' && c.op !== 'restart') return planRead(s, req, c, ctx);
+  if (c.op !== 'add' && c.op !== 'delete' && c.op !== 'restart' && c.op !== 'schedule') return planRead(s, req, c, ctx);
   // A re-sent request gets its first outcome, whether from this batch or an earlier one.
   const again = scope.inBatch.get(req.id);
   if (again) return { req, build: again.build };
@@ -53,9 +54,10 @@ const notFound = (name: string): WireReply => ({ ok: false, error: new NotFoundE
 function planWrite(
   s: ClusterState,
   req: ClientRequest,
-  c: Extract<Command, { op: 'add' | 'delete' | 'restart' }>,
+  c: Extract<Command, { op: 'add' | 'delete' | 'restart' | 'schedule' }>,
   ctx: PlanContext,
 ): { reply: PlannedReply; outcome?: { name: string; outcome: Outcome } } {
+  if (c.op === 'schedule') return planSchedule(s, req, c);
   if (c.op === 'restart') {
     const r = isShardedName(s, c.name) ? restartSharded(s, c.name) : restart(s, c.name);
     if (r === undefined) return { reply: { req, build: () => notFound(c.name) }, outcome: { name: c.name, outcome: { op: 'absent', name: c.name } } };
@@ -68,7 +70,8 @@ function planWrite(
   }
   if (c.op === 'add') {
     const created = shardCount(c.spec) !== undefined ? addSharded(s, c.name, c.spec, ctx) : add(s, c.name, c.spec, ctx);
-    const r = s.view(c.name)!;
+    const e = s.resources.get(c.name)!;
+    const r = withShards(s, e, viewOf(e, s.schedules.wall));
     // The state's own record (never mutated, only replaced), not a copy: the dedupe window keeps it for a minute.
     const rec = s.resources.get(c.name)!.rec;
     const reply: PlannedReply = { req, build: (rev) => ({ ok: true, created, resource: stamp(r, rev) }) };
@@ -104,12 +107,14 @@ function planReport(s: ClusterState, req: ClientRequest, c: Extract<Command, { o
 function planRead(s: ClusterState, req: ClientRequest, c: Extract<Command, { op: 'get' | 'list' | 'status' }>, ctx: PlanContext): PlannedReply {
   switch (c.op) {
     case 'get': {
-      const r = s.view(c.name);
+      const e = s.resources.get(c.name);
+      const r = e && withShards(s, e, viewOf(e, s.schedules.wall));
       if (!r) return { req, build: () => notFound(c.name) };
       return { req, build: (rev) => ({ ok: true, resource: stamp(r, rev) }) };
     }
     case 'list': {
       const page = s.page(c.after, c.limit ?? LIST_PAGE_MAX, LIST_PAGE_BYTES);
+      page.resources = page.resources.map((r) => (s.schedules.names.has(r.name) ? viewOf(s.resources.get(r.name)!, s.schedules.wall) : r));
       return {
         req,
         build: (rev) => ({ ok: true, resources: page.resources.map((r) => stamp(r, rev)), ...(page.next ? { next: page.next } : {}) }),

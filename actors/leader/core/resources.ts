@@ -9,6 +9,7 @@ import { TERMINAL, type Entry } from './records.js';
 import type { Tick } from './batch.js';
 import { endHandoff } from './handoffs.js';
 import { place } from './placement.js';
+import { startSchedule } from './schedules.js';
 
 /** add creates the resource unless it exists; returns whether it did. */
 export function add(s: ClusterState, name: string, spec: Spec, tick: Pick<Tick, 'newId' | 'wall'>): boolean {
@@ -21,7 +22,7 @@ export function add(s: ClusterState, name: string, spec: Spec, tick: Pick<Tick, 
   };
   s.resources.set(name, e);
   s.renamed();
-  place(s, e);
+  if (!startSchedule(s, e, Date.parse(tick.wall))) place(s, e);
   return true;
 }
 
@@ -47,7 +48,8 @@ export function remove(s: ClusterState, name: string): Resource | undefined {
 export function restart(s: ClusterState, name: string): Resource | ResourceState | undefined {
   const e = s.resources.get(name);
   if (!e) return undefined;
-  if (!TERMINAL.has(e.rec.state)) return e.rec.state;
+  // A scheduled resource runs again at its next fire, or now by schedule.trigger.
+  if (!TERMINAL.has(e.rec.state) || e.rec.state === ResourceState.scheduled) return e.rec.state;
   const { result: _r, error: _e, failedOn: _f, ...rest } = e.rec;
   e.rec = { ...rest, failures: 0 };
   place(s, e);

@@ -119,7 +119,7 @@ export function restoreShards(s: ClusterState): void {
 export function removeSharded(s: ClusterState, name: string): Resource | undefined {
   const e = s.resources.get(name);
   if (!e) return undefined;
-  const view = viewOf(s, e);
+  const view = shardedView(s, e);
   for (const x of shardsOf(s, e)) remove(s, x.rec.name);
   remove(s, name);
   s.shardDrops.push({ id: e.rec.id, count: shardCount(e.rec.spec) ?? 0 });
@@ -142,7 +142,7 @@ export function restartSharded(s: ClusterState, name: string): Resource | Resour
     place(s, x);
   }
   fold(s, e);
-  return viewOf(s, e);
+  return shardedView(s, e);
 }
 
 /** noteActivity keeps a shard's newest activity report of its current attempt, and asks for a completion check. */
@@ -290,9 +290,13 @@ export function whereShards(s: ClusterState, e: Pick<Entry, 'rec'>): string {
   return `sharded: it runs nowhere itself; each shard is placed like a resource (shard ${where.join(', shard ')})`;
 }
 
-/** viewOf is what clients see of a sharded resource: its record, each shard, and the shards' progress combined. */
-export function viewOf(s: ClusterState, e: Pick<Entry, 'rec' | 'revision'>): Resource {
-  const r = toResource(e.rec, e.revision);
+/** shardedView is what clients see of a resource: its record, and for a sharded one each shard and their progress combined. */
+export function shardedView(s: ClusterState, e: Pick<Entry, 'rec' | 'revision'>): Resource {
+  return withShards(s, e, toResource(e.rec, e.revision));
+}
+
+/** withShards adds a sharded resource's shards, and their progress combined, to a view of it (unchanged for any other). */
+export function withShards(s: ClusterState, e: Pick<Entry, 'rec'>, r: Resource): Resource {
   if (!isSharded(e)) return r;
   const shards: ShardView[] = shardsOf(s, e).map((x) => ({
     index: parseShard(x.rec.name)!.index,

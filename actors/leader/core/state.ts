@@ -16,7 +16,8 @@ import { ChangeLog, type Changes } from './change-log.js';
 import { DedupeWindow } from './dedupe-window.js';
 import { FenceWaits } from './fence-waits.js';
 import type { Assignment, Cordon, Entry, WorkerEntry } from './records.js';
-import { viewOf } from './shards.js';
+import { shardedView } from './shards.js';
+import { ScheduleBook } from './schedule-book.js';
 
 export class ClusterState {
   readonly resources = new Map<string, Entry>();
@@ -35,6 +36,8 @@ export class ClusterState {
   readonly reattempt = new Set<string>();
   /** Resources whose assignment key a load found stale, waiting to be rewritten. */
   readonly restamp = new Set<string>();
+  /** Scheduled resources, their next fires and the events their rules announce. */
+  readonly schedules = new ScheduleBook();
   readonly log = new ChangeLog();
   /** Sharded resources whose shards reported something that may let them complete (shards.ts). */
   readonly shardChecks = new Set<string>();
@@ -117,7 +120,7 @@ export class ClusterState {
 
   view(name: string): Resource | undefined {
     const e = this.resources.get(name);
-    return e && viewOf(this, e);
+    return e && shardedView(this, e);
   }
 
   /** revisionOf is the revision a resource was last written at (0 until its first commit). */
@@ -145,7 +148,7 @@ export class ClusterState {
    * them and stopping near `maxBytes` of JSON; `next` is set when more remain.
    */
   page(after: string | undefined, limit: number, maxBytes: number): { resources: Resource[]; next?: string } {
-    // A shard is listed with its resource (viewOf), not as a resource of its own.
+    // A shard is listed with its resource (shardedView), not as a resource of its own.
     const names = (this.sorted ??= [...this.resources.keys()].filter((n) => !isShardName(n)).sort(byName));
     let i = 0;
     if (after !== undefined) {
@@ -163,7 +166,7 @@ export class ClusterState {
       const e = this.resources.get(names[i]!)!;
       bytes += 300 + e.rec.name.length + JSON.stringify(e.rec.spec).length + jsonSize(e.rec.result) + jsonSize(e.rec.progress);
       if (bytes > maxBytes && out.length > 0) break;
-      out.push(viewOf(this, e));
+      out.push(shardedView(this, e));
     }
     return i < names.length ? { resources: out, next: out[out.length - 1]!.name } : { resources: out };
   }

@@ -26,7 +26,7 @@ import { ShardIo, type ShardQueuesPort } from './shard-io.js';
 export const PROGRESS_EVERY_MS = 1000;
 
 export interface ResultsSink {
-  emit(name: string, resourceId: string, itemId: string, item: unknown): Promise<unknown>;
+  emit(name: string, resourceId: string, itemId: string, item: unknown, run?: number): Promise<unknown>;
 }
 
 export interface AttemptsDeps {
@@ -195,7 +195,7 @@ export class Attempts {
     if (a.phase !== 'running' || !this.d.leaseHeld()) throw new NotOwnerError(`${a.task.name} attempt ${a.task.attempt} no longer runs here`);
     // A shard's results are its resource's.
     const shard = parseShard(a.task.name, a.task.id);
-    await this.d.results.emit(shard?.name ?? a.task.name, shard?.id ?? a.task.id, id, item);
+    await this.d.results.emit(shard?.name ?? a.task.name, shard?.id ?? a.task.id, id, item, a.task.run);
   }
 
   /** shardIo gives a shard attempt its queues, fenced like its emits, its activity reported to the leader. */

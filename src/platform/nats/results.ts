@@ -168,12 +168,12 @@ export class ResultsPublisher {
    * emitting again with the same ids is safe). With retryMs it throws the
    * last of those only once that time is up.
    */
-  async emit(resourceName: string, resourceId: string, itemId: string, item: unknown): Promise<EmitResult> {
+  async emit(resourceName: string, resourceId: string, itemId: string, item: unknown, run?: number): Promise<EmitResult> {
     const retryMs = this.opts.retryMs ?? 0;
-    if (retryMs <= 0) return this.emitOnce(resourceName, resourceId, itemId, item, this.opts.timeoutMs ?? RESULTS_DEFAULTS.timeoutMs);
+    if (retryMs <= 0) return this.emitOnce(resourceName, resourceId, itemId, item, this.opts.timeoutMs ?? RESULTS_DEFAULTS.timeoutMs, run);
     const deadline = Date.now() + retryMs;
     const timeout = this.opts.timeoutMs ?? RESULTS_DEFAULTS.timeoutMs;
-    return withRetry(() => this.emitOnce(resourceName, resourceId, itemId, item, Math.max(MIN_EMIT_ATTEMPT_MS, Math.min(timeout, deadline - Date.now()))), {
+    return withRetry(() => this.emitOnce(resourceName, resourceId, itemId, item, Math.max(MIN_EMIT_ATTEMPT_MS, Math.min(timeout, deadline - Date.now())), run), {
       initialMs: 100,
       maxMs: 1000,
       // BadRequestError is an UnavailableError's sibling, not a kind of it: never retried.
@@ -181,7 +181,7 @@ export class ResultsPublisher {
     });
   }
 
-  private async emitOnce(resourceName: string, resourceId: string, itemId: string, item: unknown, timeout: number): Promise<EmitResult> {
+  private async emitOnce(resourceName: string, resourceId: string, itemId: string, item: unknown, timeout: number, run?: number): Promise<EmitResult> {
     const subject = subjects.results(validateName(resourceName));
     validateId(resourceId, 'resource');
     if (typeof itemId !== 'string' || itemId.length === 0) throw new BadRequestError('item id must be a non-empty string');
@@ -189,9 +189,11 @@ export class ResultsPublisher {
     const h = natsHeaders();
     h.set(Header.resourceId, resourceId);
     h.set(Header.contentType, ContentType.json);
+    if (run !== undefined) h.set(Header.run, String(run));
     try {
       const ack = await this.js.publish(subject, data, {
-        msgID: resultMsgId(resourceId, itemId),
+        // Each run stores its own items: the same item again in the next run is a new result.
+        msgID: resultMsgId(run !== undefined ? `${resourceId}.r${run}` : resourceId, itemId),
         headers: h,
         timeout,
         // Only our stream may claim this item; any other stream's ack would be a misconfiguration.
@@ -227,6 +229,8 @@ export interface ResultRecord {
   resourceId: string;
   /** The Nats-Msg-Id it was stored under: `<resourceId>:<itemId>`, or hashed. */
   id: string;
+  /** The run of a scheduled resource that emitted it. */
+  run?: number;
   item: unknown;
 }
 
@@ -242,6 +246,8 @@ export interface ReadOptions {
   onReady?: () => void;
   /** Called for a stored message that is not a JSON result; it is skipped. */
   onSkip?: (seq: number) => void;
+  /** Only the results of this run of a scheduled resource. */
+  run?: number;
 }
 
 /** What nats.js keeps on a push subscription: the consumer info of its create reply. */
@@ -285,8 +291,8 @@ export async function* readResults(nc: NatsConnection, name: string, opts: ReadO
     if (!opts.follow && (sub as WithConsumerInfo).info?.last?.num_pending === 0) return;
     for await (const m of sub) {
       const r = decodeResult(m);
-      if (r) yield r;
-      else opts.onSkip?.(m.seq);
+      if (!r) opts.onSkip?.(m.seq);
+      else if (opts.run === undefined || r.run === opts.run) yield r;
       if (!opts.follow && m.info.pending === 0) return;
     }
     if (!opts.signal?.aborted) throw new UnavailableError(`reading ${subject} ended early: the connection closed`);
@@ -309,11 +315,13 @@ export function decodeResult(m: JsMsg): ResultRecord | undefined {
   } catch {
     return undefined;
   }
+  const run = Number(m.headers?.get(Header.run) || NaN);
   return {
     seq: m.seq,
     at: new Date(Math.floor(m.info.timestampNanos / 1e6)).toISOString(),
     resourceId: m.headers?.get(Header.resourceId) ?? '',
     id: m.headers?.get(Header.msgId) ?? '',
+    ...(Number.isSafeInteger(run) && run > 0 ? { run } : {}),
     item,
   };
 }

@@ -8,6 +8,7 @@ import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import htm from 'htm';
 import { applyProgress, changesState } from './format.js';
 import { Feed, Header, Resources, Workers } from './views.js';
+import { Schedules } from './schedules.js';
 
 const html = htm.bind(h);
 
@@ -165,6 +166,7 @@ function App() {
     <main class="layout">
       <div class="primary">
         <${Workers} workers=${status?.workers} />
+        <${Schedules} resources=${resources} writable=${data?.writable === true} onChanged=${() => refresh(0)} />
         <${Resources} resources=${resources} workers=${status?.workers} />
       </div>
       <${Feed} events=${events} showProgress=${showProgress} setShowProgress=${setShowProgress} />

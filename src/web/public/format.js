@@ -1,13 +1,13 @@
 // Pure formatting for the dashboard: event summaries, progress numbers, times.
 // No DOM here, so it reads like the wire contract it follows (README, Events).
 
-export const STATES = ['pending', 'starting', 'running', 'restarting', 'completed', 'failed'];
+export const STATES = ['pending', 'starting', 'running', 'restarting', 'completed', 'failed', 'scheduled'];
 
 /** Kinds after which /api/state is refetched: anything that moves a resource or changes a worker or the leader. */
 export function changesState(kind) {
   if (typeof kind !== 'string') return false;
   if (kind === 'task.progress') return false;
-  return kind.startsWith('resource.') || kind.startsWith('worker.') || kind.startsWith('leader.') || kind.startsWith('task.');
+  return kind.startsWith('resource.') || kind.startsWith('worker.') || kind.startsWith('leader.') || kind.startsWith('task.') || kind.startsWith('schedule.') || kind.startsWith('run.');
 }
 
 /** compact renders any JSON value on one short line. */
