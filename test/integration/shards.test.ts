@@ -164,6 +164,23 @@ test('sharded resources', async (t) => {
     assert.equal(completedEvents('paused'), 1);
   });
 
+  await t.test('the leader SIGKILLed mid-run: the next one learns the shards\' activity again and completes it once', async () => {
+    await client.add('failover', { kind: 'relay', shards: 3, items: 45, hops: 3, slowMs: 100, hold: 4 });
+    await waitFor('items flowing', async () => {
+      const handled = ((await client.get('failover')).progress as { handled?: number } | undefined)?.handled ?? 0;
+      return handled >= 15 ? true : undefined;
+    }, 60000);
+    const leader = (await client.status()).leader;
+    await c.masters.get(leader)!.kill();
+    const r = await settled(client, 'failover', ['completed', 'failed'], 120000);
+    assert.equal(r.state, 'completed', r.error);
+    checkRelay(await results(nc, 'failover'), 45, 3);
+    await waitFor('the completion event', async () => completedEvents('failover') >= 1);
+    assert.equal(completedEvents('failover'), 1);
+    c.startMaster(leader);
+    await c.ready(3);
+  });
+
   await t.test('add --wait returns once every shard runs, naming their workers', async () => {
     const res = await addAndWait(client, 'waited', { shards: 3 }, { deadline: Date.now() + 30000 });
     assert.deepEqual(res.runningOn.split(',').sort(), ['w1', 'w2', 'w3']);
