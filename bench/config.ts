@@ -6,11 +6,14 @@
 //   BENCH_KEEP_LOGS=1              keep every cluster's directory (logs) for a post-mortem
 //   BENCH_PYTHON=path              the python that runs Scrapy in the crawl part (default /usr/bin/python3)
 //   BENCH_PROFILE_INFLIGHT=n       the in-flight level the profile part runs (default the top level)
+//   BENCH_MILLION_N=n              resources for the million part, run only when named (default 1000000; see bench/million.ts)
 
 import { envNumber } from '#harness/env.js';
 import { repoPath } from '#harness/runner.js';
 
-export const SECTIONS = ['floors', 'add', 'failover', 'scale', 'plan', 'crawl', 'profile'] as const;
+export const SECTIONS = ['floors', 'add', 'failover', 'scale', 'plan', 'crawl', 'profile', 'million'] as const;
+/** Parts that run only when BENCH_ONLY names them (the million part takes the machine for most of an hour; bench/million.ts). */
+const ON_REQUEST: ReadonlySet<string> = new Set(['million']);
 export type Section = (typeof SECTIONS)[number];
 
 export interface BenchConfig {
@@ -47,7 +50,7 @@ export function benchConfig(env: NodeJS.ProcessEnv = process.env): BenchConfig {
     if (!(SECTIONS as readonly string[]).includes(s)) throw new Error(`BENCH_ONLY: unknown part "${s}"; known: ${SECTIONS.join(', ')}`);
     only.add(s as Section);
   }
-  if (only.size === 0) for (const s of SECTIONS) only.add(s);
+  if (only.size === 0) for (const s of SECTIONS) if (!ON_REQUEST.has(s)) only.add(s);
   const resources = envNumber(env, 'BENCH_SCALE', quick ? 1000 : 100_000, { min: 10, whole: true });
   const workers = quick ? 10 : 100;
   const levels: [number, number] = [1, 64];

@@ -4,6 +4,7 @@ import type { Cell as LoadCell } from './load.js';
 import { numbersRight, table as printTable, type Cell } from '#lib/table.js';
 import { ok, type Results } from './results.js';
 import { formatSummary } from './profile-summary.js';
+import { millionReport } from './million-report.js';
 
 function table(head: string[], rows: Cell[][]): string {
   return printTable(head, rows, { align: numbersRight(head.length), rule: true, missing: '-' });
@@ -110,6 +111,9 @@ export function report(r: Results): string {
 
   const p = ok(r.profile);
   if (p) out.push(`leader profile during add via follower@${p.cell.inflight} (${p.cell.throughput}/s under the profiler), ${p.file}:`, formatSummary(p.summary), '');
+
+  const mil = ok(r.million);
+  if (mil) out.push(millionReport(mil));
 
   for (const [k, v] of Object.entries(r)) {
     if (v && typeof v === 'object' && 'error' in v) out.push(`${k}: FAILED: ${(v as { error: string }).error}`);

@@ -8,6 +8,7 @@ import type { ScaleResult } from './scale.js';
 import type { PlanResult } from './plan.js';
 import type { CrawlBenchResult } from './crawl.js';
 import type { ProfileResult } from './profile.js';
+import type { MillionResult } from './million.js';
 import type { Verdict, VsFloors } from './ratios.js';
 
 /** Part is a section's result, or why there is none. */
@@ -35,6 +36,7 @@ export interface Results {
   plan: Part<PlanResult>;
   crawl: Part<CrawlBenchResult>;
   profile: Part<ProfileResult>;
+  million?: Part<MillionResult>;
   vsFloors: VsFloors[];
   verdicts: Verdict[];
 }

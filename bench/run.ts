@@ -17,6 +17,7 @@ import { scale } from './scale.js';
 import { planBench } from './plan.js';
 import { crawl } from './crawl.js';
 import { profile } from './profile.js';
+import { million } from './million.js';
 import { verdicts, vsFloors } from './ratios.js';
 import { ok, type Results } from './results.js';
 import { report } from './report.js';
@@ -46,6 +47,7 @@ async function main(): Promise<number> {
     plan: { skipped: true },
     crawl: { skipped: true },
     profile: { skipped: true },
+    million: { skipped: true },
     vsFloors: [],
     verdicts: [],
   };
@@ -63,6 +65,7 @@ async function main(): Promise<number> {
     ['plan', () => planBench(cfg, log)],
     ['crawl', () => crawl(cfg, log)],
     ['profile', () => profile(cfg, log)],
+    ['million', () => million(cfg, log)],
   ];
   let failed = 0;
   for (const [name, run] of steps) {

@@ -262,6 +262,11 @@ function validRequest(subject: RequestSubject): fc.Arbitrary<unknown> {
         },
         { requiredKeys: ['worker'] },
       );
+    case ClientSubject.apply:
+      return fc.record(
+        { resources: fc.uniqueArray(fc.record({ name: validName, spec: validSpec }, { requiredKeys: ['name'] }), { maxLength: 5, selector: (r) => r.name }), dryRun: fc.boolean() },
+        { requiredKeys: ['resources'] },
+      );
     case WorkerSubject.report:
       // Reports are built against the live cluster: see reportBody.
       return fc.constant({});
@@ -315,6 +320,12 @@ function invalidRequest(subject: RequestSubject): fc.Arbitrary<unknown> {
         notObject, unknownField,
         fc.constantFrom(0, -1, 1.5, 3_600_001, '100', null).map((deadlineMs) => ({ worker: 'w1', deadlineMs })),
         fc.constantFrom('', '*', 'a.b').map((worker) => ({ worker })),
+      );
+    case ClientSubject.apply:
+      return fc.oneof(
+        notObject, unknownField,
+        fc.constantFrom({}, { resources: {} }, { resources: [], prune: {} }, { resources: [], prune: { prefix: '' } }, { resources: [], dryRun: 1 }),
+        fc.constant({ resources: Array.from({ length: 1001 }, (_, i) => ({ name: `n${i}` })) }),
       );
     case WorkerSubject.report:
       return fc.oneof(
@@ -523,7 +534,7 @@ const srvRef: fc.Arbitrary<SrvRef> = fc.record({
 /** Weights of the targets: the client subjects and reports carry most of the cases. */
 const TARGET_WEIGHTS: Record<TargetId, number> = {
   'resource.add': 14, 'resource.delete': 8, 'resource.get': 6, 'resource.list': 5, 'resource.restart': 4, 'resource.explain': 4,
-  'cluster.status': 4, 'worker.cordon': 3, 'worker.uncordon': 3, 'worker.drain': 3, 'task.report': 12,
+  'cluster.status': 4, 'worker.cordon': 3, 'worker.uncordon': 3, 'worker.drain': 3, 'resource.apply': 4, 'task.report': 12,
   $SRV: 4, 'worker.assign': 6, 'worker.status': 4, 'master.leader': 12, 'master.ack': 4,
 };
 

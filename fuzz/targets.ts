@@ -24,6 +24,7 @@ export const TARGETS = [
   ClientSubject.cordon,
   ClientSubject.uncordon,
   ClientSubject.drain,
+  ClientSubject.apply,
   WorkerSubject.report,
   '$SRV',
   'worker.assign',

@@ -128,7 +128,8 @@ export class Leader {
     this.actor = new Actor<Message>((batch) => this.receive(batch), {
       maxBatch: MAX_BATCH,
       // A report request carries up to MAX_REPORTS reports: each costs about what a request does.
-      weigh: (m) => (m.kind === 'client' && m.req.command.op === 'report' ? m.req.command.reports.length : 1),
+      // An apply carries up to MAX_APPLY_ITEMS resources: each costs about what an add does.
+      weigh: (m) => (m.kind !== 'client' ? 1 : m.req.command.op === 'report' ? m.req.command.reports.length : m.req.command.op === 'apply' ? Math.max(1, m.req.command.resources.length) : 1),
       onError: (err) => this.log.error({ err }, 'leader batch failed'),
     });
   }

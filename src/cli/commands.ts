@@ -4,7 +4,7 @@
 
 import type { Command } from 'commander';
 import { addAndWait } from '#client/wait.js';
-import type { Spec } from '#protocol/messages.js';
+import type { Resource, Spec } from '#protocol/messages.js';
 import * as fmt from './format.js';
 import { eventSubjects, watch } from './watch.js';
 import { Exit, fail, flushStdout } from './exit.js';
@@ -14,8 +14,10 @@ import { Progress } from './progress.js';
 import { examples } from './help.js';
 import { addResultsCommand } from './results.js';
 import { addFleetCommands, candidateTable } from './fleet-commands.js';
-import { onWorker, shardTable } from './shards-format.js';
+import { shardTable } from './shards-format.js';
 import { addScheduleCommands, nextFire, runsTable, scheduleTable } from './schedule-commands.js';
+import { addApplyCommands, labelArg, limitArg, stateArg } from './apply-command.js';
+import type { ListFilter } from '#protocol/list-query.js';
 
 export function addClientCommands(program: Command): void {
   const add = clientOptions(program.command('add'))
@@ -91,13 +93,31 @@ export function addClientCommands(program: Command): void {
     );
 
   const ls = clientOptions(program.command('ls'))
-    .description('list resources, sorted by name')
+    .description('list resources, sorted by name (filtered by the leader, a page at a time)')
     .option('--worker <id>', 'only resources assigned to this worker', workerArg)
-    .addHelpText('after', examples(['gaffer ls', 'gaffer ls --worker w1', 'gaffer ls --json | jq -r \'.[] | select(.worker == null) | .name\'']))
-    .action((o: { worker?: string }) =>
+    .option('--state <state>', 'only resources in this state (pending, starting, running, restarting, completed, failed)', stateArg)
+    .option('--kind <kind>', 'only resources of this task kind')
+    .option('--label <k=v>', 'only resources with this spec.labels value (repeat for more)', labelArg)
+    .option('--prefix <prefix>', 'only names that start with this')
+    .option('--limit <n>', 'at most this many', limitArg)
+    .addHelpText('after', examples(['gaffer ls', 'gaffer ls --worker w1', 'gaffer ls --state pending --limit 20', 'gaffer ls --label team=search --json | jq -r \'.[].name\'']))
+    .action((o: { worker?: string; state?: ListFilter['state']; kind?: string; label?: Record<string, string>; prefix?: string; limit?: number }) =>
       runClient(program, ls, async (ctx) => {
-        const all = await ctx.client.list();
-        const list = o.worker === undefined ? all : all.filter((r) => onWorker(r, o.worker!));
+        const filter: ListFilter = {
+          ...(o.worker !== undefined ? { worker: o.worker } : {}),
+          ...(o.state !== undefined ? { state: o.state } : {}),
+          ...(o.kind !== undefined ? { kind: o.kind } : {}),
+          ...(o.label !== undefined ? { labels: o.label } : {}),
+          ...(o.prefix !== undefined ? { prefix: o.prefix } : {}),
+        };
+        const list: Resource[] = [];
+        for (let after: string | undefined; ; ) {
+          const page = await ctx.client.page(after, undefined, filter);
+          list.push(...page.resources);
+          if (!page.next || (o.limit !== undefined && list.length >= o.limit)) break;
+          after = page.next;
+        }
+        if (o.limit !== undefined) list.splice(o.limit);
         const where = o.worker === undefined ? '' : ` on ${o.worker}`;
         const now = new Date();
         // Scheduled resources show when they fire next.
@@ -159,4 +179,5 @@ export function addClientCommands(program: Command): void {
   addResultsCommand(program);
   addFleetCommands(program);
   addScheduleCommands(program);
+  addApplyCommands(program);
 }

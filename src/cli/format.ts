@@ -93,12 +93,19 @@ export function resourceSummary(list: readonly Resource[]): string {
 }
 
 /** status is the `status` view: the leader, every master, and each worker's load against its capacity. */
+/** resourceCounts renders the status summary: `1000000 (running 999000, pending 1000)`. */
+function resourceCounts(r: NonNullable<StatusResult['resources']>): string {
+  const parts = Object.entries(r.byState).filter(([, n]) => (n ?? 0) > 0).sort(([, a], [, b]) => (b ?? 0) - (a ?? 0)).map(([k, n]) => `${k} ${n}`);
+  return parts.length > 0 ? `${r.total} (${parts.join(', ')})` : String(r.total);
+}
+
 export function status(s: StatusResult): string {
   const masters = s.masters.map((m) => (m === s.leader ? `${m} (leader)` : m));
   const head = pairs([
     ['LEADER', s.leader || '(none)'],
     ['MASTERS', masters.join(', ') || '(none)'],
     ...(s.pending ? ([['PENDING', String(s.pending)]] as Array<[string, string]>) : []),
+    ...(s.resources ? ([['RESOURCES', resourceCounts(s.resources)]] as Array<[string, string]>) : []),
   ]);
   if (s.workers.length === 0) return [...head, '', 'No workers.'].join('\n');
   const total: WorkerLoad = {

@@ -18,11 +18,6 @@ export function workerCell(r: Resource): string {
   return `${r.shards.length} shards${workers.length ? `: ${workers.join(',')}` : ''}`;
 }
 
-/** onWorker: the resource, or one of its shards, is assigned to `worker` (for `ls --worker`). */
-export function onWorker(r: Resource, worker: string): boolean {
-  return r.worker === worker || (r.shards?.some((s) => s.worker === worker) ?? false);
-}
-
 const progressText = (p: unknown): string => {
   if (p === undefined) return '';
   const t = JSON.stringify(p);

@@ -15,6 +15,8 @@ import { ErrorCode, fromWire, GafferError, InternalError, NoRespondersError } fr
 import { ClientSubject, Header, subjects } from '#protocol/subjects.js';
 import type { ScheduleAction, ScheduleRequest, ScheduleResult } from '#protocol/schedule-ops.js';
 import type { AddResult, DrainResult, DryRunResult, ExplainResult, ListResult, Resource, Spec, StatusResult, WorkerStatusResult } from '#protocol/messages.js';
+import type { ApplyResult, PruneSelector } from '#protocol/apply.js';
+import type { ListFilter } from '#protocol/list-query.js';
 
 export interface ClientOptions {
   /** Total time one call may take, retries included. */
@@ -89,20 +91,28 @@ export class GafferClient {
   async get(name: string): Promise<Resource> {
     return (await this.call<{ resource: Resource }>(ClientSubject.get, { name })).resource;
   }
-  /** list returns every resource, following pages. */
-  async list(): Promise<Resource[]> {
+  /** list returns every resource (that passes `filter`), following pages. */
+  async list(filter: ListFilter = {}): Promise<Resource[]> {
     const all: Resource[] = [];
     for (let after: string | undefined; ; ) {
-      const page = await this.page(after);
+      const page = await this.page(after, undefined, filter);
       all.push(...page.resources);
       if (!page.next) return all;
       after = page.next;
     }
   }
 
-  /** page returns one page of resources in name order, after `after`. */
-  async page(after?: string, limit?: number): Promise<ListResult> {
-    return this.call<ListResult>(ClientSubject.list, { ...(after ? { after } : {}), ...(limit ? { limit } : {}) });
+  /** page returns one page of resources in name order, after `after`, filtered by the leader. */
+  async page(after?: string, limit?: number, filter: ListFilter = {}): Promise<ListResult> {
+    return this.call<ListResult>(ClientSubject.list, { ...filter, ...(after ? { after } : {}), ...(limit ? { limit } : {}) });
+  }
+
+  /**
+   * apply makes many resources match their specs in one request (at most
+   * MAX_APPLY_ITEMS, within MAX_APPLY_BYTES): one result per item, in order.
+   */
+  async apply(resources: ReadonlyArray<{ name: string; spec?: Spec }>, opts: { prune?: PruneSelector; dryRun?: boolean } = {}): Promise<ApplyResult> {
+    return this.call<ApplyResult>(ClientSubject.apply, { resources, ...(opts.prune ? { prune: opts.prune } : {}), ...(opts.dryRun ? { dryRun: true } : {}) });
   }
   async status(): Promise<StatusResult> {
     return this.call<StatusResult>(ClientSubject.status, {});

@@ -299,6 +299,20 @@ export interface EtcdOptions {
   authTokenTtl?: number;
 }
 
+/**
+ * What a gaffer etcd needs beyond its defaults: a quota that holds a million
+ * resources (about 1 KiB each live, with their history until compaction; the
+ * default 2 GiB stops a 1M cluster with NOSPACE), and compaction that keeps
+ * five minutes of history (a standby's or worker's watch that falls further
+ * behind re-reads; see docs/scale.md). The same flags are in
+ * docker-compose.yml and docs/deploy.md.
+ */
+export const ETCD_STORAGE_FLAGS: readonly string[] = [
+  '--quota-backend-bytes', String(8 * 1024 ** 3),
+  '--auto-compaction-mode', 'periodic',
+  '--auto-compaction-retention', '5m',
+];
+
 /** startEtcd starts a cluster of `size` members on loopback and waits until it is healthy. */
 export async function startEtcd(opts: EtcdOptions): Promise<EtcdCluster> {
   const bin = which('etcd');
@@ -341,6 +355,7 @@ export async function startEtcd(opts: EtcdOptions): Promise<EtcdCluster> {
         // Small loopback clusters: elect fast so member restarts are cheap.
         '--heartbeat-interval', '50',
         '--election-timeout', '500',
+        ...ETCD_STORAGE_FLAGS,
         ...security(i),
         ...(opts.authTokenTtl ? ['--auth-token-ttl', String(opts.authTokenTtl)] : []),
       ],

@@ -51,9 +51,9 @@ function noProto(key: string, value: unknown): unknown {
 }
 
 /** decodeRequest parses a client body; anything malformed is BAD_REQUEST. An empty body is `{}`. */
-export function decodeRequest(data: Uint8Array, type: ContentType): unknown {
-  if (data.byteLength > MAX_REQUEST_BYTES) {
-    throw new BadRequestError(`request is ${data.byteLength} bytes; the limit is ${MAX_REQUEST_BYTES}`);
+export function decodeRequest(data: Uint8Array, type: ContentType, limit = MAX_REQUEST_BYTES): unknown {
+  if (data.byteLength > limit) {
+    throw new BadRequestError(`request is ${data.byteLength} bytes; the limit is ${limit}`);
   }
   if (data.byteLength === 0) return {};
   try {

@@ -3,6 +3,7 @@
 
 import type { WireError } from './errors.js';
 import type { RunView, ScheduleView } from './schedule-ops.js';
+import type { ListFilter } from './list-query.js';
 
 /** Resource names are subject-safe and key-safe: no spaces, slashes, wildcards or leading dots. */
 export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
@@ -112,7 +113,7 @@ export interface ListResult {
   /** Present when more remain: pass it as `after` to get the next page. */
   next?: string;
 }
-export interface ListRequest {
+export interface ListRequest extends ListFilter {
   /** Names after this one (exclusive), in name order. */
   after?: string;
   /** At most this many (default and most: LIST_PAGE_MAX). A page also stops near LIST_PAGE_BYTES. */
@@ -183,7 +184,7 @@ export interface DrainResult {
 }
 
 /** Why a resource moved. */
-export type MoveReason = 'lost' | 'drain' | 'rebalance' | 'reschedule' | 'replace';
+export type MoveReason = 'lost' | 'drain' | 'rebalance' | 'reschedule' | 'replace' | 'update';
 export interface StatusResult {
   leader: string;
   /** The leader's term (its fencing token): higher is newer. */
@@ -192,6 +193,13 @@ export interface StatusResult {
   workers: WorkerLoad[];
   /** Resources waiting for a worker with room. */
   pending: number;
+  /** How many resources there are, and in each state (resource.list pages through them). */
+  resources?: ResourceSummary;
+}
+
+export interface ResourceSummary {
+  total: number;
+  byState: Partial<Record<ResourceState, number>>;
 }
 
 /** AssignedTask is what a worker is told to run: one attempt of one resource. */

@@ -11,12 +11,16 @@
 
 import { packed } from './codec.js';
 import type { StoredResource } from './stored.js';
+import { isErrorCode } from './errors.js';
+import type { ApplyItemResult } from './apply.js';
 
 export type Outcome =
   | { op: 'add'; created: boolean; rec: StoredResource }
   | { op: 'delete'; rec: StoredResource }
   | { op: 'restart'; rec: StoredResource }
-  | { op: 'absent'; name: string };
+  | { op: 'absent'; name: string }
+  /** An apply's answer as it is: names, ids and outcome codes, small enough to record whole. */
+  | { op: 'apply'; results: ApplyItemResult[]; pruned: string[]; prunedMore?: true };
 
 /** A remembered outcome: in full when this leader made it, as a name and id when an earlier leader recorded it. */
 export type KnownOutcome =
@@ -30,10 +34,48 @@ export type KnownOutcome =
  * gaffer/resources, so a new leader need not read it twice), a delete with
  * the record it removed (nothing else has it any more).
  */
-type Recorded = ['a', string, string] | ['e', string, string] | ['d', StoredResource] | ['r', string, string] | ['n', string];
+type Recorded =
+  | ['a', string, string]
+  | ['e', string, string]
+  | ['d', StoredResource]
+  | ['r', string, string]
+  | ['n', string]
+  | ['A', AppliedItem[], string[], boolean];
+
+/**
+ * An apply's item as recorded: [name, 'c' | 'u' | 'n', id] for created,
+ * updated, unchanged; [name, 'x', code, message] for a refused item.
+ */
+type AppliedItem = [string, string, string] | [string, 'x', string, string];
+const APPLY_CODES = { created: 'c', updated: 'u', unchanged: 'n' } as const;
+const APPLY_OUTCOMES = { c: 'created', u: 'updated', n: 'unchanged' } as const;
+
+function appliedItem(r: ApplyItemResult): AppliedItem {
+  return 'error' in r ? [r.name, 'x', r.error.code, r.error.message] : [r.name, APPLY_CODES[r.outcome], r.id];
+}
+
+function applyItemOf(v: unknown): ApplyItemResult | undefined {
+  if (!Array.isArray(v) || typeof v[0] !== 'string' || typeof v[2] !== 'string') return undefined;
+  if (v[1] === 'x') return isErrorCode(v[2]) && typeof v[3] === 'string' ? { name: v[0], error: { code: v[2], message: v[3] } } : undefined;
+  const outcome = APPLY_OUTCOMES[v[1] as keyof typeof APPLY_OUTCOMES];
+  return outcome ? { name: v[0], id: v[2], outcome } : undefined;
+}
+
+function decodeApply(rec: unknown[]): Outcome | undefined {
+  if (!Array.isArray(rec[1]) || !Array.isArray(rec[2])) return undefined;
+  const results: ApplyItemResult[] = [];
+  for (const v of rec[1] as unknown[]) {
+    const r = applyItemOf(v);
+    if (!r) return undefined;
+    results.push(r);
+  }
+  const pruned = (rec[2] as unknown[]).filter((n): n is string => typeof n === 'string');
+  return { op: 'apply', results, pruned, ...(rec[3] === true ? { prunedMore: true as const } : {}) };
+}
 
 function recordOf(o: Outcome): Recorded {
   if (o.op === 'absent') return ['n', o.name];
+  if (o.op === 'apply') return ['A', o.results.map(appliedItem), o.pruned, o.prunedMore === true];
   if (o.op === 'add') return [o.created ? 'a' : 'e', o.rec.name, o.rec.id];
   if (o.op === 'restart') return ['r', o.rec.name, o.rec.id];
   return ['d', o.rec];
@@ -57,6 +99,10 @@ export function decodeOutcomes(value: Uint8Array): Array<[string, KnownOutcome]>
       out.push([id, { op, name: rec[1], id: rec[2] }]);
     } else if (rec[0] === 'n' && typeof rec[1] === 'string') out.push([id, { op: 'absent', name: rec[1] }]);
     else if (rec[0] === 'd' && rec[1] && typeof rec[1] === 'object') out.push([id, { op: 'delete', rec: rec[1] as StoredResource }]);
+    else if (rec[0] === 'A') {
+      const o = decodeApply(rec);
+      if (o) out.push([id, o]);
+    }
   }
   return out;
 }

@@ -11,6 +11,7 @@ import { validateReportRequest } from './validate-report.js';
 import { validateAdd, validateDrain, validateEmpty, validateList, validateNameRequest, validateWorkerRequest } from './validate.js';
 import { validateScheduleRequest, type ScheduleAction, type ScheduleRequest } from './schedule-ops.js';
 import { ID_RE, type DrainRequest, type ListRequest, type ReportRequest, type Spec } from './messages.js';
+import { MAX_APPLY_BYTES, validateApply, type ApplyRequest } from './apply.js';
 
 export type Command =
   | { op: 'add'; name: string; spec: Spec; dryRun?: boolean }
@@ -24,6 +25,7 @@ export type Command =
   | { op: 'uncordon'; worker: string }
   | ({ op: 'drain' } & DrainRequest)
   | ({ op: 'schedule'; action: ScheduleAction } & ScheduleRequest)
+  | ({ op: 'apply' } & ApplyRequest)
   /** A worker's reports about its tasks (task.report). */
   | ({ op: 'report' } & ReportRequest);
 
@@ -88,6 +90,8 @@ export function parseCommand(subject: RequestSubject, body: unknown): Command {
       return { op: 'schedule', action: 'backfill', ...validateScheduleRequest('backfill', body) };
     case WorkerSubject.report:
       return { op: 'report', ...validateReportRequest(body) };
+    case ClientSubject.apply:
+      return { op: 'apply', ...validateApply(body) };
   }
 }
 
@@ -110,7 +114,7 @@ export function parseRequest(
   const type = requestType(headers);
   if (reply !== undefined && !isReplySubject(reply)) throw new ForeignReplyError(reply);
   if (!isRequestSubject(subject)) throw new BadRequestError(`unknown subject ${JSON.stringify(subject)}`);
-  const command = parseCommand(subject, decodeRequest(data, type));
+  const command = parseCommand(subject, decodeRequest(data, type, subject === ClientSubject.apply ? MAX_APPLY_BYTES : undefined));
   const id = headers?.get(Header.requestId) || undefined;
   if (id !== undefined && !REQUEST_ID_RE.test(id)) {
     throw new BadRequestError(`invalid ${Header.requestId} header: must match ${REQUEST_ID_RE.source}`);

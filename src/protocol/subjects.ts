@@ -19,6 +19,7 @@ export const ClientSubject = {
   scheduleResume: 'schedule.resume',
   scheduleTrigger: 'schedule.trigger',
   scheduleBackfill: 'schedule.backfill',
+  apply: 'resource.apply',
 } as const;
 export type ClientSubject = (typeof ClientSubject)[keyof typeof ClientSubject];
 

@@ -5,6 +5,8 @@ import { BadRequestError } from './errors.js';
 import { validateShards } from './shards.js';
 import { packed } from './codec.js';
 import { validateSchedule } from './schedule.js';
+import { validateLabels } from './labels.js';
+import { LIST_FILTER_FIELDS, validateListFilter } from './list-query.js';
 import {
   DEFAULT_KIND, DEFAULT_RESTART, ID_RE, KIND_RE, LABEL_RE, LIST_PAGE_MAX, MAX_SPEC_BYTES, MAX_SPEC_DEPTH, NAME_RE, type Constraint,
   type AddRequest, type DrainRequest, type ListRequest, type NameRequest, type RestartPolicy, type Spec, type WorkerRequest,
@@ -64,6 +66,7 @@ export function validateSpec(spec: unknown): Spec {
   if (s.shards !== undefined) validateShards(s.shards);
   // A scheduled run of a sharded resource would need its runs to start and end every shard: not built.
   if (s.shards !== undefined && s.schedule !== undefined) throw new BadRequestError('"spec.shards" and "spec.schedule" cannot be combined');
+  if (s.labels !== undefined) validateLabels(s.labels, 'spec.labels');
   if (packed.encode(spec).byteLength > MAX_SPEC_BYTES) {
     throw new BadRequestError(`"spec" is larger than ${MAX_SPEC_BYTES} bytes`);
   }
@@ -110,8 +113,8 @@ export function validateNameRequest(body: unknown): NameRequest {
 
 export function validateList(body: unknown): ListRequest {
   const r = record(body);
-  onlyFields(r, ['after', 'limit']);
-  const out: ListRequest = {};
+  onlyFields(r, ['after', 'limit', ...LIST_FILTER_FIELDS]);
+  const out: ListRequest = validateListFilter(r);
   if (r.after !== undefined) out.after = validateName(r.after);
   if (r.limit !== undefined) {
     if (typeof r.limit !== 'number' || !Number.isInteger(r.limit) || r.limit < 1 || r.limit > LIST_PAGE_MAX) {

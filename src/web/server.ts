@@ -3,7 +3,9 @@
 //   GET /                 index.html
 //   GET /assets/<file>    the app's own files (src/web/public/)
 //   GET /vendor/<file>    allow-listed preact and htm modules from node_modules
-//   GET /api/state        { status, resources, servedBy } through the typed client; 503 with the error code on failure
+//   GET /api/state        { status, resources, next, servedBy } through the typed client: the status with its
+//                         counts, and the first page of resources; 503 with the error code on failure
+//   GET /api/resources    ?after=&state=&worker=&kind=&prefix=&label=k=v: one page of resources, filtered by the leader
 //   GET /api/events       server-sent events: every message on events.>
 //   POST /api/schedule/<pause|resume|trigger>   a schedule operation, guarded (writes.ts)
 //
@@ -13,7 +15,8 @@
 
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { NatsConnection } from 'nats';
-import { toWire } from '#protocol/errors.js';
+import { ErrorCode, toWire } from '#protocol/errors.js';
+import type { ListFilter } from '#protocol/list-query.js';
 import { logger, type Logger } from '#platform/log.js';
 import { loadAssets, type Asset } from './assets.js';
 import { contentSecurityPolicy, securityHeaders } from './csp.js';
@@ -87,9 +90,22 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
     );
   };
 
+  const apiResources: Handler = (req, res) => {
+    const q = new URL(req.url ?? '/', 'http://dashboard').searchParams;
+    const filter = filterOf(q);
+    state.page(q.get('after') || undefined, filter).then(
+      (p) => sendJson(req, res, 200, p, headers),
+      (err: unknown) => {
+        const e = toWire(err);
+        sendJson(req, res, e.code === ErrorCode.BAD_REQUEST ? 400 : 503, { ok: false, error: e }, headers);
+      },
+    );
+  };
+
   const route = (path: string): Handler | undefined => {
     if (path === '/' || path === '/index.html') return (req, res) => sendAsset(req, res, assets.index);
     if (path === '/api/state') return apiState;
+    if (path === '/api/resources') return apiResources;
     if (path === '/api/events') return (req, res) => events.attach(req, res, headers);
     const [, dir, name, ...rest] = path.split('/');
     if (rest.length > 0 || !name) return undefined;
@@ -143,6 +159,20 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
         server.closeAllConnections();
       })),
   };
+}
+
+/** filterOf reads list filters off a query string as they are; the leader validates them. */
+function filterOf(q: URLSearchParams): ListFilter {
+  const f: Record<string, unknown> = {};
+  for (const k of ['state', 'worker', 'kind', 'prefix'] as const) {
+    const v = q.get(k);
+    if (v !== null && v !== '') f[k] = v;
+  }
+  // "-": on no worker (pending), which the leader calls "".
+  if (f.worker === '-') f.worker = '';
+  const labels = q.getAll('label').map((l) => l.split('='));
+  if (labels.length > 0) f.labels = Object.fromEntries(labels.map(([k, ...v]) => [k, v.join('=')]));
+  return f as ListFilter;
 }
 
 /** pathOf is the request's path without query; undefined if the URL cannot be parsed. */

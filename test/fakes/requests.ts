@@ -17,6 +17,7 @@ const SUBJECT: Record<Command['op'], ClientRequest['subject']> = {
   drain: ClientSubject.drain,
   report: WorkerSubject.report,
   schedule: ClientSubject.scheduleTrigger,
+  apply: ClientSubject.apply,
 };
 
 let n = 0;

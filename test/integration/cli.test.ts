@@ -137,7 +137,9 @@ test('gaffer CLI', async (t) => {
     const out = lines(r.stdout);
     assert.match(out[0]!, new RegExp(`^LEADER\\s+${s.leader}$`));
     assert.match(out[1]!, new RegExp(`^MASTERS\\s+.*${s.leader} \\(leader\\)`));
-    assert.match(out[2]!, /^WORKER\s+LOAD\s+USED\s+KINDS\s+LABELS\s+FLAGS$/);
+    // The leader's counts by state (cluster.status's summary), then the workers.
+    assert.match(out[2]!, new RegExp(`^RESOURCES\\s+${s.resources!.total}\\b`));
+    assert.match(out[3]!, /^WORKER\s+LOAD\s+USED\s+KINDS\s+LABELS\s+FLAGS$/);
     for (const w of s.workers) {
       const pct = ((w.resources / w.capacity) * 100).toFixed(1).replace('.', '\\.');
       assert.ok(

@@ -123,6 +123,18 @@ test('web dashboard', async (t) => {
     }
   });
 
+  await t.test('GET /api/resources: one page, filtered by the leader; a bad filter is 400', async () => {
+    await client.add('web-p1', { kind: 'nobody-runs-this' });
+    const r = await get(base, '/api/resources?prefix=web-&state=pending');
+    assert.equal(r.status, 200);
+    const p = JSON.parse(r.body.toString()) as { resources: Array<{ name: string; state: string }>; next?: string };
+    assert.deepEqual(p.resources.map((x) => x.name), ['web-p1']);
+    const none = JSON.parse((await get(base, '/api/resources?worker=-&prefix=web-a')).body.toString()) as { resources: unknown[] };
+    assert.deepEqual(none.resources, [], 'web-a is on a worker');
+    assert.equal((await get(base, '/api/resources?state=bogus')).status, 400);
+    await client.delete('web-p1');
+  });
+
   await t.test('GET /api/events delivers an event published after connecting', async () => {
     const sse = await Sse.open(base);
     try {
@@ -290,7 +302,8 @@ test('web dashboard', async (t) => {
       const other = first === 'w1' ? 'w2' : 'w1';
 
       // The filters narrow the table.
-      await page.type('[data-testid="filter-name"]', 'books');
+      // The name filter is a prefix the leader applies (it pages at any size).
+      await page.type('[data-testid="filter-name"]', 'web-b');
       await page.waitForFunction(() => {
         const rows = [...document.querySelectorAll('tr[data-resource]')];
         return rows.length === 1 && rows[0]!.getAttribute('data-resource') === 'web-books';

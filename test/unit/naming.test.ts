@@ -24,8 +24,9 @@ describe('subjects', () => {
       scheduleResume: 'schedule.resume',
       scheduleTrigger: 'schedule.trigger',
       scheduleBackfill: 'schedule.backfill',
+      apply: 'resource.apply',
     });
-    assert.equal(new Set(Object.values(ClientSubject)).size, 14);
+    assert.equal(new Set(Object.values(ClientSubject)).size, 15);
     assert.equal(MASTERS_QUEUE, 'masters');
   });
 

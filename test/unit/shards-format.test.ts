@@ -2,7 +2,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { onWorker, shardTable, workerCell } from '#cli/shards-format.js';
+import { shardTable, workerCell } from '#cli/shards-format.js';
 import { resources } from '#cli/format.js';
 import type { Resource } from '#protocol/messages.js';
 
@@ -17,13 +17,11 @@ const sharded: Resource = {
   ],
 };
 
-test('ls: a sharded resource shows its shard count and workers; --worker finds it by any shard', () => {
+test('ls: a sharded resource shows its shard count and workers', () => {
   assert.equal(workerCell(sharded), '3 shards: w1,w2');
   assert.equal(workerCell({ ...base, worker: 'w3' }), 'w3');
   assert.equal(workerCell(base), '-');
   assert.match(resources([sharded], new Date(0)), /crawl\s+running\s+3 shards: w1,w2/);
-  assert.equal(onWorker(sharded, 'w1'), true);
-  assert.equal(onWorker(sharded, 'w3'), false);
 });
 
 test('get: one row per shard, with its state, worker, attempt, activity and progress', () => {

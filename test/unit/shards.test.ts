@@ -128,11 +128,15 @@ describe('sharded resources: entries', () => {
     assert.match(reply.reason, /^sharded: .*shard 0 on w\d, shard 1 on w\d/);
   });
 
-  test('resource.list shows the resource with its shards, never a shard as a resource', () => {
+  test('resource.list shows the resource with its shards, never a shard as a resource, with filters too; the status summary counts it once', () => {
     const c = new Cluster('crawl', 2);
     const page = c.s.page(undefined, 100, 1 << 20);
     assert.deepEqual(page.resources.map((r) => r.name), ['crawl']);
     assert.equal(page.resources[0]!.shards!.length, 2);
+    const listed = c.batch([{ kind: 'client', req: request({ op: 'list', state: 'running' }) }]).replies[0]!.build(() => 1) as unknown as { resources: Resource[] };
+    assert.deepEqual(listed.resources.map((r) => [r.name, r.shards?.length]), [['crawl', 2]]);
+    const status = c.batch([{ kind: 'client', req: request({ op: 'status' }) }]).replies[0]!.build(() => 1) as unknown as { resources?: { total: number } };
+    if (status.resources) assert.equal(status.resources.total, 1);
   });
 
   test('progress: each shard keeps its own, and the resource shows them summed', () => {

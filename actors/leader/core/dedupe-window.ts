@@ -30,6 +30,7 @@ export interface Remembered {
 export function answerOf(r: Remembered, now: (name: string) => Resource | undefined): Record<string, unknown> {
   const o = r.outcome;
   if (o.op === 'absent') return { ok: false, error: new NotFoundError(`no resource named ${o.name}`).toWire() };
+  if (o.op === 'apply') return { ok: true, results: o.results, pruned: o.pruned, ...(o.prunedMore ? { prunedMore: true } : {}) };
   if (o.op === 'added' || o.op === 'existed' || o.op === 'restarted') {
     const cur = now(o.name);
     const gone: Resource = { name: o.name, id: o.id, worker: null, spec: {}, createdAt: '', revision: r.revision, state: ResourceState.pending, attempt: 0, failures: 0 };

@@ -14,6 +14,9 @@ import { report } from './reports.js';
 import { add, remove, restart } from './resources.js';
 import { addSharded, isSharded, removeSharded, restartSharded, shardReported, withShards } from './shards.js';
 import { shardCount } from '#protocol/shards.js';
+import { planApply } from './apply.js';
+import { filteredPage, summary } from './list-filter.js';
+import { hasFilter } from '#protocol/list-query.js';
 import type { PlanContext, PlannedEvent, PlannedReply, RevisionOf, WireReply } from './batch.js';
 import { planSchedule, viewOf } from './schedule-requests.js';
 
@@ -30,14 +33,15 @@ export function planRequest(s: ClusterState, req: ClientRequest, ctx: PlanContex
   if (c.op === 'cordon' || c.op === 'uncordon' || c.op === 'drain' || c.op === 'explain' || (c.op === 'add' && c.dryRun)) {
     return planFleet(s, req, c, scope.events);
   }
-  if (c.op !== 'add' && c.op !== 'delete' && c.op !== 'restart' && c.op !== 'schedule') return planRead(s, req, c, ctx);
+  if (c.op === 'apply' && c.dryRun) return planApply(s, req, c, ctx).reply;
+  if (c.op !== 'add' && c.op !== 'delete' && c.op !== 'restart' && c.op !== 'schedule' && c.op !== 'apply') return planRead(s, req, c, ctx);
   // A re-sent request gets its first outcome, whether from this batch or an earlier one.
   const again = scope.inBatch.get(req.id);
   if (again) return { req, build: again.build };
   const known = s.outcomes.lookup(req.id);
   // Read at answer time: an outcome planned by an earlier batch has its revision once that batch is written.
   if (known) return { req, build: () => answerOf(s.outcomes.lookup(req.id) ?? known, (name) => s.view(name)) as WireReply };
-  const { reply, outcome } = planWrite(s, req, c, ctx);
+  const { reply, outcome } = c.op === 'apply' ? applied(s, req, c, ctx) : planWrite(s, req, c, ctx);
   if (req.id) {
     scope.inBatch.set(req.id, reply);
     if (outcome) {
@@ -46,6 +50,17 @@ export function planRequest(s: ClusterState, req: ClientRequest, ctx: PlanContex
     }
   }
   return reply;
+}
+
+/**
+ * applied plans an apply. Its outcome is filed under a key no resource can
+ * have (names never hold a colon), so it goes with the batch's last
+ * transaction: an apply spans several, and is answered, or answered again,
+ * only if all of them commit.
+ */
+function applied(s: ClusterState, req: ClientRequest, c: Extract<Command, { op: 'apply' }>, ctx: PlanContext): { reply: PlannedReply; outcome?: { name: string; outcome: Outcome } } {
+  const { reply, outcome } = planApply(s, req, c, ctx);
+  return { reply, ...(outcome ? { outcome: { name: `apply:${req.id}`, outcome } } : {}) };
 }
 
 const stamp = (r: Resource, rev: RevisionOf): Resource => ({ ...r, revision: rev(r.name) ?? r.revision });
@@ -113,8 +128,11 @@ function planRead(s: ClusterState, req: ClientRequest, c: Extract<Command, { op:
       return { req, build: (rev) => ({ ok: true, resource: stamp(r, rev) }) };
     }
     case 'list': {
-      const page = s.page(c.after, c.limit ?? LIST_PAGE_MAX, LIST_PAGE_BYTES);
-      page.resources = page.resources.map((r) => (s.schedules.names.has(r.name) ? viewOf(s.resources.get(r.name)!, s.schedules.wall) : r));
+      const page = hasFilter(c) ? filteredPage(s, c) : s.page(c.after, c.limit ?? LIST_PAGE_MAX, LIST_PAGE_BYTES);
+      page.resources = page.resources.map((r) => {
+        const e = s.resources.get(r.name)!;
+        return withShards(s, e, s.schedules.names.has(r.name) ? viewOf(e, s.schedules.wall) : r);
+      });
       return {
         req,
         build: (rev) => ({ ok: true, resources: page.resources.map((r) => stamp(r, rev)), ...(page.next ? { next: page.next } : {}) }),
@@ -123,7 +141,8 @@ function planRead(s: ClusterState, req: ClientRequest, c: Extract<Command, { op:
     case 'status': {
       const workers = s.loads();
       const pending = s.pending.size;
-      return { req, build: () => ({ ok: true, leader: ctx.leaderId, term: ctx.term, masters: ctx.members, workers, pending }) };
+      const resources = summary(s);
+      return { req, build: () => ({ ok: true, leader: ctx.leaderId, term: ctx.term, masters: ctx.members, workers, pending, resources }) };
     }
   }
 }

@@ -21,7 +21,7 @@ export function add(s: ClusterState, name: string, spec: Spec, tick: Pick<Tick, 
     assign: undefined,
   };
   s.resources.set(name, e);
-  s.renamed();
+  s.renamed(name, true);
   if (!startSchedule(s, e, Date.parse(tick.wall))) place(s, e);
   return true;
 }
@@ -40,7 +40,7 @@ export function remove(s: ClusterState, name: string): Resource | undefined {
   s.fenceWaits.drop(name);
   s.log.checkpoints.delete(name);
   if (e.rec.checkpoint) s.log.dropCheckpoints.add(name);
-  s.renamed();
+  s.renamed(name, false);
   return view;
 }
 

@@ -18,6 +18,7 @@ import { FenceWaits } from './fence-waits.js';
 import type { Assignment, Cordon, Entry, WorkerEntry } from './records.js';
 import { shardedView } from './shards.js';
 import { ScheduleBook } from './schedule-book.js';
+import { SortedNames } from './sorted-names.js';
 
 export class ClusterState {
   readonly resources = new Map<string, Entry>();
@@ -57,11 +58,15 @@ export class ClusterState {
   }
   /** This batch left work for the next. */
   cut = false;
-  /** Names in order, rebuilt after adds and removes. */
-  private sorted: string[] | undefined;
+  /** Names in order, for page. */
+  private readonly order = new SortedNames();
+
+  /** Batches begun so far: what is computed once per batch (the status summary) is keyed on it. */
+  batch = 0;
 
   /** begin starts a batch planned at `now` (the leader's clock) that touches at most `budget` resources. */
   begin(budget: number, now: number): void {
+    this.batch++;
     this.budget = budget;
     this.cut = false;
     this.fenceWaits.begin(now);
@@ -96,9 +101,9 @@ export class ClusterState {
     }
   }
 
-  /** renamed says the set of names changed (an add or a remove), for page. */
-  renamed(): void {
-    this.sorted = undefined;
+  /** renamed says the set of names changed: `name` added or removed, or (no name) anything. */
+  renamed(name?: string, added?: boolean): void {
+    this.order.changed(name, added);
   }
 
   /** takeChanges empties the change log into what the shell encodes and announces. */
@@ -143,13 +148,17 @@ export class ClusterState {
     return this.resources.get(name);
   }
 
+  /** names is every resource name in order (kept until the next add or remove). */
+  names(): readonly string[] {
+    return this.order.of(this.resources);
+  }
+
   /**
    * page lists resources in name order after `after`, at most `limit` of
    * them and stopping near `maxBytes` of JSON; `next` is set when more remain.
    */
   page(after: string | undefined, limit: number, maxBytes: number): { resources: Resource[]; next?: string } {
-    // A shard is listed with its resource (shardedView), not as a resource of its own.
-    const names = (this.sorted ??= [...this.resources.keys()].filter((n) => !isShardName(n)).sort(byName));
+    const names = this.names();
     let i = 0;
     if (after !== undefined) {
       // First index whose name is greater than `after`.
@@ -163,6 +172,8 @@ export class ClusterState {
     const out: Resource[] = [];
     let bytes = 0;
     for (; i < names.length && out.length < limit; i++) {
+      // A shard is listed with its resource (shardedView), not as a resource of its own.
+      if (isShardName(names[i]!)) continue;
       const e = this.resources.get(names[i]!)!;
       bytes += 300 + e.rec.name.length + JSON.stringify(e.rec.spec).length + jsonSize(e.rec.result) + jsonSize(e.rec.progress);
       if (bytes > maxBytes && out.length > 0) break;
@@ -188,8 +199,4 @@ export class ClusterState {
 
 function jsonSize(v: unknown): number {
   return v === undefined ? 0 : JSON.stringify(v).length;
-}
-
-function byName(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
 }

@@ -1,4 +1,6 @@
-// The gaffer dashboard: fetches /api/state, listens to /api/events (server-sent
+// The gaffer dashboard: fetches /api/state (the status with its counts, and
+// the first page of resources), pages on through /api/resources as the table
+// scrolls or is filtered (pages.js), listens to /api/events (server-sent
 // events fed by NATS events.>), and refetches the state shortly after any
 // event that moves a resource or changes a worker or the leader. No build
 // step: preact and htm come from /vendor/ through index.html's import map.
@@ -9,6 +11,7 @@ import htm from 'htm';
 import { applyProgress, changesState } from './format.js';
 import { Feed, Header, Resources, Workers } from './views.js';
 import { Schedules } from './schedules.js';
+import { usePages } from './pages.js';
 
 const html = htm.bind(h);
 
@@ -126,9 +129,11 @@ function useEvents(onEvent, onOpen, onResync) {
 }
 
 function App() {
-  const { data, setData, error, load, refresh } = useClusterState();
+  const { data, error, load, refresh } = useClusterState();
   const [events, setEvents] = useState([]);
   const [showProgress, setShowProgress] = useState(false);
+  const [filter, setFilter] = useState({ prefix: '', state: '', worker: '' });
+  const pages = usePages(data, filter, data);
   const seq = useRef(0);
   const progressShown = useRef(showProgress);
   progressShown.current = showProgress;
@@ -141,7 +146,7 @@ function App() {
   const onEvent = (ev) => {
     if (ev.kind === 'task.progress') {
       // Progress is applied in place: no refetch for it.
-      setData((d) => (d ? { ...d, resources: applyProgress(d.resources, ev) } : d));
+      pages.setPages((p) => ({ ...p, rows: applyProgress(p.rows, ev) }));
       if (!progressShown.current) return;
     } else if (changesState(ev.kind)) refresh();
     push(ev);
@@ -159,15 +164,15 @@ function App() {
   }, []);
 
   const status = data?.status;
-  const resources = data?.resources ?? [];
+  const shownError = error ?? pages.error;
   return html`
-    <${Header} status=${status} resources=${resources} servedBy=${servedBy || data?.servedBy} live=${live} />
-    ${error ? html`<div class="error" role="alert" data-testid="error">Cannot read the cluster state: ${error}</div>` : ''}
+    <${Header} status=${status} resources=${pages.rows} servedBy=${servedBy || data?.servedBy} live=${live} />
+    ${shownError ? html`<div class="error" role="alert" data-testid="error">Cannot read the cluster state: ${shownError}</div>` : ''}
     <main class="layout">
       <div class="primary">
         <${Workers} workers=${status?.workers} />
-        <${Schedules} resources=${resources} writable=${data?.writable === true} onChanged=${() => refresh(0)} />
-        <${Resources} resources=${resources} workers=${status?.workers} />
+        <${Schedules} resources=${pages.rows} writable=${data?.writable === true} onChanged=${() => refresh(0)} />
+        <${Resources} pages=${pages} total=${status?.resources?.total} filter=${filter} setFilter=${setFilter} workers=${status?.workers} />
       </div>
       <${Feed} events=${events} showProgress=${showProgress} setShowProgress=${setShowProgress} />
     </main>

@@ -1,20 +1,28 @@
 // The dashboard's views: header, workers, resources (with filters), event feed.
-// Plain preact components over htm; data comes from app.js.
+// Plain preact components over htm; data comes from app.js. The resource
+// table draws only the rows in view (plus a margin), however many are
+// loaded, and asks for the next page as its end comes into view.
 
 import { h } from 'preact';
-import { useMemo, useState } from 'preact/hooks';
+import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import htm from 'htm';
 import { STATES, clock, compact, countStates, fmtNumber, load, progressOf, summary } from './format.js';
 
 const html = htm.bind(h);
 
-/** At most this many rows are drawn; filters narrow the rest. */
-const MAX_ROWS = 500;
+/** Rows drawn beyond the visible ones, above and below. */
+const OVERSCAN = 20;
+/** A row's height until one is measured (px). */
+const ROW_GUESS = 37;
+/** The name filter waits for typing to pause this long before asking the leader. */
+const TYPING_MS = 250;
 
 const LIVE_TEXT = { live: 'live', connecting: 'connecting…', reconnecting: 'reconnecting…', offline: 'offline' };
 
 export function Header({ status, resources, servedBy, live }) {
-  const counts = countStates(resources);
+  // The leader's counts when it sends them (every resource), else the loaded rows'.
+  const byState = status?.resources?.byState;
+  const counts = byState ? Object.fromEntries(STATES.map((s) => [s, byState[s] ?? 0])) : countStates(resources);
   const leader = status?.leader || '—';
   const term = status?.term;
   const masters = Array.isArray(status?.masters) ? status.masters : [];
@@ -79,52 +87,76 @@ function WorkerCard({ w }) {
   `;
 }
 
-export function Resources({ resources, workers }) {
-  const [name, setName] = useState('');
-  const [state, setState] = useState('');
-  const [worker, setWorker] = useState('');
-  const workerIds = useMemo(() => {
-    const ids = new Set((Array.isArray(workers) ? workers : []).map((w) => w.id));
-    for (const r of resources) if (r.worker) ids.add(r.worker);
-    return [...ids].sort();
-  }, [resources, workers]);
-  const shown = useMemo(() => {
-    const q = name.trim().toLowerCase();
-    return resources.filter(
-      (r) =>
-        (!q || r.name.toLowerCase().includes(q)) &&
-        (!state || r.state === state) &&
-        (!worker || (worker === '-' ? r.worker === null : r.worker === worker)),
-    );
-  }, [resources, name, state, worker]);
+export function Resources({ pages, total, filter, setFilter, workers }) {
+  const [name, setName] = useState(filter.prefix);
+  const rows = pages.rows;
+  useEffect(() => {
+    // Functional updates: a select changed while the timer ran must not be undone by it.
+    const t = setTimeout(() => setFilter((f) => (f.prefix === name.trim() ? f : { ...f, prefix: name.trim() })), TYPING_MS);
+    return () => clearTimeout(t);
+  }, [name]);
+  const workerIds = useMemo(() => (Array.isArray(workers) ? workers : []).map((w) => w.id).sort(), [workers]);
+  const set = (k) => (e) => {
+    const v = e.currentTarget.value;
+    setFilter((f) => ({ ...f, [k]: v }));
+  };
+  const filtered = !!(filter.prefix || filter.state || filter.worker);
+  const count = filtered
+    ? `${rows.length}${pages.next ? '+' : ''} match`
+    : `${rows.length}${total !== undefined && total !== rows.length ? ` of ${total}` : ''}`;
   return html`
     <section class="card" aria-labelledby="resources-h">
-      <h2 id="resources-h">Resources <span class="muted" data-testid="resource-count">${shown.length} of ${resources.length}</span></h2>
+      <h2 id="resources-h">Resources <span class="muted" data-testid="resource-count">${count}</span></h2>
       <div class="filters">
-        <label>Name <input type="search" data-testid="filter-name" placeholder="substring" value=${name} onInput=${(e) => setName(e.currentTarget.value)} /></label>
+        <label>Name <input type="search" data-testid="filter-name" placeholder="starts with" value=${name} onInput=${(e) => setName(e.currentTarget.value)} /></label>
         <label>State
-          <select data-testid="filter-state" value=${state} onChange=${(e) => setState(e.currentTarget.value)}>
+          <select data-testid="filter-state" value=${filter.state} onChange=${set('state')}>
             <option value="">all</option>
             ${STATES.map((s) => html`<option key=${s} value=${s}>${s}</option>`)}
           </select>
         </label>
         <label>Worker
-          <select data-testid="filter-worker" value=${worker} onChange=${(e) => setWorker(e.currentTarget.value)}>
+          <select data-testid="filter-worker" value=${filter.worker} onChange=${set('worker')}>
             <option value="">all</option>
             <option value="-">none</option>
             ${workerIds.map((id) => html`<option key=${id} value=${id}>${id}</option>`)}
           </select>
         </label>
       </div>
+      <${RowWindow} rows=${rows} next=${pages.next} more=${pages.more} />
+      ${rows.length === 0 ? html`<p class="muted empty">${filtered ? 'Nothing matches the filters.' : 'No resources yet.'}</p>` : ''}
+    </section>
+  `;
+}
+
+/** RowWindow draws the rows in view of its scroll box, with spacers for the rest. */
+function RowWindow({ rows, next, more }) {
+  const box = useRef(null);
+  const [top, setTop] = useState(0);
+  const [height, setHeight] = useState(600);
+  const [rowH, setRowH] = useState(ROW_GUESS);
+  const first = Math.max(0, Math.floor(top / rowH) - OVERSCAN);
+  const last = Math.min(rows.length, Math.ceil((top + height) / rowH) + OVERSCAN);
+  useEffect(() => {
+    const el = box.current;
+    if (!el) return;
+    setHeight(el.clientHeight || 600);
+    const tr = el.querySelector('tbody tr[data-resource]');
+    if (tr && tr.offsetHeight > 0 && Math.abs(tr.offsetHeight - rowH) > 1) setRowH(tr.offsetHeight);
+    // The end is in view: ask for the next page.
+    if (next && last >= rows.length - OVERSCAN) more();
+  });
+  return html`
+    <div class="table-scroll" ref=${box} onScroll=${(e) => setTop(e.currentTarget.scrollTop)}>
       <table class="resources" data-testid="resources">
         <thead><tr><th>Name</th><th>State</th><th>Worker</th><th title="attempt / failures">Att. / fail.</th><th>Progress</th></tr></thead>
         <tbody>
-          ${shown.slice(0, MAX_ROWS).map((r) => html`<${ResourceRow} key=${r.name} r=${r} />`)}
+          ${first > 0 ? html`<tr class="spacer" aria-hidden="true" style=${{ height: `${first * rowH}px` }}></tr>` : ''}
+          ${rows.slice(first, last).map((r) => html`<${ResourceRow} key=${r.name} r=${r} />`)}
+          ${last < rows.length ? html`<tr class="spacer" aria-hidden="true" style=${{ height: `${(rows.length - last) * rowH}px` }}></tr>` : ''}
         </tbody>
       </table>
-      ${shown.length === 0 ? html`<p class="muted empty">${resources.length === 0 ? 'No resources yet.' : 'Nothing matches the filters.'}</p>` : ''}
-      ${shown.length > MAX_ROWS ? html`<p class="muted">Showing the first ${MAX_ROWS} of ${shown.length}; filter to narrow.</p>` : ''}
-    </section>
+    </div>
   `;
 }
 
