@@ -25,9 +25,10 @@
 // (held items are stored until acknowledged) and none is on its way (a send
 // is either stored, or unsettled, and then its sender holds an unacknowledged
 // item, which is stored, or is before its first idle, which (1) rules out
-// for the current attempts; old attempts are fenced and cannot send). With
-// no item anywhere and every shard past its first idle, no shard can send
-// again: every send needs an item held. So nothing can happen after T but
+// for the current attempts; an older attempt is stopped or fenced before a
+// newer one starts, and a shard that returned settled its sends before it
+// said so). With no item anywhere and every shard past its first idle, no
+// shard can send again: every send needs an item held. So nothing can happen after T but
 // shards waiting, and completing is right. The last item in flight between
 // shards while all report idle is the case (2) catches: it is stored. A
 // plain "all idle" check would complete there (GUIDE: Mattern, Safra).
