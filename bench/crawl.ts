@@ -166,6 +166,8 @@ async function runGaffer(cfg: BenchConfig, site: Site, want: Set<string>, log: (
       kind: 'crawl', seeds: [site.seed], maxPages: 100_000, maxDepth: RULES.maxDepth, sameHost: RULES.sameHost,
       // No delay: far above anything loopback can serve (the spec sets no maximum).
       perHostRps: 1_000_000, concurrency: RULES.concurrency, obeyRobots: RULES.obeyRobots,
+      // As many at once to the one host as Scrapy's CONCURRENT_REQUESTS_PER_DOMAIN.
+      perHostConcurrency: RULES.concurrency,
     };
     const t0 = performance.now();
     await request(nc, ClientSubject.add, { name, spec }, { gaffer: true });

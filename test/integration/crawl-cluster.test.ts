@@ -70,7 +70,7 @@ test('crawl: a 300-page site through the cluster, politely, each page once', asy
   await client.add('site', spec(site));
   const r = await completed(client, 'site');
   const want = expect(site, { robots: true, maxDepth: 100 });
-  assert.deepEqual(r.result, { pages: want.emitted.size, errors: want.failed.size, skipped: want.skipped.size });
+  assert.deepEqual(r.result, { pages: want.emitted.size, errors: want.failed.size, skipped: want.skipped.size, parked: [] });
   for (const path of want.emitted) assert.equal(site.hits.get(path), 1, `${path} fetched once`);
   assert.deepEqual([...site.hits.keys()].filter((p) => p.startsWith('/private/')), [], 'nothing disallowed fetched');
   assert.equal(site.hits.get('/robots.txt'), 1);

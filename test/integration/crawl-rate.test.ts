@@ -42,7 +42,7 @@ test('never more than perHostRps requests to a host in any second, robots.txt in
       shard: { index: 0, count: 1 }, send: async () => {}, inbox: { async *[Symbol.asyncIterator]() {} },
     };
     const result = await crawl.run(ctx);
-    assert.deepEqual(result, { pages: 40, errors: 0, skipped: 3 });
+    assert.deepEqual(result, { pages: 40, errors: 0, skipped: 3, parked: [] });
     assert.equal(site.log.length, 41);
     assert.equal(site.log[0]!.path, '/robots.txt');
     const worst = maxInWindow(site.log.map((r) => r.at), 1000);

@@ -57,8 +57,8 @@ function fake(
   return f;
 }
 
-const run = async (f: Fake): Promise<{ pages: number; errors: number; skipped: number }> =>
-  (await crawl.run(f.ctx)) as { pages: number; errors: number; skipped: number };
+const run = async (f: Fake): Promise<{ pages: number; errors: number; skipped: number; parked: string[] }> =>
+  (await crawl.run(f.ctx)) as { pages: number; errors: number; skipped: number; parked: string[] };
 
 async function waitFor(cond: () => boolean, what: string, ms = 5000): Promise<void> {
   const deadline = Date.now() + ms;
@@ -129,7 +129,7 @@ test('crawls the whole fixture site once, politely and completely', async () => 
     assert.deepEqual(twice, []);
 
     // Counters agree with what was emitted and what was left alone.
-    assert.deepEqual(result, { pages: want.emitted.size, errors: 1, skipped: want.skipped.size });
+    assert.deepEqual(result, { pages: want.emitted.size, errors: 1, skipped: want.skipped.size, parked: [] });
     assert.equal(result.pages, f.emits.length);
 
     // Item contents.
@@ -150,7 +150,7 @@ test('crawls the whole fixture site once, politely and completely', async () => 
 
     // Progress after each page; checkpoints at least every 50 pages, all decodable.
     assert.ok(f.progress.length >= result.pages + result.errors);
-    assert.deepEqual(f.progress.at(-1), { fetched: result.pages, queued: 0, errors: 1 });
+    assert.deepEqual(f.progress.at(-1), { fetched: result.pages, queued: 0, errors: 1, parked: [] });
     assert.ok(f.checkpoints.length >= Math.floor(result.pages / 50), `only ${f.checkpoints.length} checkpoints`);
     for (const c of f.checkpoints) decodeState(c);
     assert.equal(f.warnings.length, 1, JSON.stringify(f.warnings)); // the timeout
@@ -167,7 +167,7 @@ test('maxDepth and maxPages bound the crawl, and what they cut is counted as ski
     const want = expect(site, { robots: true, maxDepth: 1 });
     assert.deepEqual(new Set(shallow.emits.map((e) => pathOf(e.id!))), want.emitted);
     for (const e of shallow.emits) assert.equal(e.item.depth, e.id === site.seed ? 0 : 1);
-    assert.deepEqual(r1, { pages: want.emitted.size, errors: 0, skipped: want.skipped.size });
+    assert.deepEqual(r1, { pages: want.emitted.size, errors: 0, skipped: want.skipped.size, parked: [] });
 
     const capped = fake({ seeds: [site.seed], maxDepth: 100, maxPages: 25, perHostRps: 1e6, concurrency: 4 });
     const r2 = await run(capped);

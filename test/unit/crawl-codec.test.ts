@@ -10,7 +10,16 @@ import { decodeState, encodeState, stateBytes, type CrawlState } from '#actors/w
 import { extract } from '#actors/worker/kinds/crawl/extract.js';
 import { canonicalize, Frontier } from '#actors/worker/kinds/crawl/frontier.js';
 import { buildItem } from '#actors/worker/kinds/crawl/item.js';
-import { windowFor } from '#actors/worker/kinds/crawl/politeness.js';
+import { Politeness, windowFor } from '#actors/worker/kinds/crawl/politeness.js';
+import type { Entry } from '#actors/worker/kinds/crawl/host-queues.js';
+import { FakeClock } from '../fakes/clock.js';
+
+const clock = new FakeClock();
+const newFrontier = (visited: string[], queued: Entry[]): Frontier => {
+  const f = new Frontier(new Politeness({ rps: 1e6, concurrency: 1e6, clock }), { setup: false }, visited, queued);
+  f.start();
+  return f;
+};
 
 const urls = fc.webUrl({
   withFragments: true,
@@ -128,11 +137,11 @@ test('checkpoint size: 5,000 visited URLs and a 2,000-URL frontier fit MAX_STATE
   const ids = [...new Set(rnd)];
   assert.ok(ids.length >= 7000);
   const url = (n: number): string => `http://127.0.0.1:43817/p/${n}.html`;
-  const frontier = new Frontier(
+  const frontier = newFrontier(
     ids.slice(0, 5000).map(url),
     ids.slice(5000, 7000).map((n, i) => ({ url: url(n), depth: 3 + (i % 4) })),
   );
-  const snap = frontier.snapshot();
+  const snap = frontier.snapshot()!;
   assert.equal(snap.visited.length, 5000);
   assert.equal(snap.frontier.length, 2000);
   const state = encodeState({ ...snap, pages: 4990, errors: 10, skipped: 1234 });
@@ -157,12 +166,13 @@ test('checkpoint size: 5,000 visited URLs and a 2,000-URL frontier fit MAX_STATE
 });
 
 test('frontier: a URL is queued once whether found as a link or as a redirect target', () => {
-  const f = new Frontier(['http://h/done'], [{ url: 'http://h/a', depth: 0 }]);
+  const f = newFrontier(['http://h/done'], [{ url: 'http://h/a', depth: 0 }]);
   assert.equal(f.push('http://h/done', 1), false);
   assert.equal(f.push('http://h/a', 1), false);
   assert.equal(f.push('http://h/b', 1), true);
-  const a = f.take()!;
-  assert.deepEqual(a, { url: 'http://h/a', depth: 0 });
+  const a = f.take(clock.now())!;
+  assert.ok('entry' in a);
+  assert.deepEqual(a.entry, { url: 'http://h/a', depth: 0 });
   assert.equal(f.claim('http://h/b'), false, 'queued URL claimed as a redirect target');
   assert.equal(f.claim('http://h/c'), true);
   assert.equal(f.push('http://h/c', 1), false, 'redirect target queued again');

@@ -23,6 +23,8 @@ export interface CrawlState {
   pages: number;
   errors: number;
   skipped: number;
+  /** Hosts parked so far (host:port); written only when there are any, so a crawl without them checkpoints as before. */
+  parked?: string[];
 }
 
 export class CheckpointError extends Error {
@@ -85,6 +87,7 @@ export function encodeState(s: CrawlState): Json {
     skipped: s.skipped,
     visited: pack(frontCode(s.visited)),
     frontier: pack([frontCode(s.frontier.map((e) => e.url)), s.frontier.map((e) => e.depth)]),
+    ...(s.parked && s.parked.length > 0 ? { parked: s.parked } : {}),
   };
 }
 
@@ -109,7 +112,12 @@ export function decodeState(j: Json | undefined): CrawlState {
     if (typeof depth !== 'number' || !Number.isInteger(depth) || depth < 0) throw new CheckpointError(`checkpoint frontier: bad depth at ${i}`);
     return { url, depth };
   });
-  return { visited, frontier, pages: count(j, 'pages'), errors: count(j, 'errors'), skipped: count(j, 'skipped') };
+  const state: CrawlState = { visited, frontier, pages: count(j, 'pages'), errors: count(j, 'errors'), skipped: count(j, 'skipped') };
+  if (j.parked !== undefined) {
+    if (!Array.isArray(j.parked) || !j.parked.every((h) => typeof h === 'string')) throw new CheckpointError('checkpoint: parked must be a list of hosts');
+    state.parked = j.parked as string[];
+  }
+  return state;
 }
 
 /** stateBytes is the size the runtime measures a checkpoint by. */

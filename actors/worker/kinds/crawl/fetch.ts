@@ -7,7 +7,7 @@
 
 import { Agent, type Dispatcher } from 'undici';
 import { canonicalize } from './frontier.js';
-import type { RateLimiter } from './politeness.js';
+import type { Politeness, Release } from './politeness.js';
 
 export const USER_AGENT = 'gaffer-crawler/0.1 (+https://github.com/gaffer)';
 /** Bodies beyond this are cut: enough for any real page's title and links, and a bound on memory. */
@@ -17,6 +17,13 @@ const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 
 export class FetchError extends Error {
   override name = 'FetchError';
+  /** Set when the host failed to answer (network error or timeout), as opposed to our own limits. */
+  host?: string;
+
+  constructor(message: string, opts?: { cause?: unknown; host?: string }) {
+    super(message, opts?.cause === undefined ? undefined : { cause: opts.cause });
+    if (opts?.host !== undefined) this.host = opts.host;
+  }
 }
 
 export interface Fetched {
@@ -24,6 +31,7 @@ export interface Fetched {
   status: number;
   contentType: string | null;
   location: string | null;
+  retryAfter: string | null;
   /** Present when wanted (see get()'s `want`) and the status had a body. */
   body: Buffer | null;
 }
@@ -34,7 +42,7 @@ export type PageOutcome =
   | { kind: 'stopped'; hops: string[]; target: string; refused: boolean };
 
 export interface FetcherOptions {
-  limiter: RateLimiter;
+  politeness: Politeness;
   timeoutMs: number;
   /** Expected parallelism towards one origin, so keep-alive sockets are not the bottleneck. */
   connections: number;
@@ -50,11 +58,11 @@ export const isHtml = (contentType: string | null): boolean =>
 
 export class Fetcher {
   readonly agent: Dispatcher;
-  private readonly limiter: RateLimiter;
+  private readonly politeness: Politeness;
   private readonly timeoutMs: number;
 
   constructor(opts: FetcherOptions) {
-    this.limiter = opts.limiter;
+    this.politeness = opts.politeness;
     this.timeoutMs = opts.timeoutMs;
     this.agent = new Agent({
       connections: opts.connections,
@@ -69,11 +77,24 @@ export class Fetcher {
    * get issues one GET for a canonical URL. `want(status, contentType)` says
    * whether to read the body; unwanted bodies are drained so the socket is
    * reused. Throws FetchError on network errors and timeouts, and the
-   * signal's reason when `signal` aborts.
+   * signal's reason when `signal` aborts. `held` is a politeness slot the
+   * frontier already took for this host; without it, get waits for one.
    */
-  async get(url: string, signal: AbortSignal, want: (status: number, contentType: string | null) => boolean): Promise<Fetched> {
+  async get(url: string, signal: AbortSignal, want: (status: number, contentType: string | null) => boolean, held?: Release): Promise<Fetched> {
     const u = new URL(url);
-    const release = await this.limiter.acquire(u.host, signal);
+    let release: Release;
+    if (held) {
+      release = held;
+      try {
+        // A 429 from another request may have blocked the host since the slot was taken.
+        await this.politeness.waitUnblocked(u.host, signal);
+      } catch (err) {
+        release();
+        throw err;
+      }
+    } else {
+      release = await this.politeness.acquire(u.host, signal);
+    }
     const ctl = new AbortController();
     let timedOut = false;
     const timer = setTimeout(() => {
@@ -93,6 +114,7 @@ export class Fetcher {
       release();
       const contentType = header(res.headers, 'content-type');
       const location = header(res.headers, 'location');
+      const retryAfter = header(res.headers, 'retry-after');
       let body: Buffer | null = null;
       if (want(res.statusCode, contentType)) {
         body = await readCapped(res.body, MAX_BODY_BYTES);
@@ -100,13 +122,13 @@ export class Fetcher {
         // Draining (not destroying) keeps the keep-alive socket usable.
         await res.body.dump();
       }
-      return { url, status: res.statusCode, contentType, location, body };
+      return { url, status: res.statusCode, contentType, location, retryAfter, body };
     } catch (err) {
       release();
       if (signal.aborted) throw signal.reason;
-      if (timedOut) throw new FetchError(`GET ${url}: timed out after ${this.timeoutMs} ms`);
+      if (timedOut) throw new FetchError(`GET ${url}: timed out after ${this.timeoutMs} ms`, { host: u.host });
       const e = err as NodeJS.ErrnoException;
-      throw new FetchError(`GET ${url}: ${e.code ? `${e.code} ` : ''}${e.message}`, { cause: err });
+      throw new FetchError(`GET ${url}: ${e.code ? `${e.code} ` : ''}${e.message}`, { cause: err, host: u.host });
     } finally {
       clearTimeout(timer);
       signal.removeEventListener('abort', onAbort);
@@ -116,17 +138,19 @@ export class Fetcher {
   /**
    * page fetches `url`, following redirects while `follow(target)` agrees.
    * `follow` vets and claims a hop target (robots, filters, seen set); the
-   * chain stops at the first one it refuses.
+   * chain stops at the first one it refuses. `held` is the slot for the
+   * first request (see get).
    */
   async page(
     url: string,
     signal: AbortSignal,
     follow: (target: string) => Promise<'follow' | 'seen' | 'refused'>,
+    held?: Release,
   ): Promise<PageOutcome> {
     const hops: string[] = [];
     let current = url;
     for (let i = 0; ; i++) {
-      const res = await this.get(current, signal, (status, ct) => !REDIRECTS.has(status) && isHtml(ct));
+      const res = await this.get(current, signal, (status, ct) => !REDIRECTS.has(status) && isHtml(ct), i === 0 ? held : undefined);
       const target = REDIRECTS.has(res.status) && res.location !== null ? canonicalize(res.location, current) : null;
       if (target === null) return { kind: 'page', res, hops };
       if (i >= MAX_REDIRECTS) throw new FetchError(`GET ${url}: more than ${MAX_REDIRECTS} redirects`);

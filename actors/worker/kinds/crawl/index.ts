@@ -8,11 +8,19 @@
 // nothing: they count in `errors` and are logged. Links are followed from 2xx
 // pages only; an error page's links are reported in its item but not crawled.
 //
-// Result: `{ pages, errors, skipped }`. `skipped` counts distinct URLs found
-// but not fetched (robots.txt, sameHost, include/exclude, beyond maxDepth,
-// left over at maxPages). It is exact within an attempt; after a resume, a
-// URL skipped both before and after the checkpoint is counted twice, since
-// the checkpoint keeps the count but not the URLs.
+// Result: `{ pages, errors, skipped, parked }`. `skipped` counts distinct URLs
+// found but not fetched (robots.txt, sameHost, include/exclude, beyond
+// maxDepth, left over at maxPages, on a parked host). It is exact within an
+// attempt (up to seen-set hash collisions); after a resume, a URL skipped
+// both before and after the checkpoint is counted twice, since the
+// checkpoint keeps the count but not the URLs. `parked` lists the hosts
+// (host:port) given up after `parkAfter` network errors or timeouts in a row.
+//
+// Scheduling is per host (host-queues.ts): the next URL comes from whichever
+// host may be fetched soonest under politeness.ts (perHostRps, robots.txt
+// Crawl-delay, perHostConcurrency, Retry-After). A page answered 429 or 503
+// blocks its host (host-health.ts) and is fetched again after the wait, up
+// to maxRetries times; after that its answer is emitted like any other.
 //
 // maxPages bounds pages + errors. Checkpoints go out every 50 finished pages
 // or 5 s, and once more when the signal aborts; resume refetches exactly the
@@ -20,14 +28,20 @@
 
 import { setMaxListeners } from 'node:events';
 import { MAX_STATE_BYTES, type Json, type TaskContext, type TaskKind } from '#kinds/api.js';
+import { systemClock, type Clock } from '#platform/clock.js';
+import { isThrottle } from './backoff.js';
 import { decodeState, encodeState, stateBytes } from './checkpoint.js';
 import { extract, type Extracted } from './extract.js';
 import { Fetcher, FetchError, isHtml } from './fetch.js';
 import { canonicalize, Frontier, type Entry } from './frontier.js';
+import { HostHealth } from './host-health.js';
+import { hostOf } from './host-queues.js';
 import { buildItem } from './item.js';
-import { RateLimiter } from './politeness.js';
+import { Politeness, type Release } from './politeness.js';
 import { RobotsCache } from './robots.js';
+import { readSitemaps } from './sitemaps.js';
 import { parseSpec, type CrawlSpec } from './spec.js';
+import { SeenSet } from './seen-set.js';
 
 const CHECKPOINT_EVERY_PAGES = 50;
 const CHECKPOINT_EVERY_MS = 5000;
@@ -39,17 +53,25 @@ export interface CrawlResult {
   pages: number;
   errors: number;
   skipped: number;
+  parked: string[];
 }
 
 class Crawl {
   private readonly spec: CrawlSpec;
+  private readonly clock: Clock = systemClock;
+  private readonly politeness: Politeness;
+  private readonly health: HostHealth;
   private readonly frontier: Frontier;
   private readonly fetcher: Fetcher;
   private readonly robots: RobotsCache;
   private readonly stop = new AbortController();
   private readonly seedHosts = new Set<string>();
-  private readonly skippedUrls = new Set<string>();
+  private readonly seedOrigins = new Set<string>();
+  private readonly skippedUrls = new SeenSet();
+  /** Page fetches, bounded by concurrency and maxPages. */
   private readonly running = new Set<Promise<void>>();
+  /** Host setups (robots.txt, sitemaps): they only prepare pages. */
+  private readonly side = new Set<Promise<void>>();
   private pages = 0;
   private errors = 0;
   private skipped = 0;
@@ -58,6 +80,8 @@ class Crawl {
   private readonly stopped = new Promise<void>((resolve) =>
     this.stop.signal.addEventListener('abort', () => resolve(), { once: true }),
   );
+  /** Wakes the loop when a host may have become ready (a slot released, a setup done). */
+  private nudge: () => void = () => {};
   private closed = false;
   private checkpointing: Promise<void> | undefined;
   private finishedSinceCheckpoint = 0;
@@ -67,29 +91,53 @@ class Crawl {
   constructor(private readonly ctx: TaskContext) {
     // Everything that can reject the spec or the checkpoint runs before any request.
     this.spec = parseSpec(ctx.spec);
-    const seeds = this.spec.seeds.map((s) => canonicalize(s)!);
-    for (const s of seeds) this.seedHosts.add(new URL(s).host);
+    const { spec } = this;
+    const seeds = spec.seeds.map((s) => canonicalize(s)!);
+    for (const s of seeds) {
+      this.seedHosts.add(new URL(s).host);
+      this.seedOrigins.add(new URL(s).origin);
+    }
+    this.politeness = new Politeness({ rps: spec.perHostRps, concurrency: spec.perHostConcurrency, clock: this.clock });
+    this.health = new HostHealth(spec, this.politeness, this.clock);
+    const setup = { setup: spec.obeyRobots || spec.sitemaps };
     if (ctx.checkpointed !== undefined) {
       const st = decodeState(ctx.checkpointed);
-      this.frontier = new Frontier(st.visited, st.frontier);
+      this.frontier = new Frontier(this.politeness, setup, st.visited, st.frontier);
       this.pages = st.pages;
       this.errors = st.errors;
       this.skipped = st.skipped;
+      this.health.restore(st.parked ?? []);
     } else {
-      this.frontier = new Frontier([], seeds.map((url) => ({ url, depth: 0 })));
+      this.frontier = new Frontier(this.politeness, setup, [], seeds.map((url) => ({ url, depth: 0 })));
     }
     this.fetcher = new Fetcher({
-      limiter: new RateLimiter(this.spec.perHostRps),
-      timeoutMs: this.spec.timeoutMs,
-      connections: this.spec.concurrency + 1,
+      politeness: this.politeness,
+      timeoutMs: spec.timeoutMs,
+      connections: spec.perHostConcurrency + 1,
     });
-    this.robots = new RobotsCache(this.fetcher, this.stop.signal, ctx.log);
+    this.robots = new RobotsCache(this.fetcher, this.stop.signal, ctx.log, {
+      throttled: (host, retryAfter, attempt) => {
+        this.health.throttled(host, retryAfter);
+        return attempt <= spec.maxRetries;
+      },
+      failed: (host) => !this.health.failed(host),
+    });
+    this.politeness.onChange = (host) => {
+      this.frontier.queues.wake(host);
+      this.nudge();
+    };
+    this.health.onPark = (host) => {
+      ctx.log.warn({ host, after: spec.parkAfter }, 'crawl: host parked after failing repeatedly; crawling on without it');
+      for (const e of this.frontier.park(host)) this.skip(e.url);
+    };
+    for (const h of this.health.parked) this.frontier.park(h);
+    this.frontier.queues.onNewHost = (host, url) => this.setup(host, new URL(url).origin);
     // Every in-flight request and politeness wait listens on it (and removes its listener).
     setMaxListeners(0, this.stop.signal);
   }
 
   private counters(): CrawlResult {
-    return { pages: this.pages, errors: this.errors, skipped: this.skipped };
+    return { pages: this.pages, errors: this.errors, skipped: this.skipped, parked: [...this.health.parked] };
   }
 
   async run(): Promise<CrawlResult> {
@@ -99,20 +147,28 @@ class Crawl {
     const timer = setInterval(() => this.maybeCheckpoint(), 1000);
     timer.unref();
     try {
+      this.frontier.start();
       const { concurrency, maxPages } = this.spec;
       while (!this.stop.signal.aborted) {
-        while (
-          this.running.size < concurrency &&
-          this.pages + this.errors + this.running.size < maxPages &&
-          this.frontier.queued > 0
-        ) {
-          const p: Promise<void> = this.page(this.frontier.take()!)
+        let nextAt: number | undefined;
+        while (this.running.size < concurrency && this.pages + this.errors + this.running.size < maxPages) {
+          const t = this.frontier.take(this.clock.now());
+          if (t === undefined) break;
+          if (!('entry' in t)) {
+            nextAt = t.at;
+            break;
+          }
+          const p: Promise<void> = this.page(t.entry, t.release)
             .catch((err: unknown) => this.fail(err instanceof Error ? err : new Error(String(err))))
             .finally(() => this.running.delete(p));
           this.running.add(p);
         }
-        if (this.running.size === 0) break;
-        await Promise.race([...this.running, this.stopped]);
+        if (this.running.size === 0 && this.side.size === 0) {
+          if (this.frontier.queued === 0 || this.pages + this.errors >= maxPages) break;
+          // Nothing runs that could free a host: waiting would hang for good.
+          if (nextAt === undefined) throw new Error(`crawl: ${this.frontier.queued} URLs queued but no host can be scheduled`);
+        }
+        await this.idle(nextAt);
       }
       if (this.fatal) throw this.fatal;
       if (this.ctx.signal.aborted) {
@@ -136,6 +192,18 @@ class Crawl {
     }
   }
 
+  /** idle waits until a page or setup finishes, a host may be ready (nudge, or the time `at`), or the crawl stops. */
+  private async idle(at: number | undefined): Promise<void> {
+    const wake = new Promise<void>((resolve) => (this.nudge = resolve));
+    const timer = at === undefined ? undefined : this.clock.after(Math.max(0, at - this.clock.now()), () => this.nudge());
+    try {
+      await Promise.race([...this.running, ...this.side, this.stopped, wake]);
+    } finally {
+      timer?.cancel();
+      this.nudge = () => {};
+    }
+  }
+
   private fail(err: Error): void {
     if (this.fatal) return;
     this.fatal = err;
@@ -143,18 +211,43 @@ class Crawl {
   }
 
   private skip(url: string): void {
-    if (!this.skippedUrls.has(url)) {
-      this.skippedUrls.add(url);
-      this.skipped++;
+    if (this.skippedUrls.add(url)) this.skipped++;
+  }
+
+  /** setup reads a new host's robots.txt (and a seed host's sitemaps) before its pages are scheduled. */
+  private setup(host: string, origin: string): void {
+    const p: Promise<void> = this.setupHost(host, origin)
+      .catch((err: unknown) => {
+        if (!this.stop.signal.aborted) this.fail(err instanceof Error ? err : new Error(String(err)));
+      })
+      .finally(() => this.side.delete(p));
+    this.side.add(p);
+  }
+
+  private async setupHost(host: string, origin: string): Promise<void> {
+    const { obeyRobots, sitemaps } = this.spec;
+    await this.robots.load(origin);
+    const info = this.robots.info(origin);
+    if (obeyRobots && info.crawlDelay !== undefined) this.politeness.setCrawlDelay(host, info.crawlDelay);
+    this.frontier.queues.ready(host);
+    this.nudge();
+    if (sitemaps && this.seedOrigins.has(origin) && !this.health.isParked(host)) {
+      const roots = info.sitemaps.length > 0 ? info.sitemaps : [`${origin}/sitemap.xml`];
+      await readSitemaps(this.fetcher, roots, this.stop.signal, this.ctx.log, (urls) => {
+        this.discover(urls, 0);
+        this.nudge();
+      });
     }
   }
 
-  /** refused says whether the spec's filters or a cached robots.txt rule out `url`. */
+  /** refused says whether the spec's filters, a parked host or a cached robots.txt rule out `url`. */
   private refused(url: string): boolean {
     const { sameHost, include, exclude, obeyRobots } = this.spec;
-    if (sameHost && !this.seedHosts.has(new URL(url).host)) return true;
+    const host = hostOf(url);
+    if (sameHost && !this.seedHosts.has(host)) return true;
     if (include.length > 0 && !include.some((r) => r.test(url))) return true;
     if (exclude.some((r) => r.test(url))) return true;
+    if (this.health.isParked(host)) return true;
     return obeyRobots && this.robots.allowedNow(url) === false;
   }
 
@@ -179,21 +272,43 @@ class Crawl {
     return this.frontier.claim(target) ? 'follow' : 'seen';
   }
 
-  /** page fetches one frontier entry; it never rejects (failures are counted, or made fatal via fail()). */
-  private async page(e: Entry): Promise<void> {
+  /** page fetches one frontier entry with the slot the frontier took for it; it never rejects (failures are counted, or made fatal via fail()). */
+  private async page(e: Entry, release: Release): Promise<void> {
     const signal = this.stop.signal;
+    let held: Release | undefined = release;
     try {
-      if (this.spec.obeyRobots && !(await this.robots.allowed(e.url))) {
-        this.skip(e.url);
-        this.frontier.finish(e.url);
-        return this.finished();
+      if (this.spec.obeyRobots) {
+        // Loading robots.txt (another scheme of this host) needs a slot of
+        // its own: holding this one meanwhile could starve it.
+        if (this.robots.allowedNow(e.url) === undefined) {
+          held();
+          held = undefined;
+        }
+        if (!(await this.robots.allowed(e.url))) {
+          held?.();
+          this.skip(e.url);
+          this.frontier.finish(e.url);
+          return this.finished();
+        }
       }
-      const out = await this.fetcher.page(e.url, signal, (t) => this.follow(t));
+      const slot = held;
+      held = undefined;
+      const out = await this.fetcher.page(e.url, signal, (t) => this.follow(t), slot);
       if (out.kind === 'stopped') {
         this.frontier.finish(e.url, out.hops);
         return this.finished();
       }
       const { res, hops } = out;
+      if (isThrottle(res.status)) {
+        this.health.throttled(hostOf(res.url), res.retryAfter);
+        if ((e.retries ?? 0) < this.spec.maxRetries) {
+          if (!this.frontier.retry(e.url, hops, res.url)) this.skip(res.url);
+          this.report();
+          return;
+        }
+      } else {
+        this.health.ok(hostOf(res.url));
+      }
       let ex: Extracted = { title: null, links: [], fields: {} };
       if (res.body !== null && isHtml(res.contentType)) {
         ex = extract(res.body, res.contentType, res.url, this.spec.extract);
@@ -212,12 +327,14 @@ class Crawl {
       this.frontier.finish(e.url, [...hops, res.url]);
       this.pages++;
     } catch (err) {
+      held?.();
       // Aborted: the entry stays in flight, so the last checkpoint lists it for the resume.
       if (signal.aborted) return;
       this.errors++;
       this.frontier.finish(e.url);
       const msg = err instanceof FetchError ? err.message : `${e.url}: ${(err as Error).message}`;
       this.ctx.log.warn({ url: e.url, err: msg }, 'crawl: page failed');
+      if (err instanceof FetchError && err.host !== undefined) this.health.failed(err.host);
     }
     this.finished();
   }
@@ -230,7 +347,7 @@ class Crawl {
   }
 
   private report(): void {
-    this.ctx.progress({ fetched: this.pages, queued: this.frontier.queued, errors: this.errors });
+    this.ctx.progress({ fetched: this.pages, queued: this.frontier.queued, errors: this.errors, parked: [...this.health.parked] });
   }
 
   private maybeCheckpoint(): void {
@@ -244,9 +361,11 @@ class Crawl {
 
   /** checkpoint never rejects: a refusal means another worker owns the task now, which is fatal. */
   private async checkpoint(): Promise<void> {
-    const state = encodeState({ ...this.frontier.snapshot(), ...this.counters() });
+    const snap = this.frontier.snapshot();
     this.finishedSinceCheckpoint = 0;
     this.lastCheckpointAt = Date.now();
+    if (snap === undefined) return;
+    const state = encodeState({ ...snap, ...this.counters() });
     const size = stateBytes(state);
     if (size > MAX_STATE_BYTES) {
       // Trimming is not an option (a dropped frontier URL would be lost for
@@ -255,6 +374,9 @@ class Crawl {
         this.ctx.log.warn({ bytes: size, max: MAX_STATE_BYTES, visited: this.frontier.visitedCount }, 'crawl: state too big to checkpoint; a restart resumes from the last one that fit');
         this.oversizeWarned = true;
       }
+      // The visited list only grows: once it alone is over, no later
+      // checkpoint can fit, so stop keeping its URLs (the seen set dedupes).
+      if (stateBytes(encodeState({ ...snap, frontier: [], ...this.counters() })) > MAX_STATE_BYTES) this.frontier.forgetVisited();
       return;
     }
     try {

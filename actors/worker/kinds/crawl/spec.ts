@@ -17,6 +17,12 @@ export interface CrawlSpec {
   exclude: RegExp[];
   extract: Record<string, string>;
   timeoutMs: number;
+  perHostConcurrency: number;
+  sitemaps: boolean;
+  maxRetries: number;
+  backoffMs: number;
+  backoffMaxMs: number;
+  parkAfter: number;
 }
 
 export const DEFAULTS = {
@@ -27,6 +33,15 @@ export const DEFAULTS = {
   concurrency: 4,
   obeyRobots: true,
   timeoutMs: 10_000,
+  perHostConcurrency: 2,
+  sitemaps: false,
+  /** Times one URL answered 429/503 is fetched again before its answer is kept. */
+  maxRetries: 3,
+  /** First back-off after a 429/503 without Retry-After (doubling per throttle in a row). */
+  backoffMs: 1000,
+  backoffMaxMs: 60_000,
+  /** Network errors or timeouts in a row after which a host is parked. */
+  parkAfter: 5,
 } as const;
 
 // These belong to the runtime (placement, restart policy), not to the kind.
@@ -34,6 +49,7 @@ const RUNTIME_FIELDS = new Set(['kind', 'restart', 'constraints', 'prefer', 'reb
 const CRAWL_FIELDS = new Set([
   'seeds', 'maxPages', 'maxDepth', 'sameHost', 'perHostRps', 'concurrency',
   'obeyRobots', 'include', 'exclude', 'extract', 'timeoutMs',
+  'perHostConcurrency', 'sitemaps', 'maxRetries', 'backoffMs', 'backoffMaxMs', 'parkAfter',
 ]);
 
 export class CrawlSpecError extends Error {
@@ -144,6 +160,9 @@ export function parseSpec(spec: { [k: string]: Json }): CrawlSpec {
     const known = [...CRAWL_FIELDS].join(', ');
     fail(`unknown field${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `"${k}"`).join(', ')} (known: ${known})`);
   }
+  const backoffMs = positive(spec, 'backoffMs', DEFAULTS.backoffMs, MAX_TIMER_MS);
+  const backoffMaxMs = positive(spec, 'backoffMaxMs', Math.max(DEFAULTS.backoffMaxMs, backoffMs), MAX_TIMER_MS);
+  if (backoffMaxMs < backoffMs) fail(`backoffMaxMs must be at least backoffMs (${backoffMs}), got ${show(backoffMaxMs)}`);
   return {
     seeds: seeds(spec.seeds),
     maxPages: integer(spec, 'maxPages', DEFAULTS.maxPages, 1),
@@ -156,5 +175,11 @@ export function parseSpec(spec: { [k: string]: Json }): CrawlSpec {
     exclude: patterns(spec, 'exclude'),
     extract: selectors(spec.extract),
     timeoutMs: positive(spec, 'timeoutMs', DEFAULTS.timeoutMs, MAX_TIMER_MS),
+    perHostConcurrency: integer(spec, 'perHostConcurrency', DEFAULTS.perHostConcurrency, 1),
+    sitemaps: bool(spec, 'sitemaps', DEFAULTS.sitemaps),
+    maxRetries: integer(spec, 'maxRetries', DEFAULTS.maxRetries, 0),
+    backoffMs,
+    backoffMaxMs,
+    parkAfter: integer(spec, 'parkAfter', DEFAULTS.parkAfter, 1),
   };
 }
