@@ -69,7 +69,18 @@ export interface LeaderDeps {
   rebalance?: RebalanceOptions;
   /** A warm standby's read, for the first load only (undefined: read etcd). */
   warm?: () => Promise<ClusterRead | undefined>;
+  /** Counts and drops sharded resources' queued items (JetStream); without it, sharded resources never complete. */
+  shardQueues?: ShardQueueCounter;
 }
+
+/** ShardQueueCounter is what the leader asks of the shard queues (src/platform/nats/shard-queues.ts). */
+export interface ShardQueueCounter {
+  count(resourceId: string, shards: number): Promise<number[]>;
+  drop(resourceId: string, shards: number): Promise<void>;
+}
+
+/** A queue count that failed is answered as unknown after this long, and asked for again. */
+const SHARD_PROBE_RETRY_MS = 1000;
 
 /** After a batch failed to plan, the state is read again on the next request, or after this long. */
 const PLAN_RETRY_MS = 1000;
@@ -251,6 +262,7 @@ export class Leader {
     this.state.outcomes.expire(this.d.clock.now());
     this.d.metrics.setDedupeEntries(this.state.outcomes.size);
     this.deadlines.apply(p.handoffs);
+    this.shardQueues(p);
     this.fires.set(p.wakeAt);
     // Workers hear of each transaction's assignments as soon as it commits: a
     // lost worker's thousand moves are a few dozen transactions, and the first
@@ -260,6 +272,20 @@ export class Leader {
       (err) => this.failed(p, txns, err),
     );
     await this.committer.room();
+  }
+
+  /** shardQueues counts the queues the plan asked about (the answer is an input of a later batch) and drops removed ones. */
+  private shardQueues(p: Plan): void {
+    const q = this.d.shardQueues;
+    if (!q) return;
+    for (const { name, id, count, token } of p.shardProbes) {
+      const answer = (queued: number[] | undefined) => this.actor.send({ kind: 'shard-queues', name, id, token, queued });
+      q.count(id, count).then(answer, (err: unknown) => {
+        this.log.warn({ name, err: (err as Error)?.message }, 'counting shard queues failed; asking again');
+        this.d.clock.after(SHARD_PROBE_RETRY_MS, () => answer(undefined));
+      });
+    }
+    for (const { id, count } of p.shardDrops) void q.drop(id, count).catch(() => undefined);
   }
 
   /** inputsOf turns a mailbox message into plan inputs; worker changes also drive liveness. */

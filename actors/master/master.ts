@@ -20,7 +20,7 @@ import type { Clock } from '#platform/clock.js';
 import { withRetry } from '#platform/retry.js';
 import type { Logger } from '#platform/log.js';
 import type { Bus, BusMsg, Guard, Store } from '#platform/ports.js';
-import { Leader, type RebalanceOptions } from '#actors/leader/leader.js';
+import { Leader, type RebalanceOptions, type ShardQueueCounter } from '#actors/leader/leader.js';
 import { Standby } from '#actors/leader/standby.js';
 import { Forwarder } from './forwarder.js';
 import { ParkedRequests } from './parked.js';
@@ -43,6 +43,8 @@ export interface MasterDeps {
   /** Keep a warm standby of the leader's state while following. */
   standby: boolean;
   rebalance?: RebalanceOptions;
+  /** The shard queues, for sharded resources' completion (JetStream). */
+  shardQueues?: ShardQueueCounter;
   /** A request of this subject was answered with an error (the client service counts them). */
   countError(subject: string, err: Error): void;
 }
@@ -158,6 +160,7 @@ export class Master {
       metrics,
       prober: this.prober,
       ...(this.deps.rebalance ? { rebalance: this.deps.rebalance } : {}),
+      ...(this.deps.shardQueues ? { shardQueues: this.deps.shardQueues } : {}),
       ...(standby ? { warm: () => standby.take(guard) } : {}),
     });
     this.leader = leader;

@@ -10,6 +10,7 @@ import { leaseTiming } from '#platform/etcd/lease.js';
 import { NatsBus } from '#platform/nats/bus.js';
 import { ClientService } from '#platform/nats/service.js';
 import { ensureResultsStream } from '#platform/nats/results.js';
+import { countQueued, dropQueues, ensureShardsStream } from '#platform/nats/shard-queues.js';
 import { reportHeapOnSignal } from '#platform/heap.js';
 import { createMetrics, metricsHost, startMetricsServer, type MetricsServer } from '#platform/metrics.js';
 import { etcdCheck, healthProbe, loopCheck, natsCheck } from '#platform/health.js';
@@ -70,6 +71,7 @@ export class MasterProcess {
       parkMs: cfg.parkMs ?? DEFAULTS.parkMs,
       standby: cfg.standby !== false,
       ...(cfg.rebalance ? { rebalance: cfg.rebalance } : {}),
+      shardQueues: { count: (id, n) => countQueued(nc, id, n), drop: (id, n) => dropQueues(nc, id, n) },
       countError: (subject, err) => p?.service?.countError(subject, err),
     });
     p = new MasterProcess(cfg, nc, store, master, log);
@@ -97,13 +99,16 @@ export class MasterProcess {
   }
 
   /**
-   * ensureResults creates or updates the results stream, idempotently, from
+   * ensureResults creates or updates the results stream (and the shard queues stream), idempotently, from
    * every master (so it exists wherever the cluster runs), retrying in the
    * background while JetStream is unavailable: task results wait for it, the
    * control plane does not.
    */
   private async ensureResults(): Promise<void> {
-    await withRetry(() => ensureResultsStream(this.nc, { replicas: this.cfg.resultsReplicas ?? 1 }), {
+    await withRetry(async () => {
+      await ensureResultsStream(this.nc, { replicas: this.cfg.resultsReplicas ?? 1 });
+      await ensureShardsStream(this.nc, { replicas: this.cfg.resultsReplicas ?? 1 });
+    }, {
       initialMs: 500,
       maxMs: 10_000,
       signal: this.stopped.signal,

@@ -8,6 +8,7 @@ import type { ProcessConfig } from '#platform/config.js';
 import type { Store } from '#platform/ports.js';
 import { NatsBus } from '#platform/nats/bus.js';
 import { RESULTS_DEFAULTS, ResultsPublisher } from '#platform/nats/results.js';
+import { ShardQueues } from '#platform/nats/shard-queues.js';
 import { connectProcess } from '#platform/connect.js';
 import { systemClock } from '#platform/clock.js';
 import { createMetrics, metricsHost, startMetricsServer, type MetricsServer } from '#platform/metrics.js';
@@ -72,6 +73,7 @@ export class WorkerProcess {
       kinds,
       // Retried: a clustered results stream has no leader for a few seconds after its server dies.
       results: new ResultsPublisher(nc, { retryMs: RESULTS_DEFAULTS.emitRetryMs }),
+      queues: new ShardQueues(nc),
     });
     const p = new WorkerProcess(nc, store, worker);
     p.offStall = onStall(() => worker.checkLease());

@@ -34,6 +34,7 @@ import { Assignments, type Action, type Assigned } from './assignments.js';
 import type { KindRegistry } from './runtime/kind-modules.js';
 import { Reporter } from './runtime/reporter.js';
 import { Attempts, type ResultsSink } from './runtime/attempts.js';
+import type { ShardQueuesPort } from './runtime/shard-io.js';
 
 export const DEFAULT_STOP_GRACE_MS = 2000;
 
@@ -60,6 +61,8 @@ export interface WorkerDeps {
   kinds: Pick<KindRegistry, 'kinds' | 'host'>;
   /** Where task results go (JetStream). */
   results: ResultsSink;
+  /** Shard-to-shard queues (JetStream), for sharded resources. */
+  queues?: ShardQueuesPort;
 }
 
 type Message = { kind: 'assign'; ev: AssignEvent } | { kind: 'resync'; why: string } | { kind: 'register'; why: string };
@@ -99,6 +102,7 @@ export class Worker {
       hostFor: (kind) => cfg.kinds.host(kind),
       reporter: this.reporter,
       results: cfg.results,
+      ...(cfg.queues ? { queues: cfg.queues } : {}),
       store: this.store,
       bus: this.bus,
       clock: this.clock,

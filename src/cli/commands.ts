@@ -14,6 +14,7 @@ import { Progress } from './progress.js';
 import { examples } from './help.js';
 import { addResultsCommand } from './results.js';
 import { addFleetCommands, candidateTable } from './fleet-commands.js';
+import { shardTable } from './shards-format.js';
 import { addScheduleCommands, nextFire, runsTable, scheduleTable } from './schedule-commands.js';
 import { addApplyCommands, labelArg, limitArg, stateArg } from './apply-command.js';
 import type { ListFilter } from '#protocol/list-query.js';
@@ -87,7 +88,7 @@ export function addClientCommands(program: Command): void {
         const now = new Date();
         // A scheduled resource shows its schedule and runs under it.
         const runs = r.schedule ? `\n\n${scheduleTable([r], now)}\n\n${runsTable(r, now)}` : '';
-        return { data: r, human: `${fmt.resources([r], now)}${runs}` };
+        return { data: r, human: `${fmt.resources([r], now)}${runs}${shardTable(r)}` };
       }),
     );
 

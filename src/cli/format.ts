@@ -3,6 +3,7 @@
 
 import type { Resource, StatusResult, WorkerLoad } from '#protocol/messages.js';
 import { clean, GAP, pad, table, type Align } from '#lib/table.js';
+import { workerCell } from './shards-format.js';
 
 export { clean, table };
 
@@ -66,7 +67,7 @@ export function resourceColumns(now: Date): Column<Resource>[] {
   return [
     { header: 'NAME', value: (r) => r.name },
     { header: 'STATE', value: (r) => r.state ?? '' },
-    { header: 'WORKER', value: (r) => r.worker ?? '-' },
+    { header: 'WORKER', value: workerCell },
     { header: 'KIND', value: kindOf },
     { header: 'TRIES', value: (r) => `${r.attempt ?? 0}/${r.failures ?? 0}`, align: 'right' },
     { header: 'ID', value: (r) => shortId(r.id) },

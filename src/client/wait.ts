@@ -106,6 +106,8 @@ async function whereRunning(client: GafferClient, name: string, left: () => numb
     return undefined;
   }
   seen(r.id);
+  // A sharded resource runs once every shard does (as its workers reported them started): its workers, listed.
+  if (r.shards) return r.shards.every((x) => x.state === 'running') ? [...new Set(r.shards.map((x) => x.worker ?? '-'))].sort().join(',') : undefined;
   if (!r.worker) return undefined;
   try {
     const st = await client.call<WorkerStatusResult>(subjects.workerStatus(r.worker), {}, step());

@@ -36,6 +36,18 @@ export interface EmitOptions {
   id?: string;
 }
 
+/** InboxItem is one item another shard (or this one) sent to this shard. */
+export interface InboxItem {
+  item: Json;
+  /**
+   * Removes the item from the queue for good, once every send made before
+   * it is stored. Call it once the item is handled, its sends and emits
+   * included: an item not acknowledged when the shard moves goes to the
+   * next owner. Rejects if this worker no longer owns the shard.
+   */
+  ack(): Promise<void>;
+}
+
 export interface TaskContext {
   resource: TaskResource;
   spec: { [k: string]: Json };
@@ -57,6 +69,22 @@ export interface TaskContext {
   progress(value: Json): void;
   /** Publishes one result; resolves once JetStream has stored it (or already had it). */
   emit(item: Json, opts?: EmitOptions): Promise<void>;
+  /** Which shard of how many this is; { index: 0, count: 1 } for a resource without spec.shards. */
+  shard: { index: number; count: number };
+  /**
+   * Stores one item on shard `index`'s queue (a sharded resource only) and
+   * resolves once stored; an item sent again with the same id is stored
+   * once. Once this shard has been idle it may send only while it holds an
+   * unacknowledged item. Rejects if this worker no longer owns the shard.
+   */
+  send(index: number, item: Json, opts?: EmitOptions): Promise<void>;
+  /**
+   * This shard's items, in order. Awaiting it while holding no item is what
+   * makes the shard idle: a sharded resource completes once every shard is
+   * idle (or has returned) and no item is queued or held anywhere. It ends
+   * when the task is stopped; it is empty for a resource without spec.shards.
+   */
+  inbox: AsyncIterable<InboxItem>;
 }
 
 export interface TaskKind {

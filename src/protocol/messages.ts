@@ -63,6 +63,8 @@ export interface Resource {
   result?: Json;
   /** Why it is pending. */
   reason?: string;
+  /** A sharded resource's shards (spec.shards), by index. */
+  shards?: import('./shards.js').ShardView[];
   /** spec.schedule as it stands: next fires, the running run, pause. */
   schedule?: ScheduleView;
   /** The last ended runs of a scheduled resource, newest first. */
@@ -248,7 +250,9 @@ export type TaskReport =
   | { type: 'completed'; name: string; id: string; attempt: number; result?: Json }
   | { type: 'failed'; name: string; id: string; attempt: number; error: string }
   /** The attempt was stopped (unassigned or moved) and has certainly ended: a handoff may go on. */
-  | { type: 'stopped'; name: string; id: string; attempt: number };
+  | { type: 'stopped'; name: string; id: string; attempt: number }
+  /** A shard's activity: idle (it awaits its inbox holding nothing) or busy; seq orders an attempt's reports. */
+  | { type: 'activity'; name: string; id: string; attempt: number; seq: number; idle: boolean };
 export type TaskReportType = TaskReport['type'];
 
 /** ReportRequest is one worker's batch of reports, on task.report. */

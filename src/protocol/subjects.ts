@@ -67,6 +67,13 @@ export const Header = {
  */
 export const RESULTS_STREAM = 'GAFFER_RESULTS';
 
+/**
+ * The JetStream work-queue stream of shard-to-shard items (subjects
+ * `shards.<resource id>.<index>`): one subject, and one durable consumer,
+ * per shard. Masters create it; items are removed as they are acknowledged.
+ */
+export const SHARDS_STREAM = 'GAFFER_SHARDS';
+
 export const subjects = {
   /** Only the current leader subscribes here; followers re-publish client requests to it. */
   leader: (masterId: string): string => `master.leader.${masterId}`,
@@ -85,6 +92,11 @@ export const subjects = {
    */
   results: (name: string): string => `results.${name}`,
   allResults: 'results.>',
+  /** One shard's queue, by the resource id (ids have no dots, unlike names). */
+  shardQueue: (resourceId: string, index: number): string => `shards.${resourceId}.${index}`,
+  /** Every shard queue of one resource. */
+  shardQueues: (resourceId: string): string => `shards.${resourceId}.>`,
+  allShardQueues: 'shards.>',
 } as const;
 
 /**

@@ -5,8 +5,9 @@
 import { BadRequestError } from './errors.js';
 import { MAX_REPORTS, MAX_STATE_BYTES, type Json, type ReportRequest, type TaskReport, type TaskReportType } from './messages.js';
 import { validateId, validateName } from './validate.js';
+import { parseShard } from './shards.js';
 
-const TYPES: ReadonlySet<TaskReportType> = new Set(['started', 'progress', 'checkpoint', 'completed', 'failed', 'stopped']);
+const TYPES: ReadonlySet<TaskReportType> = new Set(['started', 'progress', 'checkpoint', 'completed', 'failed', 'stopped', 'activity']);
 const MAX_ERROR_CHARS = 2000;
 const ID_MAX = 64;
 
@@ -67,7 +68,8 @@ function report(v: unknown, i: number): TaskReport {
   const r = obj(v, `reports[${i}]`);
   const type = r.type as TaskReportType;
   if (!TYPES.has(type)) throw new BadRequestError(`reports[${i}].type must be one of ${[...TYPES].join(', ')}`);
-  const name = validateName(r.name);
+  // A shard reports on its own name, `<resource>/<index>` (shards.ts).
+  const name = typeof r.name === 'string' && parseShard(r.name) ? r.name : validateName(r.name);
   if (typeof r.id !== 'string' || r.id.length === 0 || r.id.length > ID_MAX) throw new BadRequestError(`reports[${i}].id must be a resource id`);
   const base = { name, id: r.id, attempt: wholeNumber(r.attempt, `reports[${i}].attempt`, 1) };
   switch (type) {
@@ -82,6 +84,9 @@ function report(v: unknown, i: number): TaskReport {
       return r.result === undefined ? { type, ...base } : { type, ...base, result: boundedJson(r.result, `reports[${i}].result`) };
     case 'failed':
       return { type, ...base, error: errorText(r.error, i) };
+    case 'activity':
+      if (typeof r.idle !== 'boolean') throw new BadRequestError(`reports[${i}].idle must be true or false`);
+      return { type, ...base, seq: wholeNumber(r.seq, `reports[${i}].seq`, 1), idle: r.idle };
   }
 }
 

@@ -2,6 +2,7 @@
 // names, ids and specs. Anything malformed is a BadRequestError.
 
 import { BadRequestError } from './errors.js';
+import { validateShards } from './shards.js';
 import { packed } from './codec.js';
 import { validateSchedule } from './schedule.js';
 import { validateLabels } from './labels.js';
@@ -62,6 +63,9 @@ export function validateSpec(spec: unknown): Spec {
   if (s.prefer !== undefined) validateConstraints(s.prefer, 'spec.prefer');
   if (s.schedule !== undefined) validateSchedule(s.schedule);
   if (s.rebalance !== undefined && typeof s.rebalance !== 'boolean') throw new BadRequestError('"spec.rebalance" must be true or false');
+  if (s.shards !== undefined) validateShards(s.shards);
+  // A scheduled run of a sharded resource would need its runs to start and end every shard: not built.
+  if (s.shards !== undefined && s.schedule !== undefined) throw new BadRequestError('"spec.shards" and "spec.schedule" cannot be combined');
   if (s.labels !== undefined) validateLabels(s.labels, 'spec.labels');
   if (packed.encode(spec).byteLength > MAX_SPEC_BYTES) {
     throw new BadRequestError(`"spec" is larger than ${MAX_SPEC_BYTES} bytes`);

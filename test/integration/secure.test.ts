@@ -29,6 +29,7 @@ import { keys } from '#protocol/keys.js';
 import type { Resource } from '#protocol/messages.js';
 
 const EXAMPLES = fileURLToPath(new URL('../../../examples/kinds.mjs', import.meta.url));
+const SHARDS = fileURLToPath(new URL('../../../test/fixtures/kinds/shards.mjs', import.meta.url));
 
 test('the pieces: reply subjects, inbox prefixes, TLS and auth settings', () => {
   for (const r of ['_INBOX.abc.1', '_INBOX_client.abc.1', '_INBOX_worker-w1.x']) assert.equal(isReplySubject(r), true, r);
@@ -66,7 +67,7 @@ test('a client certificate, for a NATS server that verifies clients (--nats-cert
 test('secure cluster: TLS and auth on NATS and etcd', async (t) => {
   const t0 = performance.now();
   const c = await cluster({ masters: 3, workers: 0, ttlSeconds: 2, secure: true, etcdAuthTokenTtl: 5 });
-  for (const id of ['w1', 'w2', 'w3']) c.startWorker(id, ['--tasks', EXAMPLES]);
+  for (const id of ['w1', 'w2', 'w3']) c.startWorker(id, ['--tasks', EXAMPLES, '--tasks', SHARDS]);
   const secure = c.secure!;
   const status = await c.ready(3);
   const client = await c.client();
@@ -172,6 +173,16 @@ test('secure cluster: TLS and auth on NATS and etcd', async (t) => {
     await client.delete('secure-count'); // a completed resource holds no worker: out of the way of converged()
   });
 
+  await t.test('a sharded resource passes items through its shard queues and completes', async () => {
+    await client.add('secure-relay', { kind: 'relay', shards: 3, items: 9, hops: 2 });
+    const r = await waitFor('secure-relay to complete', async () => {
+      const got = await client.get('secure-relay');
+      return got.state === 'completed' || got.state === 'failed' ? got : undefined;
+    }, 60000);
+    assert.equal(r.state, 'completed', r.error);
+    await client.delete('secure-relay');
+  });
+
   await t.test('worker SIGKILL: its resources run elsewhere', async () => {
     const before = await converged(c);
     const victim = before.find((r) => r.worker)!.worker!;
@@ -182,7 +193,7 @@ test('secure cluster: TLS and auth on NATS and etcd', async (t) => {
       const r = after.find((x: Resource) => x.name === name);
       assert.ok(r && r.worker && r.worker !== victim, `${name} moved off ${victim}`);
     }
-    c.startWorker(victim, ['--tasks', EXAMPLES]);
+    c.startWorker(victim, ['--tasks', EXAMPLES, '--tasks', SHARDS]);
     await c.ready(3);
   });
 

@@ -326,6 +326,13 @@ test('web dashboard', async (t) => {
       await page.select('[data-testid="filter-worker"]', '');
       await page.waitForSelector(row, deadline);
 
+      // A sharded resource's row opens to its shards.
+      await client.add('web-sharded', { shards: 2 });
+      const toggle = 'tr[data-resource="web-sharded"] [data-testid="shards-toggle"]';
+      await page.waitForSelector(toggle, deadline);
+      await page.click(toggle);
+      await page.waitForSelector('tr.shard-row[data-shard="web-sharded/1"]', deadline);
+
       await c.workers.get(first)!.kill();
       await page.waitForSelector(`${row}[data-worker="${other}"]`, deadline);
       await page.waitForSelector('[data-testid="events"] li[data-kind="worker.lost"]', deadline);

@@ -7,6 +7,7 @@ import type { EventKind, EventPayloads } from '#protocol/events.js';
 import type { ClientRequest } from '#protocol/request.js';
 import type { Outcome } from '#protocol/outcomes.js';
 import type { Changes, HandoffChange } from './change-log.js';
+import type { ShardProbe } from './shards.js';
 
 export interface RebalanceLimits {
   /** Most moves in one round (--rebalance-max). */
@@ -33,6 +34,8 @@ export type Input =
   | { kind: 'worker-down'; id: string; fencedBy?: number }
   /** Nothing to do but repair and place what is pending (after a load, or with a backlog). */
   | { kind: 'reconcile' }
+  /** The shell's answer to a ShardProbe: items waiting in each queue of a sharded resource (undefined: could not count). */
+  | { kind: 'shard-queues'; name: string; id: string; token: string; queued: number[] | undefined }
   /** A schedule's fire time has come (the shell's timer for Plan.wakeAt). */
   | { kind: 'tick' };
 
@@ -97,6 +100,10 @@ export interface Plan {
   handoffs: HandoffChange[];
   /** The batch's budget left work for the next batch: plan another soon. */
   backlog: boolean;
+  /** Sharded resources whose queues the shell must count (shards.ts), answered with a 'shard-queues' input. */
+  shardProbes: ShardProbe[];
+  /** Ids of sharded resources removed: the shell drops their queues. */
+  shardDrops: Array<{ id: string; count: number }>;
   /** The next schedule fire is due at this wall time (epoch ms): plan a batch then. */
   wakeAt?: number;
 }

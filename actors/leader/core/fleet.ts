@@ -11,8 +11,9 @@
 import { NotFoundError } from '#protocol/errors.js';
 import type { Candidate, MoveReason, Spec } from '#protocol/messages.js';
 import type { ClientRequest, Command } from '#protocol/request.js';
-import { choose, compareLoad, exclusion, place, rank, wantOf, type Slot } from './placement.js';
+import { choose, compareLoad, exclusion, place, rank, siblings, wantOf, type Slot } from './placement.js';
 import type { ClusterState } from './state.js';
+import { isSharded, whereShards } from './shards.js';
 import { TERMINAL, type Entry, type WorkerEntry } from './records.js';
 import { applyCordon } from './workers.js';
 import type { PlannedEvent, PlannedReply, RebalanceLimits, WireReply } from './batch.js';
@@ -46,7 +47,8 @@ function rebalanceMoves(s: ClusterState, limits: RebalanceLimits): Array<{ name:
     if ((load.get(most.id)! - 1) * least.capacity < (load.get(least.id)! + 1) * most.capacity) break;
     const name = [...most.names].sort().find((n) => {
       const e = s.resources.get(n)!;
-      return !tried.has(n) && movable(e) && exclusion(slotOf(least, load.get(least.id)! - least.assigned), wantOf(e.rec.spec)) === undefined;
+      // A shard does not move onto a worker one of its other shards is on.
+      return !tried.has(n) && movable(e) && !siblings(s, n)?.has(least.id) && exclusion(slotOf(least, load.get(least.id)! - least.assigned), wantOf(e.rec.spec)) === undefined;
     });
     if (!name) break;
     tried.add(name);
@@ -68,7 +70,8 @@ function drainMoves(s: ClusterState, worker: string): { moves: Array<{ name: str
   for (const name of [...w.names].sort()) {
     const e = s.resources.get(name)!;
     if (TERMINAL.has(e.rec.state) || e.handoff) continue;
-    const pick = choose(others.map((o) => slotOf(o, extra.get(o.id) ?? 0)), wantOf(e.rec.spec));
+    const avoid = siblings(s, name);
+    const pick = choose(others.map((o) => slotOf(o, extra.get(o.id) ?? 0)), { ...wantOf(e.rec.spec), ...(avoid ? { avoid } : {}) });
     if (!('slot' in pick)) {
       remaining.push(name);
       continue;
@@ -109,6 +112,7 @@ function explain(s: ClusterState, name: string): { worker: string | null; reason
     const until = e.rec.state === 'scheduled' ? 'its next fire (or schedule.trigger)' : 'resource.restart';
     return { worker: null, reason: `${e.rec.state}: it does not run again until ${until}`, candidates };
   }
+  if (isSharded(e)) return { worker: null, reason: whereShards(s, e), candidates };
   if (!e.rec.worker) return { worker: null, reason: e.rec.reason ?? 'pending', candidates };
   const at = e.rec.worker;
   const top = candidates[0];

@@ -8,6 +8,7 @@
 import { LIST_PAGE_BYTES, LIST_PAGE_MAX, type ListRequest, type Resource, type ResourceState, type ResourceSummary } from '#protocol/messages.js';
 import { matchesFilter } from '#protocol/list-query.js';
 import { toResource } from '#protocol/stored.js';
+import { isShardName } from '#protocol/shards.js';
 import type { ClusterState } from './state.js';
 import type { Entry } from './records.js';
 
@@ -46,7 +47,8 @@ export function filteredPage(s: ClusterState, q: ListRequest, maxScan = MAX_SCAN
     if (q.prefix !== undefined && !name.startsWith(q.prefix)) return { resources: out };
     if (scanned++ === maxScan) return { resources: out, next: names[i - 1]! };
     const e = s.resources.get(name)!;
-    if (!matchesFilter(e.rec, q)) continue;
+    // Shards are shown within their resource (resource.get), not listed as resources.
+    if (isShardName(name) || !matchesFilter(e.rec, q)) continue;
     bytes += sizeOf(e);
     if (bytes > maxBytes && out.length > 0) break;
     out.push(toResource(e.rec, e.revision));
@@ -75,8 +77,13 @@ export function summary(s: ClusterState): ResourceSummary {
   const last = counted.get(s);
   if (last && last.batch === s.batch) return last.value;
   const byState: Partial<Record<ResourceState, number>> = {};
-  for (const e of s.resources.values()) byState[e.rec.state] = (byState[e.rec.state] ?? 0) + 1;
-  const value = { total: s.resources.size, byState };
+  let total = 0;
+  for (const e of s.resources.values()) {
+    if (isShardName(e.rec.name)) continue; // a shard counts within its resource
+    byState[e.rec.state] = (byState[e.rec.state] ?? 0) + 1;
+    total++;
+  }
+  const value = { total, byState };
   counted.set(s, { batch: s.batch, value });
   return value;
 }

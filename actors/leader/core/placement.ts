@@ -10,6 +10,7 @@
 
 import { ResourceState, type Candidate, type Constraint, type MoveReason, type Spec } from '#protocol/messages.js';
 import { taskKindOf } from '#protocol/validate.js';
+import { parseShard, shardCount, shardName } from '#protocol/shards.js';
 import type { ClusterState } from './state.js';
 import type { Entry, WorkerEntry } from './records.js';
 import { beginHandoff, endHandoff } from './handoffs.js';
@@ -166,7 +167,8 @@ export function place(s: ClusterState, e: Entry, opts: PlaceOptions = {}): void 
   if (from) s.free(from, name);
   s.pending.delete(name);
   endHandoff(s, e);
-  const pick = opts.to ? { slot: opts.to } : choose(s.workers.values(), { ...wantOf(e.rec.spec), ...(opts.avoid ? { avoid: opts.avoid } : {}) });
+  const avoid = opts.avoid ?? siblings(s, name);
+  const pick = opts.to ? { slot: opts.to } : choose(s.workers.values(), { ...wantOf(e.rec.spec), ...(avoid ? { avoid } : {}) });
   const to = 'slot' in pick ? (pick.slot as WorkerEntry) : undefined;
   if (to) {
     const attempt = e.rec.attempt + 1;
@@ -187,6 +189,19 @@ export function place(s: ClusterState, e: Entry, opts: PlaceOptions = {}): void 
   e.cpSeq = undefined;
   const moved = from !== (to?.id ?? null);
   if (moved || e.revision === 0) s.log.moves.push({ name, id: e.rec.id, from, to: to?.id ?? null, deleted: false, reason: opts.reason ?? 'lost' });
+}
+
+/** siblings are the workers of a shard's other shards: a shard prefers a worker none of them is on. */
+export function siblings(s: ClusterState, name: string): ReadonlySet<string> | undefined {
+  const p = parseShard(name);
+  const count = p && shardCount(s.resources.get(p.name)?.rec.spec ?? {});
+  if (!p || !count) return undefined;
+  const out = new Set<string>();
+  for (let i = 0; i < count; i++) {
+    const w = i === p.index ? null : s.resources.get(shardName(p.name, i))?.rec.worker;
+    if (w) out.add(w);
+  }
+  return out.size > 0 ? out : undefined;
 }
 
 /**

@@ -18,6 +18,7 @@ import { placePending } from './placement.js';
 import { restamps } from './repair.js';
 import { planRequest, type RequestScope } from './requests.js';
 import { markRunning, reattempts, workerDown, workerUp } from './workers.js';
+import { checkShards, foldTouched, queuesAnswered } from './shards.js';
 import { fireSchedules } from './schedules.js';
 
 /**
@@ -60,6 +61,9 @@ export function plan(s: ClusterState, batch: readonly Input[], ctx: PlanContext)
       case 'reconcile':
       case 'tick':
         break;
+      case 'shard-queues':
+        queuesAnswered(s, m.name, m.id, m.token, m.queued);
+        break;
     }
   }
   fireSchedules(s);
@@ -67,10 +71,14 @@ export function plan(s: ClusterState, batch: readonly Input[], ctx: PlanContext)
   reattempts(s);
   placePending(s);
   drained(s, events);
+  foldTouched(s);
+  const shardProbes = checkShards(s);
+  const shardDrops = s.shardDrops;
+  s.shardDrops = [];
   const { moves, tasks, handoffs, ...writes } = s.takeChanges();
   events.push(...announce(moves), ...tasks.map(taskEvent), ...s.schedules.takeEvents());
   const wakeAt = s.schedules.wakeAt;
-  return { writes, outcomes: scope.outcomes, replies, events, handoffs, backlog: s.cut, ...(wakeAt !== undefined ? { wakeAt } : {}) };
+  return { writes, outcomes: scope.outcomes, replies, events, handoffs, backlog: s.cut, shardProbes, shardDrops, ...(wakeAt !== undefined ? { wakeAt } : {}) };
 }
 
 function taskEvent(t: TaskChange): PlannedEvent {

@@ -47,6 +47,10 @@ export interface Entry {
   /** The newest checkpoint seq accepted for the current attempt. */
   cpSeq?: number;
   handoff?: Handoff;
+  /** A shard's last activity report (memory only: shards report it again to a new leader). */
+  activity?: { attempt: number; seq: number; idle: boolean };
+  /** A sharded resource's queue probe in flight: the shards' token when it was asked for (shards.ts). */
+  probe?: string;
 }
 
 export class WorkerEntry {

@@ -5,11 +5,13 @@
 // budgets allow (restamps, and placePending for what a dead worker held).
 
 import type { MoveReason } from '#protocol/messages.js';
+import { isShardedRecord } from '#protocol/shards.js';
 import type { StoredHandoff, StoredResource } from '#protocol/stored.js';
 import type { ClusterState } from './state.js';
 import { sameAssign, TERMINAL, WorkerEntry, type Assignment, type Cordon, type Entry } from './records.js';
 import { beginHandoff, release } from './handoffs.js';
 import { applyCordon } from './workers.js';
+import { restoreShards } from './shards.js';
 
 /** loadCordon records a cordon as etcd has it; call before loadWorker. */
 export function loadCordon(s: ClusterState, id: string, c: Cordon): void {
@@ -38,7 +40,8 @@ export function loadResource(s: ClusterState, rec: StoredResource, revision: num
   s.renamed();
   const w = rec.worker ? s.workers.get(rec.worker) : undefined;
   if (w) w.names.add(rec.name);
-  else if (!TERMINAL.has(rec.state)) s.pending.add(rec.name);
+  // A sharded resource's own record runs nowhere: its shards are placed.
+  else if (!TERMINAL.has(rec.state) && !isShardedRecord(rec.name, rec.spec)) s.pending.add(rec.name);
 }
 
 /**
@@ -66,6 +69,7 @@ export function repair(s: ClusterState, orphanAssignments: Array<{ worker: strin
     } else if (!sameAssign(wanted(s, e), e.assign)) s.restamp.add(e.rec.name);
   }
   s.log.orphans.push(...orphanAssignments);
+  restoreShards(s);
 }
 
 /** restamps rewrites the assignments a load found stale, as far as the batch's budget goes. */

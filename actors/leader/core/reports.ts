@@ -15,6 +15,7 @@ import type { Assignment, Entry } from './records.js';
 import type { Tick } from './batch.js';
 import { endHandoff, release } from './handoffs.js';
 import { place } from './placement.js';
+import { noteActivity } from './shards.js';
 import { endRun } from './schedules.js';
 
 /** What a report got: accepted, or refused with a reason. */
@@ -69,6 +70,9 @@ export function report(s: ClusterState, worker: string, epoch: string, r: TaskRe
       break;
     case 'failed':
       fail(s, e, worker, r.error, tick);
+      break;
+    case 'activity':
+      noteActivity(s, e, r);
       break;
   }
   return { ok: true };

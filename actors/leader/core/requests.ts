@@ -12,6 +12,8 @@ import { answerOf } from './dedupe-window.js';
 import { planFleet } from './fleet.js';
 import { report } from './reports.js';
 import { add, remove, restart } from './resources.js';
+import { addSharded, isSharded, removeSharded, restartSharded, shardReported, withShards } from './shards.js';
+import { shardCount } from '#protocol/shards.js';
 import { planApply } from './apply.js';
 import { filteredPage, summary } from './list-filter.js';
 import { hasFilter } from '#protocol/list-query.js';
@@ -72,7 +74,7 @@ function planWrite(
 ): { reply: PlannedReply; outcome?: { name: string; outcome: Outcome } } {
   if (c.op === 'schedule') return planSchedule(s, req, c);
   if (c.op === 'restart') {
-    const r = restart(s, c.name);
+    const r = isShardedName(s, c.name) ? restartSharded(s, c.name) : restart(s, c.name);
     if (r === undefined) return { reply: { req, build: () => notFound(c.name) }, outcome: { name: c.name, outcome: { op: 'absent', name: c.name } } };
     if (typeof r === 'string') {
       const error = new ConflictError(`${c.name} is ${r}; only a completed or failed resource can be restarted`).toWire();
@@ -82,18 +84,24 @@ function planWrite(
     return { reply: { req, build: (rev) => ({ ok: true, resource: stamp(r, rev) }) }, outcome: { name: c.name, outcome: { op: 'restart', rec } } };
   }
   if (c.op === 'add') {
-    const created = add(s, c.name, c.spec, ctx);
-    const r = viewOf(s.resources.get(c.name)!, s.schedules.wall);
+    const created = shardCount(c.spec) !== undefined ? addSharded(s, c.name, c.spec, ctx) : add(s, c.name, c.spec, ctx);
+    const e = s.resources.get(c.name)!;
+    const r = withShards(s, e, viewOf(e, s.schedules.wall));
     // The state's own record (never mutated, only replaced), not a copy: the dedupe window keeps it for a minute.
     const rec = s.resources.get(c.name)!.rec;
     const reply: PlannedReply = { req, build: (rev) => ({ ok: true, created, resource: stamp(r, rev) }) };
     return { reply, outcome: { name: c.name, outcome: { op: 'add', created, rec } } };
   }
-  const r = remove(s, c.name);
+  const r = isShardedName(s, c.name) ? removeSharded(s, c.name) : remove(s, c.name);
   if (!r) return { reply: { req, build: () => notFound(c.name) }, outcome: { name: c.name, outcome: { op: 'absent', name: c.name } } };
-  const { revision: _r, ...rec } = r;
+  const { revision: _r, shards: _s, ...rec } = r;
   return { reply: { req, build: (rev) => ({ ok: true, resource: stamp(r, rev) }) }, outcome: { name: c.name, outcome: { op: 'delete', rec } } };
 }
+
+const isShardedName = (s: ClusterState, name: string): boolean => {
+  const e = s.resources.get(name);
+  return !!e && isSharded(e);
+};
 
 const OK = { ok: true as const };
 
@@ -102,7 +110,9 @@ function planReport(s: ClusterState, req: ClientRequest, c: Extract<Command, { o
   let unfenced = true;
   const results = c.reports.map((r) => {
     const o = report(s, c.worker, c.epoch, r, ctx);
-    if (!o.ok || (r.type !== 'started' && r.type !== 'progress')) unfenced = false;
+    if (o.ok && r.type !== 'progress' && r.type !== 'activity') shardReported(s, r.name);
+    // Activity, like progress, lives in memory only: completion itself is written, and waits for proof.
+    if (!o.ok || (r.type !== 'started' && r.type !== 'progress' && r.type !== 'activity')) unfenced = false;
     // A wire error, not a NotOwnerError: no stack is captured per refused report, and a lost worker's are many.
     return o.ok ? OK : { ok: false as const, error: { code: ErrorCode.NOT_OWNER, message: o.message } };
   });
@@ -113,13 +123,16 @@ function planRead(s: ClusterState, req: ClientRequest, c: Extract<Command, { op:
   switch (c.op) {
     case 'get': {
       const e = s.resources.get(c.name);
-      const r = e && viewOf(e, s.schedules.wall);
+      const r = e && withShards(s, e, viewOf(e, s.schedules.wall));
       if (!r) return { req, build: () => notFound(c.name) };
       return { req, build: (rev) => ({ ok: true, resource: stamp(r, rev) }) };
     }
     case 'list': {
       const page = hasFilter(c) ? filteredPage(s, c) : s.page(c.after, c.limit ?? LIST_PAGE_MAX, LIST_PAGE_BYTES);
-      page.resources = page.resources.map((r) => (s.schedules.names.has(r.name) ? viewOf(s.resources.get(r.name)!, s.schedules.wall) : r));
+      page.resources = page.resources.map((r) => {
+        const e = s.resources.get(r.name)!;
+        return withShards(s, e, s.schedules.names.has(r.name) ? viewOf(e, s.schedules.wall) : r);
+      });
       return {
         req,
         build: (rev) => ({ ok: true, resources: page.resources.map((r) => stamp(r, rev)), ...(page.next ? { next: page.next } : {}) }),

@@ -11,11 +11,12 @@
 // knows, not what must survive it (workers report again to a new leader).
 
 import type { Resource, WorkerLoad } from '#protocol/messages.js';
-import { toResource } from '#protocol/stored.js';
+import { isShardName } from '#protocol/shards.js';
 import { ChangeLog, type Changes } from './change-log.js';
 import { DedupeWindow } from './dedupe-window.js';
 import { FenceWaits } from './fence-waits.js';
 import type { Assignment, Cordon, Entry, WorkerEntry } from './records.js';
+import { shardedView } from './shards.js';
 import { ScheduleBook } from './schedule-book.js';
 import { SortedNames } from './sorted-names.js';
 
@@ -39,6 +40,10 @@ export class ClusterState {
   /** Scheduled resources, their next fires and the events their rules announce. */
   readonly schedules = new ScheduleBook();
   readonly log = new ChangeLog();
+  /** Sharded resources whose shards reported something that may let them complete (shards.ts). */
+  readonly shardChecks = new Set<string>();
+  /** Ids of sharded resources removed this batch: the shell drops their queues. */
+  shardDrops: Array<{ id: string; count: number }> = [];
   /**
    * How many pending resources are still to be tried since something changed
    * that may let them be placed; Infinity asks for a whole pass.
@@ -120,7 +125,7 @@ export class ClusterState {
 
   view(name: string): Resource | undefined {
     const e = this.resources.get(name);
-    return e && toResource(e.rec, e.revision);
+    return e && shardedView(this, e);
   }
 
   /** revisionOf is the revision a resource was last written at (0 until its first commit). */
@@ -167,10 +172,12 @@ export class ClusterState {
     const out: Resource[] = [];
     let bytes = 0;
     for (; i < names.length && out.length < limit; i++) {
+      // A shard is listed with its resource (shardedView), not as a resource of its own.
+      if (isShardName(names[i]!)) continue;
       const e = this.resources.get(names[i]!)!;
       bytes += 300 + e.rec.name.length + JSON.stringify(e.rec.spec).length + jsonSize(e.rec.result) + jsonSize(e.rec.progress);
       if (bytes > maxBytes && out.length > 0) break;
-      out.push(toResource(e.rec, e.revision));
+      out.push(shardedView(this, e));
     }
     return i < names.length ? { resources: out, next: out[out.length - 1]!.name } : { resources: out };
   }

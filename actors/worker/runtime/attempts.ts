@@ -19,6 +19,8 @@ import { WorkerLog, type Logger } from '#platform/log.js';
 import type { Known, KnownLookup } from '../assignments.js';
 import type { RunningTask, TaskEnd, TaskHost } from './host.js';
 import type { Reporter } from './reporter.js';
+import { parseShard, shardCount } from '#protocol/shards.js';
+import { ShardIo, type ShardQueuesPort } from './shard-io.js';
 
 /** Progress is sent to the leader, and announced, at most this often per task. */
 export const PROGRESS_EVERY_MS = 1000;
@@ -32,6 +34,8 @@ export interface AttemptsDeps {
   hostFor(kind: string): TaskHost | undefined;
   reporter: Reporter;
   results: ResultsSink;
+  /** Shard-to-shard queues, for sharded resources (none: their shards fail to start). */
+  queues?: ShardQueuesPort;
   store: Store;
   bus: Bus;
   clock: Clock;
@@ -56,6 +60,8 @@ interface Attempt {
   progress?: Json;
   progressDirty: boolean;
   stopped: boolean;
+  /** A shard's queues, while it runs. */
+  io?: ShardIo;
 }
 
 export class Attempts {
@@ -122,11 +128,23 @@ export class Attempts {
     }
     // The lease may have lapsed while we read: check again right before anything runs.
     if (a.stopped || !this.d.mayStart()) return;
+    const shard = parseShard(task.name, task.id);
+    if (shard && !this.d.queues) return this.ended(a, { kind: 'failed', error: `worker ${this.d.worker} has no shard queues (JetStream)` });
     a.phase = 'running';
     this.runningCount++;
     a.since = this.d.clock.wall();
+    const count = shard ? (shardCount(task.spec) ?? 1) : 1;
+    if (shard) a.io = this.shardIo(a, shard.id!, shard.index, count);
+    const io = a.io;
     a.run = host.start(
-      { resource: { name: task.name, id: task.id }, spec: task.spec, attempt: task.attempt, checkpointed },
+      {
+        // A shard's kind sees its resource (results go there) and which shard it is.
+        resource: shard ? { name: shard.name, id: shard.id! } : { name: task.name, id: task.id },
+        spec: task.spec,
+        attempt: task.attempt,
+        checkpointed,
+        ...(shard ? { shard: { index: shard.index, count } } : {}),
+      },
       // Everything a task sends passes here; the lease is checked on each (a fence
       // timer can run late after a pause, but a message from the task is handled
       // first), so a task that outlived its lease is stopped at once and its
@@ -142,6 +160,7 @@ export class Attempts {
         log: (level, obj, msg) => {
           if (this.d.leaseHeld()) this.d.log[level]({ ...obj, name: task.name, attempt: task.attempt, task: true }, msg);
         },
+        ...(io ? { send: (i: number, item: Json, id: string) => io.send(i, item, id), next: () => io.next(), ack: (ref: number) => io.ack(ref) } : {}),
       },
     );
     this.d.onCountChange(this.running);
@@ -174,7 +193,24 @@ export class Attempts {
 
   private async emit(a: Attempt, item: Json, id: string): Promise<void> {
     if (a.phase !== 'running' || !this.d.leaseHeld()) throw new NotOwnerError(`${a.task.name} attempt ${a.task.attempt} no longer runs here`);
-    await this.d.results.emit(a.task.name, a.task.id, id, item, a.task.run);
+    // A shard's results are its resource's.
+    const shard = parseShard(a.task.name, a.task.id);
+    await this.d.results.emit(shard?.name ?? a.task.name, shard?.id ?? a.task.id, id, item, a.task.run);
+  }
+
+  /** shardIo gives a shard attempt its queues, fenced like its emits, its activity reported to the leader. */
+  private shardIo(a: Attempt, resourceId: string, index: number, count: number): ShardIo {
+    const { task } = a;
+    return new ShardIo({
+      queues: this.d.queues!,
+      resourceId,
+      index,
+      count,
+      clock: this.d.clock,
+      // As for emits: while its stop's grace lasts a shard may finish what it holds (a move's new owner waits for it).
+      owns: () => a.phase === 'running' && this.d.leaseHeld(),
+      report: (idle, seq) => this.report(a, { type: 'activity', name: task.name, id: task.id, attempt: task.attempt, seq, idle }),
+    });
   }
 
   /** ended records an attempt that ended on its own and reports how. */
@@ -187,9 +223,17 @@ export class Attempts {
     this.d.onCountChange(this.running);
     const reason = end.kind === 'completed' ? 'completed' : end.kind === 'failed' ? `failed: ${end.error}` : 'stopped';
     if (wasRunning) this.logStopped(a, reason, this.d.clock.wall());
+    const io = a.io;
     if (end.kind === 'completed') {
-      this.report(a, { type: 'completed', name: task.name, id: task.id, attempt: task.attempt, ...(end.result !== undefined ? { result: end.result } : {}) });
+      const done = () => {
+        io?.close(this.d.leaseHeld());
+        this.report(a, { type: 'completed', name: task.name, id: task.id, attempt: task.attempt, ...(end.result !== undefined ? { result: end.result } : {}) });
+      };
+      // A shard that returned reports it only once its sends are stored: the leader counts on it.
+      if (io) void io.settled().then(done);
+      else done();
     } else if (end.kind === 'failed') {
+      io?.close(this.d.leaseHeld());
       this.report(a, { type: 'failed', name: task.name, id: task.id, attempt: task.attempt, error: end.error });
     }
   }
@@ -230,7 +274,10 @@ export class Attempts {
       if (graceMs > 0 && a.phase === 'waiting') this.report(a, { type: 'stopped', name: a.task.name, id: a.task.id, attempt: a.task.attempt });
       return;
     }
+    a.io?.drain();
     const end = await a.run.stop(graceMs);
+    // Items it still holds go to the next owner at once on a clean stop; after a fence, after ack_wait.
+    a.io?.close(graceMs > 0 && this.d.leaseHeld());
     // Still 'running': the run's own end is ignored once stopped (launch), so only this ends it.
     if (a.phase === 'running') this.runningCount--;
     a.phase = 'ended';

@@ -5,7 +5,7 @@
 // thread can post to the host without going through this file.
 
 import { createHash } from 'node:crypto';
-import { MAX_STATE_BYTES, type Json, type TaskContext, type TaskLog } from '#kinds/api.js';
+import { MAX_STATE_BYTES, type InboxItem, type Json, type TaskContext, type TaskLog } from '#kinds/api.js';
 import type { TaskCallbacks, TaskStart } from './host.js';
 
 export const MAX_DEPTH = 64;
@@ -216,6 +216,33 @@ export function makeContext(start: TaskStart, cb: TaskCallbacks, signal: AbortSi
       const copy = toJson(item, 'emitted item');
       const given = opts?.id;
       await cb.emit(copy, given === undefined ? itemId(copy) : checkId(given));
+    },
+    shard: { ...(start.shard ?? { index: 0, count: 1 }) },
+    async send(index: number, item: Json, opts?: { id?: string }): Promise<void> {
+      if (closed) throw ended('send');
+      if (!cb.send) throw new Error('send refused: this resource is not sharded (spec.shards)');
+      const copy = toJson(item, 'sent item');
+      const given = opts?.id;
+      await cb.send(index, copy, given === undefined ? itemId(copy) : checkId(given));
+    },
+    inbox: {
+      [Symbol.asyncIterator](): AsyncIterator<InboxItem> {
+        return {
+          async next(): Promise<IteratorResult<InboxItem>> {
+            if (closed || !cb.next) return { done: true, value: undefined };
+            const got = await cb.next();
+            if (!got) return { done: true, value: undefined };
+            let acked = false;
+            const ack = async (): Promise<void> => {
+              if (acked) return;
+              if (closed) throw ended('ack');
+              await cb.ack!(got.ref);
+              acked = true;
+            };
+            return { done: false, value: { item: got.item, ack } };
+          },
+        };
+      },
     },
   };
   return {

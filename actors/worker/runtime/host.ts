@@ -14,6 +14,8 @@ export interface TaskStart {
   spec: { [k: string]: Json };
   attempt: number;
   checkpointed: Json | undefined;
+  /** For a shard of a sharded resource: which one, of how many. */
+  shard?: { index: number; count: number };
 }
 
 /** What the task does to the outside world; the worker fences each against its ownership. */
@@ -24,6 +26,11 @@ export interface TaskCallbacks {
   /** id is the item's stable id (the kind's, or a hash of the item's JSON). Resolves once stored. */
   emit(item: Json, id: string): Promise<void>;
   log(level: 'debug' | 'info' | 'warn' | 'error', obj: Record<string, unknown>, msg: string): void;
+  /** A shard's queues (shard-io.ts); absent for a resource that is not sharded. */
+  send?(index: number, item: Json, id: string): Promise<void>;
+  /** The inbox's next item, with a ref to ack it by; undefined once the attempt has ended. */
+  next?(): Promise<{ ref: number; item: Json } | undefined>;
+  ack?(ref: number): Promise<void>;
 }
 
 /** How an attempt ended. */

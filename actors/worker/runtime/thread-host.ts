@@ -28,6 +28,9 @@ export const DEFAULT_MEMORY_MB = 256;
 /** resourceLimits for a task thread: a leak ends the thread (ERR_WORKER_OUT_OF_MEMORY), not the process. */
 export const threadLimits = (memoryMb = DEFAULT_MEMORY_MB) => ({ maxOldGenerationSizeMb: memoryMb, maxYoungGenerationSizeMb: 32 });
 
+/** The thread's calls that the host answers (ack, nack, or for 'next' an item or the end). */
+const CALLS: ReadonlySet<string> = new Set(['checkpoint', 'emit', 'send', 'next', 'qack']);
+
 /** Checkpoints and emits awaiting the worker; past this the thread is nacked, as backpressure. */
 const MAX_IN_FLIGHT = 1024;
 /** Log lines: a burst of LOG_BURST, then LOG_PER_SEC; the rest are counted and reported as dropped. */
@@ -164,7 +167,7 @@ class ThreadTask implements RunningTask {
     const m = msgOf(raw);
     if (!m || this.outcome || this.exited) {
       // After the end, calls are refused: the attempt no longer owns anything.
-      if (m && (m.t === 'checkpoint' || m.t === 'emit') && Number.isSafeInteger(m.seq)) {
+      if (m && typeof m.t === 'string' && CALLS.has(m.t) && Number.isSafeInteger(m.seq)) {
         this.post({ t: 'nack', seq: m.seq as number, error: `${m.t} refused: this task attempt has ended` });
       }
       return;
@@ -172,6 +175,9 @@ class ThreadTask implements RunningTask {
     switch (m.t) {
       case 'checkpoint':
       case 'emit':
+      case 'send':
+      case 'next':
+      case 'qack':
         return this.call(m);
       case 'progress':
         try {
@@ -205,17 +211,37 @@ class ThreadTask implements RunningTask {
     if (typeof seq !== 'number' || !Number.isSafeInteger(seq)) return;
     const nack = (err: unknown): void => this.post({ t: 'nack', seq, error: errorText(err) });
     if (this.inFlight >= MAX_IN_FLIGHT) return nack(`${String(m.t)} refused: ${MAX_IN_FLIGHT} calls are already waiting`);
-    let p: Promise<void>;
+    let p: Promise<{ ref: number; item: Json } | undefined | void>;
     try {
-      p = m.t === 'checkpoint' ? this.cb.checkpoint(toJson(m.state, 'checkpoint')) : this.cb.emit(toJson(m.item, 'emitted item'), checkId(m.id));
+      p = this.invoke(m);
     } catch (err) {
       return nack(err);
     }
     this.inFlight++;
     Promise.resolve(p).then(
-      () => this.post({ t: 'ack', seq }),
+      (v) => this.post(m.t === 'next' ? (v ? { t: 'item', seq, ref: v.ref, item: v.item } : { t: 'end', seq }) : { t: 'ack', seq }),
       (err: unknown) => nack(err),
     ).finally(() => this.inFlight--);
+  }
+
+  /** invoke checks one call from the thread and hands it to the worker. */
+  private invoke(m: { t?: unknown; [k: string]: unknown }): Promise<{ ref: number; item: Json } | undefined | void> {
+    const cb = this.cb;
+    switch (m.t) {
+      case 'checkpoint':
+        return cb.checkpoint(toJson(m.state, 'checkpoint'));
+      case 'emit':
+        return cb.emit(toJson(m.item, 'emitted item'), checkId(m.id));
+      case 'send':
+        if (!cb.send) throw new Error('send refused: this resource is not sharded (spec.shards)');
+        if (typeof m.index !== 'number') throw new Error('send: the shard index must be a number');
+        return cb.send(m.index, toJson(m.item, 'sent item'), checkId(m.id));
+      case 'next':
+        return cb.next ? cb.next() : Promise.resolve(undefined);
+      default:
+        if (!cb.ack || typeof m.ref !== 'number') throw new Error('ack refused: no such item');
+        return cb.ack(m.ref);
+    }
   }
 
   private allowLog(): boolean {

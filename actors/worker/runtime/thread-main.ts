@@ -21,6 +21,10 @@ export type ThreadData =
 export type FromThread =
   | { t: 'checkpoint'; seq: number; state: Json }
   | { t: 'emit'; seq: number; item: Json; id: string }
+  /** A shard's queues: send an item, take the inbox's next one (answered with 'item' or 'end'), ack a held one. */
+  | { t: 'send'; seq: number; index: number; item: Json; id: string }
+  | { t: 'next'; seq: number }
+  | { t: 'qack'; seq: number; ref: number }
   | { t: 'progress'; value: Json }
   | { t: 'log'; level: LogLevel; obj: Record<string, unknown>; msg: string }
   | { t: 'done'; result: Json | undefined }
@@ -29,7 +33,12 @@ export type FromThread =
   | { t: 'kinds'; kinds: string[]; why?: string };
 
 /** Host → thread. */
-export type ToThread = { t: 'stop' } | { t: 'ack'; seq: number } | { t: 'nack'; seq: number; error: string };
+export type ToThread =
+  | { t: 'stop' }
+  | { t: 'ack'; seq: number }
+  | { t: 'nack'; seq: number; error: string }
+  | { t: 'item'; seq: number; ref: number; item: Json }
+  | { t: 'end'; seq: number };
 
 const port = parentPort;
 if (!port) throw new Error('thread-main.js runs only as a worker thread (see thread-host.ts)');
@@ -74,27 +83,36 @@ async function loadKind(module: string, name: string): Promise<TaskKind> {
 
 async function run(module: string, name: string, start: TaskStart): Promise<void> {
   const stop = new AbortController();
-  const pending = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
+  const pending = new Map<number, { resolve: (v: { ref: number; item: Json } | undefined) => void; reject: (e: Error) => void }>();
   let seq = 0;
   port!.on('message', (m: ToThread) => {
     if (m.t === 'stop') return stop.abort(new Error('task stopping'));
     const p = pending.get(m.seq);
     if (!p) return;
     pending.delete(m.seq);
-    if (m.t === 'ack') p.resolve();
-    else p.reject(new Error(m.error));
+    if (m.t === 'nack') p.reject(new Error(m.error));
+    else p.resolve(m.t === 'item' ? { ref: m.ref, item: m.item } : undefined);
   });
-  const call = (m: { t: 'checkpoint'; state: Json } | { t: 'emit'; item: Json; id: string }): Promise<void> =>
+  type Call = { t: 'checkpoint'; state: Json } | { t: 'emit'; item: Json; id: string } | { t: 'send'; index: number; item: Json; id: string } | { t: 'next' } | { t: 'qack'; ref: number };
+  const call = (m: Call): Promise<{ ref: number; item: Json } | undefined> =>
     new Promise((resolve, reject) => {
       const s = ++seq;
       pending.set(s, { resolve, reject });
       post({ ...m, seq: s });
     });
+  const done = (p: Promise<unknown>): Promise<void> => p.then(() => undefined);
   const bridge: TaskCallbacks = {
-    checkpoint: (state) => call({ t: 'checkpoint', state }),
-    emit: (item, id) => call({ t: 'emit', item, id }),
+    checkpoint: (state) => done(call({ t: 'checkpoint', state })),
+    emit: (item, id) => done(call({ t: 'emit', item, id })),
     progress: (value) => post({ t: 'progress', value }),
     log: (level, obj, msg) => post({ t: 'log', level, obj, msg }),
+    ...(start.shard
+      ? {
+          send: (index: number, item: Json, id: string) => done(call({ t: 'send', index, item, id })),
+          next: () => call({ t: 'next' }),
+          ack: (ref: number) => done(call({ t: 'qack', ref })),
+        }
+      : {}),
   };
   let handle: ContextHandle | undefined;
   let end: FromThread;

@@ -8,7 +8,7 @@
 import { h, render } from 'preact';
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import htm from 'htm';
-import { changesState } from './format.js';
+import { applyProgress, changesState } from './format.js';
 import { Feed, Header, Resources, Workers } from './views.js';
 import { Schedules } from './schedules.js';
 import { usePages } from './pages.js';
@@ -146,7 +146,7 @@ function App() {
   const onEvent = (ev) => {
     if (ev.kind === 'task.progress') {
       // Progress is applied in place: no refetch for it.
-      pages.setPages((p) => ({ ...p, rows: p.rows.map((r) => (r.name === ev.name && r.id === ev.id ? { ...r, progress: ev.progress } : r)) }));
+      pages.setPages((p) => ({ ...p, rows: applyProgress(p.rows, ev) }));
       if (!progressShown.current) return;
     } else if (changesState(ev.kind)) refresh();
     push(ev);

@@ -114,3 +114,35 @@ export function countStates(resources) {
   for (const r of resources) counts[r.state] = (counts[r.state] ?? 0) + 1;
   return counts;
 }
+
+/** combineProgress sums shards' numeric progress fields (as the leader does for resource.get); undefined when none. */
+export function combineProgress(values) {
+  const out = {};
+  let any = false;
+  for (const v of values) {
+    if (v === null || v === undefined || typeof v !== 'object' || Array.isArray(v)) continue;
+    for (const [k, x] of Object.entries(v)) {
+      if (typeof x !== 'number') continue;
+      out[k] = (out[k] ?? 0) + x;
+      any = true;
+    }
+  }
+  return any ? out : undefined;
+}
+
+/**
+ * applyProgress applies a task.progress event in place: to its resource, or,
+ * for a shard (`name/index`), to that shard of its resource, whose combined
+ * progress is summed again.
+ */
+export function applyProgress(resources, ev) {
+  const slash = String(ev.name).lastIndexOf('/');
+  if (slash < 0) return resources.map((r) => (r.name === ev.name && r.id === ev.id ? { ...r, progress: ev.progress } : r));
+  const parent = ev.name.slice(0, slash);
+  const index = Number(ev.name.slice(slash + 1));
+  return resources.map((r) => {
+    if (r.name !== parent || !Array.isArray(r.shards)) return r;
+    const shards = r.shards.map((s) => (s.index === index ? { ...s, progress: ev.progress } : s));
+    return { ...r, shards, progress: combineProgress(shards.map((s) => s.progress)) };
+  });
+}

@@ -162,9 +162,11 @@ function RowWindow({ rows, next, more }) {
 
 function ResourceRow({ r }) {
   const note = r.error ?? r.reason;
+  const [open, setOpen] = useState(false);
+  const sharded = Array.isArray(r.shards);
   // One element per cell: at phone width each cell is a two-column grid (label, value).
   return html`
-    <tr data-resource=${r.name} data-worker=${r.worker ?? ''} data-state=${r.state}>
+    <tr data-resource=${r.name} data-worker=${r.worker ?? ''} data-state=${r.state} class=${sharded ? 'sharded' : ''}>
       <td data-label="Name" class="name"><div>${r.name}${r.spec?.kind ? html` <span class="kind muted">${r.spec.kind}</span>` : ''}</div></td>
       <td data-label="State">
         <div>
@@ -172,9 +174,27 @@ function ResourceRow({ r }) {
           ${note ? html`<div class="note muted" title=${note}>${compact(note, 60)}</div>` : ''}
         </div>
       </td>
-      <td data-label="Worker" class="worker-cell" data-testid="resource-worker"><div>${r.worker ?? '—'}</div></td>
+      <td data-label="Worker" class="worker-cell" data-testid="resource-worker">
+        <div>${sharded
+          ? html`<button type="button" class="shards-toggle" data-testid="shards-toggle" aria-expanded=${open} onClick=${() => setOpen(!open)}>${open ? '▾' : '▸'} ${r.shards.length} shards</button>`
+          : (r.worker ?? '—')}</div>
+      </td>
       <td data-label="Att. / fail." class="num"><div>${r.attempt ?? 0} / ${r.failures ?? 0}</div></td>
       <td data-label="Progress" class="progress-cell"><div><${Progress} value=${r.progress} /></div></td>
+    </tr>
+    ${sharded && open ? r.shards.map((s) => html`<${ShardRow} key=${`${r.name}/${s.index}`} name=${r.name} s=${s} />`) : ''}
+  `;
+}
+
+/** ShardRow is one shard of an expanded sharded resource. */
+function ShardRow({ name, s }) {
+  return html`
+    <tr class="shard-row" data-shard=${`${name}/${s.index}`} data-worker=${s.worker ?? ''} data-state=${s.state}>
+      <td data-label="Shard" class="name"><div><span class="muted">${name}/</span>${s.index}${s.idle === undefined ? '' : html` <span class="kind muted">${s.idle ? 'idle' : 'busy'}</span>`}</div></td>
+      <td data-label="State"><div><span class=${`badge state-${s.state}`}>${s.state}</span>${s.error ? html`<div class="note muted" title=${s.error}>${compact(s.error, 60)}</div>` : ''}</div></td>
+      <td data-label="Worker" class="worker-cell"><div>${s.worker ?? '—'}</div></td>
+      <td data-label="Attempt" class="num"><div>${s.attempt ?? 0}</div></td>
+      <td data-label="Progress" class="progress-cell"><div><${Progress} value=${s.progress} /></div></td>
     </tr>
   `;
 }
