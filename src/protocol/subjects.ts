@@ -67,6 +67,12 @@ export const Header = {
  */
 export const RESULTS_STREAM = 'GAFFER_RESULTS';
 
+/**
+ * The JetStream KV bucket behind `ctx.store` (its stream is KV_<bucket>):
+ * each resource's keys under `<resource id>.`. Masters create it.
+ */
+export const TASK_STATE_BUCKET = 'GAFFER_TASK_STATE';
+
 export const subjects = {
   /** Only the current leader subscribes here; followers re-publish client requests to it. */
   leader: (masterId: string): string => `master.leader.${masterId}`,
@@ -85,6 +91,8 @@ export const subjects = {
    */
   results: (name: string): string => `results.${name}`,
   allResults: 'results.>',
+  /** One key of a resource's task store, in TASK_STATE_BUCKET; resource ids have no dots, so the id is one token. */
+  taskStateKey: (resourceId: string, key: string): string => `${resourceId}.${key}`,
 } as const;
 
 /**
