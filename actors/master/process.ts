@@ -10,6 +10,7 @@ import { leaseTiming } from '#platform/etcd/lease.js';
 import { NatsBus } from '#platform/nats/bus.js';
 import { ClientService } from '#platform/nats/service.js';
 import { ensureResultsStream } from '#platform/nats/results.js';
+import { ensureTaskStateBucket } from '#platform/nats/task-state.js';
 import { reportHeapOnSignal } from '#platform/heap.js';
 import { createMetrics, metricsHost, startMetricsServer, type MetricsServer } from '#platform/metrics.js';
 import { connectProcess } from '#platform/connect.js';
@@ -100,7 +101,12 @@ export class MasterProcess {
    * control plane does not.
    */
   private async ensureResults(): Promise<void> {
-    await withRetry(() => ensureResultsStream(this.nc, { replicas: this.cfg.resultsReplicas ?? 1 }), {
+    const replicas = this.cfg.resultsReplicas ?? 1;
+    // The task store's bucket rides along: the same JetStream, the same replicas.
+    await withRetry(async () => {
+      await ensureResultsStream(this.nc, { replicas });
+      await ensureTaskStateBucket(this.nc, { replicas });
+    }, {
       initialMs: 500,
       maxMs: 10_000,
       signal: this.stopped.signal,

@@ -33,7 +33,7 @@ import { WorkerLog, type Logger } from '#platform/log.js';
 import { Assignments, type Action, type Assigned } from './assignments.js';
 import type { KindRegistry } from './runtime/kind-modules.js';
 import { Reporter } from './runtime/reporter.js';
-import { Attempts, type ResultsSink } from './runtime/attempts.js';
+import { Attempts, type ResultsSink, type TaskStateSink } from './runtime/attempts.js';
 
 export const DEFAULT_STOP_GRACE_MS = 2000;
 
@@ -60,6 +60,8 @@ export interface WorkerDeps {
   kinds: Pick<KindRegistry, 'kinds' | 'host'>;
   /** Where task results go (JetStream). */
   results: ResultsSink;
+  /** Where ctx.store keeps its keys (JetStream KV); without it, ctx.store rejects. */
+  taskState?: TaskStateSink;
 }
 
 type Message = { kind: 'assign'; ev: AssignEvent } | { kind: 'resync'; why: string } | { kind: 'register'; why: string };
@@ -99,6 +101,7 @@ export class Worker {
       hostFor: (kind) => cfg.kinds.host(kind),
       reporter: this.reporter,
       results: cfg.results,
+      ...(cfg.taskState ? { taskState: cfg.taskState } : {}),
       store: this.store,
       bus: this.bus,
       clock: this.clock,

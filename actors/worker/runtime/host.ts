@@ -24,6 +24,15 @@ export interface TaskCallbacks {
   /** id is the item's stable id (the kind's, or a hash of the item's JSON). Resolves once stored. */
   emit(item: Json, id: string): Promise<void>;
   log(level: 'debug' | 'info' | 'warn' | 'error', obj: Record<string, unknown>, msg: string): void;
+  /** The resource's store (ctx.store), fenced like emit; absent on a worker without one, where ctx.store rejects. */
+  store?: StoreCallbacks;
+}
+
+/** ctx.store's calls, with the key checked and the value copied (context.ts). */
+export interface StoreCallbacks {
+  get(key: string): Promise<Json | undefined>;
+  put(key: string, value: Json): Promise<void>;
+  delete(key: string): Promise<void>;
 }
 
 /** How an attempt ended. */

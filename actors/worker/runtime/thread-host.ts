@@ -18,6 +18,7 @@ import type { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { Json } from '#kinds/api.js';
+import { checkStoreKey } from '#protocol/task-state.js';
 import { checkId, errorText, LOG_LEVELS, logArgs, MAX_TEXT, toJson, truncate, type LogLevel } from './context.js';
 import type { RunningTask, TaskCallbacks, TaskEnd, TaskHost, TaskStart } from './host.js';
 import type { FromThread, ThreadData, ToThread } from './thread-main.js';
@@ -164,7 +165,7 @@ class ThreadTask implements RunningTask {
     const m = msgOf(raw);
     if (!m || this.outcome || this.exited) {
       // After the end, calls are refused: the attempt no longer owns anything.
-      if (m && (m.t === 'checkpoint' || m.t === 'emit') && Number.isSafeInteger(m.seq)) {
+      if (m && (m.t === 'checkpoint' || m.t === 'emit' || m.t === 'store') && Number.isSafeInteger(m.seq)) {
         this.post({ t: 'nack', seq: m.seq as number, error: `${m.t} refused: this task attempt has ended` });
       }
       return;
@@ -172,6 +173,7 @@ class ThreadTask implements RunningTask {
     switch (m.t) {
       case 'checkpoint':
       case 'emit':
+      case 'store':
         return this.call(m);
       case 'progress':
         try {
@@ -205,17 +207,31 @@ class ThreadTask implements RunningTask {
     if (typeof seq !== 'number' || !Number.isSafeInteger(seq)) return;
     const nack = (err: unknown): void => this.post({ t: 'nack', seq, error: errorText(err) });
     if (this.inFlight >= MAX_IN_FLIGHT) return nack(`${String(m.t)} refused: ${MAX_IN_FLIGHT} calls are already waiting`);
-    let p: Promise<void>;
+    let p: Promise<Json | undefined | void>;
     try {
-      p = m.t === 'checkpoint' ? this.cb.checkpoint(toJson(m.state, 'checkpoint')) : this.cb.emit(toJson(m.item, 'emitted item'), checkId(m.id));
+      p =
+        m.t === 'checkpoint' ? this.cb.checkpoint(toJson(m.state, 'checkpoint'))
+        : m.t === 'store' ? this.storeCall(m)
+        : this.cb.emit(toJson(m.item, 'emitted item'), checkId(m.id));
     } catch (err) {
       return nack(err);
     }
     this.inFlight++;
     Promise.resolve(p).then(
-      () => this.post({ t: 'ack', seq }),
+      (value) => this.post(value === undefined ? { t: 'ack', seq } : { t: 'ack', seq, value }),
       (err: unknown) => nack(err),
     ).finally(() => this.inFlight--);
+  }
+
+  /** storeCall checks a ctx.store call from the thread as context.ts does, then makes it. */
+  private storeCall(m: { [k: string]: unknown }): Promise<Json | undefined | void> {
+    const store = this.cb.store;
+    if (!store) throw new Error('store refused: this worker has no task store');
+    const key = checkStoreKey(m.key);
+    if (m.op === 'get') return store.get(key);
+    if (m.op === 'put') return store.put(key, toJson(m.value, 'stored value'));
+    if (m.op === 'delete') return store.delete(key);
+    throw new Error(`store refused: unknown operation ${JSON.stringify(String(m.op))}`);
   }
 
   private allowLog(): boolean {

@@ -21,6 +21,8 @@ export type ThreadData =
 export type FromThread =
   | { t: 'checkpoint'; seq: number; state: Json }
   | { t: 'emit'; seq: number; item: Json; id: string }
+  /** ctx.store; a get's value comes back on its ack. */
+  | { t: 'store'; seq: number; op: StoreOp; key: string; value?: Json }
   | { t: 'progress'; value: Json }
   | { t: 'log'; level: LogLevel; obj: Record<string, unknown>; msg: string }
   | { t: 'done'; result: Json | undefined }
@@ -29,7 +31,9 @@ export type FromThread =
   | { t: 'kinds'; kinds: string[]; why?: string };
 
 /** Host → thread. */
-export type ToThread = { t: 'stop' } | { t: 'ack'; seq: number } | { t: 'nack'; seq: number; error: string };
+export type ToThread = { t: 'stop' } | { t: 'ack'; seq: number; value?: Json } | { t: 'nack'; seq: number; error: string };
+
+export type StoreOp = 'get' | 'put' | 'delete';
 
 const port = parentPort;
 if (!port) throw new Error('thread-main.js runs only as a worker thread (see thread-host.ts)');
@@ -74,25 +78,31 @@ async function loadKind(module: string, name: string): Promise<TaskKind> {
 
 async function run(module: string, name: string, start: TaskStart): Promise<void> {
   const stop = new AbortController();
-  const pending = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
+  const pending = new Map<number, { resolve: (value?: Json) => void; reject: (e: Error) => void }>();
   let seq = 0;
   port!.on('message', (m: ToThread) => {
     if (m.t === 'stop') return stop.abort(new Error('task stopping'));
     const p = pending.get(m.seq);
     if (!p) return;
     pending.delete(m.seq);
-    if (m.t === 'ack') p.resolve();
+    if (m.t === 'ack') p.resolve(m.value);
     else p.reject(new Error(m.error));
   });
-  const call = (m: { t: 'checkpoint'; state: Json } | { t: 'emit'; item: Json; id: string }): Promise<void> =>
+  type Call = { t: 'checkpoint'; state: Json } | { t: 'emit'; item: Json; id: string } | { t: 'store'; op: StoreOp; key: string; value?: Json };
+  const call = (m: Call): Promise<Json | undefined> =>
     new Promise((resolve, reject) => {
       const s = ++seq;
       pending.set(s, { resolve, reject });
       post({ ...m, seq: s });
     });
   const bridge: TaskCallbacks = {
-    checkpoint: (state) => call({ t: 'checkpoint', state }),
-    emit: (item, id) => call({ t: 'emit', item, id }),
+    checkpoint: async (state) => void (await call({ t: 'checkpoint', state })),
+    emit: async (item, id) => void (await call({ t: 'emit', item, id })),
+    store: {
+      get: (key) => call({ t: 'store', op: 'get', key }),
+      put: async (key, value) => void (await call({ t: 'store', op: 'put', key, value })),
+      delete: async (key) => void (await call({ t: 'store', op: 'delete', key })),
+    },
     progress: (value) => post({ t: 'progress', value }),
     log: (level, obj, msg) => post({ t: 'log', level, obj, msg }),
   };
