@@ -8,7 +8,7 @@
 // nothing: they count in `errors` and are logged. Links are followed from 2xx
 // pages only; an error page's links are reported in its item but not crawled.
 //
-// Result: `{ pages, errors, skipped, parked }`. `skipped` counts distinct URLs
+// Result: `{ pages, errors, skipped, parked }` (and `notModified` with `conditional`: recrawl.ts). `skipped` counts distinct URLs
 // found but not fetched (robots.txt, sameHost, include/exclude, beyond
 // maxDepth, left over at maxPages, on a parked host). It is exact within an
 // attempt (up to seen-set hash collisions); after a resume, a URL skipped
