@@ -83,7 +83,10 @@ export class TaskStateStore {
 
   private kv(): Promise<KV> {
     // Bound, not created: a worker never configures the bucket (masters do).
-    this.bucket ??= this.nc.jetstream({ timeout: this.timeout }).views.kv(TASK_STATE_BUCKET, { bindOnly: true, allow_direct: true, timeout: this.timeout });
+    // checkAPI off: a worker may not ask $JS.API.INFO (nats.conf), and binding needs nothing from the server.
+    this.bucket ??= this.nc.jetstream({ timeout: this.timeout, checkAPI: false }).views.kv(TASK_STATE_BUCKET, { bindOnly: true, allow_direct: true, timeout: this.timeout });
+    // A failed bind is tried again on the next call rather than kept.
+    this.bucket.catch(() => (this.bucket = undefined));
     return this.bucket;
   }
 
