@@ -13,6 +13,7 @@ import {
 } from '#actors/worker/kinds/crawl/recrawl.js';
 import { PageMemory } from '#actors/worker/kinds/crawl/page-memory.js';
 import { parseSpec } from '#actors/worker/kinds/crawl/spec.js';
+import { decodeState, encodeState } from '#actors/worker/kinds/crawl/checkpoint.js';
 import { checkStoreKey } from '#protocol/task-state.js';
 
 const ETAG = '"L3AvMS5odG1s-v1"';
@@ -154,4 +155,13 @@ test('page memory: a run remembers, the next asks, a 304 is counted and gives ba
   assert.equal(await run2.recall(url), undefined, 'a failed read is a full fetch');
   await run2.remember(url, { status: 200, etag: ETAG, lastModified: null }, []);
   assert.equal(log.warnings, 1, 'failures are logged once');
+});
+
+test('the checkpoint keeps notModified when there are any, and reads older checkpoints without it', () => {
+  const base = { visited: ['http://h/a'], frontier: [{ url: 'http://h/b', depth: 1 }], pages: 3, errors: 0, skipped: 1 };
+  assert.equal(decodeState(encodeState({ ...base, notModified: 9 })).notModified, 9);
+  const without = encodeState(base) as { [k: string]: Json };
+  assert.equal('notModified' in without, false, 'a crawl without it checkpoints as before');
+  assert.equal(decodeState(without).notModified, undefined);
+  assert.throws(() => decodeState({ ...without, notModified: -1 }), /notModified must be a count/);
 });

@@ -98,10 +98,14 @@ export class TaskStateStore {
     return subjects.taskStateKey(validateId(resourceId, 'resource'), checkStoreKey(key));
   }
 
-  /** get is the value stored under key, or undefined (never written, deleted, or dropped by the bound). */
+  /**
+   * get is the value stored under key, or undefined (never written, deleted,
+   * or dropped by the bound). One attempt: a reader of a cache is better off
+   * without the value than waiting out an outage for it.
+   */
   async get(resourceId: string, key: string): Promise<Json | undefined> {
     const k = this.key(resourceId, key);
-    const e = await this.retry(`reading ${k}`, async () => (await this.kv()).get(k));
+    const e = await this.retry(`reading ${k}`, async () => (await this.kv()).get(k), 0);
     if (!e || e.operation !== 'PUT' || e.value.length === 0) return undefined;
     try {
       return JSON.parse(new TextDecoder().decode(e.value)) as Json;
@@ -121,8 +125,8 @@ export class TaskStateStore {
     await this.retry(`deleting ${k}`, async () => (await this.kv()).delete(k));
   }
 
-  private async retry<T>(what: string, fn: () => Promise<T>): Promise<T> {
-    const deadline = Date.now() + (this.opts.retryMs ?? 0);
+  private async retry<T>(what: string, fn: () => Promise<T>, retryMs = this.opts.retryMs ?? 0): Promise<T> {
+    const deadline = Date.now() + retryMs;
     return withRetry(
       async () => {
         try {
