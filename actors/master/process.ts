@@ -11,6 +11,7 @@ import { NatsBus } from '#platform/nats/bus.js';
 import { ClientService } from '#platform/nats/service.js';
 import { ensureResultsStream } from '#platform/nats/results.js';
 import { countQueued, dropQueues, ensureShardsStream } from '#platform/nats/shard-queues.js';
+import { ensureTaskStateBucket } from '#platform/nats/task-state.js';
 import { reportHeapOnSignal } from '#platform/heap.js';
 import { createMetrics, metricsHost, startMetricsServer, type MetricsServer } from '#platform/metrics.js';
 import { etcdCheck, healthProbe, loopCheck, natsCheck } from '#platform/health.js';
@@ -99,15 +100,18 @@ export class MasterProcess {
   }
 
   /**
-   * ensureResults creates or updates the results stream (and the shard queues stream), idempotently, from
+   * ensureResults creates or updates the results stream (and the shard queues stream and the task store's bucket), idempotently, from
    * every master (so it exists wherever the cluster runs), retrying in the
    * background while JetStream is unavailable: task results wait for it, the
    * control plane does not.
    */
   private async ensureResults(): Promise<void> {
+    const replicas = this.cfg.resultsReplicas ?? 1;
+    // The shard queues and the task store's bucket ride along: the same JetStream, the same replicas.
     await withRetry(async () => {
-      await ensureResultsStream(this.nc, { replicas: this.cfg.resultsReplicas ?? 1 });
-      await ensureShardsStream(this.nc, { replicas: this.cfg.resultsReplicas ?? 1 });
+      await ensureResultsStream(this.nc, { replicas });
+      await ensureShardsStream(this.nc, { replicas });
+      await ensureTaskStateBucket(this.nc, { replicas });
     }, {
       initialMs: 500,
       maxMs: 10_000,

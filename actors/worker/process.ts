@@ -9,6 +9,7 @@ import type { Store } from '#platform/ports.js';
 import { NatsBus } from '#platform/nats/bus.js';
 import { RESULTS_DEFAULTS, ResultsPublisher } from '#platform/nats/results.js';
 import { ShardQueues } from '#platform/nats/shard-queues.js';
+import { TASK_STATE_DEFAULTS, TaskStateStore } from '#platform/nats/task-state.js';
 import { connectProcess } from '#platform/connect.js';
 import { systemClock } from '#platform/clock.js';
 import { createMetrics, metricsHost, startMetricsServer, type MetricsServer } from '#platform/metrics.js';
@@ -74,6 +75,7 @@ export class WorkerProcess {
       // Retried: a clustered results stream has no leader for a few seconds after its server dies.
       results: new ResultsPublisher(nc, { retryMs: RESULTS_DEFAULTS.emitRetryMs }),
       queues: new ShardQueues(nc),
+      taskState: new TaskStateStore(nc, { retryMs: TASK_STATE_DEFAULTS.retryMs }),
     });
     const p = new WorkerProcess(nc, store, worker);
     p.offStall = onStall(() => worker.checkLease());

@@ -33,8 +33,8 @@ import { WorkerLog, type Logger } from '#platform/log.js';
 import { Assignments, type Action, type Assigned } from './assignments.js';
 import type { KindRegistry } from './runtime/kind-modules.js';
 import { Reporter } from './runtime/reporter.js';
-import { Attempts, type ResultsSink } from './runtime/attempts.js';
 import type { ShardQueuesPort } from './runtime/shard-io.js';
+import { Attempts, type ResultsSink, type TaskStateSink } from './runtime/attempts.js';
 
 export const DEFAULT_STOP_GRACE_MS = 2000;
 
@@ -63,6 +63,8 @@ export interface WorkerDeps {
   results: ResultsSink;
   /** Shard-to-shard queues (JetStream), for sharded resources. */
   queues?: ShardQueuesPort;
+  /** Where ctx.store keeps its keys (JetStream KV); without it, ctx.store rejects. */
+  taskState?: TaskStateSink;
 }
 
 type Message = { kind: 'assign'; ev: AssignEvent } | { kind: 'resync'; why: string } | { kind: 'register'; why: string };
@@ -103,6 +105,7 @@ export class Worker {
       reporter: this.reporter,
       results: cfg.results,
       ...(cfg.queues ? { queues: cfg.queues } : {}),
+      ...(cfg.taskState ? { taskState: cfg.taskState } : {}),
       store: this.store,
       bus: this.bus,
       clock: this.clock,

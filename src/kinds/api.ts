@@ -48,6 +48,24 @@ export interface InboxItem {
   ack(): Promise<void>;
 }
 
+/**
+ * A durable key-value store scoped to the resource: what one attempt or run
+ * puts, the next attempt or run of the same resource reads, on any worker (a
+ * deleted and re-added name starts empty). Values are JSON of at most
+ * MAX_STATE_BYTES; keys are dot-separated tokens of `A-Z a-z 0-9 _ = -`, up
+ * to 200 characters. It is a cache, not a database: the store is bounded
+ * and drops the oldest writes when full, so a missing key means "not
+ * remembered". Each call is fenced like an emit: it rejects once this worker
+ * no longer owns the attempt.
+ */
+export interface TaskStore {
+  /** The value last put under `key`, or undefined. */
+  get(key: string): Promise<Json | undefined>;
+  /** Resolves once `value` is durable. */
+  put(key: string, value: Json): Promise<void>;
+  delete(key: string): Promise<void>;
+}
+
 export interface TaskContext {
   resource: TaskResource;
   spec: { [k: string]: Json };
@@ -85,6 +103,12 @@ export interface TaskContext {
    * when the task is stopped; it is empty for a resource without spec.shards.
    */
   inbox: AsyncIterable<InboxItem>;
+  /**
+   * This resource's durable key-value store (JetStream KV), kept across
+   * attempts and runs. Every gaffer worker gives one; it is optional in the
+   * type so a context made by hand (a test's) may leave it out.
+   */
+  store?: TaskStore;
 }
 
 export interface TaskKind {

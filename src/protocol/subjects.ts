@@ -74,6 +74,12 @@ export const RESULTS_STREAM = 'GAFFER_RESULTS';
  */
 export const SHARDS_STREAM = 'GAFFER_SHARDS';
 
+/**
+ * The JetStream KV bucket behind `ctx.store` (its stream is KV_<bucket>):
+ * each resource's keys under `<resource id>.`. Masters create it.
+ */
+export const TASK_STATE_BUCKET = 'GAFFER_TASK_STATE';
+
 export const subjects = {
   /** Only the current leader subscribes here; followers re-publish client requests to it. */
   leader: (masterId: string): string => `master.leader.${masterId}`,
@@ -97,6 +103,8 @@ export const subjects = {
   /** Every shard queue of one resource. */
   shardQueues: (resourceId: string): string => `shards.${resourceId}.>`,
   allShardQueues: 'shards.>',
+  /** One key of a resource's task store, in TASK_STATE_BUCKET; resource ids have no dots, so the id is one token. */
+  taskStateKey: (resourceId: string, key: string): string => `${resourceId}.${key}`,
 } as const;
 
 /**

@@ -30,6 +30,7 @@ import { CLI_PATH } from '#devcluster/cluster.js';
 import { GafferClient } from '#client/client.js';
 import { json } from '#protocol/codec.js';
 import { ensureResultsStream, readResults, ResultsPublisher } from '#platform/nats/results.js';
+import { ensureTaskStateBucket, TaskStateStore } from '#platform/nats/task-state.js';
 import { inboxPrefixFor } from '#platform/nats/bus.js';
 import { startEtcd, startNats, waitFor, which, type EtcdCluster, type NatsServer } from '#devcluster/servers.js';
 
@@ -418,6 +419,27 @@ describe('nats.conf', () => {
       await worker.refusedPublish('$JS.API.STREAM.INFO.GAFFER_RESULTS');
       await worker.refusedPublish('$JS.API.CONSUMER.CREATE.GAFFER_RESULTS');
     }
+  });
+
+  it('lets masters create the task store bucket, and every worker user read and write its keys (ctx.store); clients neither', async () => {
+    const master = await as('master');
+    await ensureTaskStateBucket(master.nc);
+    await ensureTaskStateBucket(master.nc, { maxBytes: 2 ** 30 - 1 });
+    await master.noViolations();
+    for (const user of ['worker', 'worker-w1']) {
+      const worker = await as(user);
+      const store = new TaskStateStore(worker.nc);
+      await store.put(`rid-${user}`, 'page.00ff', { by: user });
+      assert.deepEqual(await store.get(`rid-${user}`, 'page.00ff'), { by: user });
+      await store.delete(`rid-${user}`, 'page.00ff');
+      assert.equal(await store.get(`rid-${user}`, 'page.00ff'), undefined);
+      await worker.noViolations();
+      await worker.refusedPublish('$JS.API.STREAM.CREATE.KV_GAFFER_TASK_STATE');
+      await worker.refusedPublish('$JS.API.STREAM.PURGE.KV_GAFFER_TASK_STATE');
+    }
+    const client = await as('client');
+    await client.refusedPublish('$KV.GAFFER_TASK_STATE.rid-x.k');
+    await client.refusedPublish('$JS.API.DIRECT.GET.KV_GAFFER_TASK_STATE.$KV.GAFFER_TASK_STATE.rid-x.k');
   });
 
   it('lets a client read results through an ordered consumer (with flow control), but not write them', async () => {

@@ -17,7 +17,7 @@ import type { Bus, Store } from '#platform/ports.js';
 import type { Clock, Timer } from '#platform/clock.js';
 import { WorkerLog, type Logger } from '#platform/log.js';
 import type { Known, KnownLookup } from '../assignments.js';
-import type { RunningTask, TaskEnd, TaskHost } from './host.js';
+import type { RunningTask, TaskCallbacks, TaskEnd, TaskHost } from './host.js';
 import type { Reporter } from './reporter.js';
 import { parseShard, shardCount } from '#protocol/shards.js';
 import { ShardIo, type ShardQueuesPort } from './shard-io.js';
@@ -29,6 +29,13 @@ export interface ResultsSink {
   emit(name: string, resourceId: string, itemId: string, item: unknown, run?: number): Promise<unknown>;
 }
 
+/** Where ctx.store's keys live (JetStream KV), by resource id. */
+export interface TaskStateSink {
+  get(resourceId: string, key: string): Promise<Json | undefined>;
+  put(resourceId: string, key: string, value: Json): Promise<void>;
+  delete(resourceId: string, key: string): Promise<void>;
+}
+
 export interface AttemptsDeps {
   worker: string;
   hostFor(kind: string): TaskHost | undefined;
@@ -36,6 +43,8 @@ export interface AttemptsDeps {
   results: ResultsSink;
   /** Shard-to-shard queues, for sharded resources (none: their shards fail to start). */
   queues?: ShardQueuesPort;
+  /** ctx.store's backing; without it, ctx.store rejects. */
+  taskState?: TaskStateSink;
   store: Store;
   bus: Bus;
   clock: Clock;
@@ -157,6 +166,7 @@ export class Attempts {
           a.progressDirty = true;
         },
         emit: (item, id) => this.emit(a, item, id),
+        ...(this.d.taskState ? { store: this.storeOf(a, this.d.taskState) } : {}),
         log: (level, obj, msg) => {
           if (this.d.leaseHeld()) this.d.log[level]({ ...obj, name: task.name, attempt: task.attempt, task: true }, msg);
         },
@@ -211,6 +221,18 @@ export class Attempts {
       owns: () => a.phase === 'running' && this.d.leaseHeld(),
       report: (idle, seq) => this.report(a, { type: 'activity', name: task.name, id: task.id, attempt: task.attempt, seq, idle }),
     });
+  }
+
+  /** storeOf is an attempt's ctx.store: fenced as emit is, so an attempt that no longer runs here reads and writes nothing. */
+  private storeOf(a: Attempt, sink: TaskStateSink): NonNullable<TaskCallbacks['store']> {
+    const owned = (): void => {
+      if (a.phase !== 'running' || !this.d.leaseHeld()) throw new NotOwnerError(`${a.task.name} attempt ${a.task.attempt} no longer runs here`);
+    };
+    return {
+      get: async (key) => (owned(), sink.get(a.task.id, key)),
+      put: async (key, value) => (owned(), sink.put(a.task.id, key, value)),
+      delete: async (key) => (owned(), sink.delete(a.task.id, key)),
+    };
   }
 
   /** ended records an attempt that ended on its own and reports how. */

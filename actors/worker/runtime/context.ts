@@ -5,7 +5,8 @@
 // thread can post to the host without going through this file.
 
 import { createHash } from 'node:crypto';
-import { MAX_STATE_BYTES, type InboxItem, type Json, type TaskContext, type TaskLog } from '#kinds/api.js';
+import { MAX_STATE_BYTES, type InboxItem, type Json, type TaskContext, type TaskLog, type TaskStore } from '#kinds/api.js';
+import { checkStoreKey } from '#protocol/task-state.js';
 import type { TaskCallbacks, TaskStart } from './host.js';
 
 export const MAX_DEPTH = 64;
@@ -194,6 +195,23 @@ export function makeContext(start: TaskStart, cb: TaskCallbacks, signal: AbortSi
     cb.log(level, fields, text);
   };
   const log: TaskLog = { debug: logger('debug'), info: logger('info'), warn: logger('warn'), error: logger('error') };
+  const stored = (what: string): NonNullable<TaskCallbacks['store']> => {
+    if (closed) throw ended(what);
+    if (!cb.store) throw new Error(`${what} refused: this worker has no task store`);
+    return cb.store;
+  };
+  const store: TaskStore = {
+    async get(key: string): Promise<Json | undefined> {
+      return stored('store.get').get(checkStoreKey(key));
+    },
+    async put(key: string, value: Json): Promise<void> {
+      const s = stored('store.put');
+      await s.put(checkStoreKey(key), toJson(value, 'stored value'));
+    },
+    async delete(key: string): Promise<void> {
+      await stored('store.delete').delete(checkStoreKey(key));
+    },
+  };
   const ctx: TaskContext = {
     resource: { name: start.resource.name, id: start.resource.id },
     // Copies: a kind that mutates its spec must not change the worker's record of it.
@@ -244,6 +262,7 @@ export function makeContext(start: TaskStart, cb: TaskCallbacks, signal: AbortSi
         };
       },
     },
+    store,
   };
   return {
     ctx,

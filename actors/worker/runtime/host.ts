@@ -31,6 +31,15 @@ export interface TaskCallbacks {
   /** The inbox's next item, with a ref to ack it by; undefined once the attempt has ended. */
   next?(): Promise<{ ref: number; item: Json } | undefined>;
   ack?(ref: number): Promise<void>;
+  /** The resource's store (ctx.store), fenced like emit; absent on a worker without one, where ctx.store rejects. */
+  store?: StoreCallbacks;
+}
+
+/** ctx.store's calls, with the key checked and the value copied (context.ts). */
+export interface StoreCallbacks {
+  get(key: string): Promise<Json | undefined>;
+  put(key: string, value: Json): Promise<void>;
+  delete(key: string): Promise<void>;
 }
 
 /** How an attempt ended. */

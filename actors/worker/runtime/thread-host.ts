@@ -18,6 +18,7 @@ import type { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { Json } from '#kinds/api.js';
+import { checkStoreKey } from '#protocol/task-state.js';
 import { checkId, errorText, LOG_LEVELS, logArgs, MAX_TEXT, toJson, truncate, type LogLevel } from './context.js';
 import type { RunningTask, TaskCallbacks, TaskEnd, TaskHost, TaskStart } from './host.js';
 import type { FromThread, ThreadData, ToThread } from './thread-main.js';
@@ -29,7 +30,7 @@ export const DEFAULT_MEMORY_MB = 256;
 export const threadLimits = (memoryMb = DEFAULT_MEMORY_MB) => ({ maxOldGenerationSizeMb: memoryMb, maxYoungGenerationSizeMb: 32 });
 
 /** The thread's calls that the host answers (ack, nack, or for 'next' an item or the end). */
-const CALLS: ReadonlySet<string> = new Set(['checkpoint', 'emit', 'send', 'next', 'qack']);
+const CALLS: ReadonlySet<string> = new Set(['checkpoint', 'emit', 'send', 'next', 'qack', 'store']);
 
 /** Checkpoints and emits awaiting the worker; past this the thread is nacked, as backpressure. */
 const MAX_IN_FLIGHT = 1024;
@@ -178,6 +179,7 @@ class ThreadTask implements RunningTask {
       case 'send':
       case 'next':
       case 'qack':
+      case 'store':
         return this.call(m);
       case 'progress':
         try {
@@ -211,37 +213,51 @@ class ThreadTask implements RunningTask {
     if (typeof seq !== 'number' || !Number.isSafeInteger(seq)) return;
     const nack = (err: unknown): void => this.post({ t: 'nack', seq, error: errorText(err) });
     if (this.inFlight >= MAX_IN_FLIGHT) return nack(`${String(m.t)} refused: ${MAX_IN_FLIGHT} calls are already waiting`);
-    let p: Promise<{ ref: number; item: Json } | undefined | void>;
+    let p: Promise<ToThread>;
     try {
-      p = this.invoke(m);
+      p = this.invoke(m, seq);
     } catch (err) {
       return nack(err);
     }
     this.inFlight++;
     Promise.resolve(p).then(
-      (v) => this.post(m.t === 'next' ? (v ? { t: 'item', seq, ref: v.ref, item: v.item } : { t: 'end', seq }) : { t: 'ack', seq }),
+      (answer) => this.post(answer),
       (err: unknown) => nack(err),
     ).finally(() => this.inFlight--);
   }
 
-  /** invoke checks one call from the thread and hands it to the worker. */
-  private invoke(m: { t?: unknown; [k: string]: unknown }): Promise<{ ref: number; item: Json } | undefined | void> {
+  /** invoke checks one call from the thread, hands it to the worker and says what to answer. */
+  private invoke(m: { t?: unknown; [k: string]: unknown }, seq: number): Promise<ToThread> {
     const cb = this.cb;
+    const acked = (p: Promise<unknown>): Promise<ToThread> => p.then(() => ({ t: 'ack', seq }));
     switch (m.t) {
       case 'checkpoint':
-        return cb.checkpoint(toJson(m.state, 'checkpoint'));
+        return acked(cb.checkpoint(toJson(m.state, 'checkpoint')));
       case 'emit':
-        return cb.emit(toJson(m.item, 'emitted item'), checkId(m.id));
+        return acked(cb.emit(toJson(m.item, 'emitted item'), checkId(m.id)));
+      case 'store':
+        return this.storeCall(m).then((value) => (value === undefined ? { t: 'ack', seq } : { t: 'ack', seq, value }));
       case 'send':
         if (!cb.send) throw new Error('send refused: this resource is not sharded (spec.shards)');
         if (typeof m.index !== 'number') throw new Error('send: the shard index must be a number');
-        return cb.send(m.index, toJson(m.item, 'sent item'), checkId(m.id));
+        return acked(cb.send(m.index, toJson(m.item, 'sent item'), checkId(m.id)));
       case 'next':
-        return cb.next ? cb.next() : Promise.resolve(undefined);
+        return (cb.next ? cb.next() : Promise.resolve(undefined)).then((v) => (v ? { t: 'item', seq, ref: v.ref, item: v.item } : { t: 'end', seq }));
       default:
         if (!cb.ack || typeof m.ref !== 'number') throw new Error('ack refused: no such item');
-        return cb.ack(m.ref);
+        return acked(cb.ack(m.ref));
     }
+  }
+
+  /** storeCall checks a ctx.store call from the thread as context.ts does, then makes it. */
+  private storeCall(m: { [k: string]: unknown }): Promise<Json | undefined | void> {
+    const store = this.cb.store;
+    if (!store) throw new Error('store refused: this worker has no task store');
+    const key = checkStoreKey(m.key);
+    if (m.op === 'get') return store.get(key);
+    if (m.op === 'put') return store.put(key, toJson(m.value, 'stored value'));
+    if (m.op === 'delete') return store.delete(key);
+    throw new Error(`store refused: unknown operation ${JSON.stringify(String(m.op))}`);
   }
 
   private allowLog(): boolean {

@@ -25,6 +25,8 @@ export type FromThread =
   | { t: 'send'; seq: number; index: number; item: Json; id: string }
   | { t: 'next'; seq: number }
   | { t: 'qack'; seq: number; ref: number }
+  /** ctx.store; a get's value comes back on its ack. */
+  | { t: 'store'; seq: number; op: StoreOp; key: string; value?: Json }
   | { t: 'progress'; value: Json }
   | { t: 'log'; level: LogLevel; obj: Record<string, unknown>; msg: string }
   | { t: 'done'; result: Json | undefined }
@@ -35,10 +37,13 @@ export type FromThread =
 /** Host → thread. */
 export type ToThread =
   | { t: 'stop' }
-  | { t: 'ack'; seq: number }
+  /** A call done; a store get's value rides on it. */
+  | { t: 'ack'; seq: number; value?: Json }
   | { t: 'nack'; seq: number; error: string }
   | { t: 'item'; seq: number; ref: number; item: Json }
   | { t: 'end'; seq: number };
+
+export type StoreOp = 'get' | 'put' | 'delete';
 
 const port = parentPort;
 if (!port) throw new Error('thread-main.js runs only as a worker thread (see thread-host.ts)');
@@ -83,7 +88,8 @@ async function loadKind(module: string, name: string): Promise<TaskKind> {
 
 async function run(module: string, name: string, start: TaskStart): Promise<void> {
   const stop = new AbortController();
-  const pending = new Map<number, { resolve: (v: { ref: number; item: Json } | undefined) => void; reject: (e: Error) => void }>();
+  type Answer = Exclude<ToThread, { t: 'stop' } | { t: 'nack' }>;
+  const pending = new Map<number, { resolve: (a: Answer) => void; reject: (e: Error) => void }>();
   let seq = 0;
   port!.on('message', (m: ToThread) => {
     if (m.t === 'stop') return stop.abort(new Error('task stopping'));
@@ -91,10 +97,16 @@ async function run(module: string, name: string, start: TaskStart): Promise<void
     if (!p) return;
     pending.delete(m.seq);
     if (m.t === 'nack') p.reject(new Error(m.error));
-    else p.resolve(m.t === 'item' ? { ref: m.ref, item: m.item } : undefined);
+    else p.resolve(m);
   });
-  type Call = { t: 'checkpoint'; state: Json } | { t: 'emit'; item: Json; id: string } | { t: 'send'; index: number; item: Json; id: string } | { t: 'next' } | { t: 'qack'; ref: number };
-  const call = (m: Call): Promise<{ ref: number; item: Json } | undefined> =>
+  type Call =
+    | { t: 'checkpoint'; state: Json }
+    | { t: 'emit'; item: Json; id: string }
+    | { t: 'store'; op: StoreOp; key: string; value?: Json }
+    | { t: 'send'; index: number; item: Json; id: string }
+    | { t: 'next' }
+    | { t: 'qack'; ref: number };
+  const call = (m: Call): Promise<Answer> =>
     new Promise((resolve, reject) => {
       const s = ++seq;
       pending.set(s, { resolve, reject });
@@ -104,12 +116,17 @@ async function run(module: string, name: string, start: TaskStart): Promise<void
   const bridge: TaskCallbacks = {
     checkpoint: (state) => done(call({ t: 'checkpoint', state })),
     emit: (item, id) => done(call({ t: 'emit', item, id })),
+    store: {
+      get: (key) => call({ t: 'store', op: 'get', key }).then((a) => (a.t === 'ack' ? a.value : undefined)),
+      put: (key, value) => done(call({ t: 'store', op: 'put', key, value })),
+      delete: (key) => done(call({ t: 'store', op: 'delete', key })),
+    },
     progress: (value) => post({ t: 'progress', value }),
     log: (level, obj, msg) => post({ t: 'log', level, obj, msg }),
     ...(start.shard
       ? {
           send: (index: number, item: Json, id: string) => done(call({ t: 'send', index, item, id })),
-          next: () => call({ t: 'next' }),
+          next: () => call({ t: 'next' }).then((a) => (a.t === 'item' ? { ref: a.ref, item: a.item } : undefined)),
           ack: (ref: number) => done(call({ t: 'qack', ref })),
         }
       : {}),

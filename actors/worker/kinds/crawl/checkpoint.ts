@@ -25,6 +25,8 @@ export interface CrawlState {
   skipped: number;
   /** Hosts parked so far (host:port); written only when there are any, so a crawl without them checkpoints as before. */
   parked?: string[];
+  /** Pages answered 304 to a conditional fetch (recrawl.ts); written only when there are any. */
+  notModified?: number;
 }
 
 export class CheckpointError extends Error {
@@ -88,6 +90,7 @@ export function encodeState(s: CrawlState): Json {
     visited: pack(frontCode(s.visited)),
     frontier: pack([frontCode(s.frontier.map((e) => e.url)), s.frontier.map((e) => e.depth)]),
     ...(s.parked && s.parked.length > 0 ? { parked: s.parked } : {}),
+    ...(s.notModified ? { notModified: s.notModified } : {}),
   };
 }
 
@@ -117,6 +120,7 @@ export function decodeState(j: Json | undefined): CrawlState {
     if (!Array.isArray(j.parked) || !j.parked.every((h) => typeof h === 'string')) throw new CheckpointError('checkpoint: parked must be a list of hosts');
     state.parked = j.parked as string[];
   }
+  if (j.notModified !== undefined) state.notModified = count(j, 'notModified');
   return state;
 }
 

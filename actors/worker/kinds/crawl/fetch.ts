@@ -32,6 +32,9 @@ export interface Fetched {
   contentType: string | null;
   location: string | null;
   retryAfter: string | null;
+  /** Validators, for a conditional fetch next run (recrawl.ts). */
+  etag: string | null;
+  lastModified: string | null;
   /** Present when wanted (see get()'s `want`) and the status had a body. */
   body: Buffer | null;
 }
@@ -80,7 +83,13 @@ export class Fetcher {
    * signal's reason when `signal` aborts. `held` is a politeness slot the
    * frontier already took for this host; without it, get waits for one.
    */
-  async get(url: string, signal: AbortSignal, want: (status: number, contentType: string | null) => boolean, held?: Release): Promise<Fetched> {
+  async get(
+    url: string,
+    signal: AbortSignal,
+    want: (status: number, contentType: string | null) => boolean,
+    held?: Release,
+    extraHeaders: Record<string, string> = {},
+  ): Promise<Fetched> {
     const u = new URL(url);
     let release: Release;
     if (held) {
@@ -108,13 +117,15 @@ export class Fetcher {
         origin: u.origin,
         path: u.pathname + u.search,
         method: 'GET',
-        headers: { 'user-agent': USER_AGENT, accept: 'text/html,application/xhtml+xml;q=0.9,*/*;q=0.5' },
+        headers: { ...extraHeaders, 'user-agent': USER_AGENT, accept: 'text/html,application/xhtml+xml;q=0.9,*/*;q=0.5' },
         signal: ctl.signal,
       });
       release();
       const contentType = header(res.headers, 'content-type');
       const location = header(res.headers, 'location');
       const retryAfter = header(res.headers, 'retry-after');
+      const etag = header(res.headers, 'etag');
+      const lastModified = header(res.headers, 'last-modified');
       let body: Buffer | null = null;
       if (want(res.statusCode, contentType)) {
         body = await readCapped(res.body, MAX_BODY_BYTES);
@@ -122,7 +133,7 @@ export class Fetcher {
         // Draining (not destroying) keeps the keep-alive socket usable.
         await res.body.dump();
       }
-      return { url, status: res.statusCode, contentType, location, retryAfter, body };
+      return { url, status: res.statusCode, contentType, location, retryAfter, etag, lastModified, body };
     } catch (err) {
       release();
       if (signal.aborted) throw signal.reason;
@@ -139,18 +150,20 @@ export class Fetcher {
    * page fetches `url`, following redirects while `follow(target)` agrees.
    * `follow` vets and claims a hop target (robots, filters, seen set); the
    * chain stops at the first one it refuses. `held` is the slot for the
-   * first request (see get).
+   * first request (see get); `conditional` are headers for the first request
+   * only (a redirect target is fetched in full).
    */
   async page(
     url: string,
     signal: AbortSignal,
     follow: (target: string) => Promise<'follow' | 'seen' | 'refused'>,
     held?: Release,
+    conditional: Record<string, string> = {},
   ): Promise<PageOutcome> {
     const hops: string[] = [];
     let current = url;
     for (let i = 0; ; i++) {
-      const res = await this.get(current, signal, (status, ct) => !REDIRECTS.has(status) && isHtml(ct), i === 0 ? held : undefined);
+      const res = await this.get(current, signal, (status, ct) => !REDIRECTS.has(status) && isHtml(ct), i === 0 ? held : undefined, i === 0 ? conditional : {});
       const target = REDIRECTS.has(res.status) && res.location !== null ? canonicalize(res.location, current) : null;
       if (target === null) return { kind: 'page', res, hops };
       if (i >= MAX_REDIRECTS) throw new FetchError(`GET ${url}: more than ${MAX_REDIRECTS} redirects`);

@@ -8,7 +8,7 @@
 // nothing: they count in `errors` and are logged. Links are followed from 2xx
 // pages only; an error page's links are reported in its item but not crawled.
 //
-// Result: `{ pages, errors, skipped, parked }`. `skipped` counts distinct URLs
+// Result: `{ pages, errors, skipped, parked }` (and `notModified` with `conditional`: recrawl.ts). `skipped` counts distinct URLs
 // found but not fetched (robots.txt, sameHost, include/exclude, beyond
 // maxDepth, left over at maxPages, on a parked host). It is exact within an
 // attempt (up to seen-set hash collisions); after a resume, a URL skipped
@@ -41,6 +41,7 @@ import { Politeness, type Release } from './politeness.js';
 import { RobotsCache } from './robots.js';
 import { readSitemaps } from './sitemaps.js';
 import { parseSpec, type CrawlSpec } from './spec.js';
+import { conditionalHeaders, PageMemory } from './page-memory.js';
 import { SeenSet } from './seen-set.js';
 
 const CHECKPOINT_EVERY_PAGES = 50;
@@ -75,6 +76,8 @@ class Crawl {
   private pages = 0;
   private errors = 0;
   private skipped = 0;
+  /** With `conditional`: what the last run saw of each page (recrawl.ts). */
+  private readonly memory: PageMemory | undefined;
   private fatal: Error | undefined;
   /** Settles when the crawl must stop (abort or fatal error), to wake the loop even while emits are pending. */
   private readonly stopped = new Promise<void>((resolve) =>
@@ -92,6 +95,7 @@ class Crawl {
     // Everything that can reject the spec or the checkpoint runs before any request.
     this.spec = parseSpec(ctx.spec);
     const { spec } = this;
+    this.memory = PageMemory.of(spec, ctx);
     const seeds = spec.seeds.map((s) => canonicalize(s)!);
     for (const s of seeds) {
       this.seedHosts.add(new URL(s).host);
@@ -106,6 +110,7 @@ class Crawl {
       this.pages = st.pages;
       this.errors = st.errors;
       this.skipped = st.skipped;
+      this.memory?.restore(st.notModified);
       this.health.restore(st.parked ?? []);
     } else {
       this.frontier = new Frontier(this.politeness, setup, [], seeds.map((url) => ({ url, depth: 0 })));
@@ -137,7 +142,7 @@ class Crawl {
   }
 
   private counters(): CrawlResult {
-    return { pages: this.pages, errors: this.errors, skipped: this.skipped, parked: [...this.health.parked] };
+    return { pages: this.pages, errors: this.errors, skipped: this.skipped, parked: [...this.health.parked], ...this.memory?.counters() };
   }
 
   async run(): Promise<CrawlResult> {
@@ -151,7 +156,7 @@ class Crawl {
       const { concurrency, maxPages } = this.spec;
       while (!this.stop.signal.aborted) {
         let nextAt: number | undefined;
-        while (this.running.size < concurrency && this.pages + this.errors + this.running.size < maxPages) {
+        while (this.running.size < concurrency && this.pages + this.errors + (this.memory?.notModified ?? 0) + this.running.size < maxPages) {
           const t = this.frontier.take(this.clock.now());
           if (t === undefined) break;
           if (!('entry' in t)) {
@@ -164,7 +169,7 @@ class Crawl {
           this.running.add(p);
         }
         if (this.running.size === 0 && this.side.size === 0) {
-          if (this.frontier.queued === 0 || this.pages + this.errors >= maxPages) break;
+          if (this.frontier.queued === 0 || this.pages + this.errors + (this.memory?.notModified ?? 0) >= maxPages) break;
           // Nothing runs that could free a host: waiting would hang for good.
           if (nextAt === undefined) throw new Error(`crawl: ${this.frontier.queued} URLs queued but no host can be scheduled`);
         }
@@ -291,9 +296,10 @@ class Crawl {
           return this.finished();
         }
       }
+      const asked = await this.memory?.recall(e.url);
       const slot = held;
       held = undefined;
-      const out = await this.fetcher.page(e.url, signal, (t) => this.follow(t), slot);
+      const out = await this.fetcher.page(e.url, signal, (t) => this.follow(t), slot, conditionalHeaders(asked));
       if (out.kind === 'stopped') {
         this.frontier.finish(e.url, out.hops);
         return this.finished();
@@ -308,6 +314,13 @@ class Crawl {
         }
       } else {
         this.health.ok(hostOf(res.url));
+      }
+      // Unchanged since the last run (a 304): not emitted again; its links are followed from memory.
+      const kept = hops.length === 0 ? this.memory?.unchanged(res.status, asked) : undefined;
+      if (kept) {
+        this.discover(kept.links, e.depth + 1);
+        this.frontier.finish(e.url);
+        return this.finished();
       }
       let ex: Extracted = { title: null, links: [], fields: {} };
       if (res.body !== null && isHtml(res.contentType)) {
@@ -324,6 +337,7 @@ class Crawl {
         if (this.ctx.signal.aborted) return;
         return this.fail(new Error(`crawl: emit failed for ${res.url}: ${(err as Error).message}`, { cause: err }));
       }
+      if (hops.length === 0) await this.memory?.remember(res.url, res, ex.links);
       this.frontier.finish(e.url, [...hops, res.url]);
       this.pages++;
     } catch (err) {
@@ -347,7 +361,7 @@ class Crawl {
   }
 
   private report(): void {
-    this.ctx.progress({ fetched: this.pages, queued: this.frontier.queued, errors: this.errors, parked: [...this.health.parked] });
+    this.ctx.progress({ fetched: this.pages, queued: this.frontier.queued, errors: this.errors, parked: [...this.health.parked], ...this.memory?.counters() });
   }
 
   private maybeCheckpoint(): void {

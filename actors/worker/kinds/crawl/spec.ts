@@ -23,6 +23,8 @@ export interface CrawlSpec {
   backoffMs: number;
   backoffMaxMs: number;
   parkAfter: number;
+  /** Remember validators and links per page and refetch conditionally (recrawl.ts). */
+  conditional: boolean;
 }
 
 export const DEFAULTS = {
@@ -45,11 +47,12 @@ export const DEFAULTS = {
 } as const;
 
 // These belong to the runtime (placement, restart policy), not to the kind.
-const RUNTIME_FIELDS = new Set(['kind', 'restart', 'constraints', 'prefer', 'rebalance']);
+const RUNTIME_FIELDS = new Set(['kind', 'restart', 'constraints', 'prefer', 'rebalance', 'schedule']);
 const CRAWL_FIELDS = new Set([
   'seeds', 'maxPages', 'maxDepth', 'sameHost', 'perHostRps', 'concurrency',
   'obeyRobots', 'include', 'exclude', 'extract', 'timeoutMs',
   'perHostConcurrency', 'sitemaps', 'maxRetries', 'backoffMs', 'backoffMaxMs', 'parkAfter',
+  'conditional',
 ]);
 
 export class CrawlSpecError extends Error {
@@ -181,5 +184,7 @@ export function parseSpec(spec: { [k: string]: Json }): CrawlSpec {
     backoffMs,
     backoffMaxMs,
     parkAfter: integer(spec, 'parkAfter', DEFAULTS.parkAfter, 1),
+    // On by default where a crawl runs again: a resource with a schedule.
+    conditional: bool(spec, 'conditional', spec.schedule !== undefined && spec.schedule !== null),
   };
 }
