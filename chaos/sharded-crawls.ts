@@ -187,11 +187,20 @@ export class ShardedCrawls {
       if (!c.results || !c.want) continue;
       counts.completed++;
       counts.pagesChecked += c.want.size;
-      for (const p of c.want) if (!c.results.has(p)) findings.push({ kind: 'sharded-result-lost', name: c.name, detail: `no result for ${p}` });
+      // What the site served each page (by host:port and path): a lost result's detail says whether the page was fetched at all.
+      const served = new Map<string, number>();
+      for (const r of c.site.log) {
+        if (r.status !== 200 || r.path === '/robots.txt') continue;
+        const k = `${c.site.hosts[r.host]} ${r.path}`;
+        served.set(k, (served.get(k) ?? 0) + 1);
+      }
+      for (const p of c.want) {
+        if (c.results.has(p)) continue;
+        const n = served.get(p) ?? 0;
+        findings.push({ kind: 'sharded-result-lost', name: c.name, detail: `no result for ${p} (${n ? `the site served it ${n}×` : 'never fetched'})` });
+      }
       for (const [p, n] of c.results) if (n > 1) findings.push({ kind: 'sharded-result-duplicated', name: c.name, detail: `${n} results for ${p}` });
-      const fetched = new Map<string, number>();
-      for (const r of c.site.log) if (r.status === 200 && r.path !== '/robots.txt') fetched.set(`${r.host} ${r.path}`, (fetched.get(`${r.host} ${r.path}`) ?? 0) + 1);
-      for (const n of fetched.values()) if (n > 1) counts.refetched++;
+      for (const n of served.values()) if (n > 1) counts.refetched++;
     }
     return { findings, counts, notes };
   }
