@@ -34,6 +34,8 @@ export interface InboxPort {
 
 /** The part of a JetStream message a held item needs. */
 export interface HeldMsg {
+  /** Delivered before (JetStream's redelivered flag: delivery count > 1). */
+  readonly redelivered?: boolean;
   ackAck(): Promise<boolean>;
   working(): void;
   nak(): void;
@@ -106,7 +108,7 @@ export class ShardIo {
   }
 
   /** next is the inbox's next item, or undefined once the attempt has ended. */
-  next(): Promise<{ ref: number; item: Json } | undefined> {
+  next(): Promise<{ ref: number; item: Json; redelivered: boolean } | undefined> {
     // One pull at a time: a kind may ask for several items at once; they are taken in turn.
     const turn = this.pulling.then(() => this.take());
     this.pulling = turn.catch(() => undefined);
@@ -118,7 +120,7 @@ export class ShardIo {
     });
   }
 
-  private async take(): Promise<{ ref: number; item: Json } | undefined> {
+  private async take(): Promise<{ ref: number; item: Json; redelivered: boolean } | undefined> {
     while (!this.closed && !this.draining) {
       let got: Awaited<ReturnType<InboxPort['next']>>;
       try {
@@ -146,7 +148,7 @@ export class ShardIo {
       }
       const ref = ++this.refs;
       this.held.set(ref, got.msg);
-      return { ref, item };
+      return { ref, item, redelivered: got.msg.redelivered === true };
     }
     return undefined;
   }
