@@ -111,6 +111,11 @@ export class SeenLog {
     return this.storedN;
   }
 
+  /** filling is the ticket of the delta being filled: durable once everything added so far is. */
+  get filling(): number {
+    return this.nextN;
+  }
+
   /** add logs a new hash and returns its ticket. */
   add(hi: number, lo: number): number {
     this.pending.push(hi, lo);

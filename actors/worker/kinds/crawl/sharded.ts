@@ -318,13 +318,16 @@ export class ShardedCrawl {
     const [hi, lo] = hash64(q.u);
     const k = q.k ?? 0;
     const isNew = this.seen.addHash(hi, lo);
-    // A deferred item was accepted before (its hash is stored): it is the one live copy of its URL.
-    if (!isNew && k === 0) {
+    // Seen before, the item is a duplicate, unless it is the one live copy of
+    // an accepted URL: a deferred one (k > 0), or one delivered before whose
+    // work was cut off (a move or restart: at most what was held then).
+    if (!isNew && k === 0 && !inbox.redelivered) {
       this.duplicates++;
       void inbox.ack().catch(() => {});
       return;
     }
-    const ticket = isNew ? this.seenLog!.add(hi, lo) : -1;
+    // Not new: its hash may still be in the delta being filled, so wait for that one too.
+    const ticket = isNew ? this.seenLog!.add(hi, lo) : this.seenLog!.filling;
     const job: Job = { url: q.u, depth: q.d, ack: () => inbox.ack(), ticket, k, id: urlId(q.u) };
     this.held++;
     if (this.exhausted() || q.d > this.spec.maxDepth || this.refused(q.u) || !this.queues.add(job)) this.skipJob(job);
@@ -552,6 +555,8 @@ export class ShardedCrawl {
     const pagesPerSec = first && now > first[0] ? Math.round(((this.pages - first[1]) * 1000 * 10) / (now - first[0])) / 10 : 0;
     this.ctx.progress({
       fetched: this.pages,
+      // The result's name for it: a shard stopped at completion keeps this progress as its result.
+      pages: this.pages,
       queued: this.queues.queued,
       held: this.held,
       inFlight: this.running.size,
