@@ -152,7 +152,7 @@ async function main(): Promise<number> {
   const ops = wl?.ops ?? [];
   const faults = inj?.faults ?? [];
   const r = check({ ops, logs, deaths: inj?.deaths ?? [], pauses: inj?.pauses ?? [], final, endOfRun });
-  const emptyCounts: ShardedCrawlCounts = { started: 0, completed: 0, pagesChecked: 0, shardRuns: 0, moves: 0, requests: 0, busiestWindow: 0, refetched: 0 };
+  const emptyCounts: ShardedCrawlCounts = { started: 0, completed: 0, failed: 0, pagesChecked: 0, shardRuns: 0, moves: 0, requests: 0, busiestWindow: 0, refetched: 0 };
   const shardedCheck: { findings: ShardedCrawlFinding[]; counts: ShardedCrawlCounts; notes: string[] } = sharded
     ? sharded.check({ logs, deaths: inj?.deaths ?? [], pauses: inj?.pauses ?? [], endOfRun })
     : { findings: [], counts: emptyCounts, notes: [] };

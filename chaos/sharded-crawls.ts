@@ -27,7 +27,7 @@
 
 import { performance } from 'node:perf_hooks';
 import type { NatsConnection } from 'nats';
-import { startMultiSite, type MultiSite } from '#test/fixtures/multisite.js';
+import { startMultiSite, type MultiSite, type Request } from '#test/fixtures/multisite.js';
 import { readResults } from '#platform/nats/results.js';
 import { parseShard } from '#protocol/shards.js';
 import type { GafferClient } from '#client/client.js';
@@ -55,6 +55,8 @@ export interface ShardedCrawlConfig {
 export interface ShardedCrawlCounts {
   started: number;
   completed: number;
+  /** Crawls that failed for good (a shard's restarts ran out): a note each, not a finding; the next crawl starts anyway. */
+  failed: number;
   pagesChecked: number;
   /** Shard runs (attempts) seen in the workers' logs, and those beyond each shard's first (moves and restarts). */
   shardRuns: number;
@@ -173,34 +175,28 @@ export class ShardedCrawls {
   check(input: { logs: Record<string, string>; deaths: Death[]; pauses: Pause[]; endOfRun: number }): { findings: ShardedCrawlFinding[]; counts: ShardedCrawlCounts; notes: string[] } {
     const findings: ShardedCrawlFinding[] = [];
     const notes: string[] = [];
-    const counts: ShardedCrawlCounts = { started: this.all.length, completed: 0, pagesChecked: 0, shardRuns: 0, moves: 0, requests: 0, busiestWindow: 0, refetched: 0 };
+    const counts: ShardedCrawlCounts = {
+      started: this.all.length, completed: 0, failed: this.all.filter((c) => c.state === 'failed').length,
+      pagesChecked: 0, shardRuns: 0, moves: 0, requests: 0, busiestWindow: 0, refetched: 0,
+    };
     const runs = this.shardRuns(input);
     for (const c of this.all) {
-      const mine = runs.filter((r) => parseShard(r.name)?.name === c.name);
-      counts.shardRuns += mine.length;
-      counts.moves += mine.length - new Set(mine.map((r) => r.name)).size;
-      for (const o of findOverlaps(mine).filter((x) => !x.runs.some((r) => r.end === 'resumed-past-lease'))) {
-        findings.push({ kind: 'shard-owner-overlap', name: o.name, detail: `on ${o.workers.join(' and ')} for ${o.ms} ms from ${new Date(o.from).toISOString()}` });
+      const j = judgeCrawl({
+        name: c.name, hosts: c.site.hosts, log: c.site.log, wallOffset: c.wallOffset, perHostRps: this.cfg.perHostRps,
+        runs: runs.filter((r) => parseShard(r.name)?.name === c.name),
+        ...(c.want && c.results ? { want: c.want, results: c.results } : {}),
+      });
+      findings.push(...j.findings);
+      notes.push(...j.notes);
+      if (c.want && c.results) {
+        counts.completed++;
+        counts.pagesChecked += c.want.size;
       }
-      const resumed = mine.filter((r) => r.end === 'resumed-past-lease');
-      findings.push(...this.politeness(c, resumed, counts, notes));
-      if (!c.results || !c.want) continue;
-      counts.completed++;
-      counts.pagesChecked += c.want.size;
-      // What the site served each page (by host:port and path): a lost result's detail says whether the page was fetched at all.
-      const served = new Map<string, number>();
-      for (const r of c.site.log) {
-        if (r.status !== 200 || r.path === '/robots.txt') continue;
-        const k = `${c.site.hosts[r.host]} ${r.path}`;
-        served.set(k, (served.get(k) ?? 0) + 1);
-      }
-      for (const p of c.want) {
-        if (c.results.has(p)) continue;
-        const n = served.get(p) ?? 0;
-        findings.push({ kind: 'sharded-result-lost', name: c.name, detail: `no result for ${p} (${n ? `the site served it ${n}×` : 'never fetched'})` });
-      }
-      for (const [p, n] of c.results) if (n > 1) findings.push({ kind: 'sharded-result-duplicated', name: c.name, detail: `${n} results for ${p}` });
-      for (const n of served.values()) if (n > 1) counts.refetched++;
+      counts.shardRuns += j.shardRuns;
+      counts.moves += j.moves;
+      counts.requests += c.site.log.length;
+      counts.busiestWindow = Math.max(counts.busiestWindow, j.busiestWindow);
+      counts.refetched += j.refetched;
     }
     return { findings, counts, notes };
   }
@@ -218,26 +214,69 @@ export class ShardedCrawls {
     return buildRuns(lines, input.deaths, input.endOfRun, activity, input.pauses).runs;
   }
 
-  private politeness(c: Crawl, resumed: Run[], counts: ShardedCrawlCounts, notes: string[]): ShardedCrawlFinding[] {
-    const out: ShardedCrawlFinding[] = [];
-    const byHost = new Map<number, number[]>();
-    for (const r of c.site.log) byHost.set(r.host, [...(byHost.get(r.host) ?? []), r.at]);
-    counts.requests += c.site.log.length;
-    for (const [host, times] of byHost) {
-      const w = maxInWindow(times.sort((a, b) => a - b), 1000);
-      counts.busiestWindow = Math.max(counts.busiestWindow, w.count);
-      if (w.count <= this.cfg.perHostRps) continue;
-      const from = w.at + c.wallOffset;
-      const to = w.to + c.wallOffset;
-      const what = `${c.site.hosts[host]}: ${w.count} requests within 1 s from ${new Date(from).toISOString()} (limit ${this.cfg.perHostRps})`;
-      if (resumed.some((r) => r.from - 1000 <= to && from <= r.to + 1000)) notes.push(`${c.name} ${what}, while a worker resumed past its lease ran`);
-      else out.push({ kind: 'host-over-limit', name: c.name, detail: what });
-    }
-    return out;
-  }
-
   async close(): Promise<void> {
     this.stopping = true;
     await Promise.all(this.all.map((c) => c.site.close().catch(() => undefined)));
   }
+}
+
+/** One crawl as the checker sees it: its site's log and hosts, its shards' runs, and (once completed) what it should have stored and did. */
+export interface CrawlEvidence {
+  name: string;
+  /** host:port by host index, as the site's log names hosts. */
+  hosts: string[];
+  log: Request[];
+  /** Added to a log time (performance.now() of this process) gives the workers' clock (Date.now()). */
+  wallOffset: number;
+  perHostRps: number;
+  runs: Run[];
+  /** Completed crawls only: the reachable pages and the results per page, both as "host:port /path". */
+  want?: Set<string>;
+  results?: Map<string, number>;
+}
+
+/** judgeCrawl is the checker's verdict on one crawl (pure, for the unit tests). */
+export function judgeCrawl(e: CrawlEvidence): { findings: ShardedCrawlFinding[]; notes: string[]; shardRuns: number; moves: number; busiestWindow: number; refetched: number } {
+  const findings: ShardedCrawlFinding[] = [];
+  const notes: string[] = [];
+  for (const o of findOverlaps(e.runs).filter((x) => !x.runs.some((r) => r.end === 'resumed-past-lease'))) {
+    findings.push({ kind: 'shard-owner-overlap', name: o.name, detail: `on ${o.workers.join(' and ')} for ${o.ms} ms from ${new Date(o.from).toISOString()}` });
+  }
+  const resumed = e.runs.filter((r) => r.end === 'resumed-past-lease');
+  const byHost = new Map<number, number[]>();
+  for (const r of e.log) byHost.set(r.host, [...(byHost.get(r.host) ?? []), r.at]);
+  let busiestWindow = 0;
+  for (const [host, times] of byHost) {
+    const w = maxInWindow(times.sort((a, b) => a - b), 1000);
+    busiestWindow = Math.max(busiestWindow, w.count);
+    if (w.count <= e.perHostRps) continue;
+    const from = w.at + e.wallOffset;
+    const to = w.to + e.wallOffset;
+    const what = `${e.hosts[host]}: ${w.count} requests within 1 s from ${new Date(from).toISOString()} (limit ${e.perHostRps})`;
+    if (resumed.some((r) => r.from - 1000 <= to && from <= r.to + 1000)) notes.push(`${e.name} ${what}, while a worker resumed past its lease ran`);
+    else findings.push({ kind: 'host-over-limit', name: e.name, detail: what });
+  }
+  // What the site served each page: a lost result's detail says whether the page was fetched at all.
+  const served = new Map<string, number>();
+  for (const r of e.log) {
+    if (r.status !== 200 || r.path === '/robots.txt') continue;
+    const k = `${e.hosts[r.host]} ${r.path}`;
+    served.set(k, (served.get(k) ?? 0) + 1);
+  }
+  if (e.want && e.results) {
+    for (const p of e.want) {
+      if (e.results.has(p)) continue;
+      const n = served.get(p) ?? 0;
+      findings.push({ kind: 'sharded-result-lost', name: e.name, detail: `no result for ${p} (${n ? `the site served it ${n}×` : 'never fetched'})` });
+    }
+    for (const [p, n] of e.results) if (n > 1) findings.push({ kind: 'sharded-result-duplicated', name: e.name, detail: `${n} results for ${p}` });
+  }
+  return {
+    findings,
+    notes,
+    shardRuns: e.runs.length,
+    moves: e.runs.length - new Set(e.runs.map((r) => r.name)).size,
+    busiestWindow,
+    refetched: [...served.values()].filter((n) => n > 1).length,
+  };
 }

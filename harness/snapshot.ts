@@ -7,7 +7,7 @@ import type { LocalCluster } from '#devcluster/cluster.js';
 import type { GafferClient } from '#client/client.js';
 import type { ListResult, WorkerStatusResult } from '#protocol/messages.js';
 import { ClientSubject, subjects } from '#protocol/subjects.js';
-import { shardId, shardName } from '#protocol/shards.js';
+import { parseShard, shardId, shardName } from '#protocol/shards.js';
 
 export interface Listed {
   name: string;
@@ -54,10 +54,10 @@ export function mismatches(s: Snapshot, skip: ReadonlySet<string> = new Set()): 
     for (const t of tasks ?? []) where.set(t.name, [...(where.get(t.name) ?? []), { worker, id: t.id }]);
   }
   const orphan = (name: string, detail: string): void => void out.push({ kind: 'orphaned', name, detail, evidence: [] });
+  // A shard is judged by its own entry, and is skipped with its resource.
+  const skipped = (name: string): boolean => skip.has(name) || skip.has(parseShard(name)?.name ?? '');
   for (const [name, at] of [...where].sort()) {
-    if (skip.has(name)) continue;
-    // A shard is judged by its own entry, and is skipped with its resource.
-    if (skip.has(name.replace(/\/\d+$/, ''))) continue;
+    if (skipped(name)) continue;
     const r = listed.get(name);
     for (const t of at) {
       if (!r) orphan(name, `runs on ${t.worker} (id ${t.id}) but is not listed`);
@@ -66,7 +66,7 @@ export function mismatches(s: Snapshot, skip: ReadonlySet<string> = new Set()): 
     }
   }
   for (const r of [...s.list].sort((a, b) => (a.name < b.name ? -1 : 1))) {
-    if (skip.has(r.name) || r.sharded || NOT_RUNNING.has(r.state) || r.state === 'restarting') continue;
+    if (skipped(r.name) || r.sharded || NOT_RUNNING.has(r.state) || r.state === 'restarting') continue;
     if (r.worker === null) {
       orphan(r.name, `listed (id ${r.id}) but pending: assigned to no worker`);
       continue;
