@@ -126,15 +126,15 @@ export function verdicts(p: Parts): Verdict[] {
 function crawlScaleVerdicts(c: CrawlScaleResult): Verdict[] {
   const k = c.config;
   const r = c.ratios;
-  const s = c.sharded;
+  const s = 'error' in c.sharded ? undefined : c.sharded;
   const out = [
     atLeast('crawl-scale-polite', `${k.politePages}-page crawl at ${k.politeRps}/s per host, ${k.shards} shards: pages/s ÷ the ${c.politeLimit}/s the limits allow`, r.politeOfLimit, 0.9, '×'),
     atLeast('crawl-scale-vs-scrapy-polite', `the same, gaffer ÷ Scrapy with the same per-host limit (pages/s)`, r.vsScrapyPolite, 1, '×'),
     atLeast('crawl-scale-vs-scrapy', `no delay: gaffer ${k.shards} shards (${k.pages} pages) ÷ Scrapy (${k.scrapyPages} pages), pages/s`, r.vsScrapy, 3, '×'),
     atLeast('crawl-scale-shards-vs-one', `no delay: ${k.shards} shards ÷ 1 shard on this machine (pages/s)`, r.shardedVsOne, 0.9, '×'),
-    atMost('crawl-scale-duplicates', `${k.pages}-page crawl: pages fetched more than once (the site's per-page counts)`, s.duplicates, 0, 'pages'),
-    atMost('crawl-scale-stored', `${k.pages}-page crawl: |results stored − pages|`, Math.abs(s.stored - s.pages), 0, 'results'),
-    atMost('crawl-scale-etcd', `${k.pages}-page crawl: etcd live data growth (after compact+defrag − before)`, ((s.etcd.after.compacted?.dbSize ?? NaN) - s.etcd.before.dbSize) / 1024, 1024, 'KiB'),
+    atMost('crawl-scale-duplicates', `${k.pages}-page crawl: pages fetched more than once (the site's per-page counts)`, s?.duplicates, 0, 'pages'),
+    atMost('crawl-scale-stored', `${k.pages}-page crawl: |results stored − pages|`, s && Math.abs(s.stored - s.pages), 0, 'results'),
+    atMost('crawl-scale-etcd', `${k.pages}-page crawl: etcd live data growth (after compact+defrag − before)`, s && ((s.etcd.after.compacted?.dbSize ?? NaN) - s.etcd.before.dbSize) / 1024, 1024, 'KiB'),
   ];
   const seen = 'error' in c.seenSet ? undefined : c.seenSet;
   out.push(atMost('crawl-scale-seen-set', `seen set: heap bytes per URL at ${seen?.urls ?? k.seenUrls} URLs`, seen?.heapBytesPerUrl, 64, 'B'));
