@@ -16,7 +16,7 @@ export const SECTIONS = ['floors', 'add', 'failover', 'scale', 'plan', 'crawl', 
 /**
  * Parts that run only when BENCH_ONLY names them: the million part takes the
  * machine for most of an hour (bench/million.ts), the crawl-scale part about
- * a quarter of one (bench/crawl-scale.ts).
+ * 25 minutes (bench/crawl-scale.ts).
  */
 const ON_REQUEST: ReadonlySet<string> = new Set(['million', 'crawl-scale']);
 export type Section = (typeof SECTIONS)[number];

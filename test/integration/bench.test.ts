@@ -63,7 +63,7 @@ test('npm run bench in quick mode completes and writes every part', { timeout: D
   }
 });
 
-// The crawl-scale part runs only when named (it takes a quarter of an hour at
+// The crawl-scale part runs only when named (it takes about 25 minutes at
 // its sizes); here at tiny ones, for the harness: every cell measured, every
 // page once, every result stored, the targets judged.
 test('BENCH_ONLY=crawl-scale at tiny sizes measures every cell', { timeout: DEADLINE_MS + 30_000 }, async () => {
