@@ -26,6 +26,7 @@ import { byKind, eitherWayOut, overlapsOut, report, requestStats, type Results }
 import { Workload } from './workload.js';
 import { Crawls } from './crawls.js';
 import { Schedules } from './schedules.js';
+import { isShardName } from '#protocol/shards.js';
 import { ShardedCrawls, type ShardedCrawlCounts, type ShardedCrawlFinding } from './sharded-crawls.js';
 
 const t0 = Date.now();
@@ -194,7 +195,7 @@ async function main(): Promise<number> {
     byKind: byKind(faults),
     requests: requestStats(ops),
     eitherWay: eitherWayOut(r.eitherWay),
-    final: { converged: finalRecovery.ok, why: finalRecovery.ok ? null : (finalRecovery.why ?? null), resources: final.list.length },
+    final: { converged: finalRecovery.ok, why: finalRecovery.ok ? null : (finalRecovery.why ?? null), resources: final.list.filter((x) => !isShardName(x.name)).length },
     checked: {
       taskLines: r.taskLines,
       runs: r.runs,
