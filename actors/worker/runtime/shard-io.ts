@@ -77,6 +77,8 @@ export class ShardIo {
   private pulling: Promise<unknown> = Promise.resolve();
   private wasIdle = false;
   private idle = false;
+  /** What the last report said. */
+  private saidIdle = false;
   private seq = 0;
   private closed = false;
   /** The attempt is stopping: the inbox gives nothing more, but held items may still be acknowledged. */
@@ -237,7 +239,10 @@ export class ShardIo {
     if (this.closed) return;
     // Idle is what completion waits for: said soon. Busy only informs (completion
     // never relies on it), so a shard flipping per item says it at most once a second.
-    const ms = idle ? REPORT_MS : BUSY_REPORT_MS;
+    // Busy right after saying idle is said soon too: it changes the leader's
+    // token, so a completion decided meanwhile waits for the next idle report,
+    // and the progress sent with it (a stopped shard's result) is the last one.
+    const ms = idle || this.saidIdle ? REPORT_MS : BUSY_REPORT_MS;
     if (this.pendingReport && this.pendingMs <= ms) return;
     this.pendingReport?.cancel();
     this.pendingMs = ms;
@@ -248,7 +253,10 @@ export class ShardIo {
   }
 
   private say(): void {
-    if (!this.closed && this.seq > 0 && this.d.owns()) this.d.report(this.idle, this.seq);
+    if (!this.closed && this.seq > 0 && this.d.owns()) {
+      this.saidIdle = this.idle;
+      this.d.report(this.idle, this.seq);
+    }
   }
 
   private keepAlive(): void {

@@ -323,6 +323,7 @@ export class ShardedCrawl {
     // work was cut off (a move or restart: at most what was held then).
     if (!isNew && k === 0 && !inbox.redelivered) {
       this.duplicates++;
+      this.report();
       void inbox.ack().catch(() => {});
       return;
     }
@@ -533,18 +534,30 @@ export class ShardedCrawl {
     this.done(job);
   }
 
-  /** done acknowledges a held item once its seen delta is stored (its sends and emit are, by now). */
+  /**
+   * done acknowledges a held item once its seen delta is stored (its sends
+   * and emit are, by now). The progress goes out before the ack: the ack can
+   * make the shard idle, the whole may complete on that, and a shard stopped
+   * so keeps its last progress as its result.
+   */
   private done(job: Job): void {
+    let counted = false;
+    const release = (): void => {
+      if (counted) return;
+      counted = true;
+      this.held--;
+      const w = this.roomWaiter;
+      this.roomWaiter = undefined;
+      w?.();
+    };
     this.track(
       this.seenLog!.durable(job.ticket)
-        .then(() => job.ack())
-        .finally(() => {
-          this.held--;
+        .then(() => {
+          release();
           this.report();
-          const w = this.roomWaiter;
-          this.roomWaiter = undefined;
-          w?.();
-        }),
+          return job.ack();
+        })
+        .finally(release),
     );
   }
 
