@@ -92,16 +92,17 @@ export function verdicts(p: Parts): Verdict[] {
   const f = p.floors;
   const a = p.add;
   const echo64 = f?.echo['64']?.throughput;
-  const fol64 = a?.follower['64']?.throughput;
-  const out: Verdict[] = [
-    atLeast('add64-vs-echo64', 'add via follower @64 throughput ÷ echo @64 throughput', ratio(fol64, echo64), 0.5, '×'),
-    atLeast('add64-vs-serialized64', 'add via follower @64 throughput ÷ serialized @64 throughput', ratio(fol64, f?.serialized['64']?.throughput), 10, '×'),
-  ];
-  const e99 = f?.echo['1']?.p99;
-  const commit = f?.serialized['1']?.p50;
-  const limit = fin(e99) && fin(commit) ? e99 + commit + 2 : null;
-  const limitText = limit === null ? '≤ echo@1 p99 + serialized@1 p50 + 2 ms' : `≤ ${r2(limit)} ms (echo@1 p99 ${e99} + one commit ${commit} + 2)`;
-  out.push(atMost('add1-p99', 'add via follower @1 p99', a?.follower['1']?.p99, limit, 'ms', limitText));
+  // The add path's targets as issue 21 reworded them from the measured floors
+  // (the one-request-per-resource path cannot beat a serialized commit by much
+  // on this design): judged for the plain client and for the typed one.
+  const out: Verdict[] = [];
+  const s99 = f?.serialized['1']?.p99;
+  const limit = fin(s99) ? s99 + 2 : null;
+  const limitText = limit === null ? '≤ serialized@1 p99 + 2 ms' : `≤ ${r2(limit)} ms (serialized@1 p99 ${s99} + 2)`;
+  for (const [client, cells] of [['plain', a?.follower], ['typed', a?.typed]] as const) {
+    out.push(atLeast(`add64-vs-echo64-${client}`, `add via follower @64 throughput (${client} client) ÷ echo @64 throughput`, ratio(cells?.['64']?.throughput, echo64), 0.25, '×'));
+    out.push(atMost(`add1-p99-${client}`, `add via follower @1 p99 (${client} client)`, cells?.['1']?.p99, limit, 'ms', limitText));
+  }
   out.push(atMost('leader-sigkill', 'leader SIGKILL -> first successful add (median)', p.failover?.leaderSigkill.medianMs, 1000, 'ms'));
   out.push(atMost('leader-sigterm', 'leader SIGTERM -> first successful add (median)', p.failover?.leaderSigterm.medianMs, 200, 'ms'));
   const wk = p.failover?.workerSigkill;

@@ -42,6 +42,12 @@ export class Rng {
   }
 }
 
+/** seededRandom is Math.random's shape with a seed: the same seed gives the same sequence. */
+export function seededRandom(seed: number): () => number {
+  const r = new Rng(seed);
+  return () => r.next();
+}
+
 /** randomSeed picks a seed when none is given; the run prints it so it can be replayed. */
 export function randomSeed(): number {
   return Math.floor(Math.random() * 2 ** 31);

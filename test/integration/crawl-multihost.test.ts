@@ -7,17 +7,8 @@ import assert from 'node:assert/strict';
 import type { Json, TaskContext } from '#kinds/api.js';
 import { crawl } from '#actors/worker/kinds/crawl/index.js';
 import { startMultiSite, type Request } from '../fixtures/multisite.js';
+import { maxInWindow } from '../fixtures/windows.js';
 
-/** maxInWindow is the most requests in any window [t, t + ms) that starts at a request. */
-function maxInWindow(times: number[], ms: number): number {
-  const t = [...times].sort((a, b) => a - b);
-  let max = 0;
-  for (let i = 0, j = 0; i < t.length; i++) {
-    while (j < t.length && t[j]! < t[i]! + ms) j++;
-    max = Math.max(max, j - i);
-  }
-  return max;
-}
 
 const RPS = 10;
 const PER_HOST = 2;

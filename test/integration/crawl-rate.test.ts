@@ -6,17 +6,8 @@ import assert from 'node:assert/strict';
 import type { Json, TaskContext } from '#kinds/api.js';
 import { crawl } from '#actors/worker/kinds/crawl/index.js';
 import { startSite } from '../fixtures/site.js';
+import { maxInWindow } from '../fixtures/windows.js';
 
-/** maxInWindow is the most requests in any window [t, t + ms) that starts at a request. */
-function maxInWindow(times: number[], ms: number): number {
-  const t = [...times].sort((a, b) => a - b);
-  let max = 0;
-  for (let i = 0, j = 0; i < t.length; i++) {
-    while (j < t.length && t[j]! < t[i]! + ms) j++;
-    max = Math.max(max, j - i);
-  }
-  return max;
-}
 
 test('maxInWindow counts every window that starts at a request', () => {
   assert.equal(maxInWindow([], 1000), 0);

@@ -19,6 +19,7 @@ import { keys, parseKey } from '#protocol/keys.js';
 import { packed } from '#protocol/codec.js';
 import type { Op } from '#platform/ports.js';
 import type { StoredResource } from '#protocol/stored.js';
+import { seededRandom } from '#harness/rng.js';
 
 // --- helpers ---------------------------------------------------------------
 
@@ -512,18 +513,6 @@ describe('repair', () => {
 
 // --- flush invariants under a long random run -----------------------------------
 
-/** mulberry32: a tiny seeded PRNG so a failure reproduces exactly. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** model strips what a record carries for audit only (the writer's term), leaving what the planner decides. */
 function model(v: unknown): unknown {
   const { term: _, reason: _r, ...rest } = v as Record<string, unknown>;
@@ -548,7 +537,7 @@ function expected(s: ClusterState): Map<string, unknown> {
 describe('flush under random batches', () => {
   for (const seed of [1, 2, 3, 42, 1337]) {
     test(`seed ${seed}: no key twice in a unit, and applying every flush keeps etcd equal to the model`, () => {
-      const rand = rng(seed);
+      const rand = seededRandom(seed);
       const pickOf = <T>(xs: T[]): T => xs[Math.floor(rand() * xs.length)]!;
       const names = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'x.y', 'x.y.z'];
       const workerIds = ['w1', 'w2', 'w3', 'w4'];
@@ -635,7 +624,7 @@ describe('chunk', () => {
   });
 
   test('never exceeds maxOps when every unit fits', () => {
-    const rand = rng(7);
+    const rand = seededRandom(7);
     for (let round = 0; round < 200; round++) {
       const maxOps = 3 + Math.floor(rand() * 10);
       const units = Array.from({ length: Math.floor(rand() * 40) }, (_, i) => unit(`u${i}`, 1 + Math.floor(rand() * 3)));
