@@ -89,6 +89,8 @@ interface Job extends Entry {
   /** Times this URL was deferred. */
   k: number;
   id: string;
+  /** Being fetched (counted in inFlight). */
+  fetching?: boolean;
 }
 
 /** The result (and progress) of one shard of a sharded crawl. */
@@ -147,6 +149,8 @@ export class ShardedCrawl {
   private readonly running = new Set<Promise<void>>();
   private readonly side = new Set<Promise<void>>();
   private held = 0;
+  /** Pages being fetched (a page whose ack is under way is done fetching). */
+  private fetching = 0;
   /** Deferral is paused until then (clock time): deferred items came straight back. */
   private deferPausedUntil = 0;
   private deferPauseMs = DEFER_PAUSE_MS;
@@ -502,6 +506,23 @@ export class ShardedCrawl {
 
   /** page fetches one held item's URL with the politeness slot taken for it; it never rejects but through fail(). */
   private async page(job: Job, release: Release): Promise<void> {
+    this.fetching++;
+    job.fetching = true;
+    try {
+      await this.fetchPage(job, release);
+    } finally {
+      this.fetched(job);
+    }
+  }
+
+  /** fetched ends a page's fetch in the count (once: done() ends it too, before its progress goes out). */
+  private fetched(job: Job): void {
+    if (!job.fetching) return;
+    job.fetching = false;
+    this.fetching--;
+  }
+
+  private async fetchPage(job: Job, release: Release): Promise<void> {
     const signal = this.stop.signal;
     let slot: Release | undefined = release;
     const sends: Array<Promise<void>> = [];
@@ -572,6 +593,7 @@ export class ShardedCrawl {
    * so keeps its last progress as its result.
    */
   private done(job: Job): void {
+    this.fetched(job);
     let counted = false;
     const release = (): void => {
       if (counted) return;
@@ -603,7 +625,7 @@ export class ShardedCrawl {
       pages: this.pages,
       queued: this.queues.queued,
       held: this.held,
-      inFlight: this.running.size,
+      inFlight: this.fetching,
       errors: this.errors,
       skipped: this.skipped,
       duplicates: this.duplicates,
