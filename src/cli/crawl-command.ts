@@ -9,8 +9,19 @@ import { connect, runClient } from './client-command.js';
 import { Exit, fail, flushStdout } from './exit.js';
 import { examples } from './help.js';
 import { crawlTable, crawlView } from './crawl-format.js';
+import { countQueued } from '#platform/nats/shard-queues.js';
+import type { GafferClient } from '#client/client.js';
+import type { Resource } from '#protocol/messages.js';
 
 const DONE = new Set(['completed', 'failed']);
+
+/** view reads the crawl and, best effort, its shards' queue backlogs (a NATS user without stream info permission gets none). */
+async function view(client: GafferClient, name: string) {
+  const r: Resource = await client.get(name);
+  let backlog: number[] | undefined;
+  if (r.shards && !DONE.has(r.state)) backlog = await countQueued(client.nc, r.id, r.shards.length).catch(() => undefined);
+  return crawlView(r, backlog);
+}
 
 export function addCrawlCommand(program: Command): void {
   const cmd = clientOptions(program.command('crawl'))
@@ -22,7 +33,7 @@ export function addCrawlCommand(program: Command): void {
     .action(async (name: string, o: { follow?: boolean; every?: number }) => {
       if (!o.follow) {
         return runClient(program, cmd, async (ctx) => {
-          const v = crawlView(await ctx.client.get(name));
+          const v = await view(ctx.client, name);
           return { data: v, human: crawlTable(v) };
         });
       }
@@ -39,7 +50,7 @@ export function addCrawlCommand(program: Command): void {
       const tty = process.stdout.isTTY === true && opts.json !== true;
       try {
         for (;;) {
-          const v = crawlView(await conn.client.get(name));
+          const v = await view(conn.client, name);
           if (opts.json) process.stdout.write(`${JSON.stringify(v)}\n`);
           else process.stdout.write(`${tty ? '\x1b[H\x1b[2J' : '\n'}${crawlTable(v)}\n`);
           if (stop || DONE.has(v.state)) break;

@@ -188,6 +188,10 @@ test('sharded crawl: 3 shards on 3 workers over the 50-host site', { timeout: 60
         const r = await client.get('killed');
         return okCounts(site).size >= want.size / 3 && r.shards?.[1]?.worker ? r : undefined;
       }, 120_000, 100);
+      // While it runs, `gaffer crawl` also counts what waits in each shard's queue.
+      const live = JSON.parse((await gaffer(['--nats', c.natsUrl, 'crawl', 'killed', '--json'])).stdout) as { state: string; shards: Array<{ backlog: number | null }> };
+      assert.equal(live.state, 'running');
+      assert.ok(live.shards.every((s) => typeof s.backlog === 'number'), JSON.stringify(live.shards));
       const victim = before.shards![1]!.worker!;
       await c.workers.get(victim)!.kill();
       const killedAt = Date.now();

@@ -15,13 +15,16 @@ test('a running sharded crawl: a row per shard from its progress, and the combin
       { index: 1, worker: 'w2', state: 'running', attempt: 2, progress: { fetched: 50, queued: 1, held: 2, errors: 0, duplicates: 0, pagesPerSec: 9.6, parked: [] } },
     ],
   };
-  const v = crawlView(r);
-  assert.deepEqual(v.combined, { shard: 'all', state: 'running', worker: null, fetched: 150, queued: 6, held: 11, errors: 1, duplicates: 3, pagesPerSec: 30.1, parked: ['a:1'] });
+  const v = crawlView(r, [40, 7]);
+  assert.deepEqual(v.combined, { shard: 'all', state: 'running', worker: null, fetched: 150, queued: 6, held: 11, errors: 1, duplicates: 3, pagesPerSec: 30.1, parked: ['a:1'], backlog: 47 });
   const lines = crawlTable(v).split('\n');
   assert.equal(lines[0], 'site: running');
-  assert.match(lines[2]!, /^SHARD\s+STATE\s+WORKER\s+FETCHED\s+QUEUED\s+HELD\s+ERRORS\s+DUPLICATES\s+PAGES\/S\s+PARKED$/);
-  assert.match(lines[3]!, /^\s*0\s+running\s+w1\s+100\s+5\s+9\s+1\s+3\s+20\.5\s+a:1$/);
-  assert.match(lines[5]!, /^\s*all\s+running\s+-\s+150\s+6\s+11\s+1\s+3\s+30\.1\s+a:1$/);
+  assert.match(lines[2]!, /^SHARD\s+STATE\s+WORKER\s+FETCHED\s+QUEUED\s+HELD\s+BACKLOG\s+ERRORS\s+DUPLICATES\s+PAGES\/S\s+PARKED$/);
+  assert.match(lines[3]!, /^\s*0\s+running\s+w1\s+100\s+5\s+9\s+40\s+1\s+3\s+20\.5\s+a:1$/);
+  assert.match(lines[5]!, /^\s*all\s+running\s+-\s+150\s+6\s+11\s+47\s+1\s+3\s+30\.1\s+a:1$/);
+  // Without the counts (no permission to read stream info), the column says '-'.
+  assert.equal(crawlView(r).combined.backlog, null);
+  assert.match(crawlTable(crawlView(r)).split('\n')[3]!, /^\s*0\s+running\s+w1\s+100\s+5\s+9\s+-\s+1/);
 });
 
 test('a completed sharded crawl reads each shard\'s result; an unsharded one its progress or result', () => {

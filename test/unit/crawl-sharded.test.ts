@@ -165,7 +165,13 @@ test('ack rule: an item is acknowledged only once its hash is in a stored delta'
   await settle();
   assert.deepEqual(acked, ['one', 'two']);
   assert.deepEqual([...store.kv.keys()], [deltaKey(0), deltaKey(1)]);
+  // With nothing added since the last delta, `filling` is durable at once (no write is coming).
+  let early = false;
+  void log.durable(log.filling).then(() => (early = true));
+  await settle();
+  assert.equal(early, true);
   // A ticket for what is being filled (an item seen again) waits for the next delta too.
+  log.add(6, 6);
   const again = log.filling;
   let done = false;
   void log.durable(again).then(() => (done = true));

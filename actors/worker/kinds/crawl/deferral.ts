@@ -8,7 +8,10 @@
 // so the duplicate window does not drop it) and the held copy acknowledged,
 // which puts it behind everything queued meanwhile. With every host at or
 // under the cap a full window holds at least window/cap hosts' items, so
-// the shard keeps fetching at the pace of that many hosts.
+// the shard keeps fetching at the pace of that many hosts. A deferred item
+// that comes straight back says nothing else waits in the queue; deferring
+// then only sends items round in circles, so the shard pauses it (5 s,
+// doubling to 60 s; sharded.ts) and lets the window wait for room.
 
 /** toDefer says how many queued items each over-cap host gives back, or nothing while the window has room. */
 export function toDefer(held: number, window: number, queued: Iterable<[string, number]>, cap: number): Array<[string, number]> {

@@ -111,9 +111,13 @@ export class SeenLog {
     return this.storedN;
   }
 
-  /** filling is the ticket of the delta being filled: durable once everything added so far is. */
+  /**
+   * filling is a ticket that is durable once everything added so far is:
+   * the delta being filled, or with nothing in it, the last one sealed (a
+   * ticket for an empty delta would wait for a write that never comes).
+   */
   get filling(): number {
-    return this.nextN;
+    return this.pending.length > 0 ? this.nextN : this.nextN - 1;
   }
 
   /** add logs a new hash and returns its ticket. */

@@ -68,6 +68,10 @@ export const MAX_HOSTS_KEPT = 256;
 const CHECKPOINT_EVERY_MS = 5000;
 const ABORT_GRACE_MS = 1000;
 const RATE_WINDOW_MS = 5000;
+/** A deferred item back sooner than this means nothing else waits in the queue: deferring only churns. */
+const QUICK_RETURN_MS = 1000;
+const DEFER_PAUSE_MS = 5000;
+const DEFER_PAUSE_MAX_MS = 60_000;
 export const SHARDED_CHECKPOINT_VERSION = 2;
 
 /** A queue item as sent between shards. */
@@ -85,6 +89,8 @@ interface Job extends Entry {
   /** Times this URL was deferred. */
   k: number;
   id: string;
+  /** Being fetched (counted in inFlight). */
+  fetching?: boolean;
 }
 
 /** The result (and progress) of one shard of a sharded crawl. */
@@ -111,13 +117,13 @@ interface HostState {
 export const shareOf = (maxPages: number, index: number, count: number): number =>
   Math.floor(maxPages / count) + (index < maxPages % count ? 1 : 0);
 
-function parseItem(v: Json): QueueItem & { k?: number } | undefined {
+function parseItem(v: Json): QueueItem & { k?: number; t?: number } | undefined {
   if (v === null || typeof v !== 'object' || Array.isArray(v)) return undefined;
-  const { u, d, k } = v;
+  const { u, d, k, t } = v;
   if (typeof u !== 'string' || typeof d !== 'number' || !Number.isInteger(d) || d < 0) return undefined;
   if (k !== undefined && (typeof k !== 'number' || !Number.isInteger(k) || k < 0)) return undefined;
   if (canonicalize(u) !== u) return undefined;
-  return { u, d, ...(k !== undefined ? { k } : {}) };
+  return { u, d, ...(k !== undefined ? { k } : {}), ...(typeof t === 'number' ? { t } : {}) };
 }
 
 const count = (v: unknown): number => (typeof v === 'number' && Number.isInteger(v) && v >= 0 ? v : 0);
@@ -143,6 +149,11 @@ export class ShardedCrawl {
   private readonly running = new Set<Promise<void>>();
   private readonly side = new Set<Promise<void>>();
   private held = 0;
+  /** Pages being fetched (a page whose ack is under way is done fetching). */
+  private fetching = 0;
+  /** Deferral is paused until then (clock time): deferred items came straight back. */
+  private deferPausedUntil = 0;
+  private deferPauseMs = DEFER_PAUSE_MS;
   private pages = 0;
   private errors = 0;
   private skipped = 0;
@@ -157,7 +168,12 @@ export class ShardedCrawl {
   private readonly rate: Array<[number, number]> = [];
   private warnedOversize = false;
 
-  constructor(private readonly ctx: TaskContext, private readonly spec: CrawlSpec) {
+  constructor(
+    private readonly ctx: TaskContext,
+    private readonly spec: CrawlSpec,
+    /** The holding bounds; tests make them small to exercise deferral. */
+    private readonly limits = { window: WINDOW, hostCap: HOST_CAP },
+  ) {
     if (!ctx.store) throw new Error('crawl: a sharded crawl keeps its seen-set in the task store, and this worker has none');
     this.index = ctx.shard.index;
     this.count = ctx.shard.count;
@@ -295,7 +311,7 @@ export class ShardedCrawl {
   private async read(): Promise<void> {
     const it = this.ctx.inbox[Symbol.asyncIterator]();
     while (!this.stop.signal.aborted) {
-      if (this.held >= WINDOW) {
+      if (this.held >= this.limits.window) {
         if (this.defer() === 0) await Promise.race([new Promise<void>((resolve) => (this.roomWaiter = resolve)), this.stopped]);
         this.roomWaiter = undefined;
         continue;
@@ -329,21 +345,40 @@ export class ShardedCrawl {
     }
     // Not new: its hash may still be in the delta being filled, so wait for that one too.
     const ticket = isNew ? this.seenLog!.add(hi, lo) : this.seenLog!.filling;
+    if (k > 0 && q.t !== undefined) this.deferredBack(this.clock.wall() - q.t);
     const job: Job = { url: q.u, depth: q.d, ack: () => inbox.ack(), ticket, k, id: urlId(q.u) };
     this.held++;
     if (this.exhausted() || q.d > this.spec.maxDepth || this.refused(q.u) || !this.queues.add(job)) this.skipJob(job);
   }
 
+  /**
+   * deferredBack notes how long a deferred item took to come back. Straight
+   * back means the queue holds nothing else to fetch meanwhile: then
+   * deferring only sends items round in circles, so it pauses (5 s, doubling
+   * up to 60 s while it keeps happening) and the window waits for room.
+   */
+  private deferredBack(ms: number): void {
+    if (ms >= QUICK_RETURN_MS) {
+      this.deferPauseMs = DEFER_PAUSE_MS;
+      return;
+    }
+    const now = this.clock.now();
+    if (now < this.deferPausedUntil) return;
+    this.deferPausedUntil = now + this.deferPauseMs;
+    this.deferPauseMs = Math.min(this.deferPauseMs * 2, DEFER_PAUSE_MAX_MS);
+  }
+
   /** defer gives back the newest items of hosts over HOST_CAP while the window is full; returns how many. */
   private defer(): number {
+    if (this.clock.now() < this.deferPausedUntil) return 0;
     let n = 0;
-    for (const [host, extra] of toDefer(this.held, WINDOW, this.queues.lengths(), HOST_CAP)) {
+    for (const [host, extra] of toDefer(this.held, this.limits.window, this.queues.lengths(), this.limits.hostCap)) {
       for (const e of this.queues.takeBack(host, extra)) {
         const job = e as Job;
         const k = job.k + 1;
         this.deferred++;
         n++;
-        const sent = this.ctx.send(this.index, { u: job.url, d: job.depth, k }, { id: deferredId(job.id, k) });
+        const sent = this.ctx.send(this.index, { u: job.url, d: job.depth, k, t: this.clock.wall() }, { id: deferredId(job.id, k) });
         this.track(sent.then(() => this.done(job)));
       }
     }
@@ -471,6 +506,23 @@ export class ShardedCrawl {
 
   /** page fetches one held item's URL with the politeness slot taken for it; it never rejects but through fail(). */
   private async page(job: Job, release: Release): Promise<void> {
+    this.fetching++;
+    job.fetching = true;
+    try {
+      await this.fetchPage(job, release);
+    } finally {
+      this.fetched(job);
+    }
+  }
+
+  /** fetched ends a page's fetch in the count (once: done() ends it too, before its progress goes out). */
+  private fetched(job: Job): void {
+    if (!job.fetching) return;
+    job.fetching = false;
+    this.fetching--;
+  }
+
+  private async fetchPage(job: Job, release: Release): Promise<void> {
     const signal = this.stop.signal;
     let slot: Release | undefined = release;
     const sends: Array<Promise<void>> = [];
@@ -541,6 +593,7 @@ export class ShardedCrawl {
    * so keeps its last progress as its result.
    */
   private done(job: Job): void {
+    this.fetched(job);
     let counted = false;
     const release = (): void => {
       if (counted) return;
@@ -572,7 +625,7 @@ export class ShardedCrawl {
       pages: this.pages,
       queued: this.queues.queued,
       held: this.held,
-      inFlight: this.running.size,
+      inFlight: this.fetching,
       errors: this.errors,
       skipped: this.skipped,
       duplicates: this.duplicates,
