@@ -7,13 +7,18 @@
 //   BENCH_PYTHON=path              the python that runs Scrapy in the crawl part (default /usr/bin/python3)
 //   BENCH_PROFILE_INFLIGHT=n       the in-flight level the profile part runs (default the top level)
 //   BENCH_MILLION_N=n              resources for the million part, run only when named (default 1000000; see bench/million.ts)
+//   BENCH_CRAWL_SCALE_*            the crawl-scale part's sizes, run only when named (see crawlScaleConfig below and bench/crawl-scale.ts)
 
 import { envNumber } from '#harness/env.js';
 import { repoPath } from '#harness/runner.js';
 
-export const SECTIONS = ['floors', 'add', 'failover', 'scale', 'plan', 'crawl', 'profile', 'million'] as const;
-/** Parts that run only when BENCH_ONLY names them (the million part takes the machine for most of an hour; bench/million.ts). */
-const ON_REQUEST: ReadonlySet<string> = new Set(['million']);
+export const SECTIONS = ['floors', 'add', 'failover', 'scale', 'plan', 'crawl', 'profile', 'million', 'crawl-scale'] as const;
+/**
+ * Parts that run only when BENCH_ONLY names them: the million part takes the
+ * machine for most of an hour (bench/million.ts), the crawl-scale part about
+ * 25 minutes (bench/crawl-scale.ts).
+ */
+const ON_REQUEST: ReadonlySet<string> = new Set(['million', 'crawl-scale']);
 export type Section = (typeof SECTIONS)[number];
 
 export interface BenchConfig {
@@ -41,6 +46,50 @@ export interface BenchConfig {
    * and another python3 may come first on PATH.
    */
   crawl: { pages: number; deadlineMs: number; python: string };
+  crawlScale: CrawlScaleConfig;
+}
+
+/**
+ * The crawl-scale part's sizes (bench/crawl-scale.ts), each from its env:
+ *   BENCH_CRAWL_SCALE_PAGES=200000        site pages of the no-delay crawls (3 shards, and 1 shard)
+ *   BENCH_CRAWL_SCALE_ONE_PAGES=n         site pages of the one-shard crawl (default: PAGES)
+ *   BENCH_CRAWL_SCALE_POLITE_PAGES=12000  site pages of the perHostRps 2 crawls, gaffer's and Scrapy's
+ *                                         (at the 100 pages/s the limits allow, 200k would take 33 min)
+ *   BENCH_CRAWL_SCALE_SCRAPY_PAGES=30000  site pages of Scrapy's no-delay crawl (Scrapy does about 200/s;
+ *                                         capped at PAGES)
+ *   BENCH_CRAWL_SCALE_SHARDS=3            shards (and workers) of the sharded crawls
+ *   BENCH_CRAWL_SCALE_SEEN_URLS=1000000   URLs of the seen-set microbench (bench/seen-set.ts)
+ */
+export interface CrawlScaleConfig {
+  pages: number;
+  onePages: number;
+  politePages: number;
+  scrapyPages: number;
+  shards: number;
+  seenUrls: number;
+  /** Hosts of the site (127.0.0.2 …) and the per-host limit of the polite cells. */
+  hosts: number;
+  politeRps: number;
+  /** Requests in flight in all, and to one host, in the no-delay cells (gaffer splits the total over its shards). */
+  concurrency: number;
+  perHostConcurrency: number;
+}
+
+export function crawlScaleConfig(env: NodeJS.ProcessEnv, quick: boolean): CrawlScaleConfig {
+  const n = (key: string, fallback: number, min = 1): number => envNumber(env, key, fallback, { min, whole: true });
+  const pages = n('BENCH_CRAWL_SCALE_PAGES', quick ? 1500 : 200_000, 100);
+  return {
+    pages,
+    onePages: n('BENCH_CRAWL_SCALE_ONE_PAGES', pages, 100),
+    politePages: n('BENCH_CRAWL_SCALE_POLITE_PAGES', quick ? 300 : 12_000, 100),
+    scrapyPages: Math.min(pages, n('BENCH_CRAWL_SCALE_SCRAPY_PAGES', quick ? 600 : 30_000, 100)),
+    shards: n('BENCH_CRAWL_SCALE_SHARDS', 3, 1),
+    seenUrls: n('BENCH_CRAWL_SCALE_SEEN_URLS', quick ? 100_000 : 1_000_000, 1000),
+    hosts: 50,
+    politeRps: 2,
+    concurrency: 48,
+    perHostConcurrency: 4,
+  };
 }
 
 export function benchConfig(env: NodeJS.ProcessEnv = process.env): BenchConfig {
@@ -76,5 +125,6 @@ export function benchConfig(env: NodeJS.ProcessEnv = process.env): BenchConfig {
       checkpoints: [...new Set([100, 1000, 10_000, resources].filter((n) => n <= resources))].sort((a, b) => a - b),
     },
     crawl: { pages: quick ? 300 : 3000, deadlineMs: quick ? 120_000 : 300_000, python: env.BENCH_PYTHON || '/usr/bin/python3' },
+    crawlScale: crawlScaleConfig(env, quick),
   };
 }

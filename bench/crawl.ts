@@ -30,7 +30,7 @@ import type { BenchConfig } from './config.js';
 import { sleep } from './load.js';
 import { benchConnect, request, runId } from './wire.js';
 
-const SPIDER = fileURLToPath(new URL('../../bench/crawl_spider.py', import.meta.url));
+export const SPIDER = fileURLToPath(new URL('../../bench/crawl_spider.py', import.meta.url));
 
 export const RULES = { sameHost: true, obeyRobots: true, maxDepth: 10, concurrency: 16, delaySeconds: 0 } as const;
 
@@ -209,7 +209,7 @@ async function runGaffer(cfg: BenchConfig, site: Site, want: Set<string>, log: (
   }
 }
 
-function scrapyVersion(python: string): string | { error: string } {
+export function scrapyVersion(python: string): string | { error: string } {
   try {
     return execFileSync(python, ['-c', 'import scrapy; print(scrapy.__version__)'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 30_000 }).trim();
   } catch (err) {
@@ -218,7 +218,7 @@ function scrapyVersion(python: string): string | { error: string } {
   }
 }
 
-function tail(file: string, lines = 15): string {
+export function tail(file: string, lines = 15): string {
   try {
     return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
   } catch {
@@ -226,7 +226,7 @@ function tail(file: string, lines = 15): string {
   }
 }
 
-interface SpiderOutput {
+export interface SpiderOutput {
   version: string;
   stats: Record<string, unknown>;
   found: string[];

@@ -71,6 +71,17 @@ export function rssBytes(pid: number | undefined): number {
   }
 }
 
+/** peakRssBytes reads VmHWM of one process from /proc/<pid>/status: the most resident memory it has held since it started. */
+export function peakRssBytes(pid: number | undefined): number {
+  if (!pid) return NaN;
+  try {
+    const m = /VmHWM:\s+(\d+)\s+kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) * 1024 : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
 /** stopAll stops children in parallel and never throws. */
 export async function stopAll(children: Array<Child | undefined>): Promise<void> {
   await Promise.all(children.map((c) => c?.stop().catch(() => undefined)));

@@ -4,6 +4,7 @@
 
 import type { AddResult } from './add.js';
 import type { CrawlBenchResult } from './crawl.js';
+import type { CrawlScaleResult } from './crawl-scale.js';
 import type { FailoverResult } from './failover.js';
 import type { FloorsResult } from './floors.js';
 import type { Cell } from './load.js';
@@ -15,6 +16,7 @@ export interface Parts {
   failover?: FailoverResult;
   scale?: ScaleResult;
   crawl?: CrawlBenchResult;
+  crawlScale?: CrawlScaleResult;
 }
 
 export interface Verdict {
@@ -117,5 +119,25 @@ export function verdicts(p: Parts): Verdict[] {
   const cv = atLeast('crawl-vs-scrapy', `crawl of a ${c?.site.pages ?? 3000}-page local site, pages/s: gaffer (1 worker, every page in JetStream) ÷ Scrapy (no pipeline)`, c?.ratio, 1, '×');
   if (c && 'error' in c.scrapy && cv.status === 'n/a') cv.by = `Scrapy: ${c.scrapy.error.split(/[\n;]/)[0]}`;
   out.push(cv);
+  if (p.crawlScale) out.push(...crawlScaleVerdicts(p.crawlScale));
+  return out;
+}
+
+/** The crawl-scale part's targets (issue 20 §3); only when the part ran, since it runs only when named. */
+function crawlScaleVerdicts(c: CrawlScaleResult): Verdict[] {
+  const k = c.config;
+  const r = c.ratios;
+  const s = 'error' in c.sharded ? undefined : c.sharded;
+  const out = [
+    atLeast('crawl-scale-polite', `${k.politePages}-page crawl at ${k.politeRps}/s per host, ${k.shards} shards: pages/s ÷ the ${c.politeLimit}/s the limits allow`, r.politeOfLimit, 0.9, '×'),
+    atLeast('crawl-scale-vs-scrapy-polite', `the same, gaffer ÷ Scrapy with the same per-host limit (pages/s)`, r.vsScrapyPolite, 1, '×'),
+    atLeast('crawl-scale-vs-scrapy', `no delay: gaffer ${k.shards} shards (${k.pages} pages) ÷ Scrapy (${k.scrapyPages} pages), pages/s`, r.vsScrapy, 3, '×'),
+    atLeast('crawl-scale-shards-vs-one', `no delay: ${k.shards} shards ÷ 1 shard on this machine (pages/s)`, r.shardedVsOne, 0.9, '×'),
+    atMost('crawl-scale-duplicates', `${k.pages}-page crawl: pages fetched more than once (the site's per-page counts)`, s?.duplicates, 0, 'pages'),
+    atMost('crawl-scale-stored', `${k.pages}-page crawl: |results stored − pages|`, s && Math.abs(s.stored - s.pages), 0, 'results'),
+    atMost('crawl-scale-etcd', `${k.pages}-page crawl: etcd live data growth (after compact+defrag − before)`, s && ((s.etcd.after.compacted?.dbSize ?? NaN) - s.etcd.before.dbSize) / 1024, 1024, 'KiB'),
+  ];
+  const seen = 'error' in c.seenSet ? undefined : c.seenSet;
+  out.push(atMost('crawl-scale-seen-set', `seen set: heap bytes per URL at ${seen?.urls ?? k.seenUrls} URLs`, seen?.heapBytesPerUrl, 64, 'B'));
   return out;
 }

@@ -5,6 +5,7 @@ import { numbersRight, table as printTable, type Cell } from '#lib/table.js';
 import { ok, type Results } from './results.js';
 import { formatSummary } from './profile-summary.js';
 import { millionReport } from './million-report.js';
+import { crawlScaleReport } from './crawl-scale-report.js';
 
 function table(head: string[], rows: Cell[][]): string {
   return printTable(head, rows, { align: numbersRight(head.length), rule: true, missing: '-' });
@@ -106,6 +107,9 @@ export function report(r: Results): string {
     for (const n of c.notes) out.push(`  note: ${n}`);
     out.push('');
   }
+
+  const cs = ok(r['crawl-scale']);
+  if (cs) out.push(crawlScaleReport(cs));
 
   out.push(table(['target', 'value', 'target', 'status', 'by how much'], r.verdicts.map((v) => [v.what, v.value === null ? null : `${v.value} ${v.unit}`, v.target, v.status, v.by])), '');
 

@@ -9,6 +9,7 @@ import type { PlanResult } from './plan.js';
 import type { CrawlBenchResult } from './crawl.js';
 import type { ProfileResult } from './profile.js';
 import type { MillionResult } from './million.js';
+import type { CrawlScaleResult } from './crawl-scale.js';
 import type { Verdict, VsFloors } from './ratios.js';
 
 /** Part is a section's result, or why there is none. */
@@ -37,6 +38,7 @@ export interface Results {
   crawl: Part<CrawlBenchResult>;
   profile: Part<ProfileResult>;
   million?: Part<MillionResult>;
+  'crawl-scale'?: Part<CrawlScaleResult>;
   vsFloors: VsFloors[];
   verdicts: Verdict[];
 }

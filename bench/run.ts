@@ -1,7 +1,8 @@
 // `npm run bench`: start our own servers and clusters on loopback, measure
 // floors, resource.add, failover and scale, time the leader's planning of a
 // mass loss in process, crawl a local site beside Scrapy,
-// profile the leader once, print a table and write results.json. One part
+// profile the leader once (and, when named, the million and crawl-scale
+// parts), print a table and write results.json. One part
 // failing is recorded and the rest still run; the exit code is 1 if any part
 // failed. See bench/README.md.
 
@@ -18,6 +19,7 @@ import { planBench } from './plan.js';
 import { crawl } from './crawl.js';
 import { profile } from './profile.js';
 import { million } from './million.js';
+import { crawlScale } from './crawl-scale.js';
 import { verdicts, vsFloors } from './ratios.js';
 import { ok, type Results } from './results.js';
 import { report } from './report.js';
@@ -48,11 +50,12 @@ async function main(): Promise<number> {
     crawl: { skipped: true },
     profile: { skipped: true },
     million: { skipped: true },
+    'crawl-scale': { skipped: true },
     vsFloors: [],
     verdicts: [],
   };
   const save = () => {
-    const parts = { floors: ok(r.floors), add: ok(r.add), failover: ok(r.failover), scale: ok(r.scale), crawl: ok(r.crawl) };
+    const parts = { floors: ok(r.floors), add: ok(r.add), failover: ok(r.failover), scale: ok(r.scale), crawl: ok(r.crawl), crawlScale: ok(r['crawl-scale']) };
     r.vsFloors = vsFloors(parts);
     r.verdicts = verdicts(parts);
     writeJson(cfg.out, r);
@@ -66,6 +69,7 @@ async function main(): Promise<number> {
     ['crawl', () => crawl(cfg, log)],
     ['profile', () => profile(cfg, log)],
     ['million', () => million(cfg, log)],
+    ['crawl-scale', () => crawlScale(cfg, log)],
   ];
   let failed = 0;
   for (const [name, run] of steps) {

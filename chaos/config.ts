@@ -16,6 +16,7 @@
 //   CHAOS_PAUSE_MS=lo-hi     SIGSTOP durations in ms (default 500-4000; quick 500-3500)
 //   CHAOS_CRAWLS=2           crawl resources running at once, each on its own loopback site (0: none)
 //   CHAOS_SCHEDULES=2        scheduled resources firing throughout (overlap replace; 0: none)
+//   CHAOS_SHARDED_CRAWLS=1   sharded crawls (3 shards, a 10-host site each) running at once, one after another (0: none)
 //   CHAOS_NATS_NODES=3       nats-servers, routed into one cluster (1: a single server, and no kill-nats)
 
 import { envNumber } from '#harness/env.js';
@@ -42,6 +43,8 @@ export interface ChaosConfig extends FaultTimings {
   };
   /** Crawls under chaos (chaos/crawls.ts). */
   crawls: { concurrent: number; pages: number; perHostRps: number };
+  /** Sharded crawls under chaos (chaos/sharded-crawls.ts). */
+  shardedCrawls: { concurrent: number; shards: number; hosts: number; pages: number; perHostRps: number };
   /** Scheduled resources under chaos (chaos/schedules.ts). */
   schedules: { count: number; everySeconds: number };
   /** Workload time between a recovery and the next fault: [min, max] ms. */
@@ -94,6 +97,8 @@ export function chaosConfig(env: NodeJS.ProcessEnv = process.env): ChaosConfig {
       quarantineMs: quick ? 12000 : 20000,
     },
     crawls: { concurrent: int(env, 'CHAOS_CRAWLS', 2, 0), pages: quick ? 80 : 150, perHostRps: quick ? 10 : 8 },
+    // 10 hosts at 5/s: about 10 s a crawl when nothing goes wrong, so a run sees many crawls and many moves.
+    shardedCrawls: { concurrent: int(env, 'CHAOS_SHARDED_CRAWLS', 1, 0), shards: 3, hosts: 10, pages: quick ? 200 : 400, perHostRps: 5 },
     schedules: { count: int(env, 'CHAOS_SCHEDULES', 2, 0), everySeconds: quick ? 3 : 5 },
     gapMs: quick ? [500, 1500] : [1000, 3000],
     killDownMs: quick ? [200, 1500] : [200, 3000],

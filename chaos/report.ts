@@ -3,6 +3,7 @@
 import { numbersRight, table as printTable } from '#lib/table.js';
 import type { CrawlFinding } from './crawls.js';
 import type { ScheduleFinding } from './schedules.js';
+import type { ShardedCrawlCounts, ShardedCrawlFinding } from './sharded-crawls.js';
 import { median } from '#lib/stats.js';
 import type { CheckResult, EitherWay, OpRecord } from './check.js';
 import type { Overlap } from './runs.js';
@@ -80,8 +81,11 @@ export interface Results {
     results: CrawlFinding[];
     /** Scheduled resources' fires: doubled, lost, stalled (chaos/schedules.ts). */
     schedules?: ScheduleFinding[];
+    /** Sharded crawls: results lost or duplicated, two owners of a shard at once, a host over its limit (chaos/sharded-crawls.ts). */
+    shardedCrawls?: ShardedCrawlFinding[];
   };
   crawls: { started: number; pagesChecked: number };
+  shardedCrawls?: ShardedCrawlCounts & { shards: number; perHostRps: number };
   schedules?: { resources: number; firesChecked: number };
   summary: {
     lost: number;
@@ -93,6 +97,8 @@ export interface Results {
     unrecovered: number;
     results: number;
     schedules?: number;
+    /** Sharded-crawl findings counted in the total (their shard overlaps are counted among the overlaps). */
+    shardedCrawls?: number;
     total: number;
   };
   nameOverlaps: Array<{ name: string; workers: [string, string]; ms: number; ids: string }>;
@@ -197,6 +203,15 @@ export function report(r: Results): string {
         `${rp.overlaps} overlapping the next owner (longest ${rp.longestMs} ms); not counted: effects past the lease are refused (crawl check)`,
     );
   }
+  const sc = r.shardedCrawls;
+  if (sc?.started) {
+    out.push(
+      `sharded crawls: ${sc.started} started, ${sc.completed} completed and checked (${sc.shards} shards each, ${sc.pagesChecked} pages)${sc.failed ? `, ${sc.failed} FAILED for good (see notes)` : ''}; ` +
+        `${sc.shardRuns} shard runs, ${sc.moves} beyond each shard's first (moves, restarts); one owner per shard: ` +
+        `${(r.violations.shardedCrawls ?? []).filter((f) => f.kind === 'shard-owner-overlap').length} overlaps; busiest host in 1 s: ${sc.busiestWindow} of ${sc.perHostRps} allowed ` +
+        `(${sc.requests} requests); ${sc.refetched} pages fetched more than once`,
+    );
+  }
   if (r.checked.refutedStops.length) {
     out.push(`late fences refuted by the worker's own log (it ran after the end it claims; runs extended): ${r.checked.refutedStops.length}`);
     for (const x of r.checked.refutedStops.slice(0, 5)) out.push(`    ${x.replace(/\n/g, '\n    ')}`);
@@ -214,6 +229,9 @@ export function report(r: Results): string {
       ['unrecovered faults', String(s.unrecovered)],
       [`crawl results and checkpoints (${r.crawls.started} crawls, ${r.crawls.pagesChecked} pages)`, String(s.results)],
       ...(r.schedules ? [[`schedule fires (${r.schedules.resources} schedules, ${r.schedules.firesChecked} fires)`, String(s.schedules ?? 0)]] : []),
+      ...(r.shardedCrawls?.started
+        ? [[`sharded crawl results and politeness (${r.shardedCrawls.started} crawls, ${r.shardedCrawls.pagesChecked} pages, ${r.shardedCrawls.requests} requests)`, String(s.shardedCrawls ?? 0)]]
+        : []),
       ['total', String(s.total)],
     ]),
   );
@@ -240,6 +258,7 @@ export function report(r: Results): string {
   for (const u of r.violations.unrecovered) out.push(`UNRECOVERED after #${u.n} ${u.kind} ${u.target}: ${u.why}`);
   for (const f of r.violations.results.slice(0, 10)) out.push(`${f.kind.toUpperCase()} ${f.name}: ${f.detail}`);
   for (const f of (r.violations.schedules ?? []).slice(0, 10)) out.push(`${f.kind.toUpperCase()} ${f.name}: ${f.detail}`);
+  for (const f of (r.violations.shardedCrawls ?? []).slice(0, 10)) out.push(`${f.kind.toUpperCase()} ${f.name}: ${f.detail}`);
   if (r.nameOverlaps.length) {
     out.push(`(info) same name, different ids, on two workers at once: ${r.nameOverlaps.length}, longest ${Math.round(Math.max(...r.nameOverlaps.map((o) => o.ms)))} ms`);
   }

@@ -26,6 +26,8 @@ import { byKind, eitherWayOut, overlapsOut, report, requestStats, type Results }
 import { Workload } from './workload.js';
 import { Crawls } from './crawls.js';
 import { Schedules } from './schedules.js';
+import { isShardName } from '#protocol/shards.js';
+import { ShardedCrawls, type ShardedCrawlCounts, type ShardedCrawlFinding } from './sharded-crawls.js';
 
 const t0 = Date.now();
 const log = elapsedLog('chaos', t0);
@@ -49,6 +51,8 @@ async function main(): Promise<number> {
   let crawls: Crawls | undefined;
   let crawlNotes: string[] = [];
   let crawlCheck: Awaited<ReturnType<Crawls['check']>> = { findings: [], crawls: 0, pages: 0 };
+  let sharded: ShardedCrawls | undefined;
+  let shardedNotes: string[] = [];
   let schedules: Schedules | undefined;
   let scheduleNotes: string[] = [];
   let scheduleCheck: Awaited<ReturnType<Schedules['check']>> = { findings: [], fires: 0 };
@@ -65,6 +69,8 @@ async function main(): Promise<number> {
     wl.start();
     crawls = new Crawls(wl, checkClient, cfg.crawls, log);
     if (cfg.crawls.concurrent > 0) crawls.start();
+    sharded = new ShardedCrawls(wl, checkClient, cfg.shardedCrawls, log);
+    sharded.start();
     schedules = new Schedules(wl, checkClient, cfg.schedules, log);
     await schedules.start();
     // Their runs change every few seconds by design: the schedule checker judges them, not the recovery check.
@@ -122,6 +128,11 @@ async function main(): Promise<number> {
       crawlCheck = await crawls.check(checkClient.nc, store);
       log(`${crawlCheck.crawls} crawls, ${crawlCheck.pages} pages checked: ${crawlCheck.findings.length} findings`);
     }
+    if (cfg.shardedCrawls.concurrent > 0) {
+      log('waiting for the sharded crawls to complete');
+      shardedNotes = await sharded.finish(cfg.recoverMs * 2);
+      await sharded.collect(checkClient.nc);
+    }
     finalRecovery = await waitRecovered(observed, () => new Set(), 0, cfg.recoverMs);
     log(finalRecovery.ok ? 'final state converged' : `final state did not converge: ${finalRecovery.why}`);
     final = await snapshot(c, checkClient, 5000).catch((err) => {
@@ -130,6 +141,7 @@ async function main(): Promise<number> {
     });
   } finally {
     await crawls?.close();
+    await sharded?.close();
     await workClient?.close().catch(() => undefined);
     await checkClient?.close().catch(() => undefined);
     store?.close();
@@ -141,18 +153,27 @@ async function main(): Promise<number> {
   const ops = wl?.ops ?? [];
   const faults = inj?.faults ?? [];
   const r = check({ ops, logs, deaths: inj?.deaths ?? [], pauses: inj?.pauses ?? [], final, endOfRun });
+  const emptyCounts: ShardedCrawlCounts = { started: 0, completed: 0, failed: 0, pagesChecked: 0, shardRuns: 0, moves: 0, requests: 0, busiestWindow: 0, refetched: 0 };
+  const shardedCheck: { findings: ShardedCrawlFinding[]; counts: ShardedCrawlCounts; notes: string[] } = sharded
+    ? sharded.check({ logs, deaths: inj?.deaths ?? [], pauses: inj?.pauses ?? [], endOfRun })
+    : { findings: [], counts: emptyCounts, notes: [] };
+  if (sharded) log(`${shardedCheck.counts.started} sharded crawls, ${shardedCheck.counts.pagesChecked} pages, ${shardedCheck.counts.shardRuns} shard runs checked: ${shardedCheck.findings.length} findings`);
+  // An overlap of two runs of one shard is among the run checker's overlaps already: listed with the sharded crawls, counted once.
+  const shardedCounted = shardedCheck.findings.filter((f) => f.kind !== 'shard-owner-overlap').length;
   const unrecovered = faults
     .filter((f) => f.recoveredAt === null)
     .map((f) => ({ n: f.n, kind: f.kind, target: f.target, why: f.unrecovered ?? 'unknown' }));
   const notes = [
     ...faults.filter((f) => f.error).map((f) => `fault #${f.n} ${f.kind}: injector error: ${f.error}`),
     ...crawlNotes,
+    ...shardedNotes,
+    ...shardedCheck.notes,
     ...scheduleNotes,
     ...r.notes,
   ];
   // A final state that never converged shows up as orphans; say why too.
   if (!finalRecovery.ok) notes.unshift(`final convergence not reached: ${finalRecovery.why}`);
-  const total = violationCount(r) + unrecovered.length + crawlCheck.findings.length + scheduleCheck.findings.length;
+  const total = violationCount(r) + unrecovered.length + crawlCheck.findings.length + scheduleCheck.findings.length + shardedCounted;
   // Keep the logs for anything worth a look: violations, anomalies, refuted fences.
   const keep = cfg.keepLogs || total > 0 || notes.length > 0 || r.refutedStops.length > 0;
   const results: Results = {
@@ -174,7 +195,7 @@ async function main(): Promise<number> {
     byKind: byKind(faults),
     requests: requestStats(ops),
     eitherWay: eitherWayOut(r.eitherWay),
-    final: { converged: finalRecovery.ok, why: finalRecovery.ok ? null : (finalRecovery.why ?? null), resources: final.list.length },
+    final: { converged: finalRecovery.ok, why: finalRecovery.ok ? null : (finalRecovery.why ?? null), resources: final.list.filter((x) => !isShardName(x.name)).length },
     checked: {
       taskLines: r.taskLines,
       runs: r.runs,
@@ -185,9 +206,11 @@ async function main(): Promise<number> {
     },
     crawls: { started: crawlCheck.crawls, pagesChecked: crawlCheck.pages },
     schedules: { resources: schedules?.names.length ?? 0, firesChecked: scheduleCheck.fires },
+    shardedCrawls: { ...shardedCheck.counts, shards: cfg.shardedCrawls.shards, perHostRps: cfg.shardedCrawls.perHostRps },
     violations: {
       lost: r.lost, resurrected: r.resurrected, reanswered: r.reanswered, orphaned: r.orphaned, overlaps: overlapsOut(r, faults), unrecovered, results: crawlCheck.findings,
       schedules: scheduleCheck.findings,
+      shardedCrawls: shardedCheck.findings,
     },
     summary: {
       lost: r.lost.length,
@@ -199,6 +222,7 @@ async function main(): Promise<number> {
       unrecovered: unrecovered.length,
       results: crawlCheck.findings.length,
       schedules: scheduleCheck.findings.length,
+      shardedCrawls: shardedCounted,
       total,
     },
     nameOverlaps: r.nameOverlaps.map((o) => ({ name: o.name, workers: o.workers, ms: o.ms, ids: o.id })),

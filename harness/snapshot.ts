@@ -7,6 +7,7 @@ import type { LocalCluster } from '#devcluster/cluster.js';
 import type { GafferClient } from '#client/client.js';
 import type { ListResult, WorkerStatusResult } from '#protocol/messages.js';
 import { ClientSubject, subjects } from '#protocol/subjects.js';
+import { parseShard, shardId, shardName } from '#protocol/shards.js';
 
 export interface Listed {
   name: string;
@@ -14,6 +15,8 @@ export interface Listed {
   worker: string | null;
   /** The lifecycle state; completed, failed and scheduled (between runs) resources run nowhere, restarting ones may wait out a backoff. */
   state?: string;
+  /** A sharded resource's own record: it runs nowhere itself; its shards are listed beside it as `<name>/<index>`. */
+  sharded?: true;
 }
 
 const NOT_RUNNING: ReadonlySet<string | undefined> = new Set(['completed', 'failed', 'scheduled']);
@@ -51,8 +54,10 @@ export function mismatches(s: Snapshot, skip: ReadonlySet<string> = new Set()): 
     for (const t of tasks ?? []) where.set(t.name, [...(where.get(t.name) ?? []), { worker, id: t.id }]);
   }
   const orphan = (name: string, detail: string): void => void out.push({ kind: 'orphaned', name, detail, evidence: [] });
+  // A shard is judged by its own entry, and is skipped with its resource.
+  const skipped = (name: string): boolean => skip.has(name) || skip.has(parseShard(name)?.name ?? '');
   for (const [name, at] of [...where].sort()) {
-    if (skip.has(name)) continue;
+    if (skipped(name)) continue;
     const r = listed.get(name);
     for (const t of at) {
       if (!r) orphan(name, `runs on ${t.worker} (id ${t.id}) but is not listed`);
@@ -61,7 +66,7 @@ export function mismatches(s: Snapshot, skip: ReadonlySet<string> = new Set()): 
     }
   }
   for (const r of [...s.list].sort((a, b) => (a.name < b.name ? -1 : 1))) {
-    if (skip.has(r.name) || NOT_RUNNING.has(r.state) || r.state === 'restarting') continue;
+    if (skipped(r.name) || r.sharded || NOT_RUNNING.has(r.state) || r.state === 'restarting') continue;
     if (r.worker === null) {
       orphan(r.name, `listed (id ${r.id}) but pending: assigned to no worker`);
       continue;
@@ -101,5 +106,17 @@ export async function snapshot(c: LocalCluster, client: GafferClient, timeoutMs 
       }
     }),
   );
-  return { at, list: list.map((r) => ({ name: r.name, id: r.id, worker: r.worker, state: r.state })), running };
+  // The list shows a sharded resource once, with its shards inside: each
+  // shard runs as a task of its own (its name and id), so it is listed here
+  // as one, and the resource's own record is marked to run nowhere.
+  const flat: Listed[] = [];
+  for (const r of list) {
+    if (!r.shards) {
+      flat.push({ name: r.name, id: r.id, worker: r.worker, state: r.state });
+      continue;
+    }
+    flat.push({ name: r.name, id: r.id, worker: r.worker, state: r.state, sharded: true });
+    for (const x of r.shards) flat.push({ name: shardName(r.name, x.index), id: shardId(r.id, x.index), worker: x.worker, state: x.state });
+  }
+  return { at, list: flat, running };
 }

@@ -1,4 +1,4 @@
-// The client commands: add, rm, get, restart, ls, status, watch, results, and the
+// The client commands: add, rm, get, restart, ls, status, watch, results, crawl, and the
 // fleet commands (fleet-commands.ts). Each runs within
 // runClient (client-command.ts), which connects, times and prints.
 
@@ -13,6 +13,7 @@ import { connect, runClient, withoutOk } from './client-command.js';
 import { Progress } from './progress.js';
 import { examples } from './help.js';
 import { addResultsCommand } from './results.js';
+import { addCrawlCommand } from './crawl-command.js';
 import { addFleetCommands, candidateTable } from './fleet-commands.js';
 import { shardTable } from './shards-format.js';
 import { addScheduleCommands, nextFire, runsTable, scheduleTable } from './schedule-commands.js';
@@ -177,6 +178,7 @@ export function addClientCommands(program: Command): void {
     });
 
   addResultsCommand(program);
+  addCrawlCommand(program);
   addFleetCommands(program);
   addScheduleCommands(program);
   addApplyCommands(program);

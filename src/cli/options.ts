@@ -20,6 +20,8 @@ function invalid(fn: (raw: string) => unknown) {
 export const nameArg = invalid(validateName) as (raw: string) => string;
 export const workerArg = invalid((raw) => validateId(raw, 'worker')) as (raw: string) => string;
 export const msArg = invalid((raw) => parsePositiveInt(raw, '--timeout', DEFAULTS.requestTimeoutMs)) as (raw: string) => number;
+/** everyArg: a refresh interval in ms (`gaffer crawl --every`). */
+export const everyArg = invalid((raw) => parsePositiveInt(raw, '--every', 1000)) as (raw: string) => number;
 export const specArg = invalid((raw) => {
   let v: unknown;
   try {

@@ -40,6 +40,12 @@ export interface EmitOptions {
 export interface InboxItem {
   item: Json;
   /**
+   * The item was delivered before (to an earlier attempt of this shard, or
+   * given back as one stopped): the work it stood for may have been cut off
+   * halfway. An item seen for the first time says false.
+   */
+  redelivered: boolean;
+  /**
    * Removes the item from the queue for good, once every send made before
    * it is stored. Call it once the item is handled, its sends and emits
    * included: an item not acknowledged when the shard moves goes to the

@@ -62,3 +62,45 @@ test('npm run bench in quick mode completes and writes every part', { timeout: D
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+// The crawl-scale part runs only when named (it takes about 25 minutes at
+// its sizes); here at tiny ones, for the harness: every cell measured, every
+// page once, every result stored, the targets judged.
+test('BENCH_ONLY=crawl-scale at tiny sizes measures every cell', { timeout: DEADLINE_MS + 30_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'gaffer-bench-test-'));
+  try {
+    const out = join(dir, 'results.json');
+    const env = {
+      BENCH_ONLY: 'crawl-scale', BENCH_OUT: out, BENCH_CRAWL_SCALE_PAGES: '600', BENCH_CRAWL_SCALE_POLITE_PAGES: '200',
+      BENCH_CRAWL_SCALE_SCRAPY_PAGES: '300', BENCH_CRAWL_SCALE_SEEN_URLS: '20000',
+    };
+    const { code, signal, output } = await runScript(RUN, env, DEADLINE_MS);
+    assert.equal(signal, null, `bench was killed by ${signal}:\n${output.slice(-4000)}`);
+    assert.equal(code, 0, `bench exited ${code}:\n${output.slice(-4000)}`);
+    const r = JSON.parse(readFileSync(out, 'utf8')) as Record<string, any>;
+    const c = r['crawl-scale'];
+    assert.ok(c && !('error' in c) && !('skipped' in c), `crawl-scale ran: ${JSON.stringify(c).slice(0, 300)}`);
+    for (const cell of ['sharded', 'oneShard', 'polite']) {
+      const g = c[cell];
+      assert.ok(!('error' in g), `${cell}: ${g.error}`);
+      assert.equal(g.pages, g.reachable, `${cell}: every reachable page crawled`);
+      assert.equal(g.stored, g.pages, `${cell}: one stored result per page`);
+      assert.equal(g.duplicates, 0, `${cell}: no page fetched twice`);
+      assert.ok(g.pagesPerSecond > 0 && g.workerPeakRss.every((w: { bytes: number }) => w.bytes > 0), `${cell}: rate and peak RSS measured`);
+      assert.ok(g.etcd.before.dbSize > 0 && g.etcd.after.compacted.dbSize > 0, `${cell}: etcd sizes read`);
+    }
+    assert.equal(c.sharded.shards, 3);
+    assert.equal(new Set(c.sharded.workerPeakRss.filter((w: { shards: number[] }) => w.shards.length > 0).map((w: { worker: string }) => w.worker)).size, 3, 'the 3 shards ran on 3 workers');
+    assert.ok(c.polite.busiestHostSecond <= 2 * c.config.politeRps, `polite: ${c.polite.busiestHostSecond} requests to one host in one second`);
+    assert.ok(c.seenSet.heapBytesPerUrl > 0, `seen set measured: ${JSON.stringify(c.seenSet)}`);
+    // Scrapy is optional (python3-scrapy): measured, or why not.
+    for (const s of [c.scrapy, c.scrapyPolite]) assert.ok(s.error ? typeof s.error === 'string' : s.run.pagesPerSecond > 0);
+    const ids = r.verdicts.map((v: { id: string }) => v.id);
+    for (const id of ['crawl-scale-polite', 'crawl-scale-vs-scrapy-polite', 'crawl-scale-vs-scrapy', 'crawl-scale-shards-vs-one', 'crawl-scale-duplicates', 'crawl-scale-stored', 'crawl-scale-etcd', 'crawl-scale-seen-set']) {
+      assert.ok(ids.includes(id), `verdict ${id} present`);
+    }
+    assert.match(output, /crawl-scale: the 50-host loopback site/, 'the report has the part');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -54,6 +54,9 @@ test(`chaos: ${FAULTS} faults, every acknowledged write kept, nothing lost, resu
     assert.ok(r.checked.taskLines > 0, 'worker task logs were read');
     assert.equal(r.final.converged, true, `final state converged: ${r.final.why}`);
     assert.ok(r.crawls.started > 0 && r.crawls.pagesChecked > 0, 'crawls ran under chaos and were checked');
+    assert.ok(r.shardedCrawls.completed > 0 && r.shardedCrawls.pagesChecked > 0 && r.shardedCrawls.shardRuns >= 3, `sharded crawls ran under chaos and were checked: ${JSON.stringify(r.shardedCrawls)}`);
+    assert.ok(r.shardedCrawls.requests > 0, 'the sharded crawls\' politeness was judged from the sites\' logs');
+    assert.ok(Array.isArray(r.violations.shardedCrawls), 'violations.shardedCrawls is a list');
     for (const k of ['lost', 'resurrected', 'reanswered', 'orphaned', 'overlaps', 'unrecovered', 'results']) {
       assert.ok(Array.isArray(r.violations[k]), `violations.${k} is a list`);
       assert.equal(r.summary[k], r.violations[k].length);

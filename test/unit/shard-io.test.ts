@@ -98,6 +98,27 @@ describe('ShardIo', () => {
     assert.equal(msg.acked, true);
   });
 
+  test('an ack waits for the sends made before it only, not for later ones (a shard that always sends still acks), and says whether an item was delivered before', async () => {
+    const { queues, io } = setup();
+    const msg = queues.put({ n: 1 });
+    const got = (await io.next())!;
+    assert.equal(got.redelivered, false);
+    const before = io.send(1, { n: 2 }, 'x');
+    const acking = io.ack(got.ref);
+    const after = io.send(1, { n: 3 }, 'y');
+    await tick();
+    assert.equal(msg.acked, false);
+    queues.sent[0]!.settle();
+    await before;
+    await acking;
+    assert.equal(msg.acked, true, 'acknowledged while the later send is still out');
+    queues.sent[1]!.settle();
+    await after;
+    const again = queues.put({ n: 4 });
+    Object.assign(again, { redelivered: true });
+    assert.equal((await io.next())!.redelivered, true);
+  });
+
   test('once it has been idle, a send needs an item held', async () => {
     const { clock, queues, io } = setup();
     const seed = io.send(1, { seed: 1 }, 's1');

@@ -246,7 +246,9 @@ export function queuesAnswered(s: ClusterState, name: string, id: string, token:
 }
 
 function complete(s: ClusterState, e: Entry, shards: readonly Entry[]): void {
-  const results: Json[] = shards.map((x) => (x.rec.state === ResourceState.completed ? (x.rec.result ?? null) : null));
+  // A shard still running (idle) is stopped now: its last progress stands for its result
+  // (its worker sends progress before the idle report this completion rests on).
+  const results: Json[] = shards.map((x) => (x.rec.state === ResourceState.completed ? (x.rec.result ?? null) : (x.rec.progress ?? null)));
   for (const x of shards) if (x.rec.state !== ResourceState.completed) stop(s, x, ResourceState.completed);
   s.touch(e.rec.name);
   e.rec = { ...e.rec, state: ResourceState.completed, result: { shards: results } };

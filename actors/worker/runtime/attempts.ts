@@ -219,7 +219,12 @@ export class Attempts {
       clock: this.d.clock,
       // As for emits: while its stop's grace lasts a shard may finish what it holds (a move's new owner waits for it).
       owns: () => a.phase === 'running' && this.d.leaseHeld(),
-      report: (idle, seq) => this.report(a, { type: 'activity', name: task.name, id: task.id, attempt: task.attempt, seq, idle }),
+      // Progress first: the whole may complete on this idle report, and a
+      // shard stopped so keeps its last progress as its result (core/shards.ts).
+      report: (idle, seq) => {
+        if (idle) this.progressOf(a);
+        this.report(a, { type: 'activity', name: task.name, id: task.id, attempt: task.attempt, seq, idle });
+      },
     });
   }
 
@@ -267,14 +272,16 @@ export class Attempts {
   }
 
   private sendProgress(): void {
-    for (const a of this.attempts.values()) {
-      if (!a.progressDirty || a.phase !== 'running') continue;
-      a.progressDirty = false;
-      const { task } = a;
-      const progress = a.progress ?? null;
-      this.report(a, { type: 'progress', name: task.name, id: task.id, attempt: task.attempt, progress });
-      publishEvent(this.d.bus, this.d.worker, 'task.progress', { name: task.name, id: task.id, worker: this.d.worker, progress });
-    }
+    for (const a of this.attempts.values()) this.progressOf(a);
+  }
+
+  private progressOf(a: Attempt): void {
+    if (!a.progressDirty || a.phase !== 'running') return;
+    a.progressDirty = false;
+    const { task } = a;
+    const progress = a.progress ?? null;
+    this.report(a, { type: 'progress', name: task.name, id: task.id, attempt: task.attempt, progress });
+    publishEvent(this.d.bus, this.d.worker, 'task.progress', { name: task.name, id: task.id, worker: this.d.worker, progress });
   }
 
   /**

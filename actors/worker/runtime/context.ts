@@ -257,7 +257,7 @@ export function makeContext(start: TaskStart, cb: TaskCallbacks, signal: AbortSi
               await cb.ack!(got.ref);
               acked = true;
             };
-            return { done: false, value: { item: got.item, ack } };
+            return { done: false, value: { item: got.item, redelivered: got.redelivered, ack } };
           },
         };
       },

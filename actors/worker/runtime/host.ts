@@ -29,7 +29,7 @@ export interface TaskCallbacks {
   /** A shard's queues (shard-io.ts); absent for a resource that is not sharded. */
   send?(index: number, item: Json, id: string): Promise<void>;
   /** The inbox's next item, with a ref to ack it by; undefined once the attempt has ended. */
-  next?(): Promise<{ ref: number; item: Json } | undefined>;
+  next?(): Promise<{ ref: number; item: Json; redelivered: boolean } | undefined>;
   ack?(ref: number): Promise<void>;
   /** The resource's store (ctx.store), fenced like emit; absent on a worker without one, where ctx.store rejects. */
   store?: StoreCallbacks;

@@ -34,6 +34,8 @@ export interface InboxPort {
 
 /** The part of a JetStream message a held item needs. */
 export interface HeldMsg {
+  /** Delivered before (JetStream's redelivered flag: delivery count > 1). */
+  readonly redelivered?: boolean;
   ackAck(): Promise<boolean>;
   working(): void;
   nak(): void;
@@ -66,12 +68,17 @@ export class ShardIo {
   private readonly held = new Map<number, HeldMsg>();
   private refs = 0;
   private sending = 0;
-  private readonly settledWaiters: Array<() => void> = [];
+  /** Sends not yet settled, by sequence number; an ack waits only for those made before it. */
+  private readonly unsettled = new Set<number>();
+  private sendSeq = 0;
+  private readonly settledWaiters: Array<{ upTo: number; resolve: () => void }> = [];
   /** Calls of next() not yet answered: the kind awaits its inbox. */
   private awaiting = 0;
   private pulling: Promise<unknown> = Promise.resolve();
   private wasIdle = false;
   private idle = false;
+  /** What the last report said. */
+  private saidIdle = false;
   private seq = 0;
   private closed = false;
   /** The attempt is stopping: the inbox gives nothing more, but held items may still be acknowledged. */
@@ -95,18 +102,21 @@ export class ShardIo {
     this.fence('send');
     if (this.wasIdle && this.held.size === 0) throw new Error('send refused: a shard that has been idle sends only while it holds an item (ack it after its sends)');
     this.sending++;
+    const seq = ++this.sendSeq;
+    this.unsettled.add(seq);
     this.changed();
     try {
       await this.d.queues.send(this.d.resourceId, index, id, item);
     } finally {
       this.sending--;
-      if (this.sending === 0) for (const w of this.settledWaiters.splice(0)) w();
+      this.unsettled.delete(seq);
+      this.wakeSettled();
       this.changed();
     }
   }
 
   /** next is the inbox's next item, or undefined once the attempt has ended. */
-  next(): Promise<{ ref: number; item: Json } | undefined> {
+  next(): Promise<{ ref: number; item: Json; redelivered: boolean } | undefined> {
     // One pull at a time: a kind may ask for several items at once; they are taken in turn.
     const turn = this.pulling.then(() => this.take());
     this.pulling = turn.catch(() => undefined);
@@ -118,7 +128,7 @@ export class ShardIo {
     });
   }
 
-  private async take(): Promise<{ ref: number; item: Json } | undefined> {
+  private async take(): Promise<{ ref: number; item: Json; redelivered: boolean } | undefined> {
     while (!this.closed && !this.draining) {
       let got: Awaited<ReturnType<InboxPort['next']>>;
       try {
@@ -146,7 +156,7 @@ export class ShardIo {
       }
       const ref = ++this.refs;
       this.held.set(ref, got.msg);
-      return { ref, item };
+      return { ref, item, redelivered: got.msg.redelivered === true };
     }
     return undefined;
   }
@@ -155,7 +165,9 @@ export class ShardIo {
   async ack(ref: number): Promise<void> {
     const msg = this.held.get(ref);
     if (!msg) throw new Error('ack: no such item held (acknowledged already?)');
-    if (this.sending > 0) await new Promise<void>((resolve) => this.settledWaiters.push(resolve));
+    // Only the sends made before this ack: a shard that sends all the time
+    // (a crawl) would otherwise hold every ack until its sends pause.
+    await this.sendsBefore(this.sendSeq);
     this.fence('ack');
     await msg.ackAck();
     this.held.delete(ref);
@@ -164,7 +176,31 @@ export class ShardIo {
 
   /** settled resolves once no send is in flight (before an attempt that returned reports it completed). */
   settled(): Promise<void> {
-    return this.sending === 0 ? Promise.resolve() : new Promise((resolve) => this.settledWaiters.push(resolve));
+    return this.sendsBefore(this.sendSeq);
+  }
+
+  /** sendsBefore resolves once every send numbered up to `upTo` has settled. */
+  private sendsBefore(upTo: number): Promise<void> {
+    if (this.oldestUnsettled() > upTo) return Promise.resolve();
+    return new Promise((resolve) => this.settledWaiters.push({ upTo, resolve }));
+  }
+
+  private oldestUnsettled(): number {
+    let min = Infinity;
+    for (const s of this.unsettled) if (s < min) min = s;
+    return min;
+  }
+
+  private wakeSettled(): void {
+    if (this.settledWaiters.length === 0) return;
+    const oldest = this.oldestUnsettled();
+    for (let i = this.settledWaiters.length - 1; i >= 0; i--) {
+      const w = this.settledWaiters[i]!;
+      if (w.upTo < oldest) {
+        this.settledWaiters.splice(i, 1);
+        w.resolve();
+      }
+    }
   }
 
   /** drain ends the inbox (a pending next ends after its pull) as the attempt is asked to stop. */
@@ -203,7 +239,10 @@ export class ShardIo {
     if (this.closed) return;
     // Idle is what completion waits for: said soon. Busy only informs (completion
     // never relies on it), so a shard flipping per item says it at most once a second.
-    const ms = idle ? REPORT_MS : BUSY_REPORT_MS;
+    // Busy right after saying idle is said soon too: it changes the leader's
+    // token, so a completion decided meanwhile waits for the next idle report,
+    // and the progress sent with it (a stopped shard's result) is the last one.
+    const ms = idle || this.saidIdle ? REPORT_MS : BUSY_REPORT_MS;
     if (this.pendingReport && this.pendingMs <= ms) return;
     this.pendingReport?.cancel();
     this.pendingMs = ms;
@@ -214,7 +253,10 @@ export class ShardIo {
   }
 
   private say(): void {
-    if (!this.closed && this.seq > 0 && this.d.owns()) this.d.report(this.idle, this.seq);
+    if (!this.closed && this.seq > 0 && this.d.owns()) {
+      this.saidIdle = this.idle;
+      this.d.report(this.idle, this.seq);
+    }
   }
 
   private keepAlive(): void {

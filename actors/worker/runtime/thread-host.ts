@@ -242,7 +242,7 @@ class ThreadTask implements RunningTask {
         if (typeof m.index !== 'number') throw new Error('send: the shard index must be a number');
         return acked(cb.send(m.index, toJson(m.item, 'sent item'), checkId(m.id)));
       case 'next':
-        return (cb.next ? cb.next() : Promise.resolve(undefined)).then((v) => (v ? { t: 'item', seq, ref: v.ref, item: v.item } : { t: 'end', seq }));
+        return (cb.next ? cb.next() : Promise.resolve(undefined)).then((v) => (v ? { t: 'item', seq, ref: v.ref, item: v.item, redelivered: v.redelivered } : { t: 'end', seq }));
       default:
         if (!cb.ack || typeof m.ref !== 'number') throw new Error('ack refused: no such item');
         return acked(cb.ack(m.ref));

@@ -40,7 +40,7 @@ export type ToThread =
   /** A call done; a store get's value rides on it. */
   | { t: 'ack'; seq: number; value?: Json }
   | { t: 'nack'; seq: number; error: string }
-  | { t: 'item'; seq: number; ref: number; item: Json }
+  | { t: 'item'; seq: number; ref: number; item: Json; redelivered: boolean }
   | { t: 'end'; seq: number };
 
 export type StoreOp = 'get' | 'put' | 'delete';
@@ -126,7 +126,7 @@ async function run(module: string, name: string, start: TaskStart): Promise<void
     ...(start.shard
       ? {
           send: (index: number, item: Json, id: string) => done(call({ t: 'send', index, item, id })),
-          next: () => call({ t: 'next' }).then((a) => (a.t === 'item' ? { ref: a.ref, item: a.item } : undefined)),
+          next: () => call({ t: 'next' }).then((a) => (a.t === 'item' ? { ref: a.ref, item: a.item, redelivered: a.redelivered === true } : undefined)),
           ack: (ref: number) => done(call({ t: 'qack', ref })),
         }
       : {}),

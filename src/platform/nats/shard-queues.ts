@@ -20,6 +20,8 @@ import {
 } from 'nats';
 import { ContentType, json } from '#protocol/codec.js';
 import { Header, SHARDS_STREAM, subjects } from '#protocol/subjects.js';
+import { UnavailableError } from '#protocol/errors.js';
+import { withRetry } from '../retry.js';
 import { jsError, resultMsgId } from './results.js';
 
 export const SHARD_QUEUE_DEFAULTS = {
@@ -31,6 +33,12 @@ export const SHARD_QUEUE_DEFAULTS = {
   /** Most items one shard holds unacknowledged. */
   maxAckPending: 10_000,
   timeoutMs: 5000,
+  /**
+   * How long a send keeps trying while JetStream is unavailable (a restart of
+   * the servers, a stream without a leader for a moment): as long as an emit.
+   * Re-sending is safe, the item's id stores it once.
+   */
+  sendRetryMs: 30_000,
 } as const;
 
 export function shardsStreamConfig(opts: { replicas?: number } = {}): Partial<StreamConfig> & { name: string } {
@@ -106,6 +114,15 @@ export class ShardQueues {
 
   /** send stores one item on a shard's queue; `duplicate` when the window already held its id. */
   async send(resourceId: string, index: number, itemId: string, item: unknown): Promise<{ duplicate: boolean }> {
+    const deadline = Date.now() + SHARD_QUEUE_DEFAULTS.sendRetryMs;
+    return withRetry(() => this.sendOnce(resourceId, index, itemId, item), {
+      initialMs: 100,
+      maxMs: 1000,
+      retryable: (err) => err instanceof UnavailableError && Date.now() < deadline,
+    });
+  }
+
+  private async sendOnce(resourceId: string, index: number, itemId: string, item: unknown): Promise<{ duplicate: boolean }> {
     const h = natsHeaders();
     h.set(Header.contentType, ContentType.json);
     try {

@@ -100,12 +100,13 @@ export class TaskStateStore {
 
   /**
    * get is the value stored under key, or undefined (never written, deleted,
-   * or dropped by the bound). One attempt: a reader of a cache is better off
-   * without the value than waiting out an outage for it.
+   * or dropped by the bound). Retried as writes are: a sharded crawl reads its
+   * seen-set back through it, and a read that failed on a moment's outage
+   * would fail the shard.
    */
   async get(resourceId: string, key: string): Promise<Json | undefined> {
     const k = this.key(resourceId, key);
-    const e = await this.retry(`reading ${k}`, async () => (await this.kv()).get(k), 0);
+    const e = await this.retry(`reading ${k}`, async () => (await this.kv()).get(k));
     if (!e || e.operation !== 'PUT' || e.value.length === 0) return undefined;
     try {
       return JSON.parse(new TextDecoder().decode(e.value)) as Json;

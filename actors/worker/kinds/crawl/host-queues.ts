@@ -148,6 +148,21 @@ export class HostQueues {
     return undefined;
   }
 
+  /** lengths gives each host's number of queued URLs (hosts with none left out). */
+  *lengths(): IterableIterator<[string, number]> {
+    for (const [name, h] of this.hosts) if (h.queue.length > h.head) yield [name, h.queue.length - h.head];
+  }
+
+  /** takeBack removes up to `n` of a host's newest queued URLs and returns them. */
+  takeBack(host: string, n: number): Entry[] {
+    const h = this.hosts.get(host);
+    if (!h) return [];
+    const k = Math.min(n, h.queue.length - h.head);
+    const out = h.queue.splice(h.queue.length - k, k);
+    this.total -= out.length;
+    return out;
+  }
+
   /** entries lists every queued URL, host by host. */
   *entries(): IterableIterator<Entry> {
     for (const h of this.hosts.values()) for (let i = h.head; i < h.queue.length; i++) yield h.queue[i]!;

@@ -43,6 +43,7 @@ import { readSitemaps } from './sitemaps.js';
 import { parseSpec, type CrawlSpec } from './spec.js';
 import { conditionalHeaders, PageMemory } from './page-memory.js';
 import { SeenSet } from './seen-set.js';
+import { ShardedCrawl } from './sharded.js';
 
 const CHECKPOINT_EVERY_PAGES = 50;
 const CHECKPOINT_EVERY_MS = 5000;
@@ -385,7 +386,7 @@ class Crawl {
       // Trimming is not an option (a dropped frontier URL would be lost for
       // good), so keep the last checkpoint that fit and crawl on.
       if (!this.oversizeWarned) {
-        this.ctx.log.warn({ bytes: size, max: MAX_STATE_BYTES, visited: this.frontier.visitedCount }, 'crawl: state too big to checkpoint; a restart resumes from the last one that fit');
+        this.ctx.log.warn({ bytes: size, max: MAX_STATE_BYTES, visited: this.frontier.visitedCount }, 'crawl: state too big to checkpoint; a restart resumes from the last one that fit (for a crawl this big, set spec.shards: its frontier and seen-set then live in JetStream, not in the checkpoint)');
         this.oversizeWarned = true;
       }
       // The visited list only grows: once it alone is over, no later
@@ -405,5 +406,8 @@ const delay = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 export const crawl: TaskKind = {
   // async, so a bad spec rejects the returned promise like any other failure.
-  run: async (ctx: TaskContext) => new Crawl(ctx).run(),
+  run: async (ctx: TaskContext) => {
+    const spec = parseSpec(ctx.spec);
+    return spec.shards === undefined ? new Crawl(ctx).run() : new ShardedCrawl(ctx, spec).run();
+  },
 };

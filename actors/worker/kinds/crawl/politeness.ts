@@ -97,6 +97,12 @@ export interface PolitenessOptions {
   rps: number;
   concurrency: number;
   clock: Clock;
+  /**
+   * No request to any host before this clock time: a sharded crawl's shard
+   * that starts again (moved, restarted) waits one full politeness interval,
+   * so its first request and its previous owner's last cannot share a window.
+   */
+  notBefore?: number;
 }
 
 /** Politeness keeps one gate per host and wakes whoever waits on it. */
@@ -118,6 +124,7 @@ export class Politeness {
     if (!g) {
       const w = windowWithDelay(this.opts.rps, this.delays.get(host) ?? 0);
       g = new HostGate(w.n, w.ms, this.opts.concurrency);
+      g.blockedUntil = this.opts.notBefore ?? 0;
       this.hosts.set(host, g);
       // Idle gates of other hosts would otherwise pile up on a wide crawl.
       if (this.hosts.size > this.pruneAt) {

@@ -94,6 +94,11 @@ export class SeenSet {
     return true;
   }
 
+  /** hasHash: has() for a hash64() value. */
+  hasHash(hi: number, lo: number): boolean {
+    return this.find(hi, lo) >= 0;
+  }
+
   private find(hi: number, lo: number): number {
     const s = this.slots;
     for (let i = lo & this.mask; ; i = (i + 1) & this.mask) {
@@ -104,7 +109,8 @@ export class SeenSet {
     }
   }
 
-  private addHash(hi: number, lo: number): boolean {
+  /** addHash: add() for a hash64() value (a durable seen-set delta gives hashes, not URLs). */
+  addHash(hi: number, lo: number): boolean {
     if ((this.count + 1) > (this.mask + 1) * MAX_LOAD) this.grow();
     const s = this.slots;
     for (let i = lo & this.mask; ; i = (i + 1) & this.mask) {

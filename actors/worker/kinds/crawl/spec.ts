@@ -4,6 +4,7 @@
 
 import { load } from 'cheerio/slim';
 import type { Json } from '#kinds/api.js';
+import { PARTITIONS, type PartitionBy } from './partition.js';
 
 export interface CrawlSpec {
   seeds: string[];
@@ -25,6 +26,10 @@ export interface CrawlSpec {
   parkAfter: number;
   /** Remember validators and links per page and refetch conditionally (recrawl.ts). */
   conditional: boolean;
+  /** spec.shards (a runtime field): set, the crawl runs as that many shards (sharded.ts); unset, as one task (index.ts). */
+  shards: number | undefined;
+  /** What a sharded crawl routes URLs by: host:port, or registrable domain (partition.ts). */
+  partitionBy: PartitionBy;
 }
 
 export const DEFAULTS = {
@@ -44,15 +49,16 @@ export const DEFAULTS = {
   backoffMaxMs: 60_000,
   /** Network errors or timeouts in a row after which a host is parked. */
   parkAfter: 5,
+  partitionBy: 'host',
 } as const;
 
 // These belong to the runtime (placement, restart policy), not to the kind.
-const RUNTIME_FIELDS = new Set(['kind', 'restart', 'constraints', 'prefer', 'rebalance', 'schedule']);
+const RUNTIME_FIELDS = new Set(['kind', 'restart', 'constraints', 'prefer', 'rebalance', 'schedule', 'shards']);
 const CRAWL_FIELDS = new Set([
   'seeds', 'maxPages', 'maxDepth', 'sameHost', 'perHostRps', 'concurrency',
   'obeyRobots', 'include', 'exclude', 'extract', 'timeoutMs',
   'perHostConcurrency', 'sitemaps', 'maxRetries', 'backoffMs', 'backoffMaxMs', 'parkAfter',
-  'conditional',
+  'conditional', 'partitionBy',
 ]);
 
 export class CrawlSpecError extends Error {
@@ -163,6 +169,13 @@ export function parseSpec(spec: { [k: string]: Json }): CrawlSpec {
     const known = [...CRAWL_FIELDS].join(', ');
     fail(`unknown field${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `"${k}"`).join(', ')} (known: ${known})`);
   }
+  // The platform checks spec.shards (1 to 256) when the resource is added.
+  const shards = typeof spec.shards === 'number' ? spec.shards : undefined;
+  const by = spec.partitionBy ?? DEFAULTS.partitionBy;
+  if (!PARTITIONS.includes(by as PartitionBy)) fail(`partitionBy must be one of ${PARTITIONS.map((p) => `"${p}"`).join(', ')}, got ${show(by)}`);
+  if (spec.partitionBy !== undefined && shards === undefined) fail('partitionBy needs spec.shards (an unsharded crawl runs every host in one task)');
+  const conditional = bool(spec, 'conditional', spec.schedule !== undefined && spec.schedule !== null && shards === undefined);
+  if (conditional && shards !== undefined) fail('conditional recrawls are not available on a sharded crawl (spec.shards) yet');
   const backoffMs = positive(spec, 'backoffMs', DEFAULTS.backoffMs, MAX_TIMER_MS);
   const backoffMaxMs = positive(spec, 'backoffMaxMs', Math.max(DEFAULTS.backoffMaxMs, backoffMs), MAX_TIMER_MS);
   if (backoffMaxMs < backoffMs) fail(`backoffMaxMs must be at least backoffMs (${backoffMs}), got ${show(backoffMaxMs)}`);
@@ -185,6 +198,8 @@ export function parseSpec(spec: { [k: string]: Json }): CrawlSpec {
     backoffMaxMs,
     parkAfter: integer(spec, 'parkAfter', DEFAULTS.parkAfter, 1),
     // On by default where a crawl runs again: a resource with a schedule.
-    conditional: bool(spec, 'conditional', spec.schedule !== undefined && spec.schedule !== null),
+    conditional,
+    shards,
+    partitionBy: by as PartitionBy,
   };
 }

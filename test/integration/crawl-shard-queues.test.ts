@@ -1,0 +1,188 @@
+// The sharded crawl (actors/worker/kinds/crawl/sharded.ts) in one process,
+// against the loopback multi-host site, with in-memory shard queues that
+// behave as the JetStream ones do for a kind (ids deduped, an item stays
+// until acknowledged, held items go back, flagged redelivered, when their
+// shard stops) and a done check of "every queue empty, nothing held, every
+// shard waiting on its inbox". Two things the cluster test cannot force:
+// - a tiny holding window with a slow host (Crawl-delay): the slow host's
+//   items are deferred to the back of the queue and every page is still
+//   fetched exactly once;
+// - a shard stopped midway and started again from its checkpoint and task
+//   store: what it held comes back redelivered and is fetched (not taken for
+//   a duplicate), the seen-set is reloaded from its deltas, and every page
+//   is emitted.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { InboxItem, Json, TaskContext, TaskStore } from '#kinds/api.js';
+import { ShardedCrawl } from '#actors/worker/kinds/crawl/sharded.js';
+import { parseSpec } from '#actors/worker/kinds/crawl/spec.js';
+import { startMultiSite, type MultiSite } from '../fixtures/multisite.js';
+
+interface Msg { id: string; item: Json; deliveries: number }
+
+/** MemQueues: one queue per shard, ids deduped for the whole run, held items per shard. */
+class MemQueues {
+  readonly queues: Msg[][];
+  readonly held: Array<Set<Msg>>;
+  readonly waiting: boolean[];
+  private readonly ids = new Set<string>();
+  private readonly wakers: Array<(() => void) | undefined>;
+
+  constructor(readonly count: number) {
+    this.queues = Array.from({ length: count }, () => []);
+    this.held = Array.from({ length: count }, () => new Set());
+    this.waiting = Array.from({ length: count }, () => false);
+    this.wakers = Array.from({ length: count }, () => undefined);
+  }
+
+  send(index: number, item: Json, id: string): void {
+    if (this.ids.has(id)) return;
+    this.ids.add(id);
+    this.queues[index]!.push({ id, item, deliveries: 0 });
+    this.wakers[index]?.();
+  }
+
+  inbox(index: number, signal: AbortSignal): AsyncIterable<InboxItem> {
+    return {
+      [Symbol.asyncIterator]: () => ({
+        next: async (): Promise<IteratorResult<InboxItem>> => {
+          while (this.queues[index]!.length === 0) {
+            if (signal.aborted) return { done: true, value: undefined };
+            this.waiting[index] = true;
+            await new Promise<void>((resolve) => {
+              this.wakers[index] = resolve;
+              signal.addEventListener('abort', () => resolve(), { once: true });
+            });
+            this.waiting[index] = false;
+          }
+          if (signal.aborted) return { done: true, value: undefined };
+          const msg = this.queues[index]!.shift()!;
+          msg.deliveries++;
+          this.held[index]!.add(msg);
+          return { done: false, value: { item: msg.item, redelivered: msg.deliveries > 1, ack: async () => void this.held[index]!.delete(msg) } };
+        },
+      }),
+    };
+  }
+
+  /** giveBack puts what a stopped shard held back at the front of its queue (a nak). */
+  giveBack(index: number): number {
+    const back = [...this.held[index]!];
+    this.held[index]!.clear();
+    this.queues[index]!.unshift(...back);
+    return back.length;
+  }
+
+  done(): boolean {
+    return this.queues.every((q) => q.length === 0) && this.held.every((h) => h.size === 0) && this.waiting.every(Boolean);
+  }
+}
+
+class MemStore implements TaskStore {
+  readonly kv = new Map<string, Json>();
+  async get(key: string): Promise<Json | undefined> {
+    return this.kv.get(key);
+  }
+  async put(key: string, value: Json): Promise<void> {
+    this.kv.set(key, value);
+  }
+  async delete(key: string): Promise<void> {
+    this.kv.delete(key);
+  }
+}
+
+interface Shard { run: Promise<Json>; stop: AbortController; checkpointed: Json | undefined }
+
+function startShard(q: MemQueues, index: number, specJson: { [k: string]: Json }, store: MemStore, emitted: string[], opts: { attempt: number; checkpointed?: Json; limits?: { window: number; hostCap: number } }): Shard {
+  const stop = new AbortController();
+  const shard: Shard = { run: Promise.resolve(null), stop, checkpointed: opts.checkpointed };
+  const ctx: TaskContext = {
+    resource: { name: `crawl/${index}`, id: `r1_s${index}` },
+    spec: specJson,
+    signal: stop.signal,
+    log: { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} },
+    attempt: opts.attempt,
+    checkpointed: opts.checkpointed,
+    checkpoint: async (s) => void (shard.checkpointed = s),
+    progress: () => {},
+    emit: async (item) => void emitted.push((item as { url: string }).url),
+    shard: { index, count: q.count },
+    send: async (to, item, o) => q.send(to, item, o!.id!),
+    inbox: q.inbox(index, stop.signal),
+    store,
+  };
+  shard.run = new ShardedCrawl(ctx, parseSpec(specJson), opts.limits).run() as Promise<Json>;
+  return shard;
+}
+
+async function untilDone(q: MemQueues, shards: Shard[], timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  // A shard that fails stops taking its inbox: say why instead of waiting for the deadline.
+  const failed = Promise.race(shards.map((s) => s.run.then(() => new Promise<never>(() => {}))));
+  // Done must hold twice, 100 ms apart: a shard between an ack and its next read is not waiting yet.
+  let seen = 0;
+  while (seen < 2) {
+    if (Date.now() > deadline) throw new Error(`not done: ${JSON.stringify(q.queues.map((x) => x.length))} queued, ${JSON.stringify(q.held.map((h) => h.size))} held`);
+    await Promise.race([new Promise((r) => setTimeout(r, 100)), failed]);
+    seen = q.done() ? seen + 1 : 0;
+  }
+  for (const s of shards) s.stop.abort();
+}
+
+function okCounts(site: MultiSite): Map<string, number> {
+  const ok = new Map<string, number>();
+  for (const r of site.log) if (r.status === 200 && r.path !== '/robots.txt') ok.set(`http://${site.hosts[r.host]}${r.path}`, (ok.get(`http://${site.hosts[r.host]}${r.path}`) ?? 0) + 1);
+  return ok;
+}
+
+test('a tiny window and a slow host: its items are deferred to the back of the queue, every page is still fetched once', { timeout: 120_000 }, async () => {
+  const site = await startMultiSite({ hosts: 5, pages: 200, crawlDelay: 0.2, throttled: [], unavailable: [], hang: false });
+  try {
+    const q = new MemQueues(1);
+    const store = new MemStore();
+    const emitted: string[] = [];
+    const spec = { kind: 'crawl', shards: 1, seeds: [site.seed], sameHost: false, maxDepth: 100, maxPages: 100_000, perHostRps: 50, concurrency: 8 };
+    const s = startShard(q, 0, spec, store, emitted, { attempt: 1, limits: { window: 20, hostCap: 3 } });
+    await untilDone(q, [s], 90_000);
+    const result = (await s.run) as { pages: number; deferred: number; duplicates: number };
+    const want = site.reachable();
+    assert.ok(result.deferred > 0, 'the slow host was deferred');
+    assert.equal(new Set(emitted).size, emitted.length, 'a page was emitted twice');
+    assert.deepEqual(new Set(emitted), want);
+    for (const [k, n] of okCounts(site)) assert.equal(n, 1, `${k} fetched ${n} times`);
+    assert.equal(result.pages, want.size);
+  } finally {
+    await site.close();
+  }
+});
+
+test('a shard stopped midway and started again: its held items come back redelivered and are fetched, its seen-set is reloaded, every page is emitted', { timeout: 120_000 }, async () => {
+  const site = await startMultiSite({ hosts: 10, pages: 800, crawlDelay: 0, throttled: [], unavailable: [], hang: false });
+  try {
+    const q = new MemQueues(3);
+    const stores = [new MemStore(), new MemStore(), new MemStore()];
+    const emitted: string[] = [];
+    const spec = { kind: 'crawl', shards: 3, seeds: [site.seed], sameHost: false, maxDepth: 100, maxPages: 100_000, perHostRps: 20, concurrency: 8 };
+    const shards = [0, 1, 2].map((i) => startShard(q, i, spec, stores[i]!, emitted, { attempt: 1 }));
+    while (emitted.length < 250) await new Promise((r) => setTimeout(r, 20));
+    // Stop shard 1 as a move does: its run returns, and what it held goes back to its queue.
+    shards[1]!.stop.abort();
+    await shards[1]!.run;
+    const back = q.giveBack(1);
+    assert.ok(stores[1]!.kv.has('seen.0'), 'shard 1 wrote seen deltas');
+    const cp = shards[1]!.checkpointed as { seen: number } | undefined;
+    assert.ok(cp && cp.seen >= 1, `its checkpoint points at its deltas: ${JSON.stringify(cp)}`);
+    assert.ok(JSON.stringify(cp).length < 1024, 'the checkpoint is small');
+    shards[1] = startShard(q, 1, spec, stores[1]!, emitted, { attempt: 2, checkpointed: cp });
+    await untilDone(q, shards, 90_000);
+    await Promise.all(shards.map((s) => s.run));
+    const want = site.reachable();
+    assert.deepEqual(new Set(emitted), want, 'every reachable page emitted');
+    const twice = [...okCounts(site).values()].filter((n) => n > 1).length;
+    assert.ok(back > 0, 'shard 1 held items when it stopped');
+    assert.ok(twice <= back, `${twice} pages fetched twice, ${back} items were held`);
+  } finally {
+    await site.close();
+  }
+});
