@@ -128,7 +128,7 @@ test('sharded crawl: 3 shards on 3 workers over the 50-host site', { timeout: 60
   };
 
   await t.test('without faults: every page once, every result once, polite cluster-wide, small constant checkpoints', part('without faults: every page once, every result once, polite cluster-wide, small constant checkpoints'), async () => {
-    const site = await startMultiSite({ pages: 10_000, crawlDelay: CRAWL_DELAY });
+    const site = await startMultiSite({ pages: 5000, crawlDelay: CRAWL_DELAY });
     try {
       const started = Date.now();
       await client.add('sharded', spec(site));
