@@ -10,7 +10,7 @@ import { partitionKey, shardOf, shardOfKey, urlId } from '#actors/worker/kinds/c
 import { deferredId, toDefer } from '#actors/worker/kinds/crawl/deferral.js';
 import { decodeDelta, deltaKey, encodeDelta, FLUSH_MS, loadSeen, MAX_DELTA_HASHES, SeenLog, SeenLogError } from '#actors/worker/kinds/crawl/seen-log.js';
 import { hash64, SeenSet } from '#actors/worker/kinds/crawl/seen-set.js';
-import { shareOf } from '#actors/worker/kinds/crawl/sharded.js';
+import { shareOf } from '#actors/worker/kinds/crawl/shard-items.js';
 import { CrawlSpecError, parseSpec } from '#actors/worker/kinds/crawl/spec.js';
 import { Politeness } from '#actors/worker/kinds/crawl/politeness.js';
 import { HostQueues } from '#actors/worker/kinds/crawl/host-queues.js';

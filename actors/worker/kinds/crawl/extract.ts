@@ -6,6 +6,7 @@
 // browsers do.
 
 import { loadBuffer } from 'cheerio';
+import { isHtml, type Fetched } from './fetch.js';
 import { canonicalize } from './frontier.js';
 
 /** Caps on strings copied into an emitted item, which must stay under MAX_STATE_BYTES as JSON. */
@@ -73,4 +74,12 @@ export function extract(
     fields[name] = el.length > 0 ? cap(el.text().trim(), MAX_FIELD_CHARS) : null;
   }
   return { title, links, fields };
+}
+
+/** extractPage reads a fetched page: an HTML one is extracted, any other has no title or links and every field null. */
+export function extractPage(res: Pick<Fetched, 'body' | 'contentType' | 'url'>, selectors: Record<string, string>): Extracted {
+  if (res.body !== null && isHtml(res.contentType)) return extract(res.body, res.contentType, res.url, selectors);
+  const ex: Extracted = { title: null, links: [], fields: {} };
+  for (const k of Object.keys(selectors)) ex.fields[k] = null;
+  return ex;
 }

@@ -22,17 +22,18 @@
 // blocks its host (host-health.ts) and is fetched again after the wait, up
 // to maxRetries times; after that its answer is emitted like any other.
 //
-// maxPages bounds pages + errors. Checkpoints go out every 50 finished pages
-// or 5 s, and once more when the signal aborts; resume refetches exactly the
-// pages that were queued or in flight then.
+// maxPages bounds pages + errors. Checkpoints go out every 50 finished
+// pages or 5 s (checkpoint-writer.ts), and once more when the signal aborts;
+// resume refetches exactly the pages that were queued or in flight then.
 
 import { setMaxListeners } from 'node:events';
-import { MAX_STATE_BYTES, type Json, type TaskContext, type TaskKind } from '#kinds/api.js';
+import type { Json, TaskContext, TaskKind } from '#kinds/api.js';
 import { systemClock, type Clock } from '#platform/clock.js';
 import { isThrottle } from './backoff.js';
-import { decodeState, encodeState, stateBytes } from './checkpoint.js';
-import { extract, type Extracted } from './extract.js';
-import { Fetcher, FetchError, isHtml } from './fetch.js';
+import { decodeState } from './checkpoint.js';
+import { CheckpointWriter } from './checkpoint-writer.js';
+import { extractPage } from './extract.js';
+import { Fetcher, FetchError } from './fetch.js';
 import { canonicalize, Frontier, type Entry } from './frontier.js';
 import { HostHealth } from './host-health.js';
 import { hostOf } from './host-queues.js';
@@ -44,9 +45,8 @@ import { parseSpec, type CrawlSpec } from './spec.js';
 import { conditionalHeaders, PageMemory } from './page-memory.js';
 import { SeenSet } from './seen-set.js';
 import { ShardedCrawl } from './sharded.js';
+import { UrlFilter } from './url-filter.js';
 
-const CHECKPOINT_EVERY_PAGES = 50;
-const CHECKPOINT_EVERY_MS = 5000;
 /** How long an aborted crawl waits for in-flight emits before its last checkpoint. */
 const ABORT_GRACE_MS = 1000;
 
@@ -66,8 +66,8 @@ class Crawl {
   private readonly frontier: Frontier;
   private readonly fetcher: Fetcher;
   private readonly robots: RobotsCache;
+  private readonly filter: UrlFilter;
   private readonly stop = new AbortController();
-  private readonly seedHosts = new Set<string>();
   private readonly seedOrigins = new Set<string>();
   private readonly skippedUrls = new SeenSet();
   /** Page fetches, bounded by concurrency and maxPages. */
@@ -87,10 +87,7 @@ class Crawl {
   /** Wakes the loop when a host may have become ready (a slot released, a setup done). */
   private nudge: () => void = () => {};
   private closed = false;
-  private checkpointing: Promise<void> | undefined;
-  private finishedSinceCheckpoint = 0;
-  private lastCheckpointAt = Date.now();
-  private oversizeWarned = false;
+  private readonly checkpoints: CheckpointWriter;
 
   constructor(private readonly ctx: TaskContext) {
     // Everything that can reject the spec or the checkpoint runs before any request.
@@ -98,10 +95,7 @@ class Crawl {
     const { spec } = this;
     this.memory = PageMemory.of(spec, ctx);
     const seeds = spec.seeds.map((s) => canonicalize(s)!);
-    for (const s of seeds) {
-      this.seedHosts.add(new URL(s).host);
-      this.seedOrigins.add(new URL(s).origin);
-    }
+    for (const s of seeds) this.seedOrigins.add(new URL(s).origin);
     this.politeness = new Politeness({ rps: spec.perHostRps, concurrency: spec.perHostConcurrency, clock: this.clock });
     this.health = new HostHealth(spec, this.politeness, this.clock);
     const setup = { setup: spec.obeyRobots || spec.sitemaps };
@@ -128,6 +122,8 @@ class Crawl {
       },
       failed: (host) => !this.health.failed(host),
     });
+    this.filter = new UrlFilter(spec, this.health, this.robots);
+    this.checkpoints = new CheckpointWriter(ctx, this.frontier, () => this.counters(), (err) => this.fail(err));
     this.politeness.onChange = (host) => {
       this.frontier.queues.wake(host);
       this.nudge();
@@ -179,9 +175,9 @@ class Crawl {
       if (this.fatal) throw this.fatal;
       if (this.ctx.signal.aborted) {
         await Promise.race([Promise.allSettled(this.running), delay(ABORT_GRACE_MS)]);
-        await this.checkpointing;
+        await this.checkpoints.writing;
         if (this.fatal) throw this.fatal;
-        await this.checkpoint();
+        await this.checkpoints.write();
         if (this.fatal) throw this.fatal;
         return this.counters();
       }
@@ -246,21 +242,10 @@ class Crawl {
     }
   }
 
-  /** refused says whether the spec's filters, a parked host or a cached robots.txt rule out `url`. */
-  private refused(url: string): boolean {
-    const { sameHost, include, exclude, obeyRobots } = this.spec;
-    const host = hostOf(url);
-    if (sameHost && !this.seedHosts.has(host)) return true;
-    if (include.length > 0 && !include.some((r) => r.test(url))) return true;
-    if (exclude.some((r) => r.test(url))) return true;
-    if (this.health.isParked(host)) return true;
-    return obeyRobots && this.robots.allowedNow(url) === false;
-  }
-
   private discover(links: readonly string[], depth: number): void {
     for (const url of links) {
       if (this.frontier.has(url)) continue;
-      if (depth > this.spec.maxDepth || this.refused(url)) {
+      if (depth > this.spec.maxDepth || this.filter.refused(url)) {
         this.skip(url);
       } else if (this.frontier.push(url, depth) && this.skippedUrls.delete(url)) {
         // First seen beyond maxDepth, now found closer to a seed.
@@ -271,7 +256,7 @@ class Crawl {
 
   private async follow(target: string): Promise<'follow' | 'seen' | 'refused'> {
     if (this.frontier.has(target)) return 'seen';
-    if (this.refused(target) || (this.spec.obeyRobots && !(await this.robots.allowed(target)))) {
+    if (this.filter.refused(target) || (this.spec.obeyRobots && !(await this.robots.allowed(target)))) {
       this.skip(target);
       return 'refused';
     }
@@ -323,12 +308,7 @@ class Crawl {
         this.frontier.finish(e.url);
         return this.finished();
       }
-      let ex: Extracted = { title: null, links: [], fields: {} };
-      if (res.body !== null && isHtml(res.contentType)) {
-        ex = extract(res.body, res.contentType, res.url, this.spec.extract);
-      } else {
-        for (const k of Object.keys(this.spec.extract)) ex.fields[k] = null;
-      }
+      const ex = extractPage(res, this.spec.extract);
       if (res.status >= 200 && res.status < 300) this.discover(ex.links, e.depth + 1);
       const item = buildItem(res.url, res.status, e.depth, ex, new Date().toISOString());
       if (signal.aborted) return;
@@ -356,7 +336,7 @@ class Crawl {
 
   private finished(): void {
     if (this.closed) return;
-    this.finishedSinceCheckpoint++;
+    this.checkpoints.finished();
     this.report();
     this.maybeCheckpoint();
   }
@@ -366,39 +346,7 @@ class Crawl {
   }
 
   private maybeCheckpoint(): void {
-    if (this.checkpointing || this.stop.signal.aborted || this.closed) return;
-    const due =
-      this.finishedSinceCheckpoint >= CHECKPOINT_EVERY_PAGES ||
-      (this.finishedSinceCheckpoint > 0 && Date.now() - this.lastCheckpointAt >= CHECKPOINT_EVERY_MS);
-    if (!due) return;
-    this.checkpointing = this.checkpoint().finally(() => (this.checkpointing = undefined));
-  }
-
-  /** checkpoint never rejects: a refusal means another worker owns the task now, which is fatal. */
-  private async checkpoint(): Promise<void> {
-    const snap = this.frontier.snapshot();
-    this.finishedSinceCheckpoint = 0;
-    this.lastCheckpointAt = Date.now();
-    if (snap === undefined) return;
-    const state = encodeState({ ...snap, ...this.counters() });
-    const size = stateBytes(state);
-    if (size > MAX_STATE_BYTES) {
-      // Trimming is not an option (a dropped frontier URL would be lost for
-      // good), so keep the last checkpoint that fit and crawl on.
-      if (!this.oversizeWarned) {
-        this.ctx.log.warn({ bytes: size, max: MAX_STATE_BYTES, visited: this.frontier.visitedCount }, 'crawl: state too big to checkpoint; a restart resumes from the last one that fit (for a crawl this big, set spec.shards: its frontier and seen-set then live in JetStream, not in the checkpoint)');
-        this.oversizeWarned = true;
-      }
-      // The visited list only grows: once it alone is over, no later
-      // checkpoint can fit, so stop keeping its URLs (the seen set dedupes).
-      if (stateBytes(encodeState({ ...snap, frontier: [], ...this.counters() })) > MAX_STATE_BYTES) this.frontier.forgetVisited();
-      return;
-    }
-    try {
-      await this.ctx.checkpoint(state);
-    } catch (err) {
-      this.fail(new Error(`crawl: checkpoint refused, stopping: ${(err as Error).message}`, { cause: err }));
-    }
+    if (!this.stop.signal.aborted && !this.closed) this.checkpoints.maybe();
   }
 }
 

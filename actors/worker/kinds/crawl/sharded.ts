@@ -19,9 +19,8 @@
 //   the shard's task store as append-only deltas (seen-log.ts). An item
 //   whose URL is seen is acknowledged at once (a duplicate dropped).
 // - The etcd checkpoint holds counters, the number of seen deltas written
-//   and the politeness state of at most MAX_HOSTS_KEPT hosts (Crawl-delay,
-//   a Retry-After block still running, parked hosts): a few KB at most,
-//   whatever the number of URLs.
+//   and the politeness state of a few hosts: a few KB at most, whatever the
+//   number of URLs (shard-checkpoint.ts).
 //
 // Holding is bounded: at most WINDOW items (below the consumer's 10,000
 // max_ack_pending); a full window with a host over HOST_CAP queued defers
@@ -29,10 +28,7 @@
 // completion check (shard-io.ts): the shard looks idle only when it holds
 // nothing, pages in flight and items waiting for their seen delta included.
 //
-// maxPages is split statically: shard i may fetch its share
-// (floor(maxPages / N), plus one for the first maxPages mod N shards), so
-// the whole crawl never exceeds maxPages (no overshoot); the price is that
-// a shard whose hosts run dry leaves its unused share unused.
+// maxPages is split statically (shareOf, shard-items.ts): no overshoot.
 //
 // A shard that starts again (attempt > 1) sends nothing to any host for one
 // full politeness interval (the longest of 1/perHostRps window and any
@@ -40,133 +36,59 @@
 // never share a window; Retry-After blocks still running are restored.
 
 import { setMaxListeners } from 'node:events';
-import { MAX_STATE_BYTES, type InboxItem, type Json, type TaskContext } from '#kinds/api.js';
+import type { InboxItem, TaskContext } from '#kinds/api.js';
 import { systemClock, type Clock } from '#platform/clock.js';
-import { isThrottle } from './backoff.js';
-import { stateBytes } from './checkpoint.js';
-import { deferredId, toDefer } from './deferral.js';
-import { extract, type Extracted } from './extract.js';
-import { Fetcher, FetchError, isHtml } from './fetch.js';
-import { canonicalize } from './frontier.js';
+import { DeferPause, deferredId, toDefer } from './deferral.js';
+import { Fetcher } from './fetch.js';
 import { HostHealth } from './host-health.js';
-import { HostQueues, hostOf, type Entry } from './host-queues.js';
-import { buildItem } from './item.js';
-import { shardOf, urlId } from './partition.js';
-import { Politeness, windowWithDelay, type Release } from './politeness.js';
+import { HostQueues } from './host-queues.js';
+import { urlId } from './partition.js';
+import { Politeness, windowWithDelay } from './politeness.js';
 import { RobotsCache } from './robots.js';
 import { hash64, SeenSet } from './seen-set.js';
 import { loadSeen, SeenLog } from './seen-log.js';
-import { readSitemaps } from './sitemaps.js';
+import { readShardCheckpoint, restorePoliteness, ShardCheckpointer, type ShardStart } from './shard-checkpoint.js';
+import { HOST_CAP, MAX_HOSTS_KEPT, parseItem, shareOf, WINDOW, type Job, type ShardCrawlResult } from './shard-items.js';
+import { ShardLinks } from './shard-links.js';
+import { ShardPage } from './shard-page.js';
+import { ShardProgress } from './shard-progress.js';
 import type { CrawlSpec } from './spec.js';
+import { UrlFilter } from './url-filter.js';
 
-/** Most queue items a shard holds unacknowledged (the consumer allows 10,000). */
-export const WINDOW = 4000;
-/** Most queued items one host keeps while the window is full (deferral.ts). */
-export const HOST_CAP = 500;
-/** Most hosts whose politeness state the etcd checkpoint keeps. */
-export const MAX_HOSTS_KEPT = 256;
 const CHECKPOINT_EVERY_MS = 5000;
 const ABORT_GRACE_MS = 1000;
-const RATE_WINDOW_MS = 5000;
-/** A deferred item back sooner than this means nothing else waits in the queue: deferring only churns. */
-const QUICK_RETURN_MS = 1000;
-const DEFER_PAUSE_MS = 5000;
-const DEFER_PAUSE_MAX_MS = 60_000;
-export const SHARDED_CHECKPOINT_VERSION = 2;
-
-/** A queue item as sent between shards. */
-export interface QueueItem {
-  [k: string]: Json;
-  u: string;
-  d: number;
-}
-
-/** Job is one held queue item: a frontier entry plus what its acknowledgement waits for. */
-interface Job extends Entry {
-  ack: () => Promise<void>;
-  /** The seen delta that must be stored before the ack. */
-  ticket: number;
-  /** Times this URL was deferred. */
-  k: number;
-  id: string;
-  /** Being fetched (counted in inFlight). */
-  fetching?: boolean;
-}
-
-/** The result (and progress) of one shard of a sharded crawl. */
-export interface ShardCrawlResult {
-  [k: string]: Json;
-  shard: number;
-  pages: number;
-  errors: number;
-  skipped: number;
-  /** Items dropped because their URL was seen before (a link found on another page). */
-  duplicates: number;
-  /** Items sent to the back of the queue (deferral.ts). */
-  deferred: number;
-  parked: string[];
-}
-
-interface HostState {
-  delays?: { [host: string]: number };
-  /** Wall-clock ms until which the host answered 429/503. */
-  blocks?: { [host: string]: number };
-}
-
-/** shareOf is shard `index`'s part of maxPages: the shares add up to maxPages exactly. */
-export const shareOf = (maxPages: number, index: number, count: number): number =>
-  Math.floor(maxPages / count) + (index < maxPages % count ? 1 : 0);
-
-function parseItem(v: Json): QueueItem & { k?: number; t?: number } | undefined {
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) return undefined;
-  const { u, d, k, t } = v;
-  if (typeof u !== 'string' || typeof d !== 'number' || !Number.isInteger(d) || d < 0) return undefined;
-  if (k !== undefined && (typeof k !== 'number' || !Number.isInteger(k) || k < 0)) return undefined;
-  if (canonicalize(u) !== u) return undefined;
-  return { u, d, ...(k !== undefined ? { k } : {}), ...(typeof t === 'number' ? { t } : {}) };
-}
-
-const count = (v: unknown): number => (typeof v === 'number' && Number.isInteger(v) && v >= 0 ? v : 0);
 
 export class ShardedCrawl {
   private readonly clock: Clock = systemClock;
   private readonly index: number;
-  private readonly count: number;
   private readonly quota: number;
+  private readonly start: ShardStart;
   private readonly politeness: Politeness;
   private readonly health: HostHealth;
   private readonly queues: HostQueues;
   private readonly fetcher: Fetcher;
   private readonly robots: RobotsCache;
+  private readonly filter: UrlFilter;
+  private readonly links: ShardLinks;
+  private readonly progress: ShardProgress;
+  private readonly fetches: ShardPage;
+  private readonly checkpointer: ShardCheckpointer;
+  private readonly deferPause = new DeferPause(this.clock);
   private readonly stop = new AbortController();
   private readonly seen = new SeenSet();
-  /** URLs this attempt sent already (to any shard): each is sent once per attempt. */
-  private readonly sent = new SeenSet();
   private readonly skippedUrls = new SeenSet();
   private seenLog: SeenLog | undefined;
-  private readonly seedHosts = new Set<string>();
-  private readonly delays = new Map<string, number>();
+  /** Crawl-delay seconds of at most MAX_HOSTS_KEPT hosts, for the checkpoint. */
+  private readonly delays: Map<string, number>;
   private readonly running = new Set<Promise<void>>();
   private readonly side = new Set<Promise<void>>();
   private held = 0;
-  /** Pages being fetched (a page whose ack is under way is done fetching). */
-  private fetching = 0;
-  /** Deferral is paused until then (clock time): deferred items came straight back. */
-  private deferPausedUntil = 0;
-  private deferPauseMs = DEFER_PAUSE_MS;
-  private pages = 0;
-  private errors = 0;
-  private skipped = 0;
-  private duplicates = 0;
-  private deferred = 0;
   private fatal: Error | undefined;
   private readonly stopped: Promise<void>;
   private nudge: () => void = () => {};
   private roomWaiter: (() => void) | undefined;
   private closed = false;
   private checkpointing: Promise<void> | undefined;
-  private readonly rate: Array<[number, number]> = [];
-  private warnedOversize = false;
 
   constructor(
     private readonly ctx: TaskContext,
@@ -176,35 +98,23 @@ export class ShardedCrawl {
   ) {
     if (!ctx.store) throw new Error('crawl: a sharded crawl keeps its seen-set in the task store, and this worker has none');
     this.index = ctx.shard.index;
-    this.count = ctx.shard.count;
-    this.quota = shareOf(spec.maxPages, this.index, this.count);
-    for (const s of spec.seeds) this.seedHosts.add(new URL(canonicalize(s)!).host);
-    const cp = ctx.checkpointed as { [k: string]: Json } | undefined;
-    const hosts = (cp?.hosts ?? {}) as HostState;
-    for (const [h, s] of Object.entries(hosts.delays ?? {})) if (typeof s === 'number' && s > 0) this.delays.set(h, s);
+    this.quota = shareOf(spec.maxPages, this.index, ctx.shard.count);
+    this.start = readShardCheckpoint(ctx.checkpointed);
+    this.delays = this.start.delays;
     // A shard started again waits one full interval before its first request (see the top).
     const interval = windowWithDelay(spec.perHostRps, Math.max(0, ...this.delays.values())).ms;
-    const again = ctx.attempt > 1 || cp !== undefined;
+    const again = ctx.attempt > 1 || this.start.found;
     this.politeness = new Politeness({
       rps: spec.perHostRps,
       concurrency: spec.perHostConcurrency,
       clock: this.clock,
       ...(again ? { notBefore: this.clock.now() + interval } : {}),
     });
-    for (const [h, s] of this.delays) this.politeness.setCrawlDelay(h, s);
-    const wall = this.clock.wall();
-    for (const [h, until] of Object.entries(hosts.blocks ?? {})) {
-      if (typeof until === 'number' && until > wall) this.politeness.block(h, this.clock.now() + (until - wall));
-    }
+    restorePoliteness(this.politeness, this.start, this.clock);
     this.health = new HostHealth(spec, this.politeness, this.clock);
-    if (cp) {
-      this.pages = count(cp.pages);
-      this.errors = count(cp.errors);
-      this.skipped = count(cp.skipped);
-      this.duplicates = count(cp.duplicates);
-      this.deferred = count(cp.deferred);
-      if (Array.isArray(cp.parked)) this.health.restore(cp.parked.filter((h): h is string => typeof h === 'string'));
-    }
+    this.progress = new ShardProgress(this.index, (p) => ctx.progress(p));
+    this.progress.restore(this.start.counts);
+    this.health.restore(this.start.parked);
     this.queues = new HostQueues(this.politeness, spec.obeyRobots || spec.sitemaps);
     this.fetcher = new Fetcher({ politeness: this.politeness, timeoutMs: spec.timeoutMs, connections: spec.perHostConcurrency + 1 });
     this.robots = new RobotsCache(this.fetcher, this.stop.signal, ctx.log, {
@@ -213,6 +123,14 @@ export class ShardedCrawl {
         return attempt <= spec.maxRetries;
       },
       failed: (host) => !this.health.failed(host),
+    });
+    this.filter = new UrlFilter(spec, this.health, this.robots);
+    this.links = new ShardLinks(ctx, spec, this.seen, this.filter, (url) => this.skip(url));
+    this.checkpointer = new ShardCheckpointer(ctx, this.politeness, this.clock, (err) => this.fail(err));
+    this.fetches = new ShardPage({
+      ctx, spec, signal: this.stop.signal, fetcher: this.fetcher, robots: this.robots, health: this.health, queues: this.queues,
+      filter: this.filter, links: this.links, seen: this.seen, seenLog: () => this.seenLog!, progress: this.progress,
+      skip: (url) => this.skip(url), skipJob: (job) => this.skipJob(job), done: (job) => this.done(job), report: () => this.report(),
     });
     this.politeness.onChange = (host) => {
       this.queues.wake(host);
@@ -228,15 +146,8 @@ export class ShardedCrawl {
     setMaxListeners(0, this.stop.signal);
   }
 
-  private owner(url: string): number {
-    return shardOf(url, this.spec.partitionBy, this.count);
-  }
-
   counters(): ShardCrawlResult {
-    return {
-      shard: this.index, pages: this.pages, errors: this.errors, skipped: this.skipped,
-      duplicates: this.duplicates, deferred: this.deferred, parked: [...this.health.parked],
-    };
+    return this.progress.result([...this.health.parked]);
   }
 
   async run(): Promise<ShardCrawlResult> {
@@ -255,7 +166,7 @@ export class ShardedCrawl {
     try {
       await this.load();
       // Before the first read of the inbox, so before the shard can look idle.
-      await this.seed();
+      await this.links.seed(this.robots, this.fetcher, this.stop.signal);
       const reader = this.read().catch((err: unknown) => this.fail(err as Error));
       this.report();
       await this.loop();
@@ -280,31 +191,13 @@ export class ShardedCrawl {
 
   /** load reads the seen deltas back; the checkpoint's count says how many at least were written. */
   private async load(): Promise<void> {
-    const cp = this.ctx.checkpointed as { [k: string]: Json } | undefined;
-    const written = count(cp?.seen);
     const started = Date.now();
-    const got = await loadSeen(this.ctx.store!, written, this.seen);
+    const got = await loadSeen(this.ctx.store!, this.start.seen, this.seen);
     if (got.hashes > 0 || got.lost > 0) {
       this.ctx.log.info({ shard: this.index, deltas: got.next, urls: got.hashes, lost: got.lost, ms: Date.now() - started }, 'crawl: seen-set loaded');
     }
     if (got.lost > 0) this.ctx.log.warn({ shard: this.index, lost: got.lost }, 'crawl: seen deltas missing from the task store (it drops its oldest writes when full); their URLs may be fetched again');
     this.seenLog = new SeenLog(this.ctx.store!, this.clock, got.next);
-  }
-
-  /** seed sends this shard's seeds (and, with sitemaps, their sitemaps' URLs) to its own queue. */
-  private async seed(): Promise<void> {
-    const mine = this.spec.seeds.map((s) => canonicalize(s)!).filter((s) => this.owner(s) === this.index);
-    await Promise.all(this.sendLinks(mine, 0, true));
-    if (!this.spec.sitemaps) return;
-    for (const origin of new Set(mine.map((s) => new URL(s).origin))) {
-      if (this.stop.signal.aborted) return;
-      await this.robots.load(origin);
-      const info = this.robots.info(origin);
-      const roots = info.sitemaps.length > 0 ? info.sitemaps : [`${origin}/sitemap.xml`];
-      const sends: Array<Promise<void>> = [];
-      await readSitemaps(this.fetcher, roots, this.stop.signal, this.ctx.log, (urls) => void sends.push(...this.sendLinks(urls, 0, true)));
-      await Promise.all(sends);
-    }
   }
 
   /** read takes inbox items while fewer than WINDOW are held, deferring over-cap hosts when the window is full. */
@@ -338,45 +231,28 @@ export class ShardedCrawl {
     // an accepted URL: a deferred one (k > 0), or one delivered before whose
     // work was cut off (a move or restart: at most what was held then).
     if (!isNew && k === 0 && !inbox.redelivered) {
-      this.duplicates++;
+      this.progress.duplicates++;
       this.report();
       void inbox.ack().catch(() => {});
       return;
     }
     // Not new: its hash may still be in the delta being filled, so wait for that one too.
     const ticket = isNew ? this.seenLog!.add(hi, lo) : this.seenLog!.filling;
-    if (k > 0 && q.t !== undefined) this.deferredBack(this.clock.wall() - q.t);
+    if (k > 0 && q.t !== undefined) this.deferPause.back(this.clock.wall() - q.t);
     const job: Job = { url: q.u, depth: q.d, ack: () => inbox.ack(), ticket, k, id: urlId(q.u) };
     this.held++;
-    if (this.exhausted() || q.d > this.spec.maxDepth || this.refused(q.u) || !this.queues.add(job)) this.skipJob(job);
-  }
-
-  /**
-   * deferredBack notes how long a deferred item took to come back. Straight
-   * back means the queue holds nothing else to fetch meanwhile: then
-   * deferring only sends items round in circles, so it pauses (5 s, doubling
-   * up to 60 s while it keeps happening) and the window waits for room.
-   */
-  private deferredBack(ms: number): void {
-    if (ms >= QUICK_RETURN_MS) {
-      this.deferPauseMs = DEFER_PAUSE_MS;
-      return;
-    }
-    const now = this.clock.now();
-    if (now < this.deferPausedUntil) return;
-    this.deferPausedUntil = now + this.deferPauseMs;
-    this.deferPauseMs = Math.min(this.deferPauseMs * 2, DEFER_PAUSE_MAX_MS);
+    if (this.exhausted() || q.d > this.spec.maxDepth || this.filter.refused(q.u) || !this.queues.add(job)) this.skipJob(job);
   }
 
   /** defer gives back the newest items of hosts over HOST_CAP while the window is full; returns how many. */
   private defer(): number {
-    if (this.clock.now() < this.deferPausedUntil) return 0;
+    if (this.deferPause.paused) return 0;
     let n = 0;
     for (const [host, extra] of toDefer(this.held, this.limits.window, this.queues.lengths(), this.limits.hostCap)) {
       for (const e of this.queues.takeBack(host, extra)) {
         const job = e as Job;
         const k = job.k + 1;
-        this.deferred++;
+        this.progress.deferred++;
         n++;
         const sent = this.ctx.send(this.index, { u: job.url, d: job.depth, k, t: this.clock.wall() }, { id: deferredId(job.id, k) });
         this.track(sent.then(() => this.done(job)));
@@ -386,14 +262,14 @@ export class ShardedCrawl {
   }
 
   private exhausted(): boolean {
-    return this.pages + this.errors >= this.quota;
+    return this.progress.pages + this.progress.errors >= this.quota;
   }
 
   private async loop(): Promise<void> {
     const { concurrency } = this.spec;
     while (!this.stop.signal.aborted) {
       let nextAt: number | undefined;
-      while (this.running.size < concurrency && this.pages + this.errors + this.running.size < this.quota) {
+      while (this.running.size < concurrency && this.progress.pages + this.progress.errors + this.running.size < this.quota) {
         const t = this.queues.take(this.clock.now());
         if (t === undefined) break;
         if (!('entry' in t)) {
@@ -401,7 +277,7 @@ export class ShardedCrawl {
           break;
         }
         const job = t.entry as Job;
-        const p: Promise<void> = this.page(job, t.release)
+        const p: Promise<void> = this.fetches.fetch(job, t.release)
           .catch((err: unknown) => this.fail(err instanceof Error ? err : new Error(String(err))))
           .finally(() => this.running.delete(p));
         this.running.add(p);
@@ -451,138 +327,12 @@ export class ShardedCrawl {
     this.nudge();
   }
 
-  /** refused: the spec's filters, a parked host, or a cached robots.txt rule out `url`. */
-  private refused(url: string): boolean {
-    const { sameHost, include, exclude, obeyRobots } = this.spec;
-    const host = hostOf(url);
-    if (sameHost && !this.seedHosts.has(host)) return true;
-    if (include.length > 0 && !include.some((r) => r.test(url))) return true;
-    if (exclude.some((r) => r.test(url))) return true;
-    if (this.health.isParked(host)) return true;
-    return obeyRobots && this.robots.allowedNow(url) === false;
-  }
-
-  /** filtered: ruled out by what every shard knows (depth, sameHost, include/exclude), so not worth sending. */
-  private filtered(url: string, depth: number): boolean {
-    const { sameHost, include, exclude, maxDepth } = this.spec;
-    if (depth > maxDepth) return true;
-    if (sameHost && !this.seedHosts.has(hostOf(url))) return true;
-    if (include.length > 0 && !include.some((r) => r.test(url))) return true;
-    return exclude.some((r) => r.test(url));
-  }
-
-  /** sendLinks sends each link not sent or seen before to its owner's queue; seeds go even if this attempt saw them (the queue dedupes). */
-  private sendLinks(links: readonly string[], depth: number, seeds = false): Array<Promise<void>> {
-    const out: Array<Promise<void>> = [];
-    for (const url of links) {
-      if (!seeds && this.filtered(url, depth)) {
-        if (this.skippedUrls.add(url)) this.skipped++;
-        continue;
-      }
-      const to = this.owner(url);
-      if (to === this.index && this.seen.has(url)) continue;
-      if (!this.sent.add(url) && !seeds) continue;
-      out.push(this.ctx.send(to, { u: url, d: depth }, { id: urlId(url) }));
-    }
-    return out;
-  }
-
-  /** follow vets a redirect target: another shard's goes to its owner (this chain stops), ours is claimed in the seen-set. */
-  private async follow(target: string, job: Job, sends: Array<Promise<void>>): Promise<'follow' | 'seen' | 'refused'> {
-    if (this.owner(target) !== this.index) {
-      sends.push(...this.sendLinks([target], job.depth));
-      return 'seen';
-    }
-    const [hi, lo] = hash64(target);
-    if (this.seen.hasHash(hi, lo)) return 'seen';
-    if (this.refused(target) || (this.spec.obeyRobots && !(await this.robots.allowed(target)))) {
-      if (this.skippedUrls.add(target)) this.skipped++;
-      return 'refused';
-    }
-    if (!this.seen.addHash(hi, lo)) return 'seen';
-    job.ticket = Math.max(job.ticket, this.seenLog!.add(hi, lo));
-    return 'follow';
-  }
-
-  /** page fetches one held item's URL with the politeness slot taken for it; it never rejects but through fail(). */
-  private async page(job: Job, release: Release): Promise<void> {
-    this.fetching++;
-    job.fetching = true;
-    try {
-      await this.fetchPage(job, release);
-    } finally {
-      this.fetched(job);
-    }
-  }
-
-  /** fetched ends a page's fetch in the count (once: done() ends it too, before its progress goes out). */
-  private fetched(job: Job): void {
-    if (!job.fetching) return;
-    job.fetching = false;
-    this.fetching--;
-  }
-
-  private async fetchPage(job: Job, release: Release): Promise<void> {
-    const signal = this.stop.signal;
-    let slot: Release | undefined = release;
-    const sends: Array<Promise<void>> = [];
-    try {
-      if (this.spec.obeyRobots) {
-        if (this.robots.allowedNow(job.url) === undefined) {
-          slot();
-          slot = undefined;
-        }
-        if (!(await this.robots.allowed(job.url))) {
-          slot?.();
-          return this.skipJob(job);
-        }
-      }
-      const first = slot;
-      slot = undefined;
-      const out = await this.fetcher.page(job.url, signal, (t) => this.follow(t, job, sends), first);
-      if (out.kind === 'stopped') {
-        await Promise.all(sends);
-        return this.done(job);
-      }
-      const { res } = out;
-      if (isThrottle(res.status)) {
-        this.health.throttled(hostOf(res.url), res.retryAfter);
-        if ((job.retries ?? 0) < this.spec.maxRetries) {
-          // Still held: fetched again once the host's wait is over.
-          job.retries = (job.retries ?? 0) + 1;
-          job.url = res.url;
-          await Promise.all(sends);
-          if (!this.queues.add(job, true)) this.skipJob(job);
-          this.report();
-          return;
-        }
-      } else {
-        this.health.ok(hostOf(res.url));
-      }
-      let ex: Extracted = { title: null, links: [], fields: {} };
-      if (res.body !== null && isHtml(res.contentType)) ex = extract(res.body, res.contentType, res.url, this.spec.extract);
-      else for (const key of Object.keys(this.spec.extract)) ex.fields[key] = null;
-      if (res.status >= 200 && res.status < 300) sends.push(...this.sendLinks(ex.links, job.depth + 1));
-      const item = buildItem(res.url, res.status, job.depth, ex, new Date().toISOString());
-      if (signal.aborted) return;
-      await Promise.all([...sends, this.ctx.emit(item, { id: urlId(res.url) })]);
-      this.pages++;
-      this.done(job);
-    } catch (err) {
-      slot?.();
-      // Stopping: the item stays held and goes back to the queue as the attempt ends.
-      if (signal.aborted) return;
-      if (!(err instanceof FetchError)) throw err; // a send or emit refused: fatal, and the item stays held
-      this.errors++;
-      this.ctx.log.warn({ url: job.url, err: err.message }, 'crawl: page failed');
-      if (err.host !== undefined) this.health.failed(err.host);
-      await Promise.all(sends);
-      this.done(job);
-    }
+  private skip(url: string): void {
+    if (this.skippedUrls.add(url)) this.progress.skipped++;
   }
 
   private skipJob(job: Job): void {
-    if (this.skippedUrls.add(job.url)) this.skipped++;
+    this.skip(job.url);
     this.done(job);
   }
 
@@ -593,7 +343,7 @@ export class ShardedCrawl {
    * so keeps its last progress as its result.
    */
   private done(job: Job): void {
-    this.fetched(job);
+    this.fetches.fetched(job);
     let counted = false;
     const release = (): void => {
       if (counted) return;
@@ -616,59 +366,16 @@ export class ShardedCrawl {
 
   private report(): void {
     if (this.closed) return;
-    const now = Date.now();
-    const first = this.rate[0];
-    const pagesPerSec = first && now > first[0] ? Math.round(((this.pages - first[1]) * 1000 * 10) / (now - first[0])) / 10 : 0;
-    this.ctx.progress({
-      fetched: this.pages,
-      // The result's name for it: a shard stopped at completion keeps this progress as its result.
-      pages: this.pages,
-      queued: this.queues.queued,
-      held: this.held,
-      inFlight: this.fetching,
-      errors: this.errors,
-      skipped: this.skipped,
-      duplicates: this.duplicates,
-      deferred: this.deferred,
-      parked: [...this.health.parked],
-      pagesPerSec,
-    });
+    this.progress.report({ queued: this.queues.queued, held: this.held, inFlight: this.fetches.inFlight, parked: [...this.health.parked] });
   }
 
   private periodic(): void {
-    const now = Date.now();
-    this.rate.push([now, this.pages]);
-    while (this.rate.length > 1 && now - this.rate[0]![0] > RATE_WINDOW_MS) this.rate.shift();
+    this.progress.sample();
     this.report();
   }
 
-  /** checkpoint writes the small state; a refusal means another worker owns the shard now, which is fatal. */
   private async checkpoint(): Promise<void> {
-    if (!this.seenLog) return;
-    const wall = this.clock.wall();
-    const now = this.clock.now();
-    const blocks: { [host: string]: number } = {};
-    let kept = 0;
-    for (const [h] of this.queues.lengths()) {
-      const until = this.politeness.blockedUntil(h);
-      if (until > now && kept++ < MAX_HOSTS_KEPT) blocks[h] = Math.round(wall + (until - now));
-    }
-    const state: Json = {
-      v: SHARDED_CHECKPOINT_VERSION,
-      ...this.counters(),
-      seen: this.seenLog.written,
-      hosts: { delays: Object.fromEntries(this.delays), blocks },
-    };
-    if (stateBytes(state) > MAX_STATE_BYTES) {
-      if (!this.warnedOversize) this.ctx.log.warn({ bytes: stateBytes(state) }, 'crawl: shard checkpoint too big (too many parked hosts?); keeping the last one');
-      this.warnedOversize = true;
-      return;
-    }
-    try {
-      await this.ctx.checkpoint(state);
-    } catch (err) {
-      this.fail(new Error(`crawl: checkpoint refused, stopping: ${(err as Error).message}`, { cause: err }));
-    }
+    if (this.seenLog) await this.checkpointer.save(this.counters(), this.seenLog.written, this.delays, this.queues.lengths());
   }
 }
 

@@ -1,0 +1,146 @@
+// The fetch of one held queue item of a sharded crawl: robots.txt, the
+// request (each redirect vetted by follow), a 429/503 retry, extraction,
+// the sends of its links and its emit, and only then done() (whose ack
+// waits for the seen delta). The shard loop (sharded.ts) only schedules
+// these; keeping the step apart keeps what makes a page count as done in
+// one place.
+
+import type { TaskContext } from '#kinds/api.js';
+import { isThrottle } from './backoff.js';
+import { extractPage } from './extract.js';
+import { FetchError, type Fetcher } from './fetch.js';
+import type { HostHealth } from './host-health.js';
+import { hostOf, type HostQueues } from './host-queues.js';
+import { buildItem } from './item.js';
+import { urlId } from './partition.js';
+import type { Release } from './politeness.js';
+import type { RobotsCache } from './robots.js';
+import { hash64, type SeenSet } from './seen-set.js';
+import type { SeenLog } from './seen-log.js';
+import type { Job } from './shard-items.js';
+import type { ShardLinks } from './shard-links.js';
+import type { ShardProgress } from './shard-progress.js';
+import type { CrawlSpec } from './spec.js';
+import type { UrlFilter } from './url-filter.js';
+
+/** What a page's fetch uses of its shard. */
+export interface ShardPageParts {
+  ctx: TaskContext;
+  spec: CrawlSpec;
+  /** Aborts when the shard stops. */
+  signal: AbortSignal;
+  fetcher: Fetcher;
+  robots: RobotsCache;
+  health: HostHealth;
+  queues: HostQueues;
+  filter: UrlFilter;
+  links: ShardLinks;
+  seen: SeenSet;
+  /** The seen log, there once the shard has loaded its seen-set. */
+  seenLog: () => SeenLog;
+  progress: ShardProgress;
+  skip: (url: string) => void;
+  skipJob: (job: Job) => void;
+  done: (job: Job) => void;
+  report: () => void;
+}
+
+export class ShardPage {
+  /** Pages being fetched (a page whose ack is under way is done fetching). */
+  inFlight = 0;
+
+  constructor(private readonly s: ShardPageParts) {}
+
+  /** fetch fetches one held item's URL with the politeness slot taken for it; it rejects only on what is fatal to the shard. */
+  async fetch(job: Job, release: Release): Promise<void> {
+    this.inFlight++;
+    job.fetching = true;
+    try {
+      await this.fetchPage(job, release);
+    } finally {
+      this.fetched(job);
+    }
+  }
+
+  /** fetched ends a page's fetch in the count (once: done() ends it too, before its progress goes out). */
+  fetched(job: Job): void {
+    if (!job.fetching) return;
+    job.fetching = false;
+    this.inFlight--;
+  }
+
+  /** follow vets a redirect target: another shard's goes to its owner (this chain stops), ours is claimed in the seen-set. */
+  private async follow(target: string, job: Job, sends: Array<Promise<void>>): Promise<'follow' | 'seen' | 'refused'> {
+    const { links, seen, filter, spec, robots } = this.s;
+    if (links.owner(target) !== this.s.ctx.shard.index) {
+      sends.push(...links.send([target], job.depth));
+      return 'seen';
+    }
+    const [hi, lo] = hash64(target);
+    if (seen.hasHash(hi, lo)) return 'seen';
+    if (filter.refused(target) || (spec.obeyRobots && !(await robots.allowed(target)))) {
+      this.s.skip(target);
+      return 'refused';
+    }
+    if (!seen.addHash(hi, lo)) return 'seen';
+    job.ticket = Math.max(job.ticket, this.s.seenLog().add(hi, lo));
+    return 'follow';
+  }
+
+  private async fetchPage(job: Job, release: Release): Promise<void> {
+    const { ctx, spec, signal, robots, health } = this.s;
+    let slot: Release | undefined = release;
+    const sends: Array<Promise<void>> = [];
+    try {
+      if (spec.obeyRobots) {
+        if (robots.allowedNow(job.url) === undefined) {
+          slot();
+          slot = undefined;
+        }
+        if (!(await robots.allowed(job.url))) {
+          slot?.();
+          return this.s.skipJob(job);
+        }
+      }
+      const first = slot;
+      slot = undefined;
+      const out = await this.s.fetcher.page(job.url, signal, (t) => this.follow(t, job, sends), first);
+      if (out.kind === 'stopped') {
+        await Promise.all(sends);
+        return this.s.done(job);
+      }
+      const { res } = out;
+      if (isThrottle(res.status)) {
+        health.throttled(hostOf(res.url), res.retryAfter);
+        if ((job.retries ?? 0) < spec.maxRetries) {
+          // Still held: fetched again once the host's wait is over.
+          job.retries = (job.retries ?? 0) + 1;
+          job.url = res.url;
+          await Promise.all(sends);
+          if (!this.s.queues.add(job, true)) this.s.skipJob(job);
+          this.s.report();
+          return;
+        }
+      } else {
+        health.ok(hostOf(res.url));
+      }
+      const ex = extractPage(res, spec.extract);
+      if (res.status >= 200 && res.status < 300) sends.push(...this.s.links.send(ex.links, job.depth + 1));
+      const item = buildItem(res.url, res.status, job.depth, ex, new Date().toISOString());
+      if (signal.aborted) return;
+      await Promise.all([...sends, ctx.emit(item, { id: urlId(res.url) })]);
+      this.s.progress.pages++;
+      this.s.done(job);
+    } catch (err) {
+      slot?.();
+      // Stopping: the item stays held and goes back to the queue as the attempt ends.
+      if (signal.aborted) return;
+      if (!(err instanceof FetchError)) throw err; // a send or emit refused: fatal, and the item stays held
+      this.s.progress.errors++;
+      ctx.log.warn({ url: job.url, err: err.message }, 'crawl: page failed');
+      if (err.host !== undefined) health.failed(err.host);
+      await Promise.all(sends);
+      this.s.done(job);
+    }
+  }
+}

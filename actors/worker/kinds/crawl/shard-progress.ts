@@ -1,0 +1,78 @@
+// A shard's counters and the progress it reports. The counters are also its
+// result and part of its checkpoint, so they live apart from the loop that
+// bumps them (sharded.ts); the pages/s rate is over the last RATE_WINDOW_MS.
+
+import type { Json } from '#kinds/api.js';
+import type { ShardCrawlResult } from './shard-items.js';
+
+const RATE_WINDOW_MS = 5000;
+
+/** The counters a shard keeps across attempts (through its checkpoint). */
+export interface ShardCounts {
+  pages: number;
+  errors: number;
+  skipped: number;
+  duplicates: number;
+  deferred: number;
+}
+
+/** What the loop knows now and reports alongside the counters. */
+export interface ShardGauges {
+  queued: number;
+  held: number;
+  inFlight: number;
+  parked: string[];
+}
+
+export class ShardProgress implements ShardCounts {
+  pages = 0;
+  errors = 0;
+  skipped = 0;
+  duplicates = 0;
+  deferred = 0;
+  /** [ms, pages] samples over the last RATE_WINDOW_MS. */
+  private readonly rate: Array<[number, number]> = [];
+
+  constructor(
+    private readonly shard: number,
+    private readonly send: (value: Json) => void,
+  ) {}
+
+  restore(c: ShardCounts): void {
+    ({ pages: this.pages, errors: this.errors, skipped: this.skipped, duplicates: this.duplicates, deferred: this.deferred } = c);
+  }
+
+  result(parked: string[]): ShardCrawlResult {
+    return {
+      shard: this.shard, pages: this.pages, errors: this.errors, skipped: this.skipped,
+      duplicates: this.duplicates, deferred: this.deferred, parked,
+    };
+  }
+
+  /** sample records the page count now, for pagesPerSec (once a second). */
+  sample(): void {
+    const now = Date.now();
+    this.rate.push([now, this.pages]);
+    while (this.rate.length > 1 && now - this.rate[0]![0] > RATE_WINDOW_MS) this.rate.shift();
+  }
+
+  report(g: ShardGauges): void {
+    const now = Date.now();
+    const first = this.rate[0];
+    const pagesPerSec = first && now > first[0] ? Math.round(((this.pages - first[1]) * 1000 * 10) / (now - first[0])) / 10 : 0;
+    this.send({
+      fetched: this.pages,
+      // The result's name for it: a shard stopped at completion keeps this progress as its result.
+      pages: this.pages,
+      queued: g.queued,
+      held: g.held,
+      inFlight: g.inFlight,
+      errors: this.errors,
+      skipped: this.skipped,
+      duplicates: this.duplicates,
+      deferred: this.deferred,
+      parked: g.parked,
+      pagesPerSec,
+    });
+  }
+}
