@@ -105,6 +105,23 @@ function assertEveryResultOnce(site: MultiSite, stored: Stored[]): void {
   assert.deepEqual(new Set(urls), site.reachable(), 'one result for every reachable allowed page');
 }
 
+/** missing says which reachable pages have no result, by host, and whether the site was ever asked for them (to tell a lost link from a page never queued). */
+function missing(site: MultiSite, want: Set<string>, stored: Stored[]): string {
+  const got = new Set(stored.map((s) => s.url));
+  const lost = [...want].filter((u) => !got.has(u));
+  if (lost.length === 0) return 'no reachable page is missing';
+  const asked = new Set(site.log.map((x) => `${site.hosts[x.host]}${x.path}`));
+  const byHost = new Map<string, { n: number; asked: number }>();
+  for (const u of lost) {
+    const url = new URL(u);
+    const e = byHost.get(url.host) ?? { n: 0, asked: 0 };
+    e.n++;
+    if (asked.has(`${url.host}${url.pathname}`)) e.asked++;
+    byHost.set(url.host, e);
+  }
+  return `${lost.length} reachable pages missing, by host (missing/asked for): ${[...byHost].map(([h, e]) => `${h} ${e.n}/${e.asked}`).join(', ')}; e.g. ${lost.slice(0, 3).join(' ')}`;
+}
+
 /** CRAWL_SHARDED_ONLY=<text> runs only the parts whose names contain it (while working on one). */
 const only = process.env.CRAWL_SHARDED_ONLY;
 const part = (name: string) => ({ skip: only !== undefined && !name.includes(only) });
@@ -146,7 +163,9 @@ test('sharded crawl: 3 shards on 3 workers over the 50-host site', { timeout: 60
       t.diagnostic(`${want.size} pages in ${secs.toFixed(1)} s (${(want.size / secs).toFixed(0)} pages/s, limit ${RPS}/s x ${site.hosts.length - 1} hosts), ${site.log.length} requests`);
       t.diagnostic(`shard checkpoints: at most ${Math.max(...sizes)} B over ${sizes.length} samples`);
       t.diagnostic(`result: ${JSON.stringify(r.result)}`);
-      assertEveryResultOnce(site, await storedResults(c, 'sharded'));
+      const stored = await storedResults(c, 'sharded');
+      t.diagnostic(missing(site, want, stored));
+      assertEveryResultOnce(site, stored);
       // `gaffer crawl` shows the same numbers, per shard and combined.
       const cli = await gaffer(['--nats', c.natsUrl, 'crawl', 'sharded', '--json']);
       assert.equal(cli.code, 0, cli.stderr);
