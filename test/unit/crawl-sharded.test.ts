@@ -16,6 +16,9 @@ import { Politeness } from '#actors/worker/kinds/crawl/politeness.js';
 import { HostQueues } from '#actors/worker/kinds/crawl/host-queues.js';
 import { MAX_STATE_BYTES, type Json } from '#kinds/api.js';
 import { FakeClock, settle } from '../fakes/clock.js';
+import { alive } from '../fakes/gc.js';
+import { ShardedCrawl } from '#actors/worker/kinds/crawl/sharded.js';
+import type { InboxItem, TaskContext, TaskStore } from '#kinds/api.js';
 
 test('routing: a partition key maps to the same shard every time, in range, as (64-bit hash) mod N (fast-check)', () => {
   fc.assert(
@@ -213,4 +216,37 @@ test('seen deltas: a full delta is sealed at once; loading reads every delta bac
   // Deltas past a gap in the newest batch are still found.
   store.kv.set(deltaKey(20), encodeDelta([1, 2]));
   assert.equal((await loadSeen(store, 0, new SeenSet())).next, 21);
+});
+
+test('a shard keeps no inbox item once it is acknowledged, however many it reads (its memory does not grow with the crawl)', { timeout: 30_000 }, async () => {
+  const N = 300;
+  const refs: Array<WeakRef<object>> = [];
+  let acked = 0;
+  let given = 0;
+  const stop = new AbortController();
+  // Items too deep to fetch: each is read, skipped, and acknowledged once its hash is stored, with no request made.
+  const inbox: AsyncIterable<InboxItem> = {
+    [Symbol.asyncIterator]: () => ({
+      next: async (): Promise<IteratorResult<InboxItem>> => {
+        if (given === N) await new Promise((resolve) => stop.signal.addEventListener('abort', resolve, { once: true }));
+        if (stop.signal.aborted) return { done: true, value: undefined };
+        const item: InboxItem = { item: { u: `http://a.test/p/${given++}`, d: 99 }, redelivered: false, ack: async () => void acked++ };
+        refs.push(new WeakRef(item));
+        return { done: false, value: item };
+      },
+    }),
+  };
+  const spec = { kind: 'crawl', shards: 1, seeds: ['http://a.test/'], maxDepth: 2 };
+  const ctx: TaskContext = {
+    resource: { name: 'crawl/0', id: 'r1_s0' }, spec, signal: stop.signal, attempt: 1, checkpointed: undefined,
+    log: { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} },
+    checkpoint: async () => {}, progress: () => {}, emit: async () => {},
+    shard: { index: 0, count: 1 }, send: async () => {}, inbox, store: new MemStore() as unknown as TaskStore,
+  };
+  const run = new ShardedCrawl(ctx, parseSpec(spec)).run();
+  while (acked < N) await new Promise((r) => setTimeout(r, 20));
+  const kept = await alive(refs);
+  stop.abort();
+  await run;
+  assert.ok(kept <= 1, `${kept} of ${N} acknowledged items still reachable`);
 });

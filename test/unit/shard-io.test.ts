@@ -8,6 +8,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ShardIo, type HeldMsg, type ShardQueuesPort } from '#actors/worker/runtime/shard-io.js';
 import { FakeClock } from '../fakes/clock.js';
+import { alive } from '../fakes/gc.js';
 
 class FakeMsg implements HeldMsg {
   acked = false;
@@ -154,5 +155,17 @@ describe('ShardIo', () => {
     assert.ok(m2.workingCalls >= 1, 'a held item is kept alive');
     b.io.close(true);
     assert.equal(m2.naked, true, 'a clean stop hands it to the next owner at once');
+  });
+
+  test('items taken and acknowledged are not kept while the attempt runs (the memory does not grow with the items)', async () => {
+    const { queues, io } = setup();
+    const refs: Array<WeakRef<object>> = [];
+    for (let i = 0; i < 200; i++) {
+      refs.push(new WeakRef(queues.put({ n: i })));
+      const got = (await io.next())!;
+      await io.ack(got.ref);
+    }
+    assert.ok((await alive(refs)) <= 1, `${await alive(refs)} of 200 messages still reachable`);
+    io.close(false);
   });
 });

@@ -14,6 +14,7 @@
 
 import type { Json } from '#protocol/messages.js';
 import { NotOwnerError } from '#protocol/errors.js';
+import { orAborted } from '#platform/abortable.js';
 import type { Clock, Timer } from '#platform/clock.js';
 import { toJson } from './context.js';
 
@@ -85,15 +86,13 @@ export class ShardIo {
   private draining = false;
   private inbox: InboxPort | undefined;
   private readonly keep: Timer;
-  /** Resolves (to undefined) when the attempt stops: a pending pull is not waited for. */
-  private readonly stopping: Promise<undefined>;
-  private stop!: () => void;
+  /** Aborts when the attempt stops: a pending pull is not waited for. */
+  private readonly stopping = new AbortController();
   private pendingReport: Timer | undefined;
   private pendingMs = 0;
 
   constructor(private readonly d: ShardIoDeps) {
     this.keep = d.clock.every(KEEP_MS, () => this.keepAlive());
-    this.stopping = new Promise((resolve) => (this.stop = () => resolve(undefined)));
   }
 
   /** send stores one item on shard `index`'s queue; refused once not owned, or when idle with nothing held. */
@@ -135,7 +134,7 @@ export class ShardIo {
         if (this.inbox?.ended) this.inbox = undefined;
         this.inbox ??= await this.d.queues.inbox(this.d.resourceId, this.d.index);
         const pull = this.inbox.next(PULL_MS);
-        got = await Promise.race([pull, this.stopping]);
+        got = await orAborted(pull, this.stopping.signal, undefined);
         // Stopping won the race: an item the pull brings later goes back at once.
         if (got === undefined && (this.closed || this.draining)) void pull.then((late) => late?.msg.nak(), () => undefined);
       } catch {
@@ -206,7 +205,7 @@ export class ShardIo {
   /** drain ends the inbox (a pending next ends after its pull) as the attempt is asked to stop. */
   drain(): void {
     this.draining = true;
-    this.stop();
+    this.stopping.abort();
   }
 
   /**
@@ -218,7 +217,7 @@ export class ShardIo {
   close(release: boolean): void {
     if (this.closed) return;
     this.closed = true;
-    this.stop();
+    this.stopping.abort();
     this.keep.cancel();
     this.pendingReport?.cancel();
     if (release) for (const m of this.held.values()) m.nak();

@@ -28,6 +28,7 @@
 
 import { setMaxListeners } from 'node:events';
 import type { Json, TaskContext, TaskKind } from '#kinds/api.js';
+import { orAborted } from '#platform/abortable.js';
 import { systemClock, type Clock } from '#platform/clock.js';
 import { isThrottle } from './backoff.js';
 import { decodeState } from './checkpoint.js';
@@ -80,10 +81,6 @@ class Crawl {
   /** With `conditional`: what the last run saw of each page (recrawl.ts). */
   private readonly memory: PageMemory | undefined;
   private fatal: Error | undefined;
-  /** Settles when the crawl must stop (abort or fatal error), to wake the loop even while emits are pending. */
-  private readonly stopped = new Promise<void>((resolve) =>
-    this.stop.signal.addEventListener('abort', () => resolve(), { once: true }),
-  );
   /** Wakes the loop when a host may have become ready (a slot released, a setup done). */
   private nudge: () => void = () => {};
   private closed = false;
@@ -199,7 +196,8 @@ class Crawl {
     const wake = new Promise<void>((resolve) => (this.nudge = resolve));
     const timer = at === undefined ? undefined : this.clock.after(Math.max(0, at - this.clock.now()), () => this.nudge());
     try {
-      await Promise.race([...this.running, ...this.side, this.stopped, wake]);
+      // The stop wakes the loop even while emits are pending.
+      await orAborted(Promise.race([...this.running, ...this.side, wake]), this.stop.signal, undefined);
     } finally {
       timer?.cancel();
       this.nudge = () => {};

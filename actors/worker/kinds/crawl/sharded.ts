@@ -37,6 +37,7 @@
 
 import { setMaxListeners } from 'node:events';
 import type { InboxItem, TaskContext } from '#kinds/api.js';
+import { orAborted } from '#platform/abortable.js';
 import { systemClock, type Clock } from '#platform/clock.js';
 import { DeferPause, deferredId, toDefer } from './deferral.js';
 import { Fetcher } from './fetch.js';
@@ -84,7 +85,6 @@ export class ShardedCrawl {
   private readonly side = new Set<Promise<void>>();
   private held = 0;
   private fatal: Error | undefined;
-  private readonly stopped: Promise<void>;
   private nudge: () => void = () => {};
   private roomWaiter: (() => void) | undefined;
   private closed = false;
@@ -142,7 +142,6 @@ export class ShardedCrawl {
     };
     for (const h of this.health.parked) this.queues.park(h);
     this.queues.onNewHost = (host, url) => this.setup(host, new URL(url).origin);
-    this.stopped = new Promise<void>((resolve) => this.stop.signal.addEventListener('abort', () => resolve(), { once: true }));
     setMaxListeners(0, this.stop.signal);
   }
 
@@ -205,12 +204,12 @@ export class ShardedCrawl {
     const it = this.ctx.inbox[Symbol.asyncIterator]();
     while (!this.stop.signal.aborted) {
       if (this.held >= this.limits.window) {
-        if (this.defer() === 0) await Promise.race([new Promise<void>((resolve) => (this.roomWaiter = resolve)), this.stopped]);
+        if (this.defer() === 0) await orAborted(new Promise<void>((resolve) => (this.roomWaiter = resolve)), this.stop.signal, undefined);
         this.roomWaiter = undefined;
         continue;
       }
       // The inbox ends when the task is stopped; a fatal error stops only us.
-      const r = await Promise.race([it.next(), this.stopped.then(() => ({ done: true as const, value: undefined }))]);
+      const r = await orAborted(it.next(), this.stop.signal, { done: true as const, value: undefined });
       if (r.done) break;
       this.accept(r.value);
       this.nudge();
@@ -292,7 +291,7 @@ export class ShardedCrawl {
     const wake = new Promise<void>((resolve) => (this.nudge = resolve));
     const timer = at === undefined ? undefined : this.clock.after(Math.max(0, at - this.clock.now()), () => this.nudge());
     try {
-      await Promise.race([...this.running, ...this.side, this.stopped, wake]);
+      await orAborted(Promise.race([...this.running, ...this.side, wake]), this.stop.signal, undefined);
     } finally {
       timer?.cancel();
       this.nudge = () => {};
