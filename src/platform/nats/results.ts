@@ -12,7 +12,7 @@
 import { createHash } from 'node:crypto';
 import {
   consumerOpts, DiscardPolicy, ErrorCode as NatsErrorCode, headers as natsHeaders, nanos, RetentionPolicy, StorageType,
-  type JetStreamSubscription, type JsMsg, type NatsConnection, type StreamConfig, type StreamInfo,
+  type JetStreamManager, type JetStreamSubscription, type JsMsg, type NatsConnection, type StreamConfig, type StreamInfo,
 } from 'nats';
 import { ContentType } from '#protocol/codec.js';
 import { BadRequestError, GafferError, InternalError, NoRespondersError, UnavailableError } from '#protocol/errors.js';
@@ -91,8 +91,25 @@ export async function ensureResultsStream(nc: NatsConnection, opts: ResultsStrea
   const timeout = opts.timeoutMs ?? RESULTS_DEFAULTS.timeoutMs;
   const cfg = resultsStreamConfig(opts);
   const jsm = await nc.jetstreamManager({ checkAPI: false, timeout });
+  const created = await addStream(jsm, cfg);
+  const { name: _name, storage: _storage, retention: _retention, ...changeable } = cfg;
+  try {
+    if (!created) await jsm.streams.update(RESULTS_STREAM, changeable);
+    // Read back: a create that raced another can be answered before the
+    // stream is set up (a zero `created`, seen with nats-server 2.9.10).
+    return await jsm.streams.info(RESULTS_STREAM);
+  } catch (err) {
+    throw jsError(`${created ? 'reading' : 'updating'} stream ${RESULTS_STREAM}`, err);
+  }
+}
+
+/**
+ * addStream creates a stream, or answers undefined when one of that name
+ * exists (the caller updates it): what every master does at start, at once.
+ */
+export async function addStream(jsm: JetStreamManager, cfg: Partial<StreamConfig> & { name: string }): Promise<StreamInfo | undefined> {
   let attempts = 0;
-  const created = await withRetry(
+  return withRetry(
     async () => {
       try {
         return await jsm.streams.add(cfg);
@@ -110,17 +127,8 @@ export async function ensureResultsStream(nc: NatsConnection, opts: ResultsStrea
       retryable: (err) => apiError(err)?.err_code === JsApiError.subjectsOverlap && ++attempts < CREATE_ATTEMPTS,
     },
   ).catch((err: unknown) => {
-    throw jsError(`creating stream ${RESULTS_STREAM}`, err);
+    throw jsError(`creating stream ${cfg.name}`, err);
   });
-  const { name: _name, storage: _storage, retention: _retention, ...changeable } = cfg;
-  try {
-    if (!created) await jsm.streams.update(RESULTS_STREAM, changeable);
-    // Read back: a create that raced another can be answered before the
-    // stream is set up (a zero `created`, seen with nats-server 2.9.10).
-    return await jsm.streams.info(RESULTS_STREAM);
-  } catch (err) {
-    throw jsError(`${created ? 'reading' : 'updating'} stream ${RESULTS_STREAM}`, err);
-  }
 }
 
 /** Longest Nats-Msg-Id we send; longer ones (or ones with odd characters) are hashed. */

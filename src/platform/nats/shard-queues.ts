@@ -22,7 +22,7 @@ import { ContentType, json } from '#protocol/codec.js';
 import { Header, SHARDS_STREAM, subjects } from '#protocol/subjects.js';
 import { UnavailableError } from '#protocol/errors.js';
 import { withRetry } from '../retry.js';
-import { jsError, resultMsgId } from './results.js';
+import { addStream, jsError, resultMsgId } from './results.js';
 
 export const SHARD_QUEUE_DEFAULTS = {
   maxBytes: 1024 ** 3,
@@ -59,15 +59,12 @@ export function shardsStreamConfig(opts: { replicas?: number } = {}): Partial<St
 export async function ensureShardsStream(nc: NatsConnection, opts: { replicas?: number } = {}): Promise<void> {
   const jsm = await nc.jetstreamManager({ checkAPI: false, timeout: SHARD_QUEUE_DEFAULTS.timeoutMs });
   const cfg = shardsStreamConfig(opts);
-  try {
-    await jsm.streams.add(cfg);
-  } catch (err) {
-    try {
-      const { name: _n, storage: _s, retention: _r, ...changeable } = cfg;
-      await jsm.streams.update(SHARDS_STREAM, changeable);
-    } catch {
-      throw jsError(`creating stream ${SHARDS_STREAM}`, err);
-    }
+  if (!(await addStream(jsm, cfg))) {
+    // The name is in use (by another master's create, or an older configuration): update it.
+    const { name: _n, storage: _s, retention: _r, ...changeable } = cfg;
+    await jsm.streams.update(SHARDS_STREAM, changeable).catch((e: unknown) => {
+      throw jsError(`updating stream ${SHARDS_STREAM}`, e);
+    });
   }
 }
 

@@ -17,7 +17,7 @@ import { checkStoreKey } from '#protocol/task-state.js';
 import { validateId } from '#protocol/validate.js';
 import { UnavailableError } from '#protocol/errors.js';
 import { withRetry } from '../retry.js';
-import { jsError } from './results.js';
+import { addStream, jsError } from './results.js';
 
 export const TASK_STATE_DEFAULTS = {
   maxBytes: 1024 ** 3,
@@ -58,11 +58,8 @@ export function taskStateStreamConfig(opts: TaskStateOptions = {}): Partial<Stre
 export async function ensureTaskStateBucket(nc: NatsConnection, opts: TaskStateOptions = {}): Promise<void> {
   const jsm = await nc.jetstreamManager({ checkAPI: false, timeout: opts.timeoutMs ?? TASK_STATE_DEFAULTS.timeoutMs });
   const cfg = taskStateStreamConfig(opts);
-  try {
-    await jsm.streams.add(cfg);
-  } catch (err) {
-    // 10058: the name is in use (by another master's create, or an older configuration): update it.
-    if ((err as { api_error?: { err_code?: number } }).api_error?.err_code !== 10058) throw jsError(`creating stream ${TASK_STATE_STREAM}`, err);
+  if (!(await addStream(jsm, cfg))) {
+    // The name is in use (by another master's create, or an older configuration): update it.
     const { name: _n, storage: _s, retention: _r, ...changeable } = cfg;
     await jsm.streams.update(TASK_STATE_STREAM, changeable).catch((e: unknown) => {
       throw jsError(`updating stream ${TASK_STATE_STREAM}`, e);
