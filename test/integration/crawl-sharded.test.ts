@@ -16,6 +16,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { cluster, rawConnect, waitFor } from '../harness.js';
 import { startMultiSite, type MultiSite, type Request } from '../fixtures/multisite.js';
+import { maxInWindow } from '../fixtures/windows.js';
 import { readResults } from '#platform/nats/results.js';
 import { EtcdStore } from '#platform/etcd/store.js';
 import { keys } from '#protocol/keys.js';
@@ -57,16 +58,6 @@ async function storedResults(c: LocalCluster, name: string): Promise<Stored[]> {
   }
   await nc.close();
   return out;
-}
-
-function maxInWindow(times: number[], ms: number): number {
-  const t = [...times].sort((a, b) => a - b);
-  let max = 0;
-  for (let i = 0, j = 0; i < t.length; i++) {
-    while (j < t.length && t[j]! < t[i]! + ms) j++;
-    max = Math.max(max, j - i);
-  }
-  return max;
 }
 
 /** assertPolite judges the servers' own logs: the per-host rate, Crawl-delay, and Retry-After. */
