@@ -8,11 +8,18 @@
 // and once its predecessor has committed it is sent again (a check that
 // writes nothing, with the fence alone). If the predecessor failed, so does
 // every later one.
+//
+// A transaction whose answer never came (a call deadline on a loaded etcd)
+// may or may not have applied. It is sent again as it was: the chain key
+// tells the two apart (the store answers a copy that finds its own next
+// value with the revision it applied at), so an unknown outcome costs one
+// more transaction instead of a reload of the whole cluster.
 
 import { randomBytes } from 'node:crypto';
 import { keys } from '#protocol/keys.js';
 import { ChainBrokenError, type ChainLink, type Guard, type Op, type Store } from '#platform/ports.js';
 import type { Clock } from '#platform/clock.js';
+import { UnavailableError } from '#protocol/errors.js';
 
 /**
  * Batches whose commits may be in flight at once. Planning the next batch
@@ -21,12 +28,17 @@ import type { Clock } from '#platform/clock.js';
 export const PIPELINE_DEPTH = 4;
 /** A transaction refused for a broken chain is re-sent after its predecessor, at most this often. */
 const CHAIN_RETRIES = 3;
+/** A transaction whose outcome is unknown is sent again at most this often, this far apart, before the batch fails. */
+export const UNKNOWN_OUTCOME_RETRIES = 4;
+export const UNKNOWN_OUTCOME_PAUSE_MS = 250;
 
 export interface CommitObserver {
   /** One transaction committed after this many seconds. */
   txn(seconds: number): void;
   /** One batch committed, answering this many client requests. */
   batch(requests: number): void;
+  /** A transaction's answer was lost and it is sent again. */
+  unknownOutcome?(): void;
 }
 
 export class Committer {
@@ -64,7 +76,7 @@ export class Committer {
    */
   commit(txns: ReadonlyArray<{ ops: Op[] }>, requests: number, onTxn?: (index: number, revision: number) => void): Promise<number[]> {
     const sent = txns.map((t) => {
-      const next = t.ops.length > 0 ? Buffer.from(`${this.guard.createRevision}:${this.series}:${++this.seq}`) : undefined;
+      const next = t.ops.length > 0 ? Buffer.from(`${this.guard.createRevision}:${this.series}:${++this.seq}`) : undefined; // see passed()
       const link: ChainLink = { key: keys.commitChain, expect: this.chainValue, ...(next ? { next } : {}) };
       if (next) this.chainValue = next;
       const rev = this.send(t.ops, link);
@@ -105,13 +117,24 @@ export class Committer {
     const t0 = this.clock.now();
     let linked: ChainLink | undefined = link;
     const attempt = async (): Promise<number> => {
-      for (let tries = 0; ; tries++) {
+      for (let tries = 0, unknown = 0; ; ) {
         try {
           const rev = await this.store.txn(this.guard, ops, linked);
           this.observer?.txn((this.clock.now() - t0) / 1000);
           return rev;
         } catch (err) {
-          if (!(err instanceof ChainBrokenError) || tries >= CHAIN_RETRIES) throw err;
+          if (err instanceof UnavailableError && unknown++ < UNKNOWN_OUTCOME_RETRIES) {
+            this.observer?.unknownOutcome?.();
+            await this.clock.sleep(UNKNOWN_OUTCOME_PAUSE_MS);
+            continue;
+          }
+          if (!(err instanceof ChainBrokenError)) throw err;
+          // The chain went on from this link: a copy of it applied (its answer
+          // lost) and later links of this series applied after it. Their
+          // revision is an upper bound of this one's, which is all that
+          // replies and assignment events need (a later write is later still).
+          if (link.next && this.passed(err.held, link.next) && err.heldRevision !== undefined) return err.heldRevision;
+          if (tries++ >= CHAIN_RETRIES) throw err;
           await prev;
           // A check that writes nothing does not hold the chain back, so a
           // later write may pass it while it waits: once its predecessor has
@@ -124,5 +147,13 @@ export class Committer {
     const rev = attempt();
     this.tail = rev;
     return rev;
+  }
+
+  /** passed: the chain holds a value this Committer wrote at or after `mine`. */
+  private passed(held: Uint8Array | undefined, mine: Uint8Array): boolean {
+    if (!held) return false;
+    const [h, m] = [Buffer.from(held).toString(), Buffer.from(mine).toString()];
+    const ours = `${this.guard.createRevision}:${this.series}:`;
+    return h.startsWith(ours) && m.startsWith(ours) && Number(h.slice(ours.length)) >= Number(m.slice(ours.length));
   }
 }

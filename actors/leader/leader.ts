@@ -144,6 +144,11 @@ export class Leader {
     }
   }
 
+  /** workers is how many live workers this leader knows. */
+  get workers(): number {
+    return this.state.workers.size;
+  }
+
   /** submit queues a client request; false once this leader has stopped. */
   submit(req: ClientRequest): boolean {
     return this.actor.send({ kind: 'client', req });
@@ -184,6 +189,7 @@ export class Leader {
     return new Committer(this.d.store, this.d.guard, chainValue, this.d.clock, {
       txn: (s) => metrics.observeCommit(s),
       batch: (n) => metrics.observeBatch(n),
+      unknownOutcome: () => metrics.observeUnknownOutcome(),
     });
   }
 

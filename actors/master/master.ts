@@ -180,7 +180,7 @@ export class Master {
     standby?.stop();
     if (this.leader !== leader) return;
     log.info({ term: guard.createRevision }, 'leading');
-    publishEvent(bus, id, 'leader.elected', { leader: id, term: guard.createRevision });
+    publishEvent(bus, id, 'leader.elected', { leader: id, term: guard.createRevision, workers: leader.workers });
   }
 
   private async unlead(reason: string): Promise<void> {

@@ -19,6 +19,7 @@
 import { ContentType, packed } from '#protocol/codec.js';
 import { keys, parseKey } from '#protocol/keys.js';
 import { subjects } from '#protocol/subjects.js';
+import { electedFleet } from '#protocol/events.js';
 import type { WorkerInfo } from '#protocol/stored.js';
 import { decodeAssignEvent, decodeAssignments } from '#protocol/assigned.js';
 import type { AssignEvent, WorkerStatusResult } from '#protocol/messages.js';
@@ -38,8 +39,21 @@ import { Attempts, type ResultsSink, type TaskStateSink } from './runtime/attemp
 
 export const DEFAULT_STOP_GRACE_MS = 2000;
 
-/** How far apart the resyncs of a whole fleet are spread. */
-const RESYNC_SPREAD_MS = 1000;
+/**
+ * How far apart the resyncs of a whole fleet are spread: at least a second,
+ * and 10 ms more per worker, so that etcd answers the fleet's reads at about
+ * the same rate however big it is (a thousand workers reading at once kept a
+ * loaded etcd from answering lease keepalives), up to half a minute. A
+ * resync is the safety net under the assign events, which do not wait.
+ */
+export const RESYNC_SPREAD_MS = 1000;
+export const RESYNC_SPREAD_PER_WORKER_MS = 10;
+export const RESYNC_SPREAD_MAX_MS = 30_000;
+
+/** resyncSpreadMs is the window a fleet of `workers` spreads its resyncs over. */
+export function resyncSpreadMs(workers: number): number {
+  return Math.min(RESYNC_SPREAD_MAX_MS, Math.max(RESYNC_SPREAD_MS, workers * RESYNC_SPREAD_PER_WORKER_MS));
+}
 
 export interface WorkerDeps {
   id: string;
@@ -77,6 +91,8 @@ export class Worker {
   /** The stops the last fence began: settled once no task of the fenced lease runs. */
   private fencing: Promise<void> = Promise.resolve();
   private natsUp = true;
+  /** The fleet's size as the last leader.elected said (0: not heard yet). */
+  private fleet = 0;
   private stopping = false;
   private readonly bus: Bus;
   private readonly store: Store;
@@ -159,7 +175,10 @@ export class Worker {
       bus.subscribe(subjects.workerStatus(cfg.id), (msg) =>
         isPing(msg.headers) ? answerPing(bus, msg) : respond(bus, msg.reply, ContentType.json, { ok: true, ...this.status() }),
       ),
-      bus.subscribe(subjects.event('leader.elected'), () => this.resyncSoon('leader changed')),
+      bus.subscribe(subjects.event('leader.elected'), (msg) => {
+        this.fleet = electedFleet(msg.data) ?? this.fleet;
+        this.resyncSoon('leader changed');
+      }),
     );
     this.unhook = bus.onStatus((s) => {
       if (s === 'cluster') return; // another server joined or left; our own connection is unchanged
@@ -207,13 +226,13 @@ export class Worker {
   }
 
   /**
-   * resyncSoon resyncs after a random delay of up to RESYNC_SPREAD_MS: what
+   * resyncSoon resyncs after a random delay within the fleet's spread: what
    * makes one worker resync (a new leader, a NATS server back) makes every
    * worker resync, and a fleet reading all its assignments in one burst
    * starves etcd of the CPU it needs to answer lease keepalives.
    */
   private resyncSoon(why: string): void {
-    this.clock.after(this.cfg.random() * RESYNC_SPREAD_MS, () => this.actor.send({ kind: 'resync', why }));
+    this.clock.after(this.cfg.random() * resyncSpreadMs(this.fleet), () => this.actor.send({ kind: 'resync', why }));
   }
 
   /** fence stops every task now, outside the mailbox: it must not wait behind a slow etcd read. */

@@ -53,6 +53,7 @@ export class GafferMetrics {
   private readonly runningTasks: Gauge;
   private readonly commitSeconds: Histogram;
   private readonly batchSize: Histogram;
+  private readonly unknownOutcomes: Counter;
   private readonly dedupe: Gauge;
   /** What the dedupe gauge was last set to, for the heap report. */
   dedupeEntries = 0;
@@ -108,6 +109,11 @@ export class GafferMetrics {
       buckets: BATCH_BUCKETS,
       registers,
     });
+    this.unknownOutcomes = new Counter({
+      name: 'gaffer_etcd_commit_unknown_outcomes_total',
+      help: "Leader transactions whose answer was lost (a call deadline) and that were sent again; the commit chain tells whether the first copy applied.",
+      registers,
+    });
     this.dedupe = new Gauge({
       name: 'gaffer_dedupe_entries',
       help: "Request outcomes in the leader's dedupe window (kept 60 s, so re-sent writes get their first outcome).",
@@ -152,6 +158,11 @@ export class GafferMetrics {
   setDedupeEntries(n: number): void {
     this.dedupeEntries = n;
     this.dedupe.set(n);
+  }
+
+  /** observeUnknownOutcome counts one leader transaction sent again after its answer was lost. */
+  observeUnknownOutcome(): void {
+    this.unknownOutcomes.inc();
   }
 
   /** observeBatch records how many client requests one group commit answered. */

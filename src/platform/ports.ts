@@ -33,9 +33,21 @@ export interface ChainLink {
   next?: Uint8Array;
 }
 
-/** ChainBrokenError: the transaction was certainly not applied, because the one before it was not (yet). */
+/**
+ * ChainBrokenError: this copy of the transaction was not applied, because the
+ * chain key did not hold what it expected. `held` is what it held instead, at
+ * `heldRevision`: a writer whose earlier copy's answer was lost reads there
+ * whether that copy applied and later links went on from it.
+ */
 export class ChainBrokenError extends Error {
   override name = 'ChainBrokenError';
+  constructor(
+    message: string,
+    readonly held?: Uint8Array,
+    readonly heldRevision?: number,
+  ) {
+    super(message);
+  }
 }
 
 export interface Snapshot {

@@ -5,7 +5,8 @@
 import type { MoveReason } from './messages.js';
 
 export interface EventPayloads {
-  'leader.elected': { leader: string; term: number };
+  /** workers: the live workers the new leader knows, so the fleet can spread its resyncs by its own size. */
+  'leader.elected': { leader: string; term: number; workers: number };
   'leader.resigned': { leader: string; reason: string };
   'worker.joined': { worker: string; capacity: number };
   'worker.lost': { worker: string };
@@ -46,3 +47,17 @@ export const EVENT_KINDS: readonly EventKind[] = [
 ];
 
 export type GafferEvent<K extends EventKind = EventKind> = EventPayloads[K] & { kind: K; at: string; by: string };
+
+/**
+ * electedFleet reads the fleet size from a leader.elected payload; undefined
+ * for anything else (an older master's event, or not JSON), which a worker
+ * treats as a fleet of unknown size.
+ */
+export function electedFleet(data: Uint8Array): number | undefined {
+  try {
+    const v = (JSON.parse(new TextDecoder().decode(data)) as { workers?: unknown }).workers;
+    return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -63,7 +63,7 @@ export class MemStore implements Store {
       const ok = link.expect === undefined ? cur === undefined : cur !== undefined && Buffer.compare(Buffer.from(cur), Buffer.from(link.expect)) === 0;
       // As etcd's store does: a copy of a transaction that already applied finds its own next value.
       if (!ok && link.next && cur !== undefined && Buffer.compare(Buffer.from(cur), Buffer.from(link.next)) === 0) return this.kv.get(link.key)!.modRevision;
-      if (!ok) throw new ChainBrokenError(`chain ${link.key} moved on`);
+      if (!ok) throw new ChainBrokenError(`chain ${link.key} moved on`, cur, this.kv.get(link.key)?.modRevision);
     }
     const all: Op[] = [...ops];
     if (link?.next) all.push({ put: link.key, value: link.next });

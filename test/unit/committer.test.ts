@@ -3,7 +3,8 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Committer } from '#actors/leader/committer.js';
+import { Committer, UNKNOWN_OUTCOME_PAUSE_MS, UNKNOWN_OUTCOME_RETRIES } from '#actors/leader/committer.js';
+import { UnavailableError } from '#protocol/errors.js';
 import { keys } from '#protocol/keys.js';
 import type { Op } from '#platform/ports.js';
 import { FakeClock, settle } from '../fakes/clock.js';
@@ -111,4 +112,82 @@ test('onTxn hears of each transaction as it commits, in order, before the batch 
   second.open();
   const revs = await all;
   assert.deepEqual(heard, revs.map((r, i) => [i, r]));
+});
+
+/** A store whose answers to some transactions are lost: each applies (or not) and then throws as a call deadline would. */
+class LossyStore extends MemStore {
+  /** Decides, per transaction sent, whether it applies and whether its answer is lost. */
+  fate: (ops: Op[]) => 'ok' | 'applied-lost' | 'not-applied' = () => 'ok';
+  override async txn(...args: Parameters<MemStore['txn']>): Promise<number> {
+    const f = this.fate(args[1]);
+    if (f === 'not-applied') throw new UnavailableError('etcd txn failed: DEADLINE_EXCEEDED');
+    const rev = await super.txn(...args);
+    if (f === 'applied-lost') throw new UnavailableError('etcd txn failed: DEADLINE_EXCEEDED');
+    return rev;
+  }
+}
+
+async function lossy() {
+  const clock = new FakeClock();
+  const store = new LossyStore(clock);
+  const lease = await store.grantLease(60);
+  const key = keys.candidate(lease);
+  const rev = await store.txn(undefined, [{ put: key, value: Buffer.from('m1'), lease }]);
+  let unknown = 0;
+  const committer = new Committer(store, { key, createRevision: rev }, undefined, clock, { txn: () => undefined, batch: () => undefined, unknownOutcome: () => unknown++ });
+  return { clock, store, committer, unknown: () => unknown };
+}
+
+const written = (store: MemStore) => store.applied.flatMap((t) => t.ops.map((o) => ('put' in o ? o.put : o.del))).filter((k) => k.startsWith('gaffer/resources/'));
+
+test('a transaction that applied but whose answer was lost commits once, at or after the revision it applied at, without failing the batch', async () => {
+  const { clock, store, committer, unknown } = await lossy();
+  let lost = 0;
+  store.fate = (ops) => (ops.some((o) => 'put' in o && o.put === 'gaffer/resources/a') && lost++ === 0 ? 'applied-lost' : 'ok');
+  const first = committer.commit([{ ops: put('gaffer/resources/a') }], 1);
+  const second = committer.commit([{ ops: put('gaffer/resources/b') }], 1);
+  await clock.advance(UNKNOWN_OUTCOME_PAUSE_MS * 2);
+  const [revA] = await first;
+  const [revB] = await second;
+  const appliedAt = store.applied.find((t) => t.ops.some((o) => 'put' in o && o.put === 'gaffer/resources/a'))!.revision;
+  // The next link applied before the copy was sent again: the chain's revision then is an upper bound.
+  assert.ok(revA! >= appliedAt && revA! <= revB!, `${appliedAt} <= ${revA} <= ${revB}`);
+  assert.deepEqual(written(store), ['gaffer/resources/a', 'gaffer/resources/b'], 'each applied once, in order');
+  assert.equal(unknown(), 1);
+});
+
+test('a lost answer with nothing after it: the copy sent again finds its own value and the exact revision', async () => {
+  const { clock, store, committer } = await lossy();
+  let lost = 0;
+  store.fate = () => (lost++ === 0 ? 'applied-lost' : 'ok');
+  const first = committer.commit([{ ops: put('gaffer/resources/a') }], 1);
+  await clock.advance(UNKNOWN_OUTCOME_PAUSE_MS);
+  assert.deepEqual(await first, [store.applied.at(-1)!.revision]);
+  assert.deepEqual(written(store), ['gaffer/resources/a']);
+});
+
+test('a transaction that did not apply and whose answer was lost is sent again and applies, still ahead of the next', async () => {
+  const { clock, store, committer } = await lossy();
+  let lost = 0;
+  store.fate = (ops) => (ops.some((o) => 'put' in o && o.put === 'gaffer/resources/a') && lost++ < 2 ? 'not-applied' : 'ok');
+  const first = committer.commit([{ ops: put('gaffer/resources/a') }], 1);
+  const second = committer.commit([{ ops: put('gaffer/resources/b') }], 1);
+  await clock.advance(UNKNOWN_OUTCOME_PAUSE_MS * 3);
+  await first;
+  await second;
+  assert.deepEqual(written(store), ['gaffer/resources/a', 'gaffer/resources/b']);
+});
+
+test('an outcome still unknown after every retry fails the batch and every later one', async () => {
+  const { clock, store, committer, unknown } = await lossy();
+  store.fate = (ops) => (ops.some((o) => 'put' in o && o.put === 'gaffer/resources/a') ? 'not-applied' : 'ok');
+  const first = committer.commit([{ ops: put('gaffer/resources/a') }], 1);
+  const second = committer.commit([{ ops: put('gaffer/resources/b') }], 1);
+  first.catch(() => undefined);
+  second.catch(() => undefined);
+  await clock.advance(UNKNOWN_OUTCOME_PAUSE_MS * (UNKNOWN_OUTCOME_RETRIES + 2));
+  await assert.rejects(first, UnavailableError);
+  await assert.rejects(second);
+  assert.deepEqual(written(store), [], 'nothing after the failed one applied');
+  assert.equal(unknown(), UNKNOWN_OUTCOME_RETRIES);
 });

@@ -6,7 +6,7 @@
 
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Worker } from '#actors/worker/worker.js';
+import { resyncSpreadMs, Worker } from '#actors/worker/worker.js';
 import { KindRegistry } from '#actors/worker/runtime/kind-modules.js';
 import { InlineHost } from '#actors/worker/runtime/inline-host.js';
 import { keys } from '#protocol/keys.js';
@@ -177,5 +177,19 @@ describe('Worker', () => {
     assert.deepEqual(running(late.worker), ['a']);
     await early.worker.stop();
     await late.worker.stop();
+  });
+
+  test('the resync spread grows with the fleet the new leader announces: a thousand workers spread theirs over ten seconds', async () => {
+    assert.equal(resyncSpreadMs(0), 1000);
+    assert.equal(resyncSpreadMs(1000), 10_000);
+    assert.equal(resyncSpreadMs(1e6), 30_000, 'capped');
+    const s = await setup({ random: () => 0.5 });
+    await assign(s.store, s.bus, assignment('a', s.epoch), { publish: false });
+    s.bus.publish(subjects.event('leader.elected'), json.encode({ leader: 'm1', term: 7, workers: 1000 }));
+    await s.clock.advance(4_900);
+    assert.deepEqual(running(s.worker), [], 'half of ten seconds not yet passed');
+    await s.clock.advance(200);
+    assert.deepEqual(running(s.worker), ['a']);
+    await s.worker.stop();
   });
 });

@@ -195,7 +195,7 @@ export class EtcdStore implements Store {
       // transaction's, since nothing wrote the chain after it.
       if (link?.next && held && Buffer.compare(Buffer.from(held), Buffer.from(link.next)) === 0) return Number(chainKv!.mod_revision);
       const text = (v: Uint8Array | undefined | null): string => (v ? JSON.stringify(Buffer.from(v).toString('utf8')) : 'nothing');
-      throw new ChainBrokenError(`chain ${link?.key} moved on; an earlier transaction did not apply first (expected ${text(link?.expect)}, found ${text(held)})`);
+      throw new ChainBrokenError(`chain ${link?.key} moved on; an earlier transaction did not apply first (expected ${text(link?.expect)}, found ${text(held)})`, held ?? undefined, chainKv ? Number(chainKv.mod_revision) : undefined);
     }
     return Number(res.header.revision);
   }
