@@ -1,6 +1,7 @@
 // The million part as plain-text tables: each figure beside its target.
 
 import { numbersRight, table } from '#lib/table.js';
+import { fencingTiming } from '#platform/etcd/lease.js';
 import type { MillionResult } from './million.js';
 
 const mib = (b: number) => (Number.isFinite(b) ? `${Math.round(b / 1048576)} MiB` : '-');
@@ -13,9 +14,9 @@ export function millionReport(m: MillionResult): string {
     ['CPU per resource, all processes', `${a.cpuMsPerResource} ms (${a.cpuMsPerResourceAboveIdle} above idle)`, '-', '-'],
     ['leader heap per resource (after GC)', `${m.memory.bytesPerResource} B`, '≤ 600 B', verdict(m.memory.bytesPerResource <= 600)],
     ['takeover after leader SIGKILL', `${m.takeover?.servedMs ?? '-'} ms`, '≤ 2000 ms', verdict(m.takeover?.servedMs === undefined ? undefined : m.takeover.servedMs <= 2000)],
-    [`worker SIGKILL (${m.workerKill.resources} resources)`, `${m.workerKill.allRunningMs} ms`, '≤ 1500 ms', verdict(Number.isFinite(m.workerKill.allRunningMs) ? m.workerKill.allRunningMs <= 1500 : undefined)],
+    [`worker SIGKILL (${m.workerKill.resources} resources)`, `${m.workerKill.allRunningMs} ms (its fence window alone: ${fencingTiming(m.config.ttlSeconds).validityMs} ms)`, '≤ 1500 ms', verdict(Number.isFinite(m.workerKill.allRunningMs) ? m.workerKill.allRunningMs <= 1500 : undefined)],
     ['single add p99, full ÷ empty', `${m.singleAdd.p99Ratio}× (${m.singleAdd.full.p99} / ${m.singleAdd.empty.p99} ms)`, '≤ 1.2×', verdict(Number.isFinite(m.singleAdd.p99Ratio) ? m.singleAdd.p99Ratio <= 1.2 : undefined)],
-    ['list page of 1000 p99', `${m.listPage.p99} ms (cold ${m.listPage.coldMs} ms)`, '≤ 50 ms', verdict(Number.isFinite(m.listPage.p99) ? m.listPage.p99 <= 50 : undefined)],
+    ['list page of 1000 p99', `${m.listPage.p99} ms (p50 ${m.listPage.p50}, cold ${m.listPage.coldMs} ms; a get of one: p50 ${m.getOne?.p50 ?? '-'}, p99 ${m.getOne?.p99 ?? '-'} ms)`, '≤ 50 ms', verdict(Number.isFinite(m.listPage.p99) ? m.listPage.p99 <= 50 : undefined)],
     ['fleet: fences / leases lost', `${m.fleet.fences} / ${m.fleet.leasesLost}`, '0 / 0', verdict(m.fleet.fences === 0 && m.fleet.leasesLost === 0)],
   ];
   const c = m.config;

@@ -97,6 +97,8 @@ export interface MillionResult {
   singleAdd: { empty: Latency; full: Latency; p99Ratio: number };
   /** resource.list of one page of 1,000 after a random name, at the full count (target p99 ≤ 50 ms); the first (cold) page apart. */
   listPage: Latency & { coldMs: number };
+  /** resource.get of one resource, sampled right after the pages: the request path's own latency on the loaded cluster. */
+  getOne: Latency;
   /** A worker holding ~N/workers resources SIGKILLed: ms until every resource runs again (target ≤ 1,500). */
   workerKill: { resources: number; allRunningMs: number; error?: string };
   /** The leader SIGKILLed at the full count: ms until an add is served by the new leader, from the standby (target ≤ 2,000). */
@@ -243,7 +245,9 @@ export async function million(_cfg: BenchConfig, log: (s: string) => void, m: Mi
     await request(nc, ClientSubject.list, { limit: 1000 }, { gaffer: true, timeoutMs: 30000 });
     const coldMs = Math.round(performance.now() - t);
     const listPage = await sequential(m.samples, (i) => request(nc, ClientSubject.list, { limit: 1000, after: `m${String((i * 7919) % N).padStart(7, '0')}` }, { gaffer: true, timeoutMs: 10000 }).then(() => undefined));
-    log(`million: at ${total}: single add p99 ${fullAdd.p99} ms (empty ${emptyAdd.p99} ms); list page p99 ${listPage.p99} ms (cold ${coldMs} ms)`);
+    // The same path with a reply of one resource: what of the page's latency is the page, and what the path through a loaded cluster.
+    const getOne = await sequential(m.samples, (i) => request(nc, ClientSubject.get, { name: `m${String((i * 7919) % N).padStart(7, '0')}` }, { gaffer: true, timeoutMs: 10000 }).then(() => undefined));
+    log(`million: at ${total}: single add p99 ${fullAdd.p99} ms (empty ${emptyAdd.p99} ms); list page p50 ${listPage.p50} p99 ${listPage.p99} ms (cold ${coldMs} ms); get p50 ${getOne.p50} p99 ${getOne.p99} ms`);
 
     // The size now; compaction and defrag come last, since a defrag blocks etcd (leases included) for seconds at this size.
     const etcdAtFull = await etcdSize(cluster.etcdEndpoints, false);
@@ -305,6 +309,7 @@ export async function million(_cfg: BenchConfig, log: (s: string) => void, m: Mi
       etcd,
       singleAdd: { empty: emptyAdd, full: fullAdd, p99Ratio: Math.round((fullAdd.p99 / emptyAdd.p99) * 100) / 100 },
       listPage: { ...listPage, coldMs },
+      getOne,
       workerKill,
       takeover,
       fleet,
