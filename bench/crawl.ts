@@ -9,14 +9,8 @@
 // Both must find the same pages; a difference is noted, not fatal. Scrapy
 // missing or failing is recorded in `scrapy.error` and gaffer's rate stands.
 
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
 import type { NatsConnection } from 'nats';
-import { Child } from '#devcluster/child.js';
 import { LocalCluster } from '#devcluster/cluster.js';
 import { waitFor } from '#devcluster/servers.js';
 import { json } from '#protocol/codec.js';
@@ -27,10 +21,9 @@ import { readResults } from '#platform/nats/results.js';
 import { startSite, type Site } from '#test/fixtures/site.js';
 import { expect } from '#test/fixtures/crawl-expect.js';
 import type { BenchConfig } from './config.js';
-import { sleep } from './load.js';
+import { runScrapy, type ScrapyRun } from './scrapy.js';
 import { benchConnect, request, runId } from './wire.js';
 
-export const SPIDER = fileURLToPath(new URL('../../bench/crawl_spider.py', import.meta.url));
 
 export const RULES = { sameHost: true, obeyRobots: true, maxDepth: 10, concurrency: 16, delaySeconds: 0 } as const;
 
@@ -73,20 +66,9 @@ export interface GafferCrawl extends SiteSide {
   wallSeconds: number;
 }
 
-export interface ScrapyCrawl extends SiteSide {
-  version: string;
-  /** item_scraped_count: one item per page. */
-  pages: number;
-  /** response_received_count: robots.txt included. */
-  responses: number;
-  /** elapsed_time_seconds. */
-  seconds: number;
-  pagesPerSecond: number;
-  finishReason: string;
+export interface ScrapyCrawl extends SiteSide, ScrapyRun {
   robotsForbidden: number;
   set: PageSet;
-  /** From spawning python to its exit (interpreter and Scrapy start-up included). */
-  wallSeconds: number;
 }
 
 export interface CrawlBenchResult {
@@ -209,91 +191,25 @@ async function runGaffer(cfg: BenchConfig, site: Site, want: Set<string>, log: (
   }
 }
 
-export function scrapyVersion(python: string): string | { error: string } {
-  try {
-    return execFileSync(python, ['-c', 'import scrapy; print(scrapy.__version__)'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 30_000 }).trim();
-  } catch (err) {
-    const why = ((err as { stderr?: string }).stderr ?? '').trim().split('\n').at(-1) || (err as Error).message;
-    return { error: `python3-scrapy is not installed (${python} -c "import scrapy": ${why}); as root: apt-get install -y python3-scrapy` };
-  }
-}
-
-export function tail(file: string, lines = 15): string {
-  try {
-    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
-  } catch {
-    return '(no log)';
-  }
-}
-
-export interface SpiderOutput {
-  version: string;
-  stats: Record<string, unknown>;
-  found: string[];
-}
-
-async function runScrapy(cfg: BenchConfig, site: Site, want: Set<string>, log: (s: string) => void): Promise<{ run: ScrapyCrawl; paths: Set<string> } | { error: string }> {
-  const version = scrapyVersion(cfg.crawl.python);
-  if (typeof version !== 'string') return version;
-  const dir = mkdtempSync(join(tmpdir(), 'gaffer-bench-scrapy-'));
-  let keep = cfg.keepLogs;
-  try {
-    const statsFile = join(dir, 'stats.json');
-    const logFile = join(dir, 'scrapy.log');
-    const set = (k: string, v: string | number | boolean): string[] => ['-s', `${k}=${v}`];
-    const args = [
-      '-m', 'scrapy', 'runspider', SPIDER, '-a', `seed=${site.seed}`, '-a', `stats=${statsFile}`,
-      ...set('ROBOTSTXT_OBEY', RULES.obeyRobots ? 'True' : 'False'),
-      ...set('CONCURRENT_REQUESTS', RULES.concurrency),
-      ...set('CONCURRENT_REQUESTS_PER_DOMAIN', RULES.concurrency),
-      ...set('DOWNLOAD_DELAY', RULES.delaySeconds),
-      ...set('DEPTH_LIMIT', RULES.maxDepth),
-      // Breadth first, as gaffer crawls (Scrapy's FAQ settings). Scrapy's default
-      // is depth first: a page first reached down a long chain counts as deep,
-      // and pages only linked from pages at the depth limit are never fetched
-      // (68 of 3,000 here), so the two would not crawl the same pages.
-      ...set('DEPTH_PRIORITY', 1),
-      ...set('SCHEDULER_DISK_QUEUE', 'scrapy.squeues.PickleFifoDiskQueue'),
-      ...set('SCHEDULER_MEMORY_QUEUE', 'scrapy.squeues.FifoMemoryQueue'),
-      ...set('AUTOTHROTTLE_ENABLED', 'False'),
-      ...set('TELNETCONSOLE_ENABLED', 'False'),
-      ...set('LOG_LEVEL', 'INFO'),
-    ];
-    const t0 = performance.now();
-    const child = new Child({ name: 'scrapy', cmd: cfg.crawl.python, args, logFile }).start();
-    const code = await Promise.race([child.exited(), sleep(cfg.crawl.deadlineMs).then(() => 'timeout' as const)]);
-    const wallSeconds = r2((performance.now() - t0) / 1000);
-    if (code === 'timeout') {
-      await child.stop(2000);
-      keep = true;
-      return { error: `Scrapy did not finish within ${cfg.crawl.deadlineMs / 1000} s (log: ${logFile}):\n${tail(logFile)}` };
-    }
-    if (code !== 0 || !existsSync(statsFile)) {
-      keep = true;
-      return { error: `Scrapy exited ${code}${existsSync(statsFile) ? '' : ' without writing its stats'} (log: ${logFile}):\n${tail(logFile)}` };
-    }
-    const out = JSON.parse(readFileSync(statsFile, 'utf8')) as SpiderOutput;
-    const num = (k: string): number => (typeof out.stats[k] === 'number' ? (out.stats[k] as number) : 0);
-    const seconds = Math.round(num('elapsed_time_seconds') * 1000) / 1000;
-    const pages = num('item_scraped_count');
-    const { set: found, paths } = pageSet(want, out.found);
-    const run: ScrapyCrawl = {
-      version: out.version,
-      pages,
-      responses: num('response_received_count'),
-      seconds,
-      pagesPerSecond: r2(pages / seconds),
-      finishReason: String(out.stats.finish_reason ?? ''),
-      robotsForbidden: num('robotstxt/forbidden'),
-      set: found,
-      wallSeconds,
-      ...siteSide(site),
-    };
-    log(`crawl: Scrapy ${run.version} ${run.pages} pages in ${run.seconds} s = ${run.pagesPerSecond} pages/s (${run.responses} responses, ${run.requests} requests, finish ${run.finishReason}, wall ${run.wallSeconds} s)`);
-    return { run, paths };
-  } finally {
-    if (!keep) rmSync(dir, { recursive: true, force: true });
-  }
+async function scrapyCrawl(cfg: BenchConfig, site: Site, want: Set<string>, log: (s: string) => void): Promise<{ run: ScrapyCrawl; paths: Set<string> } | { error: string }> {
+  const r = await runScrapy({
+    python: cfg.crawl.python,
+    seed: site.seed,
+    settings: {
+      ROBOTSTXT_OBEY: RULES.obeyRobots ? 'True' : 'False',
+      CONCURRENT_REQUESTS: RULES.concurrency,
+      CONCURRENT_REQUESTS_PER_DOMAIN: RULES.concurrency,
+      DOWNLOAD_DELAY: RULES.delaySeconds,
+      DEPTH_LIMIT: RULES.maxDepth,
+    },
+    deadlineMs: cfg.crawl.deadlineMs,
+    keepLogs: cfg.keepLogs,
+  });
+  if ('error' in r) return r;
+  const { set: found, paths } = pageSet(want, r.found);
+  const run: ScrapyCrawl = { ...r.run, robotsForbidden: r.stat('robotstxt/forbidden'), set: found, ...siteSide(site) };
+  log(`crawl: Scrapy ${run.version} ${run.pages} pages in ${run.seconds} s = ${run.pagesPerSecond} pages/s (${run.responses} responses, ${run.requests} requests, finish ${run.finishReason}, wall ${run.wallSeconds} s)`);
+  return { run, paths };
 }
 
 export async function crawl(cfg: BenchConfig, log: (s: string) => void): Promise<CrawlBenchResult> {
@@ -302,7 +218,7 @@ export async function crawl(cfg: BenchConfig, log: (s: string) => void): Promise
     const want = expect(site, { robots: RULES.obeyRobots, maxDepth: RULES.maxDepth }).emitted;
     siteSide(site);
     const g = await runGaffer(cfg, site, want, log);
-    const s = await runScrapy(cfg, site, want, log);
+    const s = await scrapyCrawl(cfg, site, want, log);
     const notes: string[] = [];
     const check = (who: string, r: GafferCrawl | ScrapyCrawl): void => {
       if (r.set.missing || r.set.extra) notes.push(`${who} found ${r.set.found} pages, ${r.set.missing} missing and ${r.set.extra} not on the site's list (${r.set.examples.join(' ')})`);
