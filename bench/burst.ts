@@ -29,9 +29,8 @@ import { percentile } from '#lib/stats.js';
 import { numbersRight, table } from '#lib/table.js';
 import { sleep } from './load.js';
 import { runId } from './wire.js';
+import { plainAdd } from '#test/fixtures/plain-add.js';
 
-const enc = new TextEncoder();
-const dec = new TextDecoder();
 
 interface Tally {
   ok: number;
@@ -40,21 +39,11 @@ interface Tally {
   other: number;
 }
 
-async function plainAdd(nc: NatsConnection, name: string, timeoutMs: number): Promise<keyof Tally> {
-  try {
-    const m = await nc.request('resource.add', enc.encode(JSON.stringify({ name })), { timeout: timeoutMs });
-    return (JSON.parse(dec.decode(m.data)) as { ok?: boolean }).ok === true ? 'ok' : 'other';
-  } catch (err) {
-    const code = (err as { code?: string }).code;
-    return code === '503' ? 'noResponders' : code === 'TIMEOUT' ? 'timeout' : 'other';
-  }
-}
-
 /** burst sends n plain adds at once and counts how they ended. */
 async function burst(nc: NatsConnection, n: number, prefix: string): Promise<Tally> {
   const t: Tally = { ok: 0, noResponders: 0, timeout: 0, other: 0 };
   const ends = await Promise.all(Array.from({ length: n }, (_, i) => plainAdd(nc, `${prefix}-${i}`, 10_000)));
-  for (const e of ends) t[e]++;
+  for (const { end } of ends) t[end]++;
   return t;
 }
 
@@ -98,7 +87,7 @@ async function hung(c: LocalCluster, nc: NatsConnection, tag: string, label: str
   while (performance.now() - t0 < 10_000) {
     const at = performance.now() - t0;
     sent++;
-    const end = await plainAdd(nc, `hung-${runId}-${tag}-${sent}`, 1000);
+    const { end } = await plainAdd(nc, `hung-${runId}-${tag}-${sent}`, 1000);
     if (end === 'ok') continue;
     lost.push(Math.round(at));
     why.add(end);

@@ -33,7 +33,7 @@ import { parseShard } from '#protocol/shards.js';
 import { ClientSubject, RESULTS_STREAM, subjects } from '#protocol/subjects.js';
 import { startMultiSite, type MultiSite } from '#test/fixtures/multisite.js';
 import type { BenchConfig, CrawlScaleConfig } from './config.js';
-import { etcdSize, type EtcdSize } from './million-probes.js';
+import { etcdSize, type EtcdSize } from './cluster-probes.js';
 import { peakRssBytes } from './procs.js';
 import { runScrapyScale, type ScrapyScaleRun } from './crawl-scale-scrapy.js';
 import { benchConnect, request, runId } from './wire.js';

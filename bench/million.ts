@@ -9,6 +9,7 @@
 // fleet's health. Check it at 20k first: BENCH_MILLION_N=20000.
 
 import { join } from 'node:path';
+import { logSize } from '#harness/logs.js';
 import { performance } from 'node:perf_hooks';
 import { headers as natsHeaders, type NatsConnection } from 'nats';
 import { DEDUPE_WINDOW_MS } from '#actors/leader/core/dedupe-window.js';
@@ -24,7 +25,7 @@ import { cpuMs, startPool, stopAll } from './procs.js';
 import { served, type Served } from './probe.js';
 import { watchTermEnd } from './terms.js';
 import { benchConnect, request, runId } from './wire.js';
-import { builtFrom, etcdSize, fleetHealth, heapAfterGc, logLength, running, sequential, status, type EtcdSize, type Latency } from './million-probes.js';
+import { builtState, etcdSize, fleetHealth, heapAfterGc, running, sequential, status, twoMasters, type EtcdSize, type Latency } from './cluster-probes.js';
 
 export interface MillionConfig {
   resources: number;
@@ -164,10 +165,7 @@ export async function million(_cfg: BenchConfig, log: (s: string) => void, m: Mi
     ...Object.fromEntries(children.map((c, i) => [`pool${i}`, c.pid])),
   });
   try {
-    cluster.startMaster('m1');
-    await waitFor('m1 to lead', async () => (await status(nc, 1000)).leader === 'm1', 30000);
-    cluster.startMaster('m2');
-    await waitFor('m2 to join', async () => (await status(nc, 1000)).masters.length === 2, 30000);
+    await twoMasters(cluster, nc);
     const t0 = performance.now();
     const victim = startPool(cluster, 'v', 1, capacity);
     children.push(victim);
@@ -270,7 +268,7 @@ export async function million(_cfg: BenchConfig, log: (s: string) => void, m: Mi
     try {
       const term = await watchTermEnd(cluster.etcdEndpoints, 'm1');
       const m2Log = join(cluster.dir, 'm2.log');
-      const from = logLength(m2Log);
+      const from = logSize(m2Log);
       const tk = performance.now();
       leader.signal('SIGKILL');
       try {
@@ -278,7 +276,7 @@ export async function million(_cfg: BenchConfig, log: (s: string) => void, m: Mi
       } finally {
         await term.close();
       }
-      const built = builtFrom(m2Log, from);
+      const built = builtState(m2Log, from);
       if (built) takeover = { ...takeover, built };
       // A leader change makes every worker read its assignments again: the fleet's health counts what that did too.
       await sleep(OBSERVE_MS);

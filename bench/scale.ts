@@ -6,15 +6,14 @@
 // far it got.
 
 import { performance } from 'node:perf_hooks';
-import { HeapLog } from '#platform/heap.js';
 import { DEDUPE_WINDOW_MS } from '#actors/leader/core/dedupe-window.js';
-import { LeaderLog, WorkerLog } from '#platform/log.js';
+import { LeaderLog } from '#platform/log.js';
 import type { NatsConnection } from 'nats';
 import { LocalCluster } from '#devcluster/cluster.js';
 import { waitFor } from '#devcluster/servers.js';
 import { ClientSubject, subjects } from '#protocol/subjects.js';
 import { json } from '#protocol/codec.js';
-import type { StatusResult, WorkerStatusResult } from '#protocol/messages.js';
+import type { WorkerStatusResult } from '#protocol/messages.js';
 import type { Child } from '#devcluster/child.js';
 import type { BenchConfig } from './config.js';
 import { median } from '#lib/stats.js';
@@ -24,6 +23,7 @@ import { served, type Served } from './probe.js';
 import { watchTermEnd } from './terms.js';
 import { rssBytes, startPool, stopAll } from './procs.js';
 import { benchConnect, request, runId } from './wire.js';
+import { builtState, fleetHealth, heapAfterGc, status, twoMasters } from './cluster-probes.js';
 
 export interface ListSample {
   resources: number;
@@ -93,55 +93,12 @@ export interface ScaleResult {
   fleet: { fences: number; leasesLost: number };
 }
 
-async function status(nc: NatsConnection, timeoutMs = 2000): Promise<StatusResult> {
-  return (await request(nc, ClientSubject.status, {}, { timeoutMs, gaffer: true })) as unknown as StatusResult;
-}
-
-/** fleetHealth counts, in worker logs, the fences and the leases lost to them. */
-function fleetHealth(files: string[]): ScaleResult['fleet'] {
-  let fences = 0;
-  let leasesLost = 0;
-  for (const f of files) {
-    for (const line of linesSince(f, 0).lines) {
-      if (line.includes(`"msg":"${WorkerLog.fencing}"`)) fences++;
-      else if (line.includes(`"msg":"${WorkerLog.leaseExpired}"`)) leasesLost++;
-    }
-  }
-  return { fences, leasesLost };
-}
-
-/** heap after a forced GC in a process started with --expose-gc: SIGUSR2, then the line it logs (see src/platform/heap.ts). */
-async function heapAfterGc(child: Child, logFile: string): Promise<{ heapUsed: number; dedupeEntries: number }> {
-  const before = logSize(logFile);
-  child.signal('SIGUSR2');
-  return waitFor('the heap report', async () => {
-    for (const line of linesSince(logFile, before).lines) {
-      if (!line.includes(HeapLog)) continue;
-      const o = JSON.parse(line) as { heapUsed: number; dedupeEntries?: number };
-      return { heapUsed: o.heapUsed, dedupeEntries: o.dedupeEntries ?? 0 };
-    }
-    return undefined;
-  }, 30000);
-}
-
 /** Where each master's log stood (bytes) when it was last started: its lines since then are this incarnation's. */
 const startedAt = new Map<string, number>();
 
 /** standbyReady: the master's standby has logged that it is ready since `from`. */
 function standbyReady(logFile: string, from: number): boolean {
   return linesSince(logFile, from).lines.some((line) => line.includes(`"${LeaderLog.standbyReady}"`));
-}
-
-/** builtState reads how a leader built its state, from the first 'leader built state' line of its log after byte `from`. */
-function builtState(logFile: string, from: number): Takeover['built'] {
-  let readMs: number | undefined;
-  for (const line of linesSince(logFile, from).lines) {
-    if (line.includes(`"${LeaderLog.read}"`)) readMs = (JSON.parse(line) as { readMs?: number }).readMs;
-    if (!line.includes(`"${LeaderLog.built}"`)) continue;
-    const o = JSON.parse(line) as { source?: string; buildMs?: number };
-    return { source: o.source ?? '?', buildMs: o.buildMs ?? NaN, ...(readMs !== undefined ? { readMs } : {}) };
-  }
-  return undefined;
 }
 
 /** rss takes the median of a few samples of a process's VmRSS. */
@@ -254,10 +211,7 @@ export async function scale(cfg: BenchConfig, log: (s: string) => void): Promise
   const poolChildren: Child[] = [];
   const nc = await benchConnect(cluster.natsUrl, 'bench-scale');
   try {
-    cluster.startMaster('m1');
-    await waitFor('m1 to lead', async () => (await status(nc, 1000)).leader === 'm1', 30000);
-    cluster.startMaster('m2');
-    await waitFor('m2 to join', async () => (await status(nc, 1000)).masters.length === 2, 30000);
+    await twoMasters(cluster, nc);
     const t0 = performance.now();
     const per = Math.ceil(workers / pools);
     for (let p = 1; p <= pools; p++) poolChildren.push(startPool(cluster, `p${p}`, Math.min(per, workers - per * (p - 1)), capacity));

@@ -14,11 +14,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { connect, type NatsConnection } from 'nats';
 import { cluster } from '../harness.js';
+import { plainAdd } from '../fixtures/plain-add.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const C_SOURCE = join(ROOT, 'test', 'integration', 'c', 'burst.c');
-const enc = new TextEncoder();
-const dec = new TextDecoder();
 
 interface Tally {
   ok: number;
@@ -29,17 +28,9 @@ interface Tally {
 
 /** add sends one plain request and counts how it ended. */
 async function add(nc: NatsConnection, name: string, t: Tally): Promise<void> {
-  try {
-    const m = await nc.request('resource.add', enc.encode(JSON.stringify({ name })), { timeout: 20_000 });
-    const reply = JSON.parse(dec.decode(m.data)) as { ok?: boolean };
-    if (reply.ok === true) t.ok++;
-    else t.other.push(dec.decode(m.data));
-  } catch (err) {
-    const code = (err as { code?: string }).code;
-    if (code === '503') t.noResponders++;
-    else if (code === 'TIMEOUT') t.timeout++;
-    else t.other.push(String(err));
-  }
+  const r = await plainAdd(nc, name, 20_000);
+  if (r.end === 'other') t.other.push(r.what);
+  else t[r.end]++;
 }
 
 const tally = (): Tally => ({ ok: 0, noResponders: 0, timeout: 0, other: [] });

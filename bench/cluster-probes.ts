@@ -1,7 +1,8 @@
-// What the million part reads about the cluster besides its own requests:
-// the status summary, a process's heap after a forced GC (from its log), the
-// fleet's fences from the pools' logs, etcd's database size (before and after
-// compaction and defrag), and latency samples of one request at a time.
+// What the scale, million and crawl-scale parts read about a cluster besides
+// their own requests: the status summary, the two masters started in turn, a
+// process's heap after a forced GC (from its log), the fleet's fences from the
+// workers' logs, etcd's database size (before and after compaction and
+// defrag), and latency samples of one request at a time.
 
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
@@ -10,7 +11,9 @@ import type { NatsConnection } from 'nats';
 import { HeapLog } from '#platform/heap.js';
 import { LeaderLog, WorkerLog } from '#platform/log.js';
 import { waitFor } from '#devcluster/servers.js';
+import { linesSince } from '#harness/logs.js';
 import type { Child } from '#devcluster/child.js';
+import type { LocalCluster } from '#devcluster/cluster.js';
 import { ClientSubject } from '#protocol/subjects.js';
 import type { StatusResult } from '#protocol/messages.js';
 import { percentile } from '#lib/stats.js';
@@ -18,6 +21,14 @@ import { request } from './wire.js';
 
 export async function status(nc: NatsConnection, timeoutMs = 5000): Promise<StatusResult> {
   return (await request(nc, ClientSubject.status, {}, { timeoutMs, gaffer: true })) as unknown as StatusResult;
+}
+
+/** twoMasters starts m1, waits for it to lead, then starts m2 and waits for it to join: the standby is m2. */
+export async function twoMasters(cluster: LocalCluster, nc: NatsConnection): Promise<void> {
+  cluster.startMaster('m1');
+  await waitFor('m1 to lead', async () => (await status(nc, 1000)).leader === 'm1', 30000);
+  cluster.startMaster('m2');
+  await waitFor('m2 to join', async () => (await status(nc, 1000)).masters.length === 2, 30000);
 }
 
 /** running is how many resources the leader knows to run, and how many there are. */
@@ -57,29 +68,16 @@ export function fleetHealth(files: string[]): { fences: number; leasesLost: numb
   return { fences, leasesLost };
 }
 
-/** builtFrom reads how a new leader built its state (the warm standby, or a read of etcd) from its log after `from` characters. */
-export function builtFrom(logFile: string, from: number): { source: string; buildMs: number } | undefined {
-  let text = '';
-  try {
-    text = readFileSync(logFile, 'utf8').slice(from);
-  } catch {
-    return undefined;
-  }
-  for (const line of text.split('\n')) {
+/** builtState reads how a leader built its state (the warm standby, or a read of etcd), from the first such line of its log after byte `from`. */
+export function builtState(logFile: string, from: number): { source: string; buildMs: number; readMs?: number } | undefined {
+  let readMs: number | undefined;
+  for (const line of linesSince(logFile, from).lines) {
+    if (line.includes(`"${LeaderLog.read}"`)) readMs = (JSON.parse(line) as { readMs?: number }).readMs;
     if (!line.includes(`"${LeaderLog.built}"`)) continue;
     const o = JSON.parse(line) as { source?: string; buildMs?: number };
-    return { source: o.source ?? '?', buildMs: o.buildMs ?? NaN };
+    return { source: o.source ?? '?', buildMs: o.buildMs ?? NaN, ...(readMs !== undefined ? { readMs } : {}) };
   }
   return undefined;
-}
-
-/** logLength is how far a log has been written, to read only what comes after. */
-export function logLength(file: string): number {
-  try {
-    return readFileSync(file, 'utf8').length;
-  } catch {
-    return 0;
-  }
 }
 
 export interface EtcdSize {
