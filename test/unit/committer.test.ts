@@ -12,13 +12,16 @@ import { MemStore } from '../fakes/store.js';
 
 const put = (k: string): Op[] => [{ put: k, value: Buffer.from(k) }];
 
-async function setup() {
+/** A committer leading on `store`, counting the transactions it sends again after a lost answer. */
+async function setup<S extends MemStore = MemStore>(makeStore: (clock: FakeClock) => S = (c) => new MemStore(c) as S) {
   const clock = new FakeClock();
-  const store = new MemStore(clock);
+  const store = makeStore(clock);
   const lease = await store.grantLease(60);
   const key = keys.candidate(lease);
   const rev = await store.txn(undefined, [{ put: key, value: Buffer.from('m1'), lease }]);
-  return { clock, store, committer: new Committer(store, { key, createRevision: rev }, undefined, clock) };
+  let unknown = 0;
+  const committer = new Committer(store, { key, createRevision: rev }, undefined, clock, { txn: () => undefined, batch: () => undefined, unknownOutcome: () => unknown++ });
+  return { clock, store, committer, unknown: () => unknown };
 }
 
 /** A gate a hook can wait on. */
@@ -127,16 +130,7 @@ class LossyStore extends MemStore {
   }
 }
 
-async function lossy() {
-  const clock = new FakeClock();
-  const store = new LossyStore(clock);
-  const lease = await store.grantLease(60);
-  const key = keys.candidate(lease);
-  const rev = await store.txn(undefined, [{ put: key, value: Buffer.from('m1'), lease }]);
-  let unknown = 0;
-  const committer = new Committer(store, { key, createRevision: rev }, undefined, clock, { txn: () => undefined, batch: () => undefined, unknownOutcome: () => unknown++ });
-  return { clock, store, committer, unknown: () => unknown };
-}
+const lossy = () => setup((c) => new LossyStore(c));
 
 const written = (store: MemStore) => store.applied.flatMap((t) => t.ops.map((o) => ('put' in o ? o.put : o.del))).filter((k) => k.startsWith('gaffer/resources/'));
 
