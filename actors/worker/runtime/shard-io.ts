@@ -53,6 +53,13 @@ export interface ShardIoDeps {
   owns(): boolean;
   /** Tells the leader the shard's activity; seq grows with each change. */
   report(idle: boolean, seq: number): void;
+  /**
+   * The next activity seq. The worker's counter, not this object's: a worker
+   * whose lease lapsed and came back runs the same attempt again, and the
+   * leader drops a report of that attempt whose seq is not above the last
+   * one it took (a late copy), so a new ShardIo counting from 1 went unheard.
+   */
+  nextSeq?: () => number;
 }
 
 /** How often a held item's ack deadline is pushed back, and the activity said again (for a new leader). */
@@ -93,6 +100,10 @@ export class ShardIo {
 
   constructor(private readonly d: ShardIoDeps) {
     this.keep = d.clock.every(KEEP_MS, () => this.keepAlive());
+  }
+
+  private nextSeq(): number {
+    return this.d.nextSeq ? this.d.nextSeq() : this.seq + 1;
   }
 
   /** send stores one item on shard `index`'s queue; refused once not owned, or when idle with nothing held. */
@@ -233,7 +244,7 @@ export class ShardIo {
     const idle = this.awaiting > 0 && this.held.size === 0 && this.sending === 0;
     if (idle === this.idle) return;
     this.idle = idle;
-    this.seq++;
+    this.seq = this.nextSeq();
     if (idle) this.wasIdle = true;
     if (this.closed) return;
     // Idle is what completion waits for: said soon. Busy only informs (completion
