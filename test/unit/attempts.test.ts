@@ -100,6 +100,8 @@ test('an attempt a fence stopped and the same lease starts again resumes from th
   await settle();
   assert.equal(runs.length, 2, 'started again');
   assert.deepEqual(runs[1]!.start.checkpointed, { pages: 40 }, 'resumed from its checkpoint, not from nothing');
+  assert.equal(runs[1]!.start.rerun, true, 'and told it ran before (a crawl shard then waits one politeness interval)');
+  assert.equal(runs[0]!.start.rerun, undefined);
   void runs[1]!.cb.checkpoint({ pages: 55 });
   await clock.advance(100);
   await settle();

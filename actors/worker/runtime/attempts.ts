@@ -166,6 +166,7 @@ export class Attempts {
         resource: shard ? { name: shard.name, id: shard.id! } : { name: task.name, id: task.id },
         spec: task.spec,
         attempt: task.attempt,
+        ...(a.rerun ? { rerun: true } : {}),
         checkpointed,
         ...(shard ? { shard: { index: shard.index, count } } : {}),
       },

@@ -30,7 +30,8 @@
 //
 // maxPages is split statically (shareOf, shard-items.ts): no overshoot.
 //
-// A shard that starts again (attempt > 1) sends nothing to any host for one
+// A shard that starts again (attempt > 1, or the same attempt again after its
+// worker's lease lapsed and came back) sends nothing to any host for one
 // full politeness interval (the longest of 1/perHostRps window and any
 // Crawl-delay it kept), so its first request and the previous owner's last
 // never share a window; Retry-After blocks still running are restored.
@@ -103,7 +104,7 @@ export class ShardedCrawl {
     this.delays = this.start.delays;
     // A shard started again waits one full interval before its first request (see the top).
     const interval = windowWithDelay(spec.perHostRps, Math.max(0, ...this.delays.values())).ms;
-    const again = ctx.attempt > 1 || this.start.found;
+    const again = ctx.attempt > 1 || ctx.rerun === true || this.start.found;
     this.politeness = new Politeness({
       rps: spec.perHostRps,
       concurrency: spec.perHostConcurrency,
