@@ -1,5 +1,6 @@
 // The fetch of one held queue item of a sharded crawl: robots.txt, the
-// request (each redirect vetted by follow), a 429/503 retry, extraction,
+// request (each redirect vetted by follow), a retry after a 429/503 or a
+// host that did not answer, extraction,
 // the sends of its links and its emit, and only then done() (whose ack
 // waits for the seen delta). The shard loop (sharded.ts) only schedules
 // these; keeping the step apart keeps what makes a page count as done in
@@ -136,10 +137,21 @@ export class ShardPage {
       // Stopping: the item stays held and goes back to the queue as the attempt ends.
       if (signal.aborted) return;
       if (!(err instanceof FetchError)) throw err; // a send or emit refused: fatal, and the item stays held
-      this.s.progress.errors++;
-      ctx.log.warn({ url: job.url, err: err.message }, 'crawl: page failed');
-      if (err.host !== undefined) health.failed(err.host);
+      const parked = err.host !== undefined && health.failed(err.host);
       await Promise.all(sends);
+      // The host did not answer (a network error or a timeout, which a stall
+      // of this process causes as well): like a throttle, the page stays held,
+      // waits out the host's back-off and is asked again. Given up (an error)
+      // after maxRetries, or at once when that failure parked the host.
+      if (err.host !== undefined && !parked && (job.retries ?? 0) < spec.maxRetries) {
+        job.retries = (job.retries ?? 0) + 1;
+        if (err.url !== undefined) job.url = err.url;
+        if (!this.s.queues.add(job, true)) this.s.skipJob(job);
+        this.s.report();
+        return;
+      }
+      this.s.progress.errors++;
+      ctx.log.warn({ url: job.url, err: err.message, retries: job.retries ?? 0 }, 'crawl: page failed');
       this.s.done(job);
     }
   }

@@ -124,6 +124,7 @@ export class ShardedCrawl {
         return attempt <= spec.maxRetries;
       },
       failed: (host) => !this.health.failed(host),
+      answered: (host) => this.health.ok(host),
     });
     this.filter = new UrlFilter(spec, this.health, this.robots);
     this.links = new ShardLinks(ctx, spec, this.seen, this.filter, (url) => this.skip(url));
