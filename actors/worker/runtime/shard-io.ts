@@ -10,7 +10,9 @@
 // it is stored (an item's effects are out before it leaves the queue), and
 // once the attempt has been idle, a send needs an item held (later work is
 // caused by items). Held items are kept alive with working() while owned,
-// and nak'd on a clean stop so the next owner gets them at once.
+// and nak'd on a clean stop so the next owner gets them at once. Delivery is
+// at least once: an ack JetStream did not confirm lets the item go, and it
+// comes back if the ack was lost.
 
 import type { Json } from '#protocol/messages.js';
 import { NotOwnerError } from '#protocol/errors.js';
@@ -179,7 +181,15 @@ export class ShardIo {
     // (a crawl) would otherwise hold every ack until its sends pause.
     await this.sendsBefore(this.sendSeq);
     this.fence('ack');
-    await msg.ackAck();
+    try {
+      await msg.ackAck();
+    } catch {
+      // JetStream did not confirm it (a server restarting, no responders, a
+      // timeout): whether it landed is unknown, and nats.js sends one ack per
+      // message. The item is let go rather than failing the shard: if the ack
+      // was lost, the item is still stored (so the completion count sees it),
+      // comes back after ack_wait flagged redelivered, and is handled again.
+    }
     this.held.delete(ref);
     this.changed();
   }
