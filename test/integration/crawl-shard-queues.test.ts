@@ -238,9 +238,12 @@ test('hosts that fail for a while (robots.txt 500, pages unanswered once): their
     };
     const s = startShard(q, 0, spec, new MemStore(), emitted, { attempt: 1 });
     await untilDone(q, [s], 30_000);
-    const result = (await s.run) as { pages: number; errors: number; skipped: number; parked: string[] };
+    const result = (await s.run) as { pages: number; errors: number; skipped: number; skips: object; parked: string[] };
     assert.deepEqual(new Set(emitted), site.urls, 'every page emitted');
-    assert.deepEqual({ errors: result.errors, skipped: result.skipped, parked: result.parked }, { errors: 0, skipped: 0, parked: [] });
+    assert.deepEqual(
+      { errors: result.errors, skipped: result.skipped, skips: result.skips, parked: result.parked },
+      { errors: 0, skipped: 0, skips: { filtered: 0, robots: 0, parked: 0, maxPages: 0 }, parked: [] },
+    );
   } finally {
     await site.close();
   }

@@ -21,6 +21,7 @@ import { MAX_STATE_BYTES, type Json } from '#kinds/api.js';
 import { FakeClock, settle } from '../fakes/clock.js';
 import { alive } from '../fakes/gc.js';
 import { ShardedCrawl } from '#actors/worker/kinds/crawl/sharded.js';
+import { readShardCheckpoint } from '#actors/worker/kinds/crawl/shard-checkpoint.js';
 import type { InboxItem, TaskContext, TaskStore } from '#kinds/api.js';
 
 test('routing: a partition key maps to the same shard every time, in range, as (64-bit hash) mod N (fast-check)', () => {
@@ -283,4 +284,11 @@ test('robots.txt unreachable (5xx, or no answer) disallows the host only for now
   assert.equal((await load([answer(502), answer(500), answer(503), answer(500)], 3)).allowed, false);
   // Unavailable (4xx): everything allowed, and the host answered.
   assert.deepEqual(await load([answer(404)], 3), { allowed: true, events: ['answered h.test'] });
+});
+
+test('a shard checkpoint keeps why URLs were skipped (parked hosts apart from robots.txt and filters); an old or malformed one reads as none', () => {
+  const skips = { filtered: 4, robots: 2, parked: 31, maxPages: 0 };
+  assert.deepEqual(readShardCheckpoint({ v: 2, pages: 9, skipped: 37, skips }).counts.skips, skips);
+  assert.deepEqual(readShardCheckpoint({ v: 2, pages: 9, skipped: 37 }).counts.skips, { filtered: 0, robots: 0, parked: 0, maxPages: 0 });
+  assert.deepEqual(readShardCheckpoint({ v: 2, skips: { parked: -1, robots: 'x', other: 5 } }).counts.skips, { filtered: 0, robots: 0, parked: 0, maxPages: 0 });
 });

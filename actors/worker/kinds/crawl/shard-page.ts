@@ -20,7 +20,7 @@ import { hash64, type SeenSet } from './seen-set.js';
 import type { SeenLog } from './seen-log.js';
 import type { Job } from './shard-items.js';
 import type { ShardLinks } from './shard-links.js';
-import type { ShardProgress } from './shard-progress.js';
+import type { ShardProgress, SkipReason } from './shard-progress.js';
 import type { CrawlSpec } from './spec.js';
 import type { UrlFilter } from './url-filter.js';
 
@@ -40,8 +40,8 @@ export interface ShardPageParts {
   /** The seen log, there once the shard has loaded its seen-set. */
   seenLog: () => SeenLog;
   progress: ShardProgress;
-  skip: (url: string) => void;
-  skipJob: (job: Job) => void;
+  skip: (url: string, why: SkipReason) => void;
+  skipJob: (job: Job, why: SkipReason) => void;
   done: (job: Job) => void;
   report: () => void;
 }
@@ -79,8 +79,9 @@ export class ShardPage {
     }
     const [hi, lo] = hash64(target);
     if (seen.hasHash(hi, lo)) return 'seen';
-    if (filter.refused(target) || (spec.obeyRobots && !(await robots.allowed(target)))) {
-      this.s.skip(target);
+    const why = filter.refusal(target) ?? (spec.obeyRobots && !(await robots.allowed(target)) ? 'robots' : undefined);
+    if (why !== undefined) {
+      this.s.skip(target, why);
       return 'refused';
     }
     if (!seen.addHash(hi, lo)) return 'seen';
@@ -100,7 +101,8 @@ export class ShardPage {
         }
         if (!(await robots.allowed(job.url))) {
           slot?.();
-          return this.s.skipJob(job);
+          // Disallowed whole when its host was parked (robots.txt unreachable parkAfter times).
+          return this.s.skipJob(job, health.isParked(hostOf(job.url)) ? 'parked' : 'robots');
         }
       }
       const first = slot;
@@ -118,7 +120,7 @@ export class ShardPage {
           job.retries = (job.retries ?? 0) + 1;
           job.url = res.url;
           await Promise.all(sends);
-          if (!this.s.queues.add(job, true)) this.s.skipJob(job);
+          if (!this.s.queues.add(job, true)) this.s.skipJob(job, 'parked');
           this.s.report();
           return;
         }
@@ -146,7 +148,7 @@ export class ShardPage {
       if (err.host !== undefined && !parked && (job.retries ?? 0) < spec.maxRetries) {
         job.retries = (job.retries ?? 0) + 1;
         if (err.url !== undefined) job.url = err.url;
-        if (!this.s.queues.add(job, true)) this.s.skipJob(job);
+        if (!this.s.queues.add(job, true)) this.s.skipJob(job, 'parked');
         this.s.report();
         return;
       }
