@@ -151,12 +151,31 @@ export class ShardedCrawls {
     await this.loop;
     const deadline = Date.now() + timeoutMs;
     for (const c of this.all) {
+      let said = Date.now();
       while (c.state !== 'completed' && c.state !== 'failed' && Date.now() < deadline) {
         await this.poll([c]);
+        // A crawl that takes long says where its shards are (a stall shows whether they are busy, or idle and not completed).
+        if (Date.now() - said >= 10_000) {
+          said = Date.now();
+          await this.say(c);
+        }
         if (c.state !== 'completed') await sleep(500);
       }
     }
     return this.all.filter((c) => c.state !== 'completed').map((c) => `${c.name} (sharded) is ${c.state} at the end of the run`);
+  }
+
+  private async say(c: Crawl): Promise<void> {
+    try {
+      const r = await this.client.get(c.name);
+      const shards = (r.shards ?? []).map((x) => {
+        const p = (x.progress ?? {}) as { fetched?: number; queued?: number; held?: number };
+        return `${x.index} ${x.state} on ${x.worker ?? '-'} attempt ${x.attempt} ${x.idle === undefined ? '' : x.idle ? 'idle' : 'busy'} fetched ${p.fetched ?? '?'} queued ${p.queued ?? '?'} held ${p.held ?? '?'}`;
+      });
+      this.log(`${c.name} still ${r.state}: ${shards.join('; ')}`);
+    } catch {
+      // The cluster is mid-fault; said next time.
+    }
   }
 
   /** collect reads every completed crawl's results from the stream; call after finish, while NATS is still up. */

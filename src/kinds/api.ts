@@ -85,6 +85,12 @@ export interface TaskContext {
   log: TaskLog;
   /** 1 on the first start; counts every start of this resource, restarts and moves alike. */
   attempt: number;
+  /**
+   * This attempt ran before on this worker and is started again with the same
+   * number: the worker's lease lapsed (a stall) and came back. Like an
+   * attempt above 1, a kind should assume the run before it had effects.
+   */
+  rerun?: boolean;
   /** The last durable checkpoint, or undefined on a fresh start. */
   checkpointed: Json | undefined;
   /** Resolves once `state` is durable; rejects (CheckpointRefused) if this worker no longer owns the resource. */

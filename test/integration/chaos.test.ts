@@ -3,9 +3,13 @@
 // client adds and deletes. It
 // must stop by itself, exit 0 and write a well-formed results.json with zero
 // violations. Set CHAOS_SEED to replay a failing run (the seed is printed).
-// Sharded crawls are left out here (CHAOS_SHARDED_CRAWLS=0): their checker
-// reported findings in some runs (an open defect of the sharded crawl) that
-// `npm run chaos` keeps reporting until it is fixed.
+// Sharded crawls are left out here (CHAOS_SHARDED_CRAWLS=0): with NATS nodes
+// restarted and killed, nats-server 2.9.10 resets the clustered work-queue
+// stream of the shard queues ("Error applying entries … stream store EOF",
+// "Resetting stream cluster state"), after which a shard's consumer can be
+// ahead of the stream (items stored, never delivered), and a crawl completes
+// short or never completes (README: Known defect (NATS)). `npm run chaos`
+// keeps judging them.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -10,10 +10,15 @@
 // - a shard stopped midway and started again from its checkpoint and task
 //   store: what it held comes back redelivered and is fetched (not taken for
 //   a duplicate), the seen-set is reloaded from its deltas, and every page
-//   is emitted.
+//   is emitted;
+// - hosts that fail for a while (robots.txt answered 500, pages that time
+//   out once, as under load or a pause of the worker): their pages are
+//   asked again, not dropped, and every page is emitted with no error.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { InboxItem, Json, TaskContext, TaskStore } from '#kinds/api.js';
 import { ShardedCrawl } from '#actors/worker/kinds/crawl/sharded.js';
 import { parseSpec } from '#actors/worker/kinds/crawl/spec.js';
@@ -182,6 +187,63 @@ test('a shard stopped midway and started again: its held items come back redeliv
     const twice = [...okCounts(site).values()].filter((n) => n > 1).length;
     assert.ok(back > 0, 'shard 1 held items when it stopped');
     assert.ok(twice <= back, `${twice} pages fetched twice, ${back} items were held`);
+  } finally {
+    await site.close();
+  }
+});
+
+/** flakySite: two hosts of `pages` pages each, page i linking to pages i and i+1 on both; host 0's robots.txt answers 500 twice, host 1's pages each go unanswered the first time. */
+async function flakySite(pages: number): Promise<{ seed: string; urls: Set<string>; close: () => Promise<void> }> {
+  const servers: Server[] = [];
+  const hosts: string[] = [];
+  let robotsFailures = 2;
+  const asked = new Set<string>();
+  for (let h = 0; h < 2; h++) {
+    const server = createServer((req, res) => {
+      const path = req.url ?? '/';
+      if (path === '/robots.txt') {
+        if (h === 0 && robotsFailures-- > 0) return void res.writeHead(500).end('down');
+        return void res.writeHead(200, { 'content-type': 'text/plain' }).end('User-agent: *\n');
+      }
+      const m = /^\/p\/(\d+)\.html$/.exec(path);
+      if (!m) return void res.writeHead(404).end();
+      // The first request for each page of host 1 gets no answer (the client times out).
+      if (h === 1 && !asked.has(path)) return void asked.add(path);
+      const n = Number(m[1]);
+      const links = hosts.flatMap((x) => [n, n + 1].filter((k) => k < pages).map((k) => `<a href="http://${x}/p/${k}.html">${k}</a>`)).join('');
+      res.writeHead(200, { 'content-type': 'text/html' }).end(`<!doctype html><title>${n}</title>${links}`);
+    });
+    await new Promise<void>((resolve) => server.listen(0, `127.0.0.${2 + h}`, resolve));
+    servers.push(server);
+    hosts.push(`127.0.0.${2 + h}:${(server.address() as AddressInfo).port}`);
+  }
+  const urls = new Set(hosts.flatMap((x) => Array.from({ length: pages }, (_, n) => `http://${x}/p/${n}.html`)));
+  const close = async (): Promise<void> => {
+    for (const s of servers) {
+      s.closeAllConnections();
+      await new Promise((r) => s.close(r));
+    }
+  };
+  return { seed: `http://${hosts[0]}/p/0.html`, urls, close };
+}
+
+test('hosts that fail for a while (robots.txt 500, pages unanswered once): their pages are asked again, every page is emitted, no error', { timeout: 60_000 }, async () => {
+  const site = await flakySite(6);
+  try {
+    const q = new MemQueues(1);
+    const emitted: string[] = [];
+    const spec = {
+      kind: 'crawl', shards: 1, seeds: [site.seed], sameHost: false, maxDepth: 100, maxPages: 1000, perHostRps: 50, perHostConcurrency: 1,
+      timeoutMs: 300, backoffMs: 50, backoffMaxMs: 200, parkAfter: 4, maxRetries: 3,
+    };
+    const s = startShard(q, 0, spec, new MemStore(), emitted, { attempt: 1 });
+    await untilDone(q, [s], 30_000);
+    const result = (await s.run) as { pages: number; errors: number; skipped: number; skips: object; parked: string[] };
+    assert.deepEqual(new Set(emitted), site.urls, 'every page emitted');
+    assert.deepEqual(
+      { errors: result.errors, skipped: result.skipped, skips: result.skips, parked: result.parked },
+      { errors: 0, skipped: 0, skips: { filtered: 0, robots: 0, parked: 0, maxPages: 0 }, parked: [] },
+    );
   } finally {
     await site.close();
   }

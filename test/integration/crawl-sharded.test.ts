@@ -1,8 +1,10 @@
 // The sharded crawl (spec.shards: 3) through a real cluster (nats-server
 // with JetStream, etcd, gaffer masters and 3 workers) against the 50-host
 // loopback site (test/fixtures/multisite.ts):
-// - without faults: every reachable allowed page fetched exactly once, every
-//   result stored once, each host's requests within its limit in every 1 s
+// - without faults: every reachable allowed page fetched exactly once (with
+//   shards a loaded machine made run again: at most 1% twice per run again,
+//   and counters from the last checkpoint), every result stored once, each
+//   host's requests within its limit in every 1 s
 //   window across the whole cluster, Crawl-delay held, nothing sent to a 429
 //   host inside its Retry-After, the other hosts not slowed by it, and the
 //   shards' etcd checkpoints a few hundred bytes all along (no per-URL state);
@@ -14,7 +16,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cluster, rawConnect, waitFor } from '../harness.js';
+import { cluster, rawConnect, Recorder, waitFor } from '../harness.js';
 import { startMultiSite, type MultiSite, type Request } from '../fixtures/multisite.js';
 import { maxInWindow } from '../fixtures/windows.js';
 import { readResults } from '#platform/nats/results.js';
@@ -138,6 +140,7 @@ test('sharded crawl: 3 shards on 3 workers over the 50-host site', { timeout: 60
   await t.test('without faults: every page once, every result once, polite cluster-wide, small constant checkpoints', part('without faults: every page once, every result once, polite cluster-wide, small constant checkpoints'), async () => {
     const site = await startMultiSite({ pages: 5000, crawlDelay: CRAWL_DELAY });
     try {
+      const starts = await Recorder.start<{ name: string; attempt: number }>(c.natsUrl, 'events.task.started');
       const started = Date.now();
       await client.add('sharded', spec(site));
       const sizes: number[] = [];
@@ -157,23 +160,37 @@ test('sharded crawl: 3 shards on 3 workers over the 50-host site', { timeout: 60
       const stored = await storedResults(c, 'sharded');
       t.diagnostic(missing(site, want, stored));
       assertEveryResultOnce(site, stored);
+      // A loaded machine can stall a worker past its 2 s lease: it fences
+      // itself and, the lease restored, runs its shard again (the same attempt),
+      // from the shard's last checkpoint. The counters then restart from there
+      // (README: at most 5 s old), so only a crawl whose shards each started
+      // once is held to exact counters; the results above are exact either way.
+      const runs = starts.items.filter((e) => e.data.name.startsWith('sharded/')).length;
+      const once = runs === SHARDS;
+      t.diagnostic(`shard runs: ${runs}${once ? '' : ` (started again after a fence or a move: counters ${sum(r, 'pages')} for ${want.size} pages)`}`);
       // `gaffer crawl` shows the same numbers, per shard and combined.
       const cli = await gaffer(['--nats', c.natsUrl, 'crawl', 'sharded', '--json']);
       assert.equal(cli.code, 0, cli.stderr);
       const view = JSON.parse(cli.stdout) as { shards: unknown[]; combined: { fetched: number; parked: string[] } };
       assert.equal(view.shards.length, SHARDS);
-      assert.equal(view.combined.fetched, want.size);
+      if (once) assert.equal(view.combined.fetched, want.size);
       assert.deepEqual(view.combined.parked, [site.hosts[site.hung]]);
       const human = await gaffer(['--nats', c.natsUrl, 'crawl', 'sharded']);
       t.diagnostic(`gaffer crawl sharded:\n${human.stdout}`);
       const ok = okCounts(site);
-      for (const [k, n] of ok) assert.equal(n, 1, `${k} answered 200 ${n} times`);
+      // A shard run again fetches again what it had fetched and not yet acknowledged when it stopped (as after a move: at most 1% each time).
+      if (once) for (const [k, n] of ok) assert.equal(n, 1, `${k} answered 200 ${n} times`);
+      else {
+        const twice = [...ok.values()].filter((n) => n > 1).length;
+        t.diagnostic(`pages fetched twice: ${twice}`);
+        assert.ok(twice <= ((runs - SHARDS) * want.size) / 100, `${twice} pages fetched twice over ${runs - SHARDS} runs again`);
+      }
       assert.equal(ok.size, want.size);
       for (const h of site.disallowing) {
         assert.deepEqual(site.log.filter((x) => x.host === h && x.path.startsWith('/private/')), [], `host ${h} asked for a disallowed path`);
       }
       assertPolite(site, t);
-      assert.equal(sum(r, 'pages'), want.size, 'the shards\' results add up to the pages');
+      if (once) assert.equal(sum(r, 'pages'), want.size, 'the shards\' results add up to the pages');
       const parked = (r.result as { shards: Array<{ parked: string[] } | null> }).shards.flatMap((s) => s?.parked ?? []);
       assert.deepEqual(parked, [site.hosts[site.hung]], 'the host that never answers is parked, by one shard');
       t.diagnostic(`duplicates dropped at the receiver: ${sum(r, 'duplicates')} (senders send each link once per attempt, and the queue's duplicate window drops the rest)`);

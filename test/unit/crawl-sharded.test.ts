@@ -1,7 +1,8 @@
 // The sharded crawl's rules on plain values and a fake clock: host → shard
 // routing (stable, in range, the same for every URL of a host or domain),
-// maxPages shares, the deferral rule, seen-delta encoding, and the rule that
-// an item is acknowledged only once its URL's hash is in a stored delta.
+// maxPages shares, the deferral rule, seen-delta encoding, the rule that
+// an item is acknowledged only once its URL's hash is in a stored delta, and
+// robots.txt that cannot be reached asked again rather than taken as final.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,10 +15,13 @@ import { shareOf } from '#actors/worker/kinds/crawl/shard-items.js';
 import { CrawlSpecError, parseSpec } from '#actors/worker/kinds/crawl/spec.js';
 import { Politeness } from '#actors/worker/kinds/crawl/politeness.js';
 import { HostQueues } from '#actors/worker/kinds/crawl/host-queues.js';
+import { RobotsCache, type RobotsPolicy } from '#actors/worker/kinds/crawl/robots.js';
+import { FetchError, type Fetched, type Fetcher } from '#actors/worker/kinds/crawl/fetch.js';
 import { MAX_STATE_BYTES, type Json } from '#kinds/api.js';
 import { FakeClock, settle } from '../fakes/clock.js';
 import { alive } from '../fakes/gc.js';
 import { ShardedCrawl } from '#actors/worker/kinds/crawl/sharded.js';
+import { readShardCheckpoint } from '#actors/worker/kinds/crawl/shard-checkpoint.js';
 import type { InboxItem, TaskContext, TaskStore } from '#kinds/api.js';
 
 test('routing: a partition key maps to the same shard every time, in range, as (64-bit hash) mod N (fast-check)', () => {
@@ -249,4 +253,42 @@ test('a shard keeps no inbox item once it is acknowledged, however many it reads
   stop.abort();
   await run;
   assert.ok(kept <= 1, `${kept} of ${N} acknowledged items still reachable`);
+});
+
+test('robots.txt unreachable (5xx, or no answer) disallows the host only for now: asked again after its back-off until the host is parked; 4xx allows all', async () => {
+  const answer = (status: number, body = ''): Fetched => ({
+    url: 'http://h.test/robots.txt', status, contentType: 'text/plain', location: null, retryAfter: null, etag: null, lastModified: null, body: Buffer.from(body),
+  });
+  const load = async (replies: Array<Fetched | Error>, parkAfter: number) => {
+    let failures = 0;
+    const events: string[] = [];
+    const fetcher = {
+      get: async () => {
+        const r = replies.shift() ?? answer(404);
+        if (r instanceof Error) throw r;
+        return r;
+      },
+    } as unknown as Fetcher;
+    const policy: RobotsPolicy = {
+      throttled: () => false,
+      failed: (host) => (events.push(`failed ${host}`), ++failures < parkAfter),
+      answered: (host) => void events.push(`answered ${host}`),
+    };
+    const robots = new RobotsCache(fetcher, new AbortController().signal, { warn: () => {} }, policy);
+    return { allowed: await robots.allowed('http://h.test/p/1.html'), events };
+  };
+  const timeout = new FetchError('GET http://h.test/robots.txt: timed out after 1500 ms', { host: 'h.test' });
+  // Two failures, then the file: its rules hold, and the host's failure streak ends.
+  assert.deepEqual(await load([answer(500), timeout, answer(200, 'User-agent: *\nDisallow: /private/\n')], 5), { allowed: true, events: ['failed h.test', 'failed h.test', 'answered h.test'] });
+  // Unreachable until the host is parked: disallowed whole (and the crawl lists the host parked).
+  assert.equal((await load([answer(502), answer(500), answer(503), answer(500)], 3)).allowed, false);
+  // Unavailable (4xx): everything allowed, and the host answered.
+  assert.deepEqual(await load([answer(404)], 3), { allowed: true, events: ['answered h.test'] });
+});
+
+test('a shard checkpoint keeps why URLs were skipped (parked hosts apart from robots.txt and filters); an old or malformed one reads as none', () => {
+  const skips = { filtered: 4, robots: 2, parked: 31, maxPages: 0 };
+  assert.deepEqual(readShardCheckpoint({ v: 2, pages: 9, skipped: 37, skips }).counts.skips, skips);
+  assert.deepEqual(readShardCheckpoint({ v: 2, pages: 9, skipped: 37 }).counts.skips, { filtered: 0, robots: 0, parked: 0, maxPages: 0 });
+  assert.deepEqual(readShardCheckpoint({ v: 2, skips: { parked: -1, robots: 'x', other: 5 } }).counts.skips, { filtered: 0, robots: 0, parked: 0, maxPages: 0 });
 });

@@ -14,7 +14,10 @@ class FakeMsg implements HeldMsg {
   acked = false;
   naked = false;
   workingCalls = 0;
+  /** What ackAck rejects with (JetStream did not confirm), if set. */
+  ackFails: Error | undefined;
   ackAck(): Promise<boolean> {
+    if (this.ackFails) return Promise.reject(this.ackFails);
     this.acked = true;
     return Promise.resolve(true);
   }
@@ -118,6 +121,22 @@ describe('ShardIo', () => {
     const again = queues.put({ n: 4 });
     Object.assign(again, { redelivered: true });
     assert.equal((await io.next())!.redelivered, true);
+  });
+
+  test('an ack JetStream does not confirm (no responders while a server restarts) lets the item go instead of failing the shard; it stays stored and comes back', async () => {
+    const { clock, queues, reports, io } = setup();
+    const msg = queues.put({ n: 1 });
+    const got = (await io.next())!;
+    msg.ackFails = Object.assign(new Error('503'), { code: '503' });
+    await io.ack(got.ref);
+    const next = io.next();
+    await tick();
+    await clock.advance(100);
+    assert.equal(reports.at(-1)!.idle, true, 'nothing held any more');
+    await assert.rejects(io.ack(got.ref), /no such item held/);
+    io.close(false);
+    queues.put(null);
+    await next;
   });
 
   test('once it has been idle, a send needs an item held', async () => {

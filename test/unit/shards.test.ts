@@ -197,6 +197,24 @@ describe('sharded resources: completion', () => {
     assert.deepEqual(c.last.events.filter((e) => e.kind === 'task.completed').map((e) => e.payload.name), ['crawl']);
   });
 
+  test('a shard attempt started again by the same worker (its lease lapsed and came back) is busy until it says idle, whatever the run before it said', () => {
+    const c = new Cluster('crawl', 2);
+    c.activity({ shard: 0, seq: 7, idle: true });
+    c.activity({ shard: 1, seq: 3, idle: true });
+    const p = c.probes.at(-1)!;
+    // Shard 1's worker fenced itself and, its lease restored, runs attempt 1 again: not idle yet.
+    c.report(1, { type: 'started' });
+    c.answer(p, [0, 0]);
+    assert.equal(c.view.state, 'running', 'not complete on the earlier run\'s idle report');
+    assert.equal(c.view.shards![1]!.idle, false);
+    // The new run's reports count from the worker's counter, above the earlier run's.
+    c.activity({ shard: 1, seq: 9, idle: false });
+    c.activity({ shard: 1, seq: 10, idle: true });
+    assert.equal(c.probes.length, 1);
+    c.answer(c.probes[0]!, [0, 0]);
+    assert.equal(c.view.state, 'completed');
+  });
+
   test('an answer is ignored when any shard reported since the probe was asked for', () => {
     const c = new Cluster('crawl', 2);
     c.activity({ shard: 0, seq: 1, idle: true });

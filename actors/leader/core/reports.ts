@@ -15,7 +15,7 @@ import type { Assignment, Entry } from './records.js';
 import type { Tick } from './batch.js';
 import { endHandoff, release } from './handoffs.js';
 import { place } from './placement.js';
-import { noteActivity } from './shards.js';
+import { noteActivity, noteStarted } from './shards.js';
 import { endRun } from './schedules.js';
 
 /** What a report got: accepted, or refused with a reason. */
@@ -56,6 +56,7 @@ export function report(s: ClusterState, worker: string, epoch: string, r: TaskRe
       break;
     case 'started':
       if (e.rec.state !== ResourceState.running) e.rec = { ...e.rec, state: ResourceState.running };
+      noteStarted(e, r.attempt);
       break;
     case 'progress':
       e.rec = { ...e.rec, progress: r.progress };

@@ -157,6 +157,17 @@ export function noteActivity(s: ClusterState, e: Entry, r: { attempt: number; se
 }
 
 /**
+ * noteStarted takes a shard attempt's start: busy until it says idle again.
+ * A worker whose lease lapsed and came back starts the same attempt again,
+ * and the run before it may have said idle last; the new run has not been
+ * idle yet, so it may still send without holding an item (condition 1).
+ */
+export function noteStarted(e: Entry, attempt: number): void {
+  const a = e.activity;
+  if (a && a.attempt === attempt && a.idle) e.activity = { ...a, idle: false };
+}
+
+/**
  * shardReported follows a report that changed a shard's record: its
  * resource's state is folded again, and a shard failed for good fails the
  * whole and stops the others.

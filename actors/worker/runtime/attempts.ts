@@ -65,7 +65,8 @@ interface Attempt {
   timer?: Timer;
   run?: RunningTask;
   since: number;
-  cpSeq: number;
+  /** This worker ran this attempt before, until a fence stopped it: its checkpoint is read even if the assignment predates it. */
+  rerun: boolean;
   progress?: Json;
   progressDirty: boolean;
   stopped: boolean;
@@ -76,6 +77,15 @@ interface Attempt {
 export class Attempts {
   private readonly attempts = new Map<string, Attempt>();
   private runningCount = 0;
+  /**
+   * Checkpoint and activity seqs, one counter for every attempt here: a fence
+   * stops an attempt that the same lease, once restored, starts again, and
+   * the leader takes a report of an attempt only above the last seq it took.
+   */
+  private seq = 0;
+  /** Attempts a fence stopped under the lease `fencedEpoch` (name → id and attempt): a restored lease may start them again. */
+  private readonly fenced = new Map<string, string>();
+  private fencedEpoch: string | undefined;
   private readonly ticker: Timer;
 
   constructor(private readonly d: AttemptsDeps) {
@@ -113,7 +123,10 @@ export class Attempts {
   start(task: AssignedTask): void {
     const epoch = this.d.epoch();
     if (!epoch || this.attempts.has(task.name)) return;
-    const a: Attempt = { task, epoch, phase: 'waiting', since: this.d.clock.wall(), cpSeq: 0, progressDirty: false, stopped: false };
+    if (this.fencedEpoch !== epoch) this.fenced.clear();
+    const rerun = this.fenced.get(task.name) === runKey(task);
+    this.fenced.delete(task.name);
+    const a: Attempt = { task, epoch, phase: 'waiting', since: this.d.clock.wall(), rerun, progressDirty: false, stopped: false };
     this.attempts.set(task.name, a);
     if (task.delayMs && task.delayMs > 0) a.timer = this.d.clock.after(task.delayMs, () => void this.launch(a));
     else void this.launch(a);
@@ -125,7 +138,9 @@ export class Attempts {
     const host = this.d.hostFor(taskKindOf(task.spec));
     if (!host) return this.ended(a, { kind: 'failed', error: `worker ${this.d.worker} does not run kind ${taskKindOf(task.spec)}` });
     let checkpointed: Json | undefined;
-    if (task.checkpoint) {
+    // The assignment says whether a checkpoint existed when it was made; one
+    // run here before may have written one since.
+    if (task.checkpoint || a.rerun) {
       try {
         checkpointed = await this.readCheckpoint(task);
       } catch (err) {
@@ -151,6 +166,7 @@ export class Attempts {
         resource: shard ? { name: shard.name, id: shard.id! } : { name: task.name, id: task.id },
         spec: task.spec,
         attempt: task.attempt,
+        ...(a.rerun ? { rerun: true } : {}),
         checkpointed,
         ...(shard ? { shard: { index: shard.index, count } } : {}),
       },
@@ -198,7 +214,7 @@ export class Attempts {
   private checkpoint(a: Attempt, state: Json): Promise<void> {
     if (a.stopped && a.phase !== 'running') return Promise.reject(new NotOwnerError(`${a.task.name} is stopped`));
     const { task } = a;
-    return this.d.reporter.send({ type: 'checkpoint', name: task.name, id: task.id, attempt: task.attempt, seq: ++a.cpSeq, state }, a.epoch);
+    return this.d.reporter.send({ type: 'checkpoint', name: task.name, id: task.id, attempt: task.attempt, seq: ++this.seq, state }, a.epoch);
   }
 
   private async emit(a: Attempt, item: Json, id: string): Promise<void> {
@@ -217,6 +233,7 @@ export class Attempts {
       index,
       count,
       clock: this.d.clock,
+      nextSeq: () => ++this.seq,
       // As for emits: while its stop's grace lasts a shard may finish what it holds (a move's new owner waits for it).
       owns: () => a.phase === 'running' && this.d.leaseHeld(),
       // Progress first: the whole may complete on this idle report, and a
@@ -294,6 +311,11 @@ export class Attempts {
     if (!a) return;
     this.attempts.delete(name);
     a.stopped = true;
+    if (graceMs === 0) {
+      if (this.fencedEpoch !== a.epoch) this.fenced.clear();
+      this.fencedEpoch = a.epoch;
+      this.fenced.set(name, runKey(a.task));
+    }
     a.timer?.cancel();
     if (a.phase !== 'running' || !a.run) {
       this.d.reporter.drop(name);
@@ -336,3 +358,5 @@ export class Attempts {
     this.ticker.cancel();
   }
 }
+
+const runKey = (t: Pick<AssignedTask, 'id' | 'attempt'>): string => `${t.id}#${t.attempt}`;

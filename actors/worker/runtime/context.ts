@@ -219,6 +219,7 @@ export function makeContext(start: TaskStart, cb: TaskCallbacks, signal: AbortSi
     signal,
     log,
     attempt: start.attempt,
+    ...(start.rerun ? { rerun: true } : {}),
     checkpointed: start.checkpointed === undefined ? undefined : structuredClone(start.checkpointed),
     async checkpoint(state: Json): Promise<void> {
       if (closed) throw ended('checkpoint');

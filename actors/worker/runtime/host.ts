@@ -13,6 +13,8 @@ export interface TaskStart {
   resource: TaskResource;
   spec: { [k: string]: Json };
   attempt: number;
+  /** This attempt ran here before, until a fence (TaskContext.rerun). */
+  rerun?: boolean;
   checkpointed: Json | undefined;
   /** For a shard of a sharded resource: which one, of how many. */
   shard?: { index: number; count: number };

@@ -10,7 +10,9 @@
 // it is stored (an item's effects are out before it leaves the queue), and
 // once the attempt has been idle, a send needs an item held (later work is
 // caused by items). Held items are kept alive with working() while owned,
-// and nak'd on a clean stop so the next owner gets them at once.
+// and nak'd on a clean stop so the next owner gets them at once. Delivery is
+// at least once: an ack JetStream did not confirm lets the item go, and it
+// comes back if the ack was lost.
 
 import type { Json } from '#protocol/messages.js';
 import { NotOwnerError } from '#protocol/errors.js';
@@ -53,6 +55,13 @@ export interface ShardIoDeps {
   owns(): boolean;
   /** Tells the leader the shard's activity; seq grows with each change. */
   report(idle: boolean, seq: number): void;
+  /**
+   * The next activity seq. The worker's counter, not this object's: a worker
+   * whose lease lapsed and came back runs the same attempt again, and the
+   * leader drops a report of that attempt whose seq is not above the last
+   * one it took (a late copy), so a new ShardIo counting from 1 went unheard.
+   */
+  nextSeq?: () => number;
 }
 
 /** How often a held item's ack deadline is pushed back, and the activity said again (for a new leader). */
@@ -93,6 +102,10 @@ export class ShardIo {
 
   constructor(private readonly d: ShardIoDeps) {
     this.keep = d.clock.every(KEEP_MS, () => this.keepAlive());
+  }
+
+  private nextSeq(): number {
+    return this.d.nextSeq ? this.d.nextSeq() : this.seq + 1;
   }
 
   /** send stores one item on shard `index`'s queue; refused once not owned, or when idle with nothing held. */
@@ -168,7 +181,15 @@ export class ShardIo {
     // (a crawl) would otherwise hold every ack until its sends pause.
     await this.sendsBefore(this.sendSeq);
     this.fence('ack');
-    await msg.ackAck();
+    try {
+      await msg.ackAck();
+    } catch {
+      // JetStream did not confirm it (a server restarting, no responders, a
+      // timeout): whether it landed is unknown, and nats.js sends one ack per
+      // message. The item is let go rather than failing the shard: if the ack
+      // was lost, the item is still stored (so the completion count sees it),
+      // comes back after ack_wait flagged redelivered, and is handled again.
+    }
     this.held.delete(ref);
     this.changed();
   }
@@ -233,7 +254,7 @@ export class ShardIo {
     const idle = this.awaiting > 0 && this.held.size === 0 && this.sending === 0;
     if (idle === this.idle) return;
     this.idle = idle;
-    this.seq++;
+    this.seq = this.nextSeq();
     if (idle) this.wasIdle = true;
     if (this.closed) return;
     // Idle is what completion waits for: said soon. Busy only informs (completion

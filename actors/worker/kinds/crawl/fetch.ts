@@ -19,10 +19,13 @@ export class FetchError extends Error {
   override name = 'FetchError';
   /** Set when the host failed to answer (network error or timeout), as opposed to our own limits. */
   host?: string;
+  /** The URL whose request failed (a redirect hop's, in a chain). */
+  url?: string;
 
-  constructor(message: string, opts?: { cause?: unknown; host?: string }) {
+  constructor(message: string, opts?: { cause?: unknown; host?: string; url?: string }) {
     super(message, opts?.cause === undefined ? undefined : { cause: opts.cause });
     if (opts?.host !== undefined) this.host = opts.host;
+    if (opts?.url !== undefined) this.url = opts.url;
   }
 }
 
@@ -137,9 +140,9 @@ export class Fetcher {
     } catch (err) {
       release();
       if (signal.aborted) throw signal.reason;
-      if (timedOut) throw new FetchError(`GET ${url}: timed out after ${this.timeoutMs} ms`, { host: u.host });
+      if (timedOut) throw new FetchError(`GET ${url}: timed out after ${this.timeoutMs} ms`, { host: u.host, url });
       const e = err as NodeJS.ErrnoException;
-      throw new FetchError(`GET ${url}: ${e.code ? `${e.code} ` : ''}${e.message}`, { cause: err, host: u.host });
+      throw new FetchError(`GET ${url}: ${e.code ? `${e.code} ` : ''}${e.message}`, { cause: err, host: u.host, url });
     } finally {
       clearTimeout(timer);
       signal.removeEventListener('abort', onAbort);

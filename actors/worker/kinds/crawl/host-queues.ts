@@ -17,7 +17,7 @@ import type { Politeness, Release } from './politeness.js';
 export interface Entry {
   url: string;
   depth: number;
-  /** Times this URL was answered 429/503 and put back. */
+  /** Times this URL was put back: answered 429/503, or its host did not answer. */
   retries?: number;
 }
 

@@ -118,6 +118,7 @@ class Crawl {
         return attempt <= spec.maxRetries;
       },
       failed: (host) => !this.health.failed(host),
+      answered: (host) => this.health.ok(host),
     });
     this.filter = new UrlFilter(spec, this.health, this.robots);
     this.checkpoints = new CheckpointWriter(ctx, this.frontier, () => this.counters(), (err) => this.fail(err));

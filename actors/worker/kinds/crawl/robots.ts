@@ -1,10 +1,13 @@
 // robots.txt, fetched once per origin and cached for the crawl, read with
 // robots-parser under the user-agent token `gaffer`. Failures follow RFC 9309:
 // an unavailable robots.txt (4xx, or too many redirects) allows everything;
-// an unreachable one (5xx, network error, timeout) disallows the whole origin,
-// since we cannot know what the site asked for. A 429 or 503 is first
-// waited out and tried again (RobotsPolicy), and a network error or timeout
-// counts towards parking the host; a parked host is disallowed whole.
+// an unreachable one (5xx, network error, timeout) disallows the whole origin
+// for as long as it stays unreachable, since we cannot know what the site
+// asked for. "For now", not for the crawl: each such answer counts as a
+// failure of the host and is asked again after the host's back-off
+// (RobotsPolicy), while the host's URLs wait; only a host parked after
+// parkAfter failures in a row is disallowed whole, and the crawl reports it
+// parked. A 429 or 503 is first waited out and tried again as a throttle.
 
 import robotsParserModule from 'robots-parser';
 import { canonicalize } from './frontier.js';
@@ -44,8 +47,10 @@ export interface RobotsLog {
 export interface RobotsPolicy {
   /** A 429 or 503, with its Retry-After header; `attempt` counts from 1. */
   throttled(host: string, retryAfter: string | null, attempt: number): boolean;
-  /** A network error or timeout; false once the host is parked. */
+  /** A network error, timeout or 5xx; false once the host is parked. */
   failed(host: string): boolean;
+  /** robots.txt was read (or found absent): the host answers, its failure streak ends. */
+  answered(host: string): void;
 }
 
 /** What one origin's robots.txt says beyond its rules. */
@@ -121,6 +126,7 @@ export class RobotsCache {
           throw err;
         }
         if (res.status >= 200 && res.status < 300) {
+          this.policy.answered(host);
           // Parsed against the original URL: the rules apply to this origin
           // even when the file was served from elsewhere.
           const parsed = robotsParser(robotsUrl, (res.body ?? Buffer.alloc(0)).toString('utf8'));
@@ -137,8 +143,11 @@ export class RobotsCache {
           continue;
         }
         if (res.status >= 500) {
+          if (this.policy.failed(host)) continue;
           this.log.warn({ url: robotsUrl, status: res.status }, 'robots.txt unreachable: not crawling this origin');
           rules = DISALLOW_ALL;
+        } else if (res.status !== 429) {
+          this.policy.answered(host);
         }
         break;
       }

@@ -9,7 +9,7 @@ import type { Clock } from '#platform/clock.js';
 import { stateBytes } from './checkpoint.js';
 import type { Politeness } from './politeness.js';
 import { MAX_HOSTS_KEPT, type ShardCrawlResult } from './shard-items.js';
-import type { ShardCounts } from './shard-progress.js';
+import { noSkips, type ShardCounts, type Skips } from './shard-progress.js';
 
 export const SHARDED_CHECKPOINT_VERSION = 2;
 
@@ -45,7 +45,7 @@ export function readShardCheckpoint(checkpointed: Json | undefined): ShardStart 
   return {
     found: cp !== undefined,
     counts: {
-      pages: count(cp?.pages), errors: count(cp?.errors), skipped: count(cp?.skipped),
+      pages: count(cp?.pages), errors: count(cp?.errors), skipped: count(cp?.skipped), skips: skipsOf(cp?.skips),
       duplicates: count(cp?.duplicates), deferred: count(cp?.deferred),
     },
     parked: Array.isArray(cp?.parked) ? cp.parked.filter((h): h is string => typeof h === 'string') : [],
@@ -53,6 +53,13 @@ export function readShardCheckpoint(checkpointed: Json | undefined): ShardStart 
     delays,
     blocks,
   };
+}
+
+function skipsOf(v: Json | undefined): Skips {
+  const out = noSkips();
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return out;
+  for (const k of Object.keys(out) as Array<keyof Skips>) out[k] = count(v[k]);
+  return out;
 }
 
 /** restorePoliteness sets the kept Crawl-delays and the Retry-After blocks still running. */

@@ -6,6 +6,7 @@
 import type { Json } from '#kinds/api.js';
 import { canonicalize } from './frontier.js';
 import type { Entry } from './host-queues.js';
+import type { Skips } from './shard-progress.js';
 
 /** Most queue items a shard holds unacknowledged (the consumer allows 10,000). */
 export const WINDOW = 4000;
@@ -40,6 +41,8 @@ export interface ShardCrawlResult {
   pages: number;
   errors: number;
   skipped: number;
+  /** Why the skipped URLs were not fetched (parked: their host failed parkAfter times in a row). */
+  skips: Skips;
   /** Items dropped because their URL was seen before (a link found on another page). */
   duplicates: number;
   /** Items sent to the back of the queue (deferral.ts). */

@@ -1,5 +1,6 @@
 // The fetch of one held queue item of a sharded crawl: robots.txt, the
-// request (each redirect vetted by follow), a 429/503 retry, extraction,
+// request (each redirect vetted by follow), a retry after a 429/503 or a
+// host that did not answer, extraction,
 // the sends of its links and its emit, and only then done() (whose ack
 // waits for the seen delta). The shard loop (sharded.ts) only schedules
 // these; keeping the step apart keeps what makes a page count as done in
@@ -19,7 +20,7 @@ import { hash64, type SeenSet } from './seen-set.js';
 import type { SeenLog } from './seen-log.js';
 import type { Job } from './shard-items.js';
 import type { ShardLinks } from './shard-links.js';
-import type { ShardProgress } from './shard-progress.js';
+import type { ShardProgress, SkipReason } from './shard-progress.js';
 import type { CrawlSpec } from './spec.js';
 import type { UrlFilter } from './url-filter.js';
 
@@ -39,8 +40,8 @@ export interface ShardPageParts {
   /** The seen log, there once the shard has loaded its seen-set. */
   seenLog: () => SeenLog;
   progress: ShardProgress;
-  skip: (url: string) => void;
-  skipJob: (job: Job) => void;
+  skip: (url: string, why: SkipReason) => void;
+  skipJob: (job: Job, why: SkipReason) => void;
   done: (job: Job) => void;
   report: () => void;
 }
@@ -78,8 +79,9 @@ export class ShardPage {
     }
     const [hi, lo] = hash64(target);
     if (seen.hasHash(hi, lo)) return 'seen';
-    if (filter.refused(target) || (spec.obeyRobots && !(await robots.allowed(target)))) {
-      this.s.skip(target);
+    const why = filter.refusal(target) ?? (spec.obeyRobots && !(await robots.allowed(target)) ? 'robots' : undefined);
+    if (why !== undefined) {
+      this.s.skip(target, why);
       return 'refused';
     }
     if (!seen.addHash(hi, lo)) return 'seen';
@@ -99,7 +101,8 @@ export class ShardPage {
         }
         if (!(await robots.allowed(job.url))) {
           slot?.();
-          return this.s.skipJob(job);
+          // Disallowed whole when its host was parked (robots.txt unreachable parkAfter times).
+          return this.s.skipJob(job, health.isParked(hostOf(job.url)) ? 'parked' : 'robots');
         }
       }
       const first = slot;
@@ -117,7 +120,7 @@ export class ShardPage {
           job.retries = (job.retries ?? 0) + 1;
           job.url = res.url;
           await Promise.all(sends);
-          if (!this.s.queues.add(job, true)) this.s.skipJob(job);
+          if (!this.s.queues.add(job, true)) this.s.skipJob(job, 'parked');
           this.s.report();
           return;
         }
@@ -136,10 +139,21 @@ export class ShardPage {
       // Stopping: the item stays held and goes back to the queue as the attempt ends.
       if (signal.aborted) return;
       if (!(err instanceof FetchError)) throw err; // a send or emit refused: fatal, and the item stays held
-      this.s.progress.errors++;
-      ctx.log.warn({ url: job.url, err: err.message }, 'crawl: page failed');
-      if (err.host !== undefined) health.failed(err.host);
+      const parked = err.host !== undefined && health.failed(err.host);
       await Promise.all(sends);
+      // The host did not answer (a network error or a timeout, which a stall
+      // of this process causes as well): like a throttle, the page stays held,
+      // waits out the host's back-off and is asked again. Given up (an error)
+      // after maxRetries, or at once when that failure parked the host.
+      if (err.host !== undefined && !parked && (job.retries ?? 0) < spec.maxRetries) {
+        job.retries = (job.retries ?? 0) + 1;
+        if (err.url !== undefined) job.url = err.url;
+        if (!this.s.queues.add(job, true)) this.s.skipJob(job, 'parked');
+        this.s.report();
+        return;
+      }
+      this.s.progress.errors++;
+      ctx.log.warn({ url: job.url, err: err.message, retries: job.retries ?? 0 }, 'crawl: page failed');
       this.s.done(job);
     }
   }

@@ -7,11 +7,23 @@ import type { ShardCrawlResult } from './shard-items.js';
 
 const RATE_WINDOW_MS = 5000;
 
+/**
+ * Why a URL was not fetched: the spec's filters (sameHost, include/exclude,
+ * maxDepth), robots.txt, its host parked after failing parkAfter times in a
+ * row, or the shard's share of maxPages used up.
+ */
+export type SkipReason = 'filtered' | 'robots' | 'parked' | 'maxPages';
+export type Skips = { [R in SkipReason]: number };
+
+export const noSkips = (): Skips => ({ filtered: 0, robots: 0, parked: 0, maxPages: 0 });
+
 /** The counters a shard keeps across attempts (through its checkpoint). */
 export interface ShardCounts {
   pages: number;
   errors: number;
+  /** URLs not fetched, all reasons; `skips` says why. */
   skipped: number;
+  skips: Skips;
   duplicates: number;
   deferred: number;
 }
@@ -28,6 +40,7 @@ export class ShardProgress implements ShardCounts {
   pages = 0;
   errors = 0;
   skipped = 0;
+  skips = noSkips();
   duplicates = 0;
   deferred = 0;
   /** [ms, pages] samples over the last RATE_WINDOW_MS. */
@@ -40,11 +53,12 @@ export class ShardProgress implements ShardCounts {
 
   restore(c: ShardCounts): void {
     ({ pages: this.pages, errors: this.errors, skipped: this.skipped, duplicates: this.duplicates, deferred: this.deferred } = c);
+    this.skips = { ...c.skips };
   }
 
   result(parked: string[]): ShardCrawlResult {
     return {
-      shard: this.shard, pages: this.pages, errors: this.errors, skipped: this.skipped,
+      shard: this.shard, pages: this.pages, errors: this.errors, skipped: this.skipped, skips: { ...this.skips },
       duplicates: this.duplicates, deferred: this.deferred, parked,
     };
   }
@@ -69,6 +83,7 @@ export class ShardProgress implements ShardCounts {
       inFlight: g.inFlight,
       errors: this.errors,
       skipped: this.skipped,
+      skips: { ...this.skips },
       duplicates: this.duplicates,
       deferred: this.deferred,
       parked: g.parked,

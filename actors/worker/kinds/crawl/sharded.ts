@@ -30,7 +30,8 @@
 //
 // maxPages is split statically (shareOf, shard-items.ts): no overshoot.
 //
-// A shard that starts again (attempt > 1) sends nothing to any host for one
+// A shard that starts again (attempt > 1, or the same attempt again after its
+// worker's lease lapsed and came back) sends nothing to any host for one
 // full politeness interval (the longest of 1/perHostRps window and any
 // Crawl-delay it kept), so its first request and the previous owner's last
 // never share a window; Retry-After blocks still running are restored.
@@ -52,7 +53,7 @@ import { readShardCheckpoint, restorePoliteness, ShardCheckpointer, type ShardSt
 import { HOST_CAP, MAX_HOSTS_KEPT, parseItem, shareOf, WINDOW, type Job, type ShardCrawlResult } from './shard-items.js';
 import { ShardLinks } from './shard-links.js';
 import { ShardPage } from './shard-page.js';
-import { ShardProgress } from './shard-progress.js';
+import { ShardProgress, type SkipReason } from './shard-progress.js';
 import type { CrawlSpec } from './spec.js';
 import { UrlFilter } from './url-filter.js';
 
@@ -103,7 +104,7 @@ export class ShardedCrawl {
     this.delays = this.start.delays;
     // A shard started again waits one full interval before its first request (see the top).
     const interval = windowWithDelay(spec.perHostRps, Math.max(0, ...this.delays.values())).ms;
-    const again = ctx.attempt > 1 || this.start.found;
+    const again = ctx.attempt > 1 || ctx.rerun === true || this.start.found;
     this.politeness = new Politeness({
       rps: spec.perHostRps,
       concurrency: spec.perHostConcurrency,
@@ -123,14 +124,15 @@ export class ShardedCrawl {
         return attempt <= spec.maxRetries;
       },
       failed: (host) => !this.health.failed(host),
+      answered: (host) => this.health.ok(host),
     });
     this.filter = new UrlFilter(spec, this.health, this.robots);
-    this.links = new ShardLinks(ctx, spec, this.seen, this.filter, (url) => this.skip(url));
+    this.links = new ShardLinks(ctx, spec, this.seen, this.filter, (url) => this.skip(url, 'filtered'));
     this.checkpointer = new ShardCheckpointer(ctx, this.politeness, this.clock, (err) => this.fail(err));
     this.fetches = new ShardPage({
       ctx, spec, signal: this.stop.signal, fetcher: this.fetcher, robots: this.robots, health: this.health, queues: this.queues,
       filter: this.filter, links: this.links, seen: this.seen, seenLog: () => this.seenLog!, progress: this.progress,
-      skip: (url) => this.skip(url), skipJob: (job) => this.skipJob(job), done: (job) => this.done(job), report: () => this.report(),
+      skip: (url, why) => this.skip(url, why), skipJob: (job, why) => this.skipJob(job, why), done: (job) => this.done(job), report: () => this.report(),
     });
     this.politeness.onChange = (host) => {
       this.queues.wake(host);
@@ -138,7 +140,7 @@ export class ShardedCrawl {
     };
     this.health.onPark = (host) => {
       ctx.log.warn({ host, after: spec.parkAfter, shard: this.index }, 'crawl: host parked after failing repeatedly; crawling on without it');
-      for (const e of this.queues.park(host)) this.skipJob(e as Job);
+      for (const e of this.queues.park(host)) this.skipJob(e as Job, 'parked');
     };
     for (const h of this.health.parked) this.queues.park(h);
     this.queues.onNewHost = (host, url) => this.setup(host, new URL(url).origin);
@@ -240,7 +242,9 @@ export class ShardedCrawl {
     if (k > 0 && q.t !== undefined) this.deferPause.back(this.clock.wall() - q.t);
     const job: Job = { url: q.u, depth: q.d, ack: () => inbox.ack(), ticket, k, id: urlId(q.u) };
     this.held++;
-    if (this.exhausted() || q.d > this.spec.maxDepth || this.filter.refused(q.u) || !this.queues.add(job)) this.skipJob(job);
+    const why: SkipReason | undefined = this.exhausted() ? 'maxPages' : q.d > this.spec.maxDepth ? 'filtered' : this.filter.refusal(q.u);
+    if (why !== undefined) this.skipJob(job, why);
+    else if (!this.queues.add(job)) this.skipJob(job, 'parked');
   }
 
   /** defer gives back the newest items of hosts over HOST_CAP while the window is full; returns how many. */
@@ -282,7 +286,7 @@ export class ShardedCrawl {
         this.running.add(p);
       }
       // Out of budget: what is queued is skipped (and acknowledged), like an unsharded crawl's leftovers at maxPages.
-      if (this.exhausted() && this.running.size === 0 && this.queues.queued > 0) for (const e of this.queues.drain()) this.skipJob(e as Job);
+      if (this.exhausted() && this.running.size === 0 && this.queues.queued > 0) for (const e of this.queues.drain()) this.skipJob(e as Job, 'maxPages');
       await this.idle(nextAt);
     }
   }
@@ -326,12 +330,14 @@ export class ShardedCrawl {
     this.nudge();
   }
 
-  private skip(url: string): void {
-    if (this.skippedUrls.add(url)) this.progress.skipped++;
+  private skip(url: string, why: SkipReason): void {
+    if (!this.skippedUrls.add(url)) return;
+    this.progress.skipped++;
+    this.progress.skips[why]++;
   }
 
-  private skipJob(job: Job): void {
-    this.skip(job.url);
+  private skipJob(job: Job, why: SkipReason): void {
+    this.skip(job.url, why);
     this.done(job);
   }
 

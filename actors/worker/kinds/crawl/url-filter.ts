@@ -22,10 +22,15 @@ export class UrlFilter {
 
   /** refused: the spec's filters, a parked host, or a cached robots.txt rule out `url`. */
   refused(url: string): boolean {
+    return this.refusal(url) !== undefined;
+  }
+
+  /** refusal says why `url` is ruled out (as refused does), or undefined when it is not. */
+  refusal(url: string): 'filtered' | 'parked' | 'robots' | undefined {
     const host = hostOf(url);
-    if (this.bySpec(url, host)) return true;
-    if (this.health.isParked(host)) return true;
-    return this.spec.obeyRobots && this.robots.allowedNow(url) === false;
+    if (this.bySpec(url, host)) return 'filtered';
+    if (this.health.isParked(host)) return 'parked';
+    return this.spec.obeyRobots && this.robots.allowedNow(url) === false ? 'robots' : undefined;
   }
 
   /** filtered: ruled out by what every shard knows (depth, sameHost, include/exclude), so not worth sending. */
