@@ -21,7 +21,7 @@ export function millionReport(m: MillionResult): string {
   ];
   const c = m.config;
   return [
-    `million: ${a.applied} resources (${a.refused} refused, ${a.failedRequests} failed requests) on ${c.workers} workers (${m.pools} pools of ${c.perPool}, one alone), ${a.files} files, ${c.inflight} in flight, TTL ${c.ttlSeconds} s`,
+    `million: ${a.applied} resources (${a.refused} refused, ${a.failedRequests} failed requests) on ${c.workers} workers (${m.pools} pools of ${c.perPool}, one alone), ${a.files} files, ${c.inflight} in flight, TTL ${c.ttlSeconds} s, etcd compaction ${c.compaction}`,
     table(['million', 'value', 'target', 'status'], rows, { align: ['left', 'right', 'left', 'left'], rule: true }),
     table(
       ['memory and storage', 'value'],

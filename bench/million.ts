@@ -34,6 +34,8 @@ export interface MillionConfig {
   /** Apply requests in flight. */
   inflight: number;
   ttlSeconds: number;
+  /** etcd's automatic compaction during the run (BENCH_MILLION_COMPACTION=off: none until the end's compact and defrag). */
+  compaction: 'periodic' | 'off';
   /** Samples of the single-add and list-page latencies. */
   samples: number;
   /** How long the apply may take before the part reports how far it got. */
@@ -52,6 +54,7 @@ export function millionConfig(env: NodeJS.ProcessEnv = process.env): MillionConf
     perPool: num('BENCH_MILLION_PER_POOL', 100, 1),
     inflight: num('BENCH_MILLION_INFLIGHT', 4, 1),
     ttlSeconds: num('BENCH_MILLION_TTL', 5, 2),
+    compaction: env.BENCH_MILLION_COMPACTION === 'off' ? 'off' : 'periodic',
     samples: num('BENCH_MILLION_SAMPLES', 200, 10),
     limitMs: num('BENCH_MILLION_LIMIT_MS', 900_000, 10_000),
   };
@@ -152,7 +155,7 @@ export async function million(_cfg: BenchConfig, log: (s: string) => void, m: Mi
   const pools = Math.ceil((m.workers - 1) / m.perPool);
   const capacity = Math.ceil((N / m.workers) * 1.5);
   const cluster = await LocalCluster.start({
-    masters: 0, workers: 0, ttlSeconds: m.ttlSeconds,
+    masters: 0, workers: 0, ttlSeconds: m.ttlSeconds, etcdCompaction: m.compaction,
     env: { NODE_OPTIONS: '--expose-gc --max-old-space-size=6144' },
   });
   const children: Child[] = [];

@@ -10,7 +10,7 @@ import { leaseTiming } from '#platform/etcd/lease.js';
 import { NatsBus } from '#platform/nats/bus.js';
 import { ClientService } from '#platform/nats/service.js';
 import { ensureResultsStream } from '#platform/nats/results.js';
-import { countQueued, dropQueues, ensureShardsStream } from '#platform/nats/shard-queues.js';
+import { dropQueues, ensureShardsStream, QueueCounter } from '#platform/nats/shard-queues.js';
 import { ensureTaskStateBucket } from '#platform/nats/task-state.js';
 import { reportHeapOnSignal } from '#platform/heap.js';
 import { createMetrics, metricsHost, startMetricsServer, type MetricsServer } from '#platform/metrics.js';
@@ -61,6 +61,7 @@ export class MasterProcess {
     reportHeapOnSignal(log, () => ({ dedupeEntries: metrics.dedupeEntries }));
     let p: MasterProcess | undefined;
     let election: Election | undefined;
+    const counter = new QueueCounter(nc);
     const master = new Master({
       id: cfg.id,
       bus: new NatsBus(nc),
@@ -72,7 +73,7 @@ export class MasterProcess {
       parkMs: cfg.parkMs ?? DEFAULTS.parkMs,
       standby: cfg.standby !== false,
       ...(cfg.rebalance ? { rebalance: cfg.rebalance } : {}),
-      shardQueues: { count: (id, n) => countQueued(nc, id, n), drop: (id, n) => dropQueues(nc, id, n) },
+      shardQueues: { count: (id, n) => counter.count(id, n), drop: (id, n) => dropQueues(nc, id, n) },
       countError: (subject, err) => p?.service?.countError(subject, err),
     });
     p = new MasterProcess(cfg, nc, store, master, log);

@@ -9,7 +9,7 @@ import { connect, runClient } from './client-command.js';
 import { Exit, fail, flushStdout } from './exit.js';
 import { examples } from './help.js';
 import { crawlTable, crawlView } from './crawl-format.js';
-import { countQueued } from '#platform/nats/shard-queues.js';
+import { QueueCounter } from '#platform/nats/shard-queues.js';
 import type { GafferClient } from '#client/client.js';
 import type { Resource } from '#protocol/messages.js';
 
@@ -19,7 +19,7 @@ const DONE = new Set(['completed', 'failed']);
 async function view(client: GafferClient, name: string) {
   const r: Resource = await client.get(name);
   let backlog: number[] | undefined;
-  if (r.shards && !DONE.has(r.state)) backlog = await countQueued(client.nc, r.id, r.shards.length).catch(() => undefined);
+  if (r.shards && !DONE.has(r.state)) backlog = await new QueueCounter(client.nc).count(r.id, r.shards.length).catch(() => undefined);
   return crawlView(r, backlog);
 }
 

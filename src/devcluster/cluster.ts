@@ -24,6 +24,8 @@ export interface ClusterOptions {
   masters?: number;
   workers?: number;
   ttlSeconds?: number;
+  /** etcd's automatic compaction: periodic (ETCD_STORAGE_FLAGS, the default) or off (the caller compacts). */
+  etcdCompaction?: 'periodic' | 'off';
   etcdMembers?: number;
   /**
    * nats-servers to start, routed to each other (default 1). With several,
@@ -115,6 +117,7 @@ export class LocalCluster {
       : await startEtcd({
           dir: join(dir, 'etcd'),
           size: opts.etcdMembers ?? 1,
+          ...(opts.etcdCompaction ? { compaction: opts.etcdCompaction } : {}),
           ...(secure ? { tls: secure.certs.etcd, ...(opts.etcdAuthTokenTtl ? { authTokenTtl: opts.etcdAuthTokenTtl } : {}) } : {}),
         });
     // With TLS, host names: Node warns when TLS is asked to verify an IP address by name (SNI).

@@ -289,6 +289,8 @@ export interface EtcdCluster {
 export interface EtcdOptions {
   dir: string;
   size?: number;
+  /** off: no automatic compaction (a bench that compacts itself). */
+  compaction?: 'periodic' | 'off';
   inherit?: boolean;
   /**
    * TLS for clients and peers (https, peers verify each other); /health then
@@ -356,6 +358,8 @@ export async function startEtcd(opts: EtcdOptions): Promise<EtcdCluster> {
         '--heartbeat-interval', '50',
         '--election-timeout', '500',
         ...ETCD_STORAGE_FLAGS,
+        // The last of a repeated flag wins.
+        ...(opts.compaction === 'off' ? ['--auto-compaction-retention', '0'] : []),
         ...security(i),
         ...(opts.authTokenTtl ? ['--auth-token-ttl', String(opts.authTokenTtl)] : []),
       ],

@@ -72,15 +72,36 @@ export async function ensureShardsStream(nc: NatsConnection, opts: { replicas?: 
 export const consumerName = (resourceId: string, index: number): string => `${resourceId}_${index}`;
 
 /**
- * countQueued counts the items stored for each of a resource's shards
+ * QueueCounter counts the items stored for each of a resource's shards
  * (delivered but unacknowledged ones included), at one instant: the leader's
- * completion check.
+ * completion check, which a count of zero too many would end early. So a
+ * count is refused (UnavailableError: ask again) when it cannot be trusted:
+ * - a clustered stream without a leader, or with a replica not current;
+ * - a stream whose last sequence went back since the last count: nats-server
+ *   2.9.10 can reset a clustered stream's state when its nodes restart, and
+ *   read it empty meanwhile. The lower sequence is taken as the new base, so
+ *   a stream an operator recreated is refused once, not forever.
  */
-export async function countQueued(nc: NatsConnection, resourceId: string, count: number): Promise<number[]> {
-  const jsm = await nc.jetstreamManager({ checkAPI: false, timeout: SHARD_QUEUE_DEFAULTS.timeoutMs });
-  const info = await jsm.streams.info(SHARDS_STREAM, { subjects_filter: subjects.shardQueues(resourceId) });
-  const by = (info.state.subjects ?? {}) as Record<string, number>;
-  return Array.from({ length: count }, (_, i) => by[subjects.shardQueue(resourceId, i)] ?? 0);
+export class QueueCounter {
+  private lastSeq = 0;
+
+  constructor(private readonly nc: NatsConnection) {}
+
+  async count(resourceId: string, count: number): Promise<number[]> {
+    const jsm = await this.nc.jetstreamManager({ checkAPI: false, timeout: SHARD_QUEUE_DEFAULTS.timeoutMs });
+    const info = await jsm.streams.info(SHARDS_STREAM, { subjects_filter: subjects.shardQueues(resourceId) });
+    const c = info.cluster;
+    if (c && (!c.leader || (c.replicas ?? []).some((r) => !r.current))) {
+      throw new UnavailableError(`stream ${SHARDS_STREAM} has ${c.leader ? 'a replica that is not current' : 'no leader'}; counting again later`);
+    }
+    const seen = this.lastSeq;
+    this.lastSeq = info.state.last_seq;
+    if (info.state.last_seq < seen) {
+      throw new UnavailableError(`stream ${SHARDS_STREAM} went back from sequence ${seen} to ${info.state.last_seq} (its state was reset); counting again later`);
+    }
+    const by = (info.state.subjects ?? {}) as Record<string, number>;
+    return Array.from({ length: count }, (_, i) => by[subjects.shardQueue(resourceId, i)] ?? 0);
+  }
 }
 
 /** dropQueues removes a deleted resource's items and consumers (best effort: what fails stays until the stream's bounds drop it). */
@@ -94,6 +115,13 @@ export async function dropQueues(nc: NatsConnection, resourceId: string, count: 
 const INBOX_BATCH = 64;
 /** How long one pull request waits for items (the client takes no less than 1 s). */
 const FETCH_MS = 2000;
+/**
+ * How long an inbox's pulls may bring nothing while its subject holds items
+ * that nobody has been delivered before the consumer is taken for broken:
+ * longer than an ack wait plus a pull, so that items out with a holder that
+ * died have come back by then.
+ */
+export const STUCK_AFTER_MS = SHARD_QUEUE_DEFAULTS.ackWaitMs + 2 * FETCH_MS;
 
 /** QueuedItem is one item as a shard receives it. */
 export interface QueuedItem {
@@ -135,7 +163,7 @@ export class ShardQueues {
   }
 
   /** inbox opens (creating if needed) a shard's durable consumer. */
-  async inbox(resourceId: string, index: number, opts: { ackWaitMs?: number } = {}): Promise<ShardInbox> {
+  async inbox(resourceId: string, index: number, opts: { ackWaitMs?: number; stuckAfterMs?: number } = {}): Promise<ShardInbox> {
     const jsm = await this.nc.jetstreamManager({ checkAPI: false, timeout: SHARD_QUEUE_DEFAULTS.timeoutMs });
     const name = consumerName(resourceId, index);
     const cfg = {
@@ -154,7 +182,22 @@ export class ShardQueues {
         throw jsError(`opening the inbox of shard ${index}`, err);
       });
     }
-    return new ShardInbox(await this.js.consumers.get(SHARDS_STREAM, name));
+    const subject = subjects.shardQueue(resourceId, index);
+    // nats-server 2.9.10 can reset a clustered stream's state when its nodes
+    // restart, and leave a consumer that believes it delivered past the
+    // stream's last sequence (or one that delivers nothing): items then stay
+    // stored, counted by the completion check and never delivered. Items
+    // stored, none delivered and unacknowledged, and pulls bringing nothing:
+    // the consumer is deleted, and the shard opens a new one that delivers
+    // what is stored from the start.
+    const repair = async (): Promise<boolean> => {
+      const [c, st] = await Promise.all([jsm.consumers.info(SHARDS_STREAM, name), jsm.streams.info(SHARDS_STREAM, { subjects_filter: subject })]);
+      const stored = ((st.state.subjects ?? {}) as Record<string, number>)[subject] ?? 0;
+      if (stored === 0 || c.num_ack_pending > 0) return false;
+      await jsm.consumers.delete(SHARDS_STREAM, name);
+      return true;
+    };
+    return new ShardInbox(await this.js.consumers.get(SHARDS_STREAM, name), repair, opts.stuckAfterMs);
   }
 }
 
@@ -177,11 +220,21 @@ export class ShardInbox {
   /** The pulls failed (consumer deleted, connection closed): the caller opens the inbox again. */
   ended = false;
 
-  constructor(private readonly consumer: Consumer) {
+  /**
+   * @param repair checks whether the consumer is broken (items stored that it
+   *   does not deliver) and if so deletes it; true when it did. Asked once
+   *   pulls have brought nothing for STUCK_AFTER_MS, and again as often.
+   */
+  constructor(
+    private readonly consumer: Consumer,
+    private readonly repair: () => Promise<boolean> = async () => false,
+    private readonly stuckAfterMs = STUCK_AFTER_MS,
+  ) {
     void this.pull();
   }
 
   private async pull(): Promise<void> {
+    let quietSince = Date.now();
     while (!this.closed) {
       if (this.queue.length >= INBOX_BATCH) {
         await new Promise<void>((resolve) => (this.room = resolve));
@@ -189,7 +242,17 @@ export class ShardInbox {
       }
       try {
         const batch = await this.consumer.fetch({ max_messages: INBOX_BATCH - this.queue.length, expires: FETCH_MS });
-        for await (const m of batch) this.offer(m);
+        let got = 0;
+        for await (const m of batch) {
+          got++;
+          this.offer(m);
+        }
+        if (got > 0) quietSince = Date.now();
+        else if (Date.now() - quietSince >= this.stuckAfterMs) {
+          quietSince = Date.now();
+          // Repaired: the pulls end, and the shard opens its inbox again on a new consumer.
+          if (!this.closed && (await this.repair())) throw new Error('consumer repaired');
+        }
       } catch {
         this.ended = true;
         break;
