@@ -10,10 +10,12 @@
 // every later one.
 //
 // A transaction whose answer never came (a call deadline on a loaded etcd)
-// may or may not have applied. It is sent again as it was: the chain key
-// tells the two apart (the store answers a copy that finds its own next
-// value with the revision it applied at), so an unknown outcome costs one
-// more transaction instead of a reload of the whole cluster.
+// may or may not have applied. While our own lease is certainly alive (etcd
+// answers us, slowly) it is sent again as it was: the chain key tells the
+// two apart (the store answers a copy that finds its own next value with the
+// revision it applied at), so an unknown outcome costs one more transaction
+// instead of a reload of the whole cluster. Once the lease is in doubt (etcd
+// down, quorum lost) it fails at once: clients must hear UNAVAILABLE fast.
 
 import { randomBytes } from 'node:crypto';
 import { keys } from '#protocol/keys.js';
@@ -62,6 +64,8 @@ export class Committer {
     private readonly guard: Guard,
     private chainValue: Uint8Array | undefined,
     private readonly clock: Clock,
+    /** Whether etcd answers us at all (our lease is certainly alive): a lost answer is sent again only then. */
+    private readonly reachable: () => boolean,
     private readonly observer?: CommitObserver,
   ) {}
 
@@ -123,7 +127,7 @@ export class Committer {
           this.observer?.txn((this.clock.now() - t0) / 1000);
           return rev;
         } catch (err) {
-          if (err instanceof UnavailableError && unknown++ < UNKNOWN_OUTCOME_RETRIES) {
+          if (err instanceof UnavailableError && this.reachable() && unknown++ < UNKNOWN_OUTCOME_RETRIES) {
             this.observer?.unknownOutcome?.();
             await this.clock.sleep(UNKNOWN_OUTCOME_PAUSE_MS);
             continue;

@@ -58,6 +58,8 @@ export interface LeaderDeps {
   guard: Guard;
   /** Every master in the election, leader first. */
   members: () => string[];
+  /** Our own lease is certainly alive: a commit whose answer was lost is sent again only then (etcd answers us, slowly). */
+  storeReachable: () => boolean;
   /** Our fence failed: step down. Unanswered requests go back to be forwarded. */
   onFenceLost: (unanswered: ClientRequest[]) => void;
   /** A forwarded request arrived after this leader stopped taking requests. */
@@ -186,7 +188,7 @@ export class Leader {
 
   private newCommitter(chainValue: Uint8Array | undefined): Committer {
     const { metrics } = this.d;
-    return new Committer(this.d.store, this.d.guard, chainValue, this.d.clock, {
+    return new Committer(this.d.store, this.d.guard, chainValue, this.d.clock, this.d.storeReachable, {
       txn: (s) => metrics.observeCommit(s),
       batch: (n) => metrics.observeBatch(n),
       unknownOutcome: () => metrics.observeUnknownOutcome(),

@@ -150,6 +150,7 @@ export class Master {
       id,
       guard,
       members: () => this.election.members,
+      storeReachable: () => this.election.storeReachable,
       onFenceLost: (unanswered) => {
         this.election.stepDown('fence failed');
         // Our own requests go back in flight; the next leader gets them once it is known.

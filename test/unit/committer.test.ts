@@ -13,14 +13,14 @@ import { MemStore } from '../fakes/store.js';
 const put = (k: string): Op[] => [{ put: k, value: Buffer.from(k) }];
 
 /** A committer leading on `store`, counting the transactions it sends again after a lost answer. */
-async function setup<S extends MemStore = MemStore>(makeStore: (clock: FakeClock) => S = (c) => new MemStore(c) as S) {
+async function setup<S extends MemStore = MemStore>(makeStore: (clock: FakeClock) => S = (c) => new MemStore(c) as S, reachable = () => true) {
   const clock = new FakeClock();
   const store = makeStore(clock);
   const lease = await store.grantLease(60);
   const key = keys.candidate(lease);
   const rev = await store.txn(undefined, [{ put: key, value: Buffer.from('m1'), lease }]);
   let unknown = 0;
-  const committer = new Committer(store, { key, createRevision: rev }, undefined, clock, { txn: () => undefined, batch: () => undefined, unknownOutcome: () => unknown++ });
+  const committer = new Committer(store, { key, createRevision: rev }, undefined, clock, reachable, { txn: () => undefined, batch: () => undefined, unknownOutcome: () => unknown++ });
   return { clock, store, committer, unknown: () => unknown };
 }
 
@@ -89,7 +89,7 @@ test('chain values differ between committers of one term, so a late write of the
   await committer.commit([{ ops: put('gaffer/resources/a') }], 1);
   const v1 = Buffer.from(store.kv.get(keys.commitChain)!.value).toString();
   const guardKey = [...store.kv.keys()].find((k) => k.startsWith(keys.electionPrefix))!;
-  const again = new Committer(store, { key: guardKey, createRevision: store.kv.get(guardKey)!.createRevision }, undefined, new FakeClock());
+  const again = new Committer(store, { key: guardKey, createRevision: store.kv.get(guardKey)!.createRevision }, undefined, new FakeClock(), () => true);
   // Both start from nothing; the second's first value must not repeat the first's.
   await store.txn(undefined, [{ del: keys.commitChain }]);
   await again.commit([{ ops: put('gaffer/resources/b') }], 1);
@@ -130,7 +130,7 @@ class LossyStore extends MemStore {
   }
 }
 
-const lossy = () => setup((c) => new LossyStore(c));
+const lossy = (reachable = () => true) => setup((c) => new LossyStore(c), reachable);
 
 const written = (store: MemStore) => store.applied.flatMap((t) => t.ops.map((o) => ('put' in o ? o.put : o.del))).filter((k) => k.startsWith('gaffer/resources/'));
 
@@ -184,4 +184,11 @@ test('an outcome still unknown after every retry fails the batch and every later
   await assert.rejects(second);
   assert.deepEqual(written(store), [], 'nothing after the failed one applied');
   assert.equal(unknown(), UNKNOWN_OUTCOME_RETRIES);
+});
+
+test('with our own lease in doubt (etcd down, quorum lost) a lost answer fails the batch at once, as before: clients hear UNAVAILABLE fast', async () => {
+  const { store, committer, unknown } = await lossy(() => false);
+  store.fate = () => 'not-applied';
+  await assert.rejects(committer.commit([{ ops: put('gaffer/resources/a') }], 1), UnavailableError);
+  assert.equal(unknown(), 0, 'not sent again');
 });

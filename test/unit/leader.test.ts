@@ -32,6 +32,7 @@ async function setup(opts: { workers?: string[]; seed?: (store: MemStore) => Pro
   await opts.seed?.(store);
   const fenceLost: ClientRequest[][] = [];
   const leader = new Leader({
+    storeReachable: () => true,
     bus,
     store,
     clock,

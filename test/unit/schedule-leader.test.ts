@@ -24,6 +24,7 @@ async function leaderOn(clock: FakeClock, store: MemStore, bus: MemBus, id: stri
   const electionKey = keys.candidate(lease);
   await store.txn(undefined, [{ put: electionKey, value: Buffer.from(id), lease }]);
   const leader = new Leader({
+    storeReachable: () => true,
     bus, store, clock, id,
     guard: { key: electionKey, createRevision: store.kv.get(electionKey)!.createRevision },
     members: () => [id],
