@@ -28,7 +28,6 @@
 
 import { setMaxListeners } from 'node:events';
 import type { Json, TaskContext, TaskKind } from '#kinds/api.js';
-import { orAborted } from '#platform/abortable.js';
 import { systemClock, type Clock } from '#platform/clock.js';
 import { isThrottle } from './backoff.js';
 import { decodeState } from './checkpoint.js';
@@ -47,6 +46,7 @@ import { conditionalHeaders, PageMemory } from './page-memory.js';
 import { SeenSet } from './seen-set.js';
 import { ShardedCrawl } from './sharded.js';
 import { UrlFilter } from './url-filter.js';
+import { Waker } from './waker.js';
 
 /** How long an aborted crawl waits for in-flight emits before its last checkpoint. */
 const ABORT_GRACE_MS = 1000;
@@ -82,11 +82,12 @@ class Crawl {
   private readonly memory: PageMemory | undefined;
   private fatal: Error | undefined;
   /** Wakes the loop when a host may have become ready (a slot released, a setup done). */
-  private nudge: () => void = () => {};
+  private readonly waker: Waker;
   private closed = false;
   private readonly checkpoints: CheckpointWriter;
 
   constructor(private readonly ctx: TaskContext) {
+    this.waker = new Waker(this.clock, this.stop.signal);
     // Everything that can reject the spec or the checkpoint runs before any request.
     this.spec = parseSpec(ctx.spec);
     const { spec } = this;
@@ -124,7 +125,7 @@ class Crawl {
     this.checkpoints = new CheckpointWriter(ctx, this.frontier, () => this.counters(), (err) => this.fail(err));
     this.politeness.onChange = (host) => {
       this.frontier.queues.wake(host);
-      this.nudge();
+      this.waker.nudge();
     };
     this.health.onPark = (host) => {
       ctx.log.warn({ host, after: spec.parkAfter }, 'crawl: host parked after failing repeatedly; crawling on without it');
@@ -168,7 +169,7 @@ class Crawl {
           // Nothing runs that could free a host: waiting would hang for good.
           if (nextAt === undefined) throw new Error(`crawl: ${this.frontier.queued} URLs queued but no host can be scheduled`);
         }
-        await this.idle(nextAt);
+        await this.waker.wait(nextAt, [...this.running, ...this.side]);
       }
       if (this.fatal) throw this.fatal;
       if (this.ctx.signal.aborted) {
@@ -192,18 +193,6 @@ class Crawl {
     }
   }
 
-  /** idle waits until a page or setup finishes, a host may be ready (nudge, or the time `at`), or the crawl stops. */
-  private async idle(at: number | undefined): Promise<void> {
-    const wake = new Promise<void>((resolve) => (this.nudge = resolve));
-    const timer = at === undefined ? undefined : this.clock.after(Math.max(0, at - this.clock.now()), () => this.nudge());
-    try {
-      // The stop wakes the loop even while emits are pending.
-      await orAborted(Promise.race([...this.running, ...this.side, wake]), this.stop.signal, undefined);
-    } finally {
-      timer?.cancel();
-      this.nudge = () => {};
-    }
-  }
 
   private fail(err: Error): void {
     if (this.fatal) return;
@@ -231,12 +220,12 @@ class Crawl {
     const info = this.robots.info(origin);
     if (obeyRobots && info.crawlDelay !== undefined) this.politeness.setCrawlDelay(host, info.crawlDelay);
     this.frontier.queues.ready(host);
-    this.nudge();
+    this.waker.nudge();
     if (sitemaps && this.seedOrigins.has(origin) && !this.health.isParked(host)) {
       const roots = info.sitemaps.length > 0 ? info.sitemaps : [`${origin}/sitemap.xml`];
       await readSitemaps(this.fetcher, roots, this.stop.signal, this.ctx.log, (urls) => {
         this.discover(urls, 0);
-        this.nudge();
+        this.waker.nudge();
       });
     }
   }

@@ -56,6 +56,7 @@ import { ShardPage } from './shard-page.js';
 import { ShardProgress, type SkipReason } from './shard-progress.js';
 import type { CrawlSpec } from './spec.js';
 import { UrlFilter } from './url-filter.js';
+import { Waker } from './waker.js';
 
 const CHECKPOINT_EVERY_MS = 5000;
 const ABORT_GRACE_MS = 1000;
@@ -86,7 +87,8 @@ export class ShardedCrawl {
   private readonly side = new Set<Promise<void>>();
   private held = 0;
   private fatal: Error | undefined;
-  private nudge: () => void = () => {};
+  /** Wakes the loop when a host may have become ready, an item arrived or room was made. */
+  private readonly waker: Waker;
   private roomWaiter: (() => void) | undefined;
   private closed = false;
   private checkpointing: Promise<void> | undefined;
@@ -97,6 +99,7 @@ export class ShardedCrawl {
     /** The holding bounds; tests make them small to exercise deferral. */
     private readonly limits = { window: WINDOW, hostCap: HOST_CAP },
   ) {
+    this.waker = new Waker(this.clock, this.stop.signal);
     if (!ctx.store) throw new Error('crawl: a sharded crawl keeps its seen-set in the task store, and this worker has none');
     this.index = ctx.shard.index;
     this.quota = shareOf(spec.maxPages, this.index, ctx.shard.count);
@@ -136,7 +139,7 @@ export class ShardedCrawl {
     });
     this.politeness.onChange = (host) => {
       this.queues.wake(host);
-      this.nudge();
+      this.waker.nudge();
     };
     this.health.onPark = (host) => {
       ctx.log.warn({ host, after: spec.parkAfter, shard: this.index }, 'crawl: host parked after failing repeatedly; crawling on without it');
@@ -214,7 +217,7 @@ export class ShardedCrawl {
       const r = await orAborted(it.next(), this.stop.signal, { done: true as const, value: undefined });
       if (r.done) break;
       this.accept(r.value);
-      this.nudge();
+      this.waker.nudge();
     }
   }
 
@@ -287,20 +290,10 @@ export class ShardedCrawl {
       }
       // Out of budget: what is queued is skipped (and acknowledged), like an unsharded crawl's leftovers at maxPages.
       if (this.exhausted() && this.running.size === 0 && this.queues.queued > 0) for (const e of this.queues.drain()) this.skipJob(e as Job, 'maxPages');
-      await this.idle(nextAt);
+      await this.waker.wait(nextAt, [...this.running, ...this.side]);
     }
   }
 
-  private async idle(at: number | undefined): Promise<void> {
-    const wake = new Promise<void>((resolve) => (this.nudge = resolve));
-    const timer = at === undefined ? undefined : this.clock.after(Math.max(0, at - this.clock.now()), () => this.nudge());
-    try {
-      await orAborted(Promise.race([...this.running, ...this.side, wake]), this.stop.signal, undefined);
-    } finally {
-      timer?.cancel();
-      this.nudge = () => {};
-    }
-  }
 
   private fail(err: Error): void {
     if (this.stop.signal.aborted && this.ctx.signal.aborted) return;
@@ -327,7 +320,7 @@ export class ShardedCrawl {
       if (this.delays.size < MAX_HOSTS_KEPT) this.delays.set(host, info.crawlDelay);
     }
     this.queues.ready(host);
-    this.nudge();
+    this.waker.nudge();
   }
 
   private skip(url: string, why: SkipReason): void {
