@@ -61,7 +61,8 @@ function setup() {
   const queues = new FakeQueues();
   const reports: Array<{ idle: boolean; seq: number }> = [];
   const own = { yes: true };
-  const io = new ShardIo({ queues, resourceId: 'r1', index: 0, count: 2, clock, owns: () => own.yes, report: (idle, seq) => reports.push({ idle, seq }) });
+  let seq = 0;
+  const io = new ShardIo({ queues, resourceId: 'r1', index: 0, count: 2, clock, owns: () => own.yes, report: (idle, seq) => reports.push({ idle, seq }), nextSeq: () => ++seq });
   return { clock, queues, reports, own, io };
 }
 

@@ -61,7 +61,7 @@ export interface ShardIoDeps {
    * leader drops a report of that attempt whose seq is not above the last
    * one it took (a late copy), so a new ShardIo counting from 1 went unheard.
    */
-  nextSeq?: () => number;
+  nextSeq: () => number;
 }
 
 /** How often a held item's ack deadline is pushed back, and the activity said again (for a new leader). */
@@ -102,10 +102,6 @@ export class ShardIo {
 
   constructor(private readonly d: ShardIoDeps) {
     this.keep = d.clock.every(KEEP_MS, () => this.keepAlive());
-  }
-
-  private nextSeq(): number {
-    return this.d.nextSeq ? this.d.nextSeq() : this.seq + 1;
   }
 
   /** send stores one item on shard `index`'s queue; refused once not owned, or when idle with nothing held. */
@@ -254,7 +250,7 @@ export class ShardIo {
     const idle = this.awaiting > 0 && this.held.size === 0 && this.sending === 0;
     if (idle === this.idle) return;
     this.idle = idle;
-    this.seq = this.nextSeq();
+    this.seq = this.d.nextSeq();
     if (idle) this.wasIdle = true;
     if (this.closed) return;
     // Idle is what completion waits for: said soon. Busy only informs (completion

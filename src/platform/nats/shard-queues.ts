@@ -227,7 +227,7 @@ export class ShardInbox {
    */
   constructor(
     private readonly consumer: Consumer,
-    private readonly repair: () => Promise<boolean> = async () => false,
+    private readonly repair: () => Promise<boolean>,
     private readonly stuckAfterMs = STUCK_AFTER_MS,
   ) {
     void this.pull();

@@ -6,7 +6,7 @@
 import type { Json } from '#kinds/api.js';
 import { canonicalize } from './frontier.js';
 import type { Entry } from './host-queues.js';
-import type { Skips } from './shard-progress.js';
+import type { ShardCounts } from './shard-progress.js';
 
 /** Most queue items a shard holds unacknowledged (the consumer allows 10,000). */
 export const WINDOW = 4000;
@@ -35,18 +35,9 @@ export interface Job extends Entry {
 }
 
 /** The result (and progress) of one shard of a sharded crawl. */
-export interface ShardCrawlResult {
+export interface ShardCrawlResult extends ShardCounts {
   [k: string]: Json;
   shard: number;
-  pages: number;
-  errors: number;
-  skipped: number;
-  /** Why the skipped URLs were not fetched (parked: their host failed parkAfter times in a row). */
-  skips: Skips;
-  /** Items dropped because their URL was seen before (a link found on another page). */
-  duplicates: number;
-  /** Items sent to the back of the queue (deferral.ts). */
-  deferred: number;
   parked: string[];
 }
 

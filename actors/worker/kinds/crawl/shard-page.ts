@@ -117,12 +117,8 @@ export class ShardPage {
         health.throttled(hostOf(res.url), res.retryAfter);
         if ((job.retries ?? 0) < spec.maxRetries) {
           // Still held: fetched again once the host's wait is over.
-          job.retries = (job.retries ?? 0) + 1;
-          job.url = res.url;
           await Promise.all(sends);
-          if (!this.s.queues.add(job, true)) this.s.skipJob(job, 'parked');
-          this.s.report();
-          return;
+          return this.again(job, res.url);
         }
       } else {
         health.ok(hostOf(res.url));
@@ -145,16 +141,18 @@ export class ShardPage {
       // of this process causes as well): like a throttle, the page stays held,
       // waits out the host's back-off and is asked again. Given up (an error)
       // after maxRetries, or at once when that failure parked the host.
-      if (err.host !== undefined && !parked && (job.retries ?? 0) < spec.maxRetries) {
-        job.retries = (job.retries ?? 0) + 1;
-        if (err.url !== undefined) job.url = err.url;
-        if (!this.s.queues.add(job, true)) this.s.skipJob(job, 'parked');
-        this.s.report();
-        return;
-      }
+      if (err.host !== undefined && !parked && (job.retries ?? 0) < spec.maxRetries) return this.again(job, err.url ?? job.url);
       this.s.progress.errors++;
       ctx.log.warn({ url: job.url, err: err.message, retries: job.retries ?? 0 }, 'crawl: page failed');
       this.s.done(job);
     }
+  }
+
+  /** again puts a held job back in its host's queue to be asked again at `url` (the hop that failed); skipped if its host is parked meanwhile. */
+  private again(job: Job, url: string): void {
+    job.retries = (job.retries ?? 0) + 1;
+    job.url = url;
+    if (!this.s.queues.add(job, true)) this.s.skipJob(job, 'parked');
+    this.s.report();
   }
 }

@@ -21,10 +21,12 @@ export const noSkips = (): Skips => ({ filtered: 0, robots: 0, parked: 0, maxPag
 export interface ShardCounts {
   pages: number;
   errors: number;
-  /** URLs not fetched, all reasons; `skips` says why. */
+  /** URLs not fetched, all reasons; `skips` says why (parked: their host failed parkAfter times in a row). */
   skipped: number;
   skips: Skips;
+  /** Items dropped because their URL was seen before (a link found on another page). */
   duplicates: number;
+  /** Items sent to the back of the queue (deferral.ts). */
   deferred: number;
 }
 
