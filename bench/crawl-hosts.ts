@@ -32,7 +32,7 @@ const ctx: TaskContext = {
   checkpoint: async () => {},
   progress: () => {},
   emit: async () => void emitted++,
-  shard: { index: 0, count: 1 }, send: async () => {}, inbox: { async *[Symbol.asyncIterator]() {} },
+  shard: { index: 0, count: 1 }, send: async () => {}, inbox: { async *[Symbol.asyncIterator]() {} }, busy: () => () => {},
 };
 const t0 = performance.now();
 const result = (await crawl.run(ctx)) as { pages: number };

@@ -70,6 +70,12 @@ export interface TaskStore {
   /** Resolves once `value` is durable. */
   put(key: string, value: Json): Promise<void>;
   delete(key: string): Promise<void>;
+  /**
+   * The value last put under `key` by shard `index` of this resource (a
+   * sharded resource only): each shard writes only its own keys, and reads
+   * its siblings' this way. Rejects for a resource that is not sharded.
+   */
+  getShard(index: number, key: string): Promise<Json | undefined>;
 }
 
 export interface TaskContext {
@@ -115,6 +121,14 @@ export interface TaskContext {
    * when the task is stopped; it is empty for a resource without spec.shards.
    */
   inbox: AsyncIterable<InboxItem>;
+  /**
+   * Marks this shard busy until the returned function is called (a sharded
+   * resource only; a no-op otherwise): while any mark is held the shard is
+   * not idle, so its resource cannot complete, and it may send. For work of
+   * the kind's own that no held item stands for, such as waiting until
+   * every item it sent has been handled by its receiver.
+   */
+  busy(): () => void;
   /**
    * This resource's durable key-value store (JetStream KV), kept across
    * attempts and runs. Every gaffer worker gives one; it is optional in the

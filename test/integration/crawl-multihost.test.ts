@@ -33,7 +33,7 @@ test('50 hosts: every reachable allowed page once, each host polite, 429s waited
       checkpoint: async () => {},
       progress: (v) => void progress.push(v),
       emit: async (_item, o) => void emitted.push(o!.id!),
-      shard: { index: 0, count: 1 }, send: async () => {}, inbox: { async *[Symbol.asyncIterator]() {} },
+      shard: { index: 0, count: 1 }, send: async () => {}, inbox: { async *[Symbol.asyncIterator]() {} }, busy: () => () => {},
     };
     const started = performance.now();
     const result = (await crawl.run(ctx)) as { pages: number; errors: number; skipped: number; parked: string[] };
@@ -106,7 +106,7 @@ test('sitemaps: true reads the seed host\'s robots.txt Sitemap line, follows the
         checkpoint: async () => {},
         progress: () => {},
         emit: async (_item, o) => void emitted.push(o!.id!),
-        shard: { index: 0, count: 1 }, send: async () => {}, inbox: { async *[Symbol.asyncIterator]() {} },
+        shard: { index: 0, count: 1 }, send: async () => {}, inbox: { async *[Symbol.asyncIterator]() {} }, busy: () => () => {},
       };
       await crawl.run(ctx);
       return emitted;

@@ -30,7 +30,7 @@ test('never more than perHostRps requests to a host in any second, robots.txt in
       checkpoint: async () => {},
       progress: () => {},
       emit: async (_item, o) => void emitted.push(o!.id!),
-      shard: { index: 0, count: 1 }, send: async () => {}, inbox: { async *[Symbol.asyncIterator]() {} },
+      shard: { index: 0, count: 1 }, send: async () => {}, inbox: { async *[Symbol.asyncIterator]() {} }, busy: () => () => {},
     };
     const result = await crawl.run(ctx);
     assert.deepEqual(result, { pages: 40, errors: 0, skipped: 3, parked: [] });

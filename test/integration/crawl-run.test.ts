@@ -47,7 +47,7 @@ function fake(
       f.checkpoints.push(state);
     },
     progress: (v) => void f.progress.push(v),
-    shard: { index: 0, count: 1 }, send: async () => {}, inbox: { async *[Symbol.asyncIterator]() {} },
+    shard: { index: 0, count: 1 }, send: async () => {}, inbox: { async *[Symbol.asyncIterator]() {} }, busy: () => () => {},
     emit: async (item, o) => {
       assert.ok(Buffer.byteLength(JSON.stringify(item)) <= MAX_STATE_BYTES, 'item over MAX_STATE_BYTES');
       f.emits.push({ item: item as { [k: string]: Json }, id: o?.id });

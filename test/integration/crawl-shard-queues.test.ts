@@ -13,7 +13,10 @@
 //   is emitted;
 // - hosts that fail for a while (robots.txt answered 500, pages that time
 //   out once, as under load or a pause of the worker): their pages are
-//   asked again, not dropped, and every page is emitted with no error.
+//   asked again, not dropped, and every page is emitted with no error;
+// - a queue that loses items it had stored (as nats-server 2.9.10's stream
+//   reset does): their senders get no receipt, stay busy, send them again,
+//   and every page is emitted.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -31,6 +34,13 @@ class MemQueues {
   readonly queues: Msg[][];
   readonly held: Array<Set<Msg>>;
   readonly waiting: boolean[];
+  /** Busy marks each shard holds (ctx.busy). */
+  readonly busy: number[];
+  /** Of the items stored, every `loseEvery`-th is lost (never delivered), up to `loseUpTo` in all. */
+  loseEvery = 0;
+  loseUpTo = 0;
+  lost = 0;
+  private stored = 0;
   private readonly ids = new Set<string>();
   private readonly wakers: Array<(() => void) | undefined>;
 
@@ -38,12 +48,17 @@ class MemQueues {
     this.queues = Array.from({ length: count }, () => []);
     this.held = Array.from({ length: count }, () => new Set());
     this.waiting = Array.from({ length: count }, () => false);
+    this.busy = Array.from({ length: count }, () => 0);
     this.wakers = Array.from({ length: count }, () => undefined);
   }
 
   send(index: number, item: Json, id: string): void {
     if (this.ids.has(id)) return;
     this.ids.add(id);
+    if (this.loseEvery > 0 && ++this.stored % this.loseEvery === 1 && this.lost < this.loseUpTo) {
+      this.lost++;
+      return;
+    }
     this.queues[index]!.push({ id, item, deliveries: 0 });
     this.wakers[index]?.();
   }
@@ -79,13 +94,34 @@ class MemQueues {
     return back.length;
   }
 
+  /** markBusy is shard `index`'s ctx.busy. */
+  markBusy(index: number): () => void {
+    this.busy[index]!++;
+    let given = false;
+    return () => {
+      if (!given) this.busy[index]!--;
+      given = true;
+    };
+  }
+
   done(): boolean {
-    return this.queues.every((q) => q.length === 0) && this.held.every((h) => h.size === 0) && this.waiting.every(Boolean);
+    return this.queues.every((q) => q.length === 0) && this.held.every((h) => h.size === 0) && this.busy.every((n) => n === 0) && this.waiting.every(Boolean);
   }
 }
 
+/** MemStore is one shard's keys; its siblings' are read through getShard. */
 class MemStore implements TaskStore {
   readonly kv = new Map<string, Json>();
+  siblings: MemStore[] = [this];
+  /** stores makes `n` stores that read each other's keys. */
+  static linked(n: number): MemStore[] {
+    const out = Array.from({ length: n }, () => new MemStore());
+    for (const s of out) s.siblings = out;
+    return out;
+  }
+  async getShard(index: number, key: string): Promise<Json | undefined> {
+    return this.siblings[index]?.kv.get(key);
+  }
   async get(key: string): Promise<Json | undefined> {
     return this.kv.get(key);
   }
@@ -99,7 +135,7 @@ class MemStore implements TaskStore {
 
 interface Shard { run: Promise<Json>; stop: AbortController; checkpointed: Json | undefined }
 
-function startShard(q: MemQueues, index: number, specJson: { [k: string]: Json }, store: MemStore, emitted: string[], opts: { attempt: number; checkpointed?: Json; limits?: { window: number; hostCap: number } }): Shard {
+function startShard(q: MemQueues, index: number, specJson: { [k: string]: Json }, store: MemStore, emitted: string[], opts: { attempt: number; checkpointed?: Json; limits?: { window: number; hostCap: number; resendMs?: number } }): Shard {
   const stop = new AbortController();
   const shard: Shard = { run: Promise.resolve(null), stop, checkpointed: opts.checkpointed };
   const ctx: TaskContext = {
@@ -115,6 +151,12 @@ function startShard(q: MemQueues, index: number, specJson: { [k: string]: Json }
     shard: { index, count: q.count },
     send: async (to, item, o) => q.send(to, item, o!.id!),
     inbox: q.inbox(index, stop.signal),
+    // A stopped attempt's marks go with it, as a worker's do.
+    busy: () => {
+      const give = q.markBusy(index);
+      stop.signal.addEventListener('abort', give, { once: true });
+      return give;
+    },
     store,
   };
   shard.run = new ShardedCrawl(ctx, parseSpec(specJson), opts.limits).run() as Promise<Json>;
@@ -128,7 +170,7 @@ async function untilDone(q: MemQueues, shards: Shard[], timeoutMs: number): Prom
   // Done must hold twice, 100 ms apart: a shard between an ack and its next read is not waiting yet.
   let seen = 0;
   while (seen < 2) {
-    if (Date.now() > deadline) throw new Error(`not done: ${JSON.stringify(q.queues.map((x) => x.length))} queued, ${JSON.stringify(q.held.map((h) => h.size))} held`);
+    if (Date.now() > deadline) throw new Error(`not done: ${JSON.stringify(q.queues.map((x) => x.length))} queued, ${JSON.stringify(q.held.map((h) => h.size))} held, ${JSON.stringify(q.busy)} busy`);
     await Promise.race([new Promise((r) => setTimeout(r, 100)), failed]);
     seen = q.done() ? seen + 1 : 0;
   }
@@ -166,7 +208,7 @@ test('a shard stopped midway and started again: its held items come back redeliv
   const site = await startMultiSite({ hosts: 10, pages: 800, crawlDelay: 0, throttled: [], unavailable: [], hang: false });
   try {
     const q = new MemQueues(3);
-    const stores = [new MemStore(), new MemStore(), new MemStore()];
+    const stores = MemStore.linked(3);
     const emitted: string[] = [];
     const spec = { kind: 'crawl', shards: 3, seeds: [site.seed], sameHost: false, maxDepth: 100, maxPages: 100_000, perHostRps: 20, concurrency: 8 };
     const shards = [0, 1, 2].map((i) => startShard(q, i, spec, stores[i]!, emitted, { attempt: 1 }));
@@ -244,6 +286,29 @@ test('hosts that fail for a while (robots.txt 500, pages unanswered once): their
       { errors: result.errors, skipped: result.skipped, skips: result.skips, parked: result.parked },
       { errors: 0, skipped: 0, skips: { filtered: 0, robots: 0, parked: 0, maxPages: 0 }, parked: [] },
     );
+  } finally {
+    await site.close();
+  }
+});
+
+test('a queue that loses items it had stored: their senders get no receipt, send them again, and every page is emitted once', { timeout: 120_000 }, async () => {
+  const site = await startMultiSite({ hosts: 6, pages: 300, crawlDelay: 0, throttled: [], unavailable: [], hang: false });
+  try {
+    const q = new MemQueues(3);
+    // Every 7th item stored is lost, up to 40: the seed (the first) and links from every shard among them.
+    q.loseEvery = 7;
+    q.loseUpTo = 40;
+    const stores = MemStore.linked(3);
+    const emitted: string[] = [];
+    const spec = { kind: 'crawl', shards: 3, seeds: [site.seed], sameHost: false, maxDepth: 100, maxPages: 100_000, perHostRps: 50, concurrency: 8 };
+    const limits = { window: 4000, hostCap: 500, resendMs: 300 };
+    const shards = [0, 1, 2].map((i) => startShard(q, i, spec, stores[i]!, emitted, { attempt: 1, limits }));
+    await untilDone(q, shards, 90_000);
+    const results = (await Promise.all(shards.map((s) => s.run))) as Array<{ resent: number }>;
+    assert.ok(q.lost > 0, 'the queue lost items');
+    assert.ok(results.reduce((n, r) => n + r.resent, 0) >= 1, `sent again: ${JSON.stringify(results.map((r) => r.resent))}`);
+    assert.deepEqual(new Set(emitted), site.reachable(), 'every reachable page emitted');
+    assert.equal(emitted.length, new Set(emitted).size, 'a page was emitted twice');
   } finally {
     await site.close();
   }

@@ -5,7 +5,8 @@
 // back to the next owner, what it acknowledged does not; a shard's worker
 // SIGSTOPped past its lease and resumed stores, sends and acks nothing
 // after its fence; a shard that returned runs again for items sent to it;
-// one shard failed for good fails the whole.
+// one shard failed for good fails the whole; a busy mark (ctx.busy) holds
+// completion, and a shard reads its siblings' keys (ctx.store.getShard).
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -194,6 +195,14 @@ test('sharded resources', async (t) => {
     const got = (await results(nc, 'early')).map((x) => x.shard).sort();
     assert.deepEqual(got, [1, 2]);
     assert.deepEqual((r.result as { shards: Array<{ index: number }> }).shards.map((x) => x.index), [0, 1, 2]);
+  });
+
+  await t.test('a busy mark (ctx.busy) holds completion while its shard awaits the inbox; a shard reads its siblings\' keys (ctx.store.getShard), in a kind module\'s thread', async () => {
+    await client.add('siblings', { kind: 'siblings', shards: 3 });
+    const r = await settled(client, 'siblings', ['completed', 'failed']);
+    assert.equal(r.state, 'completed', r.error);
+    const got = await results(nc, 'siblings');
+    assert.deepEqual(got, [{ read: [{ from: 0 }, { from: 1 }, { from: 2 }] }], 'emitted before completion, every sibling\'s key read');
   });
 
   await t.test('one shard failed for good fails the resource and stops the others; delete drops its queues', async () => {

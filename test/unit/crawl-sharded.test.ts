@@ -156,13 +156,13 @@ test('ack rule: an item is acknowledged only once its hash is in a stored delta'
   const acked: string[] = [];
   const ackWhenDurable = (name: string, ticket: number) => void log.durable(ticket).then(() => acked.push(name));
   const [h1, l1] = hash64('http://a.test/1');
-  ackWhenDurable('one', log.add(h1, l1));
+  ackWhenDurable('one', log.addHash(h1, l1));
   await settle();
   assert.deepEqual(acked, [], 'nothing acknowledged before a delta is written');
   await clock.advance(FLUSH_MS);
   assert.equal(store.puts.length, 1, 'one delta written after FLUSH_MS');
   const [h2, l2] = hash64('http://a.test/2');
-  ackWhenDurable('two', log.add(h2, l2)); // added while the first delta is being written: in the next one
+  ackWhenDurable('two', log.addHash(h2, l2)); // added while the first delta is being written: in the next one
   store.puts.shift()!.resolve();
   await settle();
   assert.deepEqual(acked, ['one'], 'the first item once its delta is stored, not the second');
@@ -178,19 +178,19 @@ test('ack rule: an item is acknowledged only once its hash is in a stored delta'
   await settle();
   assert.equal(early, true);
   // A ticket for what is being filled (an item seen again) waits for the next delta too.
-  log.add(6, 6);
+  log.addHash(6, 6);
   const again = log.filling;
   let done = false;
   void log.durable(again).then(() => (done = true));
   await settle();
   assert.equal(done, false);
-  log.add(7, 7);
+  log.addHash(7, 7);
   await clock.advance(FLUSH_MS);
   store.puts.shift()!.resolve();
   await settle();
   assert.equal(done, true);
   // A delta that cannot be stored fails every waiter: those items are never acknowledged.
-  const t = log.add(8, 8);
+  const t = log.addHash(8, 8);
   const failed = log.durable(t).then(() => 'acked', (e: Error) => e.message);
   await clock.advance(FLUSH_MS);
   store.puts.shift()!.reject(new Error('not owner'));
@@ -203,7 +203,7 @@ test('seen deltas: a full delta is sealed at once; loading reads every delta bac
   const store = new MemStore();
   const log = new SeenLog(store, clock, 0);
   const urls = Array.from({ length: MAX_DELTA_HASHES + 10 }, (_, i) => `http://h${i % 7}.test/p/${i}`);
-  const tickets = urls.map((u) => log.add(...hash64(u)));
+  const tickets = urls.map((u) => log.addHash(...hash64(u)));
   assert.equal(tickets[MAX_DELTA_HASHES - 1], 0);
   assert.equal(tickets[MAX_DELTA_HASHES], 1);
   await settle();
@@ -212,11 +212,11 @@ test('seen deltas: a full delta is sealed at once; loading reads every delta bac
   assert.equal(log.written, 2);
   log.close();
   const back = new SeenSet();
-  assert.deepEqual(await loadSeen(store, 1, back), { next: 2, hashes: urls.length, lost: 0 });
+  assert.deepEqual(await loadSeen(store, 1, back), { next: 2, found: 2, hashes: urls.length, lost: 0 });
   for (const u of urls) assert.ok(back.has(u));
   // The bounded store dropped delta 0; the checkpoint said 40 were written (say, the newest were dropped too).
   store.kv.delete(deltaKey(0));
-  assert.deepEqual(await loadSeen(store, 40, new SeenSet()), { next: 40, hashes: 10, lost: 39 });
+  assert.deepEqual(await loadSeen(store, 40, new SeenSet()), { next: 40, found: 1, hashes: 10, lost: 39 });
   // Deltas past a gap in the newest batch are still found.
   store.kv.set(deltaKey(20), encodeDelta([1, 2]));
   assert.equal((await loadSeen(store, 0, new SeenSet())).next, 21);
@@ -245,7 +245,7 @@ test('a shard keeps no inbox item once it is acknowledged, however many it reads
     resource: { name: 'crawl/0', id: 'r1_s0' }, spec, signal: stop.signal, attempt: 1, checkpointed: undefined,
     log: { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} },
     checkpoint: async () => {}, progress: () => {}, emit: async () => {},
-    shard: { index: 0, count: 1 }, send: async () => {}, inbox, store: new MemStore() as unknown as TaskStore,
+    shard: { index: 0, count: 1 }, send: async () => {}, inbox, store: new MemStore() as unknown as TaskStore, busy: () => () => {},
   };
   const run = new ShardedCrawl(ctx, parseSpec(spec)).run();
   while (acked < N) await new Promise((r) => setTimeout(r, 20));

@@ -111,6 +111,9 @@ class MapStore implements TaskStore {
     if (this.failing) throw new Error('unavailable');
     return this.map.get(key);
   }
+  async getShard(): Promise<Json | undefined> {
+    throw new Error('not sharded');
+  }
   async put(key: string, value: Json): Promise<void> {
     if (this.failing) throw new Error('unavailable');
     this.map.set(key, JSON.parse(JSON.stringify(value)) as Json);

@@ -157,6 +157,27 @@ describe('ShardIo', () => {
     await io.ack(got.ref);
   });
 
+  test('a busy mark (ctx.busy) keeps the shard from idle while it awaits its inbox, and lets it send after its first idle', async () => {
+    const { clock, reports, queues, io } = setup();
+    const p = io.next();
+    await tick();
+    await clock.advance(100);
+    assert.equal(reports.at(-1)?.idle, true);
+    io.busy(1);
+    await clock.advance(100);
+    assert.equal(reports.at(-1)?.idle, false, 'busy with a mark, though it holds no item');
+    const s = io.send(1, { again: 1 }, 'again');
+    queues.sent.at(-1)!.settle();
+    await s;
+    io.busy(-1);
+    await clock.advance(100);
+    assert.equal(reports.at(-1)?.idle, true, 'idle again once the mark is given back');
+    assert.throws(() => io.busy(-1), /no busy mark held/);
+    await assert.rejects(io.send(1, { late: 1 }, 'late'), /sends only while it holds an item or a busy mark/);
+    io.close(false);
+    await p;
+  });
+
   test('not owned: send and ack are refused; a clean stop naks what it holds, a fence does not', async () => {
     const a = setup();
     const m1 = a.queues.put({ n: 1 });

@@ -19,7 +19,7 @@ import { WorkerLog, type Logger } from '#platform/log.js';
 import type { Known, KnownLookup } from '../assignments.js';
 import type { RunningTask, TaskCallbacks, TaskEnd, TaskHost } from './host.js';
 import type { Reporter } from './reporter.js';
-import { parseShard, shardCount } from '#protocol/shards.js';
+import { parseShard, shardCount, shardId } from '#protocol/shards.js';
 import { ShardIo, type ShardQueuesPort } from './shard-io.js';
 
 /** Progress is sent to the leader, and announced, at most this often per task. */
@@ -186,7 +186,7 @@ export class Attempts {
         log: (level, obj, msg) => {
           if (this.d.leaseHeld()) this.d.log[level]({ ...obj, name: task.name, attempt: task.attempt, task: true }, msg);
         },
-        ...(io ? { send: (i: number, item: Json, id: string) => io.send(i, item, id), next: () => io.next(), ack: (ref: number) => io.ack(ref) } : {}),
+        ...(io ? { send: (i: number, item: Json, id: string) => io.send(i, item, id), next: () => io.next(), ack: (ref: number) => io.ack(ref), busy: (d: 1 | -1) => io.busy(d) } : {}),
       },
     );
     this.d.onCountChange(this.running);
@@ -250,10 +250,22 @@ export class Attempts {
     const owned = (): void => {
       if (a.phase !== 'running' || !this.d.leaseHeld()) throw new NotOwnerError(`${a.task.name} attempt ${a.task.attempt} no longer runs here`);
     };
+    const shard = parseShard(a.task.name, a.task.id);
+    const count = shard ? (shardCount(a.task.spec) ?? 1) : 1;
     return {
       get: async (key) => (owned(), sink.get(a.task.id, key)),
       put: async (key, value) => (owned(), sink.put(a.task.id, key, value)),
       delete: async (key) => (owned(), sink.delete(a.task.id, key)),
+      // A shard reads its siblings' keys (never writes them): each shard's are under its own id.
+      ...(shard
+        ? {
+            getShard: async (index: number, key: string) => {
+              owned();
+              if (!Number.isInteger(index) || index < 0 || index >= count) throw new Error(`store.getShard: shard index must be 0 to ${count - 1}, got ${String(index)}`);
+              return sink.get(shardId(shard.id!, index), key);
+            },
+          }
+        : {}),
     };
   }
 

@@ -211,6 +211,11 @@ export function makeContext(start: TaskStart, cb: TaskCallbacks, signal: AbortSi
     async delete(key: string): Promise<void> {
       await stored('store.delete').delete(checkStoreKey(key));
     },
+    async getShard(index: number, key: string): Promise<Json | undefined> {
+      const s = stored('store.getShard');
+      if (!s.getShard) throw new Error('store.getShard refused: this resource is not sharded (spec.shards)');
+      return s.getShard(index, checkStoreKey(key));
+    },
   };
   const ctx: TaskContext = {
     resource: { name: start.resource.name, id: start.resource.id },
@@ -264,6 +269,16 @@ export function makeContext(start: TaskStart, cb: TaskCallbacks, signal: AbortSi
       },
     },
     store,
+    busy(): () => void {
+      if (closed || !cb.busy) return () => {};
+      cb.busy(1);
+      let released = false;
+      return () => {
+        if (released || closed) return;
+        released = true;
+        cb.busy!(-1);
+      };
+    },
   };
   return {
     ctx,

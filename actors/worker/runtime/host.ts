@@ -33,6 +33,8 @@ export interface TaskCallbacks {
   /** The inbox's next item, with a ref to ack it by; undefined once the attempt has ended. */
   next?(): Promise<{ ref: number; item: Json; redelivered: boolean } | undefined>;
   ack?(ref: number): Promise<void>;
+  /** Takes (+1) or gives back (-1) a busy mark (ctx.busy). */
+  busy?(delta: 1 | -1): void;
   /** The resource's store (ctx.store), fenced like emit; absent on a worker without one, where ctx.store rejects. */
   store?: StoreCallbacks;
 }
@@ -40,6 +42,8 @@ export interface TaskCallbacks {
 /** ctx.store's calls, with the key checked and the value copied (context.ts). */
 export interface StoreCallbacks {
   get(key: string): Promise<Json | undefined>;
+  /** Reads a key of another shard of the same resource (ctx.store.getShard); absent for a resource that is not sharded. */
+  getShard?(index: number, key: string): Promise<Json | undefined>;
   put(key: string, value: Json): Promise<void>;
   delete(key: string): Promise<void>;
 }

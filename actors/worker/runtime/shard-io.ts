@@ -5,11 +5,13 @@
 // thread, so a kind cannot misreport its activity.
 //
 // The shard is idle when its kind awaits the inbox, holds no unacknowledged
-// item and no send of it is unsettled. Two rules make "every shard idle and
+// item and no busy mark (ctx.busy: work of the kind's own that is not an
+// item, such as waiting for its sends' receipts), and no send of it is
+// unsettled. Two rules make "every shard idle and
 // every queue empty" mean "done": an ack waits until every send made before
 // it is stored (an item's effects are out before it leaves the queue), and
-// once the attempt has been idle, a send needs an item held (later work is
-// caused by items). Held items are kept alive with working() while owned,
+// once the attempt has been idle, a send needs an item or a busy mark held
+// (later work is caused by items, or by the kind's own busy work). Held items are kept alive with working() while owned,
 // and nak'd on a clean stop so the next owner gets them at once. Delivery is
 // at least once: an ack JetStream did not confirm lets the item go, and it
 // comes back if the ack was lost.
@@ -77,6 +79,8 @@ const BUSY_REPORT_MS = 1000;
 export class ShardIo {
   private readonly held = new Map<number, HeldMsg>();
   private refs = 0;
+  /** Busy marks the kind holds (ctx.busy). */
+  private busyMarks = 0;
   private sending = 0;
   /** Sends not yet settled, by sequence number; an ack waits only for those made before it. */
   private readonly unsettled = new Set<number>();
@@ -108,7 +112,9 @@ export class ShardIo {
   async send(index: number, item: Json, id: string): Promise<void> {
     if (!Number.isInteger(index) || index < 0 || index >= this.d.count) throw new Error(`send: shard index must be 0 to ${this.d.count - 1}, got ${String(index)}`);
     this.fence('send');
-    if (this.wasIdle && this.held.size === 0) throw new Error('send refused: a shard that has been idle sends only while it holds an item (ack it after its sends)');
+    if (this.wasIdle && this.held.size === 0 && this.busyMarks === 0) {
+      throw new Error('send refused: a shard that has been idle sends only while it holds an item or a busy mark (ack or release it after its sends)');
+    }
     this.sending++;
     const seq = ++this.sendSeq;
     this.unsettled.add(seq);
@@ -190,6 +196,14 @@ export class ShardIo {
     this.changed();
   }
 
+  /** busy takes (+1) or gives back (-1) a busy mark: while any is held the shard is not idle and may send. */
+  busy(delta: 1 | -1): void {
+    if (this.closed) return;
+    if (delta === -1 && this.busyMarks === 0) throw new Error('busy: no busy mark held');
+    this.busyMarks += delta;
+    this.changed();
+  }
+
   /** settled resolves once no send is in flight (before an attempt that returned reports it completed). */
   settled(): Promise<void> {
     return this.sendsBefore(this.sendSeq);
@@ -247,7 +261,7 @@ export class ShardIo {
   }
 
   private changed(): void {
-    const idle = this.awaiting > 0 && this.held.size === 0 && this.sending === 0;
+    const idle = this.awaiting > 0 && this.held.size === 0 && this.busyMarks === 0 && this.sending === 0;
     if (idle === this.idle) return;
     this.idle = idle;
     this.seq = this.d.nextSeq();

@@ -181,6 +181,15 @@ class ThreadTask implements RunningTask {
       case 'qack':
       case 'store':
         return this.call(m);
+      case 'busy':
+        if (this.cb.busy && (m.delta === 1 || m.delta === -1)) {
+          try {
+            this.cb.busy(m.delta);
+          } catch {
+            // A release with no mark held: the context gives each mark back once, so only a forged message gets here.
+          }
+        }
+        return;
       case 'progress':
         try {
           this.cb.progress(toJson(m.value, 'progress'));
@@ -254,6 +263,11 @@ class ThreadTask implements RunningTask {
     const store = this.cb.store;
     if (!store) throw new Error('store refused: this worker has no task store');
     const key = checkStoreKey(m.key);
+    if (m.op === 'get' && m.shard !== undefined) {
+      if (!store.getShard) throw new Error('store.getShard refused: this resource is not sharded (spec.shards)');
+      if (typeof m.shard !== 'number') throw new Error('store.getShard: the shard index must be a number');
+      return store.getShard(m.shard, key);
+    }
     if (m.op === 'get') return store.get(key);
     if (m.op === 'put') return store.put(key, toJson(m.value, 'stored value'));
     if (m.op === 'delete') return store.delete(key);

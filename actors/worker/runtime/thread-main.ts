@@ -26,7 +26,9 @@ export type FromThread =
   | { t: 'next'; seq: number }
   | { t: 'qack'; seq: number; ref: number }
   /** ctx.store; a get's value comes back on its ack. */
-  | { t: 'store'; seq: number; op: StoreOp; key: string; value?: Json }
+  | { t: 'store'; seq: number; op: StoreOp; key: string; value?: Json; shard?: number }
+  /** ctx.busy: a busy mark taken (+1) or given back (-1). */
+  | { t: 'busy'; delta: 1 | -1 }
   | { t: 'progress'; value: Json }
   | { t: 'log'; level: LogLevel; obj: Record<string, unknown>; msg: string }
   | { t: 'done'; result: Json | undefined }
@@ -102,7 +104,7 @@ async function run(module: string, name: string, start: TaskStart): Promise<void
   type Call =
     | { t: 'checkpoint'; state: Json }
     | { t: 'emit'; item: Json; id: string }
-    | { t: 'store'; op: StoreOp; key: string; value?: Json }
+    | { t: 'store'; op: StoreOp; key: string; value?: Json; shard?: number }
     | { t: 'send'; index: number; item: Json; id: string }
     | { t: 'next' }
     | { t: 'qack'; ref: number };
@@ -120,6 +122,9 @@ async function run(module: string, name: string, start: TaskStart): Promise<void
       get: (key) => call({ t: 'store', op: 'get', key }).then((a) => (a.t === 'ack' ? a.value : undefined)),
       put: (key, value) => done(call({ t: 'store', op: 'put', key, value })),
       delete: (key) => done(call({ t: 'store', op: 'delete', key })),
+      ...(start.shard
+        ? { getShard: (shard: number, key: string) => call({ t: 'store', op: 'get', key, shard }).then((a) => (a.t === 'ack' ? a.value : undefined)) }
+        : {}),
     },
     progress: (value) => post({ t: 'progress', value }),
     log: (level, obj, msg) => post({ t: 'log', level, obj, msg }),
@@ -128,6 +133,7 @@ async function run(module: string, name: string, start: TaskStart): Promise<void
           send: (index: number, item: Json, id: string) => done(call({ t: 'send', index, item, id })),
           next: () => call({ t: 'next' }).then((a) => (a.t === 'item' ? { ref: a.ref, item: a.item, redelivered: a.redelivered === true } : undefined)),
           ack: (ref: number) => done(call({ t: 'qack', ref })),
+          busy: (delta: 1 | -1) => post({ t: 'busy', delta }),
         }
       : {}),
   };

@@ -1,5 +1,5 @@
-// A shard's etcd checkpoint: its counters, the number of seen deltas written
-// (seen-log.ts) and the politeness state of at most MAX_HOSTS_KEPT hosts
+// A shard's etcd checkpoint: its counters, the number of seen and sent deltas
+// written (seen-log.ts, sent-log.ts) and the politeness state of at most MAX_HOSTS_KEPT hosts
 // (Crawl-delays, Retry-After blocks still running, parked hosts). Nothing in
 // it grows with the number of URLs, so it stays a few KB whatever the
 // crawl's size; the frontier and the seen-set live in JetStream.
@@ -26,6 +26,8 @@ export interface ShardStart {
   parked: string[];
   /** Seen deltas written at least. */
   seen: number;
+  /** Sent deltas written at least (sent-log.ts). */
+  sent: number;
   /** Crawl-delay seconds per host. */
   delays: Map<string, number>;
   /** Wall-clock ms until which each host is blocked. */
@@ -46,10 +48,11 @@ export function readShardCheckpoint(checkpointed: Json | undefined): ShardStart 
     found: cp !== undefined,
     counts: {
       pages: count(cp?.pages), errors: count(cp?.errors), skipped: count(cp?.skipped), skips: skipsOf(cp?.skips),
-      duplicates: count(cp?.duplicates), deferred: count(cp?.deferred),
+      duplicates: count(cp?.duplicates), deferred: count(cp?.deferred), resent: count(cp?.resent),
     },
     parked: Array.isArray(cp?.parked) ? cp.parked.filter((h): h is string => typeof h === 'string') : [],
     seen: count(cp?.seen),
+    sent: count(cp?.sent),
     delays,
     blocks,
   };
@@ -81,7 +84,7 @@ export class ShardCheckpointer {
   ) {}
 
   /** save never rejects; `hosts` are the hosts with queued items, whose blocks are kept. */
-  async save(result: ShardCrawlResult, seen: number, delays: ReadonlyMap<string, number>, hosts: Iterable<[string, number]>): Promise<void> {
+  async save(result: ShardCrawlResult, logs: { seen: number; sent: number }, delays: ReadonlyMap<string, number>, hosts: Iterable<[string, number]>): Promise<void> {
     const wall = this.clock.wall();
     const now = this.clock.now();
     const blocks: { [host: string]: number } = {};
@@ -90,7 +93,7 @@ export class ShardCheckpointer {
       const until = this.politeness.blockedUntil(h);
       if (until > now && kept++ < MAX_HOSTS_KEPT) blocks[h] = Math.round(wall + (until - now));
     }
-    const state: Json = { v: SHARDED_CHECKPOINT_VERSION, ...result, seen, hosts: { delays: Object.fromEntries(delays), blocks } };
+    const state: Json = { v: SHARDED_CHECKPOINT_VERSION, ...result, ...logs, hosts: { delays: Object.fromEntries(delays), blocks } };
     if (stateBytes(state) > MAX_STATE_BYTES) {
       if (!this.warnedOversize) this.ctx.log.warn({ bytes: stateBytes(state) }, 'crawl: shard checkpoint too big (too many parked hosts?); keeping the last one');
       this.warnedOversize = true;

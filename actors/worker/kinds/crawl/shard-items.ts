@@ -25,8 +25,12 @@ export interface QueueItem {
 /** Job is one held queue item: a frontier entry plus what its acknowledgement waits for. */
 export interface Job extends Entry {
   ack: () => Promise<void>;
-  /** The seen delta that must be stored before the ack. */
+  /** The seen delta that must be stored before the ack (set once finished). */
   ticket: number;
+  /** The hash of the URL the item carried (job.url moves along redirects and retries). */
+  hash: [number, number];
+  /** Hashes of redirect targets this job claimed, as [hi, lo, …]: logged with its own once it is finished. */
+  claimed?: number[];
   /** Times this URL was deferred. */
   k: number;
   id: string;
@@ -49,12 +53,18 @@ export interface ShardCrawlResult extends ShardCounts {
 export const shareOf = (maxPages: number, index: number, count: number): number =>
   Math.floor(maxPages / count) + (index < maxPages % count ? 1 : 0);
 
-/** parseItem checks a queue item (`k`: times deferred, `t`: wall ms it was deferred at); anything else is undefined. */
-export function parseItem(v: Json): QueueItem & { k?: number; t?: number } | undefined {
+const isCount = (v: Json | undefined): v is number | undefined => v === undefined || (typeof v === 'number' && Number.isInteger(v) && v >= 0);
+
+/**
+ * parseItem checks a queue item (`k`: times deferred, `t`: wall ms it was
+ * deferred at, `r`: times sent again for want of a receipt, receipts.ts);
+ * anything else is undefined.
+ */
+export function parseItem(v: Json): QueueItem & { k?: number; t?: number; r?: number } | undefined {
   if (v === null || typeof v !== 'object' || Array.isArray(v)) return undefined;
-  const { u, d, k, t } = v;
+  const { u, d, k, t, r } = v;
   if (typeof u !== 'string' || typeof d !== 'number' || !Number.isInteger(d) || d < 0) return undefined;
-  if (k !== undefined && (typeof k !== 'number' || !Number.isInteger(k) || k < 0)) return undefined;
+  if (!isCount(k) || !isCount(r)) return undefined;
   if (canonicalize(u) !== u) return undefined;
-  return { u, d, ...(k !== undefined ? { k } : {}), ...(typeof t === 'number' ? { t } : {}) };
+  return { u, d, ...(k !== undefined ? { k } : {}), ...(typeof t === 'number' ? { t } : {}), ...(r !== undefined ? { r } : {}) };
 }

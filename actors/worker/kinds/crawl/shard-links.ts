@@ -26,6 +26,8 @@ export class ShardLinks {
     private readonly filter: UrlFilter,
     /** Counts a link the spec rules out as skipped. */
     private readonly skip: (url: string) => void,
+    /** Notes a URL about to be sent (the sent log and the receipts it waits for). */
+    private readonly sending: (to: number, url: string, depth: number) => void,
   ) {}
 
   owner(url: string): number {
@@ -43,6 +45,7 @@ export class ShardLinks {
       const to = this.owner(url);
       if (to === this.ctx.shard.index && this.seen.has(url)) continue;
       if (!this.sent.add(url) && !seeds) continue;
+      this.sending(to, url, depth);
       out.push(this.ctx.send(to, { u: url, d: depth }, { id: urlId(url) }));
     }
     return out;

@@ -17,7 +17,6 @@ import { urlId } from './partition.js';
 import type { Release } from './politeness.js';
 import type { RobotsCache } from './robots.js';
 import { hash64, type SeenSet } from './seen-set.js';
-import type { SeenLog } from './seen-log.js';
 import type { Job } from './shard-items.js';
 import type { ShardLinks } from './shard-links.js';
 import type { ShardProgress, SkipReason } from './shard-progress.js';
@@ -37,8 +36,6 @@ export interface ShardPageParts {
   filter: UrlFilter;
   links: ShardLinks;
   seen: SeenSet;
-  /** The seen log, there once the shard has loaded its seen-set. */
-  seenLog: () => SeenLog;
   progress: ShardProgress;
   skip: (url: string, why: SkipReason) => void;
   skipJob: (job: Job, why: SkipReason) => void;
@@ -85,7 +82,8 @@ export class ShardPage {
       return 'refused';
     }
     if (!seen.addHash(hi, lo)) return 'seen';
-    job.ticket = Math.max(job.ticket, this.s.seenLog().add(hi, lo));
+    // Logged (a receipt for whoever sent it) only once this job is finished.
+    (job.claimed ??= []).push(hi, lo);
     return 'follow';
   }
 

@@ -28,6 +28,8 @@ export interface ShardCounts {
   duplicates: number;
   /** Items sent to the back of the queue (deferral.ts). */
   deferred: number;
+  /** URLs sent again because their owner's receipt did not come (receipts.ts): 0 unless the queue lost items. */
+  resent: number;
 }
 
 /** What the loop knows now and reports alongside the counters. */
@@ -36,6 +38,8 @@ export interface ShardGauges {
   held: number;
   inFlight: number;
   parked: string[];
+  /** URLs sent and not yet handled by their owners (receipts.ts). */
+  unconfirmed: number;
 }
 
 export class ShardProgress implements ShardCounts {
@@ -45,6 +49,7 @@ export class ShardProgress implements ShardCounts {
   skips = noSkips();
   duplicates = 0;
   deferred = 0;
+  resent = 0;
   /** [ms, pages] samples over the last RATE_WINDOW_MS. */
   private readonly rate: Array<[number, number]> = [];
 
@@ -54,14 +59,14 @@ export class ShardProgress implements ShardCounts {
   ) {}
 
   restore(c: ShardCounts): void {
-    ({ pages: this.pages, errors: this.errors, skipped: this.skipped, duplicates: this.duplicates, deferred: this.deferred } = c);
+    ({ pages: this.pages, errors: this.errors, skipped: this.skipped, duplicates: this.duplicates, deferred: this.deferred, resent: this.resent } = c);
     this.skips = { ...c.skips };
   }
 
   result(parked: string[]): ShardCrawlResult {
     return {
       shard: this.shard, pages: this.pages, errors: this.errors, skipped: this.skipped, skips: { ...this.skips },
-      duplicates: this.duplicates, deferred: this.deferred, parked,
+      duplicates: this.duplicates, deferred: this.deferred, resent: this.resent, parked,
     };
   }
 
@@ -88,6 +93,8 @@ export class ShardProgress implements ShardCounts {
       skips: { ...this.skips },
       duplicates: this.duplicates,
       deferred: this.deferred,
+      resent: this.resent,
+      unconfirmed: g.unconfirmed,
       parked: g.parked,
       pagesPerSec,
     });

@@ -48,7 +48,10 @@ import { urlId } from './partition.js';
 import { Politeness, windowWithDelay } from './politeness.js';
 import { RobotsCache } from './robots.js';
 import { hash64, SeenSet } from './seen-set.js';
-import { loadSeen, SeenLog } from './seen-log.js';
+import { deltaKey, loadSeen, SeenLog } from './seen-log.js';
+import { loadSent, SentLog } from './sent-log.js';
+import { Receipts } from './receipts.js';
+import { SHARD_QUEUE_DEFAULTS } from '#platform/nats/shard-queues.js';
 import { readShardCheckpoint, restorePoliteness, ShardCheckpointer, type ShardStart } from './shard-checkpoint.js';
 import { HOST_CAP, MAX_HOSTS_KEPT, parseItem, shareOf, WINDOW, type Job, type ShardCrawlResult } from './shard-items.js';
 import { ShardLinks } from './shard-links.js';
@@ -78,9 +81,16 @@ export class ShardedCrawl {
   private readonly checkpointer: ShardCheckpointer;
   private readonly deferPause = new DeferPause(this.clock);
   private readonly stop = new AbortController();
+  /** URLs taken (held, finished, or claimed by a redirect); a copy of one is a duplicate unless it is the live copy. */
   private readonly seen = new SeenSet();
+  /** URLs finished (fetched, failed for good, skipped): what the seen log holds, and the receipts senders wait for. */
+  private readonly finished = new SeenSet();
+  /** The ids of the URLs of the items held now. */
+  private readonly holding = new Set<string>();
   private readonly skippedUrls = new SeenSet();
   private seenLog: SeenLog | undefined;
+  private sentLog: SentLog | undefined;
+  private readonly receipts: Receipts;
   /** Crawl-delay seconds of at most MAX_HOSTS_KEPT hosts, for the checkpoint. */
   private readonly delays: Map<string, number>;
   private readonly running = new Set<Promise<void>>();
@@ -96,8 +106,8 @@ export class ShardedCrawl {
   constructor(
     private readonly ctx: TaskContext,
     private readonly spec: CrawlSpec,
-    /** The holding bounds; tests make them small to exercise deferral. */
-    private readonly limits = { window: WINDOW, hostCap: HOST_CAP },
+    /** The holding bounds, and how soon an unreceipted send goes again; tests make them small. */
+    private readonly limits: { window: number; hostCap: number; resendMs?: number } = { window: WINDOW, hostCap: HOST_CAP },
   ) {
     this.waker = new Waker(this.clock, this.stop.signal);
     if (!ctx.store) throw new Error('crawl: a sharded crawl keeps its seen-set in the task store, and this worker has none');
@@ -130,11 +140,21 @@ export class ShardedCrawl {
       answered: (host) => this.health.ok(host),
     });
     this.filter = new UrlFilter(spec, this.health, this.robots);
-    this.links = new ShardLinks(ctx, spec, this.seen, this.filter, (url) => this.skip(url, 'filtered'));
+    this.links = new ShardLinks(ctx, spec, this.seen, this.filter, (url) => this.skip(url, 'filtered'), (to, url, depth) => this.sending(to, url, depth));
+    this.receipts = new Receipts({
+      clock: this.clock,
+      count: ctx.shard.count,
+      read: (owner, n) => ctx.store!.getShard(owner, deltaKey(n)),
+      resend: (owner, url, depth, tries) => ctx.send(owner, { u: url, d: depth, r: tries }, { id: `${urlId(url)}.r${tries}` }),
+      busy: () => ctx.busy(),
+      windowMs: SHARD_QUEUE_DEFAULTS.duplicateWindowMs,
+      ...(limits.resendMs !== undefined ? { resendMs: limits.resendMs } : {}),
+    });
+    this.receipts.resent = this.progress.resent;
     this.checkpointer = new ShardCheckpointer(ctx, this.politeness, this.clock, (err) => this.fail(err));
     this.fetches = new ShardPage({
       ctx, spec, signal: this.stop.signal, fetcher: this.fetcher, robots: this.robots, health: this.health, queues: this.queues,
-      filter: this.filter, links: this.links, seen: this.seen, seenLog: () => this.seenLog!, progress: this.progress,
+      filter: this.filter, links: this.links, seen: this.seen, progress: this.progress,
       skip: (url, why) => this.skip(url, why), skipJob: (job, why) => this.skipJob(job, why), done: (job) => this.done(job), report: () => this.report(),
     });
     this.politeness.onChange = (host) => {
@@ -179,6 +199,7 @@ export class ShardedCrawl {
       await Promise.race([Promise.allSettled(this.running), delay(ABORT_GRACE_MS)]);
       await this.checkpointing;
       this.seenLog?.flush();
+      this.sentLog?.flush();
       await this.checkpoint();
       return this.counters();
     } finally {
@@ -188,20 +209,40 @@ export class ShardedCrawl {
       this.ctx.signal.removeEventListener('abort', onAbort);
       this.stop.abort(new Error('crawl finished'));
       this.seenLog?.close();
+      this.sentLog?.close();
       this.roomWaiter?.();
       await this.fetcher.close().catch(() => {});
     }
   }
 
-  /** load reads the seen deltas back; the checkpoint's count says how many at least were written. */
+  /**
+   * load reads the seen deltas back, and the sent ones, whose URLs wait for
+   * their receipts again; the checkpoint's counts say how many at least were
+   * written.
+   */
   private async load(): Promise<void> {
     const started = Date.now();
-    const got = await loadSeen(this.ctx.store!, this.start.seen, this.seen);
-    if (got.hashes > 0 || got.lost > 0) {
-      this.ctx.log.info({ shard: this.index, deltas: got.next, urls: got.hashes, lost: got.lost, ms: Date.now() - started }, 'crawl: seen-set loaded');
+    const store = this.ctx.store!;
+    const got = await loadSeen(store, this.start.seen, this.seen, this.finished);
+    let urls = 0;
+    const sent = await loadSent(store, this.start.sent, (url, depth) => {
+      urls++;
+      this.receipts.expect(this.links.owner(url), url, depth, ...hash64(url));
+    });
+    if (got.hashes > 0 || got.lost > 0 || urls > 0) {
+      this.ctx.log.info({ shard: this.index, deltas: got.next, urls: got.hashes, sent: urls, lost: got.lost + sent.lost, ms: Date.now() - started }, 'crawl: seen-set and sent log loaded');
     }
-    if (got.lost > 0) this.ctx.log.warn({ shard: this.index, lost: got.lost }, 'crawl: seen deltas missing from the task store (it drops its oldest writes when full); their URLs may be fetched again');
-    this.seenLog = new SeenLog(this.ctx.store!, this.clock, got.next);
+    if (got.lost + sent.lost > 0) {
+      this.ctx.log.warn({ shard: this.index, lost: got.lost, sentLost: sent.lost }, 'crawl: deltas missing from the task store (it drops its oldest writes when full); their URLs may be fetched again, or their receipts not awaited');
+    }
+    this.seenLog = new SeenLog(store, this.clock, got.next);
+    this.sentLog = new SentLog(store, this.clock, sent.next);
+  }
+
+  /** sending logs a URL about to be sent and waits for its receipt (receipts.ts). */
+  private sending(to: number, url: string, depth: number): void {
+    this.sentLog!.add([[url, depth]]);
+    this.receipts.expect(to, url, depth, ...hash64(url));
   }
 
   /** read takes inbox items while fewer than WINDOW are held, deferring over-cap hosts when the window is full. */
@@ -230,24 +271,32 @@ export class ShardedCrawl {
     }
     const [hi, lo] = hash64(q.u);
     const k = q.k ?? 0;
+    const id = urlId(q.u);
     const isNew = this.seen.addHash(hi, lo);
-    // Seen before, the item is a duplicate, unless it is the one live copy of
-    // an accepted URL: a deferred one (k > 0), or one delivered before whose
-    // work was cut off (a move or restart: at most what was held then).
-    if (!isNew && k === 0 && !inbox.redelivered) {
-      this.progress.duplicates++;
-      this.report();
-      void inbox.ack().catch(() => {});
-      return;
+    if (!isNew) {
+      // Finished: a duplicate, logged again as the receipt its sender may be waiting for.
+      if (this.finished.hasHash(hi, lo)) return this.duplicate(inbox, () => this.seenLog!.addHash(hi, lo));
+      // Taken but not finished, the item is a duplicate unless it is the one
+      // live copy: a deferred one (k > 0), one delivered before whose work was
+      // cut off (a move or restart: at most what was held then), or one sent
+      // again for want of a receipt (r > 0) whose URL is held nowhere here.
+      const live = k > 0 || inbox.redelivered || (q.r !== undefined && q.r > 0 && !this.holding.has(id));
+      if (!live) return this.duplicate(inbox);
     }
-    // Not new: its hash may still be in the delta being filled, so wait for that one too.
-    const ticket = isNew ? this.seenLog!.add(hi, lo) : this.seenLog!.filling;
     if (k > 0 && q.t !== undefined) this.deferPause.back(this.clock.wall() - q.t);
-    const job: Job = { url: q.u, depth: q.d, ack: () => inbox.ack(), ticket, k, id: urlId(q.u) };
+    const job: Job = { url: q.u, depth: q.d, ack: () => inbox.ack(), ticket: -1, hash: [hi, lo], k, id };
+    this.holding.add(id);
     this.held++;
     const why: SkipReason | undefined = this.exhausted() ? 'maxPages' : q.d > this.spec.maxDepth ? 'filtered' : this.filter.refusal(q.u);
     if (why !== undefined) this.skipJob(job, why);
     else if (!this.queues.add(job)) this.skipJob(job, 'parked');
+  }
+
+  private duplicate(inbox: InboxItem, receipt?: () => void): void {
+    this.progress.duplicates++;
+    receipt?.();
+    this.report();
+    void inbox.ack().catch(() => {});
   }
 
   /** defer gives back the newest items of hosts over HOST_CAP while the window is full; returns how many. */
@@ -260,8 +309,9 @@ export class ShardedCrawl {
         const k = job.k + 1;
         this.progress.deferred++;
         n++;
+        this.sending(this.index, job.url, job.depth);
         const sent = this.ctx.send(this.index, { u: job.url, d: job.depth, k, t: this.clock.wall() }, { id: deferredId(job.id, k) });
-        this.track(sent.then(() => this.done(job)));
+        this.track(sent.then(() => this.done(job, false)));
       }
     }
     return n;
@@ -335,13 +385,24 @@ export class ShardedCrawl {
   }
 
   /**
-   * done acknowledges a held item once its seen delta is stored (its sends
-   * and emit are, by now). The progress goes out before the ack: the ack can
-   * make the shard idle, the whole may complete on that, and a shard stopped
-   * so keeps its last progress as its result.
+   * done acknowledges a held item once its URL (and any redirect target it
+   * claimed) is in a stored seen delta, unless it was deferred (`finished`
+   * false: a copy of it is queued again), and the sent delta with its links
+   * is stored (its sends and emit are, by now). The progress goes out before
+   * the ack: the ack can make the shard idle, the whole may complete on
+   * that, and a shard stopped so keeps its last progress as its result.
    */
-  private done(job: Job): void {
+  private done(job: Job, finished = true): void {
     this.fetches.fetched(job);
+    this.holding.delete(job.id);
+    if (finished) {
+      const hashes = [...job.hash, ...(job.claimed ?? [])];
+      for (let i = 0; i < hashes.length; i += 2) {
+        this.finished.addHash(hashes[i]!, hashes[i + 1]!);
+        job.ticket = Math.max(job.ticket, this.seenLog!.addHash(hashes[i]!, hashes[i + 1]!));
+      }
+    }
+    const sentTicket = this.sentLog!.filling;
     let counted = false;
     const release = (): void => {
       if (counted) return;
@@ -352,7 +413,7 @@ export class ShardedCrawl {
       w?.();
     };
     this.track(
-      this.seenLog!.durable(job.ticket)
+      Promise.all([this.seenLog!.durable(job.ticket), this.sentLog!.durable(sentTicket)])
         .then(() => {
           release();
           this.report();
@@ -364,16 +425,21 @@ export class ShardedCrawl {
 
   private report(): void {
     if (this.closed) return;
-    this.progress.report({ queued: this.queues.queued, held: this.held, inFlight: this.fetches.inFlight, parked: [...this.health.parked] });
+    this.progress.resent = this.receipts.resent;
+    this.progress.report({
+      queued: this.queues.queued, held: this.held, inFlight: this.fetches.inFlight, parked: [...this.health.parked], unconfirmed: this.receipts.outstanding,
+    });
   }
 
   private periodic(): void {
     this.progress.sample();
+    if (this.seenLog) void this.receipts.poll().then(() => this.report());
     this.report();
   }
 
   private async checkpoint(): Promise<void> {
-    if (this.seenLog) await this.checkpointer.save(this.counters(), this.seenLog.written, this.delays, this.queues.lengths());
+    this.progress.resent = this.receipts.resent;
+    if (this.seenLog && this.sentLog) await this.checkpointer.save(this.counters(), { seen: this.seenLog.written, sent: this.sentLog.written }, this.delays, this.queues.lengths());
   }
 }
 
