@@ -209,7 +209,7 @@ export function report(r: Results): string {
       `sharded crawls: ${sc.started} started, ${sc.completed} completed and checked (${sc.shards} shards each, ${sc.pagesChecked} pages)${sc.failed ? `, ${sc.failed} FAILED for good (see notes)` : ''}; ` +
         `${sc.shardRuns} shard runs, ${sc.moves} beyond each shard's first (moves, restarts); one owner per shard: ` +
         `${(r.violations.shardedCrawls ?? []).filter((f) => f.kind === 'shard-owner-overlap').length} overlaps; busiest host in 1 s: ${sc.busiestWindow} of ${sc.perHostRps} allowed ` +
-        `(${sc.requests} requests); ${sc.refetched} pages fetched more than once`,
+        `(${sc.requests} requests); ${sc.refetched} pages fetched more than once; ${sc.resent ?? 0} URLs sent again for want of a receipt (queue items lost)`,
     );
   }
   if (r.checked.refutedStops.length) {

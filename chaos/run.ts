@@ -27,7 +27,7 @@ import { Workload } from './workload.js';
 import { Crawls } from './crawls.js';
 import { Schedules } from './schedules.js';
 import { isShardName } from '#protocol/shards.js';
-import { ShardedCrawls, type ShardedCrawlCounts, type ShardedCrawlFinding } from './sharded-crawls.js';
+import { noShardedCounts, ShardedCrawls, type ShardedCrawlCounts, type ShardedCrawlFinding } from './sharded-crawls.js';
 
 const t0 = Date.now();
 const log = elapsedLog('chaos', t0);
@@ -153,10 +153,9 @@ async function main(): Promise<number> {
   const ops = wl?.ops ?? [];
   const faults = inj?.faults ?? [];
   const r = check({ ops, logs, deaths: inj?.deaths ?? [], pauses: inj?.pauses ?? [], final, endOfRun });
-  const emptyCounts: ShardedCrawlCounts = { started: 0, completed: 0, failed: 0, pagesChecked: 0, shardRuns: 0, moves: 0, requests: 0, busiestWindow: 0, refetched: 0 };
   const shardedCheck: { findings: ShardedCrawlFinding[]; counts: ShardedCrawlCounts; notes: string[] } = sharded
     ? sharded.check({ logs, deaths: inj?.deaths ?? [], pauses: inj?.pauses ?? [], endOfRun })
-    : { findings: [], counts: emptyCounts, notes: [] };
+    : { findings: [], counts: noShardedCounts(), notes: [] };
   if (sharded) log(`${shardedCheck.counts.started} sharded crawls, ${shardedCheck.counts.pagesChecked} pages, ${shardedCheck.counts.shardRuns} shard runs checked: ${shardedCheck.findings.length} findings`);
   // An overlap of two runs of one shard is among the run checker's overlaps already: listed with the sharded crawls, counted once.
   const shardedCounted = shardedCheck.findings.filter((f) => f.kind !== 'shard-owner-overlap').length;

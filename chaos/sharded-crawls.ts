@@ -66,7 +66,14 @@ export interface ShardedCrawlCounts {
   busiestWindow: number;
   /** Pages fetched more than once (after a move), over all completed crawls. */
   refetched: number;
+  /** URLs the crawls sent again for want of a receipt (a queue item lost): the shards' `resent`, summed. */
+  resent: number;
 }
+
+/** noShardedCounts: the counts of no crawl. */
+export const noShardedCounts = (): ShardedCrawlCounts => ({
+  started: 0, completed: 0, failed: 0, pagesChecked: 0, shardRuns: 0, moves: 0, requests: 0, busiestWindow: 0, refetched: 0, resent: 0,
+});
 
 interface Crawl {
   name: string;
@@ -76,6 +83,8 @@ interface Crawl {
   state: string;
   /** Results per page path, read before the cluster stops. */
   results?: Map<string, number>;
+  /** The shards' `resent`, summed (collect). */
+  resent?: number;
   want?: Set<string>;
 }
 
@@ -122,13 +131,17 @@ export class ShardedCrawls {
 
   private async poll(crawls: Crawl[]): Promise<void> {
     for (const c of crawls) {
+      const was = c.state;
       try {
         c.state = (await this.client.get(c.name)).state;
       } catch {
         // The cluster is mid-fault; ask again next round.
       }
       // A finished crawl's site is not needed any more; its log is kept for the check.
-      if (c.state === 'completed' || c.state === 'failed') await c.site.close().catch(() => undefined);
+      if (c.state === 'completed' || c.state === 'failed') {
+        if (was !== c.state) this.log(`${c.name} ${c.state}; its site (${c.site.hosts[0]}, …) closed`);
+        await c.site.close().catch(() => undefined);
+      }
     }
   }
 
@@ -182,6 +195,9 @@ export class ShardedCrawls {
   async collect(nc: NatsConnection): Promise<void> {
     for (const c of this.all.filter((x) => x.state === 'completed')) {
       c.want = new Set([...c.site.reachable()].map(pathOf));
+      const got = await this.client.get(c.name).catch(() => undefined);
+      const shards = ((got?.result ?? {}) as { shards?: Array<{ resent?: unknown }> }).shards ?? [];
+      c.resent = shards.reduce((n, x) => n + (typeof x.resent === 'number' ? x.resent : 0), 0);
       c.results = new Map();
       for await (const r of readResults(nc, c.name)) {
         const p = pathOf((r.item as { url: string }).url);
@@ -194,10 +210,7 @@ export class ShardedCrawls {
   check(input: { logs: Record<string, string>; deaths: Death[]; pauses: Pause[]; endOfRun: number }): { findings: ShardedCrawlFinding[]; counts: ShardedCrawlCounts; notes: string[] } {
     const findings: ShardedCrawlFinding[] = [];
     const notes: string[] = [];
-    const counts: ShardedCrawlCounts = {
-      started: this.all.length, completed: 0, failed: this.all.filter((c) => c.state === 'failed').length,
-      pagesChecked: 0, shardRuns: 0, moves: 0, requests: 0, busiestWindow: 0, refetched: 0,
-    };
+    const counts: ShardedCrawlCounts = { ...noShardedCounts(), started: this.all.length, failed: this.all.filter((c) => c.state === 'failed').length };
     const runs = this.shardRuns(input);
     for (const c of this.all) {
       const j = judgeCrawl({
@@ -216,6 +229,7 @@ export class ShardedCrawls {
       counts.requests += c.site.log.length;
       counts.busiestWindow = Math.max(counts.busiestWindow, j.busiestWindow);
       counts.refetched += j.refetched;
+      counts.resent += c.resent ?? 0;
     }
     return { findings, counts, notes };
   }

@@ -2,7 +2,8 @@
 // what its subject holds (as nats-server 2.9.10 leaves one after resetting a
 // clustered stream: it believes it delivered past the stream's last
 // sequence) is found by the inbox, deleted, and the inbox opened again gets
-// every stored item; a consumer with an item out to a holder is left alone;
+// every stored item; a consumer with an item out to a holder is left alone,
+// unless more items are stored than it has left to deliver and out;
 // a count taken while the stream's sequence went back is refused once.
 
 import { after, before, describe, it } from 'node:test';
@@ -91,6 +92,28 @@ describe('shard queues on JetStream', () => {
     const jsm = await nc.jetstreamManager();
     assert.equal((await jsm.consumers.info(SHARDS_STREAM, consumerName(id, 0))).num_ack_pending, 1);
     got.msg.ack();
+  });
+
+  it('a consumer with an item out that no longer sees the other items stored is repaired, and every item comes again', async () => {
+    const id = 'ghosts';
+    await queues.send(id, 0, 'out', { n: 0 });
+    const holder = await queues.inbox(id, 0, { stuckAfterMs: STUCK_MS });
+    inboxes.push(holder);
+    const got = await waitFor('the item', () => holder.next(500), 10_000, 1);
+    assert.deepEqual(got.item, { n: 0 });
+    // As after a reset that brought back items the consumer had acknowledged: stored, below what it delivers.
+    const jsm = await nc.jetstreamManager();
+    await jsm.consumers.update(SHARDS_STREAM, consumerName(id, 0), { filter_subject: subjects.shardQueue(id, 9) });
+    for (let i = 1; i < 4; i++) await queues.send(id, 0, `g${i}`, { n: i });
+    // Kept alive, as a shard keeps what it holds: out the whole time.
+    const keep = setInterval(() => got.msg.working(), 1000);
+    try {
+      await waitFor('the inbox to end on a repaired consumer', async () => holder.ended || undefined, 30_000, 100);
+    } finally {
+      clearInterval(keep);
+    }
+    const { items } = await drain(id, 4);
+    assert.deepEqual(items.map((x) => (x as { n: number }).n).sort(), [0, 1, 2, 3], 'the one that was out comes again with the rest');
   });
 
   it('a count is refused once when the stream went back (reset or recreated), then taken from the new base', async () => {

@@ -185,15 +185,24 @@ export class ShardQueues {
     const subject = subjects.shardQueue(resourceId, index);
     // nats-server 2.9.10 can reset a clustered stream's state when its nodes
     // restart, and leave a consumer that believes it delivered past the
-    // stream's last sequence (or one that delivers nothing): items then stay
-    // stored, counted by the completion check and never delivered. Items
-    // stored, none delivered and unacknowledged, and pulls bringing nothing:
-    // the consumer is deleted, and the shard opens a new one that delivers
-    // what is stored from the start.
+    // stream's last sequence (or one that delivers nothing), or a stream that
+    // holds again items the consumer had acknowledged (below its ack floor):
+    // items then stay stored, counted by the completion check and never
+    // delivered. So, with pulls bringing nothing: items stored and none out
+    // unacknowledged, or more stored than the consumer has left to deliver
+    // and out (read twice around the stream's count, with no delivery or
+    // ack between, so an item stored or acknowledged meanwhile is not taken
+    // for one): the consumer is deleted, and the shard opens a new one that
+    // delivers what is stored from the start. An item delivered again so is
+    // one the kind has handled or holds (at least once, as after a move).
     const repair = async (): Promise<boolean> => {
-      const [c, st] = await Promise.all([jsm.consumers.info(SHARDS_STREAM, name), jsm.streams.info(SHARDS_STREAM, { subjects_filter: subject })]);
+      const before = await jsm.consumers.info(SHARDS_STREAM, name);
+      const st = await jsm.streams.info(SHARDS_STREAM, { subjects_filter: subject });
+      const c = await jsm.consumers.info(SHARDS_STREAM, name);
       const stored = ((st.state.subjects ?? {}) as Record<string, number>)[subject] ?? 0;
-      if (stored === 0 || c.num_ack_pending > 0) return false;
+      const still = before.delivered.stream_seq === c.delivered.stream_seq && before.ack_floor.stream_seq === c.ack_floor.stream_seq;
+      if (stored === 0 || !still) return false;
+      if (c.num_ack_pending > 0 && stored <= c.num_pending + c.num_ack_pending) return false;
       await jsm.consumers.delete(SHARDS_STREAM, name);
       return true;
     };

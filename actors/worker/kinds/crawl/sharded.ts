@@ -6,21 +6,28 @@
 //
 // Durable state, none of it per URL in etcd:
 // - The frontier is the shard's JetStream queue. Every URL to fetch is a
-//   queue item `{ u, d, k? }` (URL, depth, deferrals), sent with the URL's
+//   queue item `{ u, d, k?, r? }` (URL, depth, deferrals, sends again), sent with the URL's
 //   64-bit hash as its id: links found for another shard's hosts go to that
 //   shard, links for our own hosts to ourselves, and the stream's duplicate
 //   window stores a link found on many pages once. An item is held
 //   (unacknowledged) from the moment it is taken until its page is fetched,
-//   its links' sends are stored, its result is emitted and its hash is in a
-//   stored seen delta; only then is it acknowledged. A shard that dies
+//   its links' sends are stored and in a stored sent delta, its result is
+//   emitted and its hash is in a stored seen delta; only then is it
+//   acknowledged. A shard that dies
 //   leaves what it held to the next owner (after ack_wait), so nothing is
 //   lost and a move refetches at most the pages held then.
-// - The seen-set is in memory (seen-set.ts, ~16.7 B per URL at 1M) and in
-//   the shard's task store as append-only deltas (seen-log.ts). An item
-//   whose URL is seen is acknowledged at once (a duplicate dropped).
-// - The etcd checkpoint holds counters, the number of seen deltas written
-//   and the politeness state of a few hosts: a few KB at most, whatever the
-//   number of URLs (shard-checkpoint.ts).
+// - The seen-set is in memory (seen-set.ts, ~16.7 B per URL at 1M): the
+//   URLs taken, and apart, those finished; the finished ones are in the
+//   shard's task store too, as append-only deltas (seen-log.ts). An item
+//   whose URL is taken is acknowledged at once (a duplicate dropped).
+// - Receipts (receipts.ts): every URL sent is logged (sent-log.ts) and
+//   pending until it shows up in its owner's seen log, and the shard is
+//   busy (ctx.busy) while any is: a queue item JetStream stored and then
+//   lost (nats-server 2.9.10's stream reset) is sent again, and the crawl
+//   cannot complete without it.
+// - The etcd checkpoint holds counters, the number of seen and sent deltas
+//   written and the politeness state of a few hosts: a few KB at most,
+//   whatever the number of URLs (shard-checkpoint.ts).
 //
 // Holding is bounded: at most WINDOW items (below the consumer's 10,000
 // max_ack_pending); a full window with a host over HOST_CAP queued defers
