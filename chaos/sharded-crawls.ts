@@ -182,8 +182,9 @@ export class ShardedCrawls {
     try {
       const r = await this.client.get(c.name);
       const shards = (r.shards ?? []).map((x) => {
-        const p = (x.progress ?? {}) as { fetched?: number; queued?: number; held?: number };
-        return `${x.index} ${x.state} on ${x.worker ?? '-'} attempt ${x.attempt} ${x.idle === undefined ? '' : x.idle ? 'idle' : 'busy'} fetched ${p.fetched ?? '?'} queued ${p.queued ?? '?'} held ${p.held ?? '?'}`;
+        const p = (x.progress ?? {}) as { fetched?: number; queued?: number; held?: number; unconfirmed?: number; resent?: number };
+        const activity = x.idle === undefined ? 'not reported' : x.idle ? 'idle' : 'busy';
+        return `${x.index} ${x.state} on ${x.worker ?? '-'} attempt ${x.attempt} ${activity} fetched ${p.fetched ?? '?'} queued ${p.queued ?? '?'} held ${p.held ?? '?'} unconfirmed ${p.unconfirmed ?? '?'} resent ${p.resent ?? '?'}`;
       });
       this.log(`${c.name} still ${r.state}: ${shards.join('; ')}`);
     } catch {

@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { runScript } from '../harness.js';
 
 const RUN = fileURLToPath(new URL('../../chaos/run.js', import.meta.url));
-const DEADLINE_MS = 180_000;
+const DEADLINE_MS = 240_000;
 const FAULTS = 10;
 
 const KINDS = [

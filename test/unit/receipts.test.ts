@@ -90,6 +90,20 @@ test('an owner whose log keeps growing is not sent anything again (it is busy wi
   assert.equal(h.marks(), 1, 'still waiting');
 });
 
+test('an owner that only logs again URLs already read from it is not working through a backlog: what waits on it is sent again', async () => {
+  const h = harness();
+  h.send(1, 'http://b.test/first');
+  h.finish(1, 'http://b.test/old', 'http://b.test/first');
+  await h.r.poll();
+  h.send(1, 'http://b.test/lost');
+  for (let i = 0; i < RESEND_MS / 1000; i++) {
+    h.finish(1, 'http://b.test/old'); // a duplicate of a finished URL, logged again as its receipt
+    await h.clock.advance(1000);
+    await h.r.poll();
+  }
+  assert.deepEqual(h.resent.map((x) => x.url), ['http://b.test/lost']);
+});
+
 test('a URL whose receipt was read within the duplicate window needs none (its send was a duplicate the queue dropped)', async () => {
   const h = harness();
   h.send(1, 'http://b.test/waited');

@@ -242,6 +242,7 @@ export class Attempts {
         if (idle) this.progressOf(a);
         this.report(a, { type: 'activity', name: task.name, id: task.id, attempt: task.attempt, seq, idle });
       },
+      warn: (fields, msg) => this.d.log.warn({ ...fields, name: task.name, attempt: task.attempt }, msg),
     });
   }
 

@@ -64,6 +64,8 @@ export interface ShardIoDeps {
    * one it took (a late copy), so a new ShardIo counting from 1 went unheard.
    */
   nextSeq: () => number;
+  /** Says why the inbox could not be opened, at most once every WARN_EVERY_MS. */
+  warn?: (fields: Record<string, unknown>, msg: string) => void;
 }
 
 /** How often a held item's ack deadline is pushed back, and the activity said again (for a new leader). */
@@ -75,6 +77,7 @@ const RETRY_MS = 500;
 /** Changes of activity within this long go to the leader as one report (idle, and busy). */
 const REPORT_MS = 50;
 const BUSY_REPORT_MS = 1000;
+const WARN_EVERY_MS = 10_000;
 
 export class ShardIo {
   private readonly held = new Map<number, HeldMsg>();
@@ -103,6 +106,8 @@ export class ShardIo {
   private readonly stopping = new AbortController();
   private pendingReport: Timer | undefined;
   private pendingMs = 0;
+  private warnedAt = -Infinity;
+  private failures = 0;
 
   constructor(private readonly d: ShardIoDeps) {
     this.keep = d.clock.every(KEEP_MS, () => this.keepAlive());
@@ -152,8 +157,14 @@ export class ShardIo {
         got = await orAborted(pull, this.stopping.signal, undefined);
         // Stopping won the race: an item the pull brings later goes back at once.
         if (got === undefined && (this.closed || this.draining)) void pull.then((late) => late?.msg.nak(), () => undefined);
-      } catch {
+      } catch (err) {
         // JetStream unavailable for a moment, or the consumer is being created: try again shortly.
+        this.failures++;
+        const now = this.d.clock.now();
+        if (now - this.warnedAt >= WARN_EVERY_MS) {
+          this.warnedAt = now;
+          this.d.warn?.({ shard: this.d.index, failures: this.failures, err: (err as Error).message }, 'shard inbox: could not take from the queue; trying again');
+        }
         this.inbox?.close?.(false);
         this.inbox = undefined;
         await this.d.clock.sleep(RETRY_MS);

@@ -76,23 +76,38 @@ export const consumerName = (resourceId: string, index: number): string => `${re
  * (delivered but unacknowledged ones included), at one instant: the leader's
  * completion check, which a count of zero too many would end early. So a
  * count is refused (UnavailableError: ask again) when it cannot be trusted:
- * - a clustered stream without a leader, or with a replica not current;
+ * - a clustered stream without a leader, or with a replica not current
+ *   (for up to NOT_CURRENT_GRACE_MS: nats-server 2.9.10 can leave a replica
+ *   behind for good after a node restarts, and then the leader's count is
+ *   the best there is; a crawl does not rest on it alone, its receipts
+ *   cover what a count misses);
  * - a stream whose last sequence went back since the last count: nats-server
  *   2.9.10 can reset a clustered stream's state when its nodes restart, and
  *   read it empty meanwhile. The lower sequence is taken as the new base, so
  *   a stream an operator recreated is refused once, not forever.
  */
+/** How long counts are refused while a replica of the stream is not current. */
+export const NOT_CURRENT_GRACE_MS = 30_000;
+
 export class QueueCounter {
   private lastSeq = 0;
+  /** Since when a replica has been seen not current (Date.now()), while it is. */
+  private behindSince: number | undefined;
 
-  constructor(private readonly nc: NatsConnection) {}
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly graceMs = NOT_CURRENT_GRACE_MS,
+  ) {}
 
   async count(resourceId: string, count: number): Promise<number[]> {
     const jsm = await this.nc.jetstreamManager({ checkAPI: false, timeout: SHARD_QUEUE_DEFAULTS.timeoutMs });
     const info = await jsm.streams.info(SHARDS_STREAM, { subjects_filter: subjects.shardQueues(resourceId) });
     const c = info.cluster;
-    if (c && (!c.leader || (c.replicas ?? []).some((r) => !r.current))) {
-      throw new UnavailableError(`stream ${SHARDS_STREAM} has ${c.leader ? 'a replica that is not current' : 'no leader'}; counting again later`);
+    if (c && !c.leader) throw new UnavailableError(`stream ${SHARDS_STREAM} has no leader; counting again later`);
+    const behind = (c?.replicas ?? []).some((r) => !r.current);
+    this.behindSince = behind ? (this.behindSince ?? Date.now()) : undefined;
+    if (this.behindSince !== undefined && Date.now() - this.behindSince < this.graceMs) {
+      throw new UnavailableError(`stream ${SHARDS_STREAM} has a replica that is not current; counting again later`);
     }
     const seen = this.lastSeq;
     this.lastSeq = info.state.last_seq;

@@ -8,8 +8,8 @@
 //
 // While anything is pending the shard holds a busy mark (ctx.busy): it is
 // not idle, so the resource cannot complete with a sent URL unhandled, and
-// it may send. A URL still pending once its owner's log has not grown for
-// RESEND_MS is sent again under a new id (the queue's duplicate window would
+// it may send. A URL still pending once its owner's log has not grown (by a
+// URL not read from it before) for RESEND_MS is sent again under a new id (the queue's duplicate window would
 // drop the old one), and again after twice as long, and so on up to
 // MAX_RESEND_MS apart. The owner drops a copy of a URL it holds or has
 // finished, logging a finished one again, which is the receipt.
@@ -24,7 +24,7 @@ import type { Json } from '#kinds/api.js';
 import { decodeDelta } from './seen-log.js';
 import { SeenSet } from './seen-set.js';
 
-/** A pending URL whose owner's log has not grown for this long is sent again. */
+/** A pending URL whose owner's log has not grown (by a URL not read before) for this long is sent again. */
 export const RESEND_MS = 20_000;
 const MAX_RESEND_MS = 10 * 60_000;
 const BUCKET_MS = 60_000;
@@ -45,6 +45,8 @@ export interface ReceiptsDeps {
   windowMs: number;
   /** RESEND_MS unless a test says otherwise. */
   resendMs?: number;
+  /** Says what was sent again (a queue item lost is worth a line in the log). */
+  warn?: (fields: Record<string, unknown>, msg: string) => void;
 }
 
 interface Pending {
@@ -122,7 +124,6 @@ export class Receipts {
       if (v === undefined) return;
       this.handled(owner, decodeDelta(v));
       this.cursor[owner]!++;
-      this.grewAt[owner] = this.d.clock.now();
     }
   }
 
@@ -136,15 +137,25 @@ export class Receipts {
     return vals[i];
   }
 
+  /**
+   * handled takes one delta of an owner's log. The owner counts as working
+   * (its log grew) only for a URL not read from it before: an owner that
+   * only logs duplicates again is not working through a backlog, and what
+   * waits on it is sent again.
+   */
   private handled(owner: number, flat: Uint32Array): void {
-    const bucket = this.bucket();
     const m = this.pending[owner]!;
+    let fresh = false;
     for (let k = 0; k < flat.length; k += 2) {
       const hi = flat[k]!;
       const lo = flat[k + 1]!;
-      bucket.addHash(hi, lo);
+      if (!this.recentlyHandled(hi, lo)) {
+        fresh = true;
+        this.bucket().addHash(hi, lo);
+      }
       if (m.delete(keyOf(hi, lo))) this.total--;
     }
+    if (fresh) this.grewAt[owner] = this.d.clock.now();
   }
 
   private stuck(owner: number): boolean {
@@ -156,13 +167,18 @@ export class Receipts {
     const sends: Array<Promise<void>> = [];
     for (let o = 0; o < this.d.count; o++) {
       if (this.pending[o]!.size === 0 || !this.stuck(o)) continue;
+      let n = 0;
+      let first: Pending | undefined;
       for (const p of this.pending[o]!.values()) {
         if (now - p.at < Math.min(MAX_RESEND_MS, this.resendMs * 2 ** p.tries)) continue;
         p.tries++;
         p.at = now;
         this.resent++;
+        n++;
+        first ??= p;
         sends.push(this.d.resend(o, p.url, p.depth, p.tries));
       }
+      if (first) this.d.warn?.({ owner: o, urls: n, url: first.url, tries: first.tries, waiting: this.pending[o]!.size, read: this.cursor[o] }, 'crawl: no receipt for URLs sent to a shard whose log stands still; sent again');
     }
     await Promise.all(sends);
   }

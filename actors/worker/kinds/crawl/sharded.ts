@@ -156,6 +156,7 @@ export class ShardedCrawl {
       busy: () => ctx.busy(),
       windowMs: SHARD_QUEUE_DEFAULTS.duplicateWindowMs,
       ...(limits.resendMs !== undefined ? { resendMs: limits.resendMs } : {}),
+      warn: (fields, msg) => ctx.log.warn({ ...fields, shard: this.index }, msg),
     });
     this.receipts.resent = this.progress.resent;
     this.checkpointer = new ShardCheckpointer(ctx, this.politeness, this.clock, (err) => this.fail(err));
