@@ -25,6 +25,9 @@ import { dashboardHost, startDashboard, type Dashboard } from '#web/server.js';
 import type { RebalanceOptions } from '#actors/leader/leader.js';
 import { Master } from './master.js';
 
+/** At most this often a master creates the JetStream streams again on finding one missing. */
+const ENSURE_AGAIN_MS = 5000;
+
 export interface MasterConfig extends ProcessConfig {
   /** How long a request stays parked while no leader is known (default DEFAULTS.parkMs). */
   parkMs?: number;
@@ -61,7 +64,14 @@ export class MasterProcess {
     reportHeapOnSignal(log, () => ({ dedupeEntries: metrics.dedupeEntries }));
     let p: MasterProcess | undefined;
     let election: Election | undefined;
-    const counter = new QueueCounter(nc);
+    // A shard-queue stream found missing (a NATS cluster can lose one) is created again, with its siblings.
+    let lastEnsure = -Infinity;
+    const counter = new QueueCounter(nc, undefined, () => {
+      if (!p || Date.now() - lastEnsure < ENSURE_AGAIN_MS) return;
+      lastEnsure = Date.now();
+      log.warn('the shard queues stream is missing; creating the JetStream streams again');
+      void p.ensureResults();
+    });
     const master = new Master({
       id: cfg.id,
       bus: new NatsBus(nc),
@@ -106,7 +116,7 @@ export class MasterProcess {
    * background while JetStream is unavailable: task results wait for it, the
    * control plane does not.
    */
-  private async ensureResults(): Promise<void> {
+  async ensureResults(): Promise<void> {
     const replicas = this.cfg.resultsReplicas ?? 1;
     // The shard queues and the task store's bucket ride along: the same JetStream, the same replicas.
     await withRetry(async () => {

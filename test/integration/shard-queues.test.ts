@@ -4,7 +4,8 @@
 // sequence) is found by the inbox, deleted, and the inbox opened again gets
 // every stored item; a consumer with an item out to a holder is left alone,
 // unless more items are stored than it has left to deliver and out;
-// a count taken while the stream's sequence went back is refused once.
+// a count taken while the stream's sequence went back is refused once, and
+// one that finds the stream missing is refused and says so.
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -114,6 +115,18 @@ describe('shard queues on JetStream', () => {
     }
     const { items } = await drain(id, 4);
     assert.deepEqual(items.map((x) => (x as { n: number }).n).sort(), [0, 1, 2, 3], 'the one that was out comes again with the rest');
+  });
+
+  it('a count finding the stream missing is refused and says so, so a master creates it again', async () => {
+    let told = 0;
+    const counter = new QueueCounter(nc, undefined, () => told++);
+    for (const i of inboxes.splice(0)) i.close(true);
+    const jsm = await nc.jetstreamManager();
+    await jsm.streams.delete(SHARDS_STREAM);
+    await assert.rejects(counter.count('gone', 2), (e) => e instanceof UnavailableError);
+    assert.equal(told, 1);
+    await ensureShardsStream(nc);
+    assert.deepEqual(await counter.count('gone', 2), [0, 0]);
   });
 
   it('a count is refused once when the stream went back (reset or recreated), then taken from the new base', async () => {

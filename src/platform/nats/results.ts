@@ -348,6 +348,11 @@ const UNAVAILABLE_NATS = new Set<string>([
   NatsErrorCode.RequestError,
 ]);
 
+/** isStreamNotFound: JetStream answered that the stream does not exist (deleted, or lost by the server). */
+export function isStreamNotFound(err: unknown): boolean {
+  return apiError(err)?.err_code === JsApiError.streamNotFound;
+}
+
 /** jsError maps a nats.js JetStream failure to our typed errors, by code. */
 export function jsError(what: string, err: unknown): GafferError {
   if (err instanceof GafferError) return err;

@@ -16,13 +16,13 @@
 
 import {
   AckPolicy, DeliverPolicy, DiscardPolicy, headers as natsHeaders, nanos, RetentionPolicy, StorageType,
-  type Consumer, type JsMsg, type NatsConnection, type StreamConfig,
+  type Consumer, type JsMsg, type NatsConnection, type StreamConfig, type StreamInfo,
 } from 'nats';
 import { ContentType, json } from '#protocol/codec.js';
 import { Header, SHARDS_STREAM, subjects } from '#protocol/subjects.js';
 import { UnavailableError } from '#protocol/errors.js';
 import { withRetry } from '../retry.js';
-import { addStream, jsError, resultMsgId } from './results.js';
+import { addStream, isStreamNotFound, jsError, resultMsgId } from './results.js';
 
 export const SHARD_QUEUE_DEFAULTS = {
   maxBytes: 1024 ** 3,
@@ -97,11 +97,19 @@ export class QueueCounter {
   constructor(
     private readonly nc: NatsConnection,
     private readonly graceMs = NOT_CURRENT_GRACE_MS,
+    /** Told when the stream is not there (nats-server 2.9.10 can lose a clustered stream whose nodes restart): a master creates it again. */
+    private readonly missing?: () => void,
   ) {}
 
   async count(resourceId: string, count: number): Promise<number[]> {
     const jsm = await this.nc.jetstreamManager({ checkAPI: false, timeout: SHARD_QUEUE_DEFAULTS.timeoutMs });
-    const info = await jsm.streams.info(SHARDS_STREAM, { subjects_filter: subjects.shardQueues(resourceId) });
+    let info: StreamInfo;
+    try {
+      info = await jsm.streams.info(SHARDS_STREAM, { subjects_filter: subjects.shardQueues(resourceId) });
+    } catch (err) {
+      if (isStreamNotFound(err)) this.missing?.();
+      throw jsError(`counting the queues of ${resourceId}`, err);
+    }
     const c = info.cluster;
     if (c && !c.leader) throw new UnavailableError(`stream ${SHARDS_STREAM} has no leader; counting again later`);
     const behind = (c?.replicas ?? []).some((r) => !r.current);
