@@ -154,6 +154,9 @@ export class ShardedCrawls {
     const rec = await this.wl.add(name, {
       kind: 'crawl', shards: this.cfg.shards, partitionBy: 'host', seeds: [site.seed], sameHost: false,
       maxDepth: 100, maxPages: 100_000, perHostRps: this.cfg.perHostRps, concurrency: 4, timeoutMs: 1500,
+      // A send refused after 30 s of JetStream unavailable fails the attempt (it resumes from its checkpoint);
+      // NATS faults back to back can do that more often than the default 3 restarts allow, as a long crawl should.
+      restart: { attempts: 10, delayMs: 1000, maxDelayMs: 5000 },
     });
     if (rec.result !== 'ok') this.log(`${name}: add ended ${rec.result} (${rec.code ?? ''}); it may or may not exist`);
   }
