@@ -68,7 +68,12 @@ test('gaffer CLI', async (t) => {
       const l = await client.list();
       return l.every((x) => x.state === 'running') ? l : undefined;
     });
-    const r = await gaffer([...at, 'ls']);
+    // Read-only runs, independent of each other: at once.
+    const [r, j, ...byWorker] = await Promise.all([
+      gaffer([...at, 'ls']),
+      gaffer([...at, 'ls', '--json']),
+      ...['w1', 'w2'].map((w) => gaffer([...at, 'ls', '--worker', w, '--json'])),
+    ]);
     ok(r);
     const out = lines(r.stdout);
     assert.match(out[0]!, /^NAME\s+STATE\s+WORKER\s+KIND\s+TRIES\s+ID\s+AGE\s+REV\s+DETAIL$/);
@@ -80,22 +85,20 @@ test('gaffer CLI', async (t) => {
     }
     assert.equal(out.at(-1), `${list.length} resources: ${list.length} running`);
 
-    const j = await gaffer([...at, 'ls', '--json']);
-    ok(j);
-    assert.deepEqual(JSON.parse(j.stdout) as Resource[], list);
+    ok(j!);
+    assert.deepEqual(JSON.parse(j!.stdout) as Resource[], list);
 
-    for (const w of ['w1', 'w2']) {
-      const f = await gaffer([...at, 'ls', '--worker', w, '--json']);
+    for (const [i, w] of ['w1', 'w2'].entries()) {
+      const f = byWorker[i]!;
       ok(f);
       assert.deepEqual(JSON.parse(f.stdout), list.filter((x) => x.worker === w));
     }
   });
 
   await t.test('get shows one resource', async () => {
-    const r = await gaffer([...at, 'get', 'films', '--json']);
+    const [r, h] = await Promise.all([gaffer([...at, 'get', 'films', '--json']), gaffer([...at, 'get', 'films'])]);
     ok(r);
     assert.deepEqual(JSON.parse(r.stdout), await client.get('films'));
-    const h = await gaffer([...at, 'get', 'films']);
     ok(h);
     assert.match(lines(h.stdout)[1]!, /^films\s/);
   });
@@ -138,8 +141,10 @@ test('gaffer CLI', async (t) => {
     assert.match(missing.stderr, /NOT_FOUND: /);
   });
 
+  // The CLI runs of the next two cases are independent of each other: they run
+  // at once (each is a node start-up, most of its time), and are judged one by one.
   await t.test('bad usage exits 2 before anything is sent', async () => {
-    for (const args of [
+    const cases = [
       ['add', 'bad name'],
       ['add', '.hidden'],
       ['add', 'x', '--spec', 'not json'],
@@ -148,19 +153,21 @@ test('gaffer CLI', async (t) => {
       ['ls', '--bogus'],
       ['watch', 'nonsense'],
       ['status', '--timeout', '-1'],
-    ]) {
-      const r = await gaffer([...at, ...args]);
-      assert.equal(r.code, 2, `${args.join(' ')}: exit ${r.code}, ${r.stderr}`);
+    ];
+    const runs = await Promise.all(cases.map((args) => gaffer([...at, ...args])));
+    for (const [i, r] of runs.entries()) {
+      assert.equal(r.code, 2, `${cases[i]!.join(' ')}: exit ${r.code}, ${r.stderr}`);
       assert.equal(r.stdout, '');
     }
     await assert.rejects(client.get('bad name'));
   });
 
   await t.test('--help works for every command and shows examples', async () => {
-    for (const cmd of ['add', 'rm', 'get', 'restart', 'ls', 'status', 'watch', 'results', 'master', 'worker', 'dev']) {
-      const r = await gaffer([cmd, '--help']);
+    const cmds = ['add', 'rm', 'get', 'restart', 'ls', 'status', 'watch', 'results', 'master', 'worker', 'dev'];
+    const runs = await Promise.all(cmds.map((cmd) => gaffer([cmd, '--help'])));
+    for (const [i, r] of runs.entries()) {
       ok(r);
-      assert.match(r.stdout, /Examples:/, cmd);
+      assert.match(r.stdout, /Examples:/, cmds[i]);
     }
   });
 

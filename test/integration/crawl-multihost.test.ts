@@ -15,7 +15,7 @@ const PER_HOST = 2;
 const CRAWL_DELAY = 0.25;
 
 test('50 hosts: every reachable allowed page once, each host polite, 429s waited out and fetched again, the dead host parked', { timeout: 120_000 }, async (t) => {
-  const site = await startMultiSite({ pages: 3000, crawlDelay: CRAWL_DELAY });
+  const site = await startMultiSite({ pages: 2000, crawlDelay: CRAWL_DELAY });
   try {
     const emitted: string[] = [];
     const progress: Json[] = [];

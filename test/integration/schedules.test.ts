@@ -1,5 +1,6 @@
 // Schedules against real processes: overlap skip, queue and replace on an
-// `every: "2s"` schedule of a task that takes 3 s; the schedule operations
+// `every: "1s"` schedule (the shortest a schedule allows) of a task that
+// takes 1.5 s, the three side by side; the schedule operations
 // over raw NATS requests; and the leader SIGKILLed within 100 ms of a fire
 // time, again and again, with every fire run exactly once (the record's run
 // history is the judge: events from a killed leader may be lost, the record
@@ -29,8 +30,10 @@ const KILLS = Number(process.env.SCHEDULE_KILLS ?? 5);
 
 type Ev = { kind: string; name: string; run?: number; fireTime?: string; why?: string; count?: number; at: string; worker?: string; id?: string; endedAt?: string };
 
-/** A task that takes about 3 s: three steps of a second, each emitting one result. */
-const threeSeconds = (schedule: { [k: string]: Json }) => ({ kind: 'countdown', from: 3, stepMs: 1000, schedule });
+/** The overlap cases' interval, and a task that takes 1.5 of them: three steps of half an interval, each emitting one result. */
+const EVERY_MS = 1000;
+const EVERY = `${EVERY_MS / 1000}s`;
+const longerThanEvery = (schedule: { [k: string]: Json }) => ({ kind: 'countdown', from: 3, stepMs: EVERY_MS / 2, schedule });
 
 async function start(): Promise<{ c: LocalCluster; client: GafferClient; events: Recorder<Ev> }> {
   const c = await cluster({ masters: 3, workers: 0, ttlSeconds: 2 });
@@ -45,16 +48,21 @@ const of = (events: Recorder<Ev>, kind: string, name: string): Ev[] => events.it
 
 test('schedules: overlap policies, operations over raw NATS, and results per run', async (t) => {
   const { c, client, events } = await start();
+  // The three overlap cases use their own resources and judge only their own
+  // events: they are added together and run side by side on the two workers,
+  // rather than one after the other; each case then waits for its own runs.
+  await client.add('skip', longerThanEvery({ every: EVERY }));
+  await client.add('queue', longerThanEvery({ every: EVERY, overlap: 'queue' }));
+  await client.add('replace', longerThanEvery({ every: EVERY, overlap: 'replace' }));
 
-  await t.test('skip: a 3 s run on a 2 s schedule runs every other fire; the fire between is skipped with why', async () => {
-    await client.add('skip', threeSeconds({ every: '2s' }));
+  await t.test('skip: a 1.5 s run on a 1 s schedule runs at most every other fire; the fires between are skipped with why', async () => {
     await waitFor('3 completed runs', async () => of(events, 'run.completed', 'skip').length >= 3, 30000);
     await client.schedule('pause', { name: 'skip' });
     const fired = of(events, 'schedule.fired', 'skip').map((e) => Date.parse(e.fireTime!));
     const skipped = of(events, 'schedule.skipped', 'skip');
     for (let i = 1; i < fired.length; i++) {
-      assert.ok(fired[i]! - fired[i - 1]! >= 4000, `run ${i + 1} fired ${fired[i]! - fired[i - 1]!} ms after run ${i}: a fire during a run must be skipped`);
-      for (let f = fired[i - 1]! + 2000; f < fired[i]!; f += 2000) {
+      assert.ok(fired[i]! - fired[i - 1]! >= 2 * EVERY_MS, `run ${i + 1} fired ${fired[i]! - fired[i - 1]!} ms after run ${i}: a fire during a run must be skipped`);
+      for (let f = fired[i - 1]! + EVERY_MS; f < fired[i]!; f += EVERY_MS) {
         const s = skipped.find((x) => Date.parse(x.fireTime!) === f);
         assert.ok(s, `the fire at ${new Date(f).toISOString()} is said to be skipped`);
         assert.match(s.why!, /^overlap: run \d+ is still going$/);
@@ -66,21 +74,19 @@ test('schedules: overlap policies, operations over raw NATS, and results per run
   });
 
   await t.test('queue: fires wait and run back to back, none skipped', async () => {
-    await client.add('queue', threeSeconds({ every: '2s', overlap: 'queue' }));
     await waitFor('3 completed runs', async () => of(events, 'run.completed', 'queue').length >= 3, 30000);
     await client.schedule('pause', { name: 'queue' });
     const fired = of(events, 'schedule.fired', 'queue');
     const completed = of(events, 'run.completed', 'queue');
     assert.equal(of(events, 'schedule.skipped', 'queue').length, 0);
     for (let i = 1; i < 3; i++) {
-      assert.equal(Date.parse(fired[i]!.fireTime!) - Date.parse(fired[i - 1]!.fireTime!), 2000, 'consecutive fire times, none lost');
+      assert.equal(Date.parse(fired[i]!.fireTime!) - Date.parse(fired[i - 1]!.fireTime!), EVERY_MS, 'consecutive fire times, none lost');
       assert.ok(Date.parse(fired[i]!.at) >= Date.parse(completed[i - 1]!.at), `run ${i + 1} starts after run ${i} ended`);
     }
   });
 
   await t.test('replace: each fire stops the running run before the new one starts', async () => {
     const started = () => of(events, 'task.started', 'replace');
-    await client.add('replace', threeSeconds({ every: '2s', overlap: 'replace' }));
     await waitFor('3 runs started', async () => started().length >= 3, 30000);
     await client.schedule('pause', { name: 'replace' });
     const stopped = of(events, 'task.stopped', 'replace');
