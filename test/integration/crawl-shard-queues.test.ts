@@ -14,9 +14,10 @@
 // - hosts that fail for a while (robots.txt answered 500, pages that time
 //   out once, as under load or a pause of the worker): their pages are
 //   asked again, not dropped, and every page is emitted with no error;
-// - a queue that loses items it had stored (as nats-server 2.9.10's stream
-//   reset does): their senders get no receipt, stay busy, send them again,
-//   and every page is emitted.
+// - a queue that loses items it had stored, or delivers some to the wrong
+//   shard (as nats-server 2.9.10 after a stream reset has): their senders
+//   get no receipt, stay busy, send them again, and every page is fetched
+//   and emitted once, by the owner of its host.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -40,6 +41,8 @@ class MemQueues {
   loseEvery = 0;
   loseUpTo = 0;
   lost = 0;
+  /** Of the items stored, every `misdeliverEvery`-th goes to the next shard's queue instead. */
+  misdeliverEvery = 0;
   private stored = 0;
   private readonly ids = new Set<string>();
   private readonly wakers: Array<(() => void) | undefined>;
@@ -55,10 +58,12 @@ class MemQueues {
   send(index: number, item: Json, id: string): void {
     if (this.ids.has(id)) return;
     this.ids.add(id);
-    if (this.loseEvery > 0 && ++this.stored % this.loseEvery === 1 && this.lost < this.loseUpTo) {
+    this.stored++;
+    if (this.loseEvery > 0 && this.stored % this.loseEvery === 1 && this.lost < this.loseUpTo) {
       this.lost++;
       return;
     }
+    if (this.misdeliverEvery > 0 && this.stored % this.misdeliverEvery === 2) index = (index + 1) % this.count;
     this.queues[index]!.push({ id, item, deliveries: 0 });
     this.wakers[index]?.();
   }
@@ -291,13 +296,14 @@ test('hosts that fail for a while (robots.txt 500, pages unanswered once): their
   }
 });
 
-test('a queue that loses items it had stored: their senders get no receipt, send them again, and every page is emitted once', { timeout: 120_000 }, async () => {
+test('a queue that loses items it had stored, or delivers them to the wrong shard: their senders get no receipt, send them again, and every page is fetched and emitted once, by its host\'s owner', { timeout: 120_000 }, async () => {
   const site = await startMultiSite({ hosts: 6, pages: 300, crawlDelay: 0, throttled: [], unavailable: [], hang: false });
   try {
     const q = new MemQueues(3);
     // Every 7th item stored is lost, up to 40: the seed (the first) and links from every shard among them.
     q.loseEvery = 7;
     q.loseUpTo = 40;
+    q.misdeliverEvery = 11;
     const stores = MemStore.linked(3);
     const emitted: string[] = [];
     const spec = { kind: 'crawl', shards: 3, seeds: [site.seed], sameHost: false, maxDepth: 100, maxPages: 100_000, perHostRps: 50, concurrency: 8 };
@@ -309,6 +315,7 @@ test('a queue that loses items it had stored: their senders get no receipt, send
     assert.ok(results.reduce((n, r) => n + r.resent, 0) >= 1, `sent again: ${JSON.stringify(results.map((r) => r.resent))}`);
     assert.deepEqual(new Set(emitted), site.reachable(), 'every reachable page emitted');
     assert.equal(emitted.length, new Set(emitted).size, 'a page was emitted twice');
+    for (const [k, n] of okCounts(site)) assert.equal(n, 1, `${k} fetched ${n} times`);
   } finally {
     await site.close();
   }

@@ -103,6 +103,8 @@ export class ShardedCrawl {
   private readonly running = new Set<Promise<void>>();
   private readonly side = new Set<Promise<void>>();
   private held = 0;
+  /** Items delivered here for another shard's host (dropped). */
+  private misdelivered = 0;
   private fatal: Error | undefined;
   /** Wakes the loop when a host may have become ready, an item arrived or room was made. */
   private readonly waker: Waker;
@@ -274,6 +276,14 @@ export class ShardedCrawl {
     const q = parseItem(inbox.item);
     if (!q) {
       this.ctx.log.warn({ shard: this.index, item: JSON.stringify(inbox.item).slice(0, 200) }, 'crawl: not a crawl queue item; dropped');
+      void inbox.ack().catch(() => {});
+      return;
+    }
+    // A host is fetched by its owner only, whatever a queue delivers (nats-server
+    // 2.9.10 after a reset has delivered items to the wrong shard): its sender's
+    // receipt is still awaited, so it is sent again, to the owner.
+    if (this.links.owner(q.u) !== this.index) {
+      if (this.misdelivered++ % 100 === 0) this.ctx.log.warn({ shard: this.index, url: q.u, misdelivered: this.misdelivered }, 'crawl: an item for a host of another shard; dropped');
       void inbox.ack().catch(() => {});
       return;
     }
