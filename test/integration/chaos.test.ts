@@ -5,10 +5,10 @@
 // violations. Set CHAOS_SEED to replay a failing run (the seed is printed).
 // Sharded crawls are left out here (CHAOS_SHARDED_CRAWLS=0); `npm run chaos`
 // judges them. Their receipts survive what nats-server 2.9.10 does to a
-// clustered queue stream whose nodes are killed (README: receipts), but the
-// JetStream load they add made a NATS node more likely to stay unhealthy
-// after restart-nats (2 of 5 NATS-heavy runs), which this smoke would count
-// as an unrecovered fault.
+// clustered queue stream whose nodes are killed (README: receipts), but in
+// 3 of 8 NATS-heavy runs with them a NATS node stayed unhealthy (JetStream
+// not current) after a restart, which this smoke would count as an
+// unrecovered fault.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
