@@ -6,7 +6,7 @@
 // Sharded crawls are left out here (CHAOS_SHARDED_CRAWLS=0); `npm run chaos`
 // judges them. Their receipts survive what nats-server 2.9.10 does to a
 // clustered queue stream whose nodes are killed (README: receipts), but in
-// 3 of 8 NATS-heavy runs with them a NATS node stayed unhealthy (JetStream
+// 3 of 10 NATS-heavy runs with them a NATS node stayed unhealthy (JetStream
 // not current) after a restart, which this smoke would count as an
 // unrecovered fault.
 
