@@ -53,7 +53,7 @@ export const Header = {
   requestId: 'Gaffer-Request-Id',
   /** A liveness probe: answered at once, with an empty body, by whoever subscribes. */
   ping: 'Gaffer-Ping',
-  /** On a stored task result: the id of the resource incarnation that emitted it. */
+  /** On a stored task result, and on a shard-queue item: the id of the resource incarnation that emitted or sent it. */
   resourceId: 'Gaffer-Resource-Id',
   /** On a stored task result of a scheduled resource: the run that emitted it. */
   run: 'Gaffer-Run',

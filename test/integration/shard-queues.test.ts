@@ -5,18 +5,19 @@
 // every stored item; a consumer with an item out to a holder is left alone,
 // unless more items are stored than it has left to deliver and out;
 // a count taken while the stream's sequence went back is refused once, and
-// one that finds the stream missing is refused and says so.
+// one that finds the stream missing is refused and says so; an item that
+// says it was sent for another resource is dropped.
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect, type NatsConnection } from 'nats';
+import { connect, headers as natsHeaders, type NatsConnection } from 'nats';
 import { startNats, waitFor, type NatsServer } from '#devcluster/servers.js';
 import { consumerName, ensureShardsStream, QueueCounter, ShardQueues, type ShardInbox } from '#platform/nats/shard-queues.js';
 import { UnavailableError } from '#protocol/errors.js';
-import { SHARDS_STREAM, subjects } from '#protocol/subjects.js';
+import { Header, SHARDS_STREAM, subjects } from '#protocol/subjects.js';
 
 const STUCK_MS = 1500;
 
@@ -115,6 +116,22 @@ describe('shard queues on JetStream', () => {
     }
     const { items } = await drain(id, 4);
     assert.deepEqual(items.map((x) => (x as { n: number }).n).sort(), [0, 1, 2, 3], 'the one that was out comes again with the rest');
+  });
+
+  it('an item that says it was sent for another resource is dropped; the resource\'s own come through', async () => {
+    const id = 'mine';
+    const js = nc.jetstream();
+    const h = natsHeaders();
+    h.set(Header.resourceId, 'someone-else');
+    await js.publish(subjects.shardQueue(id, 0), new TextEncoder().encode(JSON.stringify({ n: -1 })), { headers: h });
+    await queues.send(id, 0, 'own', { n: 1 });
+    const { items } = await drain(id, 1);
+    assert.deepEqual(items, [{ n: 1 }]);
+    const jsm = await nc.jetstreamManager();
+    await waitFor('the foreign item to be gone', async () => {
+      const st = await jsm.streams.info(SHARDS_STREAM, { subjects_filter: subjects.shardQueue(id, 0) });
+      return (((st.state.subjects ?? {}) as Record<string, number>)[subjects.shardQueue(id, 0)] ?? 0) === 0 || undefined;
+    }, 10_000, 100);
   });
 
   it('a count finding the stream missing is refused and says so, so a master creates it again', async () => {

@@ -173,6 +173,7 @@ export class ShardQueues {
   private async sendOnce(resourceId: string, index: number, itemId: string, item: unknown): Promise<{ duplicate: boolean }> {
     const h = natsHeaders();
     h.set(Header.contentType, ContentType.json);
+    h.set(Header.resourceId, resourceId);
     try {
       const ack = await this.js.publish(subjects.shardQueue(resourceId, index), json.encode(item), {
         msgID: resultMsgId(resourceId, itemId),
@@ -229,7 +230,7 @@ export class ShardQueues {
       await jsm.consumers.delete(SHARDS_STREAM, name);
       return true;
     };
-    return new ShardInbox(await this.js.consumers.get(SHARDS_STREAM, name), repair, opts.stuckAfterMs);
+    return new ShardInbox(await this.js.consumers.get(SHARDS_STREAM, name), repair, opts.stuckAfterMs, resourceId);
   }
 }
 
@@ -261,6 +262,8 @@ export class ShardInbox {
     private readonly consumer: Consumer,
     private readonly repair: () => Promise<boolean>,
     private readonly stuckAfterMs = STUCK_AFTER_MS,
+    /** The resource whose items these are: one sent for another is dropped (term), as nats-server 2.9.10 after a reset has delivered one. */
+    private readonly resourceId?: string,
   ) {
     void this.pull();
   }
@@ -277,7 +280,8 @@ export class ShardInbox {
         let got = 0;
         for await (const m of batch) {
           got++;
-          this.offer(m);
+          if (this.foreign(m)) m.term();
+          else this.offer(m);
         }
         if (got > 0) quietSince = Date.now();
         else if (Date.now() - quietSince >= this.stuckAfterMs) {
@@ -321,6 +325,12 @@ export class ShardInbox {
     if (release) for (const m of this.queue.splice(0)) m.nak();
     this.room?.();
     this.wake(undefined);
+  }
+
+  /** foreign: the item says it was sent for another resource (an item without the header, from an older worker, is taken). */
+  private foreign(m: JsMsg): boolean {
+    const from = m.headers?.get(Header.resourceId);
+    return this.resourceId !== undefined && !!from && from !== this.resourceId;
   }
 
   private offer(m: JsMsg): void {
