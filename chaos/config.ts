@@ -100,7 +100,7 @@ export function chaosConfig(env: NodeJS.ProcessEnv = process.env): ChaosConfig {
     // 10 hosts at 5/s: about 10 s a crawl when nothing goes wrong, so a run sees many crawls and many moves.
     shardedCrawls: { concurrent: int(env, 'CHAOS_SHARDED_CRAWLS', 1, 0), shards: 3, hosts: 10, pages: quick ? 200 : 400, perHostRps: 5 },
     schedules: { count: int(env, 'CHAOS_SCHEDULES', 2, 0), everySeconds: quick ? 3 : 5 },
-    gapMs: quick ? [300, 1000] : [1000, 3000],
+    gapMs: quick ? [500, 1500] : [1000, 3000],
     killDownMs: quick ? [200, 1500] : [200, 3000],
     pauseMs: range(env, 'CHAOS_PAUSE_MS', quick ? [500, 3500] : [500, 4000]),
     natsDownMs: quick ? [0, 1000] : [0, 2000],

@@ -217,7 +217,8 @@ test('a shard stopped midway and started again: its held items come back redeliv
     const emitted: string[] = [];
     const spec = { kind: 'crawl', shards: 3, seeds: [site.seed], sameHost: false, maxDepth: 100, maxPages: 100_000, perHostRps: 20, concurrency: 8 };
     const shards = [0, 1, 2].map((i) => startShard(q, i, spec, stores[i]!, emitted, { attempt: 1 }));
-    while (emitted.length < 250) await new Promise((r) => setTimeout(r, 20));
+    // Midway, once shard 1 has finished pages of its own (its seen log holds finished URLs only).
+    while (emitted.length < 250 || !stores[1]!.kv.has('seen.0')) await new Promise((r) => setTimeout(r, 20));
     // Stop shard 1 as a move does: its run returns, and what it held goes back to its queue.
     shards[1]!.stop.abort();
     await shards[1]!.run;
