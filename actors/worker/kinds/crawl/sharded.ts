@@ -25,6 +25,8 @@
 //   busy (ctx.busy) while any is: a queue item JetStream stored and then
 //   lost (nats-server 2.9.10's stream reset) is sent again, and the crawl
 //   cannot complete without it.
+// - What the shard remembers of URLs (taken, finished, held, both logs and
+//   its receipts) is one room: shard-memory.ts.
 // - The etcd checkpoint holds counters, the number of seen and sent deltas
 //   written and the politeness state of a few hosts: a few KB at most,
 //   whatever the number of URLs (shard-checkpoint.ts).
@@ -55,13 +57,10 @@ import { urlId } from './partition.js';
 import { Politeness, windowWithDelay } from './politeness.js';
 import { RobotsCache } from './robots.js';
 import { hash64, SeenSet } from './seen-set.js';
-import { deltaKey, loadSeen, SeenLog } from './seen-log.js';
-import { loadSent, SentLog } from './sent-log.js';
-import { Receipts } from './receipts.js';
-import { SHARD_QUEUE_DEFAULTS } from '#platform/nats/shard-queues.js';
 import { readShardCheckpoint, restorePoliteness, ShardCheckpointer, type ShardStart } from './shard-checkpoint.js';
 import { HOST_CAP, MAX_HOSTS_KEPT, parseItem, shareOf, WINDOW, type Job, type ShardCrawlResult } from './shard-items.js';
 import { ShardLinks } from './shard-links.js';
+import { ShardMemory } from './shard-memory.js';
 import { ShardPage } from './shard-page.js';
 import { ShardProgress, type SkipReason } from './shard-progress.js';
 import type { CrawlSpec } from './spec.js';
@@ -88,16 +87,8 @@ export class ShardedCrawl {
   private readonly checkpointer: ShardCheckpointer;
   private readonly deferPause = new DeferPause(this.clock);
   private readonly stop = new AbortController();
-  /** URLs taken (held, finished, or claimed by a redirect); a copy of one is a duplicate unless it is the live copy. */
-  private readonly seen = new SeenSet();
-  /** URLs finished (fetched, failed for good, skipped): what the seen log holds, and the receipts senders wait for. */
-  private readonly finished = new SeenSet();
-  /** The ids of the URLs of the items held now. */
-  private readonly holding = new Set<string>();
+  private readonly memory: ShardMemory;
   private readonly skippedUrls = new SeenSet();
-  private seenLog: SeenLog | undefined;
-  private sentLog: SentLog | undefined;
-  private readonly receipts: Receipts;
   /** Crawl-delay seconds of at most MAX_HOSTS_KEPT hosts, for the checkpoint. */
   private readonly delays: Map<string, number>;
   private readonly running = new Set<Promise<void>>();
@@ -149,22 +140,12 @@ export class ShardedCrawl {
       answered: (host) => this.health.ok(host),
     });
     this.filter = new UrlFilter(spec, this.health, this.robots);
-    this.links = new ShardLinks(ctx, spec, this.seen, this.filter, (url) => this.skip(url, 'filtered'), (to, url, depth) => this.sending(to, url, depth));
-    this.receipts = new Receipts({
-      clock: this.clock,
-      count: ctx.shard.count,
-      read: (owner, n) => ctx.store!.getShard(owner, deltaKey(n)),
-      resend: (owner, url, depth, tries) => ctx.send(owner, { u: url, d: depth, r: tries }, { id: `${urlId(url)}.r${tries}` }),
-      busy: () => ctx.busy(),
-      windowMs: SHARD_QUEUE_DEFAULTS.duplicateWindowMs,
-      ...(limits.resendMs !== undefined ? { resendMs: limits.resendMs } : {}),
-      warn: (fields, msg) => ctx.log.warn({ ...fields, shard: this.index }, msg),
-    });
-    this.receipts.resent = this.progress.resent;
+    this.memory = new ShardMemory(ctx, this.clock, (url) => this.links.owner(url), this.progress.resent, limits.resendMs);
+    this.links = new ShardLinks(ctx, spec, this.memory.seen, this.filter, (url) => this.skip(url, 'filtered'), (to, url, depth) => this.memory.sending(to, url, depth));
     this.checkpointer = new ShardCheckpointer(ctx, this.politeness, this.clock, (err) => this.fail(err));
     this.fetches = new ShardPage({
       ctx, spec, signal: this.stop.signal, fetcher: this.fetcher, robots: this.robots, health: this.health, queues: this.queues,
-      filter: this.filter, links: this.links, seen: this.seen, progress: this.progress,
+      filter: this.filter, links: this.links, seen: this.memory.seen, progress: this.progress,
       skip: (url, why) => this.skip(url, why), skipJob: (job, why) => this.skipJob(job, why), done: (job) => this.done(job), report: () => this.report(),
     });
     this.politeness.onChange = (host) => {
@@ -198,7 +179,7 @@ export class ShardedCrawl {
     }, 1000);
     periodicCheckpoint.unref();
     try {
-      await this.load();
+      await this.memory.load(this.start);
       // Before the first read of the inbox, so before the shard can look idle.
       await this.links.seed(this.robots, this.fetcher, this.stop.signal);
       const reader = this.read().catch((err: unknown) => this.fail(err as Error));
@@ -208,8 +189,7 @@ export class ShardedCrawl {
       if (this.fatal) throw this.fatal;
       await Promise.race([Promise.allSettled(this.running), delay(ABORT_GRACE_MS)]);
       await this.checkpointing;
-      this.seenLog?.flush();
-      this.sentLog?.flush();
+      this.memory.flush();
       await this.checkpoint();
       return this.counters();
     } finally {
@@ -218,41 +198,10 @@ export class ShardedCrawl {
       clearInterval(periodicCheckpoint);
       this.ctx.signal.removeEventListener('abort', onAbort);
       this.stop.abort(new Error('crawl finished'));
-      this.seenLog?.close();
-      this.sentLog?.close();
+      this.memory.close();
       this.roomWaiter?.();
       await this.fetcher.close().catch(() => {});
     }
-  }
-
-  /**
-   * load reads the seen deltas back, and the sent ones, whose URLs wait for
-   * their receipts again; the checkpoint's counts say how many at least were
-   * written.
-   */
-  private async load(): Promise<void> {
-    const started = Date.now();
-    const store = this.ctx.store!;
-    const got = await loadSeen(store, this.start.seen, this.seen, this.finished);
-    let urls = 0;
-    const sent = await loadSent(store, this.start.sent, (url, depth) => {
-      urls++;
-      this.receipts.expect(this.links.owner(url), url, depth, ...hash64(url));
-    });
-    if (got.hashes > 0 || got.lost > 0 || urls > 0) {
-      this.ctx.log.info({ shard: this.index, deltas: got.next, urls: got.hashes, sent: urls, lost: got.lost + sent.lost, ms: Date.now() - started }, 'crawl: seen-set and sent log loaded');
-    }
-    if (got.lost + sent.lost > 0) {
-      this.ctx.log.warn({ shard: this.index, lost: got.lost, sentLost: sent.lost }, 'crawl: deltas missing from the task store (it drops its oldest writes when full); their URLs may be fetched again, or their receipts not awaited');
-    }
-    this.seenLog = new SeenLog(store, this.clock, got.next);
-    this.sentLog = new SentLog(store, this.clock, sent.next);
-  }
-
-  /** sending logs a URL about to be sent and waits for its receipt (receipts.ts). */
-  private sending(to: number, url: string, depth: number): void {
-    this.sentLog!.add([[url, depth]]);
-    this.receipts.expect(to, url, depth, ...hash64(url));
   }
 
   /** read takes inbox items while fewer than WINDOW are held, deferring over-cap hosts when the window is full. */
@@ -287,34 +236,21 @@ export class ShardedCrawl {
       void inbox.ack().catch(() => {});
       return;
     }
-    const [hi, lo] = hash64(q.u);
+    const hash = hash64(q.u);
     const k = q.k ?? 0;
     const id = urlId(q.u);
-    const isNew = this.seen.addHash(hi, lo);
-    if (!isNew) {
-      // Finished: a duplicate, logged again as the receipt its sender may be waiting for.
-      if (this.finished.hasHash(hi, lo)) return this.duplicate(inbox, () => this.seenLog!.addHash(hi, lo));
-      // Taken but not finished, the item is a duplicate unless it is the one
-      // live copy: a deferred one (k > 0), one delivered before whose work was
-      // cut off (a move or restart: at most what was held then), or one sent
-      // again for want of a receipt (r > 0) whose URL is held nowhere here.
-      const live = k > 0 || inbox.redelivered || (q.r !== undefined && q.r > 0 && !this.holding.has(id));
-      if (!live) return this.duplicate(inbox);
+    if (!this.memory.take(hash, id, { k, r: q.r ?? 0, redelivered: inbox.redelivered })) {
+      this.progress.duplicates++;
+      this.report();
+      void inbox.ack().catch(() => {});
+      return;
     }
     if (k > 0 && q.t !== undefined) this.deferPause.back(this.clock.wall() - q.t);
-    const job: Job = { url: q.u, depth: q.d, ack: () => inbox.ack(), ticket: -1, hash: [hi, lo], k, id };
-    this.holding.add(id);
+    const job: Job = { url: q.u, depth: q.d, ack: () => inbox.ack(), ticket: -1, hash, k, id };
     this.held++;
     const why: SkipReason | undefined = this.exhausted() ? 'maxPages' : q.d > this.spec.maxDepth ? 'filtered' : this.filter.refusal(q.u);
     if (why !== undefined) this.skipJob(job, why);
     else if (!this.queues.add(job)) this.skipJob(job, 'parked');
-  }
-
-  private duplicate(inbox: InboxItem, receipt?: () => void): void {
-    this.progress.duplicates++;
-    receipt?.();
-    this.report();
-    void inbox.ack().catch(() => {});
   }
 
   /** defer gives back the newest items of hosts over HOST_CAP while the window is full; returns how many. */
@@ -327,7 +263,7 @@ export class ShardedCrawl {
         const k = job.k + 1;
         this.progress.deferred++;
         n++;
-        this.sending(this.index, job.url, job.depth);
+        this.memory.sending(this.index, job.url, job.depth);
         const sent = this.ctx.send(this.index, { u: job.url, d: job.depth, k, t: this.clock.wall() }, { id: deferredId(job.id, k) });
         this.track(sent.then(() => this.done(job, false)));
       }
@@ -412,15 +348,7 @@ export class ShardedCrawl {
    */
   private done(job: Job, finished = true): void {
     this.fetches.fetched(job);
-    this.holding.delete(job.id);
-    if (finished) {
-      const hashes = [...job.hash, ...(job.claimed ?? [])];
-      for (let i = 0; i < hashes.length; i += 2) {
-        this.finished.addHash(hashes[i]!, hashes[i + 1]!);
-        job.ticket = Math.max(job.ticket, this.seenLog!.addHash(hashes[i]!, hashes[i + 1]!));
-      }
-    }
-    const sentTicket = this.sentLog!.filling;
+    const durable = this.memory.let(job, finished);
     let counted = false;
     const release = (): void => {
       if (counted) return;
@@ -431,7 +359,7 @@ export class ShardedCrawl {
       w?.();
     };
     this.track(
-      Promise.all([this.seenLog!.durable(job.ticket), this.sentLog!.durable(sentTicket)])
+      durable
         .then(() => {
           release();
           this.report();
@@ -443,21 +371,21 @@ export class ShardedCrawl {
 
   private report(): void {
     if (this.closed) return;
-    this.progress.resent = this.receipts.resent;
+    this.progress.resent = this.memory.resent;
     this.progress.report({
-      queued: this.queues.queued, held: this.held, inFlight: this.fetches.inFlight, parked: [...this.health.parked], unconfirmed: this.receipts.outstanding,
+      queued: this.queues.queued, held: this.held, inFlight: this.fetches.inFlight, parked: [...this.health.parked], unconfirmed: this.memory.unconfirmed,
     });
   }
 
   private periodic(): void {
     this.progress.sample();
-    if (this.seenLog) void this.receipts.poll().then(() => this.report());
+    void this.memory.poll().then(() => this.report());
     this.report();
   }
 
   private async checkpoint(): Promise<void> {
-    this.progress.resent = this.receipts.resent;
-    if (this.seenLog && this.sentLog) await this.checkpointer.save(this.counters(), { seen: this.seenLog.written, sent: this.sentLog.written }, this.delays, this.queues.lengths());
+    this.progress.resent = this.memory.resent;
+    if (this.memory.loaded) await this.checkpointer.save(this.counters(), this.memory.written, this.delays, this.queues.lengths());
   }
 }
 
