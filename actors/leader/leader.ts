@@ -62,6 +62,12 @@ export interface LeaderDeps {
   storeReachable: () => boolean;
   /** Our fence failed: step down. Unanswered requests go back to be forwarded. */
   onFenceLost: (unanswered: ClientRequest[]) => void;
+  /**
+   * A commit failed while etcd still answers us: give leadership to a warm
+   * standby rather than reload. The requests given are unanswered, for the
+   * next leader. False: there is nobody to hand over to, so reload.
+   */
+  onHandOver?: (unanswered: ClientRequest[]) => boolean;
   /** A forwarded request arrived after this leader stopped taking requests. */
   onRejected: (req: ClientRequest) => void;
   log: Logger;
@@ -73,7 +79,25 @@ export interface LeaderDeps {
   warm?: () => Promise<ClusterRead | undefined>;
   /** Counts and drops sharded resources' queued items (JetStream); without it, sharded resources never complete. */
   shardQueues?: ShardQueueCounter;
+  /** When a failed commit hands over rather than reloads (default HAND_OVER). */
+  handOver?: HandOverRule;
 }
+
+/**
+ * A failed commit leaves the leader's state in doubt. A reload re-reads
+ * every record, which at a million resources takes tens of seconds of a
+ * loaded etcd and of our event loop, long enough to lose the lease. A warm
+ * standby takes over in about a second whatever the size (standby.ts), so
+ * past `resources` the leader hands over instead. Not in the first
+ * `afterMs` of a term: the master that just handed over to us has no warm
+ * copy yet, and would only read etcd itself.
+ */
+export interface HandOverRule {
+  resources: number;
+  afterMs: number;
+}
+/** At 20k resources a reload and a takeover cost about the same (docs/scale.md). */
+export const HAND_OVER: HandOverRule = { resources: 20_000, afterMs: 60_000 };
 
 /** ShardQueueCounter is what the leader asks of the shard queues (src/platform/nats/shard-queues.ts). */
 export interface ShardQueueCounter {
@@ -112,6 +136,10 @@ export class Leader {
   private warm: LeaderDeps['warm'];
   /** Wakes the mailbox when the next schedule fire is due. */
   private readonly fires: WakeTimer;
+  /** When this term's state was first loaded. */
+  private startedAt = 0;
+  /** Handed over to a standby: whatever is in flight or queued is for the next leader. */
+  private handedOver = false;
 
   constructor(private readonly d: LeaderDeps) {
     this.log = d.log.child({ component: 'leader' });
@@ -139,6 +167,7 @@ export class Leader {
   /** start loads the cluster at one revision and then serves; requests sent meanwhile wait in the mailbox. */
   async start(): Promise<void> {
     await this.load();
+    this.startedAt = this.d.clock.now();
     this.actor.start();
     const r = this.d.rebalance ?? DEFAULT_REBALANCE;
     if (r.enabled) {
@@ -234,6 +263,10 @@ export class Leader {
   }
 
   private async receive(batch: Message[]): Promise<void> {
+    if (this.handedOver) {
+      for (const m of batch) if (m.kind === 'client') this.d.onRejected(m.req);
+      return;
+    }
     if (this.degraded) {
       await this.committer.drain();
       try {
@@ -334,6 +367,12 @@ export class Leader {
       this.d.onFenceLost(p.replies.map((r) => r.req));
       return;
     }
+    if (this.handedOver) {
+      // A later batch of the pipeline: its chain link failed with the first.
+      for (const { req } of p.replies) this.d.onRejected(req);
+      return;
+    }
+    if (this.handOver(p, err)) return;
     // The outcome of the failed transaction is unknown (and later ones in
     // flight fail their chain link): forget the state and reload first.
     this.degraded = true;
@@ -354,6 +393,20 @@ export class Leader {
     }
     this.log.warn({ err: (err as Error).message, requests: p.replies.length, again: p.replies.length - told.length }, 'commit failed; reloading state');
     this.finish(told);
+  }
+
+  /** handOver gives leadership to a standby after a failed commit, when the rule says a reload would cost more. */
+  private handOver(p: Plan, err: unknown): boolean {
+    const rule = this.d.handOver ?? HAND_OVER;
+    if (!this.d.onHandOver || !this.d.storeReachable() || this.state.resources.size < rule.resources) return false;
+    if (this.d.clock.now() - this.startedAt < rule.afterMs) return false;
+    this.handedOver = true;
+    if (!this.d.onHandOver(p.replies.map((r) => r.req))) {
+      this.handedOver = false;
+      return false;
+    }
+    this.log.warn({ err: (err as Error).message, requests: p.replies.length, resources: this.state.resources.size }, 'commit failed; handed over to a standby');
+    return true;
   }
 
   /** context is what a batch is planned with: this leader's term and members, and the world as of now. */

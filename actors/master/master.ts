@@ -20,14 +20,14 @@ import type { Clock } from '#platform/clock.js';
 import { withRetry } from '#platform/retry.js';
 import type { Logger } from '#platform/log.js';
 import type { Bus, BusMsg, Guard, Store } from '#platform/ports.js';
-import { Leader, type RebalanceOptions, type ShardQueueCounter } from '#actors/leader/leader.js';
+import { Leader, type HandOverRule, type RebalanceOptions, type ShardQueueCounter } from '#actors/leader/leader.js';
 import { Standby } from '#actors/leader/standby.js';
 import { Forwarder } from './forwarder.js';
 import { ParkedRequests } from './parked.js';
 import { LeaderWatch } from './leader-watch.js';
 
 /** Elector is what a master needs of its election (platform/etcd/election.ts); tests decide who leads. */
-export type Elector = Pick<Election, 'currentLeader' | 'storeReachable' | 'members' | 'start' | 'stepDown' | 'resign' | 'close'>;
+export type Elector = Pick<Election, 'currentLeader' | 'storeReachable' | 'members' | 'start' | 'stepDown' | 'handOver' | 'resign' | 'close'>;
 
 export interface MasterDeps {
   id: string;
@@ -45,6 +45,8 @@ export interface MasterDeps {
   rebalance?: RebalanceOptions;
   /** The shard queues, for sharded resources' completion (JetStream). */
   shardQueues?: ShardQueueCounter;
+  /** When a failed commit hands leadership over rather than reloads (default: the leader's). */
+  handOver?: HandOverRule;
   /** A request of this subject was answered with an error (the client service counts them). */
   countError(subject: string, err: Error): void;
 }
@@ -157,11 +159,18 @@ export class Master {
         for (const r of unanswered) this.route(r);
       },
       onRejected: (req) => this.route(req),
+      onHandOver: (unanswered) => {
+        if (!this.election.handOver('commit failed; handed over to a standby')) return false;
+        // They wait for the next leader, whose dedupe records give each its first outcome.
+        for (const r of unanswered) this.route(r);
+        return true;
+      },
       log,
       metrics,
       prober: this.prober,
       ...(this.deps.rebalance ? { rebalance: this.deps.rebalance } : {}),
       ...(this.deps.shardQueues ? { shardQueues: this.deps.shardQueues } : {}),
+      ...(this.deps.handOver ? { handOver: this.deps.handOver } : {}),
       ...(standby ? { warm: () => standby.take(guard) } : {}),
     });
     this.leader = leader;

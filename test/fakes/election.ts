@@ -14,6 +14,7 @@ export class FakeElection implements Elector {
   resigned = false;
   closed = false;
   readonly stepDowns: string[] = [];
+  readonly handOvers: string[] = [];
   private rev = 0;
 
   constructor(
@@ -37,6 +38,13 @@ export class FakeElection implements Elector {
 
   stepDown(reason: string): void {
     this.stepDowns.push(reason);
+  }
+
+  handOver(reason: string): boolean {
+    if (this.currentLeader?.id !== this.self || this.members.length < 2) return false;
+    this.handOvers.push(reason);
+    this.cb.onStoppedLeading(reason);
+    return true;
   }
 
   async resign(): Promise<void> {

@@ -4,7 +4,7 @@
 
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Leader } from '#actors/leader/leader.js';
+import { Leader, type HandOverRule } from '#actors/leader/leader.js';
 import { keys } from '#protocol/keys.js';
 import { json, packed } from '#protocol/codec.js';
 import { createMetrics } from '#platform/metrics.js';
@@ -17,7 +17,7 @@ import { MemStore } from '../fakes/store.js';
 import { MemBus } from '../fakes/bus.js';
 import { add, del, get } from '../fakes/requests.js';
 
-async function setup(opts: { workers?: string[]; seed?: (store: MemStore) => Promise<unknown> } = {}) {
+async function setup(opts: { workers?: string[]; seed?: (store: MemStore) => Promise<unknown>; handOver?: HandOverRule; onHandOver?: (reqs: ClientRequest[]) => boolean; onRejected?: (req: ClientRequest) => void } = {}) {
   const clock = new FakeClock();
   const store = new MemStore(clock);
   const bus = new MemBus(clock);
@@ -38,9 +38,11 @@ async function setup(opts: { workers?: string[]; seed?: (store: MemStore) => Pro
     clock,
     id: 'm1',
     guard,
-    members: () => ['m1'],
+    members: () => (opts.onHandOver ? ['m1', 'm2'] : ['m1']),
+    ...(opts.onHandOver ? { onHandOver: opts.onHandOver } : {}),
+    ...(opts.handOver ? { handOver: opts.handOver } : {}),
     onFenceLost: (reqs) => fenceLost.push(reqs),
-    onRejected: () => assert.fail('nothing is rejected while the leader runs'),
+    onRejected: opts.onRejected ?? (() => assert.fail('nothing is rejected while the leader runs')),
     log: logger(),
     metrics: createMetrics({ defaultMetrics: false }),
     prober: new Prober(bus, { intervalMs: 100_000, misses: 2, stableMs: 0 }, clock),
@@ -234,6 +236,49 @@ describe('Leader on in-memory ports', () => {
     assert.equal(r.length, 1);
     assert.equal(r[0]!.error?.code, 'UNAVAILABLE');
     assert.equal(writes, 1, 'not tried again');
+    await leader.stop();
+  });
+
+  test('a failed commit hands over only past the rule: a term younger than afterMs and a small state reload', async () => {
+    const handedOver: ClientRequest[][] = [];
+    const rejected: ClientRequest[] = [];
+    const { clock, store, bus, leader } = await setup({
+      workers: ['w1'],
+      handOver: { resources: 4, afterMs: 1000 },
+      onHandOver: (reqs) => (handedOver.push(reqs), true),
+      onRejected: (req) => rejected.push(req),
+    });
+    const failing = new Set(['young', 'small', 'big']);
+    store.txnHook = async (ops) => {
+      if (ops.some((op) => 'put' in op && failing.has(op.put.slice(keys.resource('').length)))) throw new Error('etcd: request timed out');
+    };
+    const failed = async (name: string) => {
+      const req = add(name);
+      leader.submit(req);
+      await rounds(clock);
+      return req;
+    };
+    await submitted(leader, clock, add('a'));
+    await submitted(leader, clock, add('b'));
+    await submitted(leader, clock, add('c'));
+    const young = await failed('young');
+    assert.equal(repliesTo(bus, young)[0]?.error?.code, 'UNAVAILABLE', 'four resources, but a young term: reloaded and answered');
+    await clock.advance(1000);
+    store.kv.delete(keys.resource('b'));
+    store.resetWatches();
+    await rounds(clock);
+    const small = await failed('small');
+    assert.equal(repliesTo(bus, small)[0]?.error?.code, 'UNAVAILABLE', 'an old term, but three resources with the failed one: small');
+    assert.equal(handedOver.length, 0);
+    await submitted(leader, clock, add('d'));
+    const big = await failed('big');
+    assert.deepEqual(handedOver.map((reqs) => reqs.map((r) => r.id)), [[big.id]], 'four: handed over');
+    assert.equal(repliesTo(bus, big).length, 0, 'the next leader answers it');
+    const later = add('e');
+    leader.submit(later);
+    await rounds(clock);
+    assert.equal(repliesTo(bus, later).length, 0, 'after the handover nothing more is answered here');
+    assert.deepEqual(rejected.map((r) => r.id), [later.id], 'but handed back to be forwarded');
     await leader.stop();
   });
 

@@ -16,10 +16,11 @@ import { FakeClock } from '../fakes/clock.js';
 import { MemBus } from '../fakes/bus.js';
 import { MemStore } from '../fakes/store.js';
 import { FakeElection } from '../fakes/election.js';
+import type { HandOverRule } from '#actors/leader/leader.js';
 
 const PARK_MS = 3000;
 
-async function setup() {
+async function setup(opts: { handOver?: HandOverRule } = {}) {
   const clock = new FakeClock();
   const bus = new MemBus(clock);
   const store = new MemStore(clock);
@@ -35,6 +36,7 @@ async function setup() {
     elect: (cb) => (election = new FakeElection('m2', cb)),
     parkMs: PARK_MS,
     standby: false,
+    ...(opts.handOver ? { handOver: opts.handOver } : {}),
     countError: (subject, err) => errors.push({ subject, message: err.message }),
   });
   await master.start();
@@ -157,5 +159,27 @@ describe('Master', () => {
     await stop(master, clock);
     assert.ok(election.resigned, 'stop resigns');
     assert.equal(bus.on(subjects.event('leader.resigned')).length, 1, 'and says so');
+  });
+  test('a leader whose commit failed hands over to the next candidate, and its request goes to the next leader unanswered', async () => {
+    const { clock, bus, store, master, election } = await setup({ handOver: { resources: 0, afterMs: 0 } });
+    const lease = await store.grantLease(60);
+    const key = keys.candidate(lease);
+    await store.txn(undefined, [{ put: key, value: Buffer.from('m2'), lease }]);
+    const wl = await store.grantLease(60);
+    await store.txn(undefined, [{ put: keys.worker('w1'), value: packed.encode({ id: 'w1', capacity: 10, fenceMs: 1200, kinds: ['noop'] }), lease: wl }]);
+    election.lead('m2', { key, createRevision: store.kv.get(key)!.createRevision });
+    election.members = ['m2', 'm1'];
+    await clock.advance(50);
+    store.txnHook = async (ops) => {
+      if (ops.some((op) => 'put' in op && op.put === keys.resource('a'))) throw new Error('etcd: request timed out');
+    };
+    const reply = send(master, { name: 'a', spec: {} });
+    await clock.advance(50);
+    assert.deepEqual(election.handOvers.length, 1, 'handed over');
+    assert.equal(answers(bus, reply).length, 0, 'not answered: the next leader answers it');
+    election.lead('m1');
+    await clock.advance(50);
+    assert.deepEqual(forwardedTo(bus, 'm1').map(nameOf), ['a'], 'forwarded to the next leader');
+    await stop(master, clock);
   });
 });

@@ -137,6 +137,26 @@ export class Election {
     void this.retry(() => this.campaign(), 'campaign');
   }
 
+  /**
+   * handOver gives leadership to the next candidate now, and stands again
+   * behind it: our key is deleted (its lease revoked), so the candidate with
+   * the next lowest revision leads at once. False, and nothing changes, when
+   * we do not lead or no other candidate stands. Our writes are fenced on the
+   * deleted key, so none of ours lands after the next leader's first.
+   */
+  handOver(reason: string): boolean {
+    if (!this.leading || this.candidates.size < 2) return false;
+    const lease = this.lease;
+    this.lease = undefined; // its expiry is no news now
+    this.myKey = undefined; // until the new key is in: our old one must not make us lead again
+    this.stopLeading(reason);
+    void (async () => {
+      await lease?.revoke();
+      await this.retry(() => this.campaign(), 'campaign');
+    })();
+    return true;
+  }
+
   private stopLeading(reason: string): void {
     if (!this.leading) return;
     this.leading = undefined;
