@@ -63,8 +63,7 @@ export interface LeaderDeps {
   /** Our fence failed: step down. Unanswered requests go back to be forwarded. */
   onFenceLost: (unanswered: ClientRequest[]) => void;
   /**
-   * A commit failed while etcd still answers us: give leadership to a warm
-   * standby rather than reload. The requests given are unanswered, for the
+   * A commit failed: give leadership to a warm standby rather than reload. The requests given are unanswered, for the
    * next leader. False: there is nobody to hand over to, so reload.
    */
   onHandOver?: (unanswered: ClientRequest[]) => boolean;
@@ -398,7 +397,8 @@ export class Leader {
   /** handOver gives leadership to a standby after a failed commit, when the rule says a reload would cost more. */
   private handOver(p: Plan, err: unknown): boolean {
     const rule = this.d.handOver ?? HAND_OVER;
-    if (!this.d.onHandOver || !this.d.storeReachable() || this.state.resources.size < rule.resources) return false;
+    // Also when our lease is in doubt: a reload then only adds a read of every record to a struggling etcd.
+    if (!this.d.onHandOver || this.state.resources.size < rule.resources) return false;
     if (this.d.clock.now() - this.startedAt < rule.afterMs) return false;
     this.handedOver = true;
     if (!this.d.onHandOver(p.replies.map((r) => r.req))) {

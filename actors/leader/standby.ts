@@ -128,7 +128,7 @@ export class Standby {
     const byKey = <T extends { key: string }>(xs: Iterable<T>): Map<string, T> => new Map([...xs].map((x) => [x.key, x]));
     this.workers = byKey(read.workers);
     this.resources = byKey(read.resources);
-    this.assignments = new Set(read.assignments);
+    this.assignments = read.assignments;
     this.cordons = byKey(read.cordons);
     this.fencing = byKey(read.fencing);
     this.dedupe = byKey(read.dedupe);
