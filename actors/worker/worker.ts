@@ -31,6 +31,7 @@ import type { Bus, KV, Store } from '#platform/ports.js';
 import type { Clock } from '#platform/clock.js';
 import type { GafferMetrics } from '#platform/metrics.js';
 import { WorkerLog, type Logger } from '#platform/log.js';
+import { Backoff } from '#platform/retry.js';
 import { Assignments, type Action, type Assigned } from './assignments.js';
 import type { KindRegistry } from './runtime/kind-modules.js';
 import { Reporter } from './runtime/reporter.js';
@@ -46,6 +47,8 @@ export const DEFAULT_STOP_GRACE_MS = 2000;
  * loaded etcd from answering lease keepalives), up to half a minute. A
  * resync is the safety net under the assign events, which do not wait.
  */
+/** A failed step is retried after 0.5 s, then later, up to 15 s apart. */
+export const STEP_RETRY = { initialMs: 500, maxMs: 15_000 };
 export const RESYNC_SPREAD_MS = 1000;
 export const RESYNC_SPREAD_PER_WORKER_MS = 10;
 export const RESYNC_SPREAD_MAX_MS = 30_000;
@@ -102,6 +105,12 @@ export class Worker {
   private subs: Array<{ unsubscribe(): void }> = [];
   private unhook: () => void = () => undefined;
   private readonly reporter: Reporter;
+  /**
+   * A failed step (etcd slow or down) is retried later and later: a fleet
+   * retrying every half second read every assignment ten times a second
+   * from an etcd already past its deadlines.
+   */
+  private readonly retries: Backoff;
 
   constructor(private readonly cfg: WorkerDeps) {
     this.bus = cfg.bus;
@@ -109,10 +118,12 @@ export class Worker {
     this.clock = cfg.clock;
     this.log = cfg.log;
     this.reporter = new Reporter(this.bus, this.clock, cfg.id, this.log);
+    this.retries = new Backoff(STEP_RETRY, cfg.random);
     this.actor = new Actor<Message>(([m]) => this.receive(m!), {
       onError: (err) => {
-        this.log.warn({ err: (err as Error).message }, 'worker step failed; retrying with a resync');
-        this.clock.after(500, () => this.actor.send(this.lease ? { kind: 'resync', why: 'retry' } : { kind: 'register', why: 'retry' }));
+        const ms = this.retries.next();
+        this.log.warn({ err: (err as Error).message, retryMs: Math.round(ms) }, 'worker step failed; retrying with a resync');
+        this.clock.after(ms, () => this.actor.send(this.lease ? { kind: 'resync', why: 'retry' } : { kind: 'register', why: 'retry' }));
       },
     });
     this.attempts = new Attempts({
@@ -194,8 +205,15 @@ export class Worker {
 
   private async receive(m: Message): Promise<void> {
     if (this.stopping) return;
-    if (m.kind === 'register') return this.register().then(() => this.resync('re-registered'));
-    if (m.kind === 'resync') return this.resync(m.why);
+    if (m.kind === 'register') {
+      await this.register();
+      await this.resync('re-registered');
+      return this.retries.reset();
+    }
+    if (m.kind === 'resync') {
+      await this.resync(m.why);
+      return this.retries.reset();
+    }
     if (!this.valid()) return;
     this.act(this.assignments.apply(m.ev, this.lease!.id, this.attempts.known()));
   }

@@ -3,7 +3,7 @@
 // condition) goes through one of these, with exponential backoff and jitter
 // (cockatiel's decorrelated jitter) and timers that never keep the process alive.
 
-import { ConstantBackoff, ExponentialBackoff, handleAll, handleWhen, retry } from 'cockatiel';
+import { ConstantBackoff, ExponentialBackoff, handleAll, handleWhen, retry, type IBackoff } from 'cockatiel';
 
 export interface RetryOptions {
   /** First delay and the cap it doubles up to, in ms. */
@@ -32,6 +32,35 @@ export async function withRetry<T>(fn: (attempt: number) => Promise<T>, opts: Re
     return await policy.execute(({ attempt }) => fn(attempt), opts.signal);
   } finally {
     sub?.dispose();
+  }
+}
+
+/**
+ * Backoff is withRetry's schedule for a retry that is not a loop around one
+ * call (a message sent again later): each failure waits longer, up to maxMs,
+ * jittered so that a fleet failing together does not retry together; a
+ * success starts it again.
+ */
+export class Backoff {
+  private readonly factory: ExponentialBackoff<unknown>;
+  private current: IBackoff<unknown> | undefined;
+
+  constructor(
+    opts: Pick<RetryOptions, 'initialMs' | 'maxMs'>,
+    private readonly random: () => number = Math.random,
+  ) {
+    this.factory = new ExponentialBackoff({ initialDelay: opts.initialMs, maxDelay: opts.maxMs });
+  }
+
+  /** next is how long to wait after one more failure. */
+  next(): number {
+    this.current = this.current ? this.current.next(undefined) : this.factory.next();
+    // Decorrelated jitter stays on the cap once it reaches it: half of each wait is random, so a fleet stays spread there too.
+    return this.current.duration * (0.5 + this.random() * 0.5);
+  }
+
+  reset(): void {
+    this.current = undefined;
   }
 }
 
