@@ -138,7 +138,7 @@ test('sharded crawl: 3 shards on 3 workers over the 50-host site', { timeout: 60
   };
 
   await t.test('without faults: every page once, every result once, polite cluster-wide, small constant checkpoints', part('without faults: every page once, every result once, polite cluster-wide, small constant checkpoints'), async () => {
-    const site = await startMultiSite({ pages: 5000, crawlDelay: CRAWL_DELAY });
+    const site = await startMultiSite({ pages: 3000, crawlDelay: CRAWL_DELAY });
     try {
       const starts = await Recorder.start<{ name: string; attempt: number }>(c.natsUrl, 'events.task.started');
       const started = Date.now();
@@ -277,7 +277,7 @@ test('sharded crawl: 3 shards on 3 workers over the 50-host site', { timeout: 60
   });
 
   await t.test('maxPages over 3 shards is never exceeded', part('maxPages over 3 shards is never exceeded'), async () => {
-    const site = await startMultiSite({ pages: 3000, crawlDelay: 0, throttled: [], unavailable: [], hang: false });
+    const site = await startMultiSite({ pages: 2000, crawlDelay: 0, throttled: [], unavailable: [], hang: false });
     try {
       await client.add('capped', spec(site, { maxPages: 500, perHostRps: 50 }));
       const r = await completed(client, 'capped');
