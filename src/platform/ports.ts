@@ -61,12 +61,23 @@ export interface WatchEvent {
   prev?: KV;
 }
 
+export interface RangeOptions {
+  keysOnly?: boolean;
+  /**
+   * A page whose call failed (a deadline on a loaded etcd) is asked again this
+   * often, at the same revision, before the whole read fails. For reads of the
+   * whole cluster: starting one of half a million records over because one
+   * page was late only adds to the load that made it late.
+   */
+  pageRetries?: number;
+}
+
 /** The etcd server rejects transactions with more operations than this (--max-txn-ops). */
 export const MAX_TXN_OPS = 128;
 
 export interface Store {
   /** range reads every key under prefix at one revision (the latest when omitted). */
-  range(prefix: string, revision?: number, opts?: { keysOnly?: boolean }): Promise<Snapshot>;
+  range(prefix: string, revision?: number, opts?: RangeOptions): Promise<Snapshot>;
   /**
    * txn commits ops atomically and returns the commit revision. With a guard
    * it throws NotLeaderError unless the guard key still has its create

@@ -95,7 +95,8 @@ test('BENCH_ONLY=crawl-scale at tiny sizes measures every cell', { timeout: DEAD
     assert.equal(c.sharded.shards, 3);
     assert.equal(new Set(c.sharded.workerPeakRss.filter((w: { shards: number[] }) => w.shards.length > 0).map((w: { worker: string }) => w.worker)).size, 3, 'the 3 shards ran on 3 workers');
     assert.ok(c.polite.busiestHostSecond <= 2 * c.config.politeRps, `polite: ${c.polite.busiestHostSecond} requests to one host in one second`);
-    assert.ok(c.seenSet.heapBytesPerUrl > 0, `seen set measured: ${JSON.stringify(c.seenSet)}`);
+    // At 5,000 URLs the heap's delta is within a GC's noise (it came out negative once): measured, not judged.
+    assert.ok(Number.isFinite(c.seenSet.heapBytesPerUrl) && c.seenSet.tableBytesPerUrl > 0, `seen set measured: ${JSON.stringify(c.seenSet)}`);
     // Scrapy is optional (python3-scrapy): measured, or why not.
     for (const s of [c.scrapy, c.scrapyPolite]) assert.ok(s.error ? typeof s.error === 'string' : s.run.pagesPerSecond > 0);
     const ids = r.verdicts.map((v: { id: string }) => v.id);

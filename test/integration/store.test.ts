@@ -23,3 +23,32 @@ test('a chained transaction sent again after it applied gets its revision back; 
   await store.txn(undefined, [{ put: 'gaffer-test/b', value: Buffer.from('b') }], { key: chain, expect: Buffer.from('t:1'), next: Buffer.from('t:2') });
   await assert.rejects(store.txn(undefined, ops, link), ChainBrokenError);
 });
+
+test('a page of a range that fails is asked again at the same revision when the caller allows it; a compacted revision is not', async (t) => {
+  const c = await cluster({ masters: 0, workers: 0 });
+  const store = await EtcdStore.connect(c.etcdEndpoints.split(','), { timeoutMs: 3000 });
+  t.after(() => store.close());
+  const n = 12_000; // three pages
+  for (let i = 0; i < n; i += 100) {
+    await store.txn(undefined, Array.from({ length: 100 }, (_, j) => ({ put: `gaffer-test/p/${String(i + j).padStart(6, '0')}`, value: Buffer.from('v') })));
+  }
+  const kv = (store as unknown as { client: { kv: { range: (...a: unknown[]) => Promise<unknown> } } }).client.kv;
+  const real = kv.range.bind(kv);
+  let calls = 0;
+  let failOn = 2;
+  kv.range = (...a: unknown[]) => (++calls === failOn ? Promise.reject(new Error('4 DEADLINE_EXCEEDED: Deadline exceeded')) : real(...a));
+  await assert.rejects(store.range('gaffer-test/p/'), /DEADLINE_EXCEEDED/, 'without retries the read fails');
+  calls = 0;
+  const snap = await store.range('gaffer-test/p/', undefined, { pageRetries: 2 });
+  assert.equal(calls, 4, 'three pages and one of them again');
+  assert.equal(snap.kvs.length, n, 'every key once');
+  assert.equal(new Set(snap.kvs.map((k) => k.key)).size, n);
+  // A revision compacted away is not asked for again.
+  const old = snap.revision;
+  await store.txn(undefined, [{ put: 'gaffer-test/p/late', value: Buffer.from('v') }]);
+  await (store as unknown as { client: { kv: { compact: (r: { revision: number }) => Promise<unknown> } } }).client.kv.compact({ revision: old + 1 });
+  failOn = 0;
+  calls = 0;
+  await assert.rejects(store.range('gaffer-test/p/', old, { pageRetries: 3 }), /compacted/);
+  assert.equal(calls, 1, 'asked once');
+});

@@ -12,7 +12,8 @@ import { keys } from '#protocol/keys.js';
 import { logger } from '../log.js';
 import type { EtcdAuth } from '../config.js';
 import type { EtcdTls } from './tls.js';
-import { ChainBrokenError, MAX_TXN_OPS, type ChainLink, type Guard, type KV, type Op, type Snapshot, type Store, type WatchEvent } from '../ports.js';
+import { ChainBrokenError, MAX_TXN_OPS, type ChainLink, type Guard, type KV, type Op, type RangeOptions, type Snapshot, type Store, type WatchEvent } from '../ports.js';
+import { withRetry } from '../retry.js';
 
 export interface StoreOptions {
   timeoutMs: number;
@@ -30,6 +31,12 @@ export interface StoreOptions {
 const WATCH_RETRY_MS = { first: 100, max: 2000 };
 
 const PAGE = 5000;
+/** A page asked again (RangeOptions.pageRetries) waits this long first, doubling. */
+const PAGE_RETRY = { initialMs: 250, maxMs: 2000 };
+
+function isCompacted(err: unknown): boolean {
+  return err instanceof Error && /compacted/i.test(err.message);
+}
 
 function toKV(kv: IKeyValue): KV {
   return {
@@ -122,14 +129,20 @@ export class EtcdStore implements Store {
   }
 
   /** range reads every key under prefix at one revision, page by page, so large sets stay consistent. */
-  async range(prefix: string, revision?: number, opts: { keysOnly?: boolean } = {}): Promise<Snapshot> {
+  async range(prefix: string, revision?: number, opts: RangeOptions = {}): Promise<Snapshot> {
     const end = prefixEnd(prefix);
     const kvs: KV[] = [];
     let key = Buffer.from(prefix);
     let rev = revision ?? 0;
     try {
       for (;;) {
-        const res = await this.client.kv.range({ key, range_end: end, limit: PAGE, revision: rev, keys_only: opts.keysOnly ?? false });
+        const page = { key, range_end: end, limit: PAGE, revision: rev, keys_only: opts.keysOnly ?? false };
+        const res = await withRetry(() => this.client.kv.range(page), {
+          ...PAGE_RETRY,
+          maxAttempts: 1 + (opts.pageRetries ?? 0),
+          // A compacted revision is gone for good: the read must start again at a new one.
+          retryable: (err) => !isCompacted(err),
+        });
         // Let timers (lease keepalives above all) run between pages of a large read.
         await new Promise((r) => setImmediate(r));
         if (rev === 0) rev = Number(res.header.revision);
