@@ -1,10 +1,15 @@
-// The etcd store's chained transactions against a real etcd: what the
-// Committer relies on when etcd (or the etcd3 client, retrying) applies a
-// transaction whose answer was lost.
+// The etcd store against a real etcd: chained transactions (what the
+// Committer relies on when etcd, or the etcd3 client retrying, applies a
+// transaction whose answer was lost), pages of a range asked again, and a
+// quiet watch kept current by etcd's progress notices.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cluster } from '../harness.js';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { cluster, waitFor } from '../harness.js';
+import { startEtcd } from '#devcluster/servers.js';
 import { EtcdStore } from '#platform/etcd/store.js';
 import { ChainBrokenError } from '#platform/ports.js';
 
@@ -51,4 +56,31 @@ test('a page of a range that fails is asked again at the same revision when the 
   calls = 0;
   await assert.rejects(store.range('gaffer-test/p/', old, { pageRetries: 3 }), /compacted/);
   assert.equal(calls, 1, 'asked once');
+});
+
+test('a quiet watch resumes from what etcd last told it, not from a revision compaction has removed', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'gaffer-watch-'));
+  const etcd = await startEtcd({ dir, progressNotifyMs: 300 });
+  t.after(async () => {
+    await etcd.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+  const store = await EtcdStore.connect(etcd.endpoints, { timeoutMs: 3000 });
+  t.after(() => store.close());
+  const from = (await store.range('gaffer-test/quiet/')).revision + 1;
+  const seen: string[] = [];
+  let reset: Error | undefined;
+  const w = store.watch('gaffer-test/quiet/', from, (evs) => seen.push(...evs.map((e) => e.kv.key)), (err) => (reset = err));
+  t.after(() => w.close());
+  // Other keys move the revision on while the watch hears nothing.
+  let head = 0;
+  for (let i = 0; i < 20; i++) head = await store.txn(undefined, [{ put: 'gaffer-test/busy', value: Buffer.from(String(i)) }]);
+  await waitFor('a progress notice past the writes', async () => w.resumesFrom() > head, 10_000);
+  // Every revision the watch started from is compacted away; then its stream breaks.
+  await (store as unknown as { client: { kv: { compact: (r: { revision: number }) => Promise<unknown> } } }).client.kv.compact({ revision: head });
+  await etcd.members[0]!.restart();
+  await store.txn(undefined, [{ put: 'gaffer-test/quiet/a', value: Buffer.from('a') }]);
+  await waitFor('the event after the restart', async () => seen.includes('gaffer-test/quiet/a') || reset !== undefined, 20_000);
+  assert.equal(reset, undefined, `the watch resumed without a reset (${reset?.message})`);
+  assert.deepEqual(seen, ['gaffer-test/quiet/a']);
 });

@@ -232,7 +232,7 @@ export class EtcdStore implements Store {
     onEvents: (events: WatchEvent[], revision: number) => void,
     onReset: (err: Error) => void,
     opts: { prev?: boolean } = {},
-  ): { close(): Promise<void> } {
+  ): { close(): Promise<void>; resumesFrom(): number } {
     type WatchStream = Awaited<ReturnType<Etcd3['watchClient']['watch']>>;
     const log = logger().child({ component: 'watch', prefix });
     const key = Buffer.from(prefix);
@@ -289,7 +289,15 @@ export class EtcdStore implements Store {
           return reset(new Error(`watch canceled: ${res.cancel_reason || compacted || 'by etcd'}`));
         }
         retryMs = WATCH_RETRY_MS.first;
-        if (res.events.length === 0) return; // created
+        if (res.events.length === 0) {
+          // A progress notice (--experimental-watch-progress-notify-interval):
+          // every event up to its revision has been sent on this watch, so a
+          // quiet watch resumes from there, not from a revision compaction
+          // has since removed. (Not the reply to create: events before its
+          // revision may still be on their way.)
+          if (!res.created) next = Math.max(next, Number(res.header.revision) + 1);
+          return;
+        }
         const events = res.events.map((e) => {
           const ev: WatchEvent = { type: e.type === 'Put' ? 'put' : 'delete', kv: toKV(e.kv) };
           if (e.prev_kv) ev.prev = toKV(e.prev_kv);
@@ -300,7 +308,7 @@ export class EtcdStore implements Store {
       });
       s.on('error', (err: Error) => stream === s && reopen(err));
       s.on('end', () => stream === s && reopen(new Error('watch stream ended')));
-      s.write({ create_request: { key, range_end: rangeEnd, start_revision: String(next), prev_kv: opts.prev ?? true } });
+      s.write({ create_request: { key, range_end: rangeEnd, start_revision: String(next), prev_kv: opts.prev ?? true, progress_notify: true } });
     };
     void open();
     return {
@@ -308,6 +316,8 @@ export class EtcdStore implements Store {
         closed = true;
         drop();
       },
+      /** The revision the watch would resume from after a disconnect. */
+      resumesFrom: () => next,
     };
   }
 
