@@ -84,18 +84,19 @@ export interface LeaderDeps {
 
 /**
  * A failed commit leaves the leader's state in doubt. A reload re-reads
- * every record, which at a million resources takes tens of seconds of a
- * loaded etcd and of our event loop, long enough to lose the lease. A warm
- * standby takes over in about a second whatever the size (standby.ts), so
- * past `resources` the leader hands over instead. Not in the first
- * `afterMs` of a term: the master that just handed over to us has no warm
- * copy yet, and would only read etcd itself.
+ * every record from etcd, which at half a million resources took 33 s of a
+ * loaded etcd, long enough to lose the lease. A warm standby's takeover
+ * reads nothing: it builds the state from its copy (standby.ts; 1.5 s at
+ * 300k, 3.8 s at 1M on a quiet machine), so past `resources` the leader
+ * hands over instead. Not in the first `afterMs` of a term: the master that
+ * just handed over to us has no warm copy yet, and would only read etcd
+ * itself.
  */
 export interface HandOverRule {
   resources: number;
   afterMs: number;
 }
-/** At 20k resources a reload and a takeover cost about the same (docs/scale.md). */
+/** 20k is a judgment: there a takeover measured 0.5 s and a reload reads about 12 MB; past it the reload grows with what it reads. */
 export const HAND_OVER: HandOverRule = { resources: 20_000, afterMs: 60_000 };
 
 /** ShardQueueCounter is what the leader asks of the shard queues (src/platform/nats/shard-queues.ts). */
