@@ -10,8 +10,8 @@
 import { v4 as uuidv4 } from 'uuid';
 import { keys } from '#protocol/keys.js';
 import { subjects } from '#protocol/subjects.js';
-import { InternalError, NotLeaderError, toWire, UnavailableError } from '#protocol/errors.js';
-import { forwardedSubject, ForeignReplyError, parseRequest, requestType, type ClientRequest } from '#protocol/request.js';
+import { InternalError, NotLeaderError, TimeoutError, toWire, UnavailableError } from '#protocol/errors.js';
+import { expired, forwardedSubject, ForeignReplyError, parseRequest, requestType, type ClientRequest } from '#protocol/request.js';
 import { Actor } from '#platform/actor.js';
 import { respondError } from '#platform/nats/bus.js';
 import { answerPing, isPing, type Prober } from '#platform/nats/prober.js';
@@ -277,7 +277,7 @@ export class Leader {
         return;
       }
     }
-    const inputs = batch.flatMap((m) => this.inputsOf(m));
+    const inputs = this.current(batch).flatMap((m) => this.inputsOf(m));
     let p: Plan;
     let txns: Txn[];
     try {
@@ -313,6 +313,28 @@ export class Leader {
       (err) => this.failed(p, txns, err),
     );
     await this.committer.room();
+  }
+
+  /**
+   * current answers TIMEOUT, without planning them, the requests whose
+   * clients stopped waiting while they queued: a fleet re-sending its reports
+   * to a leader that is behind would otherwise queue each of them again and
+   * again, and the leader's work and memory grow with every round.
+   */
+  private current(batch: Message[]): Message[] {
+    const now = this.d.clock.now();
+    const late: Answered[] = [];
+    const rest = batch.filter((m) => {
+      if (m.kind !== 'client' || !expired(m.req, now)) return true;
+      const error = new TimeoutError(`waited ${Math.round(now - m.req.receivedAt)} ms at the leader, past its ${m.req.timeoutMs} ms`).toWire();
+      late.push({ req: m.req, reply: { ok: false, error } });
+      return false;
+    });
+    if (late.length > 0) {
+      this.log.warn({ requests: late.length }, 'requests waited past their clients\' timeouts; answered TIMEOUT unplanned');
+      this.finish(late);
+    }
+    return rest;
   }
 
   /** shardQueues counts the queues the plan asked about (the answer is an input of a later batch) and drops removed ones. */

@@ -41,6 +41,16 @@ export interface ClientRequest {
   origin?: string;
   /** Clock time (monotonic ms) when this process received it. */
   receivedAt: number;
+  /** How long the client waits (Header.timeoutMs); absent: as long as it takes. */
+  timeoutMs?: number;
+}
+
+/** The longest Gaffer-Timeout-Ms accepted: an hour. */
+const MAX_TIMEOUT_MS = 3_600_000;
+
+/** expired: the client of `req` has stopped waiting for it by `now`. */
+export function expired(req: ClientRequest, now: number): boolean {
+  return req.timeoutMs !== undefined && now - req.receivedAt > req.timeoutMs;
 }
 
 const REQUEST_ID_RE = /^[A-Za-z0-9_.:-]{1,128}$/;
@@ -124,7 +134,12 @@ export function parseRequest(
   if (origin !== undefined && !ID_RE.test(origin)) {
     throw new BadRequestError(`invalid ${Header.origin} header: must match ${ID_RE.source}`);
   }
-  return { subject, command, type, data, reply, id: id ?? '', ...(origin ? { origin } : {}), receivedAt };
+  const timeout = headers?.get(Header.timeoutMs) || undefined;
+  const timeoutMs = timeout === undefined ? undefined : Number(timeout);
+  if (timeoutMs !== undefined && !(Number.isInteger(timeoutMs) && timeoutMs >= 1 && timeoutMs <= MAX_TIMEOUT_MS)) {
+    throw new BadRequestError(`invalid ${Header.timeoutMs} header: must be a whole number of ms from 1 to ${MAX_TIMEOUT_MS}`);
+  }
+  return { subject, command, type, data, reply, id: id ?? '', ...(origin ? { origin } : {}), receivedAt, ...(timeoutMs ? { timeoutMs } : {}) };
 }
 
 /** forwardHeaders carries the original subject and encoding across the hop to the leader. */
@@ -134,6 +149,7 @@ export function forwardHeaders(req: ClientRequest, origin: string): MsgHdrs {
   h.set(Header.contentType, req.type);
   h.set(Header.origin, origin);
   h.set(Header.requestId, req.id);
+  if (req.timeoutMs !== undefined) h.set(Header.timeoutMs, String(req.timeoutMs));
   return h;
 }
 

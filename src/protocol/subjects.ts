@@ -51,6 +51,12 @@ export const Header = {
   origin: 'Gaffer-Origin',
   /** Idempotency key: a request re-sent with the same id is answered with the first outcome. */
   requestId: 'Gaffer-Request-Id',
+  /**
+   * How long (ms) the client waits for the answer. A request still queued at
+   * the leader after that is answered TIMEOUT without being planned: its
+   * client has given up, and has probably sent it again.
+   */
+  timeoutMs: 'Gaffer-Timeout-Ms',
   /** A liveness probe: answered at once, with an empty body, by whoever subscribes. */
   ping: 'Gaffer-Ping',
   /** On a stored task result, and on a shard-queue item: the id of the resource incarnation that emitted or sent it. */

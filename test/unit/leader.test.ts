@@ -282,6 +282,21 @@ describe('Leader on in-memory ports', () => {
     await leader.stop();
   });
 
+  test('a request whose client stopped waiting while it queued is answered TIMEOUT and not planned; a current one is', async () => {
+    const { clock, store, bus, leader } = await setup({ workers: ['w1'] });
+    await clock.advance(10_000);
+    const late = { ...add('late', { receivedAt: clock.now() - 6000 }), timeoutMs: 5000 };
+    const current = { ...add('current', { receivedAt: clock.now() - 1000 }), timeoutMs: 5000 };
+    const patient = add('patient', { receivedAt: 0 });
+    for (const r of [late, current, patient]) leader.submit(r);
+    await rounds(clock);
+    assert.equal(repliesTo(bus, late)[0]?.error?.code, 'TIMEOUT');
+    assert.equal(store.kv.has(keys.resource('late')), false, 'not planned');
+    assert.equal(repliesTo(bus, current)[0]?.ok, true);
+    assert.equal(repliesTo(bus, patient)[0]?.ok, true, 'no timeout: it waits as long as it takes');
+    await leader.stop();
+  });
+
   test('a worker that goes away: its resources move to the other in one commit and the moves are announced', async () => {
     const { clock, store, bus, leader } = await setup();
     for (let i = 0; i < 6; i++) leader.submit(add(`r${i}`));

@@ -7,6 +7,9 @@ import { packed } from '#protocol/codec.js';
 import { respond, respondError } from '#platform/nats/bus.js';
 import { answerPing } from '#platform/nats/prober.js';
 import { MemBus } from '../fakes/bus.js';
+import { headers as natsHeaders } from 'nats';
+import { expired, forwardHeaders, parseRequest } from '#protocol/request.js';
+import { ClientSubject, Header } from '#protocol/subjects.js';
 import { FakeClock } from '../fakes/clock.js';
 
 function rejects(fn: () => unknown, mentions: RegExp): void {
@@ -252,5 +255,25 @@ describe('answers go only to inboxes', () => {
       answerPing(bus, { subject: 'worker.w1.status', data: new Uint8Array(), reply });
     }
     assert.deepEqual(bus.published.map((m) => m.subject), ['_INBOX.abc.1', '_INBOX.abc.1', '_INBOX.abc.1', '_INBOX_client.abc.1', '_INBOX_client.abc.1', '_INBOX_client.abc.1']);
+  });
+});
+
+describe('Gaffer-Timeout-Ms', () => {
+  const parse = (timeout?: string) => {
+    const h = natsHeaders();
+    if (timeout !== undefined) h.set(Header.timeoutMs, timeout);
+    return parseRequest(ClientSubject.add, new TextEncoder().encode('{"name":"a"}'), h, '_INBOX.x', 1000);
+  };
+  test('a whole number of ms from 1 to an hour is kept, crosses the hop to the leader, and expires the request after that long', () => {
+    const req = parse('5000');
+    assert.equal(req.timeoutMs, 5000);
+    assert.equal(forwardHeaders({ ...req, id: 'r1' }, 'm2').get(Header.timeoutMs), '5000');
+    assert.equal(expired(req, 6000), false);
+    assert.equal(expired(req, 6001), true);
+    assert.equal(parse().timeoutMs, undefined);
+    assert.equal(expired(parse(), 1e12), false, 'without it a request never expires');
+  });
+  test('anything else is BAD_REQUEST', () => {
+    for (const bad of ['0', '-1', '1.5', 'soon', '3600001', '1e3x']) rejects(() => parse(bad), /Gaffer-Timeout-Ms/);
   });
 });

@@ -122,6 +122,8 @@ export class Reporter {
     const h = natsHeaders();
     h.set(Header.contentType, ContentType.msgpack);
     h.set(Header.requestId, newRequestId(this.worker));
+    // A batch not answered in time is sent again: the leader need not plan this copy after that.
+    h.set(Header.timeoutMs, String(REQUEST_TIMEOUT_MS));
     const body = { worker: this.worker, epoch: batch[0]!.epoch, reports: batch.map((p) => p.report) };
     let results: ReportResult['results'];
     try {
