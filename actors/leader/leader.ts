@@ -10,8 +10,8 @@
 import { v4 as uuidv4 } from 'uuid';
 import { keys } from '#protocol/keys.js';
 import { subjects } from '#protocol/subjects.js';
-import { InternalError, NotLeaderError, TimeoutError, toWire, UnavailableError } from '#protocol/errors.js';
-import { expired, forwardedSubject, ForeignReplyError, parseRequest, requestType, type ClientRequest } from '#protocol/request.js';
+import { InternalError, NotLeaderError, toWire, UnavailableError } from '#protocol/errors.js';
+import { forwardedSubject, ForeignReplyError, parseRequest, requestType, type ClientRequest } from '#protocol/request.js';
 import { Actor } from '#platform/actor.js';
 import { respondError } from '#platform/nats/bus.js';
 import { answerPing, isPing, type Prober } from '#platform/nats/prober.js';
@@ -33,7 +33,8 @@ import { txns as encode, type Txn } from './encode.js';
 import { publishAssigns } from './assign-publisher.js';
 import { UnsureAssigns } from './unsure-assigns.js';
 import { workerInputs } from './worker-watch.js';
-import { answer, type Answered } from './replies.js';
+import { answer, lateAnswers, type Answered } from './replies.js';
+import { HAND_OVER, handsOver, type HandOverRule } from './hand-over.js';
 import { WakeTimer } from './wake-timer.js';
 
 type Message =
@@ -82,22 +83,6 @@ export interface LeaderDeps {
   handOver?: HandOverRule;
 }
 
-/**
- * A failed commit leaves the leader's state in doubt. A reload re-reads
- * every record from etcd, which at half a million resources took 33 s of a
- * loaded etcd, long enough to lose the lease. A warm standby's takeover
- * reads nothing: it builds the state from its copy (standby.ts; 1.5 s at
- * 300k, 3.8 s at 1M on a quiet machine), so past `resources` the leader
- * hands over instead. Not in the first `afterMs` of a term: the master that
- * just handed over to us has no warm copy yet, and would only read etcd
- * itself.
- */
-export interface HandOverRule {
-  resources: number;
-  afterMs: number;
-}
-/** 20k is a judgment: there a takeover measured 0.5 s and a reload reads about 12 MB; past it the reload grows with what it reads. */
-export const HAND_OVER: HandOverRule = { resources: 20_000, afterMs: 60_000 };
 
 /** ShardQueueCounter is what the leader asks of the shard queues (src/platform/nats/shard-queues.ts). */
 export interface ShardQueueCounter {
@@ -315,26 +300,15 @@ export class Leader {
     await this.committer.room();
   }
 
-  /**
-   * current answers TIMEOUT, without planning them, the requests whose
-   * clients stopped waiting while they queued: a fleet re-sending its reports
-   * to a leader that is behind would otherwise queue each of them again and
-   * again, and the leader's work and memory grow with every round.
-   */
+  /** current answers TIMEOUT, unplanned, the requests whose clients stopped waiting while they queued (replies.ts). */
   private current(batch: Message[]): Message[] {
     const now = this.d.clock.now();
-    const late: Answered[] = [];
-    const rest = batch.filter((m) => {
-      if (m.kind !== 'client' || !expired(m.req, now)) return true;
-      const error = new TimeoutError(`waited ${Math.round(now - m.req.receivedAt)} ms at the leader, past its ${m.req.timeoutMs} ms`).toWire();
-      late.push({ req: m.req, reply: { ok: false, error } });
-      return false;
-    });
-    if (late.length > 0) {
-      this.log.warn({ requests: late.length }, 'requests waited past their clients\' timeouts; answered TIMEOUT unplanned');
-      this.finish(late);
-    }
-    return rest;
+    const late = lateAnswers(batch.flatMap((m) => (m.kind === 'client' ? [m.req] : [])), now);
+    if (late.length === 0) return batch;
+    this.log.warn({ requests: late.length }, 'requests waited past their clients\' timeouts; answered TIMEOUT unplanned');
+    this.finish(late);
+    const gone = new Set(late.map((a) => a.req));
+    return batch.filter((m) => m.kind !== 'client' || !gone.has(m.req));
   }
 
   /** shardQueues counts the queues the plan asked about (the answer is an input of a later batch) and drops removed ones. */
@@ -419,10 +393,8 @@ export class Leader {
 
   /** handOver gives leadership to a standby after a failed commit, when the rule says a reload would cost more. */
   private handOver(p: Plan, err: unknown): boolean {
-    const rule = this.d.handOver ?? HAND_OVER;
     // Also when our lease is in doubt: a reload then only adds a read of every record to a struggling etcd.
-    if (!this.d.onHandOver || this.state.resources.size < rule.resources) return false;
-    if (this.d.clock.now() - this.startedAt < rule.afterMs) return false;
+    if (!this.d.onHandOver || !handsOver(this.d.handOver ?? HAND_OVER, this.state.resources.size, this.d.clock.now() - this.startedAt)) return false;
     this.handedOver = true;
     if (!this.d.onHandOver(p.replies.map((r) => r.req))) {
       this.handedOver = false;

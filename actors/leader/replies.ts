@@ -1,12 +1,14 @@
 // Answering a batch: each client directly on its reply subject, in the
 // encoding it asked in, and each forwarding master once per batch with the
 // ids of its requests that were answered (master.ack.<id>), so it can stop
-// tracking them.
+// tracking them; and answering TIMEOUT the requests that waited past their
+// clients' timeouts.
 
 import { packed } from '#protocol/codec.js';
 import { subjects } from '#protocol/subjects.js';
 import type { AckMessage } from '#protocol/messages.js';
-import type { ClientRequest } from '#protocol/request.js';
+import { expired, type ClientRequest } from '#protocol/request.js';
+import { TimeoutError } from '#protocol/errors.js';
 import { respond } from '#platform/nats/bus.js';
 import type { Bus } from '#platform/ports.js';
 import type { WireReply } from './core/batch.js';
@@ -28,4 +30,16 @@ export function answer(bus: Bus, leaderId: string, done: readonly Answered[]): v
     byOrigin.set(req.origin, ack);
   }
   for (const [origin, ack] of byOrigin) bus.publish(subjects.masterAck(origin), packed.encode(ack));
+}
+
+/**
+ * lateAnswers answers TIMEOUT the requests whose clients stopped waiting
+ * while they queued (Header.timeoutMs): they are not planned. A fleet
+ * re-sending its reports to a leader that is behind would otherwise queue
+ * each again and again, and the leader's work and memory grow every round.
+ */
+export function lateAnswers(reqs: readonly ClientRequest[], now: number): Answered[] {
+  return reqs
+    .filter((req) => expired(req, now))
+    .map((req) => ({ req, reply: { ok: false as const, error: new TimeoutError(`waited ${Math.round(now - req.receivedAt)} ms at the leader, past its ${req.timeoutMs} ms`).toWire() } }));
 }

@@ -4,7 +4,8 @@
 
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Leader, type HandOverRule } from '#actors/leader/leader.js';
+import { Leader } from '#actors/leader/leader.js';
+import type { HandOverRule } from '#actors/leader/hand-over.js';
 import { keys } from '#protocol/keys.js';
 import { json, packed } from '#protocol/codec.js';
 import { createMetrics } from '#platform/metrics.js';

@@ -16,7 +16,7 @@ import { FakeClock } from '../fakes/clock.js';
 import { MemBus } from '../fakes/bus.js';
 import { MemStore } from '../fakes/store.js';
 import { FakeElection } from '../fakes/election.js';
-import type { HandOverRule } from '#actors/leader/leader.js';
+import type { HandOverRule } from '#actors/leader/hand-over.js';
 
 const PARK_MS = 3000;
 
