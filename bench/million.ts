@@ -156,7 +156,9 @@ export async function million(_cfg: BenchConfig, log: (s: string) => void, m: Mi
   const capacity = Math.ceil((N / m.workers) * 1.5);
   const cluster = await LocalCluster.start({
     masters: 0, workers: 0, ttlSeconds: m.ttlSeconds, etcdCompaction: m.compaction,
-    env: { NODE_OPTIONS: '--expose-gc --max-old-space-size=6144' },
+    // SIGWINCH writes a master's heap snapshot into its working directory: the way to see what a leader holds
+    // mid-run (SIGUSR2 is the heap report, src/platform/heap.ts).
+    env: { NODE_OPTIONS: '--expose-gc --max-old-space-size=6144 --heapsnapshot-signal=SIGWINCH' },
   });
   const children: Child[] = [];
   const nc = await benchConnect(cluster.natsUrl, 'bench-million');

@@ -12,7 +12,7 @@ import { keys } from '#protocol/keys.js';
 import { subjects } from '#protocol/subjects.js';
 import { InternalError, NotLeaderError, toWire, UnavailableError } from '#protocol/errors.js';
 import { forwardedSubject, ForeignReplyError, parseRequest, requestType, type ClientRequest } from '#protocol/request.js';
-import { Actor } from '#platform/actor.js';
+import { Actor, ActorStatus } from '#platform/actor.js';
 import { respondError } from '#platform/nats/bus.js';
 import { answerPing, isPing, type Prober } from '#platform/nats/prober.js';
 import { publishEvent } from '#platform/nats/events.js';
@@ -36,6 +36,7 @@ import { workerInputs } from './worker-watch.js';
 import { answer, lateAnswers, type Answered } from './replies.js';
 import { HAND_OVER, handsOver, type HandOverRule } from './hand-over.js';
 import { WakeTimer } from './wake-timer.js';
+import { QueuedReports, type RequestSlot } from './queued-reports.js';
 
 type Message =
   | Input
@@ -125,6 +126,8 @@ export class Leader {
   private startedAt = 0;
   /** Handed over to a standby: whatever is in flight or queued is for the next leader. */
   private handedOver = false;
+  /** Each worker incarnation's one report request in the mailbox. */
+  private readonly reports = new QueuedReports();
 
   constructor(private readonly d: LeaderDeps) {
     this.log = d.log.child({ component: 'leader' });
@@ -167,7 +170,11 @@ export class Leader {
 
   /** submit queues a client request; false once this leader has stopped. */
   submit(req: ClientRequest): boolean {
-    return this.actor.send({ kind: 'client', req });
+    const slot: RequestSlot = { kind: 'client', req };
+    const superseded = this.actor.status !== ActorStatus.Stopped ? this.reports.offer(slot) : undefined;
+    if (!superseded) return this.actor.send(slot);
+    this.finish([superseded]);
+    return true;
   }
 
   /** listen takes forwarded requests on master.leader.<id> into the mailbox, and answers probes. */
@@ -194,6 +201,7 @@ export class Leader {
     this.deadlines.cancelAll();
     this.liveness.stop();
     const rest = await this.actor.stop();
+    this.reports.clear();
     this.d.metrics.setDedupeEntries(0);
     await this.committer.drain();
     await this.closeWatches();
@@ -248,6 +256,7 @@ export class Leader {
   }
 
   private async receive(batch: Message[]): Promise<void> {
+    this.reports.taken(batch);
     if (this.handedOver) {
       for (const m of batch) if (m.kind === 'client') this.d.onRejected(m.req);
       return;

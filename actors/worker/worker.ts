@@ -32,6 +32,7 @@ import type { Clock } from '#platform/clock.js';
 import type { GafferMetrics } from '#platform/metrics.js';
 import { WorkerLog, type Logger } from '#platform/log.js';
 import { Backoff } from '#platform/retry.js';
+import { RestoreHoldOff } from './restore-hold-off.js';
 import { Assignments, type Action, type Assigned } from './assignments.js';
 import type { KindRegistry } from './runtime/kind-modules.js';
 import { Reporter } from './runtime/reporter.js';
@@ -111,6 +112,7 @@ export class Worker {
    * from an etcd already past its deadlines.
    */
   private readonly retries: Backoff;
+  private readonly holdOff: RestoreHoldOff;
 
   constructor(private readonly cfg: WorkerDeps) {
     this.bus = cfg.bus;
@@ -119,6 +121,7 @@ export class Worker {
     this.log = cfg.log;
     this.reporter = new Reporter(this.bus, this.clock, cfg.id, this.log);
     this.retries = new Backoff(STEP_RETRY, cfg.random);
+    this.holdOff = new RestoreHoldOff(cfg.random);
     this.actor = new Actor<Message>(([m]) => this.receive(m!), {
       onError: (err) => {
         const ms = this.retries.next();
@@ -229,7 +232,11 @@ export class Worker {
       timing,
       {
         onFenced: () => this.fence('keepalive overdue'),
-        onRestored: () => this.actor.send({ kind: 'resync', why: 'lease restored' }),
+        onRestored: () => {
+          const ms = this.holdOff.restoredWaitMs();
+          if (ms > 0) this.log.info({ waitMs: Math.round(ms) }, 'lease restored after repeated fences; restarting tasks later');
+          this.clock.after(ms, () => this.actor.send({ kind: 'resync', why: 'lease restored' }));
+        },
         onExpired: () => {
           this.fence('lease expired');
           this.actor.send({ kind: 'register', why: 'lease expired' });
@@ -255,6 +262,7 @@ export class Worker {
 
   /** fence stops every task now, outside the mailbox: it must not wait behind a slow etcd read. */
   private fence(why: string): void {
+    if (!this.fenced) this.holdOff.fenced(this.clock.now());
     this.fenced = true;
     // If the fence fires late, this process did not run between the lease's
     // deadline and now (paused or blocked), so neither did its tasks: they

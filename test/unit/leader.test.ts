@@ -16,7 +16,7 @@ import type { Op } from '#platform/ports.js';
 import { FakeClock, settle } from '../fakes/clock.js';
 import { MemStore } from '../fakes/store.js';
 import { MemBus } from '../fakes/bus.js';
-import { add, del, get } from '../fakes/requests.js';
+import { add, del, get, request } from '../fakes/requests.js';
 
 async function setup(opts: { workers?: string[]; seed?: (store: MemStore) => Promise<unknown>; handOver?: HandOverRule; onHandOver?: (reqs: ClientRequest[]) => boolean; onRejected?: (req: ClientRequest) => void } = {}) {
   const clock = new FakeClock();
@@ -295,6 +295,33 @@ describe('Leader on in-memory ports', () => {
     assert.equal(store.kv.has(keys.resource('late')), false, 'not planned');
     assert.equal(repliesTo(bus, current)[0]?.ok, true);
     assert.equal(repliesTo(bus, patient)[0]?.ok, true, 'no timeout: it waits as long as it takes');
+    await leader.stop();
+  });
+
+  test('a newer report request from a worker incarnation takes the place of its earlier one still queued; the earlier is answered superseded', async () => {
+    const { clock, store, bus, leader } = await setup({ workers: ['w1'] });
+    leader.submit(add('a'));
+    await clock.advance(10);
+    const epoch = store.kv.get(keys.worker('w1'))!.lease;
+    const { id } = packed.decode(store.kv.get(keys.resource('a'))!.value) as { id: string };
+    const started = { type: 'started', name: 'a', id, attempt: 1 };
+    const report = (reports: unknown[], worker = 'w1', e = epoch) => request({ op: 'report', worker, epoch: e, reports: reports as never });
+    const first = report([started]);
+    const second = report([started, { type: 'progress', name: 'a', id, attempt: 1, progress: { n: 1 } }]);
+    const otherEpoch = report([started], 'w1', 'an-older-incarnation');
+    // Queued together: the mailbox has not run between them.
+    for (const r of [first, otherEpoch, second]) assert.equal(leader.submit(r), true);
+    await rounds(clock);
+    assert.equal(repliesTo(bus, first)[0]?.error?.code, 'TIMEOUT', 'superseded');
+    assert.equal(repliesTo(bus, first).length, 1, 'answered once');
+    assert.deepEqual(repliesTo(bus, second)[0]?.results?.map((r: { ok: boolean }) => r.ok), [true, true], 'the newer one is planned');
+    assert.equal(repliesTo(bus, otherEpoch).length, 1, 'another incarnation is not superseded by it');
+    assert.notEqual(repliesTo(bus, otherEpoch)[0]?.error?.code, 'TIMEOUT');
+    // Once taken from the mailbox, the next report request queues anew.
+    const third = report([{ type: 'progress', name: 'a', id, attempt: 1, progress: { n: 2 } }]);
+    leader.submit(third);
+    await rounds(clock);
+    assert.equal(repliesTo(bus, third)[0]?.ok, true);
     await leader.stop();
   });
 
