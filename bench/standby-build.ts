@@ -4,10 +4,12 @@
 //   node --max-old-space-size=8000 dist/bench/standby-build.js [resources] [workers] [runs]
 // The read is synthetic: every resource running on its worker's current
 // incarnation, its assignment key present, as a standby holds them after a
-// quiet fill. Prints the median and each run's build time.
+// quiet fill (decoded and indexed before the clock starts, as a standby does
+// as events arrive). Prints the median and each run's build time.
 
 import { performance } from 'node:perf_hooks';
-import { buildCluster, type ClusterRead, type ResourceRow } from '#actors/leader/loader.js';
+import { buildCluster, type ClusterRead } from '#actors/leader/loader.js';
+import { ResourceIndex } from '#actors/leader/resource-index.js';
 import { keys } from '#protocol/keys.js';
 import { packed } from '#protocol/codec.js';
 import { logger } from '#platform/log.js';
@@ -25,16 +27,15 @@ function read(): ClusterRead {
     const value = packed.encode({ id: `w${i}`, capacity: 2 * Math.ceil(n / fleet), fenceMs: 1200, kinds: ['noop'] });
     workers.push({ key: keys.worker(`w${i}`), value, lease: `lease-${i}`, modRevision: 1, createRevision: 1 });
   }
-  const resources: ResourceRow[] = [];
-  const assignments = new Set<string>();
+  const resources = new ResourceIndex();
   for (let i = 0; i < n; i++) {
     const name = `r-${String(i).padStart(7, '0')}`;
     const worker = `w${i % fleet}`;
-    const rec = { name, id: `id-${i}`, worker, spec: { kind: 'noop' }, createdAt: '2026-12-07T00:00:00.000Z', state: 'running' as const, attempt: 1, failures: 0 };
-    resources.push({ key: keys.resource(name), modRevision: 10 + i, record: { rec, epoch: `lease-${i % fleet}` } });
-    assignments.add(keys.assignment(worker, name));
+    const rec = { name, id: `id-${i}`, worker, spec: { kind: 'noop' }, createdAt: '2026-12-07T00:00:00.000Z', state: 'running' as const, attempt: 1, failures: 0, epoch: `lease-${i % fleet}` };
+    resources.putResource({ key: keys.resource(name), value: packed.encode(rec), lease: '0', modRevision: 10 + i, createRevision: 10 + i });
+    resources.putAssignment(keys.assignment(worker, name));
   }
-  return { revision: n + 10, workers, resources, assignments, chain: undefined, cordons: [], fencing: [], dedupe: [], source: 'standby' };
+  return { revision: n + 10, workers, resources, chain: undefined, cordons: [], fencing: [], dedupe: [], source: 'standby' };
 }
 
 const times: number[] = [];

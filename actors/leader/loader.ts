@@ -3,36 +3,30 @@
 // resource record names its own assignment's epoch), the commit chain,
 // cordons and recent write outcomes. readCluster reads it from etcd;
 // a warm standby (standby.ts) keeps the same read current from a watch, so a
-// takeover need not read it at all. buildCluster decodes either into the
+// takeover need not read it at all. Either way the resources arrive decoded
+// and indexed (resource-index.ts), and buildCluster takes them over into the
 // core's state (core/repair.ts loads it and marks what needs repair);
-// neither writes. Both yield to the event loop
-// as they go, so lease keepalives keep running while a large state loads.
+// neither writes. Reading yields to the event loop as it goes, so lease
+// keepalives keep running while a large state loads.
 
 import { setImmediate } from 'node:timers/promises';
 import { keys, parseKey } from '#protocol/keys.js';
-import { decodeCordon, decodeFencing, decodeRecord, decodeWorkerInfo } from '#protocol/stored.js';
+import { decodeCordon, decodeFencing, decodeWorkerInfo } from '#protocol/stored.js';
 import { decodeOutcomes } from '#protocol/outcomes.js';
 import type { KV, Store } from '#platform/ports.js';
 import { LeaderLog, type Logger } from '#platform/log.js';
 import type { Clock } from '#platform/clock.js';
 import { ClusterState } from './core/state.js';
-import { loadCordon, loadFencing, loadResource, loadWorker, repair } from './core/repair.js';
+import { adoptResources, loadCordon, loadFencing, loadWorker, repair } from './core/repair.js';
+import { ResourceIndex } from './resource-index.js';
 import { FENCE_SLACK_MS } from './liveness.js';
-
-/** A resource as read: its record decoded once, by whoever read it (a malformed one as its error). */
-export interface ResourceRow {
-  key: string;
-  modRevision: number;
-  record: ReturnType<typeof decodeRecord> | Error;
-}
 
 /** ClusterRead is everything a leader's state is built from, at one revision. */
 export interface ClusterRead {
   revision: number;
   workers: Iterable<KV>;
-  resources: Iterable<ResourceRow>;
-  /** Assignment keys that exist. The build takes it over: it deletes each key it matches (copying half a million keys costs half a second). */
-  assignments: Set<string>;
+  /** Resources and assignment keys, decoded and indexed. The build takes it over: it is not to be used after. */
+  resources: ResourceIndex;
   chain: Uint8Array | undefined;
   cordons: Iterable<KV>;
   /** Fencing notes of revoked workers (keys.fencing). */
@@ -54,23 +48,13 @@ export interface Loaded {
 }
 
 /**
- * Records decoded or built between yields to the event loop: at a few
- * hundred ms per 10,000 on a loaded 2-core machine, bigger chunks would hold
- * lease keepalives back past a 2 s TTL while a large state loads.
+ * Records decoded between yields to the event loop: at a few hundred ms per
+ * 10,000 on a loaded 2-core machine, bigger chunks would hold lease
+ * keepalives back past a 2 s TTL while a large state loads.
  */
 const YIELD_EVERY = 2_000;
 /** A page of a whole-cluster read that was late is asked again this often (a read of 420k records took 33 s in the million bench). */
 const PAGE_RETRIES = 4;
-
-export function resourceRow(kv: KV): ResourceRow {
-  let record: ResourceRow['record'];
-  try {
-    record = decodeRecord(kv.value);
-  } catch (err) {
-    record = err instanceof Error ? err : new Error(String(err));
-  }
-  return { key: kv.key, modRevision: kv.modRevision, record };
-}
 
 /** readCluster reads a ClusterRead from etcd, at the revision of its first read. */
 export async function readCluster(store: Store): Promise<ClusterRead> {
@@ -84,15 +68,17 @@ export async function readCluster(store: Store): Promise<ClusterRead> {
     store.range(keys.fencingPrefix, revision),
     store.range(keys.dedupePrefix, revision),
   ]);
-  const rows: ResourceRow[] = [];
+  const index = new ResourceIndex();
+  let n = 0;
   for (const kv of resources.kvs) {
-    if (rows.push(resourceRow(kv)) % YIELD_EVERY === 0) await setImmediate();
+    index.putResource(kv);
+    if (++n % YIELD_EVERY === 0) await setImmediate();
   }
+  for (const kv of assigns.kvs) index.putAssignment(kv.key);
   return {
     revision,
     workers: workers.kvs,
-    resources: rows,
-    assignments: new Set(assigns.kvs.map((kv) => kv.key)),
+    resources: index,
     chain: chain.kvs.find((kv) => kv.key === keys.commitChain)?.value,
     cordons: cordons.kvs,
     fencing: fencing.kvs,
@@ -105,7 +91,8 @@ export async function readCluster(store: Store): Promise<ClusterRead> {
 export async function buildCluster(read: ClusterRead, log: Logger, clock: Clock): Promise<Loaded> {
   const t0 = clock.now();
   const { revision } = read;
-  const state = new ClusterState();
+  const index = read.resources;
+  const state = new ClusterState(index.entries);
   state.outcomes.load(
     [...read.dedupe].map((kv) => ({ revision: kv.modRevision, entries: decodeOutcomes(kv.value) })),
     clock.now(),
@@ -141,30 +128,12 @@ export async function buildCluster(read: ClusterRead, log: Logger, clock: Clock)
       log.warn({ key: kv.key, err: (err as Error).message }, 'skipping malformed fencing note');
     }
   }
-  const present = read.assignments;
-  let n = 0;
-  for (const row of read.resources) {
-    if (++n % YIELD_EVERY === 0) await setImmediate();
-    const name = parseKey.resource(row.key);
-    if (!name) continue;
-    if (row.record instanceof Error) {
-      log.error({ key: row.key, err: row.record.message }, 'skipping malformed resource');
-      continue;
-    }
-    const { rec, epoch, handoff } = row.record;
-    const key = rec.worker ? keys.assignment(rec.worker, name) : undefined;
-    // An assignment counts only if its key is there; repair rewrites whatever is missing or stale.
-    const mine =
-      key && present.delete(key) && epoch !== undefined
-        ? { worker: rec.worker!, epoch, attempt: rec.attempt, ...(rec.delayMs ? { delayMs: rec.delayMs } : {}), ...(rec.checkpoint ? { checkpoint: true } : {}) }
-        : undefined;
-    loadResource(state, rec, row.modRevision, mine, handoff);
-  }
+  for (const [key, err] of index.malformed) log.error({ key, err: err.message }, 'skipping malformed resource');
+  adoptResources(state, index.byWorker, index.assigned);
   const orphans: Array<{ worker: string; name: string }> = [];
-  for (const key of present) {
-    const k = parseKey.assignment(key);
-    if (k) orphans.push({ worker: k.workerId, name: k.name });
-  }
+  for (const [worker, names] of index.assigned) for (const name of names) orphans.push({ worker, name });
+  // In key order, as a read of etcd has them, whatever order a standby's watch delivered them in.
+  orphans.sort((a, b) => (a.worker === b.worker ? (a.name < b.name ? -1 : 1) : a.worker < b.worker ? -1 : 1));
   repair(state, orphans);
   log.info(
     { revision, source: read.source, workers: state.workers.size, resources: state.resources.size, pending: state.pending.size, buildMs: Math.round(clock.now() - t0) },

@@ -1,8 +1,9 @@
 // Standby keeps a master that does not lead ready to: it holds the read a new
 // leader's state is built from (loader.ts), kept current by one watch on all
-// of gaffer's keys, each resource record decoded as it arrives. A takeover
-// then costs a barrier write and the build, not a read of every resource,
-// which at a hundred thousand resources takes seconds in which nobody serves.
+// of gaffer's keys, each resource record decoded and indexed as it arrives
+// (resource-index.ts). A takeover then costs a barrier write and the build,
+// not a read of every resource, which at a hundred thousand resources takes
+// seconds in which nobody serves.
 //
 // take() is the handover. The new leader writes a barrier key, fenced on its
 // own election key. A watch delivers events in revision order, a revision's
@@ -19,7 +20,8 @@ import type { Guard, KV, Store, WatchEvent } from '#platform/ports.js';
 import type { Clock, Timer } from '#platform/clock.js';
 import { LeaderLog, type Logger } from '#platform/log.js';
 import { withRetry } from '#platform/retry.js';
-import { readCluster, resourceRow, type ClusterRead, type ResourceRow } from './loader.js';
+import { readCluster, type ClusterRead } from './loader.js';
+import { ResourceIndex } from './resource-index.js';
 
 /** How long take() waits for the standby's first read, then for its watch to pass the barrier. */
 export const TAKE_READ_MS = 30_000;
@@ -29,8 +31,7 @@ type Phase = 'reading' | 'watching' | 'stopped';
 
 export class Standby {
   private workers = new Map<string, KV>();
-  private resources = new Map<string, ResourceRow>();
-  private assignments = new Set<string>();
+  private resources = new ResourceIndex();
   private cordons = new Map<string, KV>();
   private fencing = new Map<string, KV>();
   private dedupe = new Map<string, KV>();
@@ -74,15 +75,14 @@ export class Standby {
       const read: ClusterRead = {
         revision: this.applied,
         workers: this.workers.values(),
-        resources: this.resources.values(),
-        assignments: this.assignments,
+        resources: this.resources,
         chain: this.chain,
         cordons: this.cordons.values(),
         fencing: this.fencing.values(),
         dedupe: this.dedupe.values(),
         source: 'standby',
       };
-      this.log.info({ revision: this.applied, barrier, resources: this.resources.size }, 'standby handed over');
+      this.log.info({ revision: this.applied, barrier, resources: this.resources.entries.size }, 'standby handed over');
       return read;
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'standby could not hand over; the leader reads etcd');
@@ -127,8 +127,7 @@ export class Standby {
     if (this.stopped.signal.aborted) return;
     const byKey = <T extends { key: string }>(xs: Iterable<T>): Map<string, T> => new Map([...xs].map((x) => [x.key, x]));
     this.workers = byKey(read.workers);
-    this.resources = byKey(read.resources);
-    this.assignments = read.assignments;
+    this.resources = read.resources;
     this.cordons = byKey(read.cordons);
     this.fencing = byKey(read.fencing);
     this.dedupe = byKey(read.dedupe);
@@ -136,7 +135,7 @@ export class Standby {
     this.applied = read.revision;
     this.phase = 'watching';
     this.watch = this.store.watch(keys.root, read.revision + 1, (events) => this.apply(events), (err) => this.reset(err), { prev: false });
-    this.log.info({ revision: read.revision, resources: this.resources.size }, LeaderLog.standbyReady);
+    this.log.info({ revision: read.revision, resources: this.resources.entries.size }, LeaderLog.standbyReady);
   }
 
   private reset(err: Error): void {
@@ -155,11 +154,11 @@ export class Standby {
       const { key } = ev.kv;
       const put = ev.type === 'put';
       if (key.startsWith(keys.resourcesPrefix)) {
-        if (put) this.resources.set(key, resourceRow(ev.kv));
-        else this.resources.delete(key);
+        if (put) this.resources.putResource(ev.kv);
+        else this.resources.deleteResource(key);
       } else if (key.startsWith(keys.assignmentsPrefix)) {
-        if (put) this.assignments.add(key);
-        else this.assignments.delete(key);
+        if (put) this.resources.putAssignment(key);
+        else this.resources.deleteAssignment(key);
       } else if (key.startsWith(keys.dedupePrefix)) {
         if (put) this.dedupe.set(key, ev.kv);
         else this.dedupe.delete(key);

@@ -54,7 +54,8 @@ export interface Entry {
 }
 
 export class WorkerEntry {
-  readonly names = new Set<string>();
+  /** The resources whose records name this worker. A load takes over the set its read grouped (repair.ts adoptResources). */
+  names = new Set<string>();
   cordoned = false;
   draining = false;
   constructor(

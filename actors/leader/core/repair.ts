@@ -45,6 +45,36 @@ export function loadResource(s: ClusterState, rec: StoredResource, revision: num
 }
 
 /**
+ * adoptResources takes over a read's resources as the state's own (the state
+ * was made with `entries`): each entry as its record says, `assign` being
+ * the assignment the record claims and `handoff` as stored. `byWorker` groups
+ * their names by the worker each record names; a live worker's group becomes
+ * its name set. `assigned` holds, by worker, the names whose assignment key
+ * exists: each one matched is deleted from it, so what is left is orphaned.
+ * Call after every loadWorker; it does what loadResource does for each.
+ */
+export function adoptResources(s: ClusterState, byWorker: Map<string, Set<string>>, assigned: Map<string, Set<string>>): void {
+  for (const [worker, names] of byWorker) {
+    const w = s.workers.get(worker);
+    const present = assigned.get(worker);
+    if (w) w.names = names;
+    for (const name of names) {
+      const e = s.resources.get(name)!;
+      // An assignment counts only if its key is there; repair rewrites whatever is missing or stale.
+      if (!present?.delete(name)) e.assign = undefined;
+      const h = e.handoff;
+      e.handoff = undefined;
+      if (h && e.assign) {
+        e.assign = { ...e.assign, hold: true };
+        beginHandoff(s, e, h.from, h.reason);
+      }
+      if (!w && !TERMINAL.has(e.rec.state) && !isShardedRecord(name, e.rec.spec)) s.pending.add(name);
+    }
+  }
+  s.renamed();
+}
+
+/**
  * repair makes etcd agree with the state after a load: assignment keys that
  * are missing, stale (old epoch, wrong worker) or orphaned get rewritten or
  * deleted, and resources of workers that died while no leader watched get

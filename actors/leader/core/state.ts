@@ -21,7 +21,13 @@ import { ScheduleBook } from './schedule-book.js';
 import { SortedNames } from './sorted-names.js';
 
 export class ClusterState {
-  readonly resources = new Map<string, Entry>();
+  /**
+   * @param resources a load's resources, taken over as they are (repair.ts
+   * adoptResources finishes them): at a million, inserting them one by one
+   * is seconds of a takeover.
+   */
+  constructor(readonly resources = new Map<string, Entry>()) {}
+
   readonly workers = new Map<string, WorkerEntry>();
   /** Resources that want a worker and have none. */
   readonly pending = new Set<string>();
