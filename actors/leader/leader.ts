@@ -37,6 +37,7 @@ import { answer, lateAnswers, type Answered } from './replies.js';
 import { HAND_OVER, handsOver, type HandOverRule } from './hand-over.js';
 import { WakeTimer } from './wake-timer.js';
 import { QueuedReports, type RequestSlot } from './queued-reports.js';
+import { MovePacer, PACING, type PacingOptions } from './move-pacer.js';
 
 type Message =
   | Input
@@ -82,6 +83,8 @@ export interface LeaderDeps {
   shardQueues?: ShardQueueCounter;
   /** When a failed commit hands over rather than reloads (default HAND_OVER). */
   handOver?: HandOverRule;
+  /** How moves are paced by etcd's commit times (default PACING). */
+  pacing?: PacingOptions;
 }
 
 
@@ -96,6 +99,8 @@ const SHARD_PROBE_RETRY_MS = 1000;
 
 /** After a batch failed to plan, the state is read again on the next request, or after this long. */
 const PLAN_RETRY_MS = 1000;
+/** When the pacing held back work that can wait, the next batch for it comes this much later (unless one comes sooner). */
+const PACED_WAKE_MS = 100;
 /** Largest batch taken from the mailbox at once (counting each task report); bounds reply latency and time away from the event loop. */
 const MAX_BATCH = 1024;
 
@@ -128,10 +133,14 @@ export class Leader {
   private handedOver = false;
   /** Each worker incarnation's one report request in the mailbox. */
   private readonly reports = new QueuedReports();
+  /** Paces moves and other work that can wait by etcd's commit times. */
+  private readonly pacer: MovePacer;
+  private pacedWake: Timer | undefined;
 
   constructor(private readonly d: LeaderDeps) {
     this.log = d.log.child({ component: 'leader' });
     this.warm = d.warm;
+    this.pacer = new MovePacer(d.clock.now(), d.pacing ?? PACING);
     this.lease = new DedupeLease(d.store, d.clock, d.guard.createRevision, 0);
     this.committer = this.newCommitter(undefined);
     this.deadlines = new HandoffDeadlines(d.clock, (name, { worker, epoch, attempt }) => this.actor.send({ kind: 'handoff-timeout', name, worker, epoch, attempt }));
@@ -198,6 +207,7 @@ export class Leader {
     this.sub?.unsubscribe();
     this.ticker?.cancel();
     this.fires.cancel();
+    this.pacedWake?.cancel();
     this.deadlines.cancelAll();
     this.liveness.stop();
     const rest = await this.actor.stop();
@@ -211,7 +221,12 @@ export class Leader {
   private newCommitter(chainValue: Uint8Array | undefined): Committer {
     const { metrics } = this.d;
     return new Committer(this.d.store, this.d.guard, chainValue, this.d.clock, this.d.storeReachable, {
-      txn: (s) => metrics.observeCommit(s),
+      txn: (s) => {
+        metrics.observeCommit(s);
+        const before = this.pacer.currentRate;
+        this.pacer.observe(s * 1000, this.d.clock.now());
+        if (this.pacer.currentRate < before) this.log.info({ commitMs: Math.round(s * 1000), movesPerSecond: Math.round(this.pacer.currentRate) }, 'etcd commits slowly; pacing moves');
+      },
       batch: (n) => metrics.observeBatch(n),
       unknownOutcome: () => metrics.observeUnknownOutcome(),
     });
@@ -274,8 +289,9 @@ export class Leader {
     const inputs = this.current(batch).flatMap((m) => this.inputsOf(m));
     let p: Plan;
     let txns: Txn[];
+    const ctx = this.context();
     try {
-      p = plan(this.state, inputs, this.context());
+      p = plan(this.state, inputs, ctx);
       txns = encode(p, this.d.guard.createRevision, (entries) => this.lease.record(entries));
     } catch (err) {
       // A bug, or input validation missed: the state may be half changed, so
@@ -290,8 +306,11 @@ export class Leader {
       this.finish(inputs.flatMap((m) => (m.kind === 'client' ? [{ req: m.req, reply: { ok: false as const, error } }] : [])));
       return;
     }
-    // Work the batch's budget left over goes on in the next batch, after whatever is waiting now.
-    if (p.backlog) this.actor.send({ kind: 'reconcile' });
+    // Work the batch's budget left over goes on in the next batch, after whatever is waiting now;
+    // work the pacing held back, once it allows more.
+    this.pacer.spend(p.backlogTouched);
+    if (p.backlog && p.backlogTouched < (ctx.backlog ?? Infinity)) this.actor.send({ kind: 'reconcile' });
+    else if (p.backlog) this.wakeWhenPaced();
     this.lease.maintain();
     // Also when no write comes to expire them, so the window's memory is bounded by time alone.
     this.state.outcomes.expire(this.d.clock.now());
@@ -413,10 +432,19 @@ export class Leader {
     return true;
   }
 
+  private wakeWhenPaced(): void {
+    if (this.pacedWake) return;
+    this.pacedWake = this.d.clock.after(PACED_WAKE_MS, () => {
+      this.pacedWake = undefined;
+      this.actor.send({ kind: 'reconcile' });
+    });
+  }
+
   /** context is what a batch is planned with: this leader's term and members, and the world as of now. */
   private context(): PlanContext {
     const { clock } = this.d;
     return {
+      backlog: this.pacer.allowance(clock.now()),
       leaderId: this.d.id,
       term: this.d.guard.createRevision,
       members: this.d.members(),

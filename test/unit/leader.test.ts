@@ -6,6 +6,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Leader } from '#actors/leader/leader.js';
 import type { HandOverRule } from '#actors/leader/hand-over.js';
+import type { PacingOptions } from '#actors/leader/move-pacer.js';
 import { keys } from '#protocol/keys.js';
 import { json, packed } from '#protocol/codec.js';
 import { createMetrics } from '#platform/metrics.js';
@@ -18,7 +19,7 @@ import { MemStore } from '../fakes/store.js';
 import { MemBus } from '../fakes/bus.js';
 import { add, del, get, request } from '../fakes/requests.js';
 
-async function setup(opts: { workers?: string[]; seed?: (store: MemStore) => Promise<unknown>; handOver?: HandOverRule; onHandOver?: (reqs: ClientRequest[]) => boolean; onRejected?: (req: ClientRequest) => void } = {}) {
+async function setup(opts: { workers?: string[]; seed?: (store: MemStore) => Promise<unknown>; handOver?: HandOverRule; onHandOver?: (reqs: ClientRequest[]) => boolean; onRejected?: (req: ClientRequest) => void; pacing?: PacingOptions } = {}) {
   const clock = new FakeClock();
   const store = new MemStore(clock);
   const bus = new MemBus(clock);
@@ -32,6 +33,7 @@ async function setup(opts: { workers?: string[]; seed?: (store: MemStore) => Pro
   }
   await opts.seed?.(store);
   const fenceLost: ClientRequest[][] = [];
+  const metrics = createMetrics({ defaultMetrics: false });
   const leader = new Leader({
     storeReachable: () => true,
     bus,
@@ -42,15 +44,16 @@ async function setup(opts: { workers?: string[]; seed?: (store: MemStore) => Pro
     members: () => (opts.onHandOver ? ['m1', 'm2'] : ['m1']),
     ...(opts.onHandOver ? { onHandOver: opts.onHandOver } : {}),
     ...(opts.handOver ? { handOver: opts.handOver } : {}),
+    ...(opts.pacing ? { pacing: opts.pacing } : {}),
     onFenceLost: (reqs) => fenceLost.push(reqs),
     onRejected: opts.onRejected ?? (() => assert.fail('nothing is rejected while the leader runs')),
     log: logger(),
-    metrics: createMetrics({ defaultMetrics: false }),
+    metrics,
     prober: new Prober(bus, { intervalMs: 100_000, misses: 2, stableMs: 0 }, clock),
   });
   await leader.start();
   await clock.advance(10);
-  return { clock, store, bus, leader, guard, fenceLost };
+  return { clock, store, bus, leader, guard, fenceLost, metrics };
 }
 
 const repliesTo = (bus: MemBus, req: ClientRequest) =>
@@ -337,6 +340,36 @@ describe('Leader on in-memory ports', () => {
     assert.equal([...store.kv.keys()].filter((k) => k.startsWith(keys.assignments('w2'))).length, 6);
     assert.equal(bus.on('events.worker.lost').length, 1);
     assert.equal(bus.on('events.resource.moved').length, 3);
+  });
+
+  test("paced, a lost worker's resources move as fast as the pacing allows, without the mailbox spinning meanwhile", async () => {
+    // Two moves a second, whatever etcd does.
+    const pacing: PacingOptions = { slowMs: Number.MAX_SAFE_INTEGER, maxRate: 2, minRate: 2, increasePerSecond: 0, cutEveryMs: 1000 };
+    const { clock, store, bus, leader, metrics } = await setup({ pacing });
+    // w2 answers probes, so it stays live however long the moves take.
+    bus.subscribe('worker.w2.status', (m) => bus.publish(m.reply!, json.encode({ ok: true, id: 'w2', running: [], tasks: [] })));
+    for (let i = 0; i < 12; i++) leader.submit(add(`r${i}`));
+    await clock.advance(10);
+    const on = (w: string) => [...store.kv.keys()].filter((k) => k.startsWith(keys.assignments(w))).length;
+    assert.equal(on('w1') + on('w2'), 12, 'client requests are not paced');
+    const lost = on('w1');
+    store.expire(store.kv.get(keys.worker('w1'))!.lease);
+    // Every batch sets the dedupe gauge once.
+    let batches = 0;
+    const gauge = metrics.setDedupeEntries.bind(metrics);
+    metrics.setDedupeEntries = (n) => (batches++, gauge(n));
+    await clock.advance(10);
+    const moved0 = on('w2') - (12 - lost);
+    assert.ok(moved0 <= 2, `at most a second's allowance at once: ${moved0}`);
+    const batches0 = batches;
+    await rounds(clock, 20);
+    // 200 ms: a batch each time the pacing's wake comes round (100 ms), not one after the other.
+    assert.ok(batches - batches0 <= 3, `no batch after batch while nothing is allowed: ${batches - batches0} batches`);
+    assert.equal(on('w2') - (12 - lost), moved0, 'and no move');
+    await clock.advance(Math.ceil(lost / 2) * 1000 + 500);
+    assert.equal(on('w2'), 12, 'all moved in the end');
+    assert.equal(on('w1'), 0);
+    await leader.stop();
   });
 
   test('after loading, the leader asks workers what they run: "running" is known again', async () => {

@@ -147,6 +147,25 @@ describe('plan', () => {
     assert.equal(stored(q, 'w2', second[0]!.task.name).delayMs, 550);
   });
 
+  test("the backlog allowance paces a lost worker's moves, not the batch's client requests", () => {
+    const { model } = setup([['w1', 100]]);
+    planned(model, clients(add('a'), add('b'), add('c')), ctx);
+    workerUp(model, 'w2', 100, 'L-w2', ['noop'], {});
+    const puts = (p: ReturnType<typeof planned>) => p.txns.flatMap((t) => t.assigns).filter((c) => c.type === 'put').map((c) => c.task.name);
+    // Two new resources and the loss of w1, with room for one move.
+    const p = planned(model, [...clients(add('d'), add('e')), { kind: 'worker-down', id: 'w1' }], { ...ctx, backlog: 1 });
+    assert.deepEqual(puts(p).filter((n) => n === 'd' || n === 'e').sort(), ['d', 'e'], 'client requests are not paced');
+    assert.equal(puts(p).filter((n) => 'abc'.includes(n)).length, 1, 'one move');
+    assert.equal(p.backlogTouched, 1);
+    assert.equal(p.backlog, true, 'the rest waits for a later batch');
+    const none = planned(model, [{ kind: 'reconcile' }], { ...ctx, backlog: 0 });
+    assert.deepEqual(puts(none), [], 'no allowance, no moves');
+    const rest = planned(model, [{ kind: 'reconcile' }], { ...ctx, backlog: 10 });
+    assert.equal(puts(rest).length, 2);
+    assert.equal(rest.backlog, false);
+    assert.equal(model.pending.size, 0);
+  });
+
   test('a fence wait follows a resource written pending, and ends with the window', () => {
     const { model } = setup([['w1', 100]]);
     planned(model, clients(add('a'), add('b')), { ...ctx, now: 0 });

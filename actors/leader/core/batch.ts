@@ -59,6 +59,8 @@ export interface PlanContext extends Tick {
   members: string[];
   /** Overrides BATCH_BUDGET (tests). */
   budget?: number;
+  /** Most resources the batch's work that can wait may touch: the shell paces moves by etcd's commit times (move-pacer.ts). */
+  backlog?: number;
 }
 
 /** revisionOf gives a touched name's commit revision, once committed. */
@@ -100,6 +102,8 @@ export interface Plan {
   handoffs: HandoffChange[];
   /** The batch's budget left work for the next batch: plan another soon. */
   backlog: boolean;
+  /** How many resources the batch's work that can wait touched (what the shell's pacing counts). */
+  backlogTouched: number;
   /** Sharded resources whose queues the shell must count (shards.ts), answered with a 'shard-queues' input. */
   shardProbes: ShardProbe[];
   /** Ids of sharded resources removed: the shell drops their queues. */

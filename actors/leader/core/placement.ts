@@ -214,6 +214,10 @@ export function siblings(s: ClusterState, name: string): ReadonlySet<string> | u
  * with the rest.
  */
 export function placePending(s: ClusterState): void {
+  s.backlog(() => placeSome(s));
+}
+
+function placeSome(s: ClusterState): void {
   let left = Math.min(s.toTry, s.pending.size);
   // What changes while we place asks for a pass of its own, next time.
   s.toTry = 0;

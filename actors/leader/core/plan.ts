@@ -31,7 +31,7 @@ import { fireSchedules } from './schedules.js';
 export const BATCH_BUDGET = 2000;
 
 export function plan(s: ClusterState, batch: readonly Input[], ctx: PlanContext): Plan {
-  s.begin(ctx.budget ?? BATCH_BUDGET, ctx.now);
+  s.begin(ctx.budget ?? BATCH_BUDGET, ctx.now, ctx.backlog);
   s.schedules.begin(Date.parse(ctx.wall));
   const replies: PlannedReply[] = [];
   const events: PlannedEvent[] = [];
@@ -71,6 +71,7 @@ export function plan(s: ClusterState, batch: readonly Input[], ctx: PlanContext)
   reattempts(s);
   placePending(s);
   drained(s, events);
+  const backlogTouched = s.backlogTouched;
   foldTouched(s);
   const shardProbes = checkShards(s);
   const shardDrops = s.shardDrops;
@@ -78,7 +79,7 @@ export function plan(s: ClusterState, batch: readonly Input[], ctx: PlanContext)
   const { moves, tasks, handoffs, ...writes } = s.takeChanges();
   events.push(...announce(moves), ...tasks.map(taskEvent), ...s.schedules.takeEvents());
   const wakeAt = s.schedules.wakeAt;
-  return { writes, outcomes: scope.outcomes, replies, events, handoffs, backlog: s.cut, shardProbes, shardDrops, ...(wakeAt !== undefined ? { wakeAt } : {}) };
+  return { writes, outcomes: scope.outcomes, replies, events, handoffs, backlog: s.cut, backlogTouched, shardProbes, shardDrops, ...(wakeAt !== undefined ? { wakeAt } : {}) };
 }
 
 function taskEvent(t: TaskChange): PlannedEvent {

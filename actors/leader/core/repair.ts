@@ -63,10 +63,12 @@ export function adoptResources(s: ClusterState, byWorker: Map<string, Set<string
       // An assignment counts only if its key is there; repair rewrites whatever is missing or stale.
       if (!present?.delete(name)) e.assign = undefined;
       const h = e.handoff;
-      e.handoff = undefined;
-      if (h && e.assign) {
-        e.assign = { ...e.assign, hold: true };
-        beginHandoff(s, e, h.from, h.reason);
+      if (h) {
+        e.handoff = undefined;
+        if (e.assign) {
+          e.assign = { ...e.assign, hold: true };
+          beginHandoff(s, e, h.from, h.reason);
+        }
       }
       if (!w && !TERMINAL.has(e.rec.state) && !isShardedRecord(name, e.rec.spec)) s.pending.add(name);
     }
@@ -104,7 +106,7 @@ export function repair(s: ClusterState, orphanAssignments: Array<{ worker: strin
 
 /** restamps rewrites the assignments a load found stale, as far as the batch's budget goes. */
 export function restamps(s: ClusterState): void {
-  s.within(s.restamp, (name) => {
+  s.backlog(() => s.within(s.restamp, (name) => {
     const e = s.resources.get(name);
     // Moved or deleted since, or its worker is gone (placePending has it then).
     if (!e || (e.rec.worker && !s.workers.has(e.rec.worker))) return;
@@ -112,7 +114,7 @@ export function restamps(s: ClusterState): void {
     if (sameAssign(want, e.assign)) return;
     s.touch(name);
     e.assign = want;
-  });
+  }));
 }
 
 /** wanted is the assignment key a resource's record calls for, on its worker's current incarnation. */

@@ -57,6 +57,11 @@ export class ClusterState {
   toTry = Infinity;
   /** Most resources a batch touches before work that can wait (moves, new attempts) waits for the next one. */
   private budget = Infinity;
+  /** Most resources that work may touch in this batch (the shell paces it), and how many it has touched so far. */
+  private backlogBudget = Infinity;
+  private backlogUsed = 0;
+  /** While work that can wait runs: the batch's count of touched resources, less what that work touched before. */
+  private backlogFrom = Infinity;
 
   /** budgetSize is the batch's budget: how many resources it may touch. */
   get budgetSize(): number {
@@ -70,17 +75,46 @@ export class ClusterState {
   /** Batches begun so far: what is computed once per batch (the status summary) is keyed on it. */
   batch = 0;
 
-  /** begin starts a batch planned at `now` (the leader's clock) that touches at most `budget` resources. */
-  begin(budget: number, now: number): void {
+  /**
+   * begin starts a batch planned at `now` (the leader's clock) that touches
+   * at most `budget` resources, of which the work that can wait at most
+   * `backlog` (see backlog()).
+   */
+  begin(budget: number, now: number, backlog = Infinity): void {
     this.batch++;
     this.budget = budget;
+    this.backlogBudget = backlog;
+    this.backlogUsed = 0;
+    this.backlogFrom = Infinity;
     this.cut = false;
     this.fenceWaits.begin(now);
   }
 
-  /** spent: the batch has touched as many resources as its budget allows. */
+  /**
+   * backlog runs work that can wait (restamps, new attempts, placing
+   * pending resources: the moves of a lost worker): what it touches counts
+   * against the batch's backlog allowance as well as its budget.
+   */
+  backlog(work: () => void): void {
+    if (Number.isFinite(this.backlogFrom)) return work();
+    const from = this.log.touched;
+    this.backlogFrom = from - this.backlogUsed;
+    try {
+      work();
+    } finally {
+      this.backlogUsed += this.log.touched - from;
+      this.backlogFrom = Infinity;
+    }
+  }
+
+  /** backlogTouched: how many resources the batch's work that can wait has touched. */
+  get backlogTouched(): number {
+    return this.backlogUsed;
+  }
+
+  /** spent: the batch has touched as many resources as its budget allows, or its backlog as many as it may. */
   get spent(): boolean {
-    return this.log.touched >= this.budget;
+    return this.log.touched >= this.budget || this.log.touched - this.backlogFrom >= this.backlogBudget;
   }
 
   /** touch records what `name` was before the batch first changes it. */

@@ -47,7 +47,7 @@ export function workerUp(s: ClusterState, id: string, capacity: number, epoch: s
  * ignores it, and the old one has fenced itself.
  */
 export function reattempts(s: ClusterState): void {
-  s.within(s.reattempt, (name) => {
+  s.backlog(() => s.within(s.reattempt, (name) => {
     const e = s.resources.get(name);
     const w = e?.rec.worker ? s.workers.get(e.rec.worker) : undefined;
     // Moved, finished or deleted meanwhile, or already given one.
@@ -58,7 +58,7 @@ export function reattempts(s: ClusterState): void {
     // Still held if it is coming from another worker that has not stopped it yet.
     e.assign = { worker: w.id, epoch: w.epoch, attempt, ...s.fenceWaits.startAfter(name), ...(e.rec.checkpoint ? { checkpoint: true } : {}), ...(e.handoff ? { hold: true } : {}) };
     e.cpSeq = undefined;
-  });
+  }));
 }
 
 /**
