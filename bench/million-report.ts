@@ -30,7 +30,7 @@ export function millionReport(m: MillionResult): string {
         ['leader RSS', mib(m.memory.leaderRss)],
         ['standby (follower) heap after GC / RSS', `${mib(m.memory.standby.heapUsed)} / ${mib(m.memory.standby.rss)}`],
         ['etcd db / in use', `${mib(m.etcd.dbSize)} / ${mib(m.etcd.dbSizeInUse)}`],
-        ['etcd after compaction + defrag', `${mib(m.etcd.compacted?.dbSize ?? NaN)} (${m.etcd.compacted?.ms ?? '-'} ms)`],
+        ['etcd after compaction + defrag', m.etcd.compactError ? `failed: ${m.etcd.compactError}` : `${mib(m.etcd.compacted?.dbSize ?? NaN)} (${m.etcd.compacted?.ms ?? '-'} ms)`],
         ['etcd quota', mib(m.etcd.quotaBytes)],
         ['assign / event messages per resource', `${a.assignMsgsPerResource} / ${a.eventMsgsPerResource}`],
         ['idle cluster CPU, all processes', `${a.idleCpuMsPerSec} ms/s`],

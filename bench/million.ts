@@ -96,7 +96,8 @@ export interface MillionResult {
     leaderRss: number;
     standby: { id: string; heapUsed: number; rss: number };
   };
-  etcd: EtcdSize & { quotaBytes: number };
+  /** compactError: why the end's compaction and defrag failed, if it did. */
+  etcd: EtcdSize & { quotaBytes: number; compactError?: string };
   /** One resource.add at a time, on an empty cluster and at the full count (target p99 ratio ≤ 1.2). */
   singleAdd: { empty: Latency; full: Latency; p99Ratio: number };
   /** resource.list of one page of 1,000 after a random name, at the full count (target p99 ≤ 50 ms); the first (cold) page apart. */
@@ -290,9 +291,19 @@ export async function million(_cfg: BenchConfig, log: (s: string) => void, m: Mi
       takeover = { error: (err as Error).message };
     }
     const fleet = fleetHealth(['v', ...Array.from({ length: pools }, (_, i) => `p${i + 1}`)].map((name) => join(cluster.dir, `${name}.log`)));
-    const compacted = await etcdSize(cluster.etcdEndpoints, true).catch(() => undefined);
-    const etcd = { ...etcdAtFull, ...(compacted?.compacted ? { compacted: compacted.compacted } : {}), quotaBytes: Number(ETCD_STORAGE_FLAGS[1]) };
-    log(`million: etcd after compaction and defrag ${Math.round((etcd.compacted?.dbSize ?? NaN) / 1048576)} MiB (${etcd.compacted?.ms ?? '?'} ms)`);
+    let compactError: string | undefined;
+    const compacted = await etcdSize(cluster.etcdEndpoints, true).catch((err: unknown) => void (compactError = (err as Error).message));
+    const etcd = {
+      ...etcdAtFull,
+      ...(compacted?.compacted ? { compacted: compacted.compacted } : {}),
+      ...(compactError ? { compactError } : {}),
+      quotaBytes: Number(ETCD_STORAGE_FLAGS[1]),
+    };
+    log(
+      compactError
+        ? `million: etcd compaction and defrag failed: ${compactError}`
+        : `million: etcd after compaction and defrag ${Math.round((etcd.compacted?.dbSize ?? NaN) / 1048576)} MiB (${etcd.compacted?.ms ?? '?'} ms)`,
+    );
     return {
       config: m,
       pools,
