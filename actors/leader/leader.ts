@@ -37,7 +37,8 @@ import { answer, lateAnswers, type Answered } from './replies.js';
 import { HAND_OVER, handsOver, type HandOverRule } from './hand-over.js';
 import { WakeTimer } from './wake-timer.js';
 import { QueuedReports, type RequestSlot } from './queued-reports.js';
-import { MovePacer, PACING, type PacingOptions } from './move-pacer.js';
+import type { PacingOptions } from './move-pacer.js';
+import { PacedBacklog } from './paced-backlog.js';
 
 type Message =
   | Input
@@ -99,8 +100,6 @@ const SHARD_PROBE_RETRY_MS = 1000;
 
 /** After a batch failed to plan, the state is read again on the next request, or after this long. */
 const PLAN_RETRY_MS = 1000;
-/** When the pacing held back work that can wait, the next batch for it comes this much later (unless one comes sooner). */
-const PACED_WAKE_MS = 100;
 /** Largest batch taken from the mailbox at once (counting each task report); bounds reply latency and time away from the event loop. */
 const MAX_BATCH = 1024;
 
@@ -134,13 +133,12 @@ export class Leader {
   /** Each worker incarnation's one report request in the mailbox. */
   private readonly reports = new QueuedReports();
   /** Paces moves and other work that can wait by etcd's commit times. */
-  private readonly pacer: MovePacer;
-  private pacedWake: Timer | undefined;
+  private readonly paced: PacedBacklog;
 
   constructor(private readonly d: LeaderDeps) {
     this.log = d.log.child({ component: 'leader' });
     this.warm = d.warm;
-    this.pacer = new MovePacer(d.clock.now(), d.pacing ?? PACING);
+    this.paced = new PacedBacklog(d.clock, this.log, () => this.actor.send({ kind: 'reconcile' }), d.pacing);
     this.lease = new DedupeLease(d.store, d.clock, d.guard.createRevision, 0);
     this.committer = this.newCommitter(undefined);
     this.deadlines = new HandoffDeadlines(d.clock, (name, { worker, epoch, attempt }) => this.actor.send({ kind: 'handoff-timeout', name, worker, epoch, attempt }));
@@ -207,7 +205,7 @@ export class Leader {
     this.sub?.unsubscribe();
     this.ticker?.cancel();
     this.fires.cancel();
-    this.pacedWake?.cancel();
+    this.paced.cancel();
     this.deadlines.cancelAll();
     this.liveness.stop();
     const rest = await this.actor.stop();
@@ -223,9 +221,7 @@ export class Leader {
     return new Committer(this.d.store, this.d.guard, chainValue, this.d.clock, this.d.storeReachable, {
       txn: (s) => {
         metrics.observeCommit(s);
-        const before = this.pacer.currentRate;
-        this.pacer.observe(s * 1000, this.d.clock.now());
-        if (this.pacer.currentRate < before) this.log.info({ commitMs: Math.round(s * 1000), movesPerSecond: Math.round(this.pacer.currentRate) }, 'etcd commits slowly; pacing moves');
+        this.paced.committed(s);
       },
       batch: (n) => metrics.observeBatch(n),
       unknownOutcome: () => metrics.observeUnknownOutcome(),
@@ -308,9 +304,7 @@ export class Leader {
     }
     // Work the batch's budget left over goes on in the next batch, after whatever is waiting now;
     // work the pacing held back, once it allows more.
-    this.pacer.spend(p.backlogTouched);
-    if (p.backlog && p.backlogTouched < (ctx.backlog ?? Infinity)) this.actor.send({ kind: 'reconcile' });
-    else if (p.backlog) this.wakeWhenPaced();
+    this.paced.planned(p.backlog, p.backlogTouched, ctx.backlog ?? Infinity);
     this.lease.maintain();
     // Also when no write comes to expire them, so the window's memory is bounded by time alone.
     this.state.outcomes.expire(this.d.clock.now());
@@ -432,19 +426,11 @@ export class Leader {
     return true;
   }
 
-  private wakeWhenPaced(): void {
-    if (this.pacedWake) return;
-    this.pacedWake = this.d.clock.after(PACED_WAKE_MS, () => {
-      this.pacedWake = undefined;
-      this.actor.send({ kind: 'reconcile' });
-    });
-  }
-
   /** context is what a batch is planned with: this leader's term and members, and the world as of now. */
   private context(): PlanContext {
     const { clock } = this.d;
     return {
-      backlog: this.pacer.allowance(clock.now()),
+      backlog: this.paced.allowance(),
       leaderId: this.d.id,
       term: this.d.guard.createRevision,
       members: this.d.members(),
