@@ -4,8 +4,8 @@
  * A failed commit leaves the leader's state in doubt. A reload re-reads
  * every record from etcd, which at half a million resources took 33 s of a
  * loaded etcd, long enough to lose the lease. A warm standby's takeover
- * reads nothing: it builds the state from its copy (standby.ts; 1.5 s at
- * 300k, 3.8 s at 1M on a quiet machine), so past `resources` the leader
+ * reads nothing: it takes over its copy (standby.ts; 0.95 s at 1M on a
+ * quiet machine, bench/standby-build.ts), so past `resources` the leader
  * hands over instead. Not in the first `afterMs` of a term: the master that
  * just handed over to us has no warm copy yet, and would only read etcd
  * itself.

@@ -33,7 +33,7 @@ import { txns as encode, type Txn } from './encode.js';
 import { publishAssigns } from './assign-publisher.js';
 import { UnsureAssigns } from './unsure-assigns.js';
 import { workerInputs } from './worker-watch.js';
-import { answer, lateAnswers, type Answered } from './replies.js';
+import { answer, lateAnswers, supersededAnswer, type Answered } from './replies.js';
 import { HAND_OVER, handsOver, type HandOverRule } from './hand-over.js';
 import { WakeTimer } from './wake-timer.js';
 import { QueuedReports, type RequestSlot } from './queued-reports.js';
@@ -180,7 +180,7 @@ export class Leader {
     const slot: RequestSlot = { kind: 'client', req };
     const superseded = this.actor.status !== ActorStatus.Stopped ? this.reports.offer(slot) : undefined;
     if (!superseded) return this.actor.send(slot);
-    this.finish([superseded]);
+    this.finish([supersededAnswer(superseded)]);
     return true;
   }
 

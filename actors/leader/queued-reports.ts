@@ -4,15 +4,14 @@
 // (actors/worker/runtime/reporter.ts), so once a newer request from the same
 // incarnation arrives, the worker has given up on the earlier one and the
 // newer one carries its reports again. The newer takes the earlier one's
-// place in the mailbox, and the earlier one is answered as superseded.
+// place in the mailbox, and the earlier one is answered as superseded
+// (replies.ts supersededAnswer).
 //
 // Without it, a leader that falls behind holds a copy of every worker's
 // reports per re-send: in a million-bench run, 37,645 queued report requests
 // (2.3M reports, about 700 MB) from 1,000 workers after a mass move.
 
-import { TimeoutError } from '#protocol/errors.js';
 import type { ClientRequest } from '#protocol/request.js';
-import type { Answered } from './replies.js';
 
 /** A mailbox message that carries a client request; the slot's request may be replaced while it waits. */
 export interface RequestSlot {
@@ -26,11 +25,12 @@ export class QueuedReports {
   /**
    * offer: when `slot` is a report request and an earlier one of the same
    * worker incarnation still waits, the earlier slot takes the new request
-   * (keeping its place) and the earlier request is returned, to be answered;
+   * (keeping its place) and the earlier request is returned, to be answered
+   * as superseded;
    * `slot` is then not to be queued. Otherwise `slot` is remembered (if a
    * report) and undefined returned: queue it.
    */
-  offer(slot: RequestSlot): Answered | undefined {
+  offer(slot: RequestSlot): ClientRequest | undefined {
     const key = reporter(slot.req);
     if (key === undefined) return undefined;
     const earlier = this.waiting.get(key);
@@ -40,7 +40,7 @@ export class QueuedReports {
     }
     const old = earlier.req;
     earlier.req = slot.req;
-    return { req: old, reply: { ok: false, error: new TimeoutError('superseded by a newer report request from the same worker').toWire() } };
+    return old;
   }
 
   /** taken: these slots left the mailbox; a report from their workers queues anew. */

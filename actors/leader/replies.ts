@@ -39,7 +39,14 @@ export function answer(bus: Bus, leaderId: string, done: readonly Answered[]): v
  * each again and again, and the leader's work and memory grow every round.
  */
 export function lateAnswers(reqs: readonly ClientRequest[], now: number): Answered[] {
-  return reqs
-    .filter((req) => expired(req, now))
-    .map((req) => ({ req, reply: { ok: false as const, error: new TimeoutError(`waited ${Math.round(now - req.receivedAt)} ms at the leader, past its ${req.timeoutMs} ms`).toWire() } }));
+  return reqs.filter((req) => expired(req, now)).map((req) => timedOut(req, `waited ${Math.round(now - req.receivedAt)} ms at the leader, past its ${req.timeoutMs} ms`));
+}
+
+/** supersededAnswer answers TIMEOUT a report request whose worker sent a newer one (queued-reports.ts). */
+export function supersededAnswer(req: ClientRequest): Answered {
+  return timedOut(req, 'superseded by a newer report request from the same worker');
+}
+
+function timedOut(req: ClientRequest, message: string): Answered {
+  return { req, reply: { ok: false, error: new TimeoutError(message).toWire() } };
 }

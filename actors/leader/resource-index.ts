@@ -31,7 +31,7 @@ export class ResourceIndex {
   putResource(kv: KV): void {
     const name = parseKey.resource(kv.key);
     if (!name) return;
-    this.deleteResource(kv.key);
+    this.drop(name, kv.key);
     let decoded: ReturnType<typeof decodeRecord>;
     try {
       decoded = decodeRecord(kv.value);
@@ -56,7 +56,11 @@ export class ResourceIndex {
 
   deleteResource(key: string): void {
     const name = parseKey.resource(key);
-    if (!name) return;
+    if (name) this.drop(name, key);
+  }
+
+  /** drop forgets the resource `name` under `key`. */
+  private drop(name: string, key: string): void {
     this.malformed.delete(key);
     const old = this.entries.get(name);
     if (!old) return;

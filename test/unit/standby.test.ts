@@ -76,21 +76,29 @@ async function elect(store: MemStore): Promise<Guard> {
   return { key, createRevision: rev };
 }
 
+/** Transactions written before a standby starts, and while it watches. */
+const historyArb = fc.array(fc.array(opArb, { minLength: 1, maxLength: 4 }), { maxLength: 12 });
+
+/** handedOver writes `before`, starts a standby, writes `after` (some while its watch catches up), and has it hand over to a new leader. */
+async function handedOver(before: Op[][], after: Op[][]) {
+  const clock = new FakeClock();
+  const store = new MemStore(clock);
+  for (const ops of before) await store.txn(undefined, ops);
+  const standby = new Standby(store, logger(), clock).start();
+  await settle();
+  for (const [i, ops] of after.entries()) {
+    await store.txn(undefined, ops);
+    if (i % 3 === 0) await settle();
+  }
+  const handed = await standby.take(await elect(store));
+  assert.ok(handed, 'the standby hands over');
+  return { clock, store, handed };
+}
+
 test('a standby hands over what a read of etcd finds, whatever was written before and after it started', async () => {
   await fc.assert(
-    fc.asyncProperty(fc.array(fc.array(opArb, { minLength: 1, maxLength: 4 }), { maxLength: 12 }), fc.array(fc.array(opArb, { minLength: 1, maxLength: 4 }), { maxLength: 12 }), async (before, after) => {
-      const clock = new FakeClock();
-      const store = new MemStore(clock);
-      for (const ops of before) await store.txn(undefined, ops);
-      const standby = new Standby(store, logger(), clock).start();
-      await settle();
-      for (const [i, ops] of after.entries()) {
-        await store.txn(undefined, ops);
-        if (i % 3 === 0) await settle();
-      }
-      const guard = await elect(store);
-      const handed = await standby.take(guard);
-      assert.ok(handed, 'the standby hands over');
+    fc.asyncProperty(historyArb, historyArb, async (before, after) => {
+      const { store, handed } = await handedOver(before, after);
       assert.equal(handed.source, 'standby');
       const fresh = await readCluster(store);
       assert.equal(handed.revision, fresh.revision);
@@ -235,15 +243,8 @@ async function loadedOneByOne(store: MemStore, clock: FakeClock): Promise<Cluste
 
 test('a load takes over the read as one built resource by resource would, and a standby-built state equals an etcd-built one', async () => {
   await fc.assert(
-    fc.asyncProperty(fc.array(fc.array(opArb, { minLength: 1, maxLength: 4 }), { maxLength: 12 }), fc.array(fc.array(opArb, { minLength: 1, maxLength: 4 }), { maxLength: 12 }), async (before, after) => {
-      const clock = new FakeClock();
-      const store = new MemStore(clock);
-      for (const ops of before) await store.txn(undefined, ops);
-      const standby = new Standby(store, logger(), clock).start();
-      await settle();
-      for (const ops of after) await store.txn(undefined, ops);
-      const handed = await standby.take(await elect(store));
-      assert.ok(handed);
+    fc.asyncProperty(historyArb, historyArb, async (before, after) => {
+      const { clock, store, handed } = await handedOver(before, after);
       const fromStandby = loaded((await buildCluster(handed, logger(), clock)).state);
       const fromEtcd = loaded((await buildCluster(await readCluster(store), logger(), clock)).state);
       assert.deepEqual(fromStandby, fromEtcd);
